@@ -1,0 +1,144 @@
+// The result of analysing one trace: what every report (text, JSON, HTML, exports) renders.
+// This is also the documented JSON output of `leakscope analyze --format json`
+// (docs/json-output.md); change it only compatibly.
+
+import type { Clock, Frame } from '../model/events.js';
+
+export type VerdictKind = 'leak' | 'growing' | 'bounded' | 'steady';
+
+/** The growth verdict of one series, with the numbers behind it so a user can judge. */
+export interface Verdict {
+  verdict: VerdictKind;
+  /** Points the statistic saw (after dropping repeats). */
+  n: number;
+  /** Theil–Sen slope, bytes per clock unit (per second for 'ns' clocks is slope * 1e9). */
+  slope: number;
+  /** Mann–Kendall S, normal score Z, two-sided p-value and Kendall's tau. */
+  mkS: number;
+  mkZ: number;
+  pValue: number;
+  tau: number;
+  first: number;
+  peak: number;
+  last: number;
+  /** Where in the window (0..1) the series last grew. */
+  lastGrowthAt: number;
+  /** One sentence: why this verdict. */
+  explanation: string;
+}
+
+/** A bounded series: x in the trace clock, one y per x. */
+export interface Series {
+  x: number[];
+  y: number[];
+}
+
+export interface SiteReport {
+  /** Stable key within the process (the stack id). */
+  key: string;
+  /** The site as shown: the first frame that matters, after suppressions. */
+  label: string;
+  /** Frames, leaf first, with allocator internals already dropped. */
+  stack: Frame[];
+  /** The pool API the allocation went through ('ngx_palloc', 'apr_palloc', ...), if any. */
+  via?: string;
+  /** Pool tag or class when the allocations are pool allocations. */
+  pool?: string;
+  count: number;
+  bytes: number;
+  /** bytes / process outstanding total. */
+  share: number;
+  allocatedCount: number;
+  allocatedBytes: number;
+  /** Times (trace clock) of the oldest and youngest outstanding allocation. */
+  oldestT: number;
+  youngestT: number;
+  verdict?: Verdict;
+  series?: Series;
+}
+
+export interface PoolReport {
+  pool: string; // hex address
+  parent: string; // hex address, '0x0' for a root
+  kind: string;
+  tag: string;
+  createdT: number;
+  /** Destroy time, absent while the pool lives. */
+  destroyedT?: number;
+  age: number;
+  /** Bytes in this pool, and in it plus its descendants. */
+  bytes: number;
+  treeBytes: number;
+  allocs: number;
+  clears: number;
+  createStack: Frame[];
+  createSite: string;
+  children: PoolReport[];
+  /** Sites feeding this pool (outstanding). */
+  sites: { label: string; bytes: number; count: number }[];
+  verdict?: Verdict;
+  series?: Series;
+}
+
+/** Pools of one kind of use (same tag or same creation site), summed. */
+export interface PoolClassReport {
+  name: string;
+  kind: string;
+  live: number;
+  created: number;
+  destroyed: number;
+  bytes: number;
+  peakBytes: number;
+  verdict: Verdict;
+  series: Series;
+  /** Sites that fed the class while it grew. */
+  sites: { label: string; bytes: number; count: number }[];
+}
+
+export interface Anomalies {
+  unknownFree: number;
+  doubleFree: number;
+  unknownRealloc: number;
+  unknownPool: number;
+  unknownPoolDestroy: number;
+}
+
+export interface ProcessReport {
+  pid: number;
+  ppid: number;
+  command: string;
+  exe: string;
+  startT: number;
+  endT: number;
+  exited: boolean;
+  exitCode?: number;
+  verdict: Verdict;
+  outstanding: { heapBytes: number; heapCount: number; poolBytes: number; poolCount: number; mmapBytes: number };
+  allocated: { count: number; bytes: number; frees: number };
+  anomalies: Anomalies;
+  sites: SiteReport[];
+  /** Pools never destroyed, as a forest (roots first). */
+  pools: PoolReport[];
+  poolClasses: PoolClassReport[];
+  series: { total: Series; heap: Series; pools: Series; rss?: Series };
+  markers: { t: number; label: string }[];
+  /** Last RSS sample, when the source has them. */
+  rssBytes?: number;
+}
+
+export interface AnalysisResult {
+  tool: 'leakscope';
+  version: number;
+  source: string;
+  inputs: string[];
+  clock: Clock;
+  /** Human unit of the clock: 'ns' or 'events'. */
+  clockUnit: string;
+  startWallMs?: number;
+  /** Counts and bytes are unbiased estimates from a sampled trace. */
+  estimated: boolean;
+  events: number;
+  lost: number;
+  warnings: string[];
+  processes: ProcessReport[];
+}

@@ -1,0 +1,31 @@
+#!/usr/bin/env node
+// The leakscope command line: a thin shell over sources, engine, analyses and reports.
+// Each command lives in its own file under commands/ and registers itself here.
+
+import { Command } from 'commander';
+import { register as analyze } from './commands/analyze.js';
+import { register as info } from './commands/info.js';
+import { register as importCmd } from './commands/import.js';
+import { register as run } from './commands/run.js';
+import { register as snapshot } from './commands/snapshot.js';
+import { register as attach } from './commands/attach.js';
+import { register as doctor } from './commands/doctor.js';
+import { register as report } from './commands/report.js';
+import { register as exportCmd } from './commands/export.js';
+import { register as diff } from './commands/diff.js';
+import { register as mark } from './commands/mark.js';
+
+const program = new Command();
+program
+  .name('leakscope')
+  .description('Find memory leaks in long-running native servers (malloc, nginx/APR pools, LuaJIT).')
+  .version('0.1.0')
+  .showHelpAfterError('(run with --help for usage)')
+  .configureOutput({ outputError: (str, write) => write(`leakscope: ${str.replace(/^error: /, '')}`) });
+
+for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, report, exportCmd, diff, mark]) reg(program);
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`leakscope: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exitCode = 2;
+});

@@ -1,0 +1,44 @@
+// A source turns one kind of input into events of the model. It knows nothing of reports.
+
+import type { EventSink, TraceMeta } from '../model/events.js';
+
+export interface SourceStats {
+  /** Events emitted. */
+  events: number;
+  /** Input lines or records that could not be understood (counted, never fatal). */
+  badRecords: number;
+  /** The first few bad records, for the user: "line 12: ...". */
+  badSamples: string[];
+  /** Non-fatal problems worth telling the user (e.g. "truncated final chunk skipped"). */
+  warnings: string[];
+}
+
+export interface SourceInput {
+  /** Path as the user gave it (for messages). */
+  path: string;
+  /** The decompressed bytes, streamed. */
+  stream: AsyncIterable<Buffer>;
+  /** Decompressed size when known (for progress), else undefined. */
+  size?: number;
+}
+
+export interface SourceOptions {
+  /** Called with bytes consumed so far, for progress display. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface Source {
+  /** Short name used by `--from NAME`. */
+  readonly name: string;
+  readonly description: string;
+  /** How sure (0..1) this source is that it can read an input starting with `head`. */
+  detect(head: Buffer, path: string): number;
+  /** Metadata for the trace made from this input (clock kind, source name). */
+  meta(input: SourceInput): TraceMeta;
+  /** Streams the input's events to the sink. Throws a UserError for an unreadable input. */
+  read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats>;
+}
+
+export function emptyStats(): SourceStats {
+  return { events: 0, badRecords: 0, badSamples: [], warnings: [] };
+}
