@@ -17,6 +17,9 @@ export interface TraceMeta {
   clock: Clock;
   /** Wall-clock time (ms since the epoch) of t = 0, when known. */
   startWallMs?: number;
+  /** CLOCK_MONOTONIC (ns, decimal string) at t = 0 for 'ns' clocks, so that other live writers
+   *  (`leakscope mark`, BPF timestamps) can place events on the same timeline. */
+  startMonoNs?: string;
   /** What produced the events: 'recorder', 'attach', 'apr-log', 'nginx-log', 'valgrind', 'heaptrack', ... */
   source: string;
   /** The traced command line or the input file(s). */
