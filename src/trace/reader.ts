@@ -1,0 +1,102 @@
+// Reads a `.lstrace` file (or stream) into an EventSink. See parser.ts for damage handling.
+
+import { open, stat } from 'node:fs/promises';
+import type { FileHandle } from 'node:fs/promises';
+import type { EventSink } from '../model/events.js';
+import { UserError } from '../cli/errors.js';
+import { TraceParser } from './parser.js';
+import type { TraceReadResult } from './parser.js';
+
+export type { TraceReadResult } from './parser.js';
+
+export interface ReadTraceOptions {
+  /** Keep reading as the file grows (a writer is still appending) until `signal` aborts or `until()` is true. */
+  follow?: boolean;
+  signal?: AbortSignal;
+  until?: () => boolean;
+  /** Poll interval in follow mode (ms, default 100). */
+  pollMs?: number;
+  onWarning?: (msg: string) => void;
+  /** Called with the bytes read so far. */
+  onProgress?: (bytes: number) => void;
+}
+
+const BLOCK = 4 * 1024 * 1024;
+
+/** Streams the events of a trace file to `sink`. Memory is bounded by one chunk. */
+export async function readTrace(path: string, sink: EventSink, opts: ReadTraceOptions = {}): Promise<TraceReadResult> {
+  const fh = await openTrace(path, opts);
+  const parser = new TraceParser(path, sink, opts.onWarning);
+  try {
+    let position = 0;
+    for (;;) {
+      const { buf, off } = parser.space(BLOCK);
+      const { bytesRead } = await fh.read(buf, off, BLOCK, position);
+      if (bytesRead > 0) {
+        position += bytesRead;
+        parser.commit(bytesRead);
+        opts.onProgress?.(position);
+        continue;
+      }
+      if (!opts.follow || stopRequested(opts)) break;
+      await sleep(opts.pollMs ?? 100, opts.signal);
+    }
+  } finally {
+    await fh.close();
+  }
+  return parser.finish();
+}
+
+/** Streams the events of a trace given as a byte stream (e.g. decompressed) to `sink`. */
+export async function readTraceStream(
+  name: string,
+  stream: AsyncIterable<Uint8Array>,
+  sink: EventSink,
+  opts: { onWarning?: (msg: string) => void; onProgress?: (bytes: number) => void } = {},
+): Promise<TraceReadResult> {
+  const parser = new TraceParser(name, sink, opts.onWarning);
+  let bytes = 0;
+  for await (const piece of stream) {
+    parser.push(piece);
+    bytes += piece.length;
+    opts.onProgress?.(bytes);
+  }
+  return parser.finish();
+}
+
+async function openTrace(path: string, opts: ReadTraceOptions): Promise<FileHandle> {
+  for (;;) {
+    try {
+      const st = await stat(path);
+      if (st.isDirectory()) throw new UserError(`${path}: is a directory, expected a trace file`);
+      return await open(path, 'r');
+    } catch (err) {
+      // In follow mode the writer may not have created the file yet.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT' && opts.follow && !stopRequested(opts)) {
+        await sleep(opts.pollMs ?? 100, opts.signal);
+        continue;
+      }
+      if (code === 'ENOENT') throw new UserError(`${path}: no such file`);
+      if (code === 'EACCES') throw new UserError(`${path}: permission denied`);
+      throw err;
+    }
+  }
+}
+
+function stopRequested(opts: ReadTraceOptions): boolean {
+  return (opts.signal?.aborted ?? false) || (opts.until?.() ?? false);
+}
+
+function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
+}

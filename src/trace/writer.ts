@@ -1,0 +1,377 @@
+// Writes events to a `.lstrace` file (docs/trace-format.md).
+//
+// Records are encoded into one reusable buffer (no allocation per event); a chunk is written
+// with a single write() once it holds ~1 MiB, or on flush()/close(). Each chunk restarts the
+// decoding state (pid, tid, t), so the first event of a chunk carries its absolute time and a
+// CTX record.
+
+import { closeSync, openSync, writeSync } from 'node:fs';
+import { crc32 } from 'node:zlib';
+import type { Event, EventSink, TraceMeta } from '../model/events.js';
+import { CHUNK_HEADER_BYTES, CHUNK_MAGIC_U32, FILE_MAGIC, FORMAT_VERSION, MAX_PAYLOAD, Rec } from './format.js';
+
+/** Chunk payload size at which the writer emits the chunk. */
+const CHUNK_TARGET = 1024 * 1024;
+/** Room always kept free for one fixed-size record plus a CTX record. */
+const SLACK = 160;
+/** Strings longer than this (UTF-16 units) are cut: a record must fit in one chunk. */
+const MAX_STRING = 1024 * 1024;
+
+export interface TraceWriterOptions {
+  /** Payload bytes per chunk (default 1 MiB). Small values are for tests. */
+  chunkBytes?: number;
+}
+
+export class TraceWriter implements EventSink {
+  private buf: Buffer;
+  private pos = CHUNK_HEADER_BYTES;
+  private pid = 0;
+  private tid = 0;
+  private t = 0;
+  private closed = false;
+  private readonly target: number;
+  /** Events written so far. */
+  events = 0;
+  /** Chunks written so far. */
+  chunks = 0;
+  /** Bytes written so far (header included). */
+  bytes = 0;
+
+  private constructor(
+    private readonly fd: number,
+    private readonly ownsFd: boolean,
+    opts: TraceWriterOptions,
+  ) {
+    this.target = Math.max(64, Math.min(opts.chunkBytes ?? CHUNK_TARGET, MAX_PAYLOAD - 4 * MAX_STRING));
+    this.buf = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + this.target + 64 * 1024);
+  }
+
+  /** Creates (or truncates) `path` and writes the file header. */
+  static create(path: string, meta: TraceMeta, opts: TraceWriterOptions = {}): TraceWriter {
+    const fd = openSync(path, 'w');
+    const w = new TraceWriter(fd, true, opts);
+    try {
+      w.writeHeader(meta);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    return w;
+  }
+
+  /** Writes a trace (header included) to an already open descriptor, e.g. 1 for stdout. The fd is not closed. */
+  static toFd(fd: number, meta: TraceMeta, opts: TraceWriterOptions = {}): TraceWriter {
+    const w = new TraceWriter(fd, false, opts);
+    w.writeHeader(meta);
+    return w;
+  }
+
+  /** Appends chunks to an existing trace (O_APPEND: safe beside other writers of whole chunks). No header is written. */
+  static appendTo(path: string, opts: TraceWriterOptions = {}): TraceWriter {
+    return new TraceWriter(openSync(path, 'a'), true, opts);
+  }
+
+  private writeHeader(meta: TraceMeta): void {
+    const json = Buffer.from(JSON.stringify({ ...meta, format: FORMAT_VERSION }), 'utf8');
+    const head = Buffer.allocUnsafe(FILE_MAGIC.length + 8 + json.length);
+    FILE_MAGIC.copy(head, 0);
+    head.writeUInt32LE(json.length, 8);
+    json.copy(head, 12);
+    head.writeUInt32LE(crc32(json), 12 + json.length);
+    this.writeAll(head, head.length);
+  }
+
+  event(e: Event): void {
+    if (this.closed) throw new Error('TraceWriter: event after close()');
+    if (this.pos > this.buf.length - SLACK) this.flushChunk();
+    switch (e.kind) {
+      case 'alloc':
+        this.ctx(e.pid, e.tid);
+        this.rec(Rec.ALLOC, e.t);
+        this.uv(e.addr); this.uv(e.size); this.uv(e.stack);
+        break;
+      case 'free':
+        this.ctx(e.pid, e.tid);
+        this.rec(Rec.FREE, e.t);
+        this.uv(e.addr);
+        break;
+      case 'realloc':
+        this.ctx(e.pid, e.tid);
+        this.rec(Rec.REALLOC, e.t);
+        this.uv(e.oldAddr); this.uv(e.addr); this.uv(e.size); this.uv(e.stack);
+        break;
+      case 'pool-alloc':
+        this.ctx(e.pid, e.tid);
+        this.rec(Rec.POOL_ALLOC, e.t);
+        this.uv(e.pool); this.uv(e.size); this.uv(e.addr); this.uv(e.stack);
+        break;
+      case 'pool-create':
+        this.reserve(e.poolKind, e.tag);
+        this.ctx(e.pid, e.tid);
+        this.rec(Rec.POOL_CREATE, e.t);
+        this.uv(e.pool); this.uv(e.parent); this.uv(e.stack); this.str(e.poolKind); this.str(e.tag);
+        break;
+      case 'pool-destroy':
+        this.ctxPid(e.pid);
+        this.rec(Rec.POOL_DESTROY, e.t);
+        this.uv(e.pool); this.uv(e.stack);
+        break;
+      case 'pool-clear':
+        this.ctxPid(e.pid);
+        this.rec(Rec.POOL_CLEAR, e.t);
+        this.uv(e.pool); this.uv(e.stack);
+        break;
+      case 'pool-free':
+        this.ctxPid(e.pid);
+        this.rec(Rec.POOL_FREE, e.t);
+        this.uv(e.pool); this.uv(e.addr);
+        break;
+      case 'pool-tag':
+        this.reserve(e.tag);
+        this.ctxPid(e.pid);
+        this.rec(Rec.POOL_TAG, e.t);
+        this.uv(e.pool); this.str(e.tag);
+        break;
+      case 'pool-cleanup':
+        this.ctxPid(e.pid);
+        this.rec(Rec.POOL_CLEANUP, e.t);
+        this.uv(e.pool); this.u8(e.action === 'run' ? 1 : 0); this.uv(e.handler);
+        break;
+      case 'pool-size':
+        this.ctxPid(e.pid);
+        this.rec(Rec.POOL_SIZE, e.t);
+        this.uv(e.pool); this.uv(e.bytes);
+        break;
+      case 'process':
+        this.reserve(e.command, e.exe);
+        this.ctxPid(e.pid);
+        this.rec(Rec.PROCESS, e.t);
+        this.uv(e.ppid); this.str(e.command); this.str(e.exe);
+        break;
+      case 'fork':
+        this.ctxPid(e.pid);
+        this.rec(Rec.FORK, e.t);
+        this.uv(e.parentPid);
+        break;
+      case 'exec':
+        this.reserve(e.exe, e.command);
+        this.ctxPid(e.pid);
+        this.rec(Rec.EXEC, e.t);
+        this.str(e.exe); this.str(e.command);
+        break;
+      case 'exit':
+        this.ctxPid(e.pid);
+        this.rec(Rec.EXIT, e.t);
+        this.sv(e.code);
+        break;
+      case 'mmap':
+        this.ctx(e.pid, e.tid);
+        this.rec(Rec.MMAP, e.t);
+        this.uv(e.addr); this.uv(e.size); this.uv(e.prot); this.uv(e.flags); this.uv(e.stack);
+        break;
+      case 'munmap':
+        this.ctxPid(e.pid);
+        this.rec(Rec.MUNMAP, e.t);
+        this.uv(e.addr); this.uv(e.size);
+        break;
+      case 'brk':
+        this.ctxPid(e.pid);
+        this.rec(Rec.BRK, e.t);
+        this.uv(e.addr);
+        break;
+      case 'shm': {
+        const op = SHM_CODE[e.op];
+        if (op === undefined) throw new TypeError(`TraceWriter: shm.op must be get/attach/detach/remove, got ${String(e.op)}`);
+        this.ctxPid(e.pid);
+        this.rec(Rec.SHM, e.t);
+        this.u8(op); this.uv(e.id); this.uv(e.addr); this.uv(e.size);
+        break;
+      }
+      case 'rss':
+        this.ctxPid(e.pid);
+        this.rec(Rec.RSS, e.t);
+        this.uv(e.bytes);
+        break;
+      case 'kernel':
+        this.reserve(e.what);
+        this.ctxPid(e.pid);
+        this.rec(Rec.KERNEL, e.t);
+        this.str(e.what); this.sv(e.value);
+        break;
+      case 'marker':
+        this.reserve(e.label);
+        this.ctxPid(e.pid);
+        this.rec(Rec.MARKER, e.t);
+        this.str(e.label);
+        break;
+      case 'lost':
+        this.reserve(e.reason);
+        this.ctxPid(e.pid);
+        this.rec(Rec.LOST, e.t);
+        this.uv(e.count); this.str(e.reason);
+        break;
+      case 'module':
+        this.reserve(e.path, e.buildId);
+        this.ctxPid(e.pid);
+        this.rec(Rec.MODULE, e.t);
+        this.uv(e.base); this.uv(e.size); this.uv(e.offset); this.str(e.path); this.str(e.buildId);
+        break;
+      case 'frame': {
+        const f = e.frame;
+        this.reserve(f.module, f.fn, f.file);
+        this.ctxPid(e.pid);
+        this.u8(Rec.FRAME);
+        this.uv(e.id); this.uv(f.pc); this.str(f.module); this.str(f.fn); this.str(f.file); this.uv(f.line);
+        this.uv(f.inlined ? 1 : 0);
+        break;
+      }
+      case 'stack':
+        this.ctxPid(e.pid);
+        this.u8(Rec.STACK);
+        this.uv(e.id); this.uv(e.parent); this.uv(e.frame);
+        break;
+      default:
+        throw new TypeError(`TraceWriter: unknown event kind ${String((e as { kind: unknown }).kind)}`);
+    }
+    this.events++;
+    if (this.pos - CHUNK_HEADER_BYTES >= this.target) this.flushChunk();
+  }
+
+  /** Writes the pending records as a chunk. */
+  flush(): void {
+    if (this.closed) return;
+    this.flushChunk();
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.flushChunk();
+    this.closed = true;
+    if (this.ownsFd) closeSync(this.fd);
+  }
+
+  // --- encoding ------------------------------------------------------------------------------
+
+  private flushChunk(): void {
+    const end = this.pos;
+    if (end === CHUNK_HEADER_BYTES) return;
+    const b = this.buf;
+    b.writeUInt32LE(CHUNK_MAGIC_U32, 0);
+    b.writeUInt32LE(end - CHUNK_HEADER_BYTES, 4);
+    b.writeUInt32LE(crc32(b.subarray(CHUNK_HEADER_BYTES, end)), 8);
+    this.pos = CHUNK_HEADER_BYTES;
+    this.pid = 0;
+    this.tid = 0;
+    this.t = 0;
+    this.chunks++;
+    this.writeAll(b, end);
+  }
+
+  private writeAll(b: Buffer, len: number): void {
+    let off = 0;
+    while (off < len) {
+      try {
+        off += writeSync(this.fd, b, off, len - off);
+      } catch (err) {
+        // A non-blocking stdout pipe that is full: wait a little and retry.
+        if ((err as NodeJS.ErrnoException).code !== 'EAGAIN') throw err;
+        Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 5);
+      }
+    }
+    this.bytes += len;
+  }
+
+  /** Makes room for a record holding these strings (UTF-8 takes at most 3 bytes per UTF-16 unit). */
+  private reserve(a: string, b = '', c = ''): void {
+    const need = SLACK + 3 * (Math.min(len(a), MAX_STRING) + Math.min(len(b), MAX_STRING) + Math.min(len(c), MAX_STRING));
+    if (this.pos + need <= this.buf.length) return;
+    this.flushChunk();
+    if (CHUNK_HEADER_BYTES + need > this.buf.length) {
+      const bigger = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + need + 64 * 1024);
+      this.buf = bigger;
+    }
+  }
+
+  private ctx(pid: number, tid: number): void {
+    if (pid !== this.pid || tid !== this.tid) {
+      this.u8(Rec.CTX);
+      this.uv(pid);
+      this.uv(tid);
+      this.pid = pid;
+      this.tid = tid;
+    }
+  }
+
+  /** For events without a thread: only a change of process needs a CTX. */
+  private ctxPid(pid: number): void {
+    if (pid !== this.pid) this.ctx(pid, 0);
+  }
+
+  private rec(type: number, t: number): void {
+    this.buf[this.pos++] = type;
+    const dt = t - this.t;
+    this.t = t;
+    this.sv(dt);
+  }
+
+  private u8(v: number): void {
+    this.buf[this.pos++] = v;
+  }
+
+  private uv(v: number): void {
+    const b = this.buf;
+    let p = this.pos;
+    if (v >>> 0 === v) {
+      while (v > 0x7f) {
+        b[p++] = (v & 0x7f) | 0x80;
+        v >>>= 7;
+      }
+      b[p++] = v;
+    } else {
+      if (!(Number.isSafeInteger(v) && v >= 0)) throw new TypeError(`TraceWriter: expected a non-negative integer, got ${String(v)}`);
+      while (v > 0x7f) {
+        b[p++] = (v % 128) | 0x80;
+        v = Math.floor(v / 128);
+      }
+      b[p++] = v;
+    }
+    this.pos = p;
+  }
+
+  private sv(v: number): void {
+    if (v >= 0) this.uv(v * 2);
+    else if (Number.isSafeInteger(v)) this.uv(-v * 2 - 1);
+    else throw new TypeError(`TraceWriter: expected an integer, got ${String(v)}`);
+  }
+
+  private str(s: string): void {
+    if (typeof s !== 'string') s = s == null ? '' : String(s);
+    if (s.length > MAX_STRING) s = s.slice(0, MAX_STRING);
+    const n = s.length;
+    const b = this.buf;
+    if (n < 128) {
+      // ASCII fast path: the byte length is the string length.
+      let p = this.pos + 1;
+      let i = 0;
+      for (; i < n; i++) {
+        const c = s.charCodeAt(i);
+        if (c >= 0x80) break;
+        b[p++] = c;
+      }
+      if (i === n) {
+        b[this.pos] = n;
+        this.pos = p;
+        return;
+      }
+    }
+    const bytes = Buffer.byteLength(s, 'utf8');
+    this.uv(bytes);
+    this.pos += b.write(s, this.pos, 'utf8');
+  }
+}
+
+const SHM_CODE: Record<string, number> = { get: 0, attach: 1, detach: 2, remove: 3 };
+
+function len(s: string): number {
+  return typeof s === 'string' ? s.length : s == null ? 0 : String(s).length;
+}
