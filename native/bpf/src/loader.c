@@ -1,0 +1,430 @@
+/* leakscope-bpf: loads leakscope's uprobe programs and attaches them to chosen processes.
+ *
+ * Driven by `leakscope attach` (src/attach/loader.ts) over pipes:
+ *   stdin  (text, one command per line, fields separated by TABs; no shell, nothing evaluated):
+ *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields>
+ *     probe IDX PID PATH SYMBOL      attach spec IDX to PATH:SYMBOL in process PID
+ *     trace PID / untrace PID        follow forks and exits of PID / stop (drops its probes)
+ *     aggdump                        emit the aggregate tables
+ *     quit
+ *   stdout (binary records: u32 type, u32 payload length, payload):
+ *     1 CALL    struct ls_out + u64 pcs[npcs]
+ *     2 STATUS  a JSON object, one line of text
+ *     3 LOST    u64 ring-buffer drops, u64 aggregate-map drops (totals so far)
+ *     4 AGG     struct ls_agg_row
+ *     5 NOTIFY  u32 kind (fork/exit), u32 pid, u64 ts, u64 a0
+ * Also: `leakscope-bpf symbols PATH SYM...` prints the SYMs defined in PATH, one per line.
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include "ls_event.h"
+#include "unwind_shim.h"
+#include "leakscope.skel.h"
+
+#define MAX_PCS 64
+
+struct ls_out {
+  uint32_t kind, spec, pid, tid;
+  uint64_t ts;
+  uint64_t args[6];
+  uint64_t ret, deref, walk_bytes;
+  uint32_t walk_nodes, npcs;
+  char str[LS_STR_LEN];
+};
+
+struct ls_agg_row {
+  uint32_t pid, spec;
+  uint64_t site;
+  int64_t live_count, live_bytes;
+  uint64_t total_count, total_bytes;
+};
+
+struct agg_key { uint32_t pid, spec; uint64_t site; };
+struct agg_val { int64_t live_count, live_bytes; uint64_t total_count, total_bytes; };
+
+struct link_ent { int pid; struct bpf_link *link; };
+
+static struct leakscope *skel;
+static struct link_ent *links;
+static size_t nlinks, caplinks;
+static ls_unwind_fn unwind_fn;
+static ls_unwind_forget_fn unwind_forget_fn;
+static uint32_t spec_flags[LS_MAX_SPECS];
+static volatile sig_atomic_t stop;
+
+static void put_rec(uint32_t type, const void *a, uint32_t alen, const void *b, uint32_t blen)
+{
+  uint32_t hdr[2] = { type, alen + blen };
+  fwrite(hdr, sizeof(hdr), 1, stdout);
+  if (alen) fwrite(a, alen, 1, stdout);
+  if (blen) fwrite(b, blen, 1, stdout);
+}
+
+static void status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void status(const char *fmt, ...)
+{
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(buf, sizeof(buf), fmt, ap);
+  va_end(ap);
+  if (n < 0) return;
+  if (n >= (int)sizeof(buf)) n = sizeof(buf) - 1;
+  put_rec(2, buf, n, 0, 0);
+  fflush(stdout);
+}
+
+/* JSON-escapes s into out (for error messages and paths in STATUS records). */
+static const char *jstr(const char *s, char *out, size_t cap)
+{
+  size_t o = 0;
+  for (; *s && o + 7 < cap; s++) {
+    unsigned char c = *s;
+    if (c == '"' || c == '\\') { out[o++] = '\\'; out[o++] = c; }
+    else if (c < 0x20) o += snprintf(out + o, cap - o, "\\u%04x", c);
+    else out[o++] = c;
+  }
+  out[o] = 0;
+  return out;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+  const struct ls_event *e = data;
+  if (size < sizeof(*e)) return 0;
+  if (e->kind != LS_EV_CALL) {
+    struct { uint32_t kind, pid; uint64_t ts, a0; } n = { e->kind, e->pid, e->ts, e->args[0] };
+    put_rec(5, &n, sizeof(n), 0, 0);
+    return 0;
+  }
+  struct ls_out o;
+  memset(&o, 0, sizeof(o));
+  o.kind = e->kind; o.spec = e->spec; o.pid = e->pid; o.tid = e->tid; o.ts = e->ts;
+  memcpy(o.args, e->args, sizeof(o.args));
+  o.ret = e->ret; o.deref = e->deref; o.walk_bytes = e->walk_bytes; o.walk_nodes = e->walk_nodes;
+  memcpy(o.str, e->str, sizeof(o.str));
+  uint64_t pcs[MAX_PCS];
+  int n = 0;
+  uint32_t slen = e->stack_len;
+  if (slen > size - sizeof(*e)) slen = size - sizeof(*e);
+  if (unwind_fn && slen) {
+    int r = unwind_fn(e->pid, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
+    if (r > 0) {
+      n = r;
+      /* at a function's entry the unwinder's first pc is the probed function itself */
+      if (!(e->flags & 1) && pcs[0] == e->regs[0]) { memmove(pcs, pcs + 1, (n - 1) * sizeof(pcs[0])); n--; }
+    }
+  }
+  if (n == 0 && (e->caller || e->nfp)) {
+    if (e->caller) pcs[n++] = e->caller;
+    for (uint32_t i = 0; i < e->nfp && i < LS_MAX_FP && n < MAX_PCS; i++) pcs[n++] = e->fp[i];
+  }
+  o.npcs = n;
+  put_rec(1, &o, sizeof(o), pcs, n * sizeof(pcs[0]));
+  return 0;
+}
+
+static uint64_t sum_percpu(int fd, uint32_t idx)
+{
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return 0;
+  uint64_t vals[ncpu], s = 0;
+  if (bpf_map_lookup_elem(fd, &idx, vals)) return 0;
+  for (int i = 0; i < ncpu; i++) s += vals[i];
+  return s;
+}
+
+static void emit_lost(void)
+{
+  int fd = bpf_map__fd(skel->maps.lost);
+  uint64_t v[2] = { sum_percpu(fd, 0), sum_percpu(fd, 1) };
+  put_rec(3, v, sizeof(v), 0, 0);
+}
+
+static void agg_dump(void)
+{
+  int fd = bpf_map__fd(skel->maps.agg_sites);
+  struct agg_key k, nk;
+  struct agg_val v;
+  void *prev = NULL;
+  while (bpf_map_get_next_key(fd, prev, &nk) == 0) {
+    if (bpf_map_lookup_elem(fd, &nk, &v) == 0) {
+      struct ls_agg_row r = { nk.pid, nk.spec, nk.site, v.live_count, v.live_bytes, v.total_count, v.total_bytes };
+      put_rec(4, &r, sizeof(r), 0, 0);
+    }
+    k = nk;
+    prev = &k;
+  }
+  int ufd = bpf_map__fd(skel->maps.agg_unknown_free);
+  uint32_t pk, pnk;
+  uint32_t *pp = NULL;
+  uint64_t cnt;
+  while (bpf_map_get_next_key(ufd, pp, &pnk) == 0) {
+    if (bpf_map_lookup_elem(ufd, &pnk, &cnt) == 0) {
+      struct ls_agg_row r = { pnk, 0xffffffffu, 0, 0, 0, cnt, 0 };
+      put_rec(4, &r, sizeof(r), 0, 0);
+    }
+    pk = pnk;
+    pp = &pk;
+  }
+  emit_lost();
+  status("{\"aggdump\":true}");
+}
+
+static void add_link(int pid, struct bpf_link *l)
+{
+  if (nlinks == caplinks) {
+    caplinks = caplinks ? caplinks * 2 : 64;
+    links = realloc(links, caplinks * sizeof(*links));
+    if (!links) { fprintf(stderr, "leakscope-bpf: out of memory\n"); exit(1); }
+  }
+  links[nlinks++] = (struct link_ent){ pid, l };
+}
+
+static void drop_pid(int pid)
+{
+  size_t w = 0;
+  for (size_t i = 0; i < nlinks; i++) {
+    if (links[i].pid == pid) bpf_link__destroy(links[i].link);
+    else links[w++] = links[i];
+  }
+  nlinks = w;
+  uint32_t k = pid;
+  bpf_map_delete_elem(bpf_map__fd(skel->maps.traced), &k);
+  if (unwind_forget_fn) unwind_forget_fn(pid);
+}
+
+/* Splits a line on TABs in place. */
+static int split(char *line, char **f, int max)
+{
+  int n = 0;
+  char *p = line;
+  while (n < max) {
+    f[n++] = p;
+    char *t = strchr(p, '\t');
+    if (!t) break;
+    *t = 0;
+    p = t + 1;
+  }
+  return n;
+}
+
+static long num(const char *s) { return strtol(s, NULL, 0); }
+
+static void do_probe(char **f, int n)
+{
+  char e1[512], e2[512], e3[256];
+  if (n < 5) { status("{\"error\":\"probe: expected 5 fields\"}"); return; }
+  int idx = num(f[1]), pid = num(f[2]);
+  const char *path = f[3], *sym = f[4];
+  if (idx < 0 || idx >= LS_MAX_SPECS) { status("{\"error\":\"probe: bad spec index\"}"); return; }
+  LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .bpf_cookie = idx, .retprobe = false);
+  struct bpf_link *l = bpf_program__attach_uprobe_opts(skel->progs.ls_entry, pid, path, 0, &uo);
+  if (!l) {
+    int err = errno;
+    status("{\"probe\":%d,\"pid\":%d,\"ok\":false,\"path\":\"%s\",\"symbol\":\"%s\",\"error\":\"%s\"}", idx, pid,
+           jstr(path, e1, sizeof(e1)), jstr(sym, e2, sizeof(e2)), jstr(strerror(err), e3, sizeof(e3)));
+    return;
+  }
+  add_link(pid, l);
+  if (!(spec_flags[idx] & LS_F_ENTRY_EMIT)) {
+    LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = sym, .bpf_cookie = idx, .retprobe = true);
+    struct bpf_link *r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, 0, &ro);
+    if (!r) {
+      int err = errno;
+      status("{\"probe\":%d,\"pid\":%d,\"ok\":false,\"path\":\"%s\",\"symbol\":\"%s\",\"error\":\"return probe: %s\"}", idx, pid,
+             jstr(path, e1, sizeof(e1)), jstr(sym, e2, sizeof(e2)), jstr(strerror(err), e3, sizeof(e3)));
+      return;
+    }
+    add_link(pid, r);
+  }
+  status("{\"probe\":%d,\"pid\":%d,\"ok\":true}", idx, pid);
+}
+
+static void do_spec(char **f, int n)
+{
+  if (n < 22) { status("{\"error\":\"spec: expected 22 fields\"}"); return; }
+  int idx = num(f[1]);
+  if (idx < 0 || idx >= LS_MAX_SPECS) { status("{\"error\":\"spec: bad index\"}"); return; }
+  struct ls_spec s;
+  memset(&s, 0, sizeof(s));
+  s.flags = num(f[2]); s.role = num(f[3]);
+  s.addr_src = num(f[4]); s.size_src = num(f[5]); s.old_src = num(f[6]);
+  s.deref_arg = num(f[7]); s.str_arg = num(f[8]); s.walk_arg = num(f[9]);
+  for (int k = 0; k < 2; k++) {
+    char **w = f + 10 + 6 * k;
+    s.walk[k] = (struct ls_walk){ num(w[0]), num(w[1]), num(w[2]), num(w[3]), num(w[4]), num(w[5]) };
+  }
+  uint32_t key = idx;
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.specs), &key, &s, BPF_ANY)) { status("{\"error\":\"spec: map update failed\"}"); return; }
+  spec_flags[idx] = s.flags;
+  status("{\"spec\":%d,\"ok\":true}", idx);
+}
+
+/* Returns 0 to go on, 1 to quit. */
+static int command(char *line)
+{
+  char *f[32];
+  int n = split(line, f, 32);
+  if (!strcmp(f[0], "spec")) do_spec(f, n);
+  else if (!strcmp(f[0], "probe")) do_probe(f, n);
+  else if (!strcmp(f[0], "trace") && n >= 2) {
+    uint32_t k = num(f[1]); uint8_t one = 1;
+    bpf_map_update_elem(bpf_map__fd(skel->maps.traced), &k, &one, BPF_ANY);
+    status("{\"trace\":%u,\"ok\":true}", k);
+  } else if (!strcmp(f[0], "untrace") && n >= 2) {
+    drop_pid(num(f[1]));
+    status("{\"untrace\":%ld,\"ok\":true}", num(f[1]));
+  } else if (!strcmp(f[0], "aggdump")) agg_dump();
+  else if (!strcmp(f[0], "quit")) return 1;
+  else if (f[0][0]) status("{\"error\":\"unknown command\"}");
+  return 0;
+}
+
+static int list_symbols(const char *path, char **syms, int nsyms)
+{
+  if (elf_version(EV_CURRENT) == EV_NONE) return 1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) { fprintf(stderr, "leakscope-bpf: %s: %s\n", path, strerror(errno)); return 1; }
+  Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+  if (!elf) { fprintf(stderr, "leakscope-bpf: %s: not an ELF file\n", path); close(fd); return 1; }
+  char found[nsyms];
+  memset(found, 0, nsyms);
+  Elf_Scn *scn = NULL;
+  while ((scn = elf_nextscn(elf, scn))) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize) continue;
+    Elf_Data *d = elf_getdata(scn, NULL);
+    if (!d) continue;
+    size_t cnt = sh.sh_size / sh.sh_entsize;
+    for (size_t i = 0; i < cnt; i++) {
+      GElf_Sym s;
+      if (!gelf_getsym(d, i, &s) || s.st_shndx == SHN_UNDEF || GELF_ST_TYPE(s.st_info) != STT_FUNC) continue;
+      const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
+      if (!name) continue;
+      for (int j = 0; j < nsyms; j++) {
+        size_t l = strlen(syms[j]);
+        /* versioned names (malloc@@GLIBC_2.2.5) match their base name */
+        if (!found[j] && !strncmp(name, syms[j], l) && (name[l] == 0 || name[l] == '@')) found[j] = 1;
+      }
+    }
+  }
+  for (int j = 0; j < nsyms; j++) if (found[j]) printf("%s\n", syms[j]);
+  elf_end(elf);
+  close(fd);
+  return 0;
+}
+
+static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
+{
+  if (lvl == LIBBPF_DEBUG) return 0;
+  if (getenv("LEAKSCOPE_BPF_VERBOSE")) return vfprintf(stderr, fmt, ap);
+  return 0;
+}
+
+static void on_signal(int sig) { stop = 1; }
+
+int main(int argc, char **argv)
+{
+  if (argc >= 3 && !strcmp(argv[1], "symbols")) return list_symbols(argv[2], argv + 3, argc - 3);
+  if (argc < 2 || strcmp(argv[1], "run")) {
+    fprintf(stderr, "usage: leakscope-bpf run [--mode events|aggregate] [--stack-bytes N] [--ringbuf-mb N] [--unwind LIB]\n"
+                    "       leakscope-bpf symbols PATH SYM...\n");
+    return 2;
+  }
+  const char *mode = "events", *unwind_lib = NULL;
+  long stack_bytes = 0, ring_mb = 8;
+  for (int i = 2; i + 1 < argc; i += 2) {
+    if (!strcmp(argv[i], "--mode")) mode = argv[i + 1];
+    else if (!strcmp(argv[i], "--stack-bytes")) stack_bytes = num(argv[i + 1]);
+    else if (!strcmp(argv[i], "--ringbuf-mb")) ring_mb = num(argv[i + 1]);
+    else if (!strcmp(argv[i], "--unwind")) unwind_lib = argv[i + 1];
+  }
+  if (stack_bytes < 0 || stack_bytes > LS_MAX_STACK) stack_bytes = LS_MAX_STACK;
+  if (ring_mb < 1 || ring_mb > 1024) ring_mb = 8;
+  /* ring buffer size must be a power of two */
+  uint32_t ring = 1u << 20;
+  while (ring < (uint64_t)ring_mb << 20 && ring < (1u << 30)) ring <<= 1;
+
+  libbpf_set_print(libbpf_log);
+  signal(SIGPIPE, SIG_IGN);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+
+  if (unwind_lib) {
+    void *h = dlopen(unwind_lib, RTLD_NOW | RTLD_LOCAL);
+    if (h) {
+      unwind_fn = (ls_unwind_fn)dlsym(h, "ls_unwind");
+      unwind_forget_fn = (ls_unwind_forget_fn)dlsym(h, "ls_unwind_forget");
+    }
+    if (!unwind_fn) fprintf(stderr, "leakscope-bpf: unwinder %s not usable (%s); using caller + frame pointers\n", unwind_lib, dlerror());
+  }
+
+  skel = leakscope__open();
+  if (!skel) { fprintf(stderr, "leakscope-bpf: cannot open the BPF object: %s\n", strerror(errno)); return 1; }
+  skel->rodata->stack_bytes = stack_bytes;
+  skel->rodata->agg_mode = !strcmp(mode, "aggregate");
+  bpf_map__set_max_entries(skel->maps.events, ring);
+  if (leakscope__load(skel)) {
+    fprintf(stderr, "leakscope-bpf: cannot load the BPF programs (%s); run 'leakscope doctor'\n", strerror(errno));
+    return 1;
+  }
+  /* fork/exit notifications; uprobes are attached per process on command */
+  struct bpf_link *lf = bpf_program__attach(skel->progs.ls_fork);
+  struct bpf_link *le = bpf_program__attach(skel->progs.ls_exit);
+  if (!lf || !le) fprintf(stderr, "leakscope-bpf: fork/exit tracepoints unavailable; relying on /proc polling\n");
+
+  struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
+  if (!rb) { fprintf(stderr, "leakscope-bpf: cannot create the ring buffer reader\n"); return 1; }
+  status("{\"ready\":true,\"mode\":\"%s\",\"unwinder\":%s}", skel->rodata->agg_mode ? "aggregate" : "events", unwind_fn ? "true" : "false");
+
+  char *line = NULL;
+  size_t linecap = 0, linelen = 0;
+  char inbuf[4096];
+  struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN }, { .fd = ring_buffer__epoll_fd(rb), .events = POLLIN } };
+  struct timespec last_lost = { 0 };
+  int quit = 0;
+  while (!stop && !quit) {
+    int pr = poll(pfd, 2, 100);
+    if (pr < 0 && errno != EINTR) break;
+    ring_buffer__consume(rb);
+    if (pfd[0].revents & (POLLIN | POLLHUP)) {
+      ssize_t r = read(0, inbuf, sizeof(inbuf));
+      if (r <= 0) quit = 1;
+      for (ssize_t i = 0; i < r; i++) {
+        if (linelen + 1 >= linecap) { linecap = linecap ? linecap * 2 : 1024; line = realloc(line, linecap); if (!line) return 1; }
+        if (inbuf[i] == '\n') { line[linelen] = 0; fflush(stdout); if (command(line)) quit = 1; linelen = 0; }
+        else line[linelen++] = inbuf[i];
+      }
+    }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (now.tv_sec != last_lost.tv_sec) { emit_lost(); last_lost = now; }
+    fflush(stdout);
+  }
+  /* detach everything, then drain what the probes already queued */
+  for (size_t i = 0; i < nlinks; i++) bpf_link__destroy(links[i].link);
+  nlinks = 0;
+  ring_buffer__consume(rb);
+  emit_lost();
+  status("{\"done\":true}");
+  fflush(stdout);
+  ring_buffer__free(rb);
+  bpf_link__destroy(lf);
+  bpf_link__destroy(le);
+  leakscope__destroy(skel);
+  return 0;
+}
