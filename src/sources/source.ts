@@ -9,6 +9,9 @@ export interface SourceStats {
   badRecords: number;
   /** The first few bad records, for the user: "line 12: ...". */
   badSamples: string[];
+  /** Input lines that are not this source's records and were skipped on purpose (e.g. a
+   *  server's own log lines between pool-debug lines); not errors. */
+  skipped?: number;
   /** Non-fatal problems worth telling the user (e.g. "truncated final chunk skipped"). */
   warnings: string[];
 }
@@ -20,6 +23,8 @@ export interface SourceInput {
   stream: AsyncIterable<Buffer>;
   /** Decompressed size when known (for progress), else undefined. */
   size?: number;
+  /** The first (up to 64 KiB) decompressed bytes, as `detect` saw them; also at the start of `stream`. */
+  head?: Buffer;
 }
 
 export interface SourceOptions {

@@ -1,0 +1,257 @@
+// The input layer: any file (or `-` for stdin) → its format → events in one sink.
+// Per file: open, decompress (by magic bytes), peek the first 64 KiB, let every source rate it
+// (`--from` forces one), then stream it through that source. Several files go to one sink in
+// the order given; their clocks must agree, and each later file's times are placed after (seq)
+// or beside (ns, by wall clock) the earlier ones.
+
+import { createReadStream, ReadStream } from 'node:fs';
+import { stat } from 'node:fs/promises';
+import type { Event, EventSink, TraceMeta } from '../model/events.js';
+import { UserError } from '../cli/errors.js';
+import { startProgress } from '../cli/progress.js';
+import type { Progress } from '../cli/progress.js';
+import type { Source, SourceInput, SourceStats } from './source.js';
+import { sources, sourceByName } from './registry.js';
+import { decompress, detectCompression } from './decompress.js';
+import type { Compression } from './decompress.js';
+
+export const HEAD_BYTES = 64 * 1024;
+
+export interface ReadInputsOptions {
+  /** Force this source (by name) instead of detecting the format. */
+  from?: string;
+  /** Show a byte progress bar on a TTY. */
+  progress?: boolean;
+  /** Each warning as it happens (they are also in the stats). */
+  onWarning?: (msg: string) => void;
+}
+
+export interface InputStats extends SourceStats {
+  path: string;
+  /** Name of the source that read the file. */
+  source: string;
+  compression: Compression;
+  /** Bytes of the file as stored (compressed). */
+  bytes: number;
+}
+
+export interface InputsResult {
+  meta: TraceMeta;
+  stats: InputStats[];
+}
+
+interface OpenedInput {
+  input: SourceInput & { head: Buffer };
+  compression: Compression;
+  rawSize: number | undefined;
+  /** Warnings of the decompressor, filled while the stream is read. */
+  warnings: string[];
+  /** Releases the file (also when the source stopped early). */
+  close(): Promise<void>;
+}
+
+/** Streams the events of every input file, in order, to `sink`. */
+export async function readInputs(paths: string[], sink: EventSink, opts: ReadInputsOptions = {}): Promise<InputsResult> {
+  if (paths.length === 0) throw new UserError('no input files given');
+  const forced = opts.from === undefined ? undefined : forcedSource(opts.from);
+  const sizes = await Promise.all(paths.map(checkFile));
+  const total = sizes.reduce<number>((a, b) => a + (b ?? 0), 0);
+  const progress: Progress = opts.progress ? startProgress('reading', total) : { update() {}, stop() {} };
+  let doneBefore = 0;
+  const stats: InputStats[] = [];
+  let meta: TraceMeta | undefined;
+  const placer = new TimePlacer(sink);
+  try {
+    for (let i = 0; i < paths.length; i++) {
+      const path = paths[i]!;
+      let rawRead = 0;
+      const opened = await openInput(path, (n) => {
+        rawRead += n;
+        progress.update(doneBefore + rawRead);
+      }, opts.onWarning);
+      let source: Source;
+      let st: SourceStats;
+      try {
+        source = forced ?? pickSource(opened.input);
+        const fileMeta = source.meta(opened.input);
+        meta = meta === undefined ? { ...fileMeta } : mergeMeta(meta, fileMeta, paths[0]!, path);
+        placer.startFile(fileMeta, meta);
+        st = await source.read(opened.input, placer, {});
+      } finally {
+        await opened.close();
+      }
+      const warnings = [...opened.warnings, ...st.warnings];
+      stats.push({ ...st, warnings, path, source: source.name, compression: opened.compression, bytes: opened.rawSize ?? rawRead });
+      doneBefore += sizes[i] ?? rawRead;
+    }
+  } finally {
+    progress.stop();
+  }
+  if (paths.length > 1) meta!.command = meta!.command ?? paths.join(' ');
+  return { meta: meta!, stats };
+}
+
+/** Size of a regular file (undefined for stdin and pipes); a clear error for anything unreadable. */
+async function checkFile(path: string): Promise<number | undefined> {
+  if (path === '-') return undefined;
+  let st;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new UserError(`${path}: no such file`);
+    if (code === 'EACCES') throw new UserError(`${path}: permission denied`);
+    throw err;
+  }
+  if (st.isDirectory()) throw new UserError(`${path}: is a directory; give the trace or log files inside it`);
+  if (st.isFile() && st.size === 0) throw new UserError(`${path}: empty file`);
+  return st.isFile() ? st.size : undefined;
+}
+
+/** Opens, decompresses and peeks one input. */
+export async function openInput(path: string, onRaw?: (bytes: number) => void, onWarning?: (msg: string) => void): Promise<OpenedInput> {
+  const size = await checkFile(path);
+  const rawStream: AsyncIterable<Buffer> = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1024 * 1024 });
+  const raw = peekable(counted(rawStream, onRaw));
+  const rawHead = await raw.peek(4);
+  const compression = detectCompression(rawHead);
+  const warnings: string[] = [];
+  const warn = (msg: string) => {
+    warnings.push(msg);
+    onWarning?.(msg);
+  };
+  const plain = peekable(decompress(path, raw.stream(), compression, warn));
+  const close = async () => {
+    if (rawStream instanceof ReadStream) rawStream.destroy();
+  };
+  let head: Buffer;
+  try {
+    head = await plain.peek(HEAD_BYTES);
+  } catch (err) {
+    await close();
+    throw err;
+  }
+  if (head.length === 0) {
+    await close();
+    if (warnings.length) throw new UserError(`${path}: ${compression} data cut short or damaged before any byte could be decompressed`);
+    throw new UserError(`${path}: empty file${compression === 'none' ? '' : ` (after ${compression} decompression)`}`);
+  }
+  return {
+    close,
+    input: { path, stream: plain.stream(), size: compression === 'none' ? size : undefined, head },
+    compression,
+    rawSize: size,
+    warnings,
+  };
+}
+
+function pickSource(input: SourceInput & { head: Buffer }): Source {
+  let best: Source | undefined;
+  let bestScore = 0;
+  for (const s of sources) {
+    const score = s.detect(input.head, input.path);
+    if (score > bestScore) {
+      best = s;
+      bestScore = score;
+    }
+  }
+  if (!best) {
+    throw new UserError(
+      `${input.path}: unknown format (expected a leakscope trace, APR pool-debug log, nginx debug log, Valgrind XML or heaptrack trace); use --from NAME to force`,
+    );
+  }
+  return best;
+}
+
+function forcedSource(name: string): Source {
+  const s = sourceByName(name);
+  if (!s) throw new UserError(`unknown input format "${name}" for --from (known: ${sources.map((x) => x.name).join(', ')})`);
+  return s;
+}
+
+function mergeMeta(acc: TraceMeta, next: TraceMeta, firstPath: string, path: string): TraceMeta {
+  if (acc.clock !== next.clock) {
+    throw new UserError(
+      `${path}: its times are ${clockName(next.clock)} but ${firstPath}'s are ${clockName(acc.clock)}; read these files separately`,
+    );
+  }
+  const merged: TraceMeta = { ...acc };
+  if (next.source !== acc.source && !acc.source.split('+').includes(next.source)) merged.source = `${acc.source}+${next.source}`;
+  if (acc.sampleBytes !== next.sampleBytes) merged.sampleBytes = Math.max(acc.sampleBytes ?? 0, next.sampleBytes ?? 0) || undefined;
+  if (next.startWallMs !== undefined && (acc.startWallMs === undefined)) merged.startWallMs = next.startWallMs;
+  return merged;
+}
+
+function clockName(c: TraceMeta['clock']): string {
+  return c === 'ns' ? 'nanoseconds' : 'event sequence numbers';
+}
+
+/**
+ * Puts each file's times on the first file's timeline: for 'ns' clocks by the difference of
+ * their wall-clock starts; for 'seq' clocks after the last sequence number seen so far.
+ * Frame and stack definitions (t = 0) are left alone.
+ */
+class TimePlacer implements EventSink {
+  private shift = 0;
+  private maxT = 0;
+  private first = true;
+
+  constructor(private readonly sink: EventSink) {}
+
+  startFile(fileMeta: TraceMeta, merged: TraceMeta): void {
+    if (this.first) {
+      this.first = false;
+      this.shift = 0;
+    } else if (fileMeta.clock === 'seq') {
+      this.shift = this.maxT + 1;
+    } else if (fileMeta.startWallMs !== undefined && merged.startWallMs !== undefined) {
+      this.shift = Math.round((fileMeta.startWallMs - merged.startWallMs) * 1e6);
+    } else {
+      this.shift = 0;
+    }
+  }
+
+  event(e: Event): void {
+    if (this.shift !== 0 && e.kind !== 'frame' && e.kind !== 'stack') e.t += this.shift;
+    if (e.t > this.maxT) this.maxT = e.t;
+    this.sink.event(e);
+  }
+}
+
+async function* counted(src: AsyncIterable<Buffer>, onBytes?: (n: number) => void): AsyncIterable<Buffer> {
+  for await (const b of src) {
+    onBytes?.(b.length);
+    yield b;
+  }
+}
+
+/** Lets the first bytes of a stream be looked at, then replays them ahead of the rest. */
+function peekable(src: AsyncIterable<Buffer>) {
+  const it = src[Symbol.asyncIterator]();
+  const held: Buffer[] = [];
+  let heldBytes = 0;
+  let done = false;
+  return {
+    async peek(n: number): Promise<Buffer> {
+      while (heldBytes < n && !done) {
+        const r = await it.next();
+        if (r.done) done = true;
+        else if (r.value.length) {
+          held.push(r.value);
+          heldBytes += r.value.length;
+        }
+      }
+      const all = Buffer.concat(held);
+      return all.subarray(0, Math.min(n, all.length));
+    },
+    async *stream(): AsyncIterable<Buffer> {
+      while (held.length) yield held.shift()!;
+      if (done) return;
+      for (;;) {
+        const r = await it.next();
+        if (r.done) return;
+        yield r.value;
+      }
+    },
+  };
+}

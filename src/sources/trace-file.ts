@@ -1,0 +1,44 @@
+// The Source for leakscope's own trace files (`.lstrace`, possibly compressed).
+
+import type { TraceMeta } from '../model/events.js';
+import type { Source } from './source.js';
+import { emptyStats } from './source.js';
+import { readTraceStream } from '../trace/reader.js';
+import { FILE_MAGIC } from '../trace/format.js';
+import { TraceParser } from '../trace/parser.js';
+
+export const traceFileSource: Source = {
+  name: 'lstrace',
+  description: 'leakscope trace (.lstrace) written by the recorder, attach or import',
+
+  detect(head: Buffer): number {
+    if (head.length < 4) return 0;
+    const n = Math.min(head.length, FILE_MAGIC.length);
+    return head.compare(FILE_MAGIC, 0, n, 0, n) === 0 ? 1 : 0;
+  },
+
+  meta(input): TraceMeta {
+    // The header is normally well inside the peeked head; a larger one is read with the events.
+    if (input.head) {
+      const p = new TraceParser(input.path, { event() {} });
+      p.push(input.head.subarray(0, Math.min(input.head.length, headerEnd(input.head))));
+      if (p.meta) return p.meta;
+    }
+    return { format: 1, clock: 'ns', source: 'lstrace' };
+  },
+
+  async read(input, sink, opts) {
+    const r = await readTraceStream(input.path, input.stream, sink, { onProgress: opts.onProgress });
+    const stats = emptyStats();
+    stats.events = r.events;
+    stats.badRecords = r.corruptChunks;
+    stats.warnings.push(...r.warnings);
+    return stats;
+  },
+};
+
+/** Bytes of the file header, or the whole head when it is cut. */
+function headerEnd(head: Buffer): number {
+  if (head.length < 12) return head.length;
+  return 12 + head.readUInt32LE(8) + 4;
+}
