@@ -6,7 +6,8 @@
  *
  * Output, one frame a line: PC MODULE-PATH ELF-VADDR SYMBOL (ELF-VADDR is what addr2line
  * takes; for frames after the first it is the return address). With --repeat N, the warm
- * cost per unwind is printed on stderr as `us_per_unwind X cold_us Y`. */
+ * cost per unwind is printed on stderr as `us_per_unwind X cold_us Y`; --fresh drops the
+ * per-pid cache before each repetition (what a Dwfl per sample, as perf does, costs). */
 #define _GNU_SOURCE
 #include "unwind.h"
 
@@ -87,7 +88,7 @@ static void print_frames(int pid, const uint64_t *pcs, int n) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 3) die("usage: ls-unwind-test mem PID IP SP BP [--len N] [--repeat N] | ptrace PID [--len N] [--repeat N]");
+  if (argc < 3) die("usage: ls-unwind-test mem PID IP SP BP [--len N] [--repeat N [--fresh]] | ptrace PID [...]");
   int pid = (int)num(argv[2]);
   uint64_t regs[3];
   int argi;
@@ -101,9 +102,11 @@ int main(int argc, char **argv) {
   } else die("unknown mode");
   size_t len = 32768;
   long repeat = 0;
+  bool fresh = false;
   for (; argi < argc; argi++) {
     if (strcmp(argv[argi], "--len") == 0 && argi + 1 < argc) len = num(argv[++argi]);
     else if (strcmp(argv[argi], "--repeat") == 0 && argi + 1 < argc) repeat = (long)num(argv[++argi]);
+    else if (strcmp(argv[argi], "--fresh") == 0) fresh = true;
     else die("unknown option");
   }
   if (len > (64u << 20)) die("--len too large");
@@ -128,7 +131,10 @@ int main(int argc, char **argv) {
   if (n < 0) die("ls_unwind failed");
   if (repeat > 0) {
     t0 = now_us();
-    for (long i = 0; i < repeat; i++) ls_unwind(pid, regs, buf, got, regs[1], pcs, 256);
+    for (long i = 0; i < repeat; i++) {
+      if (fresh) ls_unwind_forget(pid);
+      ls_unwind(pid, regs, buf, got, regs[1], pcs, 256);
+    }
     fprintf(stderr, "us_per_unwind %.3f cold_us %.1f frames %d\n", (now_us() - t0) / repeat, cold, n);
   }
   print_frames(pid, pcs, n);
