@@ -3,9 +3,11 @@
 
 import type { Source } from './source.js';
 import { traceFileSource } from './trace-file.js';
+import { aprLogSource } from './apr-log.js';
 
 export const sources: Source[] = [
   traceFileSource,
+  aprLogSource,
 ];
 
 export function sourceByName(name: string): Source | undefined {

@@ -1,0 +1,517 @@
+// APR pool-debug logs (APR built --enable-pool-debug, lines "POOL DEBUG: [PID/TID] ACTION ...").
+//
+// The log has no clock: t is the event's line index within its process. A pool is (pid, address).
+// A PALLOC line does not print the allocation's size: it is the change of the pool's own byte
+// count since that pool's previous line (allocations APR does not log, e.g. apr_psprintf, land
+// in the next line's change, as the format dictates).
+//
+// Destroy/clear ordering as APR writes it (apr_pools.c, pool debug):
+//   apr_pool_destroy(P): DESTROY P, then CLEARED for every descendant (children destroyed by
+//                        their parent get no DESTROY line), then CLEARED P.
+//   apr_pool_clear(P):   CLEAR P, CLEARED for every descendant, then CLEARED P.
+// We emit the whole effect at the DESTROY/CLEAR line — each known descendant's pool-destroy,
+// innermost first, then P's destroy/clear — so every pool is destroyed exactly once even if the
+// consumer also destroys children recursively; the CLEARED lines that follow only confirm it.
+// A pool allocates its mutex before it is linked to its parent, so its first PALLOC lines can
+// precede its CREATE line with parent 0x0: such lines wait (bounded) for the CREATE line.
+
+import type { EventSink, TraceMeta } from '../model/events.js';
+import { frame } from '../model/events.js';
+import { StackInterner } from '../model/stacks.js';
+import { FORMAT_VERSION } from '../trace/format.js';
+import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
+import { emptyStats } from './source.js';
+import { forEachLine, hexDigit, sampleLine } from './line-reader.js';
+
+const PREFIX = Buffer.from('POOL DEBUG: [', 'latin1');
+const MAX_PENDING = 32;
+const MAX_SAMPLES = 5;
+
+const enum Act { PALLOC, PCALLOC, CREATE, CREATEU, DESTROY, CLEAR, CLEARED, GLOBAL, LIFE, OWNER, THREAD, HEADER }
+
+/** One parsed line (reused; copied only when it must wait). */
+interface Rec {
+  act: Act;
+  pid: number;
+  tid: number;
+  size: number;
+  pool: number;
+  tag: string;
+  site: string;
+  parent: number;
+  allocs: number;
+  total: number;
+  clears: number;
+}
+
+interface Pool {
+  addr: number;
+  parent: number;
+  tag: string;
+  size: number;
+  live: boolean;
+  /** Lines seen before the pool's CREATE line (parent still 0x0). */
+  pending?: Rec[];
+}
+
+interface Proc {
+  pid: number;
+  t: number;
+  announced: boolean;
+  lastLine: number;
+  pools: Map<number, Pool>;
+  /** parent address → live child addresses (kept even when the parent itself was never seen). */
+  children: Map<number, Set<number>>;
+  siteStacks: Map<string, number>;
+  /** Destroy/clear operations whose own CLEARED line has not come yet. */
+  ops: { addr: number; site: string }[];
+}
+
+export function parseAprLine(buf: Buffer, start: number, end: number, r: Rec): boolean {
+  let p = start + PREFIX.length;
+  // [PID/TID]
+  let pid = 0;
+  let digits = 0;
+  while (p < end && buf[p]! >= 48 && buf[p]! <= 57) { pid = pid * 10 + buf[p]! - 48; p++; digits++; }
+  if (!digits) return false;
+  let tid = 0;
+  if (buf[p] === 47) {
+    p++;
+    while (p < end && buf[p]! >= 48 && buf[p]! <= 57) { tid = tid * 10 + buf[p]! - 48; p++; }
+  }
+  if (buf[p] !== 93) return false;
+  p++;
+  while (p < end && buf[p] === 32) p++;
+  const a0 = p;
+  while (p < end && buf[p]! >= 65 && buf[p]! <= 90) p++;
+  const alen = p - a0;
+  const c0 = buf[a0];
+  let act: Act;
+  if (c0 === 80) act = alen === 6 && buf[a0 + 1] === 65 ? Act.PALLOC : alen === 7 && buf[a0 + 1] === 67 ? Act.PCALLOC : -1 as Act;
+  else if (c0 === 67) {
+    if (alen === 6) act = buf[a0 + 1] === 82 ? Act.CREATE : -1 as Act;
+    else if (alen === 7) act = buf[a0 + 1] === 82 ? Act.CREATEU : buf[a0 + 6] === 68 ? Act.CLEARED : -1 as Act;
+    else if (alen === 5) act = Act.CLEAR;
+    else act = -1 as Act;
+  } else if (c0 === 68 && alen === 7) act = Act.DESTROY;
+  else if (c0 === 71 && alen === 6) act = Act.GLOBAL;
+  else if (c0 === 76 && alen === 4) act = Act.LIFE;
+  else if (c0 === 79 && alen === 5) act = Act.OWNER;
+  else if (c0 === 84 && alen === 6) act = Act.THREAD;
+  else if (c0 === 65 && alen === 6) act = Act.HEADER; // the column header line "ACTION  (SIZE ..."
+  else act = -1 as Act;
+  if (act < 0) return false;
+  r.act = act;
+  r.pid = pid;
+  r.tid = tid;
+  if (act === Act.HEADER) return true;
+  while (p < end && buf[p] === 32) p++;
+  if (act >= Act.GLOBAL) {
+    // Short form: 0xPOOL <FILE:LINE>
+    const addr = parseHexAt(buf, p, end);
+    if (addr < 0) return false;
+    r.pool = addr;
+    p = hexEnd;
+    const lt = buf.indexOf(60, p);
+    const gt = lt < 0 || lt >= end ? -1 : buf.lastIndexOf(62, end - 1);
+    r.site = gt > lt ? buf.toString('latin1', lt + 1, gt) : '';
+    r.size = 0; r.parent = 0; r.tag = ''; r.allocs = r.total = r.clears = 0;
+    return true;
+  }
+  // (SIZE/POOL SIZE/TOTAL SIZE)
+  if (buf[p] !== 40) return false;
+  p++;
+  while (p < end && buf[p] === 32) p++;
+  let size = 0;
+  digits = 0;
+  while (p < end && buf[p]! >= 48 && buf[p]! <= 57) { size = size * 10 + buf[p]! - 48; p++; digits++; }
+  if (!digits) return false;
+  r.size = size;
+  const close = buf.indexOf(41, p);
+  if (close < 0 || close >= end) return false;
+  p = close + 1;
+  while (p < end && buf[p] === 32) p++;
+  const pool = parseHexAt(buf, p, end);
+  if (pool < 0) return false;
+  r.pool = pool;
+  p = hexEnd;
+  // Tail, parsed from the end so that a tag holding odd characters cannot derail it:
+  // "TAG" <SITE> 0xPARENT (A/T/C)
+  let e = end;
+  while (e > p && (buf[e - 1] === 32 || buf[e - 1] === 13)) e--;
+  if (buf[e - 1] !== 41) return false;
+  const open = buf.lastIndexOf(40, e - 1);
+  if (open < p) return false;
+  let q = open + 1;
+  let n = 0;
+  let k = 0;
+  const tri = [0, 0, 0];
+  for (; q < e - 1; q++) {
+    const c = buf[q]!;
+    if (c === 47) { if (k < 2) tri[k++] = n; n = 0; }
+    else if (c >= 48 && c <= 57) n = n * 10 + c - 48;
+    else return false;
+  }
+  if (k !== 2) return false;
+  tri[2] = n;
+  r.allocs = tri[0]!; r.total = tri[1]!; r.clears = tri[2]!;
+  let s = open - 1;
+  while (s > p && buf[s] === 32) s--;
+  // parent hex ends at s
+  let h = s;
+  while (h > p && hexDigit(buf[h]!) >= 0) h--;
+  // h is at 'x'
+  if (buf[h] !== 120 || buf[h - 1] !== 48) return false;
+  const parent = parseHexAt(buf, h - 1, s + 1);
+  if (parent < 0) return false;
+  r.parent = parent;
+  let g = h - 2;
+  while (g > p && buf[g] === 32) g--;
+  if (buf[g] !== 62) return false;
+  const lt = buf.lastIndexOf(60, g);
+  if (lt < p) return false;
+  r.site = buf.toString('latin1', lt + 1, g);
+  let qe = lt - 1;
+  while (qe > p && buf[qe] === 32) qe--;
+  if (buf[qe] !== 34 || buf[p] !== 34 || qe <= p) return false;
+  r.tag = buf.toString('utf8', p + 1, qe);
+  return true;
+}
+
+let hexEnd = 0;
+/** Parses "0x..." at p; sets hexEnd past the last digit (then past spaces). */
+function parseHexAt(buf: Buffer, p: number, end: number): number {
+  if (buf[p] !== 48 || buf[p + 1] !== 120) return -1;
+  p += 2;
+  let v = 0;
+  let digits = 0;
+  while (p < end) {
+    const d = hexDigit(buf[p]!);
+    if (d < 0) break;
+    v = v * 16 + d;
+    p++;
+    digits++;
+  }
+  if (!digits || digits > 13) return -1;
+  while (p < end && buf[p] === 32) p++;
+  hexEnd = p;
+  return v;
+}
+
+function newRec(): Rec {
+  return { act: Act.HEADER, pid: 0, tid: 0, size: 0, pool: 0, tag: '', site: '', parent: 0, allocs: 0, total: 0, clears: 0 };
+}
+
+/** Turns parsed lines into events; one instance per input. */
+export class AprLogDecoder {
+  private readonly procs = new Map<number, Proc>();
+  private readonly interner: StackInterner;
+  private lineNo = 0;
+  readonly stats: SourceStats = emptyStats();
+  /** Lines that are not pool-debug events (httpd's own log lines, glibc messages). */
+  skipped = 0;
+  private threadLines = 0;
+  private firstThread = '';
+  private readonly rec = newRec();
+
+  constructor(private readonly sink: EventSink) {
+    this.interner = new StackInterner(sink);
+  }
+
+  line(buf: Buffer, start: number, end: number): void {
+    this.lineNo++;
+    // Cheap prefix test first: most lines of a pool-debug log are events.
+    if (end - start < PREFIX.length || buf[start] !== 80 || buf[start + 5] !== 68 || buf[start + 12] !== 91
+      || buf[start + 1] !== 79 || buf[start + 10] !== 58) {
+      if (end > start && !(end - start === 1 && buf[start] === 13)) this.skipped++;
+      return;
+    }
+    const r = this.rec;
+    if (!parseAprLine(buf, start, end, r)) {
+      this.bad(buf, start, end, 'not a pool-debug event');
+      return;
+    }
+    if (r.act === Act.HEADER) return;
+    this.handle(r);
+  }
+
+  private bad(buf: Buffer, start: number, end: number, why: string): void {
+    this.stats.badRecords++;
+    if (this.stats.badSamples.length < MAX_SAMPLES) this.stats.badSamples.push(sampleLine(this.lineNo, buf, start, end, why));
+  }
+
+  private proc(pid: number): Proc {
+    let p = this.procs.get(pid);
+    if (!p) {
+      p = { pid, t: 0, announced: false, lastLine: 0, pools: new Map(), children: new Map(), siteStacks: new Map(), ops: [] };
+      this.procs.set(pid, p);
+    }
+    return p;
+  }
+
+  /** Announces a process the first time it emits, guessing its parent from shared pool addresses. */
+  private announce(pr: Proc, r: Rec): void {
+    pr.announced = true;
+    let ppid = 0;
+    let best = -1;
+    for (const other of this.procs.values()) {
+      if (other === pr || other.lastLine <= best) continue;
+      const knows = (a: number) => a !== 0 && (other.pools.has(a) || other.children.has(a));
+      if (knows(r.pool) || knows(r.parent)) { ppid = other.pid; best = other.lastLine; }
+    }
+    this.emit({ kind: 'process', pid: pr.pid, t: pr.t, ppid, command: '', exe: '' });
+  }
+
+  private emit(e: Parameters<EventSink['event']>[0]): void {
+    this.stats.events++;
+    this.sink.event(e);
+  }
+
+  private siteStack(pr: Proc, site: string): number {
+    let id = pr.siteStacks.get(site);
+    if (id === undefined) {
+      if (!site || site === 'undefined') id = 0;
+      else {
+        const colon = site.lastIndexOf(':');
+        const line = colon > 0 ? Number(site.slice(colon + 1)) : NaN;
+        const f = Number.isInteger(line) && line > 0
+          ? frame({ file: site.slice(0, colon), line })
+          : frame({ fn: site });
+        id = this.interner.stackId([f], pr.pid);
+      }
+      pr.siteStacks.set(site, id);
+    }
+    return id;
+  }
+
+  private unloggedStack(pr: Proc): number {
+    return this.siteStack(pr, '(allocation APR did not log, e.g. apr_psprintf)');
+  }
+
+  private handle(r: Rec): void {
+    const pr = this.proc(r.pid);
+    pr.t++;
+    pr.lastLine = this.lineNo;
+    switch (r.act) {
+      case Act.PALLOC:
+      case Act.PCALLOC: return this.alloc(pr, r);
+      case Act.CREATE:
+      case Act.CREATEU: return this.create(pr, r);
+      case Act.DESTROY: return this.destroy(pr, r);
+      case Act.CLEAR: return this.clear(pr, r);
+      case Act.CLEARED: return this.cleared(pr, r);
+      case Act.GLOBAL: {
+        const pool = pr.pools.get(r.pool);
+        if (!pool || !pool.live) this.createPool(pr, r.pool, 0, 'global', this.siteStack(pr, r.site));
+        return;
+      }
+      case Act.OWNER:
+      case Act.THREAD:
+        if (this.threadLines++ === 0) this.firstThread = `line ${this.lineNo}: pid ${r.pid} pool 0x${r.pool.toString(16)} at ${r.site}`;
+        return;
+      default: return; // LIFE: a lifetime check, nothing changes
+    }
+  }
+
+  private createPool(pr: Proc, addr: number, parent: number, tag: string, stack: number): Pool {
+    if (!pr.announced) this.announce(pr, this.rec);
+    const pool: Pool = { addr, parent, tag, size: 0, live: true };
+    pr.pools.set(addr, pool);
+    let set = pr.children.get(parent);
+    if (!set) { set = new Set(); pr.children.set(parent, set); }
+    set.add(addr);
+    this.emit({ kind: 'pool-create', pid: pr.pid, t: pr.t, tid: this.rec.tid, pool: addr, parent, poolKind: 'apr', tag, stack });
+    return pool;
+  }
+
+  /** A pool first seen without its CREATE line (created before the log starts, or in the process this one forked from). */
+  private implicitPool(pr: Proc, r: Rec): Pool {
+    const pool = this.createPool(pr, r.pool, r.parent, r.tag, 0);
+    const fresh = (r.act === Act.PALLOC || r.act === Act.PCALLOC) && r.total === 1 && r.clears === 0;
+    if (!fresh && r.size > 0) {
+      // Its bytes so far are known, not who allocated them.
+      this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: r.pool, bytes: r.size });
+      pool.size = r.size;
+    }
+    return pool;
+  }
+
+  /** The live pool of a line, creating it implicitly if needed; resolves a waiting pool. */
+  private livePool(pr: Proc, r: Rec): Pool {
+    const pool = pr.pools.get(r.pool);
+    if (pool?.live) {
+      if (pool.pending) this.flushPending(pr, pool, undefined);
+      return pool;
+    }
+    return this.implicitPool(pr, r);
+  }
+
+  private flushPending(pr: Proc, pool: Pool, create: Rec | undefined): void {
+    const waiting = pool.pending!;
+    pool.pending = undefined;
+    const first = waiting[0]!;
+    const c = create ?? first;
+    if (!pr.announced) this.announce(pr, c);
+    pool.parent = c.parent;
+    pool.tag = c.tag;
+    let set = pr.children.get(c.parent);
+    if (!set) { set = new Set(); pr.children.set(c.parent, set); }
+    set.add(pool.addr);
+    this.emit({ kind: 'pool-create', pid: pr.pid, t: pr.t, tid: c.tid, pool: pool.addr, parent: c.parent, poolKind: 'apr', tag: c.tag,
+      stack: create ? this.siteStack(pr, create.site) : 0 });
+    for (const w of waiting) {
+      const delta = w.size - pool.size;
+      if (delta >= 0) this.emit({ kind: 'pool-alloc', pid: pr.pid, t: pr.t, tid: w.tid, pool: pool.addr, size: delta, addr: 0, stack: this.siteStack(pr, w.site) });
+      else this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: pool.addr, bytes: w.size });
+      pool.size = w.size;
+    }
+  }
+
+  /** Bytes that appeared without a PALLOC line are an unlogged allocation; a drop is a size correction. */
+  private syncSize(pr: Proc, pool: Pool, r: Rec): void {
+    const delta = r.size - pool.size;
+    if (delta > 0) this.emit({ kind: 'pool-alloc', pid: pr.pid, t: pr.t, tid: r.tid, pool: pool.addr, size: delta, addr: 0, stack: this.unloggedStack(pr) });
+    else if (delta < 0) this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: pool.addr, bytes: r.size });
+    pool.size = r.size;
+  }
+
+  private retag(pr: Proc, pool: Pool, tag: string): void {
+    if (tag !== pool.tag) {
+      pool.tag = tag;
+      this.emit({ kind: 'pool-tag', pid: pr.pid, t: pr.t, pool: pool.addr, tag });
+    }
+  }
+
+  private alloc(pr: Proc, r: Rec): void {
+    let pool = pr.pools.get(r.pool);
+    if (!pool || !pool.live) {
+      if (r.parent === 0 && r.total <= MAX_PENDING && r.clears === 0) {
+        pool = { addr: r.pool, parent: 0, tag: r.tag, size: 0, live: true, pending: [{ ...r }] };
+        pr.pools.set(r.pool, pool);
+        return;
+      }
+      this.implicitPool(pr, r);
+      return;
+    }
+    if (pool.pending) {
+      if (pool.pending.length < MAX_PENDING && r.parent === 0) { pool.pending.push({ ...r }); return; }
+      this.flushPending(pr, pool, undefined);
+    }
+    if (!pr.announced) this.announce(pr, r);
+    this.retag(pr, pool, r.tag);
+    const delta = r.size - pool.size;
+    if (delta >= 0) this.emit({ kind: 'pool-alloc', pid: pr.pid, t: pr.t, tid: r.tid, pool: pool.addr, size: delta, addr: 0, stack: this.siteStack(pr, r.site) });
+    else this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: pool.addr, bytes: r.size });
+    pool.size = r.size;
+  }
+
+  private create(pr: Proc, r: Rec): void {
+    const old = pr.pools.get(r.pool);
+    if (old?.live && old.pending) {
+      this.flushPending(pr, old, r);
+      this.syncSize(pr, old, r);
+      return;
+    }
+    // A live pool at this address was freed without our seeing it (a cut log): end it first.
+    if (old?.live) this.destroyTree(pr, old, 0);
+    const pool = this.createPool(pr, r.pool, r.parent, r.tag, this.siteStack(pr, r.site));
+    this.syncSize(pr, pool, r);
+  }
+
+  private destroy(pr: Proc, r: Rec): void {
+    const pool = this.livePool(pr, r);
+    this.syncSize(pr, pool, r);
+    this.destroyTree(pr, pool, this.siteStack(pr, r.site));
+    this.pushOp(pr, r);
+  }
+
+  private clear(pr: Proc, r: Rec): void {
+    const pool = this.livePool(pr, r);
+    this.syncSize(pr, pool, r);
+    this.retag(pr, pool, r.tag);
+    const stack = this.siteStack(pr, r.site);
+    this.destroyChildren(pr, pool.addr, stack);
+    this.emit({ kind: 'pool-clear', pid: pr.pid, t: pr.t, pool: pool.addr, stack });
+    pool.size = 0;
+    this.pushOp(pr, r);
+  }
+
+  private pushOp(pr: Proc, r: Rec): void {
+    if (pr.ops.length >= 64) pr.ops.shift();
+    pr.ops.push({ addr: r.pool, site: r.site });
+  }
+
+  private cleared(pr: Proc, r: Rec): void {
+    const pool = pr.pools.get(r.pool);
+    // The pool's own CLEARED closes its operation (and any left open inside it).
+    for (let i = pr.ops.length - 1; i >= 0; i--) {
+      if (pr.ops[i]!.addr === r.pool) {
+        pr.ops.length = i;
+        if (pool?.live) pool.size = r.size;
+        return;
+      }
+    }
+    if (!pool || !pool.live) return; // a descendant already destroyed with its ancestor
+    if (pool.pending) this.flushPending(pr, pool, undefined);
+    const top = pr.ops[pr.ops.length - 1];
+    if (top && top.site === r.site) {
+      // A descendant we did not know was one (its link predates the log): destroyed with it.
+      this.destroyTree(pr, pool, this.siteStack(pr, r.site));
+      return;
+    }
+    // CLEARED without its CLEAR (the log was cut just before): the clear happened.
+    const stack = this.siteStack(pr, r.site);
+    this.destroyChildren(pr, pool.addr, stack);
+    this.emit({ kind: 'pool-clear', pid: pr.pid, t: pr.t, pool: pool.addr, stack });
+    pool.size = r.size;
+  }
+
+  private destroyChildren(pr: Proc, addr: number, stack: number): void {
+    const kids = pr.children.get(addr);
+    if (!kids) return;
+    pr.children.delete(addr);
+    for (const k of kids) {
+      const child = pr.pools.get(k);
+      if (child?.live && child.parent === addr) this.destroyTree(pr, child, stack);
+    }
+  }
+
+  /** Destroys a pool after its descendants, innermost first, each exactly once. */
+  private destroyTree(pr: Proc, pool: Pool, stack: number): void {
+    if (pool.pending) this.flushPending(pr, pool, undefined);
+    this.destroyChildren(pr, pool.addr, stack);
+    pool.live = false;
+    pr.children.get(pool.parent)?.delete(pool.addr);
+    pr.pools.delete(pool.addr);
+    this.emit({ kind: 'pool-destroy', pid: pr.pid, t: pr.t, pool: pool.addr, stack });
+  }
+
+  finish(): SourceStats {
+    for (const pr of this.procs.values()) {
+      for (const pool of pr.pools.values()) if (pool.live && pool.pending) this.flushPending(pr, pool, undefined);
+    }
+    if (this.skipped) this.stats.warnings.push(`skipped ${this.skipped} line(s) that are not pool-debug events (the server's own log lines)`);
+    if (this.threadLines) this.stats.warnings.push(`${this.threadLines} pool ownership warning(s) (THREAD/OWNER lines), first ${this.firstThread}`);
+    this.stats.skipped = this.skipped;
+    return this.stats;
+  }
+}
+
+export const aprLogSource: Source = {
+  name: 'apr-log',
+  description: 'APR pool-debug log (APR built --enable-pool-debug; httpd error_log with "POOL DEBUG:" lines)',
+  detect(head: Buffer): number {
+    const text = head.toString('latin1');
+    const i = text.indexOf('POOL DEBUG: [');
+    if (i < 0) return 0;
+    return i === 0 || text[i - 1] === '\n' ? 0.95 : 0.5;
+  },
+  meta(input: SourceInput): TraceMeta {
+    return { format: FORMAT_VERSION, clock: 'seq', source: 'apr-log', command: input.path };
+  },
+  async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
+    const dec = new AprLogDecoder(sink);
+    await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onProgress: opts.onProgress });
+    return dec.finish();
+  },
+};

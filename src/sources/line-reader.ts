@@ -1,0 +1,90 @@
+// Splits a byte stream into lines without decoding it: the callback gets the chunk and the
+// line's [start, end) byte range (no '\n', a trailing '\r' kept). Text sources parse fields
+// straight from the bytes, so a line costs no string unless a field needs one.
+
+export type LineHandler = (buf: Buffer, start: number, end: number) => void;
+
+export interface LineReaderOptions {
+  /** Called with bytes consumed so far. */
+  onProgress?: (bytes: number) => void;
+  /** Longer lines are cut to this many bytes (a runaway line must not eat memory). */
+  maxLine?: number;
+}
+
+/** Calls `onLine` for every line of `stream`; returns the number of bytes read. */
+export async function forEachLine(
+  stream: AsyncIterable<Buffer>,
+  onLine: LineHandler,
+  opts: LineReaderOptions = {},
+): Promise<number> {
+  const maxLine = opts.maxLine ?? 1 << 20;
+  let carry: Buffer | null = null;
+  let carryDropped = false;
+  let bytes = 0;
+  for await (const chunk of stream) {
+    bytes += chunk.length;
+    let pos = 0;
+    if (carry) {
+      const nl = chunk.indexOf(10);
+      if (nl < 0) {
+        if (carry.length < maxLine) carry = Buffer.concat([carry, chunk.subarray(0, maxLine - carry.length)]);
+        else carryDropped = true;
+        opts.onProgress?.(bytes);
+        continue;
+      }
+      const line: Buffer = carry.length < maxLine ? Buffer.concat([carry, chunk.subarray(0, Math.min(nl, maxLine - carry.length))]) : carry;
+      carry = null;
+      carryDropped = false;
+      onLine(line, 0, line.length);
+      pos = nl + 1;
+    }
+    for (;;) {
+      const nl = chunk.indexOf(10, pos);
+      if (nl < 0) break;
+      onLine(chunk, pos, nl - pos > maxLine ? pos + maxLine : nl);
+      pos = nl + 1;
+    }
+    if (pos < chunk.length) carry = Buffer.from(chunk.subarray(pos, Math.min(chunk.length, pos + maxLine)));
+    opts.onProgress?.(bytes);
+  }
+  if (carry && carry.length > 0) onLine(carry, 0, carry.length);
+  void carryDropped;
+  return bytes;
+}
+
+/** Parses a decimal number at buf[pos..end), skipping leading spaces; -1 when there is none. */
+export function parseDec(buf: Buffer, pos: number, end: number): number {
+  while (pos < end && buf[pos] === 32) pos++;
+  let n = 0;
+  let digits = 0;
+  while (pos < end) {
+    const c = buf[pos]! - 48;
+    if (c < 0 || c > 9) break;
+    n = n * 10 + c;
+    pos++;
+    digits++;
+  }
+  return digits ? n : -1;
+}
+
+/** Value of a hex digit byte, or -1. */
+export function hexDigit(c: number): number {
+  if (c >= 48 && c <= 57) return c - 48;
+  if (c >= 97 && c <= 102) return c - 87;
+  if (c >= 65 && c <= 70) return c - 55;
+  return -1;
+}
+
+/** Does buf[pos..] start with the bytes of `prefix`? */
+export function startsWith(buf: Buffer, pos: number, end: number, prefix: Buffer): boolean {
+  const n = prefix.length;
+  if (end - pos < n) return false;
+  for (let i = 0; i < n; i++) if (buf[pos + i] !== prefix[i]) return false;
+  return true;
+}
+
+/** A line for a bad-record sample: decoded, cut short. */
+export function sampleLine(lineNo: number, buf: Buffer, start: number, end: number, why: string): string {
+  const text = buf.toString('utf8', start, Math.min(end, start + 160));
+  return `line ${lineNo}: ${why}: ${text}`;
+}
