@@ -1,0 +1,329 @@
+// A sink that keeps, per process, how many bytes each stack allocated in each time bucket and
+// in which bucket they were released (or that they are still outstanding at the end). With that
+// grid a report can answer "allocated in [a, b] and still outstanding at b" for any bucket range
+// without keeping one record per allocation. It also gives exports their full-stack totals.
+//
+// Buckets cover [b * width, (b + 1) * width) of the trace clock. The width starts at 1 and
+// doubles (merging neighbouring buckets) whenever an event falls past the last bucket, so the
+// grid never holds more than `buckets` columns and the trace length need not be known up front.
+
+import type { Event, EventSink, Frame } from '../model/events.js';
+import { SymbolTables } from '../model/stacks.js';
+
+/** Stands for "never released" in Cell.f. */
+export const NEVER = -1;
+
+export interface Cell {
+  stack: number;
+  /** Bucket of allocation. */
+  a: number;
+  /** Bucket of release, NEVER while outstanding at the end of the trace. */
+  f: number;
+  bytes: number;
+  count: number;
+}
+
+export interface WindowProcess {
+  pid: number;
+  cells: Cell[];
+  /** Frames of every stack a cell names, leaf first. Stack 0 is the empty stack. */
+  stacks: Map<number, Frame[]>;
+}
+
+export interface WindowState {
+  /** Clock units per bucket. */
+  width: number;
+  /** Buckets in use (last bucket index + 1). */
+  buckets: number;
+  lastT: number;
+  processes: WindowProcess[];
+}
+
+export interface WindowOptions {
+  /** Most buckets the grid may hold (default 64). */
+  buckets?: number;
+  /** Only this process (default all). */
+  pid?: number;
+}
+
+interface Live {
+  size: number;
+  stack: number;
+  t: number;
+}
+
+interface Pool {
+  parent: number;
+  children: Set<number>;
+  byAddr: Map<number, Live>;
+  /** Allocations without an address, by `stack:bucket`. */
+  agg: Map<string, { stack: number; a: number; bytes: number; count: number }>;
+}
+
+class ProcState {
+  live = new Map<number, Live>();
+  pools = new Map<number, Pool>();
+  cells = new Map<string, Cell>();
+  constructor(readonly pid: number) {}
+}
+
+export class WindowSink implements EventSink {
+  private readonly symbols = new SymbolTables();
+  private readonly procs = new Map<number, ProcState>();
+  private readonly max: number;
+  private width = 1;
+  private lastBucket = 0;
+  private lastT = 0;
+
+  constructor(private readonly opts: WindowOptions = {}) {
+    this.max = Math.max(2, opts.buckets ?? 64);
+  }
+
+  event(e: Event): void {
+    switch (e.kind) {
+      case 'frame':
+        this.symbols.scope(e.pid).defineFrame(e.id, e.frame);
+        return;
+      case 'stack':
+        this.symbols.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+        return;
+      case 'fork':
+        this.symbols.fork(e.pid, e.parentPid);
+        return;
+      case 'exec':
+        this.symbols.reset(e.pid);
+        this.procs.delete(e.pid);
+        return;
+      default:
+        break;
+    }
+    if (this.opts.pid !== undefined && e.pid !== this.opts.pid) return;
+    switch (e.kind) {
+      case 'alloc':
+        this.tick(e.t);
+        this.proc(e.pid).live.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
+        return;
+      case 'free':
+        this.tick(e.t);
+        this.freeHeap(this.proc(e.pid), e.addr, e.t);
+        return;
+      case 'realloc': {
+        this.tick(e.t);
+        const p = this.proc(e.pid);
+        if (e.oldAddr !== 0) this.freeHeap(p, e.oldAddr, e.t);
+        if (e.addr !== 0 && e.size > 0) p.live.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
+        return;
+      }
+      case 'pool-create': {
+        this.tick(e.t);
+        const p = this.proc(e.pid);
+        const old = p.pools.get(e.pool);
+        if (old) this.releasePool(p, e.pool, e.t, true);
+        p.pools.set(e.pool, newPool(e.parent));
+        if (e.parent !== 0) this.pool(p, e.parent).children.add(e.pool);
+        return;
+      }
+      case 'pool-destroy':
+        this.tick(e.t);
+        this.releasePool(this.proc(e.pid), e.pool, e.t, true);
+        return;
+      case 'pool-clear':
+        this.tick(e.t);
+        this.releasePool(this.proc(e.pid), e.pool, e.t, false);
+        return;
+      case 'pool-alloc': {
+        this.tick(e.t);
+        const pool = this.pool(this.proc(e.pid), e.pool);
+        if (e.addr !== 0 && !pool.byAddr.has(e.addr)) {
+          pool.byAddr.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
+        } else {
+          const a = this.bucket(e.t);
+          const key = `${e.stack}:${a}`;
+          const g = pool.agg.get(key);
+          if (g) {
+            g.bytes += e.size;
+            g.count++;
+          } else pool.agg.set(key, { stack: e.stack, a, bytes: e.size, count: 1 });
+        }
+        return;
+      }
+      case 'pool-free': {
+        this.tick(e.t);
+        const p = this.proc(e.pid);
+        const pool = p.pools.get(e.pool);
+        const l = pool?.byAddr.get(e.addr);
+        if (pool && l) {
+          pool.byAddr.delete(e.addr);
+          this.add(p, l.stack, this.bucket(l.t), this.bucket(e.t), l.size, 1);
+        }
+        return;
+      }
+      default:
+        if ('t' in e && e.t > this.lastT) this.tick(e.t);
+        return;
+    }
+  }
+
+  finish(): WindowState {
+    const processes: WindowProcess[] = [];
+    for (const p of this.procs.values()) {
+      for (const l of p.live.values()) this.add(p, l.stack, this.bucket(l.t), NEVER, l.size, 1);
+      for (const pool of p.pools.values()) {
+        for (const l of pool.byAddr.values()) this.add(p, l.stack, this.bucket(l.t), NEVER, l.size, 1);
+        for (const g of pool.agg.values()) this.add(p, g.stack, g.a, NEVER, g.bytes, g.count);
+      }
+      p.live.clear();
+      p.pools.clear();
+      const scope = this.symbols.scope(p.pid);
+      const stacks = new Map<number, Frame[]>();
+      const cells = [...p.cells.values()];
+      for (const c of cells) if (!stacks.has(c.stack)) stacks.set(c.stack, scope.stackFrames(c.stack));
+      processes.push({ pid: p.pid, cells, stacks });
+    }
+    processes.sort((a, b) => a.pid - b.pid);
+    return { width: this.width, buckets: this.lastBucket + 1, lastT: this.lastT, processes };
+  }
+
+  private proc(pid: number): ProcState {
+    let p = this.procs.get(pid);
+    if (!p) {
+      p = new ProcState(pid);
+      this.procs.set(pid, p);
+    }
+    return p;
+  }
+
+  /** A pool we did not see created (inherited over fork, or a cut trace) is made on first use. */
+  private pool(p: ProcState, addr: number): Pool {
+    let pool = p.pools.get(addr);
+    if (!pool) {
+      pool = newPool(0);
+      p.pools.set(addr, pool);
+    }
+    return pool;
+  }
+
+  private freeHeap(p: ProcState, addr: number, t: number): void {
+    const l = p.live.get(addr);
+    if (!l) return;
+    p.live.delete(addr);
+    this.add(p, l.stack, this.bucket(l.t), this.bucket(t), l.size, 1);
+  }
+
+  /** Releases the pool's allocations and destroys its descendants; `destroy` removes the pool too. */
+  private releasePool(p: ProcState, addr: number, t: number, destroy: boolean): void {
+    const pool = p.pools.get(addr);
+    if (!pool) return;
+    const f = this.bucket(t);
+    for (const l of pool.byAddr.values()) this.add(p, l.stack, this.bucket(l.t), f, l.size, 1);
+    for (const g of pool.agg.values()) this.add(p, g.stack, g.a, f, g.bytes, g.count);
+    pool.byAddr.clear();
+    pool.agg.clear();
+    for (const child of [...pool.children]) this.releasePool(p, child, t, true);
+    pool.children.clear();
+    if (destroy) {
+      p.pools.delete(addr);
+      const parent = p.pools.get(pool.parent);
+      parent?.children.delete(addr);
+    }
+  }
+
+  private add(p: ProcState, stack: number, a: number, f: number, bytes: number, count: number): void {
+    if (f !== NEVER && f < a) f = a; // threads' chunks interleave: a free may carry an earlier time
+    const key = `${stack}:${a}:${f}`;
+    const c = p.cells.get(key);
+    if (c) {
+      c.bytes += bytes;
+      c.count += count;
+    } else p.cells.set(key, { stack, a, f, bytes, count });
+  }
+
+  private bucket(t: number): number {
+    return Math.max(0, Math.floor(t / this.width));
+  }
+
+  /** Widens the buckets until t fits, merging cells and pending pool aggregates. */
+  private tick(t: number): void {
+    if (t > this.lastT) this.lastT = t;
+    let shift = 0;
+    while (t >= this.width * this.max) {
+      this.width *= 2;
+      shift++;
+    }
+    if (shift > 0) this.rebucket(shift);
+    const b = this.bucket(t);
+    if (b > this.lastBucket) this.lastBucket = b;
+  }
+
+  private rebucket(shift: number): void {
+    const d = 2 ** shift;
+    this.lastBucket = Math.floor(this.lastBucket / d);
+    for (const p of this.procs.values()) {
+      const cells = p.cells;
+      p.cells = new Map();
+      for (const c of cells.values()) {
+        this.add(p, c.stack, Math.floor(c.a / d), c.f === NEVER ? NEVER : Math.floor(c.f / d), c.bytes, c.count);
+      }
+      for (const pool of p.pools.values()) {
+        if (pool.agg.size === 0) continue;
+        const agg = pool.agg;
+        pool.agg = new Map();
+        for (const g of agg.values()) {
+          const a = Math.floor(g.a / d);
+          const key = `${g.stack}:${a}`;
+          const h = pool.agg.get(key);
+          if (h) {
+            h.bytes += g.bytes;
+            h.count += g.count;
+          } else pool.agg.set(key, { stack: g.stack, a, bytes: g.bytes, count: g.count });
+        }
+      }
+    }
+  }
+}
+
+function newPool(parent: number): Pool {
+  return { parent, children: new Set(), byAddr: new Map(), agg: new Map() };
+}
+
+/** Per-stack totals over the whole trace: what exports write. */
+export interface StackTotals {
+  stack: number;
+  allocBytes: number;
+  allocCount: number;
+  inuseBytes: number;
+  inuseCount: number;
+}
+
+export function stackTotals(p: WindowProcess): StackTotals[] {
+  const m = new Map<number, StackTotals>();
+  for (const c of p.cells) {
+    let s = m.get(c.stack);
+    if (!s) {
+      s = { stack: c.stack, allocBytes: 0, allocCount: 0, inuseBytes: 0, inuseCount: 0 };
+      m.set(c.stack, s);
+    }
+    s.allocBytes += c.bytes;
+    s.allocCount += c.count;
+    if (c.f === NEVER) {
+      s.inuseBytes += c.bytes;
+      s.inuseCount += c.count;
+    }
+  }
+  return [...m.values()];
+}
+
+/** Bytes and count per stack outstanding at the end of bucket `b`
+ *  (allocated in a bucket ≤ b and not released in a bucket ≤ b). */
+export function outstandingAt(p: WindowProcess, b: number): Map<number, { bytes: number; count: number }> {
+  const m = new Map<number, { bytes: number; count: number }>();
+  for (const c of p.cells) {
+    if (c.a > b || (c.f !== NEVER && c.f <= b)) continue;
+    const s = m.get(c.stack);
+    if (s) {
+      s.bytes += c.bytes;
+      s.count += c.count;
+    } else m.set(c.stack, { bytes: c.bytes, count: c.count });
+  }
+  return m;
+}

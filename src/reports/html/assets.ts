@@ -1,0 +1,33 @@
+// The report page's script and styles. `npm run build` bundles web/ into dist/web/ (scripts/
+// build-web.mjs); in a source checkout run through tsx we bundle web/ on first use instead, so the
+// page never lags behind its source.
+
+import { existsSync, readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+
+export interface WebAssets {
+  js: string;
+  css: string;
+}
+
+const root = fileURLToPath(new URL('../../../', import.meta.url));
+let cached: Promise<WebAssets> | undefined;
+
+export function loadWebAssets(): Promise<WebAssets> {
+  cached ??= load();
+  return cached;
+}
+
+async function load(): Promise<WebAssets> {
+  const built = join(root, 'dist', 'web');
+  const fromSource = import.meta.url.endsWith('.ts') && existsSync(join(root, 'web', 'report.ts'));
+  if (!fromSource && existsSync(join(built, 'report.js'))) {
+    return { js: readFileSync(join(built, 'report.js'), 'utf8'), css: readFileSync(join(built, 'report.css'), 'utf8') };
+  }
+  if (!existsSync(join(root, 'web', 'report.ts'))) {
+    throw new Error('the report page was not built (run npm run build)');
+  }
+  const mod = (await import(join(root, 'scripts', 'build-web.mjs'))) as { bundleWeb: () => Promise<WebAssets> };
+  return mod.bundleWeb();
+}
