@@ -10,8 +10,17 @@ import type { Event, EventSink, ShmOp } from '../model/events.js';
 let pos = 0;
 
 function uv(u: Uint8Array): number {
+  // Kept tiny so that V8 inlines it at every call site; longer varints take uvLong().
+  const b = u[pos]!;
+  if (b < 0x80) {
+    pos++;
+    return b;
+  }
+  return uvLong(u);
+}
+
+function uvLong(u: Uint8Array): number {
   let b = u[pos++]!;
-  if (b < 0x80) return b;
   let v = b & 0x7f;
   b = u[pos++]!;
   v |= (b & 0x7f) << 7;
