@@ -4,10 +4,12 @@
 import type { Source } from './source.js';
 import { traceFileSource } from './trace-file.js';
 import { aprLogSource } from './apr-log.js';
+import { nginxLogSource } from './nginx-log.js';
 
 export const sources: Source[] = [
   traceFileSource,
   aprLogSource,
+  nginxLogSource,
 ];
 
 export function sourceByName(name: string): Source | undefined {
