@@ -31,6 +31,9 @@ export interface Verdict {
 export interface Series {
   x: number[];
   y: number[];
+  /** Lowest and highest value each point covered (a point may stand for several changes). */
+  lo?: number[];
+  hi?: number[];
 }
 
 export interface SiteReport {
@@ -101,6 +104,9 @@ export interface Anomalies {
   unknownRealloc: number;
   unknownPool: number;
   unknownPoolDestroy: number;
+  /** Frees (and pool operations) in a forked child on memory it inherited from its parent: expected, not anomalies. */
+  inheritedFree?: number;
+  inheritedPool?: number;
 }
 
 export interface ProcessReport {
@@ -112,6 +118,8 @@ export interface ProcessReport {
   endT: number;
   exited: boolean;
   exitCode?: number;
+  /** This image was replaced by an exec; a later entry with the same pid is the new image. */
+  replacedByExec?: boolean;
   verdict: Verdict;
   outstanding: { heapBytes: number; heapCount: number; poolBytes: number; poolCount: number; mmapBytes: number };
   allocated: { count: number; bytes: number; frees: number };

@@ -1,0 +1,523 @@
+// The engine folds events into per-process state: live heap allocations, pools as a tree, per-
+// site and per-pool-class aggregates, bounded time series. It never throws on odd input: what
+// does not add up (free of an unknown address, destroy of an unknown pool...) is counted.
+
+import type { Clock, Event, EventSink, TraceMeta } from '../model/events.js';
+import { SymbolTables } from '../model/stacks.js';
+import type { Anomalies } from '../analyses/result.js';
+import { LiveTable } from './live-table.js';
+import { BoundedSeries } from './series.js';
+import { SiteTable } from './sites.js';
+import type { EngineState, PoolClassState, PoolState, ProcState } from './state.js';
+import { sampleWeight } from './sampling.js';
+
+export interface EngineOptions {
+  /** Trace metadata when known before the events (clock, sampling). */
+  meta?: TraceMeta;
+}
+
+/** Slots of the direct-mapped cache of recently freed addresses (tells a double free from an unknown one). */
+const RECENT_FREES = 4096;
+
+export class Engine implements EventSink {
+  private readonly procs = new Map<number, ProcState>();
+  private readonly order: ProcState[] = [];
+  private readonly symbols = new SymbolTables();
+  private readonly markers: { t: number; label: string }[] = [];
+  private meta: TraceMeta | undefined;
+  private clock: Clock = 'ns';
+  private sampleBytes = 0;
+  private events = 0;
+  private lost = 0;
+  private firstT = Infinity;
+  private lastT = -Infinity;
+  private lastPid = -1;
+  private lastProc: ProcState | undefined;
+  private readonly recentFree = new Float64Array(RECENT_FREES);
+
+  constructor(opts: EngineOptions = {}) {
+    if (opts.meta) this.begin(opts.meta);
+  }
+
+  /** Sets the trace metadata (before the first event, so sampling weights apply). */
+  begin(meta: TraceMeta): void {
+    this.meta = meta;
+    this.clock = meta.clock;
+    this.sampleBytes = meta.sampleBytes && meta.sampleBytes > 0 ? meta.sampleBytes : 0;
+  }
+
+  event(e: Event): void {
+    this.events++;
+    const t = e.t;
+    if (t > this.lastT) this.lastT = t;
+    if (t < this.firstT) this.firstT = t;
+    switch (e.kind) {
+      case 'alloc': {
+        const p = this.proc(e.pid, t);
+        this.heapAlloc(p, e.addr, e.size, e.stack, t);
+        this.afterHeap(p, t);
+        return;
+      }
+      case 'free': {
+        if (e.addr === 0) return;
+        const p = this.proc(e.pid, t);
+        this.heapFree(p, e.addr, t);
+        this.afterHeap(p, t);
+        return;
+      }
+      case 'realloc': {
+        const p = this.proc(e.pid, t);
+        if (e.oldAddr === 0) {
+          if (e.addr !== 0) this.heapAlloc(p, e.addr, e.size, e.stack, t);
+        } else if (e.addr === 0 && e.size === 0) {
+          this.heapFree(p, e.oldAddr, t);
+        } else if (e.addr === 0) {
+          // realloc failed: the old block stays.
+        } else {
+          const i = p.heap.find(e.oldAddr);
+          if (i < 0) {
+            if (p.forked) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
+            else p.anomalies.unknownRealloc++;
+          } else this.heapRemove(p, i, t);
+          this.heapAlloc(p, e.addr, e.size, e.stack, t);
+        }
+        this.afterHeap(p, t);
+        return;
+      }
+      case 'pool-alloc': {
+        const p = this.proc(e.pid, t);
+        this.poolAlloc(p, this.poolOrImplicit(p, e.pool, t), e.size, e.addr, e.stack, t);
+        return;
+      }
+      case 'pool-free':
+        return this.poolFree(this.proc(e.pid, t), e.pool, e.addr, t);
+      case 'pool-create':
+        return this.poolCreate(this.proc(e.pid, t), e.pool, e.parent, e.poolKind, e.tag, e.stack, t);
+      case 'pool-destroy': {
+        const p = this.proc(e.pid, t);
+        const pool = p.pools.get(e.pool);
+        if (!pool) this.unknownPool(p, 'destroy');
+        else {
+          this.destroyPool(p, pool, t);
+          this.afterPools(p, t);
+        }
+        return;
+      }
+      case 'pool-clear': {
+        const p = this.proc(e.pid, t);
+        const pool = p.pools.get(e.pool);
+        if (!pool) this.unknownPool(p, 'destroy');
+        else {
+          pool.clears++;
+          this.emptyPool(p, pool, t);
+          this.recordPool(p, pool, t);
+          this.afterPools(p, t);
+        }
+        return;
+      }
+      case 'pool-tag': {
+        const p = this.proc(e.pid, t);
+        const pool = this.poolOrImplicit(p, e.pool, t);
+        if (pool.tag !== e.tag) {
+          pool.tag = e.tag;
+          this.moveToClass(p, pool, t);
+        }
+        return;
+      }
+      case 'pool-size': {
+        const p = this.proc(e.pid, t);
+        const pool = this.poolOrImplicit(p, e.pool, t);
+        const delta = e.bytes - pool.bytes;
+        if (delta === 0) return;
+        if (delta > 0) p.lastGrowT = t;
+        pool.sizedBytes += delta;
+        pool.bytes = e.bytes;
+        p.poolBytes += delta;
+        const c = p.classes.get(pool.classKey)!;
+        this.classBytes(c, delta, t);
+        this.recordPool(p, pool, t);
+        this.afterPools(p, t);
+        return;
+      }
+      case 'pool-cleanup':
+        this.proc(e.pid, t);
+        return;
+      case 'mmap': {
+        const p = this.proc(e.pid, t);
+        const old = p.mmaps.get(e.addr);
+        if (old !== undefined) p.mmapBytes -= old;
+        p.mmaps.set(e.addr, e.size);
+        p.mmapBytes += e.size;
+        p.lastGrowT = t;
+        return;
+      }
+      case 'munmap': {
+        const p = this.proc(e.pid, t);
+        const old = p.mmaps.get(e.addr);
+        if (old === undefined) return;
+        p.mmaps.delete(e.addr);
+        p.mmapBytes -= old;
+        if (e.size < old) {
+          // A partial unmap from the start keeps the tail mapped.
+          p.mmaps.set(e.addr + e.size, old - e.size);
+          p.mmapBytes += old - e.size;
+        }
+        return;
+      }
+      case 'rss': {
+        const p = this.proc(e.pid, t);
+        p.rssBytes = e.bytes;
+        (p.rss ??= new BoundedSeries()).add(t, e.bytes);
+        return;
+      }
+      case 'marker':
+        if (e.pid === 0) this.markers.push({ t, label: e.label });
+        else this.proc(e.pid, t).markers.push({ t, label: e.label });
+        return;
+      case 'lost':
+        this.lost += e.count;
+        return;
+      case 'frame':
+        this.symbols.scope(e.pid).defineFrame(e.id, e.frame);
+        return;
+      case 'stack':
+        this.symbols.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+        return;
+      case 'process': {
+        const p = this.proc(e.pid, t);
+        p.ppid = e.ppid;
+        p.command = e.command;
+        p.exe = e.exe;
+        return;
+      }
+      case 'fork': {
+        const old = this.procs.get(e.pid);
+        if (old) old.endT = Math.max(old.endT, t);
+        const p = this.newProc(e.pid, t);
+        p.ppid = e.parentPid;
+        p.forked = true;
+        const parent = this.procs.get(e.parentPid);
+        if (parent) {
+          p.command = parent.command;
+          p.exe = parent.exe;
+        }
+        this.symbols.fork(e.pid, e.parentPid);
+        return;
+      }
+      case 'exec': {
+        const old = this.proc(e.pid, t);
+        old.replacedByExec = true;
+        old.endT = t;
+        const p = this.newProc(e.pid, t);
+        p.ppid = old.ppid;
+        p.command = e.command;
+        p.exe = e.exe;
+        this.symbols.reset(e.pid);
+        return;
+      }
+      case 'exit': {
+        const p = this.proc(e.pid, t);
+        p.exited = true;
+        p.exitCode = e.code;
+        return;
+      }
+      default:
+        // brk, shm, kernel, module: not folded into state.
+        if (e.pid !== 0) this.proc(e.pid, t);
+        return;
+    }
+  }
+
+  finish(): EngineState {
+    return {
+      meta: this.meta,
+      clock: this.clock,
+      estimated: this.sampleBytes > 0,
+      sampleBytes: this.sampleBytes,
+      events: this.events,
+      lost: this.lost,
+      processes: this.order.slice(),
+      symbols: this.symbols,
+      markers: this.markers.slice(),
+      firstT: this.firstT === Infinity ? 0 : this.firstT,
+      lastT: this.lastT === -Infinity ? 0 : this.lastT,
+    };
+  }
+
+  // --- processes ----------------------------------------------------------------------------
+
+  private proc(pid: number, t: number): ProcState {
+    let p: ProcState | undefined;
+    if (pid === this.lastPid) p = this.lastProc!;
+    else {
+      p = this.procs.get(pid) ?? this.newProc(pid, t);
+      this.lastPid = pid;
+      this.lastProc = p;
+    }
+    if (t > p.endT) p.endT = t;
+    return p;
+  }
+
+  private newProc(pid: number, t: number): ProcState {
+    const p: ProcState = {
+      pid, ppid: 0, command: '', exe: '', forked: false,
+      startT: t, endT: t, lastGrowT: t, exited: false,
+      heap: new LiveTable(), heapBytes: 0, heapCount: 0,
+      poolBytes: 0, poolCount: 0, mmapBytes: 0, mmaps: new Map(),
+      allocCount: 0, allocBytes: 0, frees: 0,
+      anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
+      sites: new SiteTable(), pools: new Map(), classes: new Map(),
+      total: new BoundedSeries(), heapSeries: new BoundedSeries(), poolSeries: new BoundedSeries(),
+      rss: undefined, markers: [],
+    };
+    this.procs.set(pid, p);
+    this.order.push(p);
+    this.lastPid = pid;
+    this.lastProc = p;
+    return p;
+  }
+
+  private afterHeap(p: ProcState, t: number): void {
+    p.heapSeries.add(t, p.heapBytes);
+    p.total.add(t, p.heapBytes + p.poolBytes);
+  }
+
+  private afterPools(p: ProcState, t: number): void {
+    p.poolSeries.add(t, p.poolBytes);
+    p.total.add(t, p.heapBytes + p.poolBytes);
+  }
+
+  // --- heap -----------------------------------------------------------------------------------
+
+  private weight(size: number): number {
+    return this.sampleBytes > 0 ? sampleWeight(size, this.sampleBytes) : 1;
+  }
+
+  private heapAlloc(p: ProcState, addr: number, size: number, stack: number, t: number): void {
+    if (addr === 0) return;
+    const heap = p.heap;
+    const prev = heap.find(addr);
+    // The address is live again without a free we saw: the old block is gone.
+    if (prev >= 0) this.heapRemove(p, prev, t);
+    const site = p.sites.of(stack, false);
+    heap.set(addr, size, site, t);
+    const w = this.weight(size);
+    p.heapCount += w;
+    p.heapBytes += w * size;
+    p.allocCount += w;
+    p.allocBytes += w * size;
+    p.sites.alloc(site, w, w * size, t);
+    p.lastGrowT = t;
+    const h = recentSlot(addr);
+    if (this.recentFree[h] === addr) this.recentFree[h] = 0;
+  }
+
+  private heapFree(p: ProcState, addr: number, t: number): void {
+    const i = p.heap.find(addr);
+    if (i < 0) {
+      const h = recentSlot(addr);
+      if (this.recentFree[h] === addr) p.anomalies.doubleFree++;
+      else if (p.forked) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
+      else p.anomalies.unknownFree++;
+      return;
+    }
+    this.heapRemove(p, i, t);
+    this.recentFree[recentSlot(addr)] = addr;
+  }
+
+  private heapRemove(p: ProcState, i: number, t: number): void {
+    const heap = p.heap;
+    const size = heap.sizeAt(i);
+    const site = heap.siteAt(i);
+    heap.removeAt(i);
+    const w = this.weight(size);
+    p.heapCount -= w;
+    p.heapBytes -= w * size;
+    if (p.heapCount < 1e-6) p.heapCount = p.heapBytes = 0;
+    p.frees++;
+    p.sites.release(site, w, w * size, t);
+  }
+
+  // --- pools ----------------------------------------------------------------------------------
+
+  private unknownPool(p: ProcState, what: 'destroy' | 'use'): void {
+    if (p.forked) p.anomalies.inheritedPool = (p.anomalies.inheritedPool ?? 0) + 1;
+    else if (what === 'destroy') p.anomalies.unknownPoolDestroy++;
+    else p.anomalies.unknownPool++;
+  }
+
+  private poolOrImplicit(p: ProcState, addr: number, t: number): PoolState {
+    const pool = p.pools.get(addr);
+    if (pool) return pool;
+    this.unknownPool(p, 'use');
+    return this.makePool(p, addr, undefined, '', '', 0, t, true);
+  }
+
+  private poolCreate(p: ProcState, addr: number, parentAddr: number, kind: string, tag: string, stack: number, t: number): void {
+    const old = p.pools.get(addr);
+    // Same address again without a destroy we saw: the old pool is gone.
+    if (old) this.destroyPool(p, old, t);
+    let parent: PoolState | undefined;
+    if (parentAddr !== 0) parent = p.pools.get(parentAddr) ?? this.poolOrImplicit(p, parentAddr, t);
+    this.makePool(p, addr, parent, kind, tag, stack, t, false);
+    p.lastGrowT = t;
+    if (old) this.afterPools(p, t);
+  }
+
+  private makePool(p: ProcState, addr: number, parent: PoolState | undefined, kind: string, tag: string, stack: number, t: number, implicit: boolean): PoolState {
+    const pool: PoolState = {
+      addr, parent, children: new Set(), kind, tag, createT: t, createStack: stack, implicit,
+      bytes: 0, count: 0, allocs: 0, clears: 0, siteBytes: new Map(), siteCount: new Map(),
+      live: undefined, sizedBytes: 0, classKey: '', series: undefined,
+    };
+    parent?.children.add(pool);
+    p.pools.set(addr, pool);
+    this.joinClass(p, pool, t);
+    return pool;
+  }
+
+  private classKeyOf(pool: PoolState): string {
+    return pool.tag ? `${pool.kind}\u0000${pool.tag}` : `${pool.kind}\u0000@${pool.createStack}`;
+  }
+
+  private joinClass(p: ProcState, pool: PoolState, t: number): PoolClassState {
+    const key = this.classKeyOf(pool);
+    let c = p.classes.get(key);
+    if (!c) {
+      c = {
+        key, kind: pool.kind, name: pool.tag, stack: pool.createStack, live: 0, created: 0, destroyed: 0,
+        bytes: 0, peakBytes: 0, series: new BoundedSeries(), fedBytes: new Map(), fedCount: new Map(),
+      };
+      p.classes.set(key, c);
+    }
+    pool.classKey = key;
+    c.live++;
+    c.created++;
+    if (pool.bytes !== 0) this.classBytes(c, pool.bytes, t);
+    return c;
+  }
+
+  private moveToClass(p: ProcState, pool: PoolState, t: number): void {
+    const old = p.classes.get(pool.classKey)!;
+    old.live--;
+    old.created--;
+    if (pool.bytes !== 0) this.classBytes(old, -pool.bytes, t);
+    if (old.created === 0 && old.destroyed === 0) p.classes.delete(old.key);
+    this.joinClass(p, pool, t);
+  }
+
+  private classBytes(c: PoolClassState, delta: number, t: number): void {
+    c.bytes += delta;
+    if (c.bytes < 1e-6 && c.bytes > -1e-6) c.bytes = 0;
+    if (c.bytes > c.peakBytes) c.peakBytes = c.bytes;
+    c.series.add(t, c.bytes);
+  }
+
+  private recordPool(p: ProcState, pool: PoolState, t: number): void {
+    (pool.series ??= new BoundedSeries()).add(t, pool.bytes);
+  }
+
+  private poolAlloc(p: ProcState, pool: PoolState, size: number, addr: number, stack: number, t: number): void {
+    const site = p.sites.of(stack, true);
+    const w = this.weight(size);
+    const bytes = w * size;
+    if (addr !== 0) {
+      const live = (pool.live ??= new LiveTable());
+      const prev = live.find(addr);
+      if (prev >= 0) this.poolRelease(p, pool, prev, t);
+      live.set(addr, size, site, t);
+    }
+    pool.bytes += bytes;
+    pool.count += w;
+    pool.allocs += w;
+    pool.siteBytes.set(site, (pool.siteBytes.get(site) ?? 0) + bytes);
+    pool.siteCount.set(site, (pool.siteCount.get(site) ?? 0) + w);
+    p.poolBytes += bytes;
+    p.poolCount += w;
+    p.allocCount += w;
+    p.allocBytes += bytes;
+    p.lastGrowT = t;
+    const sites = p.sites;
+    sites.alloc(site, w, bytes, t);
+    sites.poolTag[site] = pool.tag || undefined;
+    const c = p.classes.get(pool.classKey)!;
+    c.fedBytes.set(site, (c.fedBytes.get(site) ?? 0) + bytes);
+    c.fedCount.set(site, (c.fedCount.get(site) ?? 0) + w);
+    this.classBytes(c, bytes, t);
+    this.recordPool(p, pool, t);
+    this.afterPools(p, t);
+  }
+
+  /** Releases the addressed allocation at index i of the pool's table. */
+  private poolRelease(p: ProcState, pool: PoolState, i: number, t: number): void {
+    const live = pool.live!;
+    const size = live.sizeAt(i);
+    const site = live.siteAt(i);
+    live.removeAt(i);
+    const w = this.weight(size);
+    const bytes = w * size;
+    pool.bytes -= bytes;
+    pool.count -= w;
+    const sb = (pool.siteBytes.get(site) ?? 0) - bytes;
+    const sc = (pool.siteCount.get(site) ?? 0) - w;
+    if (sc < 1e-6) {
+      pool.siteBytes.delete(site);
+      pool.siteCount.delete(site);
+    } else {
+      pool.siteBytes.set(site, sb);
+      pool.siteCount.set(site, sc);
+    }
+    p.poolBytes -= bytes;
+    p.poolCount -= w;
+    p.frees++;
+    p.sites.release(site, w, bytes, t);
+    this.classBytes(p.classes.get(pool.classKey)!, -bytes, t);
+  }
+
+  private poolFree(p: ProcState, addr: number, blockAddr: number, t: number): void {
+    const pool = p.pools.get(addr);
+    if (!pool) return this.unknownPool(p, 'use');
+    const i = pool.live ? pool.live.find(blockAddr) : -1;
+    if (i < 0) {
+      if (p.forked || pool.implicit) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
+      else p.anomalies.unknownFree++;
+      return;
+    }
+    this.poolRelease(p, pool, i, t);
+    this.recordPool(p, pool, t);
+    this.afterPools(p, t);
+  }
+
+  /** Releases every allocation of the pool and destroys its children (clear semantics). */
+  private emptyPool(p: ProcState, pool: PoolState, t: number): void {
+    for (const child of [...pool.children]) this.destroyPool(p, child, t);
+    pool.children.clear();
+    const sites = p.sites;
+    for (const [site, bytes] of pool.siteBytes) sites.release(site, pool.siteCount.get(site) ?? 0, bytes, t);
+    p.frees += pool.count;
+    p.poolBytes -= pool.bytes;
+    p.poolCount -= pool.count;
+    if (p.poolCount < 1e-6) p.poolCount = p.poolBytes = 0;
+    if (pool.bytes !== 0) this.classBytes(p.classes.get(pool.classKey)!, -pool.bytes, t);
+    pool.siteBytes.clear();
+    pool.siteCount.clear();
+    pool.live = undefined;
+    pool.bytes = 0;
+    pool.count = 0;
+    pool.sizedBytes = 0;
+  }
+
+  private destroyPool(p: ProcState, pool: PoolState, t: number): void {
+    this.emptyPool(p, pool, t);
+    pool.destroyedT = t;
+    pool.parent?.children.delete(pool);
+    if (p.pools.get(pool.addr) === pool) p.pools.delete(pool.addr);
+    const c = p.classes.get(pool.classKey)!;
+    c.live--;
+    c.destroyed++;
+  }
+}
+
+function recentSlot(addr: number): number {
+  return (Math.imul((addr >>> 4) ^ (addr / 4294967296), 0x9e3779b1) >>> 20) & (RECENT_FREES - 1);
+}

@@ -1,0 +1,107 @@
+// What the engine knows once events are folded: per-process state, handed to the analyses.
+
+import type { Clock, TraceMeta } from '../model/events.js';
+import type { SymbolTables } from '../model/stacks.js';
+import type { Anomalies } from '../analyses/result.js';
+import type { LiveTable } from './live-table.js';
+import type { BoundedSeries } from './series.js';
+import type { SiteTable } from './sites.js';
+
+export interface PoolState {
+  addr: number;
+  parent: PoolState | undefined;
+  children: Set<PoolState>;
+  kind: string;
+  tag: string;
+  createT: number;
+  createStack: number;
+  destroyedT?: number;
+  /** Created because an event used it before any pool-create (or it was inherited over fork). */
+  implicit: boolean;
+  /** Own outstanding bytes and allocation count (estimates in sampled traces). */
+  bytes: number;
+  count: number;
+  /** Allocations over the pool's life, and clears. */
+  allocs: number;
+  clears: number;
+  /** Outstanding bytes/count by site index (allocations without an address, and all others). */
+  siteBytes: Map<number, number>;
+  siteCount: Map<number, number>;
+  /** Allocations with an address (they can be released one by one with pool-free). */
+  live: LiveTable | undefined;
+  /** Bytes set by pool-size samples beyond what allocations account for. */
+  sizedBytes: number;
+  classKey: string;
+  series: BoundedSeries | undefined;
+}
+
+export interface PoolClassState {
+  key: string;
+  kind: string;
+  /** The tag, or '' for a class made of untagged pools from one creation stack. */
+  name: string;
+  stack: number;
+  live: number;
+  created: number;
+  destroyed: number;
+  bytes: number;
+  peakBytes: number;
+  series: BoundedSeries;
+  /** Bytes allocated into pools of the class, by site index (cumulative). */
+  fedBytes: Map<number, number>;
+  fedCount: Map<number, number>;
+}
+
+export interface ProcState {
+  pid: number;
+  ppid: number;
+  command: string;
+  exe: string;
+  /** Set when an exec replaced this image: the state is closed and kept for the report. */
+  replacedByExec?: boolean;
+  forked: boolean;
+  startT: number;
+  endT: number;
+  /** Time of the last event that added memory (allocation, pool creation): what follows it is teardown. */
+  lastGrowT: number;
+  exited: boolean;
+  exitCode?: number;
+  heap: LiveTable;
+  heapBytes: number;
+  heapCount: number;
+  poolBytes: number;
+  poolCount: number;
+  mmapBytes: number;
+  mmaps: Map<number, number>;
+  allocCount: number;
+  allocBytes: number;
+  frees: number;
+  anomalies: Anomalies;
+  sites: SiteTable;
+  pools: Map<number, PoolState>;
+  /** Destroyed pools are forgotten except for their class aggregates. */
+  classes: Map<string, PoolClassState>;
+  total: BoundedSeries;
+  heapSeries: BoundedSeries;
+  poolSeries: BoundedSeries;
+  rss: BoundedSeries | undefined;
+  rssBytes?: number;
+  markers: { t: number; label: string }[];
+}
+
+export interface EngineState {
+  meta: TraceMeta | undefined;
+  clock: Clock;
+  /** Counts and bytes are estimates scaled from a sampled trace. */
+  estimated: boolean;
+  sampleBytes: number;
+  events: number;
+  lost: number;
+  /** Every process image in order of appearance (exec'd images before their successors). */
+  processes: ProcState[];
+  symbols: SymbolTables;
+  /** Markers for every process (pid 0). */
+  markers: { t: number; label: string }[];
+  firstT: number;
+  lastT: number;
+}
