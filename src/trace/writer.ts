@@ -29,6 +29,11 @@ export class TraceWriter implements EventSink {
   private tid = 0;
   private t = 0;
   private closed = false;
+  /** Encoder state before the event being encoded, to undo a record that cannot be written. */
+  private markPos = CHUNK_HEADER_BYTES;
+  private markPid = 0;
+  private markTid = 0;
+  private markT = 0;
   private readonly target: number;
   /** Events written so far. */
   events = 0;
@@ -84,6 +89,25 @@ export class TraceWriter implements EventSink {
   event(e: Event): void {
     if (this.closed) throw new Error('TraceWriter: event after close()');
     if (this.pos > this.buf.length - SLACK) this.flushChunk();
+    this.markPos = this.pos;
+    this.markPid = this.pid;
+    this.markTid = this.tid;
+    this.markT = this.t;
+    try {
+      this.encode(e);
+    } catch (err) {
+      // A value the format cannot carry: drop the half-written record, keep the chunk valid.
+      this.pos = this.markPos;
+      this.pid = this.markPid;
+      this.tid = this.markTid;
+      this.t = this.markT;
+      throw err;
+    }
+    this.events++;
+    if (this.pos - CHUNK_HEADER_BYTES >= this.target) this.flushChunk();
+  }
+
+  private encode(e: Event): void {
     switch (e.kind) {
       case 'alloc':
         this.ctx(e.pid, e.tid);
@@ -233,8 +257,6 @@ export class TraceWriter implements EventSink {
       default:
         throw new TypeError(`TraceWriter: unknown event kind ${String((e as { kind: unknown }).kind)}`);
     }
-    this.events++;
-    if (this.pos - CHUNK_HEADER_BYTES >= this.target) this.flushChunk();
   }
 
   /** Writes the pending records as a chunk. */
@@ -259,10 +281,10 @@ export class TraceWriter implements EventSink {
     b.writeUInt32LE(CHUNK_MAGIC_U32, 0);
     b.writeUInt32LE(end - CHUNK_HEADER_BYTES, 4);
     b.writeUInt32LE(crc32(b.subarray(CHUNK_HEADER_BYTES, end)), 8);
-    this.pos = CHUNK_HEADER_BYTES;
-    this.pid = 0;
-    this.tid = 0;
-    this.t = 0;
+    this.pos = this.markPos = CHUNK_HEADER_BYTES;
+    this.pid = this.markPid = 0;
+    this.tid = this.markTid = 0;
+    this.t = this.markT = 0;
     this.chunks++;
     this.writeAll(b, end);
   }
@@ -339,9 +361,8 @@ export class TraceWriter implements EventSink {
   }
 
   private sv(v: number): void {
-    if (v >= 0) this.uv(v * 2);
-    else if (Number.isSafeInteger(v)) this.uv(-v * 2 - 1);
-    else throw new TypeError(`TraceWriter: expected an integer, got ${String(v)}`);
+    if ((v | 0) !== v && !Number.isSafeInteger(v)) throw new TypeError(`TraceWriter: expected an integer, got ${String(v)}`);
+    this.uv(v >= 0 ? v * 2 : -v * 2 - 1);
   }
 
   private str(s: string): void {
