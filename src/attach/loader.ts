@@ -1,0 +1,207 @@
+// Runs the BPF loader (native/bpf/build/leakscope-bpf) and speaks its pipe protocol: TAB
+// separated commands in, binary records out (see the comment at the top of loader.c).
+
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { UserError } from '../cli/errors.js';
+
+const REC_CALL = 1;
+const REC_STATUS = 2;
+const REC_LOST = 3;
+const REC_AGG = 4;
+const REC_NOTIFY = 5;
+const OUT_HEADER = 168; // sizeof(struct ls_out)
+export const NOTIFY_FORK = 2;
+export const NOTIFY_EXIT = 3;
+
+export interface CallRecord {
+  spec: number;
+  pid: number;
+  tid: number;
+  /** CLOCK_MONOTONIC nanoseconds. */
+  ts: bigint;
+  args: number[];
+  ret: number;
+  deref: number;
+  walkBytes: number;
+  walkNodes: number;
+  str: string;
+  /** Caller first: return addresses (the probed function itself is not included). */
+  pcs: number[];
+}
+
+export interface AggRow {
+  pid: number;
+  /** Spec index, or 0xffffffff for the per-pid count of frees of unknown blocks (in totalCount). */
+  spec: number;
+  site: number;
+  liveCount: number;
+  liveBytes: number;
+  totalCount: number;
+  totalBytes: number;
+}
+
+export interface LoaderHandlers {
+  call(r: CallRecord): void;
+  notify(kind: number, pid: number, ts: bigint, a0: number): void;
+  lost(ringbuf: number, maps: number): void;
+}
+
+export interface LoaderOptions {
+  mode: 'events' | 'aggregate';
+  stackBytes: number;
+  ringbufMb: number;
+  unwindLib?: string;
+}
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+export const LOADER_PATH = join(root, 'native', 'bpf', 'build', 'leakscope-bpf');
+export const UNWIND_LIB = join(root, 'native', 'unwind', 'build', 'libleakscope-unwind.so');
+
+function u64(b: Buffer, o: number): number {
+  return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
+}
+
+type Status = Record<string, unknown>;
+
+export class BpfLoader {
+  private buf: Buffer = Buffer.alloc(0);
+  private readonly pending: ((s: Status) => void)[] = [];
+  private aggRows: AggRow[] = [];
+  private stderr = '';
+  private exited = false;
+  private readonly exitPromise: Promise<number>;
+  private doneResolve?: () => void;
+  unwinder = false;
+
+  private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly h: LoaderHandlers) {
+    this.exitPromise = new Promise((resolve) => child.on('exit', (code) => { this.exited = true; resolve(code ?? 1); this.failPending(); }));
+    child.stdout.on('data', (d: Buffer) => this.onData(d));
+    child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString('utf8'); if (this.stderr.length > 65536) this.stderr = this.stderr.slice(-65536); });
+    child.stdin.on('error', () => {});
+  }
+
+  /** Starts the loader and waits until its programs are loaded. */
+  static async start(opts: LoaderOptions, h: LoaderHandlers): Promise<BpfLoader> {
+    if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH} is missing); run 'leakscope doctor'`);
+    const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
+    if (opts.unwindLib) args.push('--unwind', opts.unwindLib);
+    const child = spawn(LOADER_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+    const l = new BpfLoader(child, h);
+    const ready = await new Promise<Status | undefined>((resolve) => {
+      l.pending.push(resolve);
+      child.on('error', () => resolve(undefined));
+    });
+    if (!ready || !ready.ready) {
+      await l.exitPromise;
+      const why = l.stderr.trim().split('\n').pop()?.replace(/^leakscope-bpf: /, '') ?? 'it exited';
+      throw new UserError(`cannot start BPF tracing: ${why}${/doctor/.test(why) ? '' : " (run 'leakscope doctor')"}`);
+    }
+    l.unwinder = ready.unwinder === true;
+    return l;
+  }
+
+  /** Loader messages on stderr (warnings). */
+  get warnings(): string[] {
+    return this.stderr.split('\n').filter((s) => s.trim() !== '').map((s) => s.replace(/^leakscope-bpf: /, ''));
+  }
+
+  private failPending(): void {
+    while (this.pending.length) this.pending.shift()!({ error: 'the BPF loader exited', ok: false });
+    this.doneResolve?.();
+  }
+
+  private onData(d: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, d]) : d;
+    let o = 0;
+    const b = this.buf;
+    while (o + 8 <= b.length) {
+      const type = b.readUInt32LE(o);
+      const len = b.readUInt32LE(o + 4);
+      if (o + 8 + len > b.length) break;
+      const p = b.subarray(o + 8, o + 8 + len);
+      o += 8 + len;
+      try {
+        this.record(type, p);
+      } catch (err) {
+        // a bad record must not take the session down; it is reported as lost
+        this.h.lost(0, 0);
+        this.stderr += `bad record from loader: ${(err as Error).message}\n`;
+      }
+    }
+    this.buf = o === b.length ? Buffer.alloc(0) : b.subarray(o);
+  }
+
+  private record(type: number, p: Buffer): void {
+    if (type === REC_CALL) {
+      const npcs = p.readUInt32LE(100);
+      const pcs: number[] = new Array(npcs);
+      for (let i = 0; i < npcs; i++) pcs[i] = u64(p, OUT_HEADER + 8 * i);
+      const strEnd = p.indexOf(0, 104);
+      this.h.call({
+        spec: p.readUInt32LE(4),
+        pid: p.readUInt32LE(8),
+        tid: p.readUInt32LE(12),
+        ts: p.readBigUInt64LE(16),
+        args: [u64(p, 24), u64(p, 32), u64(p, 40), u64(p, 48), u64(p, 56), u64(p, 64)],
+        ret: u64(p, 72),
+        deref: u64(p, 80),
+        walkBytes: u64(p, 88),
+        walkNodes: p.readUInt32LE(96),
+        str: p.toString('utf8', 104, strEnd < 0 || strEnd > 168 ? 168 : strEnd),
+        pcs,
+      });
+    } else if (type === REC_STATUS) {
+      const s = JSON.parse(p.toString('utf8')) as Status;
+      if (s.done) this.doneResolve?.();
+      else this.pending.shift()?.(s);
+    } else if (type === REC_LOST) {
+      this.h.lost(u64(p, 0), u64(p, 8));
+    } else if (type === REC_AGG) {
+      this.aggRows.push({
+        pid: p.readUInt32LE(0), spec: p.readUInt32LE(4), site: u64(p, 8),
+        liveCount: Number(p.readBigInt64LE(16)), liveBytes: Number(p.readBigInt64LE(24)),
+        totalCount: u64(p, 32), totalBytes: u64(p, 40),
+      });
+    } else if (type === REC_NOTIFY) {
+      this.h.notify(p.readUInt32LE(0), p.readUInt32LE(4), p.readBigUInt64LE(8), u64(p, 16));
+    }
+  }
+
+  /** Sends one command and waits for its status reply. Fields must not hold TABs or newlines. */
+  command(fields: (string | number)[]): Promise<Status> {
+    for (const f of fields) if (/[\t\n\r\0]/.test(String(f))) return Promise.resolve({ ok: false, error: 'a field holds a control character' });
+    if (this.exited) return Promise.resolve({ ok: false, error: 'the BPF loader exited' });
+    return new Promise((resolve) => {
+      this.pending.push(resolve);
+      this.child.stdin.write(fields.join('\t') + '\n');
+    });
+  }
+
+  /** Attaches spec `index` to `path`:`symbol` in `pid`. */
+  async probe(index: number, pid: number, path: string, symbol: string): Promise<{ ok: boolean; error?: string }> {
+    const s = await this.command(['probe', index, pid, path, symbol]);
+    return { ok: s.ok === true, error: typeof s.error === 'string' ? s.error : undefined };
+  }
+
+  async aggregate(): Promise<AggRow[]> {
+    this.aggRows = [];
+    await this.command(['aggdump']);
+    const rows = this.aggRows;
+    this.aggRows = [];
+    return rows;
+  }
+
+  /** Detaches everything, drains queued events and waits for the loader to exit. */
+  async stop(): Promise<void> {
+    if (this.exited) return;
+    const done = new Promise<void>((resolve) => { this.doneResolve = resolve; });
+    this.child.stdin.write('quit\n');
+    this.child.stdin.end();
+    await Promise.race([done.then(() => this.exitPromise), new Promise((r) => setTimeout(r, 10000))]);
+    if (!this.exited) this.child.kill('SIGKILL');
+    await this.exitPromise;
+  }
+}

@@ -1,0 +1,111 @@
+// What /proc says about processes: who runs which binary, parents, mappings.
+
+import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
+
+export interface Mapping {
+  start: number;
+  end: number;
+  perms: string;
+  offset: number;
+  path: string;
+}
+
+export function pidAlive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    // a zombie has exited: its probes are gone and its memory freed
+    return statState(stat) !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
+function statState(stat: string): string {
+  const close = stat.lastIndexOf(')');
+  return stat.slice(close + 2, close + 3);
+}
+
+export function ppidOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[1]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+export function exeOf(pid: number): string | undefined {
+  try {
+    return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');
+  } catch {
+    return undefined;
+  }
+}
+
+export function commandOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+export function allPids(): number[] {
+  const out: number[] = [];
+  for (const n of readdirSync('/proc')) if (/^\d+$/.test(n)) out.push(Number(n));
+  return out;
+}
+
+export function readMaps(pid: number): Mapping[] {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/maps`, 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Mapping[] = [];
+  for (const line of text.split('\n')) {
+    // start-end perms offset dev inode path
+    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ (\d+)\s*(.*)$/.exec(line);
+    if (!m) continue;
+    out.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), perms: m[3]!, offset: parseInt(m[4]!, 16), path: m[6] ?? '' });
+  }
+  return out;
+}
+
+/** File-backed executable mappings: the modules whose code can appear in a stack. */
+export function codeMappings(maps: Mapping[]): Mapping[] {
+  return maps.filter((m) => m.perms[2] === 'x' && m.path.startsWith('/'));
+}
+
+/** The mapped file whose name starts with `prefix` (`libc.so.6`, `libapr-1.so`), if any. */
+export function findLibrary(maps: Mapping[], prefix: string): string | undefined {
+  for (const m of maps) {
+    if (!m.path.startsWith('/')) continue;
+    const name = m.path.slice(m.path.lastIndexOf('/') + 1);
+    if (name.startsWith(prefix)) return m.path.replace(/ \(deleted\)$/, '');
+  }
+  return undefined;
+}
+
+/** Processes descended from `root` (children, grandchildren...). */
+export function descendants(root: number): number[] {
+  const parent = new Map<number, number>();
+  for (const p of allPids()) parent.set(p, ppidOf(p));
+  const out: number[] = [];
+  for (const [p] of parent) {
+    let q = parent.get(p);
+    let guard = 0;
+    while (q && q !== root && guard++ < 64) q = parent.get(q);
+    if (q === root) out.push(p);
+  }
+  return out.sort((a, b) => a - b);
+}
+
+/** Processes whose executable is `exe` (a resolved path). */
+export function pidsRunning(exe: string): number[] {
+  const out: number[] = [];
+  for (const p of allPids()) if (p !== process.pid && exeOf(p) === exe && pidAlive(p)) out.push(p);
+  return out.sort((a, b) => a - b);
+}

@@ -1,0 +1,377 @@
+// One `leakscope attach` session: finds the target processes (and new ones as they appear),
+// attaches the profiles' probes to each one through the BPF loader, and turns what the probes
+// report into model events for a sink (the trace writer).
+
+import type { Event, EventSink, Frame } from '../model/events.js';
+import { frame as makeFrame } from '../model/events.js';
+import { StackInterner } from '../model/stacks.js';
+import { BpfLoader, NOTIFY_EXIT, NOTIFY_FORK, type AggRow, type CallRecord } from './loader.js';
+import { ModuleTable } from './modules.js';
+import { poolBytes, ProcMem } from './poolwalk.js';
+import type { AllocatorProfile, ValueSource } from './profile.js';
+import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps } from './procfs.js';
+import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
+
+export interface AttachTarget {
+  pid?: number;
+  children?: boolean;
+  /** Resolved path of an executable: every process running it, now and later. */
+  exe?: string;
+}
+
+export interface SessionOptions {
+  target: AttachTarget;
+  profiles: AllocatorProfile[];
+  poolAllocs: boolean;
+  mode: 'events' | 'aggregate';
+  stackBytes: number;
+  ringbufMb: number;
+  unwindLib?: string;
+  /** How often /proc is scanned for new and exited targets (ms). */
+  pollMs?: number;
+  /** How often live pools' sizes are read from the processes' memory (ms); 0 = never. */
+  poolSampleMs?: number;
+  sink: EventSink;
+  /** CLOCK_MONOTONIC ns at t = 0 of the trace. */
+  startMono: bigint;
+  onWarning?: (msg: string) => void;
+}
+
+interface LivePool {
+  profile: AllocatorProfile;
+  parent: number;
+}
+
+interface Proc {
+  pid: number;
+  modules: ModuleTable;
+  pools: Map<number, LivePool>;
+  children: Map<number, Set<number>>;
+  mem?: ProcMem;
+  probes: number;
+}
+
+export interface SessionStats {
+  processes: number;
+  probes: number;
+  calls: number;
+  lost: number;
+  probeErrors: string[];
+}
+
+export class AttachSession {
+  private loader!: BpfLoader;
+  private readonly specs: ProbeSpec[];
+  private readonly procs = new Map<number, Proc>();
+  /** Pids seen (attached, being attached, or gone) so a pid is attached once. */
+  private readonly seen = new Set<number>();
+  private readonly buildIds = new Map<string, string>();
+  private readonly interner: StackInterner;
+  private timers: NodeJS.Timeout[] = [];
+  private lostSeen = 0;
+  private stopped = false;
+  private attachQueue: Promise<void> = Promise.resolve();
+  private readonly warned = new Set<string>();
+  private endResolve!: () => void;
+  /** Resolves when no target is left and none can come (pid targets exited). */
+  readonly ended: Promise<void>;
+  readonly stats: SessionStats = { processes: 0, probes: 0, calls: 0, lost: 0, probeErrors: [] };
+
+  private constructor(private readonly opts: SessionOptions) {
+    this.specs = compileSpecs(opts.profiles, { poolAllocs: opts.poolAllocs });
+    this.interner = new StackInterner(opts.sink);
+    this.ended = new Promise((r) => { this.endResolve = r; });
+  }
+
+  static async start(opts: SessionOptions): Promise<AttachSession> {
+    const s = new AttachSession(opts);
+    s.loader = await BpfLoader.start(
+      { mode: opts.mode, stackBytes: opts.stackBytes, ringbufMb: opts.ringbufMb, unwindLib: opts.unwindLib },
+      { call: (r) => s.onCall(r), notify: (k, pid, ts, a0) => s.onNotify(k, pid, ts, a0), lost: (rb, maps) => s.onLost(rb + maps) },
+    );
+    for (const spec of s.specs) {
+      const st = await s.loader.command(specLine(spec).split('\t'));
+      if (st.ok !== true) throw new Error(`loader refused spec ${spec.index}: ${String(st.error)}`);
+    }
+    await s.scan();
+    s.timers.push(setInterval(() => void s.scan(), opts.pollMs ?? 250));
+    if ((opts.poolSampleMs ?? 0) > 0 && opts.mode === 'events') s.timers.push(setInterval(() => s.samplePools(), opts.poolSampleMs));
+    return s;
+  }
+
+  get unwinder(): boolean {
+    return this.loader.unwinder;
+  }
+
+  get loaderWarnings(): string[] {
+    return this.loader.warnings;
+  }
+
+  /** Pids currently traced. */
+  get pids(): number[] {
+    return [...this.procs.keys()];
+  }
+
+  private now(): number {
+    return Number(process.hrtime.bigint() - this.opts.startMono);
+  }
+
+  private t(ts: bigint): number {
+    const d = ts - this.opts.startMono;
+    return d < 0n ? 0 : Number(d);
+  }
+
+  private emit(e: Event): void {
+    this.opts.sink.event(e);
+  }
+
+  private warn(key: string, msg: string): void {
+    if (this.warned.has(key)) return;
+    this.warned.add(key);
+    this.opts.onWarning?.(msg);
+  }
+
+  /** Finds targets not attached yet, and targets that are gone. */
+  private async scan(): Promise<void> {
+    if (this.stopped) return;
+    const { target } = this.opts;
+    let want: number[] = [];
+    if (target.exe) want = pidsRunning(target.exe);
+    else if (target.pid !== undefined) {
+      if (pidAlive(target.pid)) want.push(target.pid);
+      if (target.children) want.push(...descendants(target.pid));
+    }
+    for (const pid of want) if (!this.seen.has(pid)) this.queueAttach(pid, ppidOf(pid));
+    await this.attachQueue;
+    for (const pid of [...this.procs.keys()]) if (!pidAlive(pid)) this.gone(pid, -1, this.now());
+    if (this.procs.size === 0 && target.pid !== undefined && !pidAlive(target.pid)) this.endResolve();
+  }
+
+  private queueAttach(pid: number, parentPid: number, forkT?: number): void {
+    this.seen.add(pid);
+    this.attachQueue = this.attachQueue.then(() => this.attach(pid, parentPid, forkT)).catch((err: unknown) => {
+      this.warn(`attach:${pid}`, `process ${pid}: ${(err as Error).message}`);
+    });
+  }
+
+  private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
+    if (this.stopped || !pidAlive(pid)) return;
+    const t = forkT ?? this.now();
+    const parent = this.procs.get(parentPid);
+    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: new Map(), children: new Map(), probes: 0 };
+    if (parent) {
+      // a forked child starts as a copy of its parent: same heap, same pools
+      this.emit({ kind: 'fork', pid, t, parentPid });
+      proc.modules.inherit(parent.modules);
+      for (const [k, v] of parent.pools) proc.pools.set(k, v);
+      for (const [k, v] of parent.children) proc.children.set(k, new Set(v));
+    } else {
+      this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' });
+    }
+    proc.modules.refresh(this.opts.sink, t);
+    this.procs.set(pid, proc);
+    this.stats.processes++;
+    await this.loader.command(['trace', pid]);
+    const exe = exeOf(pid);
+    const maps = readMaps(pid);
+    for (const spec of this.specs) {
+      const where = spec.fn.in;
+      const path = where === 'exe' ? exe : findLibrary(maps, where);
+      if (!path) {
+        this.warn(`nolib:${spec.profile.name}:${where}`, `allocator ${spec.profile.name}: ${where} is not mapped in process ${pid}; its functions are not traced there`);
+        continue;
+      }
+      const r = await this.loader.probe(spec.index, pid, path, spec.fn.symbol);
+      if (r.ok) {
+        proc.probes++;
+        this.stats.probes++;
+      } else if (pidAlive(pid)) {
+        const msg = `${spec.fn.symbol} in ${path} (process ${pid}): ${r.error ?? 'cannot attach'}`;
+        this.stats.probeErrors.push(msg);
+        this.warn(`probe:${spec.profile.name}:${spec.fn.symbol}`, `cannot trace ${msg}`);
+      }
+    }
+    if (proc.probes === 0 && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
+  }
+
+  private gone(pid: number, code: number, t: number): void {
+    const p = this.procs.get(pid);
+    if (!p) return;
+    this.procs.delete(pid);
+    p.mem?.close();
+    this.emit({ kind: 'exit', pid, t, code });
+    void this.loader.command(['untrace', pid]);
+  }
+
+  private onNotify(kind: number, pid: number, ts: bigint, a0: number): void {
+    if (this.stopped) return;
+    if (kind === NOTIFY_EXIT) {
+      // task->exit_code: a signal in the low 7 bits, else the status in bits 8-15
+      const code = a0 & 0x7f ? 128 + (a0 & 0x7f) : (a0 >> 8) & 0xff;
+      this.gone(pid, code, this.t(ts));
+    } else if (kind === NOTIFY_FORK) {
+      const child = a0;
+      const { target } = this.opts;
+      if (this.seen.has(child) || !this.procs.has(pid)) return;
+      if (target.exe || target.children) this.queueAttach(child, pid, this.t(ts));
+    }
+  }
+
+  private onLost(total: number): void {
+    if (total > this.lostSeen) {
+      const count = total - this.lostSeen;
+      this.lostSeen = total;
+      this.stats.lost += count;
+      this.emit({ kind: 'lost', pid: 0, t: this.now(), count, reason: 'BPF ring buffer full' });
+    }
+  }
+
+  private stack(proc: Proc | undefined, pid: number, pcs: number[]): number {
+    if (pcs.length === 0) return 0;
+    const frames: Frame[] = [];
+    for (const pc of pcs) {
+      let mod = proc?.modules.moduleOf(pc);
+      if (mod === undefined && proc && frames.length === 0) {
+        // a library loaded since attach: read the maps again (once per miss of a first frame)
+        proc.modules.refresh(this.opts.sink, this.now());
+        mod = proc.modules.moduleOf(pc);
+      }
+      // frame-pointer walks through code built without them end in garbage: stop there
+      if (mod === undefined) break;
+      frames.push(makeFrame({ pc, module: mod }));
+    }
+    return frames.length ? this.interner.stackId(frames, pid) : 0;
+  }
+
+  private onCall(r: CallRecord): void {
+    const spec = this.specs[r.spec];
+    if (!spec || this.stopped) return;
+    this.stats.calls++;
+    const fn = spec.fn;
+    const val = (s: ValueSource | undefined): number => {
+      if (!s) return 0;
+      if (s === 'ret') return r.ret;
+      if (s.startsWith('*')) return r.deref;
+      return r.args[s.charCodeAt(3) - 48] ?? 0;
+    };
+    if (fn.okIfRetZero && r.ret !== 0) return;
+    const { pid, tid } = r;
+    const t = this.t(r.ts);
+    const proc = this.procs.get(pid);
+    const size = (): number => (Array.isArray(fn.size) ? fn.size.reduce((a, s) => a * val(s), 1) : val(fn.size));
+    switch (fn.role) {
+      case 'alloc': {
+        const addr = val(fn.addr);
+        if (addr) this.emit({ kind: 'alloc', pid, t, tid, addr, size: size(), stack: this.stack(proc, pid, r.pcs) });
+        break;
+      }
+      case 'free': {
+        const addr = val(fn.addr);
+        if (addr) this.emit({ kind: 'free', pid, t, tid, addr });
+        break;
+      }
+      case 'realloc': {
+        const oldAddr = val(fn.old);
+        const addr = val(fn.addr);
+        const sz = size();
+        if (addr === 0 && sz !== 0) break; // failed: the old block is untouched
+        this.emit({ kind: 'realloc', pid, t, tid, oldAddr, addr, size: addr ? sz : 0, stack: addr ? this.stack(proc, pid, r.pcs) : 0 });
+        break;
+      }
+      case 'pool-create': {
+        const pool = val(fn.pool);
+        if (!pool) break;
+        const parent = val(fn.parent);
+        this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.pcs) });
+        if (proc) {
+          proc.pools.set(pool, { profile: spec.profile, parent });
+          if (parent) {
+            let set = proc.children.get(parent);
+            if (!set) proc.children.set(parent, (set = new Set()));
+            set.add(pool);
+          }
+        }
+        break;
+      }
+      case 'pool-destroy':
+      case 'pool-clear': {
+        const pool = val(fn.pool);
+        if (!pool) break;
+        if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
+        const stack = this.stack(proc, pid, r.pcs);
+        this.emit(fn.role === 'pool-destroy' ? { kind: 'pool-destroy', pid, t, pool, stack } : { kind: 'pool-clear', pid, t, pool, stack });
+        if (proc) this.forgetPool(proc, pool, fn.role === 'pool-destroy');
+        break;
+      }
+      case 'pool-alloc':
+        this.emit({ kind: 'pool-alloc', pid, t, tid, pool: val(fn.pool), size: size(), addr: val(fn.addr), stack: this.stack(proc, pid, r.pcs) });
+        break;
+      case 'pool-free':
+        this.emit({ kind: 'pool-free', pid, t, pool: val(fn.pool), addr: val(fn.addr) });
+        break;
+      case 'pool-tag': {
+        const pool = val(fn.pool);
+        if (pool) this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
+        break;
+      }
+    }
+  }
+
+  /** A pool destroyed (or cleared: its children only) leaves the live set with its descendants. */
+  private forgetPool(proc: Proc, pool: number, self: boolean): void {
+    const kids = proc.children.get(pool);
+    if (kids) {
+      proc.children.delete(pool);
+      for (const k of kids) this.forgetPool(proc, k, true);
+    }
+    if (self) {
+      const lp = proc.pools.get(pool);
+      proc.pools.delete(pool);
+      if (lp?.parent) proc.children.get(lp.parent)?.delete(pool);
+    }
+  }
+
+  /** Reads the size of every live pool created since attach from the process' memory. */
+  samplePools(limitPerProcess = 4000): void {
+    const t = this.now();
+    for (const proc of this.procs.values()) {
+      if (proc.pools.size === 0) continue;
+      if (!proc.mem) proc.mem = new ProcMem(proc.pid);
+      if (!proc.mem.ok) continue;
+      let n = 0;
+      for (const [pool, lp] of proc.pools) {
+        if (n++ >= limitPerProcess) break;
+        const lists = lp.profile.poolSize?.lists;
+        if (!lists) continue;
+        const bytes = poolBytes(proc.mem, pool, lists);
+        if (bytes !== undefined) this.emit({ kind: 'pool-size', pid: proc.pid, t, pool, bytes });
+      }
+    }
+  }
+
+  /** Aggregate mode: the kernel-side table (live blocks per call site). */
+  aggregate(): Promise<AggRow[]> {
+    return this.loader.aggregate();
+  }
+
+  specOf(index: number): ProbeSpec | undefined {
+    return this.specs[index];
+  }
+
+  moduleOf(pid: number, pc: number): string | undefined {
+    return this.procs.get(pid)?.modules.moduleOf(pc);
+  }
+
+  /** Detaches cleanly: a last pool sample, then the loader drains what the probes queued. */
+  async stop(): Promise<SessionStats> {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+    await this.attachQueue;
+    if (this.opts.mode === 'events' && (this.opts.poolSampleMs ?? 0) > 0) this.samplePools();
+    await this.loader.stop();
+    this.stopped = true;
+    for (const p of this.procs.values()) p.mem?.close();
+    this.endResolve();
+    return this.stats;
+  }
+}
