@@ -311,6 +311,12 @@ function rangeControls(p: ProcessData): HTMLElement {
 
 function setRange(r: Range | null, drawSelection: boolean): void {
   state.range = r;
+  if (!r) {
+    const from = document.getElementById('range-from') as HTMLSelectElement | null;
+    const to = document.getElementById('range-to') as HTMLSelectElement | null;
+    if (from) from.selectedIndex = 0;
+    if (to) to.selectedIndex = to.options.length - 1;
+  }
   const lbl = document.getElementById('range-label');
   if (lbl) lbl.textContent = r ? r.label : 'whole trace';
   const u = charts.get('main');

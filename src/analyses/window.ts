@@ -110,8 +110,9 @@ export class WindowSink implements EventSink {
       case 'realloc': {
         this.tick(e.t);
         const p = this.proc(e.pid);
+        if (e.addr === 0 && e.size > 0) return; // realloc failed: the old block stays
         if (e.oldAddr !== 0) this.freeHeap(p, e.oldAddr, e.t);
-        if (e.addr !== 0 && e.size > 0) p.live.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
+        if (e.addr !== 0) p.live.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
         return;
       }
       case 'pool-create': {

@@ -20,6 +20,8 @@ export interface Scenario {
   tempFrames: Frame[];
   poolFrames: Frame[];
   poolTag: string;
+  /** Stack ids of the leak, temp and pool sites. */
+  ids: { leak: number; temp: number; pool: number };
 }
 
 export function scenario(opts: { steps?: number; pid?: number; hostile?: boolean } = {}): Scenario {
@@ -60,7 +62,7 @@ export function scenario(opts: { steps?: number; pid?: number; hostile?: boolean
     if (i === 60) events.push({ kind: 'marker', pid: 0, t: t + 7, label: 'load' });
   }
   const meta: TraceMeta = { format: 1, clock: 'ns', startWallMs: Date.UTC(2026, 0, 1), source: 'recorder', command: `server ${h}` };
-  return { meta, events, steps, pid, leakFrames, tempFrames, poolFrames, poolTag };
+  return { meta, events, steps, pid, leakFrames, tempFrames, poolFrames, poolTag, ids: { leak, temp, pool: poolSite } };
 }
 
 function verdict(kind: Verdict['verdict'], n: number, slope: number, last: number, explanation: string): Verdict {
@@ -87,9 +89,9 @@ export function scenarioResult(s: Scenario): AnalysisResult {
     allocated: { count: n * 4, bytes: n * 2000, frees: n },
     anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
     sites: [
-      site('1', s.leakFrames, n * 1000, n, n * 1000, n, leakV),
-      site('3', s.poolFrames, n * 300, n, n * 300, n, poolV, s.poolTag),
-      site('2', s.tempFrames, 0, 0, n * 500, n),
+      site(String(s.ids.leak), s.leakFrames, n * 1000, n, n * 1000, n, leakV),
+      site(String(s.ids.pool), s.poolFrames, n * 300, n, n * 300, n, poolV, s.poolTag),
+      site(String(s.ids.temp), s.tempFrames, 0, 0, n * 500, n),
     ],
     pools: [{
       pool: '0x7000', parent: '0x0', kind: 'apr', tag: s.poolTag, createdT: 0, age: n * STEP, bytes: n * 300, treeBytes: n * 300,
