@@ -1,0 +1,634 @@
+// Recorder core: configuration, the trace file, per-thread chunk buffers, the flush timer,
+// signals (snapshot and crash), fork and exit.
+//
+// Writing model: every thread appends records to its own buffer (lk_buf) and writes it as one
+// chunk with one write() on an O_APPEND descriptor, so chunks of threads and of forked processes
+// interleave in one file without a lock. A timer thread flushes every buffer at least every
+// 500 ms, so a process that dies without warning (OOM kill) loses at most about a second.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+#include <semaphore.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "enc.h"
+#include "lk.h"
+
+__thread lk_thread lk_ts;
+int lk_state;
+int lk_fd = -1;
+uint64_t lk_start_ns;
+uint64_t lk_sample_bytes;
+int lk_depth = 64;
+uintptr_t lk_self_lo, lk_self_hi;
+
+static _Atomic(lk_buf *) g_bufs;       // every buffer ever made; push-front, never unlinked
+static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_key_t g_key;
+static sem_t g_flush_sem;
+static atomic_int g_timer_running;
+static uint32_t g_pid;
+static int g_exit_code;
+static uint32_t g_crc_table[256];
+
+// --- small helpers ------------------------------------------------------------------------
+
+void *lk_raw_mmap(size_t size) {
+  long r = syscall(SYS_mmap, NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r < 0 && r > -4096) return NULL;
+  return (void *)r;
+}
+
+void lk_raw_munmap(void *p, size_t size) { syscall(SYS_munmap, p, size); }
+
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t lk_now(void) {
+  uint64_t n = mono_ns();
+  return n > lk_start_ns ? n - lk_start_ns : 0;
+}
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+    g_crc_table[i] = c;
+  }
+}
+
+static uint32_t crc32(const uint8_t *p, size_t n) {
+  uint32_t c = 0xFFFFFFFFu;
+  while (n--) c = g_crc_table[(c ^ *p++) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+static void put_u32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v; p[1] = (uint8_t)(v >> 8); p[2] = (uint8_t)(v >> 16); p[3] = (uint8_t)(v >> 24);
+}
+
+static void write_all(const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t w = write(lk_fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return;  // disk full or closed: drop, never disturb the program
+    p += w; n -= (size_t)w;
+  }
+}
+
+// --- buffers ------------------------------------------------------------------------------
+
+static void start_chunk(lk_buf *b) {
+  b->pos = 0;
+  b->last_t = 0;
+  b->pid = g_pid;
+  b->tid = lk_ts.tid;
+  lk_u8(b, R_CTX);
+  lk_var(b, b->pid);
+  lk_var(b, b->tid);
+}
+
+void lk_flush_buf(lk_buf *b) {
+  if (b->pos == 0 || lk_fd < 0) { b->pos = 0; return; }
+  memcpy(b->data, "LSCK", 4);
+  put_u32(b->data + 4, (uint32_t)b->pos);
+  put_u32(b->data + 8, crc32(b->data + LK_CHUNK_HDR, b->pos));
+  int saved = errno;
+  write_all(b->data, LK_CHUNK_HDR + b->pos);
+  errno = saved;
+  b->pos = 0;
+}
+
+static int try_acquire(lk_buf *b, int wait_ms) {
+  int expected = 0;
+  if (atomic_compare_exchange_strong_explicit(&b->busy, &expected, 1, memory_order_acquire, memory_order_relaxed)) return 1;
+  for (int i = 0; i < wait_ms * 10; i++) {
+    struct timespec d = {0, 100000};
+    nanosleep(&d, NULL);
+    expected = 0;
+    if (atomic_compare_exchange_strong_explicit(&b->busy, &expected, 1, memory_order_acquire, memory_order_relaxed)) return 1;
+  }
+  return 0;
+}
+
+static void release(lk_buf *b) { atomic_store_explicit(&b->busy, 0, memory_order_release); }
+
+static void thread_gone(void *unused) {
+  lk_buf *b = lk_ts.buf;
+  if (!b) return;
+  lk_ts.guard++;
+  if (try_acquire(b, 1000)) {
+    lk_flush_buf(b);
+    b->in_use = 0;
+    lk_ts.buf = NULL;
+    release(b);
+  }
+  lk_ts.guard--;
+}
+
+static lk_buf *thread_buf(void) {
+  if (!lk_ts.tid) lk_ts.tid = (uint32_t)syscall(SYS_gettid);
+  if (!lk_ts.registered) {
+    lk_ts.registered = 1;
+    pthread_setspecific(g_key, (void *)1);  // runs thread_gone at thread exit
+  }
+  lk_buf *b;
+  pthread_mutex_lock(&g_reg_mu);
+  for (b = atomic_load(&g_bufs); b; b = b->next)
+    if (!b->in_use) break;
+  if (b) {
+    b->in_use = 1;
+  } else if ((b = lk_raw_mmap(sizeof *b)) != NULL) {
+    b->in_use = 1;
+    b->next = atomic_load(&g_bufs);
+    atomic_store_explicit(&g_bufs, b, memory_order_release);
+  }
+  pthread_mutex_unlock(&g_reg_mu);
+  if (!b) return NULL;
+  // A reused buffer may still hold a dead thread's last records.
+  while (atomic_exchange_explicit(&b->busy, 1, memory_order_acquire)) sched_yield();
+  lk_flush_buf(b);
+  release(b);
+  lk_ts.buf = b;
+  return b;
+}
+
+lk_buf *lk_begin(size_t need) {
+  lk_buf *b = lk_ts.buf;
+  if (LK_UNLIKELY(!b) && !(b = thread_buf())) return NULL;
+  for (int spins = 0; atomic_exchange_explicit(&b->busy, 1, memory_order_acquire); spins++)
+    if (spins > 64) sched_yield();
+  if (b->pos == 0 || b->pid != g_pid) start_chunk(b);
+  if (b->pos + need > LK_CHUNK_PAYLOAD) {
+    lk_flush_buf(b);
+    start_chunk(b);
+  }
+  return b;
+}
+
+void lk_end(lk_buf *b) { release(b); }
+
+void lk_reserve(lk_buf *b, size_t need) {
+  if (b->pos + need > LK_CHUNK_PAYLOAD) {
+    lk_flush_buf(b);
+    start_chunk(b);
+  }
+}
+
+void lk_flush_all(int wait_ms) {
+  for (lk_buf *b = atomic_load_explicit(&g_bufs, memory_order_acquire); b; b = b->next) {
+    if (b->pos == 0) continue;
+    if (try_acquire(b, wait_ms)) {
+      lk_flush_buf(b);
+      release(b);
+    }
+  }
+}
+
+// --- events -------------------------------------------------------------------------------
+
+static void start_timer(void);
+
+// Every recording path checks that the flush timer runs (it does not survive fork).
+static inline void timer_check(void) {
+  if (LK_UNLIKELY(!atomic_load_explicit(&g_timer_running, memory_order_relaxed))) start_timer();
+}
+
+static uint32_t stack_now(lk_buf *b) { return lk_capture_stack(b); }
+
+void lk_rec_alloc(void *p, size_t size) {
+  if (lk_sample_bytes) lk_sampled_add((uintptr_t)p);  // the caller drew the sample
+  timer_check();
+  uint64_t t = lk_now();
+  lk_buf *b = lk_begin(48);
+  if (!b) return;
+  uint32_t st = stack_now(b);
+  lk_reserve(b, 48);
+  lk_ev(b, R_ALLOC, t);
+  lk_var(b, (uintptr_t)p);
+  lk_var(b, size);
+  lk_var(b, st);
+  lk_end(b);
+}
+
+void lk_rec_free(void *p) {
+  if (lk_sample_bytes && !lk_sampled_remove((uintptr_t)p)) return;
+  timer_check();
+  uint64_t t = lk_now();
+  lk_buf *b = lk_begin(24);
+  if (!b) return;
+  lk_ev(b, R_FREE, t);
+  lk_var(b, (uintptr_t)p);
+  lk_end(b);
+}
+
+void lk_rec_realloc(void *old, void *p, size_t size) {
+  int old_known = 1, new_known = 1;
+  if (lk_sample_bytes) {
+    old_known = old ? lk_sampled_remove((uintptr_t)old) : 0;
+    new_known = p ? lk_sample(size) : 0;
+    if (new_known) lk_sampled_add((uintptr_t)p);
+    if (!old_known && !new_known) return;
+    if (old_known && !new_known) {
+      uint64_t t = lk_now();
+      lk_buf *b = lk_begin(24);
+      if (!b) return;
+      lk_ev(b, R_FREE, t);
+      lk_var(b, (uintptr_t)old);
+      lk_end(b);
+      return;
+    }
+  }
+  uint64_t t = lk_now();
+  lk_buf *b = lk_begin(64);
+  if (!b) return;
+  uint32_t st = p ? stack_now(b) : 0;
+  lk_reserve(b, 64);
+  lk_ev(b, R_REALLOC, t);
+  lk_var(b, old_known ? (uintptr_t)old : 0);
+  lk_var(b, (uintptr_t)p);
+  lk_var(b, p ? size : 0);
+  lk_var(b, st);
+  lk_end(b);
+}
+
+void lk_rec_mmap(void *p, size_t size, int prot, int flags) {
+  uint64_t t = lk_now();
+  lk_buf *b = lk_begin(64);
+  if (!b) return;
+  uint32_t st = stack_now(b);
+  lk_reserve(b, 64);
+  lk_ev(b, R_MMAP, t);
+  lk_var(b, (uintptr_t)p);
+  lk_var(b, size);
+  lk_var(b, (uint32_t)prot);
+  lk_var(b, (uint32_t)flags);
+  lk_var(b, st);
+  lk_end(b);
+}
+
+void lk_rec_munmap(void *p, size_t size) {
+  uint64_t t = lk_now();
+  lk_buf *b = lk_begin(32);
+  if (!b) return;
+  lk_ev(b, R_MUNMAP, t);
+  lk_var(b, (uintptr_t)p);
+  lk_var(b, size);
+  lk_end(b);
+}
+
+static void rec_exit(int code) {
+  lk_buf *b = lk_ts.buf;
+  if (b && !try_acquire(b, 20)) return;
+  if (!b && !(b = lk_begin(32))) return;
+  if (b->pos == 0 || b->pid != g_pid) start_chunk(b);
+  lk_reserve(b, 32);
+  lk_ev(b, R_EXIT, lk_now());
+  lk_svar(b, code);
+  lk_end(b);
+}
+
+// --- the process record -------------------------------------------------------------------
+
+static size_t read_file(const char *path, char *out, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  size_t n = 0;
+  while (n < cap) {
+    ssize_t r = read(fd, out + n, cap - n);
+    if (r <= 0) break;
+    n += (size_t)r;
+  }
+  close(fd);
+  return n;
+}
+
+static void command_line(char *out, size_t cap) {
+  size_t n = read_file("/proc/self/cmdline", out, cap - 1);
+  while (n > 0 && out[n - 1] == '\0') n--;
+  for (size_t i = 0; i < n; i++)
+    if (out[i] == '\0') out[i] = ' ';
+  out[n] = '\0';
+}
+
+static void exe_path(char *out, size_t cap) {
+  ssize_t n = readlink("/proc/self/exe", out, cap - 1);
+  out[n > 0 ? n : 0] = '\0';
+}
+
+static void rec_process(int exec_of_traced) {
+  static char cmd[4096], exe[PATH_MAX];
+  command_line(cmd, sizeof cmd);
+  exe_path(exe, sizeof exe);
+  lk_buf *b = lk_begin(sizeof cmd + sizeof exe + 64);
+  if (!b) return;
+  uint64_t t = lk_now();
+  if (exec_of_traced) {
+    lk_ev(b, R_EXEC, t);
+    lk_str(b, exe, sizeof exe);
+    lk_str(b, cmd, sizeof cmd);
+  } else {
+    lk_ev(b, R_PROCESS, t);
+    lk_var(b, (uint32_t)getppid());
+    lk_str(b, cmd, sizeof cmd);
+    lk_str(b, exe, sizeof exe);
+  }
+  lk_modules_scan(b);
+  lk_end(b);
+}
+
+// --- the trace file -----------------------------------------------------------------------
+
+static size_t json_str(char *out, size_t cap, const char *s) {
+  size_t n = 0;
+  if (n < cap) out[n++] = '"';
+  for (; *s && n + 8 < cap; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') { out[n++] = '\\'; out[n++] = (char)c; }
+    else if (c < 0x20) n += (size_t)snprintf(out + n, cap - n, "\\u%04x", c);
+    else out[n++] = (char)c;
+  }
+  if (n < cap) out[n++] = '"';
+  return n;
+}
+
+// Only when the recorder is used without `leakscope run` (which writes the header itself).
+static void write_header(void) {
+  static char meta[8192], cmd[4096], host[256];
+  struct timespec wall;
+  clock_gettime(CLOCK_REALTIME, &wall);
+  command_line(cmd, sizeof cmd);
+  gethostname(host, sizeof host - 1);
+  size_t n = (size_t)snprintf(meta, sizeof meta,
+      "{\"format\":1,\"clock\":\"ns\",\"source\":\"recorder\",\"startWallMs\":%llu,\"startMonoNs\":\"%llu\",",
+      (unsigned long long)wall.tv_sec * 1000ull + (unsigned long long)wall.tv_nsec / 1000000ull,
+      (unsigned long long)lk_start_ns);
+  if (lk_sample_bytes) n += (size_t)snprintf(meta + n, sizeof meta - n, "\"sampleBytes\":%llu,", (unsigned long long)lk_sample_bytes);
+  n += (size_t)snprintf(meta + n, sizeof meta - n, "\"command\":");
+  n += json_str(meta + n, sizeof meta - n - 200, cmd);
+  n += (size_t)snprintf(meta + n, sizeof meta - n, ",\"hostname\":");
+  n += json_str(meta + n, sizeof meta - n - 2, host);
+  meta[n++] = '}';
+  uint8_t head[12];
+  memcpy(head, "LSTRACE1", 8);
+  put_u32(head + 8, (uint32_t)n);
+  uint8_t crc[4];
+  put_u32(crc, crc32((uint8_t *)meta, n));
+  write_all(head, 12);
+  write_all((uint8_t *)meta, n);
+  write_all(crc, 4);
+}
+
+static int open_trace(void) {
+  char def[64];
+  const char *path = getenv("LEAKSCOPE_TRACE");
+  if (!path || !*path) {
+    snprintf(def, sizeof def, "leakscope-%u.lstrace", g_pid);
+    path = def;
+  }
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  int created = fd >= 0;
+  if (fd < 0) fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) {
+    char msg[600];
+    int n = snprintf(msg, sizeof msg, "leakscope: cannot open trace %.500s: %s (not recording)\n", path, strerror(errno));
+    if (write(2, msg, (size_t)n)) {}
+    return -1;
+  }
+  // Keep it out of the way of programs that expect low descriptors to be theirs.
+  int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
+  if (hi >= 0) { close(fd); fd = hi; }
+  lk_fd = fd;
+  if (created) write_header();
+  return 0;
+}
+
+// --- signals, timer, fork, exit ------------------------------------------------------------
+
+static struct sigaction g_old_act[65];
+static const int k_fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT};
+
+static void on_snapshot(int sig) {
+  int saved = errno;
+  sem_post(&g_flush_sem);
+  errno = saved;
+}
+
+static void on_fatal(int sig, siginfo_t *si, void *uc) {
+  lk_ts.guard++;
+  if (lk_state == 2) {
+    rec_exit(128 + sig);
+    lk_flush_all(20);
+    lk_state = 3;
+  }
+  sigaction(sig, &g_old_act[sig], NULL);
+  if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) return;  // re-faults
+  raise(sig);
+}
+
+static void install_signals(void) {
+  struct sigaction sa, cur;
+  for (size_t i = 0; i < sizeof k_fatal / sizeof k_fatal[0]; i++) {
+    int s = k_fatal[i];
+    if (sigaction(s, NULL, &cur) != 0 || cur.sa_handler != SIG_DFL) continue;  // the program's own
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fatal;
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    g_old_act[s] = cur;
+    sigaction(s, &sa, NULL);
+  }
+  if (sigaction(SIGUSR2, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_snapshot;
+    sa.sa_flags = SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGUSR2, &sa, NULL);
+  }
+}
+
+static void rec_rss(void) {
+  char s[128];
+  size_t n = read_file("/proc/self/statm", s, sizeof s - 1);
+  s[n] = '\0';
+  unsigned long long size = 0, rss = 0;
+  if (sscanf(s, "%llu %llu", &size, &rss) != 2) return;
+  lk_buf *b = lk_begin(32);
+  if (!b) return;
+  lk_ev(b, R_RSS, lk_now());
+  lk_var(b, rss * (unsigned long long)sysconf(_SC_PAGESIZE));
+  lk_end(b);
+}
+
+static void *timer_main(void *arg) {
+  lk_ts.guard = 1;  // this thread's own allocations are ours
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL);
+  uint64_t last_rss = 0;
+  for (;;) {
+    struct timespec dl;
+    clock_gettime(CLOCK_REALTIME, &dl);
+    dl.tv_nsec += 500000000L;
+    if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
+    sem_timedwait(&g_flush_sem, &dl);
+    if (lk_state != 2) continue;
+    uint64_t now = lk_now();
+    if (now - last_rss >= 1000000000ull || last_rss == 0) {
+      rec_rss();
+      last_rss = now ? now : 1;
+    }
+    lk_flush_all(50);
+  }
+  return NULL;
+}
+
+static void start_timer(void) {
+  int expected = 0;
+  if (!atomic_compare_exchange_strong(&g_timer_running, &expected, 1)) return;
+  lk_ts.guard++;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&attr, 256 * 1024);
+  pthread_t th;
+  if (pthread_create(&th, &attr, timer_main, NULL) != 0) atomic_store(&g_timer_running, 0);
+  pthread_attr_destroy(&attr);
+  lk_ts.guard--;
+}
+
+static void fork_prepare(void) {
+  lk_ts.guard++;
+  if (lk_state != 2) return;
+  for (lk_buf *b = atomic_load(&g_bufs); b; b = b->next) {
+    if (try_acquire(b, 1000)) {
+      lk_flush_buf(b);
+      b->in_use |= 2;  // held across the fork
+    }
+  }
+  lk_stacks_atfork_prepare();
+  lk_sampling_atfork_prepare();
+  pthread_mutex_lock(&g_reg_mu);
+}
+
+static void fork_parent(void) {
+  if (lk_state == 2) {
+    pthread_mutex_unlock(&g_reg_mu);
+    lk_sampling_atfork_release();
+    lk_stacks_atfork_parent();
+    for (lk_buf *b = atomic_load(&g_bufs); b; b = b->next)
+      if (b->in_use & 2) { b->in_use &= ~2; release(b); }
+  }
+  lk_ts.guard--;
+}
+
+static void fork_child(void) {
+  if (lk_state == 2) {
+    uint32_t parent = g_pid;
+    g_pid = (uint32_t)getpid();
+    lk_ts.tid = (uint32_t)syscall(SYS_gettid);
+    pthread_mutex_init(&g_reg_mu, NULL);
+    lk_stacks_atfork_child();
+    lk_sampling_atfork_release();
+    // Only this thread survives: every other buffer is free (and was flushed in prepare).
+    for (lk_buf *b = atomic_load(&g_bufs); b; b = b->next) {
+      b->pos = 0;
+      b->in_use = (b == lk_ts.buf) ? 1 : 0;
+      release(b);
+    }
+    sem_init(&g_flush_sem, 0, 0);
+    atomic_store(&g_timer_running, 0);
+    lk_buf *b = lk_begin(32);
+    if (b) {
+      lk_ev(b, R_FORK, lk_now());
+      lk_var(b, parent);
+      lk_end(b);
+    }
+  }
+  lk_ts.guard--;
+}
+
+static void on_exit_code(int code, void *arg) { g_exit_code = code; }
+
+__attribute__((destructor)) static void lk_fini(void) {
+  if (lk_state != 2) return;
+  lk_ts.guard++;
+  rec_exit(g_exit_code);
+  lk_flush_all(100);
+  lk_state = 3;
+  lk_ts.guard--;
+}
+
+// --- initialisation -----------------------------------------------------------------------
+
+static uint64_t env_u64(const char *name, uint64_t def) {
+  const char *s = getenv(name);
+  if (!s || !*s) return def;
+  char *end;
+  unsigned long long v = strtoull(s, &end, 10);
+  return *end ? def : (uint64_t)v;
+}
+
+void lk_init(void) {
+  if (lk_state != 0) return;
+  lk_state = 1;
+  lk_ts.guard++;
+  crc_init();
+  g_pid = (uint32_t)getpid();
+  lk_ts.tid = (uint32_t)syscall(SYS_gettid);
+  if (env_u64("LEAKSCOPE_DISABLE", 0)) goto off;
+  lk_start_ns = env_u64("LEAKSCOPE_START_NS", 0);
+  if (!lk_start_ns) lk_start_ns = mono_ns();
+  lk_sample_bytes = env_u64("LEAKSCOPE_SAMPLE", 0);
+  lk_depth = (int)env_u64("LEAKSCOPE_DEPTH", 64);
+  if (lk_depth < 1) lk_depth = 1;
+  if (lk_depth > LK_MAX_DEPTH) lk_depth = LK_MAX_DEPTH;
+  if (open_trace() != 0) goto off;
+  pthread_key_create(&g_key, thread_gone);
+  sem_init(&g_flush_sem, 0, 0);
+  lk_sampling_init();
+  lk_stacks_init();
+  install_signals();
+  pthread_atfork(fork_prepare, fork_parent, fork_child);
+  on_exit(on_exit_code, NULL);
+  lk_state = 2;
+  {
+    const char *p = getenv("LEAKSCOPE_PID");
+    rec_process(p && (uint32_t)strtoul(p, NULL, 10) == g_pid);
+  }
+  lk_flush_all(0);
+  lk_ts.guard--;
+  return;
+off:
+  lk_state = 3;
+  lk_ts.guard--;
+}
+
+// Runs before main; allocations made earlier (other constructors, the loader) already
+// initialised us lazily.
+__attribute__((constructor)) static void lk_ctor(void) {
+  lk_init();
+  if (lk_state == 2) start_timer();
+}
+
+// The hooks call this on their slow path: initialise lazily, restart the timer after fork.
+void lk_maybe_start(void);
+void lk_maybe_start(void) {
+  if (lk_state == 0) lk_init();
+  if (lk_state == 2 && !atomic_load_explicit(&g_timer_running, memory_order_relaxed) && !lk_ts.guard) start_timer();
+}
+
+uint32_t lk_current_pid(void);
+uint32_t lk_current_pid(void) { return g_pid; }
