@@ -14,6 +14,7 @@ import { register as report } from './commands/report.js';
 import { register as exportCmd } from './commands/export.js';
 import { register as diff } from './commands/diff.js';
 import { register as mark } from './commands/mark.js';
+import { register as kernel } from './commands/kernel.js';
 
 const program = new Command();
 program
@@ -23,7 +24,7 @@ program
   .showHelpAfterError('(run with --help for usage)')
   .configureOutput({ outputError: (str, write) => write(`leakscope: ${str.replace(/^error: /, '')}`) });
 
-for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, report, exportCmd, diff, mark]) reg(program);
+for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, report, exportCmd, diff, mark, kernel]) reg(program);
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`leakscope: ${err instanceof Error ? err.message : String(err)}\n`);

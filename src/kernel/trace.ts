@@ -1,0 +1,259 @@
+// The kernel side of a tracing session: mappings, brk and SysV shared memory of the targets
+// (filtered by pid inside the BPF program, children included), their RSS sampled from /proc,
+// optional page-fault counts, and machine-wide OOM kills and direct-reclaim stalls, all as
+// model events on the trace's clock. Used by `leakscope kernel` and `leakscope attach --kernel`.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import type { Event, EventSink } from '../model/events.js';
+import { monoNowNs, traceTime } from './clock.js';
+import { exitCodeOf, parseKernelLine, type KernelRecord } from './parse.js';
+import { residentBytes } from './rss.js';
+import { kernelScript } from './script.js';
+import { descendants, processInfo } from './targets.js';
+import { ensureTracefs } from './tracefs.js';
+
+export interface KernelTraceOptions {
+  sink: EventSink;
+  /** CLOCK_MONOTONIC ns at the trace's t = 0 (TraceMeta.startMonoNs). */
+  startMonoNs: bigint;
+  /** Target processes; their descendants, now and later, are traced too. */
+  pids?: number[];
+  /** Processes that exec this executable (absolute path) become targets. */
+  exe?: string;
+  /** RSS sampling period (default 1000 ms; 0 = none). */
+  rssIntervalMs?: number;
+  /** Count user page faults per target, reported every faultIntervalMs (default 1000). */
+  faults?: boolean;
+  faultIntervalMs?: number;
+  /** OOM kills and direct-reclaim stalls anywhere on the machine (default true). */
+  machine?: boolean;
+  /** Emit process/fork/exec/exit events (default true; attach, which has its own, turns it off). */
+  lifecycle?: boolean;
+  /** The bpftrace binary (default: found on PATH). */
+  bpftrace?: string;
+  onWarning?: (msg: string) => void;
+}
+
+export interface KernelTraceStats { events: number; lost: number; warnings: string[] }
+
+export interface KernelTrace {
+  /** Targets alive now. */
+  readonly pids: ReadonlySet<number>;
+  /** Stops tracing (idempotent); resolves once every event is in the sink. */
+  stop(): Promise<KernelTraceStats>;
+  /** Resolves when tracing ended: stop(), bpftrace died, or (without `exe`) every target exited. */
+  readonly finished: Promise<KernelTraceStats>;
+}
+
+export class KernelTraceError extends Error {}
+
+const EXE_MAX = 199; // bpftrace 0.17's longest string (BPFTRACE_STRLEN <= 200, NUL included)
+
+/** Starts tracing; resolves once the probes are attached (events from then on are seen). */
+export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTrace> {
+  if (process.getuid?.() !== 0) throw new KernelTraceError('kernel tracing needs root (BPF and tracepoints): run it with sudo');
+  const bpftrace = o.bpftrace ?? 'bpftrace';
+  const pids = new Set<number>();
+  for (const p of o.pids ?? []) {
+    if (!Number.isSafeInteger(p) || p <= 0) throw new KernelTraceError(`not a pid: ${p}`);
+    if (!processInfo(p)) throw new KernelTraceError(`no process ${p}`);
+    pids.add(p);
+    for (const d of descendants(p)) if (processInfo(d)) pids.add(d);
+  }
+  const exes: string[] = [];
+  if (o.exe) {
+    if (!o.exe.startsWith('/')) throw new KernelTraceError(`executable path must be absolute: ${o.exe}`);
+    if (Buffer.byteLength(o.exe) > EXE_MAX) throw new KernelTraceError(`executable path longer than ${EXE_MAX} bytes: bpftrace cannot match it`);
+    exes.push(o.exe);
+  }
+  if (pids.size === 0 && exes.length === 0) throw new KernelTraceError('no target: give pids or an executable');
+  const tfs = ensureTracefs();
+  if (!tfs.dir) throw new KernelTraceError(`${tfs.error}: mount it with 'mount -t tracefs nodev /sys/kernel/tracing'`);
+
+  const warnings: string[] = [];
+  const warn = (m: string) => {
+    warnings.push(m);
+    o.onWarning?.(m);
+  };
+  if (tfs.mounted) warn('mounted tracefs at /sys/kernel/tracing (it was not mounted)');
+  const lifecycle = o.lifecycle ?? true;
+  const start = o.startMonoNs;
+  let events = 0;
+  let lost = 0;
+  const emit = (e: Event) => {
+    events++;
+    o.sink.event(e);
+  };
+  const now = () => traceTime(monoNowNs(), start);
+
+  const initial = [...pids].sort((a, b) => a - b);
+  if (lifecycle) {
+    for (const p of initial) {
+      const info = processInfo(p);
+      if (info) emit({ kind: 'process', pid: p, t: now(), ppid: info.ppid, command: info.command, exe: info.exe });
+    }
+  }
+  const script = kernelScript({
+    pids: initial.length, exes: exes.length,
+    faults: !!o.faults, faultIntervalMs: o.faultIntervalMs ?? 1000,
+    machine: o.machine ?? true,
+  });
+  const child: ChildProcess = spawn(bpftrace, ['-B', 'line', '-e', script, ...initial.map(String), ...exes], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_MAP_KEYS_MAX: '65536' },
+  });
+
+  // RSS of every live target, now and then every interval.
+  const sampleRss = () => {
+    const t = now();
+    for (const p of pids) {
+      const bytes = residentBytes(p);
+      if (bytes === undefined) continue;
+      emit({ kind: 'rss', pid: p, t, bytes });
+    }
+  };
+  let rssTimer: NodeJS.Timeout | undefined;
+
+  let faultT = 0;
+  const handle = (r: KernelRecord) => {
+    switch (r.type) {
+      case 'ready':
+        return;
+      case 'exec': {
+        pids.add(r.pid);
+        const info = processInfo(r.pid);
+        if (lifecycle) emit({ kind: 'exec', pid: r.pid, t: traceTime(r.ns, start), exe: info?.exe ?? exes[0] ?? '', command: info?.command ?? '' });
+        return;
+      }
+      case 'fork': {
+        // The fork tracepoint also fires for new threads; a thread is in its process's task/.
+        if (existsSync(`/proc/${r.pid}/task/${r.child}`) && r.child !== r.pid) return;
+        pids.add(r.child);
+        if (lifecycle) emit({ kind: 'fork', pid: r.child, t: traceTime(r.ns, start), parentPid: r.pid });
+        return;
+      }
+      case 'exit':
+        if (!pids.has(r.pid)) return;
+        pids.delete(r.pid);
+        if (lifecycle) emit({ kind: 'exit', pid: r.pid, t: traceTime(r.ns, start), code: exitCodeOf(r.status) });
+        if (pids.size === 0 && exes.length === 0) void stop();
+        return;
+      case 'mmap':
+        emit({ kind: 'mmap', pid: r.pid, tid: r.tid, t: traceTime(r.ns, start), addr: r.addr, size: r.size, prot: r.prot, flags: r.flags, stack: 0 });
+        return;
+      case 'munmap':
+        emit({ kind: 'munmap', pid: r.pid, t: traceTime(r.ns, start), addr: r.addr, size: r.size });
+        return;
+      case 'mremap': {
+        // The model has no remap: the old range goes, the new one comes (prot/flags unknown: 0).
+        const t = traceTime(r.ns, start);
+        emit({ kind: 'munmap', pid: r.pid, t, addr: r.oldAddr, size: r.oldSize });
+        emit({ kind: 'mmap', pid: r.pid, tid: r.tid, t, addr: r.addr, size: r.size, prot: 0, flags: 0, stack: 0 });
+        return;
+      }
+      case 'brk':
+        emit({ kind: 'brk', pid: r.pid, t: traceTime(r.ns, start), addr: r.addr });
+        return;
+      case 'shm':
+        emit({ kind: 'shm', pid: r.pid, t: traceTime(r.ns, start), op: r.op, id: r.id, addr: r.addr, size: r.size });
+        return;
+      case 'fault-interval':
+        faultT = traceTime(r.ns, start);
+        return;
+      case 'faults':
+        emit({ kind: 'kernel', pid: r.pid, t: faultT, what: 'page-faults', value: r.count });
+        return;
+      case 'oom':
+        emit({ kind: 'kernel', pid: r.pid, t: traceTime(r.ns, start), what: 'oom-kill', value: r.rssKb * 1024 });
+        return;
+      case 'reclaim':
+        emit({ kind: 'kernel', pid: r.pid, t: traceTime(r.ns, start), what: 'direct-reclaim', value: r.stallNs });
+        return;
+      case 'lost':
+        lost += r.count;
+        emit({ kind: 'lost', pid: 0, t: now(), count: r.count, reason: 'kernel events: bpftrace output buffer full' });
+        return;
+    }
+  };
+
+  let stderr = '';
+  let resolveReady!: () => void;
+  let rejectReady!: (e: Error) => void;
+  const ready = new Promise<void>((res, rej) => {
+    resolveReady = res;
+    rejectReady = rej;
+  });
+  let isReady = false;
+  const out = createInterface({ input: child.stdout! });
+  out.on('line', (line) => {
+    const r = parseKernelLine(line);
+    if (!r) return;
+    if (r.type === 'ready' && !isReady) {
+      isReady = true;
+      resolveReady();
+    }
+    handle(r);
+  });
+  const err = createInterface({ input: child.stderr! });
+  err.on('line', (line) => {
+    const r = parseKernelLine(line);
+    if (r?.type === 'lost') return handle(r);
+    if (/RLIMIT_MEMLOCK/.test(line)) return; // bpftrace's noise; the kernel charges BPF memory to memcg
+    stderr += line + '\n';
+    if (isReady && line.trim()) warn(`bpftrace: ${line.trim()}`);
+  });
+  const closed = new Promise<void>((res) => {
+    let n = 0;
+    const one = () => { if (++n === 3) res(); };
+    out.once('close', one);
+    err.once('close', one);
+    child.once('close', one);
+  });
+  child.once('error', (e) => rejectReady(new KernelTraceError(`cannot run bpftrace (${e.message}): install the bpftrace package`)));
+  child.once('exit', (code, signal) => {
+    if (!isReady) {
+      const msg = stderr.split('\n').find((l) => /ERROR/.test(l)) ?? stderr.trim().split('\n')[0] ?? '';
+      rejectReady(new KernelTraceError(`bpftrace failed to start (${signal ?? `exit ${code}`})${msg ? `: ${msg.trim()}` : ''}`));
+    } else if (!stopping) {
+      warn(`bpftrace ended unexpectedly (${signal ?? `exit ${code}`})`);
+      void stop();
+    }
+  });
+
+  let stopping = false;
+  let resolveFinished!: (s: KernelTraceStats) => void;
+  const finished = new Promise<KernelTraceStats>((res) => (resolveFinished = res));
+  let stopped: Promise<KernelTraceStats> | undefined;
+  const stop = (): Promise<KernelTraceStats> => {
+    stopped ??= (async () => {
+      stopping = true;
+      if (rssTimer) clearInterval(rssTimer);
+      if (o.rssIntervalMs !== 0) sampleRss();
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await closed;
+      clearTimeout(killer);
+      const stats = { events, lost, warnings };
+      resolveFinished(stats);
+      return stats;
+    })();
+    return stopped;
+  };
+
+  try {
+    await ready;
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+  const rssMs = o.rssIntervalMs ?? 1000;
+  if (rssMs > 0) {
+    sampleRss();
+    rssTimer = setInterval(sampleRss, Math.max(10, rssMs));
+  }
+  // A target may have exited while bpftrace was starting: its exit event was never seen.
+  for (const p of [...pids]) if (!processInfo(p)) pids.delete(p);
+  if (pids.size === 0 && exes.length === 0) void stop();
+  return { pids, stop, finished };
+}
