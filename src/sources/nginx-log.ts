@@ -58,6 +58,7 @@ interface Conn {
 
 interface Proc {
   pid: number;
+  announced: boolean;
   conns: Map<number, Conn>;
   /** Blocks waiting for their connection's request, by address. */
   waiting: Map<number, Block>;
@@ -150,11 +151,17 @@ export class NginxLogDecoder {
   private proc(pid: number): Proc {
     let pr = this.procs.get(pid);
     if (!pr) {
-      pr = { pid, conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Set(), inDestroy: false, poolDestroys: 0, stacks: new Map() };
+      pr = { pid, announced: false, conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Set(), inDestroy: false, poolDestroys: 0, stacks: new Map() };
       this.procs.set(pid, pr);
-      this.emit({ kind: 'process', pid, t: this.t, ppid: this.ppids.get(pid) ?? 0, command: '', exe: '' });
     }
     return pr;
+  }
+
+  /** A process is announced with its first event, not its first line: the master logs
+   *  `start worker process N` after fork(), so the worker's first lines can come before it. */
+  private announce(pr: Proc, t: number): void {
+    pr.announced = true;
+    this.emit({ kind: 'process', pid: pr.pid, t, ppid: this.ppids.get(pr.pid) ?? 0, command: '', exe: '' });
   }
 
   private message(pr: Proc, connNo: number, buf: Buffer, p: number, end: number, start: number): void {
@@ -259,6 +266,7 @@ export class NginxLogDecoder {
       w.gone = true;
       return;
     }
+    if (!pr.announced) this.announce(pr, this.t);
     this.emit({ kind: 'free', pid: pr.pid, t: this.t, tid: this.tid, addr });
   }
 
@@ -308,11 +316,13 @@ export class NginxLogDecoder {
       stack = this.interner.stackId([ALLOC_FRAMES[blk.kind]!, frame({ fn: label })], pr.pid);
       pr.stacks.set(key, stack);
     }
+    if (!pr.announced) this.announce(pr, blk.t);
     this.emit({ kind: 'alloc', pid: pr.pid, t: blk.t, tid: blk.tid, addr: blk.addr, size: blk.size, stack });
   }
 
   finish(): SourceStats {
     for (const pr of this.procs.values()) {
+      if (!pr.announced) this.announce(pr, this.t);
       if (pr.orphan) this.emitBlock(pr, pr.orphan, NO_CONNECTION);
       pr.orphan = null;
       for (const c of pr.conns.values()) this.flush(pr, c, c.label ?? c.lastLabel ?? NO_REQUEST);
