@@ -1,0 +1,187 @@
+// SPDX-License-Identifier: GPL-2.0
+/* Traces a LuaJIT VM's GC allocator (the lua_Alloc function global_State.allocf) and
+ * captures the Lua stack of cur_L at each allocation. No debug symbols needed: the
+ * discovery probe (any exported lua_* function) gives a lua_State, from which user space
+ * learns the global_State and the allocator's address. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include "lj_event.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct state_key { __u32 tgid; __u32 pad; __u64 msp; };
+struct inflight { __u64 msp, ptr, osize, nsize; };
+
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u32); } targets SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, struct state_key); __type(value, __u64); } states SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16384); __type(key, __u64); __type(value, struct inflight); } calls SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct lj_event); } scratch SEC(".maps");
+/* [0] records lost (ring buffer full) */
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 32 << 20); } rb SEC(".maps");
+
+static __always_inline void lost(void) {
+  __u32 k = 0;
+  __u64 *c = bpf_map_lookup_elem(&counters, &k);
+  if (c) (*c)++;
+}
+
+static __always_inline __u64 rd64(__u64 addr) {
+  __u64 v = 0;
+  bpf_probe_read_user(&v, sizeof(v), (void *)addr);
+  return v;
+}
+
+static __always_inline void submit(struct lj_event *e) {
+  __u32 n = e->nframes;
+  if (n > LJ_MAX_FRAMES) n = LJ_MAX_FRAMES;
+  __u64 size = LJ_EVENT_HDR + (__u64)n * sizeof(struct lj_frame);
+  if (size > sizeof(*e)) size = sizeof(*e);
+  if (bpf_ringbuf_output(&rb, e, size, 0)) lost();
+}
+
+SEC("uprobe")
+int BPF_KPROBE(lj_discover, __u64 L) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 tgid = id >> 32;
+  __u32 *st = bpf_map_lookup_elem(&targets, &tgid);
+  if (!st || *st != 1 || !L) return 0;
+  __u8 gct = 0;
+  bpf_probe_read_user(&gct, 1, (void *)(L + LJ_L_GCT));
+  if (gct != 6) return 0;
+  __u64 g = rd64(L + LJ_L_GLREF);
+  if (!g) return 0;
+  __u32 k = 0;
+  struct lj_event *e = bpf_map_lookup_elem(&scratch, &k);
+  if (!e) return 0;
+  e->ts = bpf_ktime_get_ns();
+  e->pid = tgid; e->tid = (__u32)id;
+  e->ptr = L; e->g = g;
+  e->ret = rd64(g + LJ_G_ALLOCF);
+  e->osize = rd64(g + LJ_G_ALLOCD);
+  e->nsize = rd64(g + LJ_G_MAINTHREF);
+  e->vmstate = 0; e->op = LJ_OP_DISCOVER; e->nframes = 0; e->flags = 0;
+  *st = 2;
+  submit(e);
+  return 0;
+}
+
+/* lua_Alloc(ud, ptr, osize, nsize) */
+SEC("uprobe")
+int BPF_KPROBE(lj_alloc_enter, __u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
+  __u64 id = bpf_get_current_pid_tgid();
+  if (nsize == 0) {
+    if (!ptr) return 0;
+    __u32 k = 0;
+    struct lj_event *e = bpf_map_lookup_elem(&scratch, &k);
+    if (!e) return 0;
+    e->ts = bpf_ktime_get_ns();
+    e->pid = id >> 32; e->tid = (__u32)id;
+    e->ptr = ptr; e->ret = 0; e->osize = osize; e->nsize = 0; e->g = 0; e->vmstate = 0;
+    e->op = LJ_OP_FREE; e->nframes = 0; e->flags = 0;
+    submit(e);
+    return 0;
+  }
+  struct inflight in = { .msp = msp, .ptr = ptr, .osize = osize, .nsize = nsize };
+  bpf_map_update_elem(&calls, &id, &in, BPF_ANY);
+  return 0;
+}
+
+struct walk_ctx {
+  struct lj_event *e;
+  __u64 cf, bot, frame, nextframe, nextlink, nextfn;
+  __u32 n;
+};
+
+/* One frame per call (bpf_loop keeps the verifier's work independent of the depth). */
+static long walk_step(__u32 i, void *arg) {
+  struct walk_ctx *c = arg;
+  struct lj_event *e = c->e;
+  if (c->frame <= c->bot) return 1;
+  if (c->n >= LJ_MAX_FRAMES) { e->flags |= LJ_F_TRUNC; return 1; }
+  __u64 slot[2];
+  if (bpf_probe_read_user(slot, sizeof(slot), (void *)(c->frame - 8))) { e->flags |= LJ_F_BADREAD; return 1; }
+  __u64 fn = slot[0] & LJ_GCVMASK;
+  __u64 link = slot[1];
+  __u64 hdr[6];
+  if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)fn)) { e->flags |= LJ_F_BADREAD; return 1; }
+  __u8 ffid = (hdr[1] >> 16) & 0xff; /* byte 10 */
+  int skip = 0;
+  __u32 n = c->n;
+  if (n >= LJ_MAX_FRAMES) return 1;
+  struct lj_frame *f = &e->frames[n];
+  f->ffid = ffid; f->pad = 0;
+  if (ffid == 0) {
+    __u64 fnpc = hdr[4]; /* GCfuncL.pc, byte 32 */
+    __u64 pc = 0;
+    if (!c->nextframe) pc = rd64(c->cf + LJ_CFRAME_PC);
+    else if ((c->nextlink & 3) == 0) pc = c->nextlink;
+    else if ((c->nextlink & 7) == 2) pc = rd64(c->nextframe - 16);
+    else if ((c->nextlink & 7) == 3 && c->nextfn == fn) skip = 1; /* vararg pseudo frame shown already */
+    f->kind = LJ_K_LUA;
+    f->ptr = fnpc - LJ_PROTO_SIZE;
+    f->pos = (pc > fnpc && pc - fnpc < (1ULL << 24)) ? (__u32)((pc - fnpc) / 4 - 1) : ~0U;
+  } else if (ffid == 1) {
+    f->kind = LJ_K_C; f->ptr = hdr[5]; f->pos = ~0U; /* GCfuncC.f, byte 40 */
+  } else {
+    f->kind = LJ_K_FF; f->ptr = 0; f->pos = ~0U;
+  }
+  if (!skip) c->n = n + 1;
+  c->nextframe = c->frame; c->nextlink = link; c->nextfn = fn;
+  if ((link & 3) == 0) {
+    __u32 ins = 0;
+    if (bpf_probe_read_user(&ins, 4, (void *)(link - 4))) { e->flags |= LJ_F_BADREAD; return 1; }
+    c->frame -= 8 * (2 + ((ins >> 8) & 0xff));
+  } else {
+    __u64 sz = link & ~7ULL;
+    if (!sz) return 1;
+    c->frame -= sz;
+  }
+  return 0;
+}
+
+static __always_inline void walk(struct lj_event *e, __u64 g) {
+  int vmstate = 0;
+  bpf_probe_read_user(&vmstate, 4, (void *)(g + LJ_G_VMSTATE));
+  e->vmstate = vmstate;
+  /* ~LJ_VMST_GC = -3, ~RECORD = -5, ~OPT = -6, ~ASM = -7: the VM working for itself. */
+  if (vmstate == -3 || vmstate == -5 || vmstate == -6 || vmstate == -7) { e->flags |= LJ_F_VM; return; }
+  __u64 L = rd64(g + LJ_G_CUR_L);
+  if (!L) { e->flags |= LJ_F_NOLUA; return; }
+  __u64 cf = rd64(L + LJ_L_CFRAME) & ~3ULL;
+  if (!cf) { e->flags |= LJ_F_NOLUA; return; }
+  __u64 base = 0;
+  if (vmstate >= 0) {
+    e->flags |= LJ_F_TRACE;
+    base = rd64(g + LJ_G_JIT_BASE);
+  }
+  if (!base) base = rd64(L + LJ_L_BASE);
+  struct walk_ctx c = { .e = e, .cf = cf, .bot = rd64(L + LJ_L_STACK) + 8, .frame = base - 8 };
+  bpf_loop(LJ_MAX_FRAMES + 4, walk_step, &c, 0);
+  e->nframes = c.n;
+}
+
+SEC("uretprobe")
+int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
+  __u64 id = bpf_get_current_pid_tgid();
+  struct inflight *in = bpf_map_lookup_elem(&calls, &id);
+  if (!in) return 0;
+  struct inflight a = *in;
+  bpf_map_delete_elem(&calls, &id);
+  if (!ret) return 0; /* failed: nothing changed */
+  __u32 k = 0;
+  struct lj_event *e = bpf_map_lookup_elem(&scratch, &k);
+  if (!e) return 0;
+  e->ts = bpf_ktime_get_ns();
+  e->pid = id >> 32; e->tid = (__u32)id;
+  e->ptr = a.ptr; e->ret = ret; e->osize = a.osize; e->nsize = a.nsize;
+  e->op = a.ptr ? LJ_OP_REALLOC : LJ_OP_ALLOC;
+  e->nframes = 0; e->flags = 0; e->vmstate = 0;
+  struct state_key sk = { .tgid = id >> 32, .pad = 0, .msp = a.msp };
+  __u64 *g = bpf_map_lookup_elem(&states, &sk);
+  e->g = g ? *g : 0;
+  if (g) walk(e, *g); else e->flags |= LJ_F_NOSTATE;
+  submit(e);
+  return 0;
+}

@@ -1,0 +1,349 @@
+/* lstrace-luajit: traces the LuaJIT GC allocator of running processes.
+ *
+ *   lstrace-luajit --pid PID [--pid PID...] [--duration-ms N]   trace; records on stdout
+ *   lstrace-luajit --detect --pid PID [--pid PID...]            one JSON line per pid
+ *
+ * stdout: u32 length + struct lj_event (header + frames), little-endian, per record.
+ * stderr: one JSON object per line ("state", "warning", "exit", "done") for the caller.
+ * Needs no debug symbols: a probe on exported lua_* functions yields a lua_State, and from
+ * its global_State the allocator function (allocf) is found and probed by address. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <gelf.h>
+#include <libelf.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include "lj_event.h"
+#include "lj_alloc.skel.h"
+
+#define MAX_PIDS 256
+#define MAX_DISC 16
+
+static const char *discover_fns[] = {
+  "lua_gettop", "lua_settop", "lua_pushlightuserdata", "lua_rawget", "lua_rawgeti",
+  "lua_newthread", "lua_resume", "lua_pcall", "lua_pushlstring", "lua_getfield",
+  "lua_tolstring", "lua_touserdata", "lua_type", "lua_pushnil", NULL,
+};
+
+struct target {
+  int pid;
+  char lib[4096];       /* module exporting the Lua API */
+  int has_lib, is_luajit, v21;
+  char why[4600];
+  struct bpf_link *disc[MAX_DISC];
+  int ndisc;
+  struct bpf_link *enter, *exit;
+  int found, gone;
+};
+
+static struct target T[MAX_PIDS];
+static int nT;
+static volatile sig_atomic_t stop;
+static unsigned long long nevents;
+static FILE *out;
+
+static void on_signal(int s) { (void)s; stop = 1; }
+
+static void jsonstr(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
+
+static void warnj(int pid, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  fprintf(stderr, "{\"event\":\"warning\",\"pid\":%d,\"message\":", pid);
+  jsonstr(stderr, buf);
+  fprintf(stderr, "}\n");
+  fflush(stderr);
+}
+
+/* Does the ELF file export (dynsym) or define (symtab) `name`? */
+static int elf_has_symbol(Elf *e, const char *name, int *dyn_only) {
+  Elf_Scn *scn = NULL;
+  int found = 0;
+  while ((scn = elf_nextscn(e, scn)) != NULL) {
+    GElf_Shdr sh;
+    if (!gelf_getshdr(scn, &sh)) continue;
+    if (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) continue;
+    Elf_Data *d = elf_getdata(scn, NULL);
+    if (!d || !sh.sh_entsize) continue;
+    size_t n = sh.sh_size / sh.sh_entsize;
+    for (size_t i = 0; i < n; i++) {
+      GElf_Sym sym;
+      if (!gelf_getsym(d, (int)i, &sym)) continue;
+      if (sym.st_shndx == SHN_UNDEF || GELF_ST_TYPE(sym.st_info) != STT_FUNC) continue;
+      const char *s = elf_strptr(e, sh.sh_link, sym.st_name);
+      if (s && strcmp(s, name) == 0) {
+        found = 1;
+        if (dyn_only && sh.sh_type == SHT_DYNSYM) *dyn_only = 1;
+      }
+    }
+  }
+  return found;
+}
+
+static int probe_file(const char *path, int *is_luajit, int *v21) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+  int ok = 0;
+  if (e && elf_kind(e) == ELF_K_ELF) {
+    ok = elf_has_symbol(e, "lua_gettop", NULL);
+    if (ok) {
+      *is_luajit = elf_has_symbol(e, "luaJIT_setmode", NULL);
+      *v21 = elf_has_symbol(e, "luaJIT_version_2_1_0", NULL) || elf_has_symbol(e, "luaJIT_profile_start", NULL);
+    }
+  }
+  if (e) elf_end(e);
+  close(fd);
+  return ok;
+}
+
+/* Finds the mapped module that exports the Lua C API. */
+static void find_lib(struct target *t) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/maps", t->pid);
+  FILE *f = fopen(p, "r");
+  if (!f) { snprintf(t->why, sizeof t->why, "cannot read /proc/%d/maps: %s", t->pid, strerror(errno)); return; }
+  char line[4608], seen[64][512];
+  int nseen = 0;
+  while (fgets(line, sizeof line, f)) {
+    char perms[8], path[4096] = "";
+    unsigned long lo, hi, off;
+    if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095[^\n]", &lo, &hi, perms, &off, path) < 4) continue;
+    if (perms[2] != 'x' || path[0] != '/') continue;
+    int dup = 0;
+    for (int i = 0; i < nseen; i++) if (strncmp(seen[i], path, 511) == 0) dup = 1;
+    if (dup) continue;
+    if (nseen < 64) snprintf(seen[nseen++], 512, "%s", path);
+    char full[4200];
+    snprintf(full, sizeof full, "/proc/%d/root%s", t->pid, path);
+    int lj = 0, v = 0;
+    if (probe_file(full, &lj, &v)) {
+      snprintf(t->lib, sizeof t->lib, "%s", path);
+      t->has_lib = 1; t->is_luajit = lj; t->v21 = v;
+      break;
+    }
+  }
+  fclose(f);
+  if (!t->has_lib) snprintf(t->why, sizeof t->why, "no mapped module exports the Lua C API (lua_gettop): not a Lua process, or Lua linked in without exported symbols");
+  else if (!t->is_luajit) snprintf(t->why, sizeof t->why, "%s is PUC Lua, not LuaJIT (no luaJIT_setmode)", t->lib);
+  else if (!t->v21) snprintf(t->why, sizeof t->why, "%s is LuaJIT but not 2.1 (struct layouts known for 2.1 GC64 only)", t->lib);
+}
+
+/* The file mapping of pid containing addr: module path and file offset. */
+static int addr_to_file(int pid, unsigned long long addr, char *path, size_t pathsz, unsigned long long *foff) {
+  char p[64];
+  snprintf(p, sizeof p, "/proc/%d/maps", pid);
+  FILE *f = fopen(p, "r");
+  if (!f) return -1;
+  char line[4608];
+  int rc = -1;
+  while (fgets(line, sizeof line, f)) {
+    char perms[8], mpath[4096] = "";
+    unsigned long lo, hi, off;
+    if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095[^\n]", &lo, &hi, perms, &off, mpath) < 4) continue;
+    if (addr < lo || addr >= hi) continue;
+    if (perms[2] == 'x' && mpath[0] == '/') {
+      snprintf(path, pathsz, "%s", mpath);
+      *foff = addr - lo + off;
+      rc = 0;
+    }
+    break;
+  }
+  fclose(f);
+  return rc;
+}
+
+static struct target *target_of(int pid) {
+  for (int i = 0; i < nT; i++) if (T[i].pid == pid) return &T[i];
+  return NULL;
+}
+
+static struct lj_alloc_bpf *skel;
+
+static void on_discover(const struct lj_event *e) {
+  struct target *t = target_of((int)e->pid);
+  if (!t || t->found) return;
+  unsigned long long g = e->g, allocf = e->ret, allocd = e->osize, mainth = e->nsize;
+  char path[4096];
+  unsigned long long foff = 0;
+  if (!mainth || addr_to_file(t->pid, allocf, path, sizeof path, &foff) != 0) {
+    warnj(t->pid, "global_State at 0x%llx does not look like LuaJIT 2.1 GC64 (allocf 0x%llx is not code): unsupported build", g, allocf);
+    t->found = -1;
+    return;
+  }
+  struct { uint32_t tgid, pad; uint64_t msp; } key = { (uint32_t)t->pid, 0, allocd };
+  uint64_t gv = g;
+  if (bpf_map_update_elem(bpf_map__fd(skel->maps.states), &key, &gv, BPF_ANY)) {
+    warnj(t->pid, "cannot record the global_State: %s", strerror(errno));
+    return;
+  }
+  char full[4200];
+  snprintf(full, sizeof full, "/proc/%d/root%s", t->pid, path);
+  t->enter = bpf_program__attach_uprobe(skel->progs.lj_alloc_enter, false, t->pid, full, foff);
+  t->exit = bpf_program__attach_uprobe(skel->progs.lj_alloc_exit, true, t->pid, full, foff);
+  if (!t->enter || !t->exit) {
+    warnj(t->pid, "cannot attach to the allocator at %s+0x%llx: %s", path, foff, strerror(errno));
+    t->found = -1;
+    return;
+  }
+  t->found = 1;
+  for (int i = 0; i < t->ndisc; i++) { bpf_link__destroy(t->disc[i]); t->disc[i] = NULL; }
+  t->ndisc = 0;
+  fprintf(stderr, "{\"event\":\"state\",\"pid\":%d,\"L\":\"0x%llx\",\"g\":\"0x%llx\",\"allocf\":\"0x%llx\",\"allocd\":\"0x%llx\",\"offset\":%llu,\"module\":",
+          t->pid, e->ptr, g, allocf, allocd, foff);
+  jsonstr(stderr, path);
+  fprintf(stderr, "}\n");
+  fflush(stderr);
+}
+
+static int on_record(void *ctx, void *data, size_t size) {
+  (void)ctx;
+  const struct lj_event *e = data;
+  if (size < LJ_EVENT_HDR) return 0;
+  if (e->op == LJ_OP_DISCOVER) { on_discover(e); return 0; }
+  uint32_t len = (uint32_t)size;
+  fwrite(&len, 4, 1, out);
+  fwrite(data, 1, size, out);
+  nevents++;
+  return 0;
+}
+
+static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt, va_list ap) {
+  if (lvl == LIBBPF_WARN && getenv("LSTRACE_LUAJIT_DEBUG")) return vfprintf(stderr, fmt, ap);
+  return 0;
+}
+
+static unsigned long long now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
+}
+
+int main(int argc, char **argv) {
+  long duration = -1;
+  int detect = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
+      int pid = atoi(argv[++i]);
+      if (pid <= 0 || nT >= MAX_PIDS) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"bad --pid\"}\n"); return 2; }
+      T[nT++].pid = pid;
+    } else if (!strcmp(argv[i], "--duration-ms") && i + 1 < argc) duration = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--detect")) detect = 1;
+    else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit [--detect] --pid PID... [--duration-ms N]\"}\n"); return 2; }
+  }
+  if (!nT) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"no --pid given\"}\n"); return 2; }
+  elf_version(EV_CURRENT);
+  for (int i = 0; i < nT; i++) {
+    if (kill(T[i].pid, 0) && errno == ESRCH) { snprintf(T[i].why, sizeof T[i].why, "process %d does not exist", T[i].pid); T[i].gone = 1; continue; }
+    find_lib(&T[i]);
+  }
+  if (detect) {
+    for (int i = 0; i < nT; i++) {
+      int ok = T[i].has_lib && T[i].is_luajit && T[i].v21;
+      printf("{\"pid\":%d,\"supported\":%s,\"module\":", T[i].pid, ok ? "true" : "false");
+      jsonstr(stdout, T[i].has_lib ? T[i].lib : "");
+      printf(",\"luajit\":%s,\"v21\":%s,\"reason\":", T[i].is_luajit ? "true" : "false", T[i].v21 ? "true" : "false");
+      jsonstr(stdout, ok ? "" : T[i].why);
+      printf("}\n");
+    }
+    return 0;
+  }
+  libbpf_set_print(libbpf_quiet);
+  out = stdout;
+  static char obuf[1 << 20];
+  setvbuf(out, obuf, _IOFBF, sizeof obuf);
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+
+  skel = lj_alloc_bpf__open_and_load();
+  if (!skel) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot load the BPF programs (need root or CAP_BPF+CAP_PERFMON): %s\"}\n", strerror(errno)); return 1; }
+  int live = 0;
+  for (int i = 0; i < nT; i++) {
+    struct target *t = &T[i];
+    if (t->gone) { warnj(t->pid, "%s", t->why); continue; }
+    if (!(t->has_lib && t->is_luajit && t->v21)) { warnj(t->pid, "%s", t->why); continue; }
+    uint32_t k = (uint32_t)t->pid, v = 1;
+    bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &k, &v, BPF_ANY);
+    char full[4200];
+    snprintf(full, sizeof full, "/proc/%d/root%s", t->pid, t->lib);
+    for (int j = 0; discover_fns[j] && t->ndisc < MAX_DISC; j++) {
+      LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = discover_fns[j], .retprobe = false);
+      struct bpf_link *l = bpf_program__attach_uprobe_opts(skel->progs.lj_discover, t->pid, full, 0, &o);
+      if (l) t->disc[t->ndisc++] = l;
+    }
+    if (!t->ndisc) { warnj(t->pid, "cannot attach to the Lua API of %s: %s", t->lib, strerror(errno)); continue; }
+    live++;
+  }
+  fprintf(stderr, "{\"event\":\"started\",\"targets\":%d}\n", live);
+  fflush(stderr);
+  struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), on_record, NULL, NULL);
+  if (!rb) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot open the ring buffer\"}\n"); return 1; }
+  unsigned long long start = now_ms(), lastcheck = start;
+  while (!stop && live > 0) {
+    int r = ring_buffer__poll(rb, 100);
+    if (r < 0 && r != -EINTR) break;
+    unsigned long long now = now_ms();
+    if (duration >= 0 && now - start >= (unsigned long long)duration) break;
+    if (now - lastcheck >= 500) {
+      lastcheck = now;
+      fflush(out);
+      for (int i = 0; i < nT; i++) {
+        if (T[i].gone || !T[i].has_lib) continue;
+        if (kill(T[i].pid, 0) && errno == ESRCH) {
+          T[i].gone = 1;
+          fprintf(stderr, "{\"event\":\"exit\",\"pid\":%d}\n", T[i].pid);
+          fflush(stderr);
+          if (--live == 0) break;
+        }
+      }
+    }
+  }
+  /* Detach first, then drain what the probes already wrote. */
+  for (int i = 0; i < nT; i++) {
+    for (int j = 0; j < T[i].ndisc; j++) bpf_link__destroy(T[i].disc[j]);
+    bpf_link__destroy(T[i].enter);
+    bpf_link__destroy(T[i].exit);
+  }
+  ring_buffer__consume(rb);
+  fflush(out);
+  unsigned long long lostn = 0;
+  int ncpu = libbpf_num_possible_cpus();
+  if (ncpu > 0) {
+    unsigned long long vals[ncpu];
+    uint32_t k = 0;
+    if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &k, vals))
+      for (int i = 0; i < ncpu; i++) lostn += vals[i];
+  }
+  int undiscovered = 0;
+  for (int i = 0; i < nT; i++) if (T[i].has_lib && T[i].is_luajit && T[i].found == 0 && !T[i].gone) {
+    undiscovered++;
+    warnj(T[i].pid, "no Lua API call seen: the Lua VM of process %d ran no code while traced", T[i].pid);
+  }
+  fprintf(stderr, "{\"event\":\"done\",\"events\":%llu,\"lost\":%llu}\n", nevents, lostn);
+  fflush(stderr);
+  ring_buffer__free(rb);
+  lj_alloc_bpf__destroy(skel);
+  return 0;
+}

@@ -1,0 +1,192 @@
+// attachLuajit: traces the LuaJIT GC allocator of running processes into a .lstrace file.
+//
+// The native tracer (native/luajit) finds each process's global_State through an exported
+// lua_* function, probes its allocator (allocf) by address, and reports every allocation,
+// reallocation and free with the Lua stack of the running lua_State. Here the records become
+// model events: alloc / realloc / free with interned Lua stacks, one scope per pid.
+
+import { spawn } from 'node:child_process';
+import { readFileSync, readlinkSync } from 'node:fs';
+import { hostname } from 'node:os';
+import { StackInterner } from '../model/stacks.js';
+import type { Event, EventSink } from '../model/events.js';
+import { TraceWriter } from '../trace/writer.js';
+import { LUAJIT_TRACER, tracerBuilt } from './native.js';
+import { ProtoCache } from './protos.js';
+import { LjOp, RecordParser, type LjRecord } from './records.js';
+import { recordFrames } from './stacks.js';
+
+export interface AttachLuajitOptions {
+  pids: number[];
+  durationMs: number;
+  /** .lstrace path to write. */
+  out: string;
+  signal?: AbortSignal;
+}
+
+export interface AttachLuajitResult {
+  events: number;
+  lost: number;
+  warnings: string[];
+}
+
+/** Said with every trace: what outstanding LuaJIT memory means. */
+export const LAZY_GC_NOTE =
+  'LuaJIT frees garbage lazily (incremental GC): outstanding bytes include garbage not yet collected; only growth across several GC cycles is a leak.';
+
+interface TracerMessage {
+  event: string;
+  pid?: number;
+  message?: string;
+  events?: number;
+  lost?: number;
+  module?: string;
+  g?: string;
+}
+
+function procInfo(pid: number): { ppid: number; command: string; exe: string } {
+  let ppid = 0;
+  let command = '';
+  let exe = '';
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || 0;
+  } catch { /* gone */ }
+  try {
+    command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
+  } catch { /* gone */ }
+  try {
+    exe = readlinkSync(`/proc/${pid}/exe`);
+  } catch { /* gone or no rights */ }
+  return { ppid, command, exe };
+}
+
+/** Converts tracer records to model events (usable on its own, e.g. in tests). */
+export class LuajitEventConverter {
+  private readonly interner: StackInterner;
+  private readonly stackCache = new Map<string, number>();
+  readonly protos = new ProtoCache();
+  events = 0;
+
+  constructor(private readonly sink: EventSink, private readonly startMonoNs: number) {
+    this.interner = new StackInterner(sink);
+  }
+
+  private emit(e: Event): void {
+    this.sink.event(e);
+    this.events++;
+  }
+
+  private stack(r: LjRecord): number {
+    let key = `${r.pid}|${r.flags}|${r.flags & 4 ? r.vmstate : 0}`;
+    for (const f of r.frames) key += `|${f.kind}:${f.ptr}:${f.pos}`;
+    let id = this.stackCache.get(key);
+    if (id === undefined) {
+      id = this.interner.stackId(recordFrames(r, this.protos), r.pid);
+      this.stackCache.set(key, id);
+    }
+    return id;
+  }
+
+  record(r: LjRecord): void {
+    const t = Math.max(0, r.ts - this.startMonoNs);
+    if (r.op === LjOp.Free) {
+      this.emit({ kind: 'free', pid: r.pid, t, tid: r.tid, addr: r.ptr });
+    } else if (r.op === LjOp.Alloc) {
+      this.emit({ kind: 'alloc', pid: r.pid, t, tid: r.tid, addr: r.ret, size: r.nsize, stack: this.stack(r) });
+    } else if (r.op === LjOp.Realloc) {
+      this.emit({ kind: 'realloc', pid: r.pid, t, tid: r.tid, oldAddr: r.ptr, addr: r.ret, size: r.nsize, stack: this.stack(r) });
+    }
+  }
+
+  /** A process left: its prototypes are no longer readable, and its addresses may be reused. */
+  processGone(pid: number): void {
+    this.protos.drop(pid);
+    for (const k of this.stackCache.keys()) if (k.startsWith(`${pid}|`)) this.stackCache.delete(k);
+  }
+}
+
+export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLuajitResult> {
+  const warnings: string[] = [];
+  const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
+  if (!pids.length) throw new Error('attachLuajit: no valid pid given');
+  if (!tracerBuilt()) throw new Error(`the LuaJIT tracer is not built (${LUAJIT_TRACER}); install clang, libbpf-dev and libelf-dev, then run npm run build`);
+
+  const startMono = process.hrtime.bigint();
+  const writer = TraceWriter.create(opts.out, {
+    format: 1,
+    clock: 'ns',
+    startWallMs: Date.now(),
+    startMonoNs: startMono.toString(),
+    source: 'attach-luajit',
+    command: `attach --allocator luajit --pid ${pids.join(',')}`,
+    hostname: hostname(),
+  });
+  const conv = new LuajitEventConverter(writer, Number(startMono));
+  for (const pid of pids) {
+    const p = procInfo(pid);
+    writer.event({ kind: 'process', pid, t: 0, ppid: p.ppid, command: p.command, exe: p.exe });
+  }
+
+  const args = pids.flatMap((p) => ['--pid', String(p)]);
+  args.push('--duration-ms', String(Math.max(0, Math.floor(opts.durationMs))));
+  const child = spawn(LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let lost = 0;
+  let tracerEvents = -1;
+  let fatal = '';
+  const parser = new RecordParser((r) => conv.record(r));
+  child.stdout.on('data', (c: Buffer) => parser.push(c));
+  let errBuf = '';
+  const onLine = (line: string) => {
+    if (!line.trim()) return;
+    let m: TracerMessage;
+    try {
+      m = JSON.parse(line) as TracerMessage;
+    } catch {
+      warnings.push(`luajit tracer: ${line.trim()}`);
+      return;
+    }
+    if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
+    else if (m.event === 'error') fatal = m.message ?? 'error';
+    else if (m.event === 'done') {
+      lost = m.lost ?? 0;
+      tracerEvents = m.events ?? 0;
+    } else if (m.event === 'exit' && m.pid) {
+      writer.event({ kind: 'exit', pid: m.pid, t: Math.max(0, Number(process.hrtime.bigint() - startMono)), code: 0 });
+      warnings.push(`pid ${m.pid} exited while traced`);
+    }
+  };
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (s: string) => {
+    errBuf += s;
+    let i: number;
+    while ((i = errBuf.indexOf('\n')) >= 0) {
+      onLine(errBuf.slice(0, i));
+      errBuf = errBuf.slice(i + 1);
+    }
+  });
+
+  const stop = () => {
+    if (child.exitCode === null && child.pid) child.kill('SIGINT');
+  };
+  opts.signal?.addEventListener('abort', stop, { once: true });
+  if (opts.signal?.aborted) stop();
+
+  const code = await new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('close', (c) => resolve(c ?? 1));
+  });
+  opts.signal?.removeEventListener('abort', stop);
+  onLine(errBuf);
+
+  if (parser.bad) warnings.push(`luajit tracer: ${parser.bad} corrupt record stream(s) dropped`);
+  if (parser.leftover) warnings.push(`luajit tracer: a partial record (${parser.leftover} bytes) at the end was dropped`);
+  if (lost) writer.event({ kind: 'lost', pid: 0, t: Math.max(0, Number(process.hrtime.bigint() - startMono)), count: lost, reason: 'luajit ring buffer full' });
+  await writer.close();
+  conv.protos.close();
+  if (fatal || (code !== 0 && tracerEvents < 0)) {
+    throw new Error(`luajit tracer: ${fatal || `exited with status ${code}`}`);
+  }
+  warnings.push(LAZY_GC_NOTE);
+  return { events: conv.events, lost, warnings };
+}

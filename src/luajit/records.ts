@@ -1,0 +1,96 @@
+// Decodes the record stream of native/luajit/build/lstrace-luajit (stdout): per record a u32
+// length, then `struct lj_event` (native/luajit/src/lj_event.h): a 64-byte header and
+// `nframes` 16-byte frames.
+
+export const enum LjOp { Alloc = 1, Realloc = 2, Free = 3 }
+export const enum LjKind { Lua = 0, C = 1, Builtin = 2 }
+
+export const LJ_F_TRACE = 1;
+export const LJ_F_NOLUA = 2;
+export const LJ_F_VM = 4;
+export const LJ_F_NOSTATE = 8;
+export const LJ_F_TRUNC = 16;
+export const LJ_F_BADREAD = 32;
+
+const HDR = 64;
+const FRAME = 16;
+/** Largest record the loader writes (LJ_MAX_FRAMES = 24). */
+const MAX_RECORD = HDR + 64 * FRAME;
+
+export interface LjFrame { kind: number; ptr: number; pos: number; ffid: number }
+
+export interface LjRecord {
+  /** CLOCK_MONOTONIC, ns (as a double: exact for ~104 days of uptime). */
+  ts: number;
+  pid: number;
+  tid: number;
+  op: number;
+  ptr: number;
+  ret: number;
+  osize: number;
+  nsize: number;
+  g: number;
+  vmstate: number;
+  flags: number;
+  frames: LjFrame[];
+}
+
+function u64(b: Buffer, o: number): number {
+  return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
+}
+
+/** Incremental parser: feed it stdout chunks, it calls `onRecord` per complete record. */
+export class RecordParser {
+  private pending: Buffer = Buffer.alloc(0);
+  /** Records that did not make sense (corrupt stream): counted, never thrown. */
+  bad = 0;
+
+  constructor(private readonly onRecord: (r: LjRecord) => void) {}
+
+  push(chunk: Buffer): void {
+    let b = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    let o = 0;
+    while (b.length - o >= 4) {
+      const len = b.readUInt32LE(o);
+      if (len < HDR || len > MAX_RECORD || (len - HDR) % FRAME !== 0) {
+        // Corrupt stream: nothing after this can be trusted.
+        this.bad++;
+        o = b.length;
+        break;
+      }
+      if (b.length - o - 4 < len) break;
+      this.onRecord(decodeRecord(b, o + 4, len));
+      o += 4 + len;
+    }
+    this.pending = o < b.length ? Buffer.from(b.subarray(o)) : Buffer.alloc(0);
+    b = this.pending;
+  }
+
+  /** Bytes of an incomplete record left at the end. */
+  get leftover(): number {
+    return this.pending.length;
+  }
+}
+
+export function decodeRecord(b: Buffer, o: number, len: number): LjRecord {
+  const nframes = Math.min(b[o + 61]!, (len - HDR) / FRAME);
+  const frames: LjFrame[] = [];
+  for (let i = 0; i < nframes; i++) {
+    const f = o + HDR + i * FRAME;
+    frames.push({ ptr: u64(b, f), pos: b.readUInt32LE(f + 8), kind: b[f + 12]!, ffid: b[f + 13]! });
+  }
+  return {
+    ts: u64(b, o),
+    pid: b.readUInt32LE(o + 8),
+    tid: b.readUInt32LE(o + 12),
+    ptr: u64(b, o + 16),
+    ret: u64(b, o + 24),
+    osize: u64(b, o + 32),
+    nsize: u64(b, o + 40),
+    g: u64(b, o + 48),
+    vmstate: b.readInt32LE(o + 56),
+    op: b[o + 60]!,
+    flags: b[o + 62]!,
+    frames,
+  };
+}
