@@ -24,6 +24,8 @@ export interface ReadInputsOptions {
   progress?: boolean;
   /** Each warning as it happens (they are also in the stats). */
   onWarning?: (msg: string) => void;
+  /** Called with the first file's metadata before any event reaches the sink (e.g. to write a trace header). */
+  onMeta?: (meta: TraceMeta) => void;
 }
 
 export interface InputStats extends SourceStats {
@@ -33,6 +35,8 @@ export interface InputStats extends SourceStats {
   compression: Compression;
   /** Bytes of the file as stored (compressed). */
   bytes: number;
+  /** Chunks, for leakscope traces. */
+  chunks?: number;
 }
 
 export interface InputsResult {
@@ -76,6 +80,7 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
         const fileMeta = source.meta(opened.input);
         meta = meta === undefined ? { ...fileMeta } : mergeMeta(meta, fileMeta, paths[0]!, path);
         placer.startFile(fileMeta, meta);
+        if (i === 0) opts.onMeta?.({ ...meta });
         st = await source.read(opened.input, placer, {});
       } finally {
         await opened.close();

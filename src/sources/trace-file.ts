@@ -1,7 +1,7 @@
 // The Source for leakscope's own trace files (`.lstrace`, possibly compressed).
 
 import type { TraceMeta } from '../model/events.js';
-import type { Source } from './source.js';
+import type { Source, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { readTraceStream } from '../trace/reader.js';
 import { FILE_MAGIC } from '../trace/format.js';
@@ -29,7 +29,7 @@ export const traceFileSource: Source = {
 
   async read(input, sink, opts) {
     const r = await readTraceStream(input.path, input.stream, sink, { onProgress: opts.onProgress });
-    const stats = emptyStats();
+    const stats: SourceStats & { chunks: number } = { ...emptyStats(), chunks: r.chunks };
     stats.events = r.events;
     stats.badRecords = r.corruptChunks;
     stats.warnings.push(...r.warnings);

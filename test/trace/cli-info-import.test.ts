@@ -1,0 +1,139 @@
+// `leakscope import` and `leakscope info`, end to end through the CLI.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
+import type { Event } from '../../src/model/events.js';
+import { readTrace } from '../../src/trace/reader.js';
+import { readInputs } from '../../src/sources/open.js';
+import { TraceWriter } from '../../src/trace/writer.js';
+import { everyKind, meta } from './events-sample.js';
+
+const root = new URL('../../', import.meta.url).pathname;
+const fixtures = join(root, 'test/fixtures');
+const dir = mkdtempSync(join(tmpdir(), 'lstrace-cli-'));
+test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+function cli(args: string[], opts: { stdoutBuffer?: boolean } = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' } });
+  return { code: r.status, stdout: opts.stdoutBuffer ? r.stdout : r.stdout.toString(), stderr: r.stderr.toString() };
+}
+
+async function events(path: string) {
+  const got: Event[] = [];
+  const r = await readTrace(path, { event: (e) => got.push(e) });
+  return { got, ...r };
+}
+
+function bigTrace(path: string): Event[] {
+  const evs: Event[] = [...everyKind];
+  for (let i = 0; i < 150_000; i++) evs.push({ kind: 'alloc', pid: 100, t: 10_000 + i, tid: 100 + (i % 3), addr: 0x1000 + i * 32, size: 32, stack: 2 });
+  const w = TraceWriter.create(path, meta);
+  for (const e of evs) w.event(e);
+  void w.close();
+  return evs;
+}
+
+test('import: a trace imports to an identical trace (byte for byte with default chunks)', async () => {
+  const src = join(dir, 'src.lstrace');
+  const evs = bigTrace(src);
+  const out = join(dir, 'out.lstrace');
+  const r = cli(['import', src, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, '');
+  assert.equal(r.stderr, `leakscope: imported ${evs.length.toLocaleString('en')} events from 1 file into ${out} (${readFileSync(out).length.toLocaleString('en')} bytes); 0 bad records, 0 warnings\n`);
+  assert.ok(readFileSync(out).equals(readFileSync(src)));
+  const back = await events(out);
+  assert.deepStrictEqual(back.got, evs);
+  assert.deepStrictEqual(back.meta, meta);
+  assert.deepStrictEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+});
+
+test('import: compressed traces and stdout output', async () => {
+  const r = cli(['import', join(fixtures, 'lstrace/every-kind.lstrace.zst'), '-o', '-'], { stdoutBuffer: true });
+  assert.equal(r.code, 0, r.stderr);
+  const p = join(dir, 'from-stdout.lstrace');
+  writeFileSync(p, r.stdout as Buffer);
+  const back = await events(p);
+  assert.deepStrictEqual(back.got, everyKind);
+  assert.match(r.stderr, /imported 36 events from 1 file into stdout/);
+});
+
+test('import: a log becomes a trace holding exactly the events the log source produces', async () => {
+  const log = join(fixtures, 'apr-pool-debug.httpd-1child.log.gz');
+  const direct: Event[] = [];
+  const { meta: logMeta, stats } = await readInputs([log], { event: (e) => direct.push(e) });
+  const out = join(dir, 'apr.lstrace');
+  const r = cli(['import', log, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
+  const back = await events(out);
+  assert.deepStrictEqual(back.got, direct);
+  assert.equal(back.meta.source, logMeta.source);
+  assert.equal(back.meta.clock, 'seq');
+  const warnings = stats[0]!.warnings.length;
+  assert.match(r.stderr, new RegExp(`imported ${direct.length.toLocaleString('en')} events from 1 file into .*; ${stats[0]!.badRecords} bad records, ${warnings} warning`));
+});
+
+test('import: bad inputs fail with one line, exit 2, and leave no output behind', () => {
+  const garbage = join(dir, 'garbage.txt');
+  writeFileSync(garbage, 'just some text\n');
+  const out = join(dir, 'never.lstrace');
+  let r = cli(['import', garbage, '-o', out]);
+  assert.equal(r.code, 2);
+  assert.equal(r.stderr, `leakscope: ${garbage}: unknown format (expected a leakscope trace, APR pool-debug log, nginx debug log, Valgrind XML or heaptrack trace); use --from NAME to force\n`);
+  assert.ok(!existsSync(out));
+  r = cli(['import', garbage, '-o', out, '--from', 'nope']);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^leakscope: unknown input format "nope" for --from \(known: lstrace, [^\n]*\)\n$/);
+  const src = join(dir, 'same.lstrace');
+  bigTrace(src);
+  r = cli(['import', src, '-o', src]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /is also an input/);
+  r = cli(['import', src, '-o', join(dir, 'no/such/dir/x.lstrace')]);
+  assert.equal(r.code, 2);
+  assert.match(r.stderr, /^leakscope: .*x\.lstrace: cannot create \(no such directory\)\n$/);
+  assert.deepStrictEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
+});
+
+test('info: JSON counts, processes, span, chunks; a truncated trace shows its warning', async () => {
+  const p = join(dir, 'info.lstrace');
+  const w = TraceWriter.create(p, meta, { chunkBytes: 200 });
+  for (const e of everyKind) w.event(e);
+  await w.close();
+  const bytes = readFileSync(p);
+  writeFileSync(p, bytes.subarray(0, bytes.length - 3));
+  const r = cli(['info', p, '--format', 'json']);
+  assert.equal(r.code, 0, r.stderr);
+  const info = JSON.parse(r.stdout as string).files[0];
+  const kept = (await events(p)).events;
+  assert.equal(info.events, kept);
+  assert.ok(kept < everyKind.length && kept > 0);
+  const expectKinds: Record<string, number> = {};
+  for (const e of everyKind.slice(0, kept)) expectKinds[e.kind] = (expectKinds[e.kind] ?? 0) + 1;
+  assert.deepStrictEqual(info.byKind, expectKinds);
+  assert.equal(info.chunks, w.chunks - 1);
+  assert.deepStrictEqual(info.meta, meta);
+  assert.equal(info.source, 'lstrace');
+  assert.equal(info.processes[0].pid, 100);
+  assert.equal(info.processes[0].command, 'nginx: master process');
+  assert.equal(info.warnings.length, 1);
+  assert.match(info.warnings[0], /last chunk truncated at byte \d+ \(writer killed\?\)/);
+
+  const full = join(dir, 'full.lstrace');
+  writeFileSync(full, bytes);
+  const t = cli(['info', full]);
+  assert.equal(t.code, 0, t.stderr);
+  assert.match(t.stdout as string, new RegExp(`^${full}: leakscope trace, format 1, ${bytes.length} B, ${w.chunks} chunks\n`));
+  assert.match(t.stdout as string, /\n {2}events: {4}36\n/);
+  assert.match(t.stdout as string, /\n +100 \(parent 1\) {2}nginx: master process {2}— 11 events {2}\[exit 0\]\n/);
+  assert.match(t.stdout as string, /\n +101 \(parent 100\) {2}sh -c true {2}— 23 events {2}\[exit -9\]\n/);
+  assert.match(t.stdout as string, /time span: 0\.000 s \.\. 1125899\.907 s/);
+  assert.match(t.stdout as string, /warnings: {2}none\n$/);
+
+  const bad = cli(['info', join(dir, 'nothing-here')]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^leakscope: .*nothing-here: no such file\n$/);
+});
