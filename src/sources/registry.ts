@@ -5,11 +5,13 @@ import type { Source } from './source.js';
 import { traceFileSource } from './trace-file.js';
 import { aprLogSource } from './apr-log.js';
 import { nginxLogSource } from './nginx-log.js';
+import { valgrindSource } from './valgrind.js';
 
 export const sources: Source[] = [
   traceFileSource,
   aprLogSource,
   nginxLogSource,
+  valgrindSource,
 ];
 
 export function sourceByName(name: string): Source | undefined {
