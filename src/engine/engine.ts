@@ -48,7 +48,10 @@ export class Engine implements EventSink {
 
   event(e: Event): void {
     this.events++;
-    const t = e.t;
+    // With a 'seq' clock, sources number events per process (a log line's index in its process),
+    // which erases the time a process spent idle while others worked. The global arrival order
+    // keeps it, and is just as valid a sequence: use it.
+    const t = this.clock === 'seq' ? this.events : e.t;
     if (t > this.lastT) this.lastT = t;
     if (t < this.firstT) this.firstT = t;
     switch (e.kind) {
@@ -367,7 +370,7 @@ export class Engine implements EventSink {
   private makePool(p: ProcState, addr: number, parent: PoolState | undefined, kind: string, tag: string, stack: number, t: number, implicit: boolean): PoolState {
     const pool: PoolState = {
       addr, parent, children: new Set(), kind, tag, createT: t, createStack: stack, implicit,
-      bytes: 0, count: 0, allocs: 0, clears: 0, siteBytes: new Map(), siteCount: new Map(),
+      bytes: 0, count: 0, allocs: 0, clears: 0, siteBytes: new Map(), siteCount: new Map(), siteFirst: new Map(), siteLast: new Map(),
       live: undefined, sizedBytes: 0, classKey: '', series: undefined,
     };
     parent?.children.add(pool);
@@ -432,6 +435,8 @@ export class Engine implements EventSink {
     pool.allocs += w;
     pool.siteBytes.set(site, (pool.siteBytes.get(site) ?? 0) + bytes);
     pool.siteCount.set(site, (pool.siteCount.get(site) ?? 0) + w);
+    if (!pool.siteFirst.has(site)) pool.siteFirst.set(site, t);
+    pool.siteLast.set(site, t);
     p.poolBytes += bytes;
     p.poolCount += w;
     p.allocCount += w;
@@ -463,6 +468,8 @@ export class Engine implements EventSink {
     if (sc < 1e-6) {
       pool.siteBytes.delete(site);
       pool.siteCount.delete(site);
+      pool.siteFirst.delete(site);
+      pool.siteLast.delete(site);
     } else {
       pool.siteBytes.set(site, sb);
       pool.siteCount.set(site, sc);
@@ -497,10 +504,13 @@ export class Engine implements EventSink {
     p.frees += pool.count;
     p.poolBytes -= pool.bytes;
     p.poolCount -= pool.count;
-    if (p.poolCount < 1e-6) p.poolCount = p.poolBytes = 0;
+    if (p.poolCount < 1e-6) p.poolCount = 0;
+    if (Math.abs(p.poolBytes) < 1e-6) p.poolBytes = 0;
     if (pool.bytes !== 0) this.classBytes(p.classes.get(pool.classKey)!, -pool.bytes, t);
     pool.siteBytes.clear();
     pool.siteCount.clear();
+    pool.siteFirst.clear();
+    pool.siteLast.clear();
     pool.live = undefined;
     pool.bytes = 0;
     pool.count = 0;

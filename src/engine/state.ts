@@ -27,6 +27,9 @@ export interface PoolState {
   /** Outstanding bytes/count by site index (allocations without an address, and all others). */
   siteBytes: Map<number, number>;
   siteCount: Map<number, number>;
+  /** First and last allocation time by site since the last clear (ages of address-less allocations). */
+  siteFirst: Map<number, number>;
+  siteLast: Map<number, number>;
   /** Allocations with an address (they can be released one by one with pool-free). */
   live: LiveTable | undefined;
   /** Bytes set by pool-size samples beyond what allocations account for. */

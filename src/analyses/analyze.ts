@@ -1,0 +1,118 @@
+// analyze(): engine state → AnalysisResult, the one structure every report renders.
+
+import type { EngineState, ProcState } from '../engine/state.js';
+import type { AnalysisResult, PoolClassReport, ProcessReport, SiteReport, Verdict } from './result.js';
+import type { ProcContext } from './context.js';
+import { judge, toSeries } from './context.js';
+import { leakSites, round } from './leak-sites.js';
+import { livePools, poolClasses } from './pools.js';
+import { SiteResolver } from './symbols.js';
+import { defaultFrameRules, Suppressions } from './suppressions.js';
+import type { FrameRules } from './suppressions.js';
+import { formatAmount } from './growth.js';
+
+export const RESULT_VERSION = 1;
+
+export interface AnalyzeOptions {
+  /** Sites per process (default 20). */
+  top?: number;
+  /** Only this process (every image of it). */
+  pid?: number;
+  /** Only allocations at least this old, in trace clock units (ns, or events). */
+  minAge?: number;
+  /** Sites to ignore (LSan-style), already loaded. */
+  suppressions?: Suppressions;
+  /** Allocator internals to drop (default: profiles/suppressions/default.txt). */
+  frameRules?: FrameRules;
+  inputs?: string[];
+  warnings?: string[];
+  source?: string;
+  /** Records the sources could not read, added to `lost`. */
+  lost?: number;
+}
+
+export function analyze(state: EngineState, opts: AnalyzeOptions = {}): AnalysisResult {
+  const top = opts.top ?? 20;
+  const rules = opts.frameRules ?? defaultFrameRules();
+  const suppress = opts.suppressions ?? new Suppressions();
+  const procs = state.processes.filter((p) => opts.pid === undefined || p.pid === opts.pid);
+  return {
+    tool: 'leakscope',
+    version: RESULT_VERSION,
+    source: opts.source ?? state.meta?.source ?? 'unknown',
+    inputs: opts.inputs ?? [],
+    clock: state.clock,
+    clockUnit: state.clock === 'ns' ? 'ns' : 'events',
+    ...(state.meta?.startWallMs !== undefined ? { startWallMs: state.meta.startWallMs } : {}),
+    estimated: state.estimated,
+    events: state.events,
+    lost: state.lost + (opts.lost ?? 0),
+    warnings: opts.warnings ?? [],
+    processes: procs.map((p) => processReport(state, p, { top, minAge: opts.minAge, rules, suppress })),
+  };
+}
+
+function processReport(state: EngineState, p: ProcState, o: { top: number; minAge?: number; rules: FrameRules; suppress: Suppressions }): ProcessReport {
+  const ctx: ProcContext = {
+    state, p,
+    resolver: new SiteResolver(state.symbols.scope(p.pid), o.rules),
+    suppress: o.suppress,
+    outstanding: p.heapBytes + p.poolBytes,
+  };
+  const sites = leakSites(ctx, { top: o.top, minAge: o.minAge });
+  const pools = livePools(ctx);
+  const classes = poolClasses(ctx);
+  const total = toSeries(p.total);
+  const verdict = processVerdict(judge(ctx, total, p.startT), sites, classes);
+  const r: ProcessReport = {
+    pid: p.pid,
+    ppid: p.ppid,
+    command: p.command,
+    exe: p.exe,
+    startT: p.startT,
+    endT: p.endT,
+    exited: p.exited,
+    verdict,
+    outstanding: {
+      heapBytes: round(p.heapBytes), heapCount: round(p.heapCount),
+      poolBytes: round(p.poolBytes), poolCount: round(p.poolCount), mmapBytes: p.mmapBytes,
+    },
+    allocated: { count: round(p.allocCount), bytes: round(p.allocBytes), frees: round(p.frees) },
+    anomalies: { ...p.anomalies },
+    sites,
+    pools,
+    poolClasses: classes,
+    series: { total, heap: toSeries(p.heapSeries), pools: toSeries(p.poolSeries), ...(p.rss ? { rss: toSeries(p.rss) } : {}) },
+    markers: [...state.markers, ...p.markers].sort((a, b) => a.t - b.t),
+  };
+  if (p.exitCode !== undefined) r.exitCode = p.exitCode;
+  if (p.replacedByExec) r.replacedByExec = true;
+  if (p.rssBytes !== undefined) r.rssBytes = p.rssBytes;
+  return r;
+}
+
+/**
+ * A process leaks when its total does, or when one of its pool classes or top sites does (a
+ * leak of 2 KiB a request hides easily in the churn of a busy process's total).
+ */
+function processVerdict(total: Verdict, sites: SiteReport[], classes: PoolClassReport[]): Verdict {
+  if (total.verdict === 'leak') return total;
+  const leaking: { what: string; v: Verdict; bytes: number }[] = [];
+  for (const c of classes) if (c.verdict.verdict === 'leak') leaking.push({ what: `pool class "${c.name}"`, v: c.verdict, bytes: c.verdict.last });
+  for (const s of sites) if (s.verdict?.verdict === 'leak') leaking.push({ what: `site ${s.label}`, v: s.verdict, bytes: s.bytes });
+  if (leaking.length === 0) {
+    if (total.verdict === 'steady' || total.verdict === 'bounded') {
+      const growing = classes.find((c) => c.verdict.verdict === 'growing');
+      if (growing) return { ...total, verdict: 'growing', explanation: `${total.explanation} But pool class "${growing.name}" is growing: ${growing.verdict.explanation}` };
+    }
+    return total;
+  }
+  leaking.sort((a, b) => b.bytes - a.bytes);
+  const worst = leaking[0]!;
+  const more = leaking.length > 1 ? ` (and ${leaking.length - 1} more leaking ${leaking.length > 2 ? 'entities' : 'entity'})` : '';
+  return {
+    ...total,
+    verdict: 'leak',
+    explanation: `Its ${worst.what} leaks${more}, ${formatAmount(worst.bytes)} held: ${worst.v.explanation}`,
+  };
+}

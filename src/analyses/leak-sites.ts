@@ -1,0 +1,140 @@
+// Outstanding memory grouped by allocation site (heap and pool allocations), with ages, shares
+// and, for the top sites, a growth verdict.
+
+import type { SiteReport } from './result.js';
+import type { ProcContext } from './context.js';
+import { judge, toSeries } from './context.js';
+import { sampleWeight } from '../engine/sampling.js';
+
+export interface LeakSitesOptions {
+  top: number;
+  /** Only allocations at least this old (trace clock units) at the process's end. */
+  minAge?: number;
+}
+
+interface Acc {
+  count: number;
+  bytes: number;
+  oldest: number;
+  youngest: number;
+}
+
+interface Group {
+  key: number; // smallest site index
+  members: number[];
+  pool: boolean;
+  count: number;
+  bytes: number;
+  allocatedCount: number;
+  allocatedBytes: number;
+  oldest: number;
+  youngest: number;
+}
+
+export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[] {
+  const { p, state } = ctx;
+  const sites = p.sites;
+  const S = state.sampleBytes;
+  const w = (size: number) => (S > 0 ? sampleWeight(size, S) : 1);
+  const cutoff = opts.minAge !== undefined ? p.endT - opts.minAge : Infinity;
+  const acc: (Acc | undefined)[] = new Array(sites.length);
+  const get = (i: number): Acc => (acc[i] ??= { count: 0, bytes: 0, oldest: Infinity, youngest: -Infinity });
+  const add = (i: number, count: number, bytes: number, first: number, last: number) => {
+    const a = get(i);
+    a.count += count;
+    a.bytes += bytes;
+    if (first < a.oldest) a.oldest = first;
+    if (last > a.youngest) a.youngest = last;
+  };
+
+  // One pass over the live heap for ages (and counts when filtering by age).
+  const heap = p.heap;
+  heap.forEach((i) => {
+    const t = heap.timeAt(i);
+    if (t > cutoff) return;
+    const size = heap.sizeAt(i);
+    const k = w(size);
+    add(heap.siteAt(i), k, k * size, t, t);
+  });
+  for (const pool of p.pools.values()) {
+    const addressed = new Set<number>();
+    if (pool.live) {
+      const live = pool.live;
+      live.forEach((i) => {
+        const site = live.siteAt(i);
+        addressed.add(site);
+        const t = live.timeAt(i);
+        if (t > cutoff) return;
+        const size = live.sizeAt(i);
+        const k = w(size);
+        add(site, k, k * size, t, t);
+      });
+    }
+    for (const [site, bytes] of pool.siteBytes) {
+      if (addressed.has(site)) continue;
+      // Address-less allocations: known by site only, with the first and last allocation times.
+      const first = pool.siteFirst.get(site) ?? pool.createT;
+      const last = pool.siteLast.get(site) ?? first;
+      if (first > cutoff) continue;
+      add(site, pool.siteCount.get(site) ?? 0, bytes, first, Math.min(last, cutoff));
+    }
+  }
+
+  // Group site indexes that resolve to the same site once internals are dropped.
+  const groups = new Map<string, Group>();
+  for (let i = 0; i < sites.length; i++) {
+    const a = acc[i];
+    if (!a || a.count <= 0) continue;
+    const stack = sites.stackOf(i);
+    if (ctx.suppress.patterns.length && ctx.suppress.suppressed(ctx.resolver.frames(stack))) continue;
+    const shape = ctx.resolver.shape(stack);
+    const pool = sites.isPool(i);
+    const gk = `${pool ? 'p' : 'h'}\u0000${shape.label}\u0000${shape.via ?? ''}\u0000${shape.stack.length}`;
+    let g = groups.get(gk);
+    if (!g) {
+      g = { key: i, members: [], pool, count: 0, bytes: 0, allocatedCount: 0, allocatedBytes: 0, oldest: Infinity, youngest: -Infinity };
+      groups.set(gk, g);
+    }
+    g.members.push(i);
+    g.count += a.count;
+    g.bytes += a.bytes;
+    g.allocatedCount += sites.allocCount[i]!;
+    g.allocatedBytes += sites.allocBytes[i]!;
+    g.oldest = Math.min(g.oldest, a.oldest);
+    g.youngest = Math.max(g.youngest, a.youngest);
+  }
+
+  const ranked = [...groups.values()].sort((a, b) => b.bytes - a.bytes || b.count - a.count).slice(0, opts.top);
+  return ranked.map((g) => {
+    const stack = sites.stackOf(g.key);
+    const shape = ctx.resolver.shape(stack);
+    // The group's series: its largest member's (members of one group are rare: the same caller
+    // reached through different allocator internals).
+    let main = g.members[0]!;
+    for (const m of g.members) if (sites.outBytes[m]! > sites.outBytes[main]!) main = m;
+    const series = toSeries(sites.series[main]);
+    const r: SiteReport = {
+      key: g.pool ? `pool:${stack}` : String(stack),
+      label: shape.label,
+      stack: shape.stack,
+      count: round(g.count),
+      bytes: round(g.bytes),
+      share: ctx.outstanding > 0 ? g.bytes / ctx.outstanding : 0,
+      allocatedCount: round(g.allocatedCount),
+      allocatedBytes: round(g.allocatedBytes),
+      oldestT: g.oldest,
+      youngestT: g.youngest,
+      verdict: judge(ctx, series),
+      series,
+    };
+    if (shape.via) r.via = shape.via;
+    const tag = sites.poolTag[main];
+    if (g.pool) r.pool = tag ?? '(untagged pool)';
+    return r;
+  });
+}
+
+/** Estimates (sampled traces) are fractional; integers stay integers. */
+export function round(v: number): number {
+  return Math.round(v);
+}

@@ -1,0 +1,121 @@
+// Pool lifecycles: pools still alive at the end (a forest: tag, kind, creation site, age, own and
+// tree bytes, feeding sites, growth verdict) and pool classes (pools of one use, summed).
+
+import type { PoolState } from '../engine/state.js';
+import type { PoolClassReport, PoolReport } from './result.js';
+import type { ProcContext } from './context.js';
+import { judge, toSeries } from './context.js';
+import { round } from './leak-sites.js';
+
+/** Bounds on the forest in a report: children kept per pool, pools in all. */
+const MAX_CHILDREN = 50;
+const MAX_POOLS = 500;
+const SITES_PER_POOL = 5;
+
+export function hex(n: number): string {
+  return `0x${n.toString(16)}`;
+}
+
+function treeBytes(pool: PoolState, memo: Map<PoolState, number>): number {
+  let v = memo.get(pool);
+  if (v !== undefined) return v;
+  v = pool.bytes;
+  for (const c of pool.children) v += treeBytes(c, memo);
+  memo.set(pool, v);
+  return v;
+}
+
+export function livePools(ctx: ProcContext): PoolReport[] {
+  const { p } = ctx;
+  const memo = new Map<PoolState, number>();
+  const roots = [...p.pools.values()].filter((x) => !x.parent || x.parent.destroyedT !== undefined || p.pools.get(x.parent.addr) !== x.parent);
+  const byTree = (a: PoolState, b: PoolState) => treeBytes(b, memo) - treeBytes(a, memo) || a.createT - b.createT;
+  roots.sort(byTree);
+  let budget = MAX_POOLS;
+  const build = (pool: PoolState): PoolReport => {
+    budget--;
+    const shape = ctx.resolver.shape(pool.createStack);
+    const kids = [...pool.children].sort(byTree);
+    const children: PoolReport[] = [];
+    for (const c of kids.slice(0, MAX_CHILDREN)) {
+      if (budget <= 0) break;
+      children.push(build(c));
+    }
+    const series = toSeries(pool.series);
+    const r: PoolReport = {
+      pool: hex(pool.addr),
+      parent: hex(pool.parent?.addr ?? 0),
+      kind: pool.kind,
+      tag: pool.tag,
+      createdT: pool.createT,
+      age: p.endT - pool.createT,
+      bytes: round(pool.bytes),
+      treeBytes: round(treeBytes(pool, memo)),
+      allocs: round(pool.allocs),
+      clears: pool.clears,
+      createStack: shape.stack,
+      createSite: pool.createStack ? shape.label : pool.implicit ? '(not seen: created before the trace or in a parent process)' : '(no stack)',
+      children,
+      sites: feeding(ctx, pool.siteBytes, pool.siteCount),
+    };
+    if (series.x.length > 0) {
+      r.verdict = judge(ctx, series, pool.createT);
+      r.series = series;
+    }
+    return r;
+  };
+  const out: PoolReport[] = [];
+  for (const r of roots) {
+    if (budget <= 0) break;
+    out.push(build(r));
+  }
+  return out;
+}
+
+function feeding(ctx: ProcContext, bytes: Map<number, number>, counts: Map<number, number>): { label: string; bytes: number; count: number }[] {
+  const merged = new Map<string, { label: string; bytes: number; count: number }>();
+  for (const [site, b] of bytes) {
+    const shape = ctx.resolver.shape(ctx.p.sites.stackOf(site));
+    const e = merged.get(shape.label) ?? { label: shape.label, bytes: 0, count: 0 };
+    e.bytes += b;
+    e.count += counts.get(site) ?? 0;
+    merged.set(shape.label, e);
+  }
+  return [...merged.values()]
+    .sort((a, b) => b.bytes - a.bytes)
+    .slice(0, SITES_PER_POOL)
+    .map((e) => ({ label: e.label, bytes: round(e.bytes), count: round(e.count) }));
+}
+
+export function poolClasses(ctx: ProcContext): PoolClassReport[] {
+  const out: PoolClassReport[] = [];
+  for (const c of ctx.p.classes.values()) {
+    const series = toSeries(c.series);
+    const name = c.name || `created at ${ctx.resolver.shape(c.stack).label}`;
+    out.push({
+      name,
+      kind: c.kind,
+      live: c.live,
+      created: c.created,
+      destroyed: c.destroyed,
+      bytes: round(c.bytes),
+      peakBytes: round(c.peakBytes),
+      verdict: judge(ctx, series),
+      series,
+      sites: feeding(ctx, c.fedBytes, c.fedCount),
+    });
+  }
+  const rank = { leak: 0, growing: 1, bounded: 2, steady: 3 } as const;
+  return out.sort((a, b) => rank[a.verdict.verdict] - rank[b.verdict.verdict] || b.peakBytes - a.peakBytes);
+}
+
+/** Live pools (anywhere in the forest) whose own size keeps growing. */
+export function growingPools(forest: PoolReport[]): PoolReport[] {
+  const out: PoolReport[] = [];
+  const walk = (r: PoolReport) => {
+    if (r.verdict && (r.verdict.verdict === 'leak' || r.verdict.verdict === 'growing')) out.push(r);
+    r.children.forEach(walk);
+  };
+  forest.forEach(walk);
+  return out.sort((a, b) => b.bytes - a.bytes);
+}
