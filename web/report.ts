@@ -96,8 +96,10 @@ function proc(): ProcessData {
 
 function pickProcess(): number {
   const rank: Record<string, number> = { leak: 3, growing: 2, bounded: 1, steady: 0 };
+  // The worst verdict first; among equals the surest trend, then the most outstanding.
   const ps = [...data.processes].sort(
-    (a, b) => (rank[b.verdict.verdict] ?? 0) - (rank[a.verdict.verdict] ?? 0) || b.outstanding.heapBytes + b.outstanding.poolBytes - (a.outstanding.heapBytes + a.outstanding.poolBytes),
+    (a, b) => (rank[b.verdict.verdict] ?? 0) - (rank[a.verdict.verdict] ?? 0) || a.verdict.pValue - b.verdict.pValue ||
+      b.outstanding.heapBytes + b.outstanding.poolBytes - (a.outstanding.heapBytes + a.outstanding.poolBytes),
   );
   return ps[0]?.pid ?? 0;
 }

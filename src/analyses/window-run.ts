@@ -1,7 +1,8 @@
-// One pass over the inputs that feeds both the engine (for the AnalysisResult) and the window
-// grid (for time ranges and full-stack exports), so reports read each file once.
+// Reports need both the AnalysisResult (what `analyze` prints) and the window grid (time ranges,
+// full-stack exports). The result comes from analyzeFiles(), exactly as `analyze` computes it;
+// the grid from a second pass of the inputs into a WindowSink.
 
-import type { Event, EventSink, TraceMeta } from '../model/events.js';
+import type { TraceMeta } from '../model/events.js';
 import type { AnalysisResult } from './result.js';
 import { readInputs } from '../sources/open.js';
 import { WindowSink } from './window.js';
@@ -11,7 +12,7 @@ export interface WindowRunOptions {
   from?: string;
   pid?: number;
   top?: number;
-  minAge?: number;
+  minAge?: number | string;
   suppress?: string;
   progress?: boolean;
   /** Window grid buckets (default 64). */
@@ -26,31 +27,18 @@ export interface WindowRun {
   result?: AnalysisResult;
 }
 
-interface EngineLike extends EventSink {
-  finish(): unknown;
-}
+type AnalyzeFiles = (paths: string[], o: Omit<WindowRunOptions, 'buckets' | 'windowOnly'>) => Promise<AnalysisResult>;
 
 export async function analyzeWithWindow(paths: string[], opts: WindowRunOptions = {}): Promise<WindowRun> {
-  const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid });
-  let engine: EngineLike | undefined;
-  let analyze: ((state: unknown, o: object) => AnalysisResult) | undefined;
+  let result: AnalysisResult | undefined;
   if (!opts.windowOnly) {
-    // Bound late so that this module builds while the engine is still being written.
-    const engineMod = (await import(specifier('../engine/engine.js'))) as { Engine: new (o?: object) => EngineLike };
-    const analyzeMod = (await import(specifier('./analyze.js'))) as { analyze: typeof analyze };
-    engine = new engineMod.Engine();
-    analyze = analyzeMod.analyze;
+    // Bound at run time: the pipeline module is being written beside this one.
+    const { analyzeFiles } = (await import(specifier('./pipeline.js'))) as { analyzeFiles: AnalyzeFiles };
+    result = await analyzeFiles(paths, { from: opts.from, pid: opts.pid, top: opts.top, minAge: opts.minAge, suppress: opts.suppress, progress: opts.progress });
   }
-  const sink: EventSink = engine
-    ? { event: (e: Event) => { engine!.event(e); win.event(e); } }
-    : win;
-  const { meta } = await readInputs(paths, sink, { from: opts.from, progress: opts.progress });
-  const window = win.finish();
-  if (!engine || !analyze) return { meta, window };
-  const result = analyze(engine.finish(), {
-    inputs: paths, meta, pid: opts.pid, top: opts.top, minAge: opts.minAge, suppress: opts.suppress,
-  });
-  return { meta, window, result };
+  const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid });
+  const { meta } = await readInputs(paths, win, { from: opts.from, progress: opts.progress });
+  return { meta, window: win.finish(), result };
 }
 
 function specifier(s: string): string {
