@@ -5,6 +5,8 @@
 export interface ScriptOptions {
   /** Number of target pids passed as the first positional arguments. */
   pids: number;
+  /** The tracer's own pid is the positional argument after the pids and exes: READY is
+   *  printed when it calls getppid() once every probe is attached (BEGIN may run earlier). */
   /** Number of executable paths passed after the pids (processes that exec one become targets). */
   exes: number;
   /** Count user page faults per target and print the counts every `faultIntervalMs`. */
@@ -18,7 +20,7 @@ export interface ScriptOptions {
 export function kernelScript(o: ScriptOptions): string {
   const lines: string[] = [];
   const seed = Array.from({ length: o.pids }, (_, i) => `@t[$${i + 1}] = 1;`).join(' ');
-  lines.push(`BEGIN { ${seed} printf("READY\\n"); }`);
+  lines.push(`BEGIN { ${seed} }`);
   for (let i = 0; i < o.exes; i++) {
     lines.push(`tracepoint:sched:sched_process_exec /str(args->filename) == str($${o.pids + i + 1})/ { @t[pid] = 1; printf("X %llu %d\\n", nsecs, pid); }`);
   }
@@ -51,8 +53,11 @@ export function kernelScript(o: ScriptOptions): string {
     lines.push('tracepoint:vmscan:mm_vmscan_direct_reclaim_begin { @rb[tid] = nsecs; }');
     lines.push('tracepoint:vmscan:mm_vmscan_direct_reclaim_end /@rb[tid]/ { printf("D %llu %d %llu %lu\\n", nsecs, pid, nsecs - @rb[tid], args->nr_reclaimed); delete(@rb[tid]); }');
   }
+  // Last, so that it is attached after every other probe.
+  const self = `$${o.pids + o.exes + 1}`;
+  lines.push(`tracepoint:syscalls:sys_enter_getppid /pid == ${self} && @ready == 0/ { @ready = 1; printf("READY\\n"); }`);
   // Nothing to print at exit: the maps are bookkeeping.
-  const maps = ['t', 'ml', 'mp', 'mf', 'in', 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
+  const maps = ['ready', 't', 'ml', 'mp', 'mf', 'in', 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
   if (o.faults) maps.push('pf');
   if (o.machine) maps.push('rb');
   lines.push(`END { ${maps.map((m) => `clear(@${m});`).join(' ')} }`);

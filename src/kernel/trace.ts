@@ -99,7 +99,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
     faults: !!o.faults, faultIntervalMs: o.faultIntervalMs ?? 1000,
     machine: o.machine ?? true,
   });
-  const child: ChildProcess = spawn(bpftrace, ['-B', 'line', '-e', script, ...initial.map(String), ...exes], {
+  const child: ChildProcess = spawn(bpftrace, ['-B', 'line', '-e', script, ...initial.map(String), ...exes, String(process.pid)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_MAP_KEYS_MAX: '65536' },
   });
@@ -241,12 +241,16 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
     return stopped;
   };
 
+  // Ask until bpftrace answers: its READY probe fires on our getppid() once attached.
+  const poke = setInterval(() => void process.ppid, 20);
   try {
     await ready;
   } catch (e) {
+    clearInterval(poke);
     await stop();
     throw e;
   }
+  clearInterval(poke);
   const rssMs = o.rssIntervalMs ?? 1000;
   if (rssMs > 0) {
     sampleRss();
