@@ -54,7 +54,7 @@ export function livePools(ctx: ProcContext): PoolReport[] {
       allocs: round(pool.allocs),
       clears: pool.clears,
       createStack: shape.stack,
-      createSite: pool.createStack ? shape.label : pool.implicit ? '(not seen: created before the trace or in a parent process)' : '(no stack)',
+      createSite: pool.createStack ? shape.label : pool.implicit ? '(creation not seen: before the trace, or in a parent process)' : '(no stack)',
       children,
       sites: feeding(ctx, pool.siteBytes, pool.siteCount),
     };
