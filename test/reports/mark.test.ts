@@ -1,0 +1,88 @@
+// `leakscope mark`: a marker chunk appended to a live trace, on the trace's monotonic timeline,
+// found through the process's LEAKSCOPE_TRACE; the report then draws it and takes it as a range edge.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Event } from '../../src/model/events.js';
+import { TraceWriter } from '../../src/trace/writer.js';
+import { readTrace } from '../../src/trace/reader.js';
+import { leakscope } from './cli.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'leakscope-mark-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+async function liveTrace(name: string, agoNs: bigint): Promise<string> {
+  const path = join(dir, name);
+  const w = TraceWriter.create(path, { format: 1, clock: 'ns', source: 'recorder', startMonoNs: String(process.hrtime.bigint() - agoNs) });
+  w.event({ kind: 'process', pid: 77, t: 0, ppid: 1, command: 'x', exe: '/x' });
+  w.event({ kind: 'alloc', pid: 77, t: 1000, tid: 77, addr: 0x1000, size: 64, stack: 0 });
+  await w.close();
+  return path;
+}
+
+async function events(path: string): Promise<Event[]> {
+  const out: Event[] = [];
+  const r = await readTrace(path, { event: (e) => out.push(e) });
+  assert.deepEqual(r.warnings, []);
+  return out;
+}
+
+test('mark --trace: appends a marker timed against startMonoNs', async () => {
+  const path = await liveTrace('a.lstrace', 5_000_000_000n);
+  const r = leakscope(['mark', '77', 'after "warm-up" </script>', '--trace', path]);
+  assert.equal(r.status, 0, r.stderr);
+  const ev = await events(path);
+  assert.equal(ev.length, 3, 'earlier events kept');
+  const m = ev[2]!;
+  assert.equal(m.kind, 'marker');
+  assert.equal(m.pid, 77);
+  assert.equal((m as { label: string }).label, 'after "warm-up" </script>');
+  // Five seconds after the trace start, plus the CLI's start-up time.
+  assert.ok(m.t > 5e9 && m.t < 5e9 + 30e9, String(m.t));
+});
+
+test('mark PID: finds the trace through /proc/PID/environ (relative to the process\'s cwd)', async () => {
+  const path = await liveTrace('b.lstrace', 1_000_000_000n);
+  const child = spawn('sleep', ['30'], { cwd: dir, env: { ...process.env, LEAKSCOPE_TRACE: 'b.lstrace' }, stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const r = leakscope(['mark', String(child.pid), 'checkpoint']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.match(r.stdout, /^marked pid \d+ at \d+\.\d{3} s: "checkpoint"/);
+    const ev = await events(path);
+    const m = ev.find((e) => e.kind === 'marker')!;
+    assert.equal(m.pid, child.pid);
+    assert.ok(m.t > 1e9);
+    const twice = leakscope(['mark', String(child.pid), 'second']);
+    assert.equal(twice.status, 0);
+    const labels = (await events(path)).filter((e) => e.kind === 'marker').map((e) => (e as { label: string }).label);
+    assert.deepEqual(labels, ['checkpoint', 'second']);
+  } finally {
+    child.kill();
+  }
+});
+
+test('mark: helpful one-line errors', async () => {
+  const noEnv = spawn('sleep', ['30'], { env: { PATH: process.env.PATH ?? '' }, stdio: 'ignore' });
+  try {
+    await new Promise((r) => setTimeout(r, 100));
+    const r = leakscope(['mark', String(noEnv.pid), 'x']);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /^leakscope: process \d+ has no LEAKSCOPE_TRACE in its environment .*--trace FILE\n$/);
+  } finally {
+    noEnv.kill();
+  }
+  const garbage = join(dir, 'garbage');
+  writeFileSync(garbage, 'hello world, not a trace');
+  assert.match(leakscope(['mark', '1', 'x', '--trace', garbage]).stderr, /^leakscope: .*garbage: not a leakscope trace\n$/);
+  const seq = join(dir, 'seq.lstrace');
+  const w = TraceWriter.create(seq, { format: 1, clock: 'seq', source: 'apr-log' });
+  await w.close();
+  assert.match(leakscope(['mark', '1', 'x', '--trace', seq]).stderr, /no monotonic start time/);
+  assert.match(leakscope(['mark', 'abc', 'x']).stderr, /^leakscope: PID must be a process id, got "abc"\n$/);
+  assert.match(leakscope(['mark', '999999999', 'x']).stderr, /^leakscope: no process 999999999\n$/);
+});
