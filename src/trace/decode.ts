@@ -20,17 +20,28 @@ function uv(u: Uint8Array): number {
 }
 
 function uvLong(u: Uint8Array): number {
-  let b = u[pos++]!;
+  let p = pos; // a local cursor: the module-level one is written back once
+  let b = u[p++]!;
   let v = b & 0x7f;
-  b = u[pos++]!;
+  b = u[p++]!;
   v |= (b & 0x7f) << 7;
-  if (b < 0x80) return v;
-  b = u[pos++]!;
+  if (b < 0x80) {
+    pos = p;
+    return v;
+  }
+  b = u[p++]!;
   v |= (b & 0x7f) << 14;
-  if (b < 0x80) return v;
-  b = u[pos++]!;
+  if (b < 0x80) {
+    pos = p;
+    return v;
+  }
+  b = u[p++]!;
   v |= (b & 0x7f) << 21;
-  if (b < 0x80) return v;
+  if (b < 0x80) {
+    pos = p;
+    return v;
+  }
+  pos = p;
   // Beyond 28 bits bitwise operators would overflow: continue in floating point (exact to 2^53).
   let mul = 268435456;
   for (let i = 0; i < 6; i++) {
