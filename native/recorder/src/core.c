@@ -37,7 +37,6 @@ static pthread_key_t g_key;
 static sem_t g_flush_sem;
 static atomic_int g_timer_running;
 static uint32_t g_pid;
-static int g_exit_code;
 static uint32_t g_crc_table[256];
 
 // --- small helpers ------------------------------------------------------------------------
@@ -560,14 +559,22 @@ static void fork_child(void) {
   lk_ts.guard--;
 }
 
-static void on_exit_code(int code, void *arg) { g_exit_code = code; }
+// The exit status reaches only on_exit handlers. Ours is registered before the loader's own
+// finaliser (our constructor runs first), so it usually runs after every destructor, ours
+// included: lk_fini flushes, on_exit writes EXIT and stops recording; whichever comes last wins.
+static void on_exit_code(int code, void *arg) {
+  if (lk_state != 2) return;
+  lk_ts.guard++;
+  rec_exit(code);
+  lk_flush_all(100);
+  lk_state = 3;
+  lk_ts.guard--;
+}
 
 __attribute__((destructor)) static void lk_fini(void) {
   if (lk_state != 2) return;
   lk_ts.guard++;
-  rec_exit(g_exit_code);
   lk_flush_all(100);
-  lk_state = 3;
   lk_ts.guard--;
 }
 

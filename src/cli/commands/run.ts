@@ -1,15 +1,79 @@
-// `leakscope run` — placeholder until its issue lands; it says so and exits non-zero.
+// `leakscope run [options] -- CMD ARGS...`: runs CMD under the in-process recorder, then
+// symbolizes the trace and prints the leak summary. Exits with CMD's status.
 
 import type { Command } from 'commander';
+import { writeFileSync } from 'node:fs';
+import { resolve } from 'node:path';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
+import { findRecorderLibrary } from '../../recorder/library.js';
+import { runRecorded } from '../../recorder/launch.js';
+import { renderSummary } from '../../recorder/summary.js';
+import { symbolizeTrace } from '../../symbols/symbolize.js';
+import { analyzeFiles } from '../../analyses/pipeline.js';
+
+interface RunOptions {
+  sample?: string;
+  depth?: string;
+  output?: string;
+  report?: string;
+  format: string;
+  summary: boolean;
+}
+
+function positiveInt(v: string | undefined, what: string, max: number): number | undefined {
+  if (v === undefined) return undefined;
+  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) throw new UserError(`${what} must be a whole number from 1 to ${max}, not "${v}"`);
+  return Number(v);
+}
+
+function defaultTrace(): string {
+  const d = new Date();
+  const p = (n: number): string => String(n).padStart(2, '0');
+  return `leakscope-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.lstrace`;
+}
 
 export function register(program: Command): void {
   program
     .command('run')
-    .description('(not built yet)')
-    .allowUnknownOption()
-    .action(guard(() => {
-      throw new UserError('"run" is not built yet in this version of leakscope');
+    .description('run a command under the in-process recorder, then print its leaks')
+    .argument('<command...>', 'the command and its arguments (after --)')
+    .option('--sample <bytes>', 'record an allocation of n bytes with probability 1-exp(-n/BYTES) (low overhead)')
+    .option('--depth <n>', 'stack depth limit', '64')
+    .option('-o, --output <trace>', 'trace file to write (default leakscope-DATE-TIME.lstrace)')
+    .option('--report <file>', 'write the summary to FILE instead of stdout')
+    .option('--format <fmt>', 'summary format: text or json', 'text')
+    .option('--no-summary', 'only record and symbolize; print no summary')
+    .action(guard(async (command: string[], opts: RunOptions) => {
+      if (opts.format !== 'text' && opts.format !== 'json') throw new UserError(`--format must be text or json, not "${opts.format}"`);
+      const sampleBytes = positiveInt(opts.sample, '--sample', 2 ** 40);
+      const depth = positiveInt(opts.depth, '--depth', 256);
+      const library = findRecorderLibrary();
+      if (!library) throw new UserError('the recorder library is not built: run `npm run build` (needs a C compiler and libunwind-dev; `leakscope doctor` checks)');
+      const trace = resolve(opts.output ?? defaultTrace());
+
+      let result;
+      try {
+        result = await runRecorded({ command, library, trace, sampleBytes, depth });
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException;
+        if (e.code === 'ENOENT') throw new UserError(`${command[0]}: command not found`);
+        if (e.code === 'EACCES') throw new UserError(`${command[0]}: permission denied`);
+        throw err;
+      }
+      const status = result.status;
+
+      if (process.stderr.isTTY) process.stderr.write('leakscope: symbolizing...\n');
+      const sym = await symbolizeTrace(trace);
+      for (const w of sym.warnings) process.stderr.write(`leakscope: ${w}\n`);
+      process.stderr.write(`leakscope: trace written to ${trace}\n`);
+
+      if (opts.summary) {
+        const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+        const text = await renderSummary(analysis, opts.format);
+        if (opts.report) writeFileSync(opts.report, text);
+        else process.stdout.write(text);
+      }
+      process.exitCode = status;
     }));
 }
