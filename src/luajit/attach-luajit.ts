@@ -5,7 +5,7 @@
 // reallocation and free with the Lua stack of the running lua_State. Here the records become
 // model events: alloc / realloc / free with interned Lua stacks, one scope per pid.
 
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { StackInterner } from '../model/stacks.js';
@@ -15,6 +15,8 @@ import { LUAJIT_TRACER, tracerBuilt } from './native.js';
 import { ProtoCache } from './protos.js';
 import { LjOp, RecordParser, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
+import { TraceResolver } from './traces.js';
+import { LJ_F_TRACE } from './records.js';
 
 export interface AttachLuajitOptions {
   pids: number[];
@@ -66,10 +68,49 @@ export class LuajitEventConverter {
   private readonly interner: StackInterner;
   private readonly stackCache = new Map<string, number>();
   readonly protos = new ProtoCache();
+  readonly traces = new TraceResolver(this.protos);
+  /** Per pid: address of jit_State.trace once found, or the number of failed searches. */
+  private readonly jtrace = new Map<number, { addr?: number; tries: number }>();
   events = 0;
 
-  constructor(private readonly sink: EventSink, private readonly startMonoNs: number) {
+  /**
+   * @param onTraceArray called once per pid when jit_State.trace is found, so the tracer can
+   *   report the running trace's machine code offset (exact lines for compiled code).
+   */
+  constructor(
+    private readonly sink: EventSink,
+    private readonly startMonoNs: number,
+    private readonly onTraceArray?: (pid: number, addr: number) => void,
+  ) {
     this.interner = new StackInterner(sink);
+  }
+
+  /** At discovery: look for jit_State.trace through the first traces, if any exist yet. */
+  stateFound(pid: number, g: number): void {
+    const j = this.jtrace.get(pid) ?? { tries: 0 };
+    this.jtrace.set(pid, j);
+    for (let traceno = 1; traceno <= 4 && j.addr === undefined; traceno++) {
+      const addr = this.traces.findTraceArray(pid, g, traceno);
+      if (addr !== undefined) {
+        j.addr = addr;
+        this.onTraceArray?.(pid, addr);
+      }
+    }
+  }
+
+  private learnTraces(r: LjRecord): void {
+    let j = this.jtrace.get(r.pid);
+    if (!j) {
+      j = { tries: 0 };
+      this.jtrace.set(r.pid, j);
+    }
+    if (j.addr !== undefined || j.tries >= 8 || !r.g) return;
+    j.tries++;
+    const addr = this.traces.findTraceArray(r.pid, r.g, r.vmstate);
+    if (addr !== undefined) {
+      j.addr = addr;
+      this.onTraceArray?.(r.pid, addr);
+    }
   }
 
   private emit(e: Event): void {
@@ -78,11 +119,12 @@ export class LuajitEventConverter {
   }
 
   private stack(r: LjRecord): number {
-    let key = `${r.pid}|${r.flags}|${r.flags & 4 ? r.vmstate : 0}`;
+    if (r.flags & LJ_F_TRACE && r.mcofs < 0) this.learnTraces(r);
+    let key = `${r.pid}|${r.flags}|${r.flags & 4 ? r.vmstate : 0}|${r.trace}:${r.mcofs}`;
     for (const f of r.frames) key += `|${f.kind}:${f.ptr}:${f.pos}`;
     let id = this.stackCache.get(key);
     if (id === undefined) {
-      id = this.interner.stackId(recordFrames(r, this.protos), r.pid);
+      id = this.interner.stackId(recordFrames(r, this.protos, this.traces), r.pid);
       this.stackCache.set(key, id);
     }
     return id;
@@ -102,6 +144,8 @@ export class LuajitEventConverter {
   /** A process left: its prototypes are no longer readable, and its addresses may be reused. */
   processGone(pid: number): void {
     this.protos.drop(pid);
+    this.traces.drop(pid);
+    this.jtrace.delete(pid);
     for (const k of this.stackCache.keys()) if (k.startsWith(`${pid}|`)) this.stackCache.delete(k);
   }
 }
@@ -122,7 +166,10 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     command: `attach --allocator luajit --pid ${pids.join(',')}`,
     hostname: hostname(),
   });
-  const conv = new LuajitEventConverter(writer, Number(startMono));
+  let child: ChildProcessWithoutNullStreams | undefined;
+  const conv = new LuajitEventConverter(writer, Number(startMono), (pid, addr) => {
+    child?.stdin?.write(`jtrace ${pid} ${addr.toString(16)}\n`);
+  });
   for (const pid of pids) {
     const p = procInfo(pid);
     writer.event({ kind: 'process', pid, t: 0, ppid: p.ppid, command: p.command, exe: p.exe });
@@ -130,12 +177,14 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
 
   const args = pids.flatMap((p) => ['--pid', String(p)]);
   args.push('--duration-ms', String(Math.max(0, Math.floor(opts.durationMs))));
-  const child = spawn(LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  child = spawn(LUAJIT_TRACER, args, { stdio: ['pipe', 'pipe', 'pipe'] });
+  child.stdin.on('error', () => { /* the tracer exited: nothing more to tell it */ });
   let lost = 0;
   let tracerEvents = -1;
   let fatal = '';
   const parser = new RecordParser((r) => conv.record(r));
-  child.stdout.on('data', (c: Buffer) => parser.push(c));
+  const proc = child;
+  proc.stdout.on('data', (c: Buffer) => parser.push(c));
   let errBuf = '';
   const onLine = (line: string) => {
     if (!line.trim()) return;
@@ -147,6 +196,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
       return;
     }
     if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
+    else if (m.event === 'state' && m.pid && m.g) conv.stateFound(m.pid, parseInt(m.g, 16));
     else if (m.event === 'error') fatal = m.message ?? 'error';
     else if (m.event === 'done') {
       lost = m.lost ?? 0;
@@ -156,8 +206,8 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
       warnings.push(`pid ${m.pid} exited while traced`);
     }
   };
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (s: string) => {
+  proc.stderr.setEncoding('utf8');
+  proc.stderr.on('data', (s: string) => {
     errBuf += s;
     let i: number;
     while ((i = errBuf.indexOf('\n')) >= 0) {
@@ -167,14 +217,14 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   });
 
   const stop = () => {
-    if (child.exitCode === null && child.pid) child.kill('SIGINT');
+    if (proc.exitCode === null && proc.pid) proc.kill('SIGINT');
   };
   opts.signal?.addEventListener('abort', stop, { once: true });
   if (opts.signal?.aborted) stop();
 
   const code = await new Promise<number>((resolve, reject) => {
-    child.on('error', reject);
-    child.on('close', (c) => resolve(c ?? 1));
+    proc.on('error', reject);
+    proc.on('close', (c) => resolve(c ?? 1));
   });
   opts.signal?.removeEventListener('abort', stop);
   onLine(errBuf);
@@ -184,6 +234,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   if (lost) writer.event({ kind: 'lost', pid: 0, t: Math.max(0, Number(process.hrtime.bigint() - startMono)), count: lost, reason: 'luajit ring buffer full' });
   await writer.close();
   conv.protos.close();
+  conv.traces.close();
   if (fatal || (code !== 0 && tracerEvents < 0)) {
     throw new Error(`luajit tracer: ${fatal || `exited with status ${code}`}`);
   }

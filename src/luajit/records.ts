@@ -12,7 +12,7 @@ export const LJ_F_NOSTATE = 8;
 export const LJ_F_TRUNC = 16;
 export const LJ_F_BADREAD = 32;
 
-const HDR = 64;
+const HDR = 80;
 const FRAME = 16;
 /** Largest record the loader writes (LJ_MAX_FRAMES = 24). */
 const MAX_RECORD = HDR + 64 * FRAME;
@@ -32,6 +32,10 @@ export interface LjRecord {
   g: number;
   vmstate: number;
   flags: number;
+  /** GCtrace running (compiled code), 0 when unknown. */
+  trace: number;
+  /** Return address into the trace's machine code minus its start, -1 when unknown. */
+  mcofs: number;
   frames: LjFrame[];
 }
 
@@ -91,6 +95,8 @@ export function decodeRecord(b: Buffer, o: number, len: number): LjRecord {
     vmstate: b.readInt32LE(o + 56),
     op: b[o + 60]!,
     flags: b[o + 62]!,
+    trace: u64(b, o + 64),
+    mcofs: b.readUInt32LE(o + 72) === 0xffffffff ? -1 : b.readUInt32LE(o + 72),
     frames,
   };
 }

@@ -4,6 +4,7 @@
 import { frame, type Frame } from '../model/events.js';
 import { LJ_F_NOLUA, LJ_F_NOSTATE, LJ_F_TRACE, LJ_F_VM, LjKind, type LjRecord } from './records.js';
 import { protoLine, type ProtoCache } from './protos.js';
+import type { TraceResolver } from './traces.js';
 
 /** Site names for allocations not made by Lua code (see docs/luajit.md). */
 export const VM_SITES = {
@@ -17,23 +18,32 @@ export const VM_SITES = {
 /** Label of compiled code: the frame's line is where the running trace was entered. */
 export const COMPILED = '[compiled]';
 
-export function recordFrames(r: LjRecord, protos: ProtoCache): Frame[] {
+export function recordFrames(r: LjRecord, protos: ProtoCache, traces?: TraceResolver): Frame[] {
   if (r.flags & LJ_F_NOSTATE) return [frame({ fn: VM_SITES.unknownState })];
   if (r.flags & LJ_F_VM) return [frame({ fn: r.vmstate === -3 ? VM_SITES.gc : VM_SITES.jit })];
   if (r.flags & LJ_F_NOLUA) return [frame({ fn: VM_SITES.outside })];
   const out: Frame[] = [];
   let firstLua = true;
+  // Compiled code: the interpreter's saved PC of the top frame is stale; the trace's snapshot
+  // gives the bytecode actually running (possibly in a function inlined into the trace).
+  const inTrace = (r.flags & LJ_F_TRACE) !== 0;
+  const tpc = inTrace && traces && r.trace && r.mcofs >= 0 ? traces.resolve(r.pid, r.trace, r.mcofs) : null;
+  const luaFrame = (ptr: number, pos: number, compiled: boolean): Frame => {
+    const p = protos.get(r.pid, ptr);
+    if (!p) return frame({ fn: '[lua function ?]' });
+    let fn = p.firstline > 0 ? `function <${p.chunk}:${p.firstline}>` : 'main chunk';
+    if (compiled) fn += ` ${COMPILED}`;
+    return frame({ fn, file: p.chunk, line: protoLine(p, pos) });
+  };
   for (const f of r.frames) {
     if (f.kind === LjKind.Lua) {
-      const p = protos.get(r.pid, f.ptr);
-      if (!p) {
-        out.push(frame({ fn: '[lua function ?]' }));
-        continue;
-      }
-      const line = protoLine(p, f.pos);
-      let fn = p.firstline > 0 ? `function <${p.chunk}:${p.firstline}>` : 'main chunk';
-      if (firstLua && r.flags & LJ_F_TRACE) fn += ` ${COMPILED}`;
-      out.push(frame({ fn, file: p.chunk, line }));
+      if (firstLua && inTrace) {
+        if (tpc && tpc.proto === f.ptr) out.push(luaFrame(f.ptr, tpc.pos, true));
+        else {
+          if (tpc) out.push(luaFrame(tpc.proto, tpc.pos, true)); // inlined callee
+          out.push(luaFrame(f.ptr, 0xffffffff, true));
+        }
+      } else out.push(luaFrame(f.ptr, f.pos, false));
       firstLua = false;
     } else if (out.length > 0) {
       // C functions and builtins between Lua frames (pcall, a C module calling back into Lua).

@@ -19,6 +19,10 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16384); __type(key
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct lj_event); } scratch SEC(".maps");
 /* [0] records lost (ring buffer full) */
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
+/* tgid -> address of jit_State.trace (found by user space), to find the running trace's mcode */
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } jtrace SEC(".maps");
+struct stackbuf { __u64 w[LJ_STACK_WORDS]; };
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct stackbuf); } stackscratch SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 32 << 20); } rb SEC(".maps");
 
 static __always_inline void lost(void) {
@@ -61,7 +65,7 @@ int BPF_KPROBE(lj_discover, __u64 L) {
   e->ret = rd64(g + LJ_G_ALLOCF);
   e->osize = rd64(g + LJ_G_ALLOCD);
   e->nsize = rd64(g + LJ_G_MAINTHREF);
-  e->vmstate = 0; e->op = LJ_OP_DISCOVER; e->nframes = 0; e->flags = 0;
+  e->vmstate = 0; e->op = LJ_OP_DISCOVER; e->nframes = 0; e->flags = 0; e->trace = 0; e->mcofs = ~0U;
   *st = 2;
   submit(e);
   return 0;
@@ -79,7 +83,7 @@ int BPF_KPROBE(lj_alloc_enter, __u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
     e->ts = bpf_ktime_get_ns();
     e->pid = id >> 32; e->tid = (__u32)id;
     e->ptr = ptr; e->ret = 0; e->osize = osize; e->nsize = 0; e->g = 0; e->vmstate = 0;
-    e->op = LJ_OP_FREE; e->nframes = 0; e->flags = 0;
+    e->op = LJ_OP_FREE; e->nframes = 0; e->flags = 0; e->trace = 0; e->mcofs = ~0U;
     submit(e);
     return 0;
   }
@@ -141,6 +145,40 @@ static long walk_step(__u32 i, void *arg) {
   return 0;
 }
 
+struct scan_ctx { struct stackbuf *sb; __u64 lo, hi, found; };
+
+static long scan_step(__u32 i, void *arg) {
+  struct scan_ctx *c = arg;
+  if (i >= LJ_STACK_WORDS) return 1;
+  __u64 w = c->sb->w[i];
+  if (w >= c->lo && w < c->hi) { c->found = w; return 1; }
+  return 0;
+}
+
+/* In compiled code the interpreter's PC is stale; the return address into the trace's
+ * machine code (found on the stack) selects the snapshot, hence the bytecode, like
+ * lj_trace_unwind() does for errors raised in C helpers called from traces. */
+static __always_inline void find_mcode(struct lj_event *e, __u32 tgid, __u64 sp) {
+  __u64 *jt = bpf_map_lookup_elem(&jtrace, &tgid);
+  if (!jt) return;
+  __u64 arr = rd64(*jt);
+  if (!arr) return;
+  __u64 T = rd64(arr + 8 * (__u64)(__u32)e->vmstate);
+  if (!T) return;
+  __u64 mcode = rd64(T + LJ_T_MCODE);
+  __u32 sz = 0;
+  bpf_probe_read_user(&sz, 4, (void *)(T + LJ_T_SZMCODE));
+  if (!mcode || !sz) return;
+  __u32 k = 0;
+  struct stackbuf *sb = bpf_map_lookup_elem(&stackscratch, &k);
+  if (!sb) return;
+  if (bpf_probe_read_user(sb, sizeof(*sb), (void *)sp)) return;
+  struct scan_ctx c = { .sb = sb, .lo = mcode, .hi = mcode + sz, .found = 0 };
+  bpf_loop(LJ_STACK_WORDS, scan_step, &c, 0);
+  e->trace = T;
+  if (c.found) e->mcofs = (__u32)(c.found - mcode);
+}
+
 static __always_inline void walk(struct lj_event *e, __u64 g) {
   int vmstate = 0;
   bpf_probe_read_user(&vmstate, 4, (void *)(g + LJ_G_VMSTATE));
@@ -177,11 +215,12 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   e->pid = id >> 32; e->tid = (__u32)id;
   e->ptr = a.ptr; e->ret = ret; e->osize = a.osize; e->nsize = a.nsize;
   e->op = a.ptr ? LJ_OP_REALLOC : LJ_OP_ALLOC;
-  e->nframes = 0; e->flags = 0; e->vmstate = 0;
+  e->nframes = 0; e->flags = 0; e->vmstate = 0; e->trace = 0; e->mcofs = ~0U;
   struct state_key sk = { .tgid = id >> 32, .pad = 0, .msp = a.msp };
   __u64 *g = bpf_map_lookup_elem(&states, &sk);
   e->g = g ? *g : 0;
   if (g) walk(e, *g); else e->flags |= LJ_F_NOSTATE;
+  if ((e->flags & LJ_F_TRACE) && e->vmstate > 0) find_mcode(e, id >> 32, PT_REGS_SP(ctx));
   submit(e);
   return 0;
 }

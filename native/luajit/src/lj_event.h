@@ -37,10 +37,16 @@ struct lj_event {
   unsigned long long g;     /* global_State */
   int vmstate;
   unsigned char op, nframes, flags, pad;
+  unsigned long long trace; /* GCtrace running (vmstate > 0), when jtrace is known */
+  unsigned int mcofs;       /* return address into that trace's machine code - mcode (~0 unknown) */
+  unsigned int pad2;
   struct lj_frame frames[LJ_MAX_FRAMES];
 };
 
-#define LJ_EVENT_HDR 64
+#define LJ_EVENT_HDR 80
+#define LJ_STACK_WORDS 128
+#define LJ_T_SZMCODE 84
+#define LJ_T_MCODE 88
 
 /* Struct offsets of LuaJIT 2.1 (x86_64, GC64, FR2), as in lj_obj.h / lj_frame.h of the
  * 2.1 branch with StrInternState (2020+; Debian libluajit2-5.1-2 2.1-20230119 and

@@ -234,6 +234,31 @@ static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt, va_list ap
   return 0;
 }
 
+/* Commands on stdin, one per line: "jtrace PID ADDR" gives the address of jit_State.trace
+ * of a process (user space finds it by reading the process's memory). */
+static void read_commands(void) {
+  static char buf[4096];
+  static size_t len;
+  ssize_t n = read(0, buf + len, sizeof buf - 1 - len);
+  if (n <= 0) return;
+  len += (size_t)n;
+  buf[len] = 0;
+  char *start = buf, *nl;
+  while ((nl = strchr(start, '\n')) != NULL) {
+    *nl = 0;
+    unsigned int pid = 0;
+    unsigned long long addr = 0;
+    if (sscanf(start, "jtrace %u %llx", &pid, &addr) == 2 && addr) {
+      uint64_t v = addr;
+      bpf_map_update_elem(bpf_map__fd(skel->maps.jtrace), &pid, &v, BPF_ANY);
+    }
+    start = nl + 1;
+  }
+  len -= (size_t)(start - buf);
+  memmove(buf, start, len);
+  if (len >= sizeof buf - 1) len = 0;
+}
+
 static unsigned long long now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -300,10 +325,12 @@ int main(int argc, char **argv) {
   fflush(stderr);
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), on_record, NULL, NULL);
   if (!rb) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot open the ring buffer\"}\n"); return 1; }
+  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
   unsigned long long start = now_ms(), lastcheck = start;
   while (!stop && live > 0) {
     int r = ring_buffer__poll(rb, 100);
     if (r < 0 && r != -EINTR) break;
+    read_commands();
     unsigned long long now = now_ms();
     if (duration >= 0 && now - start >= (unsigned long long)duration) break;
     if (now - lastcheck >= 500) {
