@@ -6,12 +6,14 @@ import { traceFileSource } from './trace-file.js';
 import { aprLogSource } from './apr-log.js';
 import { nginxLogSource } from './nginx-log.js';
 import { valgrindSource } from './valgrind.js';
+import { heaptrackSource } from './heaptrack.js';
 
 export const sources: Source[] = [
   traceFileSource,
   aprLogSource,
   nginxLogSource,
   valgrindSource,
+  heaptrackSource,
 ];
 
 export function sourceByName(name: string): Source | undefined {
