@@ -46,7 +46,7 @@ function processText(p: ProcessReport, r: AnalysisResult, width: number, opts: T
   out.push(`Outstanding: ${formatAmount(o.heapBytes)} heap in ${count(o.heapCount)} allocations, ${formatAmount(o.poolBytes)} in pools (${count(o.poolCount)} allocations)` +
     (o.mmapBytes ? `, ${formatAmount(o.mmapBytes)} mapped` : '') + (p.rssBytes !== undefined ? `; RSS ${formatAmount(p.rssBytes)}` : '') + '.');
   out.push(`Allocated over the trace: ${count(p.allocated.count)} allocations, ${formatAmount(p.allocated.bytes)}; ${count(p.allocated.frees)} released.`);
-  out.push(anomalies(p));
+  out.push(...wrap(anomalies(p), width, "", "  "));
   if (p.markers.length) out.push(clip(`Markers: ${p.markers.slice(0, 6).map((m) => `${m.label} @${at(m.t, p, r)}`).join(', ')}${p.markers.length > 6 ? ', ...' : ''}`, width));
 
   if (p.sites.length) {

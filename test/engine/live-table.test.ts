@@ -1,0 +1,60 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { LiveTable } from '../../src/engine/live-table.js';
+
+test('live table agrees with a Map under random inserts and removals', () => {
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.boolean(), fc.integer({ min: 1, max: 300 }), fc.integer({ min: 0, max: 1e6 })), { maxLength: 2000 }),
+      (ops) => {
+        const t = new LiveTable();
+        const m = new Map<number, number>();
+        for (const [ins, k, size] of ops) {
+          const addr = k * 16 + 0x5555_0000_0000; // realistic 48-bit addresses sharing low bits
+          if (ins) {
+            assert.equal(t.set(addr, size, k, k), m.has(addr));
+            m.set(addr, size);
+          } else {
+            const i = t.find(addr);
+            assert.equal(i >= 0, m.has(addr));
+            if (i >= 0) {
+              assert.equal(t.sizeAt(i), m.get(addr));
+              t.removeAt(i);
+              m.delete(addr);
+            }
+          }
+          assert.equal(t.count, m.size);
+        }
+        for (const [a, s] of m) assert.equal(t.sizeAt(t.find(a)), s);
+      },
+    ),
+    { numRuns: 200 },
+  );
+});
+
+test('sizes of 4 GiB and more stay exact; times keep their order when coarsened', () => {
+  const t = new LiveTable();
+  const big = 5 * 2 ** 32 + 123;
+  t.set(0x1000, big, 1, 5);
+  t.set(0x2000, 2 ** 32 - 2, 2, 10);
+  assert.equal(t.sizeAt(t.find(0x1000)), big);
+  assert.equal(t.sizeAt(t.find(0x2000)), 2 ** 32 - 2);
+  // A nanosecond clock running for days does not fit u32: the table coarsens its times.
+  const day = 86400e9;
+  t.set(0x3000, 16, 3, 3 * day);
+  assert.ok(Math.abs(t.timeAt(t.find(0x3000)) - 3 * day) / (3 * day) < 1e-6);
+  assert.ok(t.timeAt(t.find(0x1000)) <= t.timeAt(t.find(0x3000)));
+  t.removeAt(t.find(0x1000));
+  assert.equal(t.find(0x1000), -1);
+  t.set(0x1000, 8, 1, 3 * day);
+  assert.equal(t.sizeAt(t.find(0x1000)), 8);
+});
+
+test('a live allocation costs at most 48 bytes at 1M live', () => {
+  const t = new LiveTable();
+  for (let i = 1; i <= 1_000_000; i++) t.set(0x7f00_0000_0000 + i * 48, 64, i & 1023, i);
+  assert.equal(t.count, 1_000_000);
+  const perEntry = t.memoryBytes / t.count;
+  assert.ok(perEntry <= 48, `${perEntry} bytes per live allocation`);
+});
