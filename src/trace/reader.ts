@@ -5,6 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { EventSink } from '../model/events.js';
 import { UserError } from '../cli/errors.js';
 import { TraceParser } from './parser.js';
+import { decompress, detectCompression } from '../sources/decompress.js';
 import type { TraceReadResult } from './parser.js';
 
 export type { TraceReadResult } from './parser.js';
@@ -28,6 +29,24 @@ export async function readTrace(path: string, sink: EventSink, opts: ReadTraceOp
   const fh = await openTrace(path, opts);
   const parser = new TraceParser(path, sink, opts.onWarning);
   try {
+    const magic = Buffer.alloc(4);
+    const { bytesRead: got } = await fh.read(magic, 0, 4, 0);
+    const compression = detectCompression(magic.subarray(0, got));
+    if (compression !== 'none') {
+      // A whole compressed trace (.lstrace.gz/.zst): stream it through the decompressor.
+      const warn = (msg: string) => {
+        parser.warnings.push(msg);
+        opts.onWarning?.(msg);
+      };
+      let raw = 0;
+      for await (const piece of decompress(path, fh.createReadStream({ start: 0, autoClose: false }), compression, warn)) {
+        parser.push(piece);
+        raw += piece.length;
+        opts.onProgress?.(raw);
+      }
+      if (raw === 0 && parser.warnings.length) throw new UserError(`${path}: ${compression} data cut short or damaged before any byte could be decompressed`);
+      return parser.finish();
+    }
     let position = 0;
     for (;;) {
       const { buf, off } = parser.space(BLOCK);

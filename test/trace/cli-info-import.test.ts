@@ -16,8 +16,8 @@ const fixtures = join(root, 'test/fixtures');
 const dir = mkdtempSync(join(tmpdir(), 'lstrace-cli-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[], opts: { stdoutBuffer?: boolean } = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' } });
+function cli(args: string[], opts: { stdoutBuffer?: boolean; input?: Buffer } = {}) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' }, input: opts.input });
   return { code: r.status, stdout: opts.stdoutBuffer ? r.stdout : r.stdout.toString(), stderr: r.stderr.toString() };
 }
 
@@ -132,6 +132,13 @@ test('info: JSON counts, processes, span, chunks; a truncated trace shows its wa
   assert.match(t.stdout as string, /\n +101 \(parent 100\) {2}sh -c true {2}— 23 events {2}\[exit -9\]\n/);
   assert.match(t.stdout as string, /time span: 0\.000 s \.\. 1125899\.907 s/);
   assert.match(t.stdout as string, /warnings: {2}none\n$/);
+
+  const piped = cli(['info', '-', '--format', 'json'], { input: readFileSync(join(fixtures, 'lstrace/every-kind.lstrace.zst')) });
+  assert.equal(piped.code, 0, piped.stderr);
+  const pj = JSON.parse(piped.stdout as string).files[0];
+  assert.equal(pj.path, '-');
+  assert.equal(pj.compression, 'zstd');
+  assert.equal(pj.events, everyKind.length);
 
   const bad = cli(['info', join(dir, 'nothing-here')]);
   assert.equal(bad.code, 2);

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { crc32 } from 'node:zlib';
+import { crc32, gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import type { Event } from '../../src/model/events.js';
 import { TraceWriter } from '../../src/trace/writer.js';
@@ -140,7 +140,8 @@ test('empty, garbage, bad header CRC and newer-format files are UserErrors namin
   const cases: [Buffer, RegExp][] = [
     [Buffer.alloc(0), /: empty file$/],
     [Buffer.from('GET / HTTP/1.1\r\nHost: x\r\n\r\n'), /: not a leakscope trace \(no LSTRACE1 header\)$/],
-    [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]), /: not a leakscope trace/],
+    [Buffer.from([0x1f, 0x8b, 8, 0, 0, 0, 0, 0]), /: gzip data cut short or damaged before any byte could be decompressed$/],
+    [gzipSync(Buffer.from('plain text, not a trace')), /: not a leakscope trace \(no LSTRACE1 header\)$/],
   ];
   const good = (await writeWithBoundaries(manyEvents(5), 300)).bytes;
   const badCrc = Buffer.from(good);

@@ -36,3 +36,17 @@ test('every event kind round-trips across many tiny chunks (context and time res
   assert.ok(r.chunks > 5, `chunks ${r.chunks}`);
   assert.equal(r.chunks, w.chunks);
 });
+
+test('readTrace reads a whole-file compressed trace (zstd fixture made by the zstd tool, gzip)', async () => {
+  const { readFileSync, writeFileSync } = await import('node:fs');
+  const { gzipSync } = await import('node:zlib');
+  const fixture = new URL('../fixtures/lstrace/', import.meta.url).pathname;
+  for (const path of [join(fixture, 'every-kind.lstrace.zst'), join(dir, 'gz.lstrace.gz')]) {
+    if (path.endsWith('.gz')) writeFileSync(path, gzipSync(readFileSync(join(fixture, 'every-kind.lstrace'))));
+    const got: Event[] = [];
+    const r = await readTrace(path, { event: (e) => got.push(e) });
+    assert.deepStrictEqual(got, everyKind);
+    assert.deepStrictEqual(r.warnings, []);
+    assert.equal(r.chunks, 3);
+  }
+});
