@@ -165,3 +165,22 @@ test('empty, garbage, bad header CRC and newer-format files are UserErrors namin
   await assert.rejects(readTrace(join(dir, 'missing.lstrace'), { event() {} }), (e: Error) => e instanceof UserError && /missing\.lstrace: no such file/.test(e.message));
   await assert.rejects(readTrace(dir, { event() {} }), (e: Error) => e instanceof UserError && /is a directory/.test(e.message));
 });
+
+test('chunks appended after a truncated one (symbolize/mark after a killed writer) are still read', async () => {
+  const w = await writeWithBoundaries(manyEvents(200), 300);
+  const extra: Event[] = [{ kind: 'marker', pid: 0, t: 99, label: 'appended' }, { kind: 'frame', pid: 100, t: 0, id: 1, frame: { pc: 1, module: 'm', fn: 'resolved', file: 'f.c', line: 3, inlined: false } }];
+  for (const back of [1, 5, 11, 12, 13, 40]) {
+    const cut = w.bytes.length - back;
+    const path = join(dir, `append${back}.lstrace`);
+    writeFileSync(path, w.bytes.subarray(0, cut));
+    const a = TraceWriter.appendTo(path);
+    for (const e of extra) a.event(e);
+    await a.close();
+    const got: Event[] = [];
+    const r = await readTrace(path, { event: (e) => got.push(e) });
+    const complete = w.chunkEnds.filter((c) => c.end <= cut).at(-1)!;
+    assert.deepStrictEqual(got, [...w.events.slice(0, complete.events), ...extra], `cut ${back} bytes before the end`);
+    assert.equal(r.warnings.length, 1);
+    assert.match(r.warnings[0]!, new RegExp(`damaged chunk at byte ${complete.end} `));
+  }
+});
