@@ -1,4 +1,4 @@
-/* A program with its own pool allocator and known leaks, for the Valgrind XML source test.
+/* A program with its own pool allocator (named like nginx's, so pool-aware sites apply) and known leaks, for the Valgrind XML source test.
  * - leak_pools(): 5 pools created per call, each with 3 x 100-byte allocations, never destroyed:
  *   per pool 1 block of 64 (the pool) + 3 blocks of 100 (its allocations).
  * - leak_plain(): 7 x malloc(48), never freed.
@@ -9,7 +9,7 @@
 typedef struct block { struct block *next; } block_t;
 typedef struct pool { block_t *blocks; char tag[48]; } pool_t;
 
-__attribute__((noinline)) pool_t *my_pool_create(const char *tag) {
+__attribute__((noinline)) pool_t *ngx_create_pool(const char *tag) {
   pool_t *p = malloc(sizeof(pool_t) + 0);
   p->blocks = NULL;
   strncpy(p->tag, tag, sizeof p->tag - 1);
@@ -17,14 +17,14 @@ __attribute__((noinline)) pool_t *my_pool_create(const char *tag) {
   return p;
 }
 
-__attribute__((noinline)) void *my_pool_alloc(pool_t *p, size_t n) {
+__attribute__((noinline)) void *ngx_palloc(pool_t *p, size_t n) {
   block_t *b = malloc(sizeof(block_t) + n);
   b->next = p->blocks;
   p->blocks = b;
   return b + 1;
 }
 
-__attribute__((noinline)) void my_pool_destroy(pool_t *p) {
+__attribute__((noinline)) void ngx_destroy_pool(pool_t *p) {
   while (p->blocks) { block_t *b = p->blocks; p->blocks = b->next; free(b); }
   free(p);
 }
@@ -33,8 +33,8 @@ static pool_t *lost[5];
 
 __attribute__((noinline)) void leak_pools(void) {
   for (int i = 0; i < 5; i++) {
-    pool_t *p = my_pool_create("request");
-    for (int j = 0; j < 3; j++) memset(my_pool_alloc(p, 92), j, 92);
+    pool_t *p = ngx_create_pool("request");
+    for (int j = 0; j < 3; j++) memset(ngx_palloc(p, 92), j, 92);
     lost[i] = p;
   }
   for (int i = 0; i < 5; i++) lost[i] = NULL; /* drop the only references */
@@ -49,9 +49,9 @@ __attribute__((noinline)) void leak_plain(void) {
 
 __attribute__((noinline)) void ok_pools(void) {
   for (int i = 0; i < 4; i++) {
-    pool_t *p = my_pool_create("ok");
-    my_pool_alloc(p, 200);
-    my_pool_destroy(p);
+    pool_t *p = ngx_create_pool("ok");
+    ngx_palloc(p, 200);
+    ngx_destroy_pool(p);
   }
 }
 

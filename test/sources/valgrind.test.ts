@@ -45,8 +45,8 @@ test('valgrind: a pool-allocator program run under memcheck --xml=yes: bytes, bl
     // 7 x malloc(48) in leak_plain.
     assert.deepEqual(g.get('malloc < leak_plain:45 < main:61 < [definitely lost]'), { bytes: 336, blocks: 7 });
     // 5 pools (64-byte headers) lost directly; their 15 allocations of 100 bytes indirectly.
-    assert.deepEqual(g.get('malloc < my_pool_create:13 < leak_pools:36 < main:60 < [definitely lost]'), { bytes: 280, blocks: 5 });
-    assert.deepEqual(g.get('malloc < my_pool_alloc:21 < leak_pools:37 < main:60 < [indirectly lost]'), { bytes: 1500, blocks: 15 });
+    assert.deepEqual(g.get('malloc < ngx_create_pool:13 < leak_pools:36 < main:60 < [definitely lost]'), { bytes: 280, blocks: 5 });
+    assert.deepEqual(g.get('malloc < ngx_palloc:21 < leak_pools:37 < main:60 < [indirectly lost]'), { bytes: 1500, blocks: 15 });
     assert.equal(g.size, 3, [...g.keys()].join(' | '));
     // Frames carry what suppressions need.
     const a = c.events.find((e) => e.kind === 'alloc')!;
