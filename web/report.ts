@@ -483,7 +483,8 @@ function siteRows(p: ProcessData): Row[] {
   const rows: Row[] = [];
   p.flame.stacks.forEach((frames, si) => {
     if (bytes[si]! <= 0 && alloc[si]! <= 0) return;
-    const site = byKey.get(String(p.flame!.ids[si]));
+    const id = p.flame!.ids[si];
+    const site = byKey.get(String(id)) ?? byKey.get(`pool:${id}`); // heap sites are keyed by stack id, pool sites by pool:<stack>
     const names = frames.map((f) => data.strings[f]!);
     rows.push({
       label: site?.label ?? names[names.length - 1] ?? '(no stack)',

@@ -1,15 +1,57 @@
-// `leakscope diff` — placeholder until its issue lands; it says so and exits non-zero.
+// `leakscope diff A B` (what grew between two traces) or `leakscope diff A --from T1 --to T2`
+// (between two points of one trace: times such as 30s, or marker names).
 
 import type { Command } from 'commander';
+import { writeFile } from 'node:fs/promises';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
+import { analyzeWithWindow } from '../../analyses/window-run.js';
+import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
+import { renderDiff } from '../../reports/diff.js';
+import type { DiffFormat } from '../../reports/diff.js';
+
+interface DiffOpts {
+  from?: string;
+  to?: string;
+  format: string;
+  output?: string;
+  source?: string;
+}
 
 export function register(program: Command): void {
   program
     .command('diff')
-    .description('(not built yet)')
-    .allowUnknownOption()
-    .action(guard(() => {
-      throw new UserError('"diff" is not built yet in this version of leakscope');
+    .description('what grew, by site and by pool: between two traces, or between two points (times or marker names) of one')
+    .argument('<a>', 'a trace or log (the "before")')
+    .argument('[b]', 'a second trace or log (the "after")')
+    .option('--from <point>', 'with one input: the earlier point (e.g. 30s, 1500ms, an event number, or a marker name)')
+    .option('--to <point>', 'with one input: the later point (default: the end)')
+    .option('--format <format>', 'text, json or html', 'text')
+    .option('-o, --output <file>', 'write here instead of stdout')
+    .option('--source <name>', 'read the inputs as this source instead of detecting it')
+    .action(guard(async (a: string, b: string | undefined, o: DiffOpts) => {
+      if (!['text', 'json', 'html'].includes(o.format)) throw new UserError(`--format wants text, json or html, got "${o.format}"`);
+      let diff;
+      if (b !== undefined) {
+        if (o.from !== undefined || o.to !== undefined) throw new UserError('--from/--to compare two points of one input: give one file, or drop them to compare two files');
+        const ra = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
+        const rb = await analyzeWithWindow([b], { from: o.source, top: 1000, progress: true });
+        diff = diffTraces(ra.result!, rb.result!);
+      } else {
+        if (o.from === undefined && o.to === undefined) throw new UserError('give a second input to compare with, or --from/--to points of this one');
+        const r = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
+        const res = r.result!;
+        const end = Math.max(0, ...res.processes.map((p) => p.endT));
+        const from = o.from !== undefined ? resolvePoint(o.from, res, '--from') : { t: 0, label: 'the start' };
+        const to = o.to !== undefined ? resolvePoint(o.to, res, '--to') : { t: end, label: 'the end' };
+        if (to.t < from.t) throw new UserError(`--to (${to.label}) comes before --from (${from.label})`);
+        diff = diffPoints(res, r.window, from, to);
+      }
+      const text = renderDiff(diff, o.format as DiffFormat);
+      if (o.output) {
+        await writeFile(o.output, text).catch((err: NodeJS.ErrnoException) => {
+          throw new UserError(`${o.output}: cannot write (${err.code ?? err.message})`);
+        });
+      } else process.stdout.write(text);
     }));
 }
