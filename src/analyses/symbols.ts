@@ -11,7 +11,9 @@ export class SiteResolver {
   shape(stack: number): SiteShape {
     let s = this.cache.get(stack);
     if (!s) {
-      s = stack === 0 ? { stack: [], label: '(no stack)' } : shapeSite(this.scope.stackFrames(stack), this.rules);
+      const frames = stack === 0 ? [] : this.scope.stackFrames(stack);
+      // A stack whose definitions are missing (a cut trace) still names a distinct site.
+      s = frames.length ? shapeSite(frames, this.rules) : { stack: [], label: stack === 0 ? '(no stack)' : `(stack #${stack}, frames unknown)` };
       this.cache.set(stack, s);
     }
     return s;
