@@ -6,6 +6,7 @@ import type { TraceMeta } from '../model/events.js';
 import type { AnalysisResult } from './result.js';
 import { readInputs } from '../sources/open.js';
 import { WindowSink } from './window.js';
+import { analyzeFiles } from './pipeline.js';
 import type { WindowState } from './window.js';
 
 export interface WindowRunOptions {
@@ -27,20 +28,12 @@ export interface WindowRun {
   result?: AnalysisResult;
 }
 
-type AnalyzeFiles = (paths: string[], o: Omit<WindowRunOptions, 'buckets' | 'windowOnly'>) => Promise<AnalysisResult>;
-
 export async function analyzeWithWindow(paths: string[], opts: WindowRunOptions = {}): Promise<WindowRun> {
   let result: AnalysisResult | undefined;
   if (!opts.windowOnly) {
-    // Bound at run time: the pipeline module is being written beside this one.
-    const { analyzeFiles } = (await import(specifier('./pipeline.js'))) as { analyzeFiles: AnalyzeFiles };
     result = await analyzeFiles(paths, { from: opts.from, pid: opts.pid, top: opts.top, minAge: opts.minAge, suppress: opts.suppress, progress: opts.progress });
   }
-  const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid });
+  const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid, clock: result?.clock });
   const { meta } = await readInputs(paths, win, { from: opts.from, progress: opts.progress });
   return { meta, window: win.finish(), result };
-}
-
-function specifier(s: string): string {
-  return s;
 }

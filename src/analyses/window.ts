@@ -7,7 +7,7 @@
 // doubles (merging neighbouring buckets) whenever an event falls past the last bucket, so the
 // grid never holds more than `buckets` columns and the trace length need not be known up front.
 
-import type { Event, EventSink, Frame } from '../model/events.js';
+import type { Clock, Event, EventSink, Frame } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
 
 /** Stands for "never released" in Cell.f. */
@@ -44,6 +44,9 @@ export interface WindowOptions {
   buckets?: number;
   /** Only this process (default all). */
   pid?: number;
+  /** The trace's clock. With 'seq' the grid times events by their global arrival order, as the
+   *  engine does (sources number events per process), so ranges match the charts. */
+  clock?: Clock;
 }
 
 interface Live {
@@ -74,12 +77,15 @@ export class WindowSink implements EventSink {
   private width = 1;
   private lastBucket = 0;
   private lastT = 0;
+  private arrivals = 0;
 
   constructor(private readonly opts: WindowOptions = {}) {
     this.max = Math.max(2, opts.buckets ?? 64);
   }
 
   event(e: Event): void {
+    this.arrivals++;
+    const t = this.opts.clock === 'seq' ? this.arrivals : e.t;
     switch (e.kind) {
       case 'frame':
         this.symbols.scope(e.pid).defineFrame(e.id, e.frame);
@@ -100,45 +106,45 @@ export class WindowSink implements EventSink {
     if (this.opts.pid !== undefined && e.pid !== this.opts.pid) return;
     switch (e.kind) {
       case 'alloc':
-        this.tick(e.t);
-        this.proc(e.pid).live.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
+        this.tick(t);
+        this.proc(e.pid).live.set(e.addr, { size: e.size, stack: e.stack, t: t });
         return;
       case 'free':
-        this.tick(e.t);
-        this.freeHeap(this.proc(e.pid), e.addr, e.t);
+        this.tick(t);
+        this.freeHeap(this.proc(e.pid), e.addr, t);
         return;
       case 'realloc': {
-        this.tick(e.t);
+        this.tick(t);
         const p = this.proc(e.pid);
         if (e.addr === 0 && e.size > 0) return; // realloc failed: the old block stays
-        if (e.oldAddr !== 0) this.freeHeap(p, e.oldAddr, e.t);
-        if (e.addr !== 0) p.live.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
+        if (e.oldAddr !== 0) this.freeHeap(p, e.oldAddr, t);
+        if (e.addr !== 0) p.live.set(e.addr, { size: e.size, stack: e.stack, t: t });
         return;
       }
       case 'pool-create': {
-        this.tick(e.t);
+        this.tick(t);
         const p = this.proc(e.pid);
         const old = p.pools.get(e.pool);
-        if (old) this.releasePool(p, e.pool, e.t, true);
+        if (old) this.releasePool(p, e.pool, t, true);
         p.pools.set(e.pool, newPool(e.parent));
         if (e.parent !== 0) this.pool(p, e.parent).children.add(e.pool);
         return;
       }
       case 'pool-destroy':
-        this.tick(e.t);
-        this.releasePool(this.proc(e.pid), e.pool, e.t, true);
+        this.tick(t);
+        this.releasePool(this.proc(e.pid), e.pool, t, true);
         return;
       case 'pool-clear':
-        this.tick(e.t);
-        this.releasePool(this.proc(e.pid), e.pool, e.t, false);
+        this.tick(t);
+        this.releasePool(this.proc(e.pid), e.pool, t, false);
         return;
       case 'pool-alloc': {
-        this.tick(e.t);
+        this.tick(t);
         const pool = this.pool(this.proc(e.pid), e.pool);
         if (e.addr !== 0 && !pool.byAddr.has(e.addr)) {
-          pool.byAddr.set(e.addr, { size: e.size, stack: e.stack, t: e.t });
+          pool.byAddr.set(e.addr, { size: e.size, stack: e.stack, t: t });
         } else {
-          const a = this.bucket(e.t);
+          const a = this.bucket(t);
           const key = `${e.stack}:${a}`;
           const g = pool.agg.get(key);
           if (g) {
@@ -149,18 +155,18 @@ export class WindowSink implements EventSink {
         return;
       }
       case 'pool-free': {
-        this.tick(e.t);
+        this.tick(t);
         const p = this.proc(e.pid);
         const pool = p.pools.get(e.pool);
         const l = pool?.byAddr.get(e.addr);
         if (pool && l) {
           pool.byAddr.delete(e.addr);
-          this.add(p, l.stack, this.bucket(l.t), this.bucket(e.t), l.size, 1);
+          this.add(p, l.stack, this.bucket(l.t), this.bucket(t), l.size, 1);
         }
         return;
       }
       default:
-        if ('t' in e && e.t > this.lastT) this.tick(e.t);
+        if (t > this.lastT) this.tick(t);
         return;
     }
   }
