@@ -9,9 +9,8 @@ const ROOT = resolve(fileURLToPath(new URL('.', import.meta.url)), '..', '..');
 
 export const LIBRARY_NAME = 'libleakscope.so';
 
-/** Path of the recorder library, or undefined when it was not built. LEAKSCOPE_LIB overrides. */
+/** Path of the recorder library, or undefined when it was not built. LEAKSCOPE_LIB, when set, is the only candidate. */
 export function findRecorderLibrary(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const candidates = [env.LEAKSCOPE_LIB, join(ROOT, 'native', 'recorder', 'build', LIBRARY_NAME)];
-  for (const c of candidates) if (c && existsSync(c)) return resolve(c);
-  return undefined;
+  const path = env.LEAKSCOPE_LIB || join(ROOT, 'native', 'recorder', 'build', LIBRARY_NAME);
+  return existsSync(path) ? resolve(path) : undefined;
 }

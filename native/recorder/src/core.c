@@ -37,6 +37,7 @@ static pthread_key_t g_key;
 static sem_t g_flush_sem;
 static atomic_int g_timer_running;
 static uint32_t g_pid;
+static uint64_t g_flush_ms = 500;   // LEAKSCOPE_FLUSH_MS (tests of snapshot set it high)
 static uint32_t g_crc_table[256];
 
 // --- small helpers ------------------------------------------------------------------------
@@ -480,7 +481,8 @@ static void *timer_main(void *arg) {
   for (;;) {
     struct timespec dl;
     clock_gettime(CLOCK_REALTIME, &dl);
-    dl.tv_nsec += 500000000L;
+    dl.tv_sec += g_flush_ms / 1000;
+    dl.tv_nsec += (long)(g_flush_ms % 1000) * 1000000L;
     if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
     sem_timedwait(&g_flush_sem, &dl);
     if (lk_state != 2) continue;
@@ -600,6 +602,8 @@ void lk_init(void) {
   if (!lk_start_ns) lk_start_ns = mono_ns();
   lk_sample_bytes = env_u64("LEAKSCOPE_SAMPLE", 0);
   lk_depth = (int)env_u64("LEAKSCOPE_DEPTH", 64);
+  g_flush_ms = env_u64("LEAKSCOPE_FLUSH_MS", 500);
+  if (g_flush_ms < 10) g_flush_ms = 10;
   if (lk_depth < 1) lk_depth = 1;
   if (lk_depth > LK_MAX_DEPTH) lk_depth = LK_MAX_DEPTH;
   if (open_trace() != 0) goto off;

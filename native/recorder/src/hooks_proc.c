@@ -2,6 +2,7 @@
 // image it continues a traced process: LEAKSCOPE_PID=<pid> makes it write EXEC, not PROCESS).
 #include <dlfcn.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -30,13 +31,17 @@ LK_EXPORT void *dlopen(const char *file, int flags) {
   return h;
 }
 
-// Copies envp with LEAKSCOPE_PID replaced; `out` has room for count(envp) + 2 entries.
-static void traced_env(char *const envp[], char **out, char *pidvar, size_t cap) {
+// Copies envp with LEAKSCOPE_PID and LEAKSCOPE_GEN (the image's generation, for id bases)
+// replaced; `out` has room for count(envp) + 3 entries.
+static void traced_env(char *const envp[], char **out, char *pidvar, char *genvar, size_t cap) {
+  const char *gen = getenv("LEAKSCOPE_GEN");
   snprintf(pidvar, cap, "LEAKSCOPE_PID=%d", (int)getpid());
+  snprintf(genvar, cap, "LEAKSCOPE_GEN=%lu", (gen ? strtoul(gen, NULL, 10) : 0) + 1);
   size_t n = 0;
   for (size_t i = 0; envp && envp[i]; i++)
-    if (strncmp(envp[i], "LEAKSCOPE_PID=", 14) != 0) out[n++] = envp[i];
+    if (strncmp(envp[i], "LEAKSCOPE_PID=", 14) != 0 && strncmp(envp[i], "LEAKSCOPE_GEN=", 14) != 0) out[n++] = envp[i];
   out[n++] = pidvar;
+  out[n++] = genvar;
   out[n] = NULL;
 }
 
@@ -57,9 +62,9 @@ LK_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
   static int (*r_execve)(const char *, char *const[], char *const[]);
   if (!r_execve) r_execve = dlsym(RTLD_NEXT, "execve");
   before_exec();
-  char pidvar[48];
-  char *env[env_count(envp) + 2];
-  traced_env(envp, env, pidvar, sizeof pidvar);
+  char pidvar[48], genvar[48];
+  char *env[env_count(envp) + 3];
+  traced_env(envp, env, pidvar, genvar, sizeof pidvar);
   return r_execve(path, argv, env);
 }
 
@@ -69,9 +74,9 @@ LK_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) 
   static int (*r_execvpe)(const char *, char *const[], char *const[]);
   if (!r_execvpe) r_execvpe = dlsym(RTLD_NEXT, "execvpe");
   before_exec();
-  char pidvar[48];
-  char *env[env_count(envp) + 2];
-  traced_env(envp, env, pidvar, sizeof pidvar);
+  char pidvar[48], genvar[48];
+  char *env[env_count(envp) + 3];
+  traced_env(envp, env, pidvar, genvar, sizeof pidvar);
   return r_execvpe(file, argv, env);
 }
 

@@ -14,6 +14,7 @@
 #include <link.h>
 #include <pthread.h>
 #include <string.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "enc.h"
@@ -324,6 +325,11 @@ static int self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 void lk_stacks_init(void) {
+  // Each exec'd image of a process numbers its frames and stacks from its own base, so ids of
+  // an earlier image never name a later image's code.
+  const char *gen = getenv("LEAKSCOPE_GEN");
+  uint32_t g = gen ? (uint32_t)strtoul(gen, NULL, 10) % 256 : 0;
+  g_next_frame = g_next_stack = (g << 23) + 1;
   ssize_t n = readlink("/proc/self/exe", g_exe, sizeof g_exe - 1);
   g_exe[n > 0 ? n : 0] = '\0';
   Dl_info di;

@@ -1,0 +1,77 @@
+// Shared by the recorder tests: builds the recorder and the test programs, runs `leakscope run`
+// from source, and reads traces.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
+import type { Event } from '../../src/model/events.js';
+import { readTrace } from '../../src/trace/reader.js';
+
+export const root = fileURLToPath(new URL('../../', import.meta.url));
+export const programs = join(root, 'test', 'programs');
+
+let built = false;
+/** Builds native/recorder (a no-op when up to date). */
+export function buildRecorder(): void {
+  if (built) return;
+  execFileSync('make', ['-s', '-C', join(root, 'native', 'recorder')], { stdio: 'inherit' });
+  built = true;
+}
+
+export function workDir(name: string): string {
+  const base = join(tmpdir(), 'leakscope-rec-tests');
+  mkdirSync(base, { recursive: true });
+  return mkdtempSync(join(base, `${name}-`));
+}
+
+/** Compiles test/programs/<name>.c the way distributions build: -O2, no frame pointers. */
+export function compile(dir: string, name: string, extra: string[] = []): string {
+  const out = join(dir, name);
+  execFileSync('gcc', ['-O2', '-g', '-fomit-frame-pointer', '-o', out, join(programs, `${name}.c`), ...extra]);
+  return out;
+}
+
+export interface CliRun {
+  status: number;
+  stdout: string;
+  stderr: string;
+}
+
+export function leakscope(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeout?: number } = {}): CliRun {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), ...args], {
+    cwd: opts.cwd ?? root,
+    encoding: 'utf8',
+    env: { ...process.env, ...opts.env },
+    timeout: opts.timeout ?? 60_000,
+  });
+  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** `leakscope run --format json -o TRACE -- CMD...`: the exit status and the parsed analysis. */
+export function runJson(trace: string, cmd: string[], extra: string[] = [], env: Record<string, string> = {}): { run: CliRun; result: AnalysisResult } {
+  const run = leakscope(['run', '--format', 'json', '-o', trace, ...extra, '--', ...cmd], { env });
+  let result: AnalysisResult;
+  try {
+    result = JSON.parse(run.stdout) as AnalysisResult;
+  } catch {
+    throw new Error(`leakscope run printed no JSON (status ${run.status}):\n${run.stderr}\n${run.stdout.slice(0, 2000)}`);
+  }
+  return { run, result };
+}
+
+/** Sites of a process whose stack names `fn`. */
+export function sitesWith(p: ProcessReport, fn: string): SiteReport[] {
+  return p.sites.filter((s) => s.stack.some((f) => f.fn === fn));
+}
+
+export function processWith(r: AnalysisResult, fn: string): ProcessReport[] {
+  return r.processes.filter((p) => sitesWith(p, fn).length > 0);
+}
+
+export async function traceEvents(path: string): Promise<{ events: Event[]; warnings: string[]; meta: Record<string, unknown> }> {
+  const events: Event[] = [];
+  const r = await readTrace(path, { event: (e) => events.push(e) });
+  return { events, warnings: r.warnings, meta: r.meta as unknown as Record<string, unknown> };
+}

@@ -1,0 +1,141 @@
+// `leakscope run` end to end on real C programs (-O2, no frame pointers): leak sites with exact
+// bytes, counts and function names through threads, fork, exec, dlopen, constructors, realloc.
+import { strict as assert } from 'node:assert';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { buildRecorder, compile, leakscope, processWith, programs, runJson, sitesWith, traceEvents, workDir } from './harness.js';
+
+describe('leakscope run', () => {
+  let dir: string;
+  before(() => {
+    buildRecorder();
+    dir = workDir('run');
+  });
+
+  it('finds a leak in a loop: site, bytes, count, function and line; churn balances out', async () => {
+    const exe = compile(dir, 'rec-loop');
+    const trace = join(dir, 'loop.lstrace');
+    const { run, result } = runJson(trace, [exe, '200', '48']);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(result.processes.length, 1);
+    const p = result.processes[0]!;
+    const sites = sitesWith(p, 'leak_here');
+    assert.equal(sites.length, 1, JSON.stringify(p.sites.map((s) => s.label)));
+    assert.equal(sites[0]!.bytes, 200 * 48);
+    assert.equal(sites[0]!.count, 200);
+    const leaf = sites[0]!.stack.find((f) => f.fn === 'leak_here')!;
+    assert.match(leaf.file, /rec-loop\.c$/);
+    assert.equal(leaf.line, 7);  // the malloc line
+    assert.ok(sites[0]!.stack.some((f) => f.fn === 'main'), 'callers are unwound without frame pointers');
+    assert.equal(sitesWith(p, 'churn').length, 0, 'freed churn is not reported');
+    assert.ok(p.allocated.count >= 200 + 2000);
+    assert.equal(p.exitCode, 0);
+    const { meta, warnings } = await traceEvents(trace);
+    assert.deepEqual(warnings, []);
+    assert.equal(meta.source, 'recorder');
+    assert.equal(meta.clock, 'ns');
+    assert.match(String(meta.startMonoNs), /^\d+$/);
+  });
+
+  it('follows a realloc chain to its final size and site', () => {
+    const exe = compile(dir, 'rec-realloc');
+    const { run, result } = runJson(join(dir, 'realloc.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const p = result.processes[0]!;
+    const sites = sitesWith(p, 'grow_buffer');
+    assert.equal(sites.reduce((a, s) => a + s.bytes, 0), 4096, JSON.stringify(p.sites.map((s) => [s.label, s.bytes])));
+    assert.equal(sites.reduce((a, s) => a + s.count, 0), 1);
+    assert.equal(p.outstanding.heapBytes - otherBytes(p, 'grow_buffer'), 4096);
+  });
+
+  it('records threads without mixing them up', async () => {
+    const exe = compile(dir, 'rec-threads', ['-pthread']);
+    const trace = join(dir, 'threads.lstrace');
+    const { run, result } = runJson(trace, [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const p = result.processes[0]!;
+    const sites = sitesWith(p, 'thread_leak');
+    assert.equal(sites.reduce((a, s) => a + s.count, 0), 400);
+    assert.equal(sites.reduce((a, s) => a + s.bytes, 0), 400 * 64);
+    const { events } = await traceEvents(trace);
+    const tids = new Set(events.filter((e) => e.kind === 'alloc' && e.size === 64).map((e) => (e as { tid: number }).tid));
+    assert.equal(tids.size, 4, 'each thread keeps its own id');
+    assert.ok(p.allocated.frees >= 4 * 100 * 50);
+  });
+
+  it('traces a forked child as its own process, with its leak only', () => {
+    const exe = compile(dir, 'rec-fork');
+    const { run, result } = runJson(join(dir, 'fork.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(result.processes.length, 2);
+    const child = processWith(result, 'child_leak');
+    assert.equal(child.length, 1);
+    const c = child[0]!;
+    const parent = result.processes.find((p) => p.pid !== c.pid)!;
+    assert.equal(c.ppid, parent.pid);
+    assert.equal(c.exitCode, 7);
+    const s = sitesWith(c, 'child_leak');
+    assert.equal(s.reduce((a, x) => a + x.bytes, 0), 50 * 128);
+    assert.equal(s.reduce((a, x) => a + x.count, 0), 50);
+    assert.equal(sitesWith(parent, 'child_leak').length, 0);
+    assert.equal(sitesWith(parent, 'main').filter((x) => x.bytes === 256 * 20).length, 0, 'the parent freed its blocks');
+  });
+
+  it('keeps tracing across exec', () => {
+    const exe = compile(dir, 'rec-exec');
+    const { run, result } = runJson(join(dir, 'exec.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(result.processes.length, 2);
+    const after = processWith(result, 'after_exec');
+    assert.equal(after.length, 1);
+    assert.equal(sitesWith(after[0]!, 'after_exec')[0]!.bytes, 5 * 300);
+    assert.match(after[0]!.command, /again/);
+    const before = result.processes.find((p) => p !== after[0])!;
+    assert.equal(before.pid, after[0]!.pid);
+    assert.equal(before.replacedByExec, true);
+    assert.equal(before.outstanding.heapBytes, 4 * 700);
+    // Trailing symbol records reach only the pid's current image: the first image's frames
+    // stay addresses, but never borrow the new image's names.
+    assert.equal(sitesWith(before, 'after_exec').length, 0);
+  });
+
+  it('attributes leaks in a dlopen()ed library to its own source', () => {
+    const exe = compile(dir, 'rec-dlopen', ['-ldl']);
+    const lib = join(dir, 'librec-plugin.so');
+    execFileSync('gcc', ['-O2', '-g', '-fPIC', '-shared', '-o', lib, join(programs, 'rec-dl-lib.c')]);
+    const { run, result } = runJson(join(dir, 'dlopen.lstrace'), [exe, lib]);
+    assert.equal(run.status, 0, run.stderr);
+    const s = sitesWith(result.processes[0]!, 'plugin_leak');
+    assert.equal(s.length, 1);
+    assert.equal(s[0]!.bytes, 30 * 200);
+    const f = s[0]!.stack.find((x) => x.fn === 'plugin_leak')!;
+    assert.match(f.file, /rec-dl-lib\.c$/);
+    assert.equal(f.module, lib);
+  });
+
+  it('sees allocations made in a constructor, before main', () => {
+    const exe = compile(dir, 'rec-ctor');
+    const { run, result } = runJson(join(dir, 'ctor.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const s = sitesWith(result.processes[0]!, 'ctor_leak');
+    assert.equal(s.reduce((a, x) => a + x.bytes, 0), 10 * 1000);
+  });
+
+  it('returns the command status and says when the library is missing', () => {
+    const exe = compile(dir, 'rec-loop');
+    const missing = leakscope(['run', '-o', join(dir, 'missing.lstrace'), '--', exe], { env: { LEAKSCOPE_LIB: join(dir, 'nope.so') } });
+    assert.notEqual(missing.status, 0);
+    assert.match(missing.stderr, /npm run build/);
+    assert.equal(missing.stderr.trim().split('\n').length, 1);
+    const nocmd = leakscope(['run', '-o', join(dir, 'nocmd.lstrace'), '--', join(dir, 'no-such-program')]);
+    assert.notEqual(nocmd.status, 0);
+    assert.match(nocmd.stderr, /command not found/);
+    const failing = leakscope(['run', '-o', join(dir, 'fail.lstrace'), '--', 'sh', '-c', 'exit 5']);
+    assert.equal(failing.status, 5, failing.stderr);
+  });
+});
+
+function otherBytes(p: { sites: { bytes: number; stack: { fn: string }[] }[] }, fn: string): number {
+  return p.sites.filter((s) => !s.stack.some((f) => f.fn === fn)).reduce((a, s) => a + s.bytes, 0);
+}
