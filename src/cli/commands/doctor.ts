@@ -1,15 +1,29 @@
-// `leakscope doctor` — placeholder until its issue lands; it says so and exits non-zero.
-
+// `leakscope doctor` — says what will and will not work on this machine (and for a target), and why.
 import type { Command } from 'commander';
+import { existsSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
+import { runDoctor } from '../../doctor/doctor.js';
+import { renderDoctor } from '../../doctor/render.js';
 
 export function register(program: Command): void {
   program
     .command('doctor')
-    .description('(not built yet)')
-    .allowUnknownOption()
-    .action(guard(() => {
-      throw new UserError('"doctor" is not built yet in this version of leakscope');
+    .description('check what leakscope can do here (root, uprobes, BPF, BTF, native parts, tools) and for a target (symbols, frame pointers, unwind tables, allocator profiles)')
+    .option('-p, --pid <pid>', 'also check this running process')
+    .option('--exe <path>', 'also check this executable')
+    .option('--format <fmt>', 'text or json', 'text')
+    .action(guard((o: { pid?: string; exe?: string; format: string }) => {
+      if (o.format !== 'text' && o.format !== 'json') throw new UserError(`--format: expected text or json, got ${o.format}`);
+      if (o.pid !== undefined && o.exe !== undefined) throw new UserError('give --pid or --exe, not both');
+      if (o.pid !== undefined && !/^[1-9]\d*$/.test(o.pid)) throw new UserError(`--pid: not a process id: ${o.pid}`);
+      const exe = o.exe === undefined ? undefined : resolve(o.exe);
+      if (exe && !existsSync(exe)) throw new UserError(`--exe: ${exe}: no such file`);
+      const root = fileURLToPath(new URL('../../..', import.meta.url));
+      const report = runDoctor({ root, target: o.pid !== undefined ? { pid: Number(o.pid) } : exe ? { exe } : undefined });
+      process.stdout.write(o.format === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderDoctor(report));
+      process.exitCode = report.ok ? 0 : 1;
     }));
 }

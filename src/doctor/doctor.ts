@@ -1,0 +1,15 @@
+// Runs every check: the machine, leakscope's native parts, tools, and optionally a target.
+import { check, type DoctorReport } from './check.js';
+import { nativeChecks } from './native.js';
+import { systemChecks } from './system.js';
+import { targetChecks, type Target } from './target.js';
+import { toolChecks } from './tools.js';
+
+export function runDoctor(opts: { root: string; target?: Target }): DoctorReport {
+  const checks = [...systemChecks(), ...nativeChecks(opts.root), ...toolChecks()];
+  if (opts.target) checks.push(...targetChecks(opts.target));
+  if (!checks.some((c) => c.group === 'native')) {
+    checks.push(check({ id: 'native', group: 'native', required: true, status: 'fail', title: 'native parts: none found', detail: 'this installation has no native/ directory', fix: 'reinstall leakscope' }));
+  }
+  return { ok: !checks.some((c) => c.required && c.status === 'fail'), checks };
+}

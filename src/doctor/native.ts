@@ -1,0 +1,30 @@
+// Checks of leakscope's own native parts (built by `npm run build` from native/<part>/).
+import { existsSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { check, type Check } from './check.js';
+
+/** What each part is for and the file that shows it was built. Parts not listed are checked generically. */
+const PARTS: Record<string, { what: string; artifact: string; required: boolean }> = {
+  bpf: { what: 'BPF loader for `attach` (uprobes on the allocator functions)', artifact: 'leakscope-bpf', required: true },
+  unwind: { what: 'CFI stack unwinder (full stacks on binaries without frame pointers)', artifact: 'libleakscope-unwind.so', required: true },
+  recorder: { what: 'in-process recorder for `run` (LD_PRELOAD)', artifact: 'libleakscope.so', required: false },
+  luajit: { what: 'LuaJIT allocator tracer', artifact: 'lstrace-luajit', required: false },
+};
+
+export function nativeChecks(root: string): Check[] {
+  const dir = join(root, 'native');
+  const parts = existsSync(dir) ? readdirSync(dir).filter((p) => existsSync(join(dir, p, 'Makefile'))).sort() : [];
+  return parts.map((part) => {
+    const known = PARTS[part];
+    const build = join(dir, part, 'build');
+    const files = existsSync(build) ? readdirSync(build).filter((f) => !f.endsWith('.o') && !f.endsWith('.h')) : [];
+    const built = known ? files.includes(known.artifact) : files.length > 0;
+    return check({
+      id: `native-${part}`, group: 'native', required: known?.required ?? false,
+      status: built ? 'ok' : known?.required ? 'fail' : 'warn',
+      title: `native/${part}: ${built ? `built (${known ? known.artifact : files.join(', ')})` : 'not built'}`,
+      detail: known?.what ?? 'native part',
+      fix: built ? undefined : `install its toolchain (see 'npm run build' output), then npm run build`,
+    });
+  });
+}
