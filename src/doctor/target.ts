@@ -151,7 +151,7 @@ export function targetChecks(t: Target): Check[] {
       if (!where) continue;
       const missing = p.detect.symbols.filter((s) => !where.syms.has(s));
       if (missing.length) continue;
-      matched.push({ name: p.name, priority: p.detect.priority ?? 0 });
+      matched.push({ name: p.name, priority: (p.detect as { priority?: number }).priority ?? 0 });
       out.push(check({
         id: `profile-${p.name}`, group: 'target', status: 'ok',
         title: `allocator profile ${p.name}: matches`,
