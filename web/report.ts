@@ -268,7 +268,7 @@ function smallMultiples(host: HTMLElement): void {
         height: 130,
         series: [{}, ...lines.map((l) => ({ label: l.name, stroke: GROUP_COLOR[l.group] ?? '#333', width: 1.25, dash: l.group === 'rss' ? [6, 4] : undefined }))],
         scales: { x: { time: false }, y: { range: [0, max || 1] } },
-        axes: [{ ...axisX(), label: undefined, size: 24 }, { ...axisY(), size: 60 }],
+        axes: [{ ...axisX(), label: undefined, size: 24 }, { ...axisY(), size: 72 }],
         legend: { show: false },
         cursor: { show: false },
         plugins: [markerPlugin(p.markers)],
