@@ -1,0 +1,103 @@
+// Data survives the traced process: a crash, a SIGKILL (only the 500 ms timer flushes), and
+// `leakscope snapshot PID` (SIGUSR2) while it runs; signals pass through `leakscope run`.
+import { strict as assert } from 'node:assert';
+import { spawn } from 'node:child_process';
+import { readFileSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { buildRecorder, compile, leakscope, root, runJson, sitesWith, traceEvents, workDir } from './harness.js';
+
+function allocsOfSize(events: { kind: string }[], size: number): number {
+  return events.filter((e) => e.kind === 'alloc' && (e as { size: number }).size === size).length;
+}
+
+function childPids(pid: number): number[] {
+  const out: number[] = [];
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    const text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+    if (text) out.push(...text.split(/\s+/).map(Number));
+  }
+  return out;
+}
+
+async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+describe('recorder durability', () => {
+  let dir: string;
+  before(() => {
+    buildRecorder();
+    dir = workDir('durable');
+  });
+
+  it('a crash keeps everything up to the crash, and the status says SIGSEGV', async () => {
+    const exe = compile(dir, 'rec-crash');
+    const trace = join(dir, 'segv.lstrace');
+    const { run, result } = runJson(trace, [exe, 'segv']);
+    assert.equal(run.status, 128 + 11, run.stderr);
+    const s = sitesWith(result.processes[0]!, 'before_crash');
+    assert.equal(s.reduce((a, x) => a + x.bytes, 0), 100 * 512);
+    const { events, warnings } = await traceEvents(trace);
+    assert.deepEqual(warnings, []);
+    const exit = events.find((e) => e.kind === 'exit') as { code: number } | undefined;
+    assert.equal(exit?.code, 128 + 11);
+  });
+
+  it('a SIGKILL loses at most the last second: the timer has written the leaks', async () => {
+    const exe = compile(dir, 'rec-crash');
+    const trace = join(dir, 'kill.lstrace');
+    const { run, result } = runJson(trace, [exe, 'kill']);
+    assert.equal(run.status, 128 + 9, run.stderr);
+    const s = sitesWith(result.processes[0]!, 'before_crash');
+    assert.equal(s.reduce((a, x) => a + x.count, 0), 100);
+    const { events } = await traceEvents(trace);
+    assert.equal(events.filter((e) => e.kind === 'exit').length, 0, 'nothing ran at the kill');
+    assert.ok(events.some((e) => e.kind === 'rss'), 'the timer also samples RSS');
+  });
+
+  it('snapshot flushes a running process now; signals reach the command', async () => {
+    const exe = compile(dir, 'rec-wait');
+    const trace = join(dir, 'snap.lstrace');
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '-o', trace, '--', exe], {
+      cwd: root, env: { ...process.env, LEAKSCOPE_FLUSH_MS: '60000' }, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    try {
+      await until('ready', () => (out.includes('ready') ? true : undefined));
+      const pid = await until('the program', () => childPids(child.pid!)[0]);
+      const early = await traceEvents(trace);
+      assert.equal(allocsOfSize(early.events, 1024), 0, 'nothing flushed yet (timer set to 60 s)');
+      const snap = leakscope(['snapshot', String(pid)]);
+      assert.equal(snap.status, 0, snap.stderr);
+      assert.match(snap.stdout, new RegExp(`process ${pid}`));
+      await until('flushed leaks', async () => (allocsOfSize((await traceEvents(trace)).events, 1024) === 40 ? true : undefined), 5000);
+      child.kill('SIGTERM');  // to leakscope, which passes it on
+      assert.equal(await exited, 128 + 15, err);
+      const result = JSON.parse(out.slice(out.indexOf('{'))) as import('../../src/analyses/result.js').AnalysisResult;
+      assert.equal(sitesWith(result.processes[0]!, 'waiting_leak')[0]!.bytes, 40 * 1024);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+
+  it('snapshot refuses a process that is not traced, in one line', () => {
+    const r = leakscope(['snapshot', String(process.pid)]);
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, /not running under `leakscope run`/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+    const bad = leakscope(['snapshot', 'abc']);
+    assert.notEqual(bad.status, 0);
+    assert.match(bad.stderr, /not a process id/);
+  });
+});
