@@ -61,17 +61,18 @@ test('import: compressed traces and stdout output', async () => {
   assert.match(r.stderr, /imported 36 events from 1 file into stdout/);
 });
 
-test('import: a log becomes a trace holding exactly the events the log source produces', async () => {
-  const log = join(fixtures, 'apr-pool-debug.httpd-1child.log.gz');
+for (const [name, clock] of [['apr-pool-debug.httpd-1child.log.gz', 'seq'], ['nginx-debug.1worker.log.gz', 'ns']] as const) test(`import: ${name} becomes a trace holding exactly the events its source produces`, async () => {
+  const log = join(fixtures, name);
   const direct: Event[] = [];
   const { meta: logMeta, stats } = await readInputs([log], { event: (e) => direct.push(e) });
-  const out = join(dir, 'apr.lstrace');
+  assert.ok(direct.length > 500);
+  const out = join(dir, `${name}.lstrace`);
   const r = cli(['import', log, '-o', out]);
   assert.equal(r.code, 0, r.stderr);
   const back = await events(out);
   assert.deepStrictEqual(back.got, direct);
-  assert.equal(back.meta.source, logMeta.source);
-  assert.equal(back.meta.clock, 'seq');
+  assert.deepStrictEqual(back.meta, logMeta);
+  assert.equal(back.meta.clock, clock);
   const warnings = stats[0]!.warnings.length;
   assert.match(r.stderr, new RegExp(`imported ${direct.length.toLocaleString('en')} events from 1 file into .*; ${stats[0]!.badRecords} bad records, ${warnings} warning`));
 });
