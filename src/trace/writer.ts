@@ -350,12 +350,24 @@ export class TraceWriter implements EventSink {
       }
       b[p++] = v;
     } else {
-      if (!(Number.isSafeInteger(v) && v >= 0)) throw new TypeError(`TraceWriter: expected a non-negative integer, got ${String(v)}`);
-      while (v > 0x7f) {
-        b[p++] = (v % 128) | 0x80;
-        v = Math.floor(v / 128);
+      if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER && Math.floor(v) === v)) {
+        throw new TypeError(`TraceWriter: expected a non-negative integer, got ${String(v)}`);
       }
-      b[p++] = v;
+      // Above 2^32 (addresses): the low 28 bits as four full groups, then the rest (< 2^25) in int math.
+      let hi = Math.floor(v / 268435456);
+      let lo = v - hi * 268435456;
+      b[p++] = (lo & 0x7f) | 0x80;
+      lo >>>= 7;
+      b[p++] = (lo & 0x7f) | 0x80;
+      lo >>>= 7;
+      b[p++] = (lo & 0x7f) | 0x80;
+      lo >>>= 7;
+      b[p++] = lo | 0x80;
+      while (hi > 0x7f) {
+        b[p++] = (hi & 0x7f) | 0x80;
+        hi >>>= 7;
+      }
+      b[p++] = hi;
     }
     this.pos = p;
   }
