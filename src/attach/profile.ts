@@ -56,7 +56,7 @@ export interface AllocatorProfile {
   /** Pool family for pool-create events ('nginx', 'apr', or the profile's own). */
   poolKind?: string;
   /** Chosen automatically when these symbols are defined where `in` says. */
-  detect?: { in: string; symbols: string[] };
+  detect?: { in: string; symbols: string[]; priority?: number };
   functions: ProfileFunction[];
   /** How to read a pool's size from its own structure (at destroy/clear, and for live pools). */
   poolSize?: { lists: PoolList[] };

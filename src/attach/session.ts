@@ -191,6 +191,8 @@ export class AttachSession {
         this.warn(`probe:${spec.profile.name}:${spec.fn.symbol}`, `cannot trace ${msg}`);
       }
     }
+    // calls count from here: before, some probes were attached and others not yet
+    await this.loader.command(['ready', pid]);
     if (proc.probes === 0 && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
   }
 
@@ -283,6 +285,7 @@ export class AttachSession {
         if (!pool) break;
         const parent = val(fn.parent);
         this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.pcs) });
+        if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
         if (proc) {
           proc.pools.set(pool, { profile: spec.profile, parent });
           if (parent) {

@@ -68,8 +68,12 @@ export function compileSpecs(profiles: AllocatorProfile[], opts: { poolAllocs: b
       if (stack) flags |= F_STACK;
       const derefArg = derefs.length ? argIndex(derefs[0]) : -1;
       const strArg = fn.tag ? argIndex(fn.tag) : -1;
-      const measures = (fn.role === 'pool-destroy' || fn.role === 'pool-clear') && profile.poolSize !== undefined;
-      const walkArg = measures ? argIndex(fn.pool) : -1;
+      // destroy/clear: the pool's size as it goes; create: its first size, read from the new pool
+      const measuresArg = (fn.role === 'pool-destroy' || fn.role === 'pool-clear') && profile.poolSize !== undefined;
+      const measuresNew = fn.role === 'pool-create' && profile.poolSize !== undefined && fn.pool !== undefined && (fn.pool === 'ret' || fn.pool.startsWith('*'));
+      const measures = measuresArg || measuresNew;
+      const walkArg = measuresArg ? argIndex(fn.pool) : measuresNew ? 0 : -1;
+      if (measuresNew) flags |= F_WALK_RET;
       const size = Array.isArray(fn.size) ? fn.size[0] : fn.size;
       let role = ROLE_OTHER;
       let addr = SRC_NONE;

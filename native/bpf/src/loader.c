@@ -5,6 +5,7 @@
  *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields>
  *     probe IDX PID PATH SYMBOL      attach spec IDX to PATH:SYMBOL in process PID
  *     trace PID / untrace PID        follow forks and exits of PID / stop (drops its probes)
+ *     ready PID                      every probe of PID is attached: its calls count from now
  *     aggdump                        emit the aggregate tables
  *     quit
  *   stdout (binary records: u32 type, u32 payload length, payload):
@@ -65,6 +66,41 @@ static ls_unwind_forget_fn unwind_forget_fn;
 static uint32_t spec_flags[LS_MAX_SPECS];
 static volatile sig_atomic_t stop;
 
+/* Calls count only between the moment every probe of a process is attached ("ready PID") and
+ * the moment detaching starts: outside that window some probes miss what others see (a pool
+ * created with no destroy probe yet would look leaked). Open addressing, pid 0 = empty. */
+#define READY_SLOTS 16384
+static struct { uint32_t pid; uint64_t ts; } ready_tab[READY_SLOTS];
+static uint64_t stop_ts = UINT64_MAX;
+
+static uint64_t mono_ns(void)
+{
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t)t.tv_sec * 1000000000ull + t.tv_nsec;
+}
+
+static int ready_slot(uint32_t pid, int insert)
+{
+  for (uint32_t i = 0, h = pid * 2654435761u; i < READY_SLOTS; i++) {
+    uint32_t k = (h + i) % READY_SLOTS;
+    if (ready_tab[k].pid == pid) return k;
+    if (ready_tab[k].pid == 0) {
+      if (!insert) return -1;
+      ready_tab[k].pid = pid;
+      return k;
+    }
+  }
+  return -1;
+}
+
+static int in_window(uint32_t pid, uint64_t ts)
+{
+  if (ts > stop_ts) return 0;
+  int k = ready_slot(pid, 0);
+  return k >= 0 && ready_tab[k].ts && ts >= ready_tab[k].ts;
+}
+
 static void put_rec(uint32_t type, const void *a, uint32_t alen, const void *b, uint32_t blen)
 {
   uint32_t hdr[2] = { type, alen + blen };
@@ -105,6 +141,7 @@ static int on_event(void *ctx, void *data, size_t size)
 {
   const struct ls_event *e = data;
   if (size < sizeof(*e)) return 0;
+  if (e->kind == LS_EV_CALL && !in_window(e->pid, e->ts)) return 0;
   if (e->kind != LS_EV_CALL) {
     struct { uint32_t kind, pid; uint64_t ts, a0; } n = { e->kind, e->pid, e->ts, e->args[0] };
     put_rec(5, &n, sizeof(n), 0, 0);
@@ -285,6 +322,10 @@ static int command(char *line)
     uint32_t k = num(f[1]); uint8_t one = 1;
     bpf_map_update_elem(bpf_map__fd(skel->maps.traced), &k, &one, BPF_ANY);
     status("{\"trace\":%u,\"ok\":true}", k);
+  } else if (!strcmp(f[0], "ready") && n >= 2) {
+    int k = ready_slot(num(f[1]), 1);
+    if (k >= 0) ready_tab[k].ts = mono_ns();
+    status("{\"ready\":%ld,\"ok\":%s}", num(f[1]), k >= 0 ? "true" : "false");
   } else if (!strcmp(f[0], "untrace") && n >= 2) {
     drop_pid(num(f[1]));
     status("{\"untrace\":%ld,\"ok\":true}", num(f[1]));
@@ -416,6 +457,7 @@ int main(int argc, char **argv)
     fflush(stdout);
   }
   /* detach everything, then drain what the probes already queued */
+  stop_ts = mono_ns();
   for (size_t i = 0; i < nlinks; i++) bpf_link__destroy(links[i].link);
   nlinks = 0;
   ring_buffer__consume(rb);

@@ -1,15 +1,210 @@
-// `leakscope attach` — placeholder until its issue lands; it says so and exits non-zero.
+// `leakscope attach` — traces running processes with eBPF uprobes (per-process attachment, no
+// restart), pools included, then reports or keeps the trace.
 
 import type { Command } from 'commander';
+import { existsSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
+import { TraceWriter } from '../../trace/writer.js';
+import { AttachSession } from '../../attach/session.js';
+import { detectProfiles } from '../../attach/detect.js';
+import { loadProfile, type AllocatorProfile } from '../../attach/profile.js';
+import { parseDuration } from '../../attach/duration.js';
+import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
+import { UNWIND_LIB } from '../../attach/loader.js';
+import { pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { formatAggregate } from '../../attach/aggregate-view.js';
+import { renderReport } from '../../attach/report.js';
+
+interface AttachCliOptions {
+  pid?: string;
+  children?: boolean;
+  exe?: string;
+  allocator?: string[];
+  poolAllocs?: boolean;
+  mode: string;
+  duration?: string;
+  interval?: string;
+  output?: string;
+  format: string;
+  stackBytes: string;
+  ringbufMb: string;
+  top: string;
+  unwind: boolean;
+  poolSample: string;
+}
+
+function collect(v: string, prev: string[] = []): string[] {
+  return [...prev, ...v.split(',').filter(Boolean)];
+}
 
 export function register(program: Command): void {
   program
     .command('attach')
-    .description('(not built yet)')
-    .allowUnknownOption()
-    .action(guard(() => {
-      throw new UserError('"attach" is not built yet in this version of leakscope');
+    .description('trace running processes with eBPF uprobes (malloc family, nginx/APR/custom pools), no restart')
+    .option('-p, --pid <pid>', 'trace this process')
+    .option('--children', 'with --pid: also its descendants, present and future')
+    .option('--exe <path>', 'trace every process running this executable, including ones started later')
+    .option('-a, --allocator <name|file>', 'allocator profile(s): libc, nginx, apr, or a .json file (default: chosen from the target\'s symbols)', collect)
+    .option('--pool-allocs', 'also probe every pool allocation (costly: one uprobe per allocation)')
+    .option('--mode <mode>', 'events (stream every call into a trace, full report) or aggregate (live table kept in kernel maps, cheapest)', 'events')
+    .option('-d, --duration <time>', 'stop after this long (30s, 5m); default: until Ctrl-C / SIGTERM or the targets exit')
+    .option('-i, --interval <time>', 'every interval, print the sites and pools that grew most')
+    .option('-o, --output <file>', 'keep the trace in this .lstrace file')
+    .option('-f, --format <format>', 'report format: text or json', 'text')
+    .option('--stack-bytes <n>', 'user stack bytes copied per event for unwinding (0: immediate caller and frame pointers only)', '8192')
+    .option('--ringbuf-mb <n>', 'ring buffer size in MiB (events beyond it are lost and counted)', '16')
+    .option('--pool-sample <time>', 'how often live pools\' sizes are read from process memory', '2s')
+    .option('--top <n>', 'rows per report section', '20')
+    .option('--no-unwind', 'do not use the CFI unwinder (native/unwind)')
+    .action(guard(async (o: AttachCliOptions) => {
+      await attach(o);
     }));
+}
+
+function intOption(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+async function attach(o: AttachCliOptions): Promise<void> {
+  if (!o.pid && !o.exe) throw new UserError('say what to trace: --pid PID (optionally --children) or --exe PATH');
+  if (o.pid && o.exe) throw new UserError('use either --pid or --exe, not both');
+  if (o.mode !== 'events' && o.mode !== 'aggregate') throw new UserError('--mode must be "events" or "aggregate"');
+  if (o.format !== 'text' && o.format !== 'json') throw new UserError('--format must be "text" or "json"');
+  if (o.mode === 'aggregate' && o.output) throw new UserError('--mode aggregate keeps its table in kernel maps; it writes no trace (drop -o, or use --mode events)');
+  const durationMs = o.duration !== undefined ? parseDuration(o.duration) : undefined;
+  if (o.duration !== undefined && durationMs === undefined) throw new UserError(`--duration: "${o.duration}" is not a duration (e.g. 30s, 5m)`);
+  const intervalMs = o.interval !== undefined ? parseDuration(o.interval) : undefined;
+  if (o.interval !== undefined && (intervalMs === undefined || intervalMs < 100)) throw new UserError(`--interval: "${o.interval}" is not a duration of at least 100ms`);
+  const poolSampleMs = parseDuration(o.poolSample);
+  if (poolSampleMs === undefined) throw new UserError(`--pool-sample: "${o.poolSample}" is not a duration`);
+  const stackBytes = intOption('stack-bytes', o.stackBytes, 0, 16384);
+  const ringbufMb = intOption('ringbuf-mb', o.ringbufMb, 1, 1024);
+  const top = intOption('top', o.top, 1, 10000);
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new UserError('attach needs root (CAP_BPF and CAP_PERFMON) to load uprobes; run it with sudo');
+
+  let pid: number | undefined;
+  let exe: string | undefined;
+  if (o.pid !== undefined) {
+    pid = intOption('pid', o.pid, 1, 2 ** 22);
+    if (!pidAlive(pid)) throw new UserError(`process ${pid} does not exist`);
+  } else {
+    if (!existsSync(o.exe!)) throw new UserError(`${o.exe}: no such file`);
+    exe = realpathSync(o.exe!);
+    if (!statSync(exe).isFile()) throw new UserError(`${o.exe}: not an executable file`);
+  }
+
+  let profiles: AllocatorProfile[];
+  if (o.allocator?.length) profiles = o.allocator.map((a) => loadProfile(a));
+  else {
+    const first = pid ?? (exe ? pidsRunning(exe)[0] : undefined);
+    const exePath = exe ?? (pid !== undefined ? exeOf(pid) : undefined);
+    profiles = exePath ? detectProfiles({ pid: first, exe: exePath }) : [];
+    if (profiles.length === 0) profiles = [loadProfile('libc')];
+  }
+  if (o.poolAllocs && !profiles.some((p) => p.functions.some((f) => f.level === 'pool-allocs'))) {
+    throw new UserError(`--pool-allocs: the allocator profile(s) ${profiles.map((p) => p.name).join(', ')} have no pool allocation functions`);
+  }
+
+  const tmpDir = o.output ? undefined : mkdtempSync(join(tmpdir(), 'leakscope-attach-'));
+  const tracePath = o.output ?? join(tmpDir!, 'attach.lstrace');
+  const startMono = process.hrtime.bigint();
+  const targetText = pid !== undefined ? `--pid ${pid}${o.children ? ' --children' : ''}` : `--exe ${exe}`;
+  const writer = o.mode === 'events'
+    ? TraceWriter.create(tracePath, {
+        format: 1, clock: 'ns', startWallMs: Date.now(), startMonoNs: startMono.toString(), source: 'attach',
+        command: `leakscope attach ${targetText} --allocator ${profiles.map((p) => p.name).join(',')}${o.poolAllocs ? ' --pool-allocs' : ''}`,
+        hostname: hostname(),
+      })
+    : undefined;
+  const nullSink = { event() {} };
+  const live = intervalMs !== undefined && o.mode === 'events' ? new LiveGrowth(writer!) : undefined;
+  const sink = live ?? writer ?? nullSink;
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    process.stderr.write(`leakscope: warning: ${m}\n`);
+  };
+
+  let session: AttachSession;
+  try {
+    session = await AttachSession.start({
+      target: { pid, children: o.children, exe },
+      profiles,
+      poolAllocs: o.poolAllocs === true,
+      mode: o.mode as 'events' | 'aggregate',
+      stackBytes,
+      ringbufMb,
+      unwindLib: o.unwind && existsSync(UNWIND_LIB) ? UNWIND_LIB : undefined,
+      pollMs: 200,
+      poolSampleMs: o.mode === 'events' ? poolSampleMs : 0,
+      sink,
+      startMono,
+      onWarning: warn,
+    });
+  } catch (err) {
+    await writer?.close();
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+    throw err;
+  }
+  for (const w of session.loaderWarnings) warn(w);
+  const names = profiles.map((p) => p.name).join(', ');
+  process.stderr.write(`leakscope: tracing ${pid !== undefined ? `process ${pid}${o.children ? ' and its children' : ''}` : `every ${basename(exe!)} process`} (allocator ${names}, ${o.mode} mode${session.unwinder ? ', CFI unwinding' : ''}); Ctrl-C to stop\n`);
+
+  const label = (p: number, pc: number, module: string): string => `${basename(module)}+0x${pc.toString(16)}`;
+  // periodic tables go to stdout, except beside a JSON report, which owns stdout
+  const tableOut = o.format === 'json' ? process.stderr : process.stdout;
+  let ticking = false;
+  const tick = async (): Promise<void> => {
+    if (ticking) return;
+    ticking = true;
+    try {
+      if (o.mode === 'aggregate') {
+        const rows = await session.aggregate();
+        tableOut.write(formatAggregate(rows, session, top, new Date()));
+      } else if (live) {
+        live.sample(Number(process.hrtime.bigint() - startMono));
+        tableOut.write(formatGrowthRows(live.top(top, label), new Date()));
+      }
+    } finally {
+      ticking = false;
+    }
+  };
+  const timer = intervalMs !== undefined ? setInterval(() => void tick(), intervalMs) : undefined;
+  if (live) live.sample(0);
+
+  // stop on the duration, a signal, or when every target is gone
+  let onSignal: () => void = () => {};
+  await new Promise<void>((resolve) => {
+    onSignal = resolve;
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    if (durationMs !== undefined) setTimeout(resolve, durationMs).unref();
+    void session.ended.then(resolve);
+  });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (timer) clearInterval(timer);
+
+  let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
+  const stats = await session.stop();
+  await writer?.close();
+  if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
+  if (stats.probes === 0) warn('no probe was attached; nothing was traced');
+
+  if (aggRows) {
+    process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : formatAggregate(aggRows, session, top, new Date()));
+    aggRows = undefined;
+    return;
+  }
+  try {
+    if (o.output) process.stderr.write(`leakscope: trace written to ${o.output} (${stats.calls} calls from ${stats.processes} processes)\n`);
+    await renderReport(tracePath, { format: o.format as 'text' | 'json', top, warnings, keep: o.output !== undefined });
+  } finally {
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+  }
 }

@@ -1,0 +1,106 @@
+// `leakscope attach` on our own pool-allocator program (test/programs/att-pool.c, built -O2
+// -fomit-frame-pointer) with a user profile and with the libc profile: real uprobes, as root.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { readTrace } from '../../src/trace/reader.js';
+import type { Event } from '../../src/model/events.js';
+import { buildProgram, parseReport, root, runAttach, startReady, stop, tempDir } from './helpers.js';
+
+const dir = tempDir('att-pool');
+const prog = buildProgram('att-pool', dir);
+const profile = join(root, 'test/programs/att-pool.profile.json');
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('user pool profile: the leaking pools are live, named by their creator, verdict leak; request pools balance', async () => {
+  const child = await startReady(prog, ['-1', '5', '10']);
+  try {
+    const trace = join(dir, 'pool.lstrace');
+    const r = await runAttach(['--pid', String(child.pid), '--allocator', profile, '--duration', '3s', '--format', 'json', '-o', trace]);
+    assert.equal(r.code, 0, r.stderr);
+    const report = parseReport(r);
+    const p = report.processes.find((x) => x.pid === child.pid);
+    assert.ok(p, 'the traced process is in the report');
+    const leaky = p.poolClasses.find((c) => c.name === 'leaky');
+    const request = p.poolClasses.find((c) => c.name === 'request');
+    assert.ok(leaky && request, `pool classes: ${p.poolClasses.map((c) => c.name).join(', ')}`);
+    assert.equal(leaky.verdict.verdict, 'leak');
+    assert.equal(leaky.destroyed, 0);
+    assert.equal(leaky.live, leaky.created);
+    // 3 s at one leak per 10 iterations of >= 5 ms: at most ~60, and surely more than 10
+    assert.ok(leaky.created > 10 && leaky.created <= 65, `leaky pools: ${leaky.created}`);
+    assert.equal(request.created, request.destroyed, 'every request pool created while traced was destroyed');
+    assert.notEqual(request.verdict.verdict, 'leak');
+    assert.ok(request.created >= 9 * leaky.created, `request ${request.created} vs leaky ${leaky.created}`);
+    // every leaked pool was created by leaky_handler (CFI unwinding through -fomit-frame-pointer code)
+    const leakedPools = p.pools.flatMap((x) => [x, ...x.children]).filter((x) => x.tag === 'leaky');
+    assert.equal(leakedPools.length, leaky.live);
+    for (const lp of leakedPools) {
+      assert.match(lp.createSite, /^leaky_handler\b/);
+      assert.ok(lp.createStack.some((f) => f.fn === 'main'), 'the stack goes on past the caller');
+      assert.ok(lp.bytes >= 2048, `pool size read from its blocks: ${lp.bytes}`);
+    }
+    // the trace names its modules with build ids, so it can be symbolized later
+    const events: Event[] = [];
+    await readTrace(trace, { event: (e) => events.push(e) });
+    const mod = events.find((e) => e.kind === 'module' && e.path === prog);
+    assert.ok(mod && mod.kind === 'module');
+    const note = execFileSync('readelf', ['-n', prog], { encoding: 'utf8' });
+    assert.match(note, new RegExp(`Build ID: ${mod.buildId}`));
+  } finally {
+    stop(child);
+  }
+});
+
+test('libc profile: the leaking malloc site is found in a -fomit-frame-pointer binary; balanced mallocs are not leaks', async () => {
+  const child = await startReady(prog, ['-1', '5', '10']);
+  try {
+    const r = await runAttach(['--pid', String(child.pid), '--allocator', 'libc', '--duration', '3s', '--format', 'json']);
+    assert.equal(r.code, 0, r.stderr);
+    const p = parseReport(r).processes.find((x) => x.pid === child.pid);
+    assert.ok(p);
+    const site = p.sites.find((s) => s.label.includes('leaky_malloc'));
+    assert.ok(site, `sites: ${p.sites.map((s) => `${s.label} ${s.count}`).join('; ')}`);
+    assert.equal(site.bytes, site.count * 100);
+    assert.ok(site.count > 10, `leaked blocks: ${site.count}`);
+    assert.equal(site.verdict?.verdict, 'leak');
+    assert.ok(!p.sites.some((s) => s.label.includes('balanced_malloc') && s.count > 1), 'balanced mallocs are freed');
+  } finally {
+    stop(child);
+  }
+});
+
+test('a target that exits mid-trace ends the session cleanly with its exit in the report', async () => {
+  const child = await startReady(prog, ['800', '5', '10']);
+  const t0 = Date.now();
+  const r = await runAttach(['--pid', String(child.pid), '--allocator', profile, '--duration', '120s', '--format', 'json'], { timeoutMs: 150000 });
+  assert.equal(r.code, 0, r.stderr);
+  // the program runs ~4 s; without exit detection attach would run its full 120 s
+  assert.ok(Date.now() - t0 < 60000, 'attach stopped when its only target exited');
+  const p = parseReport(r).processes.find((x) => x.pid === child.pid);
+  assert.ok(p);
+  assert.equal(p.exited, true);
+  assert.equal(p.exitCode, 0);
+});
+
+test('bad input: one line, non-zero exit, no stack trace', async () => {
+  const cases: [string[], RegExp][] = [
+    [['--pid', '999999999'], /--pid must be/],
+    [['--pid', '4194000'], /process 4194000 does not exist/],
+    [['--exe', '/nonexistent/bin'], /no such file/],
+    [['--pid', String(process.pid), '--allocator', 'nosuch'], /unknown allocator "nosuch"/],
+    [['--pid', String(process.pid), '--mode', 'fast'], /--mode must be/],
+    [['--pid', String(process.pid), '--duration', 'soon'], /is not a duration/],
+    [[], /say what to trace/],
+  ];
+  for (const [args, re] of cases) {
+    const r = await runAttach(args);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});

@@ -1,0 +1,77 @@
+// Shared by the attach tests: build our C test programs, start and stop exactly the processes a
+// test started, run `leakscope attach` and parse its JSON report.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { AnalysisResult } from '../../src/analyses/result.js';
+
+export const root = new URL('../..', import.meta.url).pathname;
+export const CLI = join(root, 'test/attach/cli-attach-only.ts');
+
+export function tempDir(tag: string): string {
+  return mkdtempSync(join(tmpdir(), `leakscope-${tag}-`));
+}
+
+/** Builds test/programs/NAME.c like a distribution binary (-O2, no frame pointers). */
+export function buildProgram(name: string, dir: string): string {
+  const out = join(dir, name);
+  const r = spawnSync('cc', ['-O2', '-g', '-fomit-frame-pointer', '-o', out, join(root, 'test/programs', `${name}.c`)], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`cc ${name}: ${r.stderr}`);
+  return out;
+}
+
+/** Starts a program that prints "ready" once set up, and waits for that line. */
+export async function startReady(cmd: string, args: string[]): Promise<ChildProcess> {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'inherit'] });
+  await new Promise<void>((resolve, reject) => {
+    let buf = '';
+    child.stdout!.on('data', (d: Buffer) => {
+      buf += d.toString();
+      if (buf.includes('ready')) resolve();
+    });
+    child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}) before it was ready`)));
+  });
+  return child;
+}
+
+export function stop(child: ChildProcess | undefined): void {
+  if (child && child.exitCode === null && child.pid) {
+    try {
+      process.kill(child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
+export interface CliRun {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs `leakscope attach ARGS` (through tsx) and waits for it. */
+export function runAttach(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 45000);
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? -1, stdout, stderr });
+    });
+  });
+}
+
+export function parseReport(r: CliRun): AnalysisResult {
+  try {
+    return JSON.parse(r.stdout) as AnalysisResult;
+  } catch {
+    throw new Error(`attach did not print a JSON report (exit ${r.code}); stderr:\n${r.stderr}\nstdout:\n${r.stdout.slice(0, 2000)}`);
+  }
+}
