@@ -96,20 +96,22 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
  * leak of 2 KiB a request hides easily in the churn of a busy process's total).
  */
 function processVerdict(total: Verdict, sites: SiteReport[], classes: PoolClassReport[]): Verdict {
-  if (total.verdict === 'leak') return total;
   const leaking: { what: string; v: Verdict; bytes: number }[] = [];
   for (const c of classes) if (c.verdict.verdict === 'leak') leaking.push({ what: `pool class "${c.name}"`, v: c.verdict, bytes: c.verdict.last });
   for (const s of sites) if (s.verdict?.verdict === 'leak') leaking.push({ what: `site ${s.label}`, v: s.verdict, bytes: s.bytes });
-  if (leaking.length === 0) {
+  leaking.sort((a, b) => b.bytes - a.bytes);
+  const worst = leaking[0];
+  const more = leaking.length > 1 ? ` (and ${leaking.length - 1} more leaking ${leaking.length > 2 ? 'entities' : 'entity'})` : '';
+  if (total.verdict === 'leak') {
+    return worst ? { ...total, explanation: `${total.explanation} Most of it: ${worst.what}, ${formatAmount(worst.bytes)}${more}.` } : total;
+  }
+  if (!worst) {
     if (total.verdict === 'steady' || total.verdict === 'bounded') {
       const growing = classes.find((c) => c.verdict.verdict === 'growing');
       if (growing) return { ...total, verdict: 'growing', explanation: `${total.explanation} But pool class "${growing.name}" is growing: ${growing.verdict.explanation}` };
     }
     return total;
   }
-  leaking.sort((a, b) => b.bytes - a.bytes);
-  const worst = leaking[0]!;
-  const more = leaking.length > 1 ? ` (and ${leaking.length - 1} more leaking ${leaking.length > 2 ? 'entities' : 'entity'})` : '';
   return {
     ...total,
     verdict: 'leak',

@@ -36,6 +36,8 @@ export interface GrowthOptions {
 export const VERDICT_POINTS = 128;
 const MIN_TREND_POINTS = 8;
 const ALPHA = 0.05;
+/** A leak keeps at least this fraction of its rise in its floor near the end. */
+const RETAINED = 0.25;
 /** Growth that stopped before this fraction of the window, followed by a long run of changes, is a plateau. */
 const PLATEAU_BY = 0.3;
 
@@ -81,12 +83,13 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   for (let i = n - ql; i < n; i++) lateLo = Math.min(lateLo, lo[i]!);
   const rise = peak - earlyLo;
 
-  // Where the series last reached a new high (by more than 1% of its rise).
+  // Where the series last reached a new high (by more than 0.5% of its rise: churn at the top
+  // soon stops beating its own maximum by that much, while a ramp of <= 128 points climbs >= 0.8% a step).
   let runMax = hi[0]!;
   let lastGrowthX = x[0]!;
   let lastGrowthIdx = 0;
   for (let i = 1; i < n; i++) {
-    if (hi[i]! > runMax + 0.01 * rise) {
+    if (hi[i]! > runMax + 0.005 * rise) {
       lastGrowthX = x[i]!;
       lastGrowthIdx = i;
     }
@@ -107,12 +110,15 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
       : `no meaningful growth: ${n} changes between ${fmt(earlyLo)} and ${fmt(peak)}, the highs no higher than at the start`;
     return { ...base, verdict: 'steady', explanation: `${cap(why)}.` };
   }
-  const released = last - earlyLo < 0.5 * rise;
+  // Released: it ends well below its peak and its floor came back down near where it started
+  // (noise alone can end a leaking series low; it cannot bring its floor back down).
+  const floorRise = lateLo - earlyLo;
+  const released = last - earlyLo < 0.5 * rise && floorRise < RETAINED * rise;
   if (released) {
     return { ...base, verdict: 'bounded', explanation: `Grew from ${fmt(earlyLo)} to a peak of ${fmt(peak)}, then was released to ${fmt(last)}.` };
   }
   const significant = n >= MIN_TREND_POINTS && mk.p < ALPHA && mk.s > 0;
-  const retained = lateLo - earlyLo >= 0.5 * rise;
+  const retained = floorRise >= RETAINED * rise;
   const changesAfter = n - 1 - lastGrowthIdx;
   const plateau = lastGrowthAt < PLATEAU_BY && changesAfter >= Math.max(MIN_TREND_POINTS, n / 4);
   const rate = slopeWords(slope, opts);

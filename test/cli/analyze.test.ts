@@ -1,0 +1,91 @@
+// `leakscope analyze` end to end: the real CLI on real and generated inputs.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { TraceWriter } from '../../src/trace/writer.js';
+import { StackInterner } from '../../src/model/stacks.js';
+import { frame } from '../../src/model/events.js';
+import type { AnalysisResult } from '../../src/analyses/result.js';
+
+const root = fileURLToPath(new URL('../..', import.meta.url));
+const fixture = (name: string) => join(root, 'test/fixtures', name);
+const dir = mkdtempSync(join(tmpdir(), 'ls-analyze-'));
+
+function cli(...args: string[]) {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' } });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+test('text report on an APR log: event clock said, verdicts in words, fits 100 columns', () => {
+  const r = cli(fixture('apr-pool-debug.httpd-1child.log.gz'));
+  assert.equal(r.code, 0, r.err);
+  assert.match(r.out, /Clock: event sequence — times and ages count events, not seconds\./);
+  assert.match(r.out, /=== Process 3160 \(parent 3156\)/);
+  assert.match(r.out, /Verdict: LEAK/);
+  assert.match(r.out, /pchild: Grew steadily/);
+  assert.match(r.out, /Fed by\s+mod_leaky\.c:25/);
+  assert.match(r.out, /=== Process 3156[^\n]*\nVerdict: STEADY/);
+  for (const line of r.out.split('\n')) assert.ok([...line].length <= 100, `too wide: ${line}`);
+});
+
+test('JSON report is the AnalysisResult; --pid and --top apply', () => {
+  const r = cli(fixture('nginx-debug.1worker.log.gz'), '--format', 'json', '--top', '1', '--pid', '3643');
+  assert.equal(r.code, 0, r.err);
+  const j = JSON.parse(r.out) as AnalysisResult;
+  assert.equal(j.tool, 'leakscope');
+  assert.equal(j.version, 1);
+  assert.equal(j.clock, 'ns');
+  assert.equal(j.estimated, false);
+  assert.equal(j.processes.length, 1);
+  const p = j.processes[0]!;
+  assert.equal(p.pid, 3643);
+  assert.equal(p.sites.length, 1);
+  assert.equal(p.sites[0]!.label, 'GET /scratch');
+  assert.equal(p.sites[0]!.count, 30);
+  assert.equal(p.sites[0]!.verdict!.verdict, 'leak');
+  assert.ok(p.series.total.x.length > 0 && p.series.total.x.length <= 256);
+});
+
+test('a sampled .lstrace: the report says figures are estimates', async () => {
+  const path = join(dir, 'sampled.lstrace');
+  const w = TraceWriter.create(path, { format: 1, clock: 'ns', source: 'recorder', command: 'srv', sampleBytes: 4096 });
+  const st = new StackInterner(w, 42);
+  const leak = st.stackId([frame({ fn: 'malloc' }), frame({ fn: 'remember_session', file: 'srv.c', line: 10 }), frame({ fn: 'main' })]);
+  w.event({ kind: 'process', pid: 42, t: 0, ppid: 1, command: 'srv --port 1', exe: '/srv' });
+  for (let i = 0; i < 500; i++) w.event({ kind: 'alloc', pid: 42, t: (i + 1) * 1e7, tid: 42, addr: 0x10000 + i * 64, size: 512, stack: leak });
+  await w.close();
+  const text = cli(path);
+  assert.equal(text.code, 0, text.err);
+  assert.match(text.out, /Sampled trace: counts and bytes are unbiased estimates/);
+  assert.match(text.out, /remember_session \(srv\.c:10\)/);
+  const j = JSON.parse(cli(path, '--format', 'json').out) as AnalysisResult;
+  assert.equal(j.estimated, true);
+  const w1 = 1 / (1 - Math.exp(-512 / 4096));
+  assert.equal(j.processes[0]!.sites[0]!.count, Math.round(500 * w1));
+  assert.equal(j.processes[0]!.verdict.verdict, 'leak');
+});
+
+test('bad options and inputs: one line, non-zero exit, no stack trace', () => {
+  const garbage = join(dir, 'garbage.bin');
+  writeFileSync(garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) & 0xff)));
+  const cases: [string[], RegExp][] = [
+    [[fixture('nginx-debug.1worker.log.gz'), '--top', 'x'], /--top must be a positive whole number, not "x"/],
+    [[fixture('nginx-debug.1worker.log.gz'), '--min-age', '5q'], /--min-age "5q": expected a duration/],
+    [[fixture('nginx-debug.1worker.log.gz'), '--format', 'xml'], /--format must be text or json/],
+    [[fixture('nginx-debug.1worker.log.gz'), '--suppress', join(dir, 'none.txt')], /no such suppression file/],
+    [[fixture('nginx-debug.1worker.log.gz'), '--pid', '99999'], /no process 99999/],
+    [[join(dir, 'missing.lstrace')], /no such file/],
+    [[garbage], /garbage\.bin/],
+  ];
+  for (const [args, re] of cases) {
+    const r = cli(...args);
+    assert.notEqual(r.code, 0, args.join(' '));
+    assert.match(r.err, re);
+    assert.equal(r.err.trim().split('\n').length, 1, r.err);
+    assert.doesNotMatch(r.err, /\n\s+at /);
+  }
+});
