@@ -300,6 +300,15 @@ static void rec_exit(int code) {
   lk_end(b);
 }
 
+// Stops recording, writes out every thread's records, then EXIT as the process's last chunk
+// (readers fold chunks in file order, so nothing of this process may follow it).
+static void finish(int code, int wait_ms) {
+  lk_state = 3;
+  lk_flush_all(wait_ms);
+  rec_exit(code);
+  if (lk_ts.buf) lk_flush_all(wait_ms);
+}
+
 // --- the process record -------------------------------------------------------------------
 
 static size_t read_file(const char *path, char *out, size_t cap) {
@@ -428,11 +437,7 @@ static void on_snapshot(int sig) {
 
 static void on_fatal(int sig, siginfo_t *si, void *uc) {
   lk_ts.guard++;
-  if (lk_state == 2) {
-    rec_exit(128 + sig);
-    lk_flush_all(20);
-    lk_state = 3;
-  }
+  if (lk_state == 2) finish(128 + sig, 20);
   sigaction(sig, &g_old_act[sig], NULL);
   if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) return;  // re-faults
   raise(sig);
@@ -467,6 +472,10 @@ static void rec_rss(void) {
   if (sscanf(s, "%llu %llu", &size, &rss) != 2) return;
   lk_buf *b = lk_begin(32);
   if (!b) return;
+  if (lk_state != 2) {  // the process is exiting: its EXIT record must stay its last
+    lk_end(b);
+    return;
+  }
   lk_ev(b, R_RSS, lk_now());
   lk_var(b, rss * (unsigned long long)sysconf(_SC_PAGESIZE));
   lk_end(b);
@@ -567,9 +576,7 @@ static void fork_child(void) {
 static void on_exit_code(int code, void *arg) {
   if (lk_state != 2) return;
   lk_ts.guard++;
-  rec_exit(code);
-  lk_flush_all(100);
-  lk_state = 3;
+  finish(code, 100);
   lk_ts.guard--;
 }
 
