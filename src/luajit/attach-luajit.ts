@@ -5,7 +5,7 @@
 // reallocation and free with the Lua stack of the running lua_State. Here the records become
 // model events: alloc / realloc / free with interned Lua stacks, one scope per pid.
 
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { StackInterner } from '../model/stacks.js';
@@ -16,7 +16,6 @@ import { ProtoCache } from './protos.js';
 import { LjOp, RecordParser, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
 import { TraceResolver } from './traces.js';
-import { LJ_F_TRACE } from './records.js';
 
 export interface AttachLuajitOptions {
   pids: number[];
@@ -69,48 +68,10 @@ export class LuajitEventConverter {
   private readonly stackCache = new Map<string, number>();
   readonly protos = new ProtoCache();
   readonly traces = new TraceResolver(this.protos);
-  /** Per pid: address of jit_State.trace once found, or the number of failed searches. */
-  private readonly jtrace = new Map<number, { addr?: number; tries: number }>();
   events = 0;
 
-  /**
-   * @param onTraceArray called once per pid when jit_State.trace is found, so the tracer can
-   *   report the running trace's machine code offset (exact lines for compiled code).
-   */
-  constructor(
-    private readonly sink: EventSink,
-    private readonly startMonoNs: number,
-    private readonly onTraceArray?: (pid: number, addr: number) => void,
-  ) {
+  constructor(private readonly sink: EventSink, private readonly startMonoNs: number) {
     this.interner = new StackInterner(sink);
-  }
-
-  /** At discovery: look for jit_State.trace through the first traces, if any exist yet. */
-  stateFound(pid: number, g: number): void {
-    const j = this.jtrace.get(pid) ?? { tries: 0 };
-    this.jtrace.set(pid, j);
-    for (let traceno = 1; traceno <= 4 && j.addr === undefined; traceno++) {
-      const addr = this.traces.findTraceArray(pid, g, traceno);
-      if (addr !== undefined) {
-        j.addr = addr;
-        this.onTraceArray?.(pid, addr);
-      }
-    }
-  }
-
-  private learnTraces(r: LjRecord): void {
-    let j = this.jtrace.get(r.pid);
-    if (!j) {
-      j = { tries: 0 };
-      this.jtrace.set(r.pid, j);
-    }
-    if (j.addr !== undefined || j.tries >= 8 || !r.g) return;
-    j.tries++;
-    const addr = this.traces.findTraceArray(r.pid, r.g, r.vmstate);
-    if (addr !== undefined) {
-      j.addr = addr;
-      this.onTraceArray?.(r.pid, addr);
-    }
   }
 
   private emit(e: Event): void {
@@ -119,7 +80,6 @@ export class LuajitEventConverter {
   }
 
   private stack(r: LjRecord): number {
-    if (r.flags & LJ_F_TRACE && r.mcofs < 0) this.learnTraces(r);
     let key = `${r.pid}|${r.flags}|${r.flags & 4 ? r.vmstate : 0}|${r.trace}:${r.mcofs}`;
     for (const f of r.frames) key += `|${f.kind}:${f.ptr}:${f.pos}`;
     let id = this.stackCache.get(key);
@@ -145,7 +105,6 @@ export class LuajitEventConverter {
   processGone(pid: number): void {
     this.protos.drop(pid);
     this.traces.drop(pid);
-    this.jtrace.delete(pid);
     for (const k of this.stackCache.keys()) if (k.startsWith(`${pid}|`)) this.stackCache.delete(k);
   }
 }
@@ -166,10 +125,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     command: `attach --allocator luajit --pid ${pids.join(',')}`,
     hostname: hostname(),
   });
-  let child: ChildProcessWithoutNullStreams | undefined;
-  const conv = new LuajitEventConverter(writer, Number(startMono), (pid, addr) => {
-    child?.stdin?.write(`jtrace ${pid} ${addr.toString(16)}\n`);
-  });
+  const conv = new LuajitEventConverter(writer, Number(startMono));
   for (const pid of pids) {
     const p = procInfo(pid);
     writer.event({ kind: 'process', pid, t: 0, ppid: p.ppid, command: p.command, exe: p.exe });
@@ -177,13 +133,11 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
 
   const args = pids.flatMap((p) => ['--pid', String(p)]);
   args.push('--duration-ms', String(Math.max(0, Math.floor(opts.durationMs))));
-  child = spawn(LUAJIT_TRACER, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  child.stdin.on('error', () => { /* the tracer exited: nothing more to tell it */ });
+  const proc = spawn(LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
   let fatal = '';
   const parser = new RecordParser((r) => conv.record(r));
-  const proc = child;
   proc.stdout.on('data', (c: Buffer) => parser.push(c));
   let errBuf = '';
   const onLine = (line: string) => {
@@ -196,7 +150,6 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
       return;
     }
     if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
-    else if (m.event === 'state' && m.pid && m.g) conv.stateFound(m.pid, parseInt(m.g, 16));
     else if (m.event === 'error') fatal = m.message ?? 'error';
     else if (m.event === 'done') {
       lost = m.lost ?? 0;

@@ -11,8 +11,6 @@ const GCT_PROTO = 7;
 const T_HDR = 120;
 const SNAP_SIZE = 12;
 const MAX_SNAPS = 65536;
-/** How far below global_State the search for jit_State.trace goes (GG_State: g, then J). */
-const JIT_SCAN_BYTES = 16384;
 const PROTO_SCAN_BYTES = 64 * 1024;
 
 export interface TracePc {
@@ -23,10 +21,6 @@ export interface TracePc {
 
 function u64(b: Buffer, o: number): number {
   return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
-}
-
-function plausiblePtr(v: number): boolean {
-  return v > 0x10000 && v < 0x800000000000 && v % 8 === 0;
 }
 
 export class TraceResolver {
@@ -43,28 +37,6 @@ export class TraceResolver {
       this.mems.set(pid, m);
     }
     return m;
-  }
-
-  /**
-   * Address of jit_State.trace (the GCtrace* array) in a process: the field after
-   * global_State whose [traceno] entry is a GCtrace with that number.
-   */
-  findTraceArray(pid: number, g: number, traceno: number): number | undefined {
-    if (traceno <= 0 || traceno > 65535) return undefined;
-    const m = this.mem(pid);
-    const region = m.read(g, JIT_SCAN_BYTES);
-    if (!region) return undefined;
-    for (let off = 0; off + 8 <= region.length; off += 8) {
-      const arr = u64(region, off);
-      if (!plausiblePtr(arr)) continue;
-      const te = m.read(arr + 8 * traceno, 8);
-      if (!te) continue;
-      const T = u64(te, 0);
-      if (!plausiblePtr(T)) continue;
-      const th = m.read(T, T_HDR);
-      if (th && th[9] === GCT_TRACE && th.readUInt16LE(104) === traceno) return g + off;
-    }
-    return undefined;
   }
 
   /** The bytecode a trace was at when its machine code called out at `mcofs`. */

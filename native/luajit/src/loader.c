@@ -43,6 +43,9 @@ struct target {
   int ndisc;
   struct bpf_link *enter, *exit;
   int found, gone;
+  int memfd;                      /* /proc/PID/mem, opened on first use */
+  unsigned long long g, jtrace;   /* global_State; address of jit_State.trace once found */
+  unsigned long long jtrace_try;  /* ms of the last search */
 };
 
 static struct target T[MAX_PIDS];
@@ -180,6 +183,58 @@ static struct target *target_of(int pid) {
 }
 
 static struct lj_alloc_bpf *skel;
+static unsigned long long now_ms(void);
+
+static int readmem(struct target *t, unsigned long long addr, void *buf, size_t len) {
+  if (t->memfd <= 0) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/mem", t->pid);
+    t->memfd = open(p, O_RDONLY | O_CLOEXEC);
+    if (t->memfd < 0) { t->memfd = -1; return -1; }
+  }
+  return pread(t->memfd, buf, len, (off_t)addr) == (ssize_t)len ? 0 : -1;
+}
+
+static int plausible(unsigned long long v) { return v > 0x10000 && v < 0x800000000000ULL && !(v & 7); }
+
+/* 1: arr[n] is GCtrace number n; 2: a trace of another number; 0: anything else. */
+static int trace_at(struct target *t, unsigned long long arr, unsigned n) {
+  unsigned long long T = 0;
+  unsigned char h[120];
+  if (readmem(t, arr + 8ULL * n, &T, 8) || !plausible(T) || readmem(t, T, h, sizeof h)) return 0;
+  if (h[9] != 9) return 0; /* ~LJ_TTRACE */
+  unsigned short no;
+  memcpy(&no, h + 104, 2);
+  return no == n ? 1 : 2;
+}
+
+/* jit_State follows global_State in GG_State; its `trace` field is the GCtrace* array. Found
+ * by content (the slot of trace N holds trace N, and no trace sits in another's slot), so no
+ * jit_State layout is assumed. The BPF side uses it to find the running trace's machine code. */
+static void find_trace_array(struct target *t, unsigned traceno) {
+  static unsigned long long region[2048];
+  if (t->jtrace || !t->g || traceno == 0 || traceno > 65535) return;
+  if (readmem(t, t->g, region, sizeof region)) return;
+  for (unsigned i = 0; i < 2048; i++) {
+    unsigned long long arr = region[i];
+    if (!plausible(arr) || trace_at(t, arr, traceno) != 1) continue;
+    int others = 0, ok = 1;
+    for (unsigned k = 1; k <= 16 && ok; k++) {
+      if (k == traceno) continue;
+      int v = trace_at(t, arr, k);
+      if (v == 1) others++;
+      else if (v == 2) ok = 0;
+    }
+    if (!ok || !others) continue;
+    t->jtrace = t->g + 8ULL * i;
+    uint32_t key = (uint32_t)t->pid;
+    uint64_t val = t->jtrace;
+    bpf_map_update_elem(bpf_map__fd(skel->maps.jtrace), &key, &val, BPF_ANY);
+    fprintf(stderr, "{\"event\":\"jit\",\"pid\":%d,\"trace_array\":\"0x%llx\"}\n", t->pid, t->jtrace);
+    fflush(stderr);
+    return;
+  }
+}
 
 static void on_discover(const struct lj_event *e) {
   struct target *t = target_of((int)e->pid);
@@ -208,6 +263,8 @@ static void on_discover(const struct lj_event *e) {
     return;
   }
   t->found = 1;
+  t->g = g;
+  for (unsigned n = 1; n <= 4 && !t->jtrace; n++) find_trace_array(t, n);
   for (int i = 0; i < t->ndisc; i++) { bpf_link__destroy(t->disc[i]); t->disc[i] = NULL; }
   t->ndisc = 0;
   fprintf(stderr, "{\"event\":\"state\",\"pid\":%d,\"L\":\"0x%llx\",\"g\":\"0x%llx\",\"allocf\":\"0x%llx\",\"allocd\":\"0x%llx\",\"offset\":%llu,\"module\":",
@@ -222,6 +279,14 @@ static int on_record(void *ctx, void *data, size_t size) {
   const struct lj_event *e = data;
   if (size < LJ_EVENT_HDR) return 0;
   if (e->op == LJ_OP_DISCOVER) { on_discover(e); return 0; }
+  if ((e->flags & LJ_F_TRACE) && !e->trace && e->vmstate > 0) {
+    struct target *t = target_of((int)e->pid);
+    unsigned long long now = now_ms();
+    if (t && !t->jtrace && now - t->jtrace_try >= 250) {
+      t->jtrace_try = now;
+      find_trace_array(t, (unsigned)e->vmstate);
+    }
+  }
   uint32_t len = (uint32_t)size;
   fwrite(&len, 4, 1, out);
   fwrite(data, 1, size, out);
@@ -232,31 +297,6 @@ static int on_record(void *ctx, void *data, size_t size) {
 static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt, va_list ap) {
   if (lvl == LIBBPF_WARN && getenv("LSTRACE_LUAJIT_DEBUG")) return vfprintf(stderr, fmt, ap);
   return 0;
-}
-
-/* Commands on stdin, one per line: "jtrace PID ADDR" gives the address of jit_State.trace
- * of a process (user space finds it by reading the process's memory). */
-static void read_commands(void) {
-  static char buf[4096];
-  static size_t len;
-  ssize_t n = read(0, buf + len, sizeof buf - 1 - len);
-  if (n <= 0) return;
-  len += (size_t)n;
-  buf[len] = 0;
-  char *start = buf, *nl;
-  while ((nl = strchr(start, '\n')) != NULL) {
-    *nl = 0;
-    unsigned int pid = 0;
-    unsigned long long addr = 0;
-    if (sscanf(start, "jtrace %u %llx", &pid, &addr) == 2 && addr) {
-      uint64_t v = addr;
-      bpf_map_update_elem(bpf_map__fd(skel->maps.jtrace), &pid, &v, BPF_ANY);
-    }
-    start = nl + 1;
-  }
-  len -= (size_t)(start - buf);
-  memmove(buf, start, len);
-  if (len >= sizeof buf - 1) len = 0;
 }
 
 static unsigned long long now_ms(void) {
@@ -325,12 +365,10 @@ int main(int argc, char **argv) {
   fflush(stderr);
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), on_record, NULL, NULL);
   if (!rb) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot open the ring buffer\"}\n"); return 1; }
-  fcntl(0, F_SETFL, fcntl(0, F_GETFL) | O_NONBLOCK);
   unsigned long long start = now_ms(), lastcheck = start;
   while (!stop && live > 0) {
     int r = ring_buffer__poll(rb, 100);
     if (r < 0 && r != -EINTR) break;
-    read_commands();
     unsigned long long now = now_ms();
     if (duration >= 0 && now - start >= (unsigned long long)duration) break;
     if (now - lastcheck >= 500) {
