@@ -12,6 +12,7 @@ export type KernelRecord =
   | { type: 'brk'; ns: bigint; pid: number; addr: number }
   | { type: 'shm'; ns: bigint; pid: number; op: 'get' | 'attach' | 'detach' | 'remove'; id: number; addr: number; size: number }
   | { type: 'fault-interval'; ns: bigint }
+  /** Running total of a process's user page faults since tracing began. */
   | { type: 'faults'; pid: number; count: number }
   | { type: 'oom'; ns: bigint; pid: number; rssKb: number }
   | { type: 'reclaim'; ns: bigint; pid: number; stallNs: number; reclaimed: number }

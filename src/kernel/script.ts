@@ -46,7 +46,8 @@ export function kernelScript(o: ScriptOptions): string {
   lines.push('tracepoint:syscalls:sys_exit_shmctl /@ic[tid]/ { if (args->ret == 0) { printf("SR %llu %d %ld\\n", nsecs, pid, @ci[tid]); } delete(@ic[tid]); delete(@ci[tid]); }');
   if (o.faults) {
     lines.push('tracepoint:exceptions:page_fault_user /@t[pid]/ { @pf[pid] = count(); }');
-    lines.push(`interval:ms:${Math.max(10, Math.floor(o.faultIntervalMs))} { printf("I %llu\\n", nsecs); print(@pf); clear(@pf); }`);
+    // Running totals (never cleared while tracing: a clear would race with the print).
+    lines.push(`interval:ms:${Math.max(10, Math.floor(o.faultIntervalMs))} { printf("I %llu\\n", nsecs); print(@pf); }`);
   }
   if (o.machine) {
     lines.push('tracepoint:oom:mark_victim { printf("O %llu %d %lu\\n", nsecs, args->pid, args->anon_rss + args->file_rss + args->shmem_rss); }');
@@ -60,6 +61,7 @@ export function kernelScript(o: ScriptOptions): string {
   const maps = ['ready', 't', 'ml', 'mp', 'mf', 'in', 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
   if (o.faults) maps.push('pf');
   if (o.machine) maps.push('rb');
-  lines.push(`END { ${maps.map((m) => `clear(@${m});`).join(' ')} }`);
+  const last = o.faults ? 'printf("I %llu\\n", nsecs); print(@pf); ' : '';
+  lines.push(`END { ${last}${maps.map((m) => `clear(@${m});`).join(' ')} }`);
   return lines.join('\n') + '\n';
 }

@@ -116,6 +116,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
   let rssTimer: NodeJS.Timeout | undefined;
 
   let faultT = 0;
+  const faultTotals = new Map<number, number>();
   const handle = (r: KernelRecord) => {
     switch (r.type) {
       case 'ready':
@@ -161,9 +162,13 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       case 'fault-interval':
         faultT = traceTime(r.ns, start);
         return;
-      case 'faults':
-        emit({ kind: 'kernel', pid: r.pid, t: faultT, what: 'page-faults', value: r.count });
+      case 'faults': {
+        // bpftrace prints running totals; the event holds the faults since the last report
+        const delta = r.count - (faultTotals.get(r.pid) ?? 0);
+        faultTotals.set(r.pid, r.count);
+        if (delta > 0) emit({ kind: 'kernel', pid: r.pid, t: faultT, what: 'page-faults', value: delta });
         return;
+      }
       case 'oom':
         emit({ kind: 'kernel', pid: r.pid, t: traceTime(r.ns, start), what: 'oom-kill', value: r.rssKb * 1024 });
         return;

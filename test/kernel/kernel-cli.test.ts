@@ -34,6 +34,7 @@ test('leakscope kernel --pid writes the events to a trace', async (t) => {
   });
   run.go();
   await run.step('child');
+  await new Promise((r) => setTimeout(r, 400)); // a few RSS samples of the full 64 MiB
   run.go();
   const code = await new Promise<number | null>((r) => ls.once('exit', (c) => r(c)));
   assert.equal(code, 0, stderr); // stopped by itself once the target exited

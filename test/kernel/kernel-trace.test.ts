@@ -23,6 +23,7 @@ test('mappings, brk, shm, fork/exit, faults and RSS of a traced process', async 
   });
   run.go();
   await run.step('child');
+  await new Promise((r) => setTimeout(r, 400)); // a few RSS samples of the full 64 MiB
   run.go();
   assert.equal(await run.exited, 3);
   const stats = await trace.finished; // ends by itself: every target exited
