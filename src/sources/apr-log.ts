@@ -29,25 +29,51 @@ const MAX_SAMPLES = 5;
 
 const enum Act { PALLOC, PCALLOC, CREATE, CREATEU, DESTROY, CLEAR, CLEARED, GLOBAL, LIFE, OWNER, THREAD, HEADER }
 
-/** One parsed line (reused; copied only when it must wait). */
+/** One parsed line. The reused instance decodes its tag and site only when asked (the hot path
+ *  compares bytes instead); lines that must wait are snapshotted with plain strings. */
 interface Rec {
   act: Act;
   pid: number;
   tid: number;
   size: number;
   pool: number;
-  tag: string;
-  site: string;
+  readonly tag: string;
+  readonly site: string;
   parent: number;
   allocs: number;
   total: number;
   clears: number;
 }
 
+class LineRec implements Rec {
+  act = Act.HEADER;
+  pid = 0;
+  tid = 0;
+  size = 0;
+  pool = 0;
+  parent = 0;
+  allocs = 0;
+  total = 0;
+  clears = 0;
+  buf: Buffer = Buffer.alloc(0);
+  tagS = 0;
+  tagE = 0;
+  siteS = 0;
+  siteE = 0;
+  get tag(): string { return this.buf.toString('utf8', this.tagS, this.tagE); }
+  get site(): string { return this.buf.toString('latin1', this.siteS, this.siteE); }
+  snapshot(): Rec {
+    return { act: this.act, pid: this.pid, tid: this.tid, size: this.size, pool: this.pool, tag: this.tag, site: this.site,
+      parent: this.parent, allocs: this.allocs, total: this.total, clears: this.clears };
+  }
+}
+
 interface Pool {
   addr: number;
   parent: number;
   tag: string;
+  /** The tag's bytes as last logged, to notice a change without decoding every line. */
+  tagBytes?: Buffer;
   size: number;
   live: boolean;
   /** Lines seen before the pool's CREATE line (parent still 0x0). */
@@ -63,11 +89,14 @@ interface Proc {
   /** parent address → live child addresses (kept even when the parent itself was never seen). */
   children: Map<number, Set<number>>;
   siteStacks: Map<string, number>;
+  /** Site bytes → stack id, by hash (the hot path). */
+  siteByHash: Map<number, { bytes: Buffer; id: number }>;
   /** Destroy/clear operations whose own CLEARED line has not come yet. */
   ops: { addr: number; site: string }[];
 }
 
-export function parseAprLine(buf: Buffer, start: number, end: number, r: Rec): boolean {
+export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec): boolean {
+  r.buf = buf;
   let p = start + PREFIX.length;
   // [PID/TID]
   let pid = 0;
@@ -114,8 +143,8 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: Rec): b
     p = hexEnd;
     const lt = buf.indexOf(60, p);
     const gt = lt < 0 || lt >= end ? -1 : buf.lastIndexOf(62, end - 1);
-    r.site = gt > lt ? buf.toString('latin1', lt + 1, gt) : '';
-    r.size = 0; r.parent = 0; r.tag = ''; r.allocs = r.total = r.clears = 0;
+    if (gt > lt) { r.siteS = lt + 1; r.siteE = gt; } else r.siteS = r.siteE = 0;
+    r.size = 0; r.parent = 0; r.tagS = r.tagE = 0; r.allocs = r.total = r.clears = 0;
     return true;
   }
   // (SIZE/POOL SIZE/TOTAL SIZE)
@@ -145,16 +174,16 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: Rec): b
   let q = open + 1;
   let n = 0;
   let k = 0;
-  const tri = [0, 0, 0];
+  let t0 = 0;
+  let t1 = 0;
   for (; q < e - 1; q++) {
     const c = buf[q]!;
-    if (c === 47) { if (k < 2) tri[k++] = n; n = 0; }
+    if (c === 47) { if (k === 0) t0 = n; else t1 = n; k++; n = 0; }
     else if (c >= 48 && c <= 57) n = n * 10 + c - 48;
     else return false;
   }
   if (k !== 2) return false;
-  tri[2] = n;
-  r.allocs = tri[0]!; r.total = tri[1]!; r.clears = tri[2]!;
+  r.allocs = t0; r.total = t1; r.clears = n;
   let s = open - 1;
   while (s > p && buf[s] === 32) s--;
   // parent hex ends at s
@@ -170,11 +199,13 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: Rec): b
   if (buf[g] !== 62) return false;
   const lt = buf.lastIndexOf(60, g);
   if (lt < p) return false;
-  r.site = buf.toString('latin1', lt + 1, g);
+  r.siteS = lt + 1;
+  r.siteE = g;
   let qe = lt - 1;
   while (qe > p && buf[qe] === 32) qe--;
   if (buf[qe] !== 34 || buf[p] !== 34 || qe <= p) return false;
-  r.tag = buf.toString('utf8', p + 1, qe);
+  r.tagS = p + 1;
+  r.tagE = qe;
   return true;
 }
 
@@ -198,8 +229,17 @@ function parseHexAt(buf: Buffer, p: number, end: number): number {
   return v;
 }
 
-function newRec(): Rec {
-  return { act: Act.HEADER, pid: 0, tid: 0, size: 0, pool: 0, tag: '', site: '', parent: 0, allocs: 0, total: 0, clears: 0 };
+/** FNV-1a of a byte range (for byte-keyed caches). */
+function hashBytes(buf: Buffer, s: number, e: number): number {
+  let h = 0x811c9dc5;
+  for (let i = s; i < e; i++) h = Math.imul(h ^ buf[i]!, 0x01000193);
+  return h >>> 0;
+}
+
+function sameBytes(a: Buffer, buf: Buffer, s: number, e: number): boolean {
+  if (a.length !== e - s) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== buf[s + i]) return false;
+  return true;
 }
 
 /** Turns parsed lines into events; one instance per input. */
@@ -212,7 +252,7 @@ export class AprLogDecoder {
   skipped = 0;
   private threadLines = 0;
   private firstThread = '';
-  private readonly rec = newRec();
+  private readonly rec = new LineRec();
 
   constructor(private readonly sink: EventSink) {
     this.interner = new StackInterner(sink);
@@ -243,7 +283,7 @@ export class AprLogDecoder {
   private proc(pid: number): Proc {
     let p = this.procs.get(pid);
     if (!p) {
-      p = { pid, t: 0, announced: false, lastLine: 0, pools: new Map(), children: new Map(), siteStacks: new Map(), ops: [] };
+      p = { pid, t: 0, announced: false, lastLine: 0, pools: new Map(), children: new Map(), siteStacks: new Map(), siteByHash: new Map(), ops: [] };
       this.procs.set(pid, p);
     }
     return p;
@@ -281,6 +321,16 @@ export class AprLogDecoder {
       }
       pr.siteStacks.set(site, id);
     }
+    return id;
+  }
+
+  /** The stack of the current line's site, without decoding it when seen before. */
+  private lineSiteStack(pr: Proc, r: LineRec): number {
+    const h = hashBytes(r.buf, r.siteS, r.siteE);
+    const hit = pr.siteByHash.get(h);
+    if (hit && sameBytes(hit.bytes, r.buf, r.siteS, r.siteE)) return hit.id;
+    const id = this.siteStack(pr, r.site);
+    pr.siteByHash.set(h, { bytes: Buffer.from(r.buf.subarray(r.siteS, r.siteE)), id });
     return id;
   }
 
@@ -386,7 +436,7 @@ export class AprLogDecoder {
     let pool = pr.pools.get(r.pool);
     if (!pool || !pool.live) {
       if (r.parent === 0 && r.total <= MAX_PENDING && r.clears === 0) {
-        pool = { addr: r.pool, parent: 0, tag: r.tag, size: 0, live: true, pending: [{ ...r }] };
+        pool = { addr: r.pool, parent: 0, tag: r.tag, size: 0, live: true, pending: [(r as LineRec).snapshot()] };
         pr.pools.set(r.pool, pool);
         return;
       }
@@ -394,13 +444,17 @@ export class AprLogDecoder {
       return;
     }
     if (pool.pending) {
-      if (pool.pending.length < MAX_PENDING && r.parent === 0) { pool.pending.push({ ...r }); return; }
+      if (pool.pending.length < MAX_PENDING && r.parent === 0) { pool.pending.push((r as LineRec).snapshot()); return; }
       this.flushPending(pr, pool, undefined);
     }
     if (!pr.announced) this.announce(pr, r);
-    this.retag(pr, pool, r.tag);
+    const lr = r as LineRec;
+    if (!pool.tagBytes || !sameBytes(pool.tagBytes, lr.buf, lr.tagS, lr.tagE)) {
+      this.retag(pr, pool, lr.tag);
+      pool.tagBytes = Buffer.from(lr.buf.subarray(lr.tagS, lr.tagE));
+    }
     const delta = r.size - pool.size;
-    if (delta >= 0) this.emit({ kind: 'pool-alloc', pid: pr.pid, t: pr.t, tid: r.tid, pool: pool.addr, size: delta, addr: 0, stack: this.siteStack(pr, r.site) });
+    if (delta >= 0) this.emit({ kind: 'pool-alloc', pid: pr.pid, t: pr.t, tid: r.tid, pool: pool.addr, size: delta, addr: 0, stack: this.lineSiteStack(pr, lr) });
     else this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: pool.addr, bytes: r.size });
     pool.size = r.size;
   }
