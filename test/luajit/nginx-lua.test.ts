@@ -1,0 +1,78 @@
+// End to end on what users run: Debian nginx + libnginx-mod-http-lua + libluajit2 (stripped).
+// A handler leaks into a module-level table and makes short-lived garbage; attachLuajit must
+// blame the leaking Lua line, with verdict 'leak', and not the garbage.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { attachLuajit } from '../../src/luajit/attach-luajit.js';
+import { detectLuajit } from '../../src/luajit/detect.js';
+import { curlBatch, GARBAGE_LINE, LEAK_LINE, startLuaServer, type LuaServer } from './nginx-server.js';
+
+let server: LuaServer;
+let dir: string;
+
+before(async () => {
+  server = await startLuaServer(18410, 2);
+  dir = mkdtempSync(join(tmpdir(), 'leakscope-luajit-test-'));
+});
+
+after(async () => {
+  await server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+test('detectLuajit: the stripped Debian LuaJIT in nginx is supported; a process without Lua is not', async () => {
+  const w = await detectLuajit(server.workers[0]!);
+  assert.equal(w.supported, true, w.reason);
+  assert.match(w.module, /libluajit-5\.1\.so/);
+  const self = await detectLuajit(process.pid);
+  assert.equal(self.supported, false);
+  assert.match(self.reason, /Lua C API/);
+  const none = await detectLuajit(0x3ffffff0);
+  assert.equal(none.supported, false);
+});
+
+test('the leaking Lua line is the top growing site with verdict leak; the garbage is not', { timeout: 60_000 }, async () => {
+  // Warm up: JIT traces form, module loaded in every worker.
+  await curlBatch(server.port, 'warm', 300);
+  const out = join(dir, 'nginx-lua.lstrace');
+  const traced = attachLuajit({ pids: server.workers, durationMs: 12_000, out });
+  await new Promise((r) => setTimeout(r, 800));
+  // Steady load for ~10 s: several GC cycles collect the garbage, the table keeps growing.
+  const until = Date.now() + 10_000;
+  let batch = 0;
+  while (Date.now() < until) {
+    await Promise.all([curlBatch(server.port, `b${batch}a`, 150), curlBatch(server.port, `b${batch}b`, 150)]);
+    batch++;
+  }
+  const res = await traced;
+  assert.ok(res.events > 10_000, `only ${res.events} events`);
+  assert.equal(res.lost, 0);
+  assert.ok(res.warnings.some((w) => /lazily/.test(w)));
+
+  const result = await analyzeFiles([out], { top: 50 });
+  const procs = result.processes.filter((p) => server.workers.includes(p.pid));
+  assert.ok(procs.length >= 1);
+  // The busiest worker: where most requests went.
+  const p = procs.sort((a, b) => b.allocated.bytes - a.allocated.bytes)[0]!;
+  const leaking = p.sites.filter((s) => s.verdict?.verdict === 'leak').sort((a, b) => b.bytes - a.bytes);
+  assert.ok(leaking.length > 0, 'no leaking site');
+  const top = leaking[0]!;
+  assert.ok(top.stack[0]!.file.endsWith('leaky.lua'), `top leak site is ${top.label}`);
+  assert.equal(top.stack[0]!.line, LEAK_LINE, `top leak site is ${top.label}`);
+  // The Lua stack goes down to the content_by_lua chunk.
+  assert.ok(top.stack.some((f) => f.file.startsWith('content_by_lua')), top.stack.map((f) => f.file).join(' < '));
+
+  const garbage = p.sites.filter((s) => s.stack[0]?.file.endsWith('leaky.lua') && s.stack[0]?.line === GARBAGE_LINE);
+  assert.ok(garbage.length > 0, 'the garbage line was never seen');
+  for (const g of garbage) {
+    assert.notEqual(g.verdict?.verdict, 'leak', `garbage site ${g.label}: ${g.verdict?.explanation}`);
+    assert.notEqual(g.verdict?.verdict, 'growing', `garbage site ${g.label}: ${g.verdict?.explanation}`);
+    // Collected: what is left is a small part of what was allocated there.
+    assert.ok(g.count < g.allocatedCount / 3, `garbage outstanding ${g.count} of ${g.allocatedCount}`);
+  }
+});
