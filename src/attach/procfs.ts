@@ -35,6 +35,26 @@ export function ppidOf(pid: number): number {
   }
 }
 
+/** When the process started, in clock ticks since boot (field 22 of /proc/PID/stat). */
+export function startTicks(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[19]) || 0;
+  } catch {
+    return 0;
+  }
+}
+
+/** Now, in the clock ticks of startTicks (USER_HZ is 100 on Linux). */
+export function uptimeTicks(): number {
+  try {
+    return Math.floor(Number(readFileSync('/proc/uptime', 'latin1').split(' ')[0]) * 100);
+  } catch {
+    return 0;
+  }
+}
+
 export function exeOf(pid: number): string | undefined {
   try {
     return readlinkSync(`/proc/${pid}/exe`).replace(/ \(deleted\)$/, '');

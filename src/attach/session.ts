@@ -9,7 +9,7 @@ import { BpfLoader, NOTIFY_EXIT, NOTIFY_FORK, type AggRow, type CallRecord } fro
 import { ModuleTable } from './modules.js';
 import { poolBytes, ProcMem } from './poolwalk.js';
 import type { AllocatorProfile, ValueSource } from './profile.js';
-import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps } from './procfs.js';
+import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
 import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
 
 export interface AttachTarget {
@@ -73,6 +73,8 @@ export class AttachSession {
   private attachQueue: Promise<void> = Promise.resolve();
   private readonly warned = new Set<string>();
   private endResolve!: () => void;
+  /** Clock ticks since boot when the session started: processes started later were forked while traced. */
+  private readonly startTick = uptimeTicks();
   /** Resolves when no target is left and none can come (pid targets exited). */
   readonly ended: Promise<void>;
   readonly stats: SessionStats = { processes: 0, probes: 0, calls: 0, lost: 0, probeErrors: [] };
@@ -141,7 +143,12 @@ export class AttachSession {
       if (pidAlive(target.pid)) want.push(target.pid);
       if (target.children) want.push(...descendants(target.pid));
     }
-    for (const pid of want) if (!this.seen.has(pid)) this.queueAttach(pid, ppidOf(pid));
+    for (const pid of want) {
+      if (this.seen.has(pid)) continue;
+      // a child that existed before attach was not forked in the trace: it starts as a process
+      const forkedWhileTraced = startTicks(pid) > this.startTick;
+      this.queueAttach(pid, forkedWhileTraced ? ppidOf(pid) : 0);
+    }
     await this.attachQueue;
     for (const pid of [...this.procs.keys()]) if (!pidAlive(pid)) this.gone(pid, -1, this.now());
     if (this.procs.size === 0 && target.pid !== undefined && !pidAlive(target.pid)) this.endResolve();

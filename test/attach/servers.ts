@@ -1,0 +1,159 @@
+// Test servers for attach: Debian's nginx and apache2 with our own configs, prefix dirs under
+// os.tmpdir(), ports in 18200-18299. Each runs in the foreground as our child; stop() ends
+// exactly the master we started (which ends its own workers).
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { connect, type Socket } from 'node:net';
+import { join } from 'node:path';
+
+export interface Server {
+  master: ChildProcess;
+  /** The executable the server runs (a private copy for nginx: --exe then traces only ours). */
+  exe: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (Date.now() < end) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect(port, '127.0.0.1');
+      s.once('connect', () => { s.destroy(); resolve(true); });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`nothing listens on port ${port}`);
+}
+
+function stopper(master: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
+  return async () => {
+    if (master.exitCode !== null || master.signalCode !== null || !master.pid) return;
+    const gone = new Promise<void>((r) => master.once('exit', () => r()));
+    process.kill(master.pid, signal);
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+    if (master.exitCode === null && master.signalCode === null) process.kill(master.pid, 'SIGKILL');
+  };
+}
+
+/** Writes the nginx config and a copy of /usr/sbin/nginx into dir; start it with startNginx. */
+export function prepareNginx(dir: string, port: number, workers = 2): { exe: string; conf: string } {
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const exe = join(dir, 'nginx');
+  copyFileSync('/usr/sbin/nginx', exe);
+  const conf = join(dir, 'nginx.conf');
+  const t = (n: string) => join(dir, n);
+  writeFileSync(conf, `daemon off;
+master_process on;
+worker_processes ${workers};
+pid ${t('nginx.pid')};
+error_log ${t('logs/error.log')};
+events { worker_connections 256; }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  client_body_temp_path ${t('cb')}; proxy_temp_path ${t('px')}; fastcgi_temp_path ${t('fc')};
+  uwsgi_temp_path ${t('uw')}; scgi_temp_path ${t('sc')};
+  server {
+    listen 127.0.0.1:${port};
+    location / { return 200 "ok\\n"; }
+  }
+}
+`);
+  return { exe, conf };
+}
+
+export async function startNginx(dir: string, port: number, workers = 2): Promise<Server> {
+  const { exe, conf } = prepareNginx(dir, port, workers);
+  const master = spawn(exe, ['-p', dir, '-c', conf, '-e', join(dir, 'logs/error.log')], { stdio: 'ignore' });
+  await waitForPort(port);
+  return { master, exe, port, stop: stopper(master, 'SIGTERM') };
+}
+
+export async function startApache(dir: string, port: number): Promise<Server> {
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  mkdirSync(join(dir, 'htdocs'), { recursive: true });
+  writeFileSync(join(dir, 'htdocs', 'index.html'), 'ok\n');
+  const conf = join(dir, 'httpd.conf');
+  writeFileSync(conf, `ServerRoot ${dir}
+ServerName localhost
+Listen 127.0.0.1:${port}
+PidFile ${join(dir, 'httpd.pid')}
+ErrorLog ${join(dir, 'logs/error.log')}
+Mutex file:${join(dir, 'logs')}
+LoadModule mpm_prefork_module /usr/lib/apache2/modules/mod_mpm_prefork.so
+LoadModule authz_core_module /usr/lib/apache2/modules/mod_authz_core.so
+LoadModule dir_module /usr/lib/apache2/modules/mod_dir.so
+StartServers 2
+MinSpareServers 2
+MaxSpareServers 2
+MaxRequestWorkers 4
+MaxConnectionsPerChild 0
+KeepAlive On
+KeepAliveTimeout 300
+MaxKeepAliveRequests 0
+DocumentRoot ${join(dir, 'htdocs')}
+<Directory ${join(dir, 'htdocs')}>
+  Require all granted
+</Directory>
+DirectoryIndex index.html
+`);
+  const master = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], { stdio: 'ignore', env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') } });
+  await waitForPort(port);
+  return { master, exe: '/usr/sbin/apache2', port, stop: stopper(master, 'SIGTERM') };
+}
+
+/** Keepalive connections held open, each sending a request now and then. */
+export class HeldConnections {
+  private readonly socks: Socket[] = [];
+  /** Sockets waiting for a response: the next request goes only after it (no pipelining). */
+  private readonly busy = new Set<Socket>();
+  private timer: NodeJS.Timeout | undefined;
+  responses = 0;
+
+  static async open(port: number, n: number): Promise<HeldConnections> {
+    const h = new HeldConnections();
+    for (let i = 0; i < n; i++) {
+      const s = connect(port, '127.0.0.1');
+      await new Promise<void>((resolve, reject) => { s.once('connect', () => resolve()); s.once('error', reject); });
+      s.on('data', (d: Buffer) => {
+        const n = (d.toString().match(/HTTP\/1\.1 200/g) ?? []).length;
+        h.responses += n;
+        if (n > 0) h.busy.delete(s);
+      });
+      s.on('error', () => {});
+      h.socks.push(s);
+    }
+    return h;
+  }
+
+  send(): void {
+    for (const s of this.socks) {
+      if (this.busy.has(s)) continue;
+      this.busy.add(s);
+      s.write('GET / HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    }
+  }
+
+  every(ms: number): void {
+    this.send();
+    this.timer = setInterval(() => this.send(), ms);
+  }
+
+  close(): void {
+    if (this.timer) clearInterval(this.timer);
+    for (const s of this.socks) s.destroy();
+  }
+}
+
+/** `count` requests with curl, each curl run on its own connection. */
+export function curlRequests(port: number, runs: number, perRun: number, path = '/'): void {
+  for (let i = 0; i < runs; i++) {
+    const r = spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}${path}?[1-${perRun}]`]);
+    if (r.status !== 0) throw new Error(`curl failed: ${r.stderr}`);
+  }
+}
