@@ -60,13 +60,13 @@ interface Pool {
   children: Set<number>;
   byAddr: Map<number, Live>;
   /** Allocations without an address, by `stack:bucket`. */
-  agg: Map<string, { stack: number; a: number; bytes: number; count: number }>;
+  agg: Map<number, { stack: number; a: number; bytes: number; count: number }>;
 }
 
 class ProcState {
   live = new Map<number, Live>();
   pools = new Map<number, Pool>();
-  cells = new Map<string, Cell>();
+  cells = new Map<number, Cell>();
   constructor(readonly pid: number) {}
 }
 
@@ -80,7 +80,7 @@ export class WindowSink implements EventSink {
   private arrivals = 0;
 
   constructor(private readonly opts: WindowOptions = {}) {
-    this.max = Math.max(2, opts.buckets ?? 64);
+    this.max = Math.min(1024, Math.max(2, opts.buckets ?? 64));
   }
 
   event(e: Event): void {
@@ -145,7 +145,7 @@ export class WindowSink implements EventSink {
           pool.byAddr.set(e.addr, { size: e.size, stack: e.stack, t: t });
         } else {
           const a = this.bucket(t);
-          const key = `${e.stack}:${a}`;
+          const key = e.stack * this.max + a;
           const g = pool.agg.get(key);
           if (g) {
             g.bytes += e.size;
@@ -237,7 +237,8 @@ export class WindowSink implements EventSink {
 
   private add(p: ProcState, stack: number, a: number, f: number, bytes: number, count: number): void {
     if (f !== NEVER && f < a) f = a; // threads' chunks interleave: a free may carry an earlier time
-    const key = `${stack}:${a}:${f}`;
+    // Numeric keys: (stack, a, f) packed; a < max and -1 <= f < max.
+    const key = (stack * this.max + a) * (this.max + 1) + f + 1;
     const c = p.cells.get(key);
     if (c) {
       c.bytes += bytes;
@@ -277,7 +278,7 @@ export class WindowSink implements EventSink {
         pool.agg = new Map();
         for (const g of agg.values()) {
           const a = Math.floor(g.a / d);
-          const key = `${g.stack}:${a}`;
+          const key = g.stack * this.max + a;
           const h = pool.agg.get(key);
           if (h) {
             h.bytes += g.bytes;
