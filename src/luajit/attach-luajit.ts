@@ -23,6 +23,12 @@ export interface AttachLuajitOptions {
   /** .lstrace path to write. */
   out: string;
   signal?: AbortSignal;
+  /**
+   * After durationMs, how long at most to wait for one full GC cycle per process while frees
+   * are still recorded but new allocations no longer are (default 10 s; 0 = stop at once).
+   * Then what is outstanding was reachable: garbage the lazy GC had not collected is gone.
+   */
+  settleMs?: number;
 }
 
 export interface AttachLuajitResult {
@@ -34,6 +40,8 @@ export interface AttachLuajitResult {
 /** Said with every trace: what outstanding LuaJIT memory means. */
 export const LAZY_GC_NOTE =
   'LuaJIT frees garbage lazily (incremental GC): outstanding bytes include garbage not yet collected; only growth across several GC cycles is a leak.';
+export const SETTLED_NOTE =
+  'LuaJIT frees garbage lazily (incremental GC); after the traced time one full GC cycle ran in each process (new allocations no longer recorded, frees still), so what is outstanding at the end was reachable. Only growth across several GC cycles is a leak.';
 
 interface TracerMessage {
   event: string;
@@ -133,6 +141,10 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
 
   const args = pids.flatMap((p) => ['--pid', String(p)]);
   args.push('--duration-ms', String(Math.max(0, Math.floor(opts.durationMs))));
+  const settleMs = Math.max(0, Math.floor(opts.settleMs ?? 10_000));
+  args.push('--settle-ms', String(settleMs));
+  const settled = new Set<number>();
+  const now = () => Math.max(0, Number(process.hrtime.bigint() - startMono));
   const proc = spawn(LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
@@ -151,6 +163,11 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     }
     if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
     else if (m.event === 'error') fatal = m.message ?? 'error';
+    else if (m.event === 'settling') writer.event({ kind: 'marker', pid: 0, t: now(), label: 'luajit: traced time over, settling (new allocations no longer recorded)' });
+    else if (m.event === 'settled' && m.pid) {
+      settled.add(m.pid);
+      writer.event({ kind: 'marker', pid: m.pid, t: now(), label: 'luajit: a full GC cycle ran, settled' });
+    }
     else if (m.event === 'done') {
       lost = m.lost ?? 0;
       tracerEvents = m.events ?? 0;
@@ -191,6 +208,6 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   if (fatal || (code !== 0 && tracerEvents < 0)) {
     throw new Error(`luajit tracer: ${fatal || `exited with status ${code}`}`);
   }
-  warnings.push(LAZY_GC_NOTE);
+  warnings.push(settleMs > 0 && settled.size > 0 ? SETTLED_NOTE : LAZY_GC_NOTE);
   return { events: conv.events, lost, warnings };
 }

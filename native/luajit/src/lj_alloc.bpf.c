@@ -21,6 +21,8 @@ struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
 /* tgid -> address of jit_State.trace (found by user space), to find the running trace's mcode */
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } jtrace SEC(".maps");
+/* tgid -> 1 while settling: new blocks are no longer recorded, frees and reallocs still are */
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u32); } draining SEC(".maps");
 struct stackbuf { __u64 w[LJ_STACK_WORDS]; };
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct stackbuf); } stackscratch SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 32 << 20); } rb SEC(".maps");
@@ -208,6 +210,8 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   struct inflight a = *in;
   bpf_map_delete_elem(&calls, &id);
   if (!ret) return 0; /* failed: nothing changed */
+  __u32 tgid = id >> 32;
+  if (!a.ptr && bpf_map_lookup_elem(&draining, &tgid)) return 0;
   __u32 k = 0;
   struct lj_event *e = bpf_map_lookup_elem(&scratch, &k);
   if (!e) return 0;

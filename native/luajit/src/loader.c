@@ -46,6 +46,7 @@ struct target {
   int memfd;                      /* /proc/PID/mem, opened on first use */
   unsigned long long g, jtrace;   /* global_State; address of jit_State.trace once found */
   unsigned long long jtrace_try;  /* ms of the last search */
+  int settle;                     /* 0 wait for GC pause, 1 wait for a cycle to start, 2 for it to end, 3 done */
 };
 
 static struct target T[MAX_PIDS];
@@ -183,6 +184,7 @@ static struct target *target_of(int pid) {
 }
 
 static struct lj_alloc_bpf *skel;
+static struct ring_buffer *the_rb;
 static unsigned long long now_ms(void);
 
 static int readmem(struct target *t, unsigned long long addr, void *buf, size_t len) {
@@ -305,8 +307,50 @@ static unsigned long long now_ms(void) {
   return (unsigned long long)ts.tv_sec * 1000ULL + (unsigned long long)ts.tv_nsec / 1000000ULL;
 }
 
+#define LJ_G_GCSTATE 33 /* global_State.gc.state (GCSpause = 0) */
+
+/* After the traced time: stop recording new blocks, keep recording frees, until one full GC
+ * cycle has started and finished in every process. Then every block still outstanding was
+ * reachable when that cycle began: garbage the lazy GC had not collected yet is gone. */
+static void settle(long max_ms) {
+  int fd = bpf_map__fd(skel->maps.draining);
+  for (int i = 0; i < nT; i++) {
+    uint32_t k = (uint32_t)T[i].pid, v = 1;
+    if (T[i].found == 1 && !T[i].gone) bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+    else T[i].settle = 3;
+  }
+  unsigned long long start = now_ms();
+  fprintf(stderr, "{\"event\":\"settling\"}\n");
+  fflush(stderr);
+  for (;;) {
+    int pending = 0;
+    for (int i = 0; i < nT; i++) {
+      struct target *t = &T[i];
+      if (t->settle == 3) continue;
+      unsigned char st = 0;
+      if (readmem(t, t->g + LJ_G_GCSTATE, &st, 1)) { t->settle = 3; continue; }
+      if (t->settle == 0 && st == 0) t->settle = 1;
+      else if (t->settle == 1 && st != 0) t->settle = 2;
+      else if (t->settle == 2 && st == 0) {
+        t->settle = 3;
+        fprintf(stderr, "{\"event\":\"settled\",\"pid\":%d,\"ms\":%llu}\n", t->pid, now_ms() - start);
+        fflush(stderr);
+        continue;
+      }
+      pending++;
+    }
+    if (!pending || stop) break;
+    if (now_ms() - start >= (unsigned long long)max_ms) {
+      for (int i = 0; i < nT; i++) if (T[i].settle != 3)
+        warnj(T[i].pid, "no full GC cycle ran within %ld ms after the traced time (process idle?): outstanding Lua memory still includes garbage not yet collected", max_ms);
+      break;
+    }
+    ring_buffer__poll(the_rb, 2);
+  }
+}
+
 int main(int argc, char **argv) {
-  long duration = -1;
+  long duration = -1, settle_ms = 0;
   int detect = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
@@ -314,8 +358,9 @@ int main(int argc, char **argv) {
       if (pid <= 0 || nT >= MAX_PIDS) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"bad --pid\"}\n"); return 2; }
       T[nT++].pid = pid;
     } else if (!strcmp(argv[i], "--duration-ms") && i + 1 < argc) duration = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--settle-ms") && i + 1 < argc) settle_ms = atol(argv[++i]);
     else if (!strcmp(argv[i], "--detect")) detect = 1;
-    else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit [--detect] --pid PID... [--duration-ms N]\"}\n"); return 2; }
+    else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit [--detect] --pid PID... [--duration-ms N] [--settle-ms N]\"}\n"); return 2; }
   }
   if (!nT) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"no --pid given\"}\n"); return 2; }
   elf_version(EV_CURRENT);
@@ -365,6 +410,7 @@ int main(int argc, char **argv) {
   fflush(stderr);
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), on_record, NULL, NULL);
   if (!rb) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot open the ring buffer\"}\n"); return 1; }
+  the_rb = rb;
   unsigned long long start = now_ms(), lastcheck = start;
   while (!stop && live > 0) {
     int r = ring_buffer__poll(rb, 100);
@@ -385,6 +431,7 @@ int main(int argc, char **argv) {
       }
     }
   }
+  if (settle_ms > 0 && !stop && live > 0) settle(settle_ms);
   /* Detach first, then drain what the probes already wrote. */
   for (int i = 0; i < nT; i++) {
     for (int j = 0; j < T[i].ndisc; j++) bpf_link__destroy(T[i].disc[j]);
