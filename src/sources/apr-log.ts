@@ -93,6 +93,7 @@ interface Proc {
   siteByHash: Map<number, { bytes: Buffer; id: number }>;
   /** Destroy/clear operations whose own CLEARED line has not come yet. */
   ops: { addr: number; site: string }[];
+  lastPool?: Pool;
 }
 
 export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec): boolean {
@@ -156,9 +157,10 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec
   while (p < end && buf[p]! >= 48 && buf[p]! <= 57) { size = size * 10 + buf[p]! - 48; p++; digits++; }
   if (!digits) return false;
   r.size = size;
-  const close = buf.indexOf(41, p);
-  if (close < 0 || close >= end) return false;
-  p = close + 1;
+  // Byte loops rather than indexOf: these spans are short and a native call costs more.
+  while (p < end && buf[p] !== 41) p++;
+  if (p >= end) return false;
+  p++;
   while (p < end && buf[p] === 32) p++;
   const pool = parseHexAt(buf, p, end);
   if (pool < 0) return false;
@@ -169,7 +171,8 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec
   let e = end;
   while (e > p && (buf[e - 1] === 32 || buf[e - 1] === 13)) e--;
   if (buf[e - 1] !== 41) return false;
-  const open = buf.lastIndexOf(40, e - 1);
+  let open = e - 2;
+  while (open >= p && buf[open] !== 40) open--;
   if (open < p) return false;
   let q = open + 1;
   let n = 0;
@@ -197,7 +200,8 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec
   let g = h - 2;
   while (g > p && buf[g] === 32) g--;
   if (buf[g] !== 62) return false;
-  const lt = buf.lastIndexOf(60, g);
+  let lt = g - 1;
+  while (lt >= p && buf[lt] !== 60) lt--;
   if (lt < p) return false;
   r.siteS = lt + 1;
   r.siteE = g;
@@ -253,6 +257,7 @@ export class AprLogDecoder {
   private threadLines = 0;
   private firstThread = '';
   private readonly rec = new LineRec();
+  private lastProc: Proc | undefined;
 
   constructor(private readonly sink: EventSink) {
     this.interner = new StackInterner(sink);
@@ -281,11 +286,13 @@ export class AprLogDecoder {
   }
 
   private proc(pid: number): Proc {
+    if (this.lastProc?.pid === pid) return this.lastProc;
     let p = this.procs.get(pid);
     if (!p) {
       p = { pid, t: 0, announced: false, lastLine: 0, pools: new Map(), children: new Map(), siteStacks: new Map(), siteByHash: new Map(), ops: [] };
       this.procs.set(pid, p);
     }
+    this.lastProc = p;
     return p;
   }
 
@@ -433,7 +440,9 @@ export class AprLogDecoder {
   }
 
   private alloc(pr: Proc, r: Rec): void {
-    let pool = pr.pools.get(r.pool);
+    // Runs of lines on one pool are the common case: a one-entry cache saves the map lookup.
+    let pool = pr.lastPool;
+    if (!pool || pool.addr !== r.pool || !pool.live) pool = pr.pools.get(r.pool);
     if (!pool || !pool.live) {
       if (r.parent === 0 && r.total <= MAX_PENDING && r.clears === 0) {
         pool = { addr: r.pool, parent: 0, tag: r.tag, size: 0, live: true, pending: [(r as LineRec).snapshot()] };
@@ -448,6 +457,7 @@ export class AprLogDecoder {
       this.flushPending(pr, pool, undefined);
     }
     if (!pr.announced) this.announce(pr, r);
+    pr.lastPool = pool;
     const lr = r as LineRec;
     if (!pool.tagBytes || !sameBytes(pool.tagBytes, lr.buf, lr.tagS, lr.tagE)) {
       this.retag(pr, pool, lr.tag);

@@ -1,0 +1,119 @@
+// Text-log throughput: generate an APR pool-debug log of >= 5M lines (httpd-like: a process
+// pool, a connection pool cleared per connection, request pools created and destroyed, a leaking
+// child pool, interleaved non-pool lines), then time, in one run:
+//   - baseline: `grep -c "POOL DEBUG"` over the same file (the floor of reading the text),
+//   - the source alone (parse + events into a counting sink),
+//   - `leakscope analyze` end to end (CLI process: source + engine + analyses + text report).
+// Prints lines/s and the ratios. Target: analyze >= 1M lines/s.
+import { spawnSync } from 'node:child_process';
+import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { once } from 'node:events';
+import { aprLogSource } from '../src/sources/apr-log.js';
+
+const LINES = Number(process.env.LINES ?? 5_200_000);
+const root = new URL('..', import.meta.url).pathname;
+
+function hex(n: number): string {
+  return '0x' + n.toString(16);
+}
+function line(pid: number, act: string, own: number, total: number, pool: number, tag: string, site: string, parent: number, a: number, t: number, c: number): string {
+  return `POOL DEBUG: [${pid}/140113293346688] ${act.padStart(7)} (${String(own).padStart(10)}/${String(own).padStart(10)}/${String(total).padStart(10)}) ${hex(pool)} "${tag}" <${site}> ${hex(parent)} (${a}/${t}/${c}) \n`;
+}
+
+async function generate(path: string): Promise<number> {
+  const out = createWriteStream(path);
+  const pid = 4242;
+  const PCONF = 0x555754c20d50, PCHILD = 0x555754c44960, TX = 0x555754c5c7e0, REQ = 0x555754c81ef0;
+  let n = 0;
+  let total = 500000;
+  let pchild = 0;
+  let buf = '';
+  const put = (s: string) => {
+    buf += s;
+    n++;
+    if (buf.length > 1 << 20) {
+      const ok = out.write(buf);
+      buf = '';
+      if (!ok) return once(out, 'drain');
+    }
+    return undefined;
+  };
+  let allocs = 0;
+  put(line(pid, 'CREATE', 0, total, PCHILD, 'prefork.c:425', 'prefork.c:425', PCONF, 0, 0, 0));
+  put(line(pid, 'CREATE', 0, total, TX, 'prefork.c:448', 'prefork.c:448', PCHILD, 0, 0, 0));
+  let conn = 0;
+  while (n < LINES) {
+    conn++;
+    let tx = 0;
+    for (let r = 0; r < 3; r++) {
+      let req = 0;
+      const w0 = put(line(pid, 'CREATE', 0, total, REQ, 'request', 'protocol.c:1000', TX, 0, 0, 0));
+      if (w0) await w0;
+      for (let i = 0; i < 30; i++) {
+        const sz = 8 + ((i * 37) % 200);
+        req += sz; total += sz;
+        const w = put(line(pid, i % 5 ? ' PALLOC' : 'PCALLOC', req, total, REQ, 'request', `http_request.c:${100 + (i % 12)}`, TX, i + 1, i + 1, 0));
+        if (w) await w;
+      }
+      for (let i = 0; i < 4; i++) {
+        tx += 64; total += 64;
+        const w = put(line(pid, 'PALLOC', tx, total, TX, 'transaction', 'connection.c:77', PCHILD, i + 1, ++allocs, conn));
+        if (w) await w;
+      }
+      total -= req;
+      put(line(pid, 'DESTROY', req, total + req, REQ, 'request', 'http_request.c:400', TX, 30, 30, 0));
+      put(line(pid, 'CLEARED', 0, total, REQ, 'request', 'http_request.c:400', TX, 0, 30, 1));
+    }
+    if (conn % 10 === 0) {
+      pchild += 2112; total += 2112;
+      put(line(pid, 'PALLOC', pchild, total, PCHILD, 'pchild', 'mod_leaky.c:25', PCONF, conn, conn, 0));
+      put(`[Sun Nov 22 05:29:50.593114 2026] [core:notice] [pid ${pid}:tid ${pid}] AH00094: an httpd line between pool lines\n`);
+    }
+    total -= tx;
+    put(line(pid, 'CLEAR', tx, total + tx, TX, 'transaction', 'prefork.c:559', PCHILD, 12, allocs, conn));
+    put(line(pid, 'CLEARED', 0, total, TX, 'transaction', 'prefork.c:559', PCHILD, 0, allocs, conn + 1));
+  }
+  out.write(buf);
+  out.end();
+  await once(out, 'finish');
+  return n;
+}
+
+function time<T>(f: () => T): [T, number] {
+  const t0 = performance.now();
+  const v = f();
+  return [v, (performance.now() - t0) / 1000];
+}
+
+const keep = process.env.KEEP_LOG;
+const dir = keep ?? mkdtempSync(join(tmpdir(), 'leakscope-logs-bench-'));
+try {
+  const path = join(dir, 'apr-pool-debug.log');
+  const lines = await generate(path);
+  const mb = statSync(path).size / 1e6;
+  console.log(`generated ${lines.toLocaleString('en')} lines, ${mb.toFixed(0)} MB`);
+
+  const [grep, tGrep] = time(() => spawnSync('grep', ['-c', 'POOL DEBUG', path], { encoding: 'utf8' }));
+  if (grep.status !== 0) throw new Error(`grep: ${grep.stderr}`);
+
+  const t0 = performance.now();
+  let events = 0;
+  await aprLogSource.read({ path, stream: createReadStream(path, { highWaterMark: 1 << 20 }) }, { event() { events++; } }, {});
+  const tSource = (performance.now() - t0) / 1000;
+
+  const rate = (t: number) => `${(lines / t / 1e6).toFixed(2)}M lines/s`;
+  console.log(`baseline grep -c:        ${tGrep.toFixed(2)} s  ${rate(tGrep)}`);
+  console.log(`apr-log source alone:    ${tSource.toFixed(2)} s  ${rate(tSource)}  (${events.toLocaleString('en')} events)`);
+  const [an, tAnalyze] = time(() => spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', path],
+    { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' }, maxBuffer: 64 << 20 }));
+  if (an.status !== 0) throw new Error(`analyze failed: ${an.stderr}`);
+  const verdictLine = an.stdout.split('\n').find((l) => l.startsWith('Verdict:')) ?? '';
+
+  console.log(`leakscope analyze (CLI): ${tAnalyze.toFixed(2)} s  ${rate(tAnalyze)}  ${verdictLine.slice(0, 60)}`);
+  console.log(`ratio analyze/grep: ${(tAnalyze / tGrep).toFixed(1)}x slower; analyze/source: ${(tAnalyze / tSource).toFixed(2)}x`);
+  console.log(`target >= 1M lines/s end to end: ${lines / tAnalyze >= 1e6 ? 'met' : 'NOT met'}`);
+} finally {
+  if (!keep) rmSync(dir, { recursive: true, force: true });
+}
