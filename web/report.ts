@@ -341,9 +341,9 @@ function windowValues(p: ProcessData, metric: Metric): Float64Array | null {
   const v = new Float64Array(fd.stacks.length);
   let a0 = 0;
   let a1 = Infinity;
-  if (state.range && data.bucketWidth > 0) {
-    a0 = Math.floor(state.range.t0 / data.bucketWidth);
-    a1 = Math.floor(state.range.t1 / data.bucketWidth);
+  if (state.range && fd.width > 0) {
+    a0 = Math.floor(state.range.t0 / fd.width);
+    a1 = Math.floor(state.range.t1 / fd.width);
   }
   for (let i = 0; i < fd.s.length; i++) {
     const a = fd.a[i]!;
@@ -396,7 +396,7 @@ function flameSection(p: ProcessData): HTMLElement {
     el('p', { class: 'limits' },
       `Icicle graph: outermost callers on top, allocating frames at the bottom; width is the selected measure. Up to ${data.limits.stacks} stacks per process` +
         (p.flame.dropped ? `; ${p.flame.dropped} smaller stacks are merged into one frame` : '') +
-        (data.bucketWidth ? `. Time ranges snap to ${data.buckets} buckets of ${fmtAge(data.bucketWidth)}.` : '.')),
+        (p.flame.width ? `. Time ranges snap to ${p.flame.buckets} buckets of ${fmtAge(p.flame.width)}.` : '.')),
   );
   return sec;
 }

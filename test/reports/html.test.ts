@@ -35,7 +35,7 @@ test('report data: limits cap stacks and points, the rest is merged and stated',
   const s = scenario();
   const w = new WindowSink();
   for (const e of s.events) w.event(e);
-  const d = buildReportData(scenarioResult(s), w.finish(), { points: 50, stacks: 2, sites: 1, pools: 10, lines: 1 });
+  const d = buildReportData(scenarioResult(s), w.finish(), { points: 50, stacks: 2, sites: 1, pools: 10, lines: 1, cells: 100_000 });
   const p = d.processes[0]!;
   assert.equal(p.x.length, 50);
   for (const l of p.lines) assert.equal(l.y.length, 50);
@@ -48,4 +48,28 @@ test('report data: limits cap stacks and points, the rest is merged and stated',
   // The step sampler keeps the last (peak) value at the end.
   const tot = p.lines.find((l) => l.group === 'total')!;
   assert.equal(tot.y[tot.y.length - 1], 100 * 1300);
+});
+
+test('report data: over the cell budget, buckets merge in pairs, then stacks; no byte is lost', () => {
+  const s = scenario();
+  const w = new WindowSink();
+  for (const e of s.events) w.event(e);
+  const ws = w.finish();
+  const r = scenarioResult(s);
+  const full = buildReportData(r, ws).processes[0]!.flame!;
+  assert.ok(full.s.length > 150, `grid has ${full.s.length} cells`);
+  assert.equal(full.width, ws.width);
+  // 20 processes sharing 2,000 cells: 100 for each.
+  const many = { ...r, processes: Array(20).fill(r.processes[0]) };
+  const squeezed = buildReportData(many, ws, { points: 50, stacks: 2000, sites: 10, pools: 10, lines: 1, cells: 2000 }).processes[0]!.flame!;
+  assert.ok(squeezed.s.length <= 100, `${squeezed.s.length} cells`);
+  assert.ok(squeezed.width >= 2 * full.width);
+  assert.equal(Math.log2(squeezed.width / full.width) % 1, 0, 'merged in pairs');
+  assert.ok(squeezed.buckets < full.buckets);
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+  assert.equal(sum(squeezed.b), sum(full.b));
+  assert.equal(sum(squeezed.c), sum(full.c));
+  // Outstanding at the end is unchanged by merging.
+  const endBytes = (f: typeof full) => sum(f.b.filter((_, i) => f.f[i] === -1));
+  assert.equal(endBytes(squeezed), endBytes(full));
 });

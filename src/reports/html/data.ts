@@ -19,9 +19,12 @@ export interface ReportLimits {
   pools: number;
   /** Pool classes and sites drawn as lines on the chart. */
   lines: number;
+  /** Grid cells embedded for the whole report: past it, time buckets are merged in pairs
+   *  (coarser ranges), then the smallest stacks are merged. */
+  cells: number;
 }
 
-export const DEFAULT_LIMITS: ReportLimits = { points: 800, stacks: 2000, sites: 500, pools: 2000, lines: 3 };
+export const DEFAULT_LIMITS: ReportLimits = { points: 800, stacks: 2000, sites: 500, pools: 2000, lines: 3, cells: 250_000 };
 
 export interface ChartLine {
   name: string;
@@ -73,6 +76,9 @@ export interface FlameData {
   c: number[];
   /** Stacks merged into "(other stacks)". */
   dropped: number;
+  /** Clock units per bucket of this grid (the window's width, or a multiple when merged). */
+  width: number;
+  buckets: number;
 }
 
 export interface ProcessData {
@@ -138,11 +144,12 @@ export function buildReportData(result: AnalysisResult, window: WindowState | un
     bucketWidth: window?.width ?? 0,
     buckets: window?.buckets ?? 0,
     strings: strings.values,
-    processes: result.processes.map((p) => processData(p, byPid.get(p.pid), strings, limits)),
+    processes: result.processes.map((p) => processData(p, byPid.get(p.pid), strings, limits,
+      Math.max(100, Math.floor(limits.cells / Math.max(1, result.processes.length))), window?.width ?? 0, window?.buckets ?? 0)),
   };
 }
 
-function processData(p: ProcessReport, w: WindowProcess | undefined, strings: StringTable, limits: ReportLimits): ProcessData {
+function processData(p: ProcessReport, w: WindowProcess | undefined, strings: StringTable, limits: ReportLimits, cellBudget: number, width: number, buckets: number): ProcessData {
   const { x, lines } = chartLines(p, limits);
   const topSite = p.sites.reduce<SiteReport | undefined>((m, s) => (!m || s.bytes > m.bytes ? s : m), undefined);
   const bad = (v?: Verdict) => v && (v.verdict === 'leak' || v.verdict === 'growing');
@@ -174,7 +181,7 @@ function processData(p: ProcessReport, w: WindowProcess | undefined, strings: St
       name: c.name, kind: c.kind, live: c.live, created: c.created, destroyed: c.destroyed, bytes: c.bytes,
       peakBytes: c.peakBytes, verdict: c.verdict.verdict, why: c.verdict.explanation,
     })),
-    flame: w ? flameData(w, strings, limits.stacks) : undefined,
+    flame: w ? flameData(w, strings, limits.stacks, cellBudget, width, buckets) : undefined,
   };
 }
 
@@ -251,48 +258,71 @@ function stepSample(s: Series, grid: number[], _rss: boolean): (number | null)[]
   return out;
 }
 
-function flameData(w: WindowProcess, strings: StringTable, maxStacks: number): FlameData {
+function flameData(w: WindowProcess, strings: StringTable, maxStacks: number, budget: number, width: number, buckets: number): FlameData {
   const totals = stackTotals(w);
   totals.sort((a, b) => Math.max(b.inuseBytes, b.allocBytes / 4) - Math.max(a.inuseBytes, a.allocBytes / 4));
+  // Fit the budget: merge time buckets in pairs down to 8 columns, then keep fewer stacks.
+  let shift = 0;
+  let keepN = Math.min(maxStacks, totals.length);
+  for (;;) {
+    const n = countCells(w, totals, keepN, shift);
+    if (n <= budget) break;
+    if ((buckets >> shift) > 8) shift++;
+    else if (keepN > 50) keepN = Math.floor(keepN / 2);
+    else break;
+  }
+  const d = 2 ** shift;
   const keep = new Map<number, number>();
   const stacks: number[][] = [];
   const ids: number[] = [];
-  for (const t of totals.slice(0, maxStacks)) {
+  for (const t of totals.slice(0, keepN)) {
     keep.set(t.stack, stacks.length);
     const frames = w.stacks.get(t.stack) ?? [];
     const labels = frames.length ? frames.map(frameLabel).reverse() : ['(no stack)'];
     stacks.push(labels.map((l) => strings.id(l)));
     ids.push(t.stack);
   }
-  const dropped = Math.max(0, totals.length - maxStacks);
+  const dropped = Math.max(0, totals.length - keepN);
   let other = -1;
   if (dropped > 0) {
     other = stacks.length;
     stacks.push([strings.id(`(${dropped} other stacks)`)]);
     ids.push(-1);
   }
-  // Merge the dropped stacks' cells by (a, f) into the "other" stack.
-  const merged = new Map<string, number>();
-  const fd: FlameData = { stacks, ids, s: [], a: [], f: [], b: [], c: [], dropped };
+  const fd: FlameData = { stacks, ids, s: [], a: [], f: [], b: [], c: [], dropped, width: width * d, buckets: Math.ceil(buckets / d) };
+  const at = new Map<number, number>();
+  const B = buckets + 1;
   for (const c of w.cells) {
     const si = keep.get(c.stack) ?? other;
-    if (si === other) {
-      const key = `${c.a}:${c.f}`;
-      const at = merged.get(key);
-      if (at !== undefined) {
-        fd.b[at]! += c.bytes;
-        fd.c[at]! += c.count;
-        continue;
-      }
-      merged.set(key, fd.s.length);
+    const a = Math.floor(c.a / d);
+    const f = c.f < 0 ? -1 : Math.floor(c.f / d);
+    const key = (si * B + a) * (B + 1) + f + 1;
+    const i = at.get(key);
+    if (i !== undefined) {
+      fd.b[i]! += c.bytes;
+      fd.c[i]! += c.count;
+      continue;
     }
+    at.set(key, fd.s.length);
     fd.s.push(si);
-    fd.a.push(c.a);
-    fd.f.push(c.f);
+    fd.a.push(a);
+    fd.f.push(f);
     fd.b.push(c.bytes);
     fd.c.push(c.count);
   }
   return fd;
+}
+
+/** Cells left after keeping the first `keepN` stacks and merging buckets by 2^shift. */
+function countCells(w: WindowProcess, totals: { stack: number }[], keepN: number, shift: number): number {
+  const keep = new Set(totals.slice(0, keepN).map((t) => t.stack));
+  const seen = new Set<string>();
+  for (const c of w.cells) {
+    const a = c.a >> shift;
+    const f = c.f < 0 ? -1 : c.f >> shift;
+    seen.add(`${keep.has(c.stack) ? c.stack : -1}:${a}:${f}`);
+  }
+  return seen.size;
 }
 
 class StringTable {
