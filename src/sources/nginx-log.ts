@@ -64,7 +64,8 @@ interface Proc {
   waiting: Map<number, Block>;
   /** A block allocated outside a connection, which the next line may claim (`*N accept:`). */
   orphan: Block | null;
-  cleanups: Set<number>;
+  /** Cleanup handlers added and not yet run → the connection they were added on (0: none). */
+  cleanups: Map<number, number>;
   /** Inside a row of `free: ADDR, unused: N` lines (one ngx_destroy_pool). */
   inDestroy: boolean;
   poolDestroys: number;
@@ -151,7 +152,7 @@ export class NginxLogDecoder {
   private proc(pid: number): Proc {
     let pr = this.procs.get(pid);
     if (!pr) {
-      pr = { pid, announced: false, conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Set(), inDestroy: false, poolDestroys: 0, stacks: new Map() };
+      pr = { pid, announced: false, conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Map(), inDestroy: false, poolDestroys: 0, stacks: new Map() };
       this.procs.set(pid, pr);
     }
     return pr;
@@ -185,7 +186,7 @@ export class NginxLogDecoder {
     if (c0 === 97 && startsWith(buf, p, end, M_ADD_CLEANUP)) {
       const h = parseHex(buf, p + M_ADD_CLEANUP.length, end);
       if (h < 0) return this.bad(buf, start, end, 'bad cleanup address');
-      pr.cleanups.add(h);
+      pr.cleanups.set(h, connNo);
       return;
     }
     if (c0 === 114 && startsWith(buf, p, end, M_RUN_CLEANUP)) {
@@ -327,6 +328,11 @@ export class NginxLogDecoder {
       pr.orphan = null;
       for (const c of pr.conns.values()) this.flush(pr, c, c.label ?? c.lastLabel ?? NO_REQUEST);
       this.poolDestroys.set(pr.pid, pr.poolDestroys);
+    }
+    for (const pr of this.procs.values()) {
+      let pending = 0;
+      for (const conn of pr.cleanups.values()) if (conn) pending++;
+      if (pending) this.stats.warnings.push(`pid ${pr.pid}: ${pending} pool cleanup handler(s) added on a connection and never run (their pools were likely never destroyed)`);
     }
     if (this.skipped) this.stats.warnings.push(`skipped ${this.skipped} line(s) without an nginx log prefix (continuations of multi-line messages)`);
     this.stats.skipped = this.skipped;

@@ -90,6 +90,8 @@ test('nginx: a restarted worker (new PID) keeps its own connections; buffered bl
     `${pre(200, 1)}http request line: "POST /upload?x=1 HTTP/1.1"`,
     `${pre(200, 1)}http uri: "/upload"`,
     `${pre(200, 1)}malloc: 00000000000D0000:100`,
+    `${pre(200, 1)}add cleanup: 00000000000E0000`,
+    `${pre(300)}add cleanup: 00000000000F0000`,
     `HTTP/1.1 200 OK`,
     `${pre(100)}start worker process 300`,
     `${pre(300)}posix_memalign: 00000000000A0000:512 @16`,
@@ -109,6 +111,9 @@ test('nginx: a restarted worker (new PID) keeps its own connections; buffered bl
   ]);
   assert.equal(c.stats.badRecords, 1);
   assert.equal(c.stats.skipped, 1);
+  assert.deepEqual(c.stats.warnings.filter((w) => w.includes('cleanup')), [
+    'pid 200: 1 pool cleanup handler(s) added on a connection and never run (their pools were likely never destroyed)',
+  ]);
   const procs = c.events.filter((e) => e.kind === 'process').map((e) => e.kind === 'process' && `${e.pid}<${e.ppid}`);
   assert.deepEqual(procs.sort(), ['100<0', '200<100', '300<100']);
   assert.ok(!c.events.some((e) => e.kind === 'alloc' && e.addr === 0xb0000), 'allocated and freed before the request: no events');
