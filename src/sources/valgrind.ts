@@ -117,7 +117,7 @@ export class ValgrindDecoder {
     }
     if (!Number.isFinite(e.bytes) || !Number.isFinite(e.blocks) || e.bytes < 0 || e.blocks < 0) {
       this.stats.badRecords++;
-      if (this.stats.badSamples.length < 5) this.stats.badSamples.push(`loss record ${this.records.length + 1}: bad byte or block count`);
+      if (this.stats.badSamples.length < 5) this.stats.badSamples.push(`line ${this.parser.line}: loss record ${this.records.length + 1}: bad byte or block count`);
       return;
     }
     // "1,780 (280 direct, 1,500 indirect) bytes in 5 blocks ..."

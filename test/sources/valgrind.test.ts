@@ -94,6 +94,10 @@ test('valgrind detect and garbage', async () => {
     const c = await collect(valgrindSource, readFileSync(join(dir, 'bad.xml')));
     assert.equal(c.events.filter((e) => e.kind === 'alloc').length, 0);
     assert.ok(c.stats.warnings.length > 0);
+    const neg = await collect(valgrindSource, '<valgrindoutput>\n<pid>5</pid>\n<error><kind>Leak_DefinitelyLost</kind><xwhat><text>x</text>'
+      + '<leakedbytes>-3</leakedbytes><leakedblocks>1</leakedblocks></xwhat></error>\n</valgrindoutput>\n');
+    assert.equal(neg.stats.badRecords, 1);
+    assert.deepEqual(neg.stats.badSamples, ['line 3: loss record 1: bad byte or block count']);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
