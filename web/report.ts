@@ -384,7 +384,10 @@ function flameSection(p: ProcessData): HTMLElement {
     state.search = search.value;
     if (flameChart) {
       if (state.search) flameChart.search(state.search);
-      else flameChart.clear();
+      else {
+        flameChart.clear();
+        document.getElementById('flame-details')!.textContent = 'Hover a frame for details; click to zoom.';
+      }
     }
   });
   const reset = el('button', { type: 'button', id: 'flame-reset' }, 'reset zoom');
@@ -438,6 +441,7 @@ function drawFlame(): void {
   }
   const fmt = (n: number) => (state.metric === 'count' ? `${fmtCount(n)} blocks` : fmtBytes(n));
   const details = document.getElementById('flame-details')!;
+  let searchText = '';
   const chart = flamegraph()
     .width(Math.max(480, host.clientWidth || 1100))
     .cellHeight(18)
@@ -446,9 +450,23 @@ function drawFlame(): void {
     .transitionDuration(200)
     .sort((a: any, b: any) => b.value - a.value)
     .label((d: any) => `${d.data.name}\n${fmt(d.value)} (${((100 * d.value) / root.value).toFixed(1)}% of ${what})`)
+    // Users type text or a regex; a half-typed regex ("fn(") must not throw: fall back to text.
+    .setSearchMatch((d: any, term: string) => {
+      if (!term) return false;
+      const name = String(d.data.name);
+      try {
+        return new RegExp(term, 'i').test(name);
+      } catch {
+        return name.toLowerCase().includes(term.toLowerCase());
+      }
+    })
+    .setSearchHandler((_results: unknown, sum: number, total: number) => {
+      searchText = `search "${state.search}": ${fmt(sum)} of ${fmt(total)} (${total ? ((100 * sum) / total).toFixed(1) : '0'}%)`;
+      details.textContent = searchText;
+    })
     .setDetailsElement(details)
     .setDetailsHandler((text: string | null) => {
-      details.textContent = text ?? 'Hover a frame for details; click to zoom.';
+      details.textContent = text ?? (state.search && searchText ? searchText : 'Hover a frame for details; click to zoom.');
     });
   select(host).datum(root).call(chart);
   flameChart = chart;

@@ -86,6 +86,13 @@ test('report page draws, zooms, follows the time range', async () => {
   // Hover shows details.
   await p.hover('#flame g.frame[name="main (server.c:10)"]');
   assert.match(await p.textContent('#flame-details') ?? '', /main \(server\.c:10\)\n127 KiB \(100\.0% of bytes\)/);
+  // Search: matching frames are highlighted and summed; a broken regex is taken as text.
+  await p.mouse.move(0, 0);
+  await p.fill('#flame-search', 'LEAKY');
+  assert.equal(await p.textContent('#flame-details'), 'search "LEAKY": 97.7 KiB of 127 KiB (76.9%)');
+  await p.fill('#flame-search', 'remember (');
+  assert.equal(await p.textContent('#flame-details'), 'search "remember (": 29.3 KiB of 127 KiB (23.1%)');
+  await p.fill('#flame-search', '');
   // Metric switch: total allocated shows the freed temp buffers too.
   await p.check('#metric-allocated');
   await p.waitForSelector('#flame g.frame[name="temp_buf (buf.c:3)"]');
