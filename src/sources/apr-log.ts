@@ -148,15 +148,23 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec
     r.size = 0; r.parent = 0; r.tagS = r.tagE = 0; r.allocs = r.total = r.clears = 0;
     return true;
   }
-  // (SIZE/POOL SIZE/TOTAL SIZE)
+  // (SIZE/POOL SIZE/TOTAL SIZE): three numbers right-aligned in 10 columns. Fast path: jump
+  // straight over the columns when they are all that wide (numbers below 10^10).
   if (buf[p] !== 40) return false;
-  p++;
-  while (p < end && buf[p] === 32) p++;
+  const open0 = p;
+  if (buf[open0 + 11] === 47 && buf[open0 + 22] === 47 && buf[open0 + 33] === 41 && open0 + 33 < end) {
+    p = open0 + 1;
+    while (buf[p] === 32) p++;
+  } else {
+    p++;
+    while (p < end && buf[p] === 32) p++;
+  }
   let size = 0;
   digits = 0;
   while (p < end && buf[p]! >= 48 && buf[p]! <= 57) { size = size * 10 + buf[p]! - 48; p++; digits++; }
   if (!digits) return false;
   r.size = size;
+  if (buf[p] === 47 && buf[open0 + 33] === 41 && p === open0 + 11) p = open0 + 33;
   // Byte loops rather than indexOf: these spans are short and a native call costs more.
   while (p < end && buf[p] !== 41) p++;
   if (p >= end) return false;
@@ -189,13 +197,18 @@ export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec
   r.allocs = t0; r.total = t1; r.clears = n;
   let s = open - 1;
   while (s > p && buf[s] === 32) s--;
-  // parent hex ends at s
+  // parent hex ends at s: read it backwards
   let h = s;
-  while (h > p && hexDigit(buf[h]!) >= 0) h--;
+  let parent = 0;
+  let mul = 1;
+  for (; h > p; h--) {
+    const d = hexDigit(buf[h]!);
+    if (d < 0) break;
+    parent += d * mul;
+    mul *= 16;
+  }
   // h is at 'x'
-  if (buf[h] !== 120 || buf[h - 1] !== 48) return false;
-  const parent = parseHexAt(buf, h - 1, s + 1);
-  if (parent < 0) return false;
+  if (buf[h] !== 120 || buf[h - 1] !== 48 || h === s || s - h > 13) return false;
   r.parent = parent;
   let g = h - 2;
   while (g > p && buf[g] === 32) g--;
