@@ -265,7 +265,7 @@ function flameData(w: WindowProcess, strings: StringTable, maxStacks: number, bu
   let shift = 0;
   let keepN = Math.min(maxStacks, totals.length);
   for (;;) {
-    const n = countCells(w, totals, keepN, shift);
+    const n = countCells(w, totals, keepN, shift, buckets);
     if (n <= budget) break;
     if ((buckets >> shift) > 8) shift++;
     else if (keepN > 50) keepN = Math.floor(keepN / 2);
@@ -314,13 +314,15 @@ function flameData(w: WindowProcess, strings: StringTable, maxStacks: number, bu
 }
 
 /** Cells left after keeping the first `keepN` stacks and merging buckets by 2^shift. */
-function countCells(w: WindowProcess, totals: { stack: number }[], keepN: number, shift: number): number {
-  const keep = new Set(totals.slice(0, keepN).map((t) => t.stack));
-  const seen = new Set<string>();
+function countCells(w: WindowProcess, totals: { stack: number }[], keepN: number, shift: number, buckets: number): number {
+  const index = new Map<number, number>();
+  totals.slice(0, keepN).forEach((t, i) => index.set(t.stack, i + 1));
+  const B = buckets + 1;
+  const seen = new Set<number>();
   for (const c of w.cells) {
     const a = c.a >> shift;
     const f = c.f < 0 ? -1 : c.f >> shift;
-    seen.add(`${keep.has(c.stack) ? c.stack : -1}:${a}:${f}`);
+    seen.add(((index.get(c.stack) ?? 0) * B + a) * (B + 1) + f + 1);
   }
   return seen.size;
 }
