@@ -1,9 +1,9 @@
 // Outstanding memory grouped by allocation site (heap and pool allocations), with ages, shares
 // and, for the top sites, a growth verdict.
 
-import type { SiteReport } from './result.js';
+import type { Series, SiteReport } from './result.js';
 import type { ProcContext } from './context.js';
-import { judge, toSeries } from './context.js';
+import { judge } from './context.js';
 import { sampleWeight } from '../engine/sampling.js';
 
 export interface LeakSitesOptions {
@@ -70,13 +70,11 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
         add(site, k, k * size, t, t);
       });
     }
-    for (const [site, bytes] of pool.siteBytes) {
+    for (const [site, acc] of pool.sites) {
       if (addressed.has(site)) continue;
       // Address-less allocations: known by site only, with the first and last allocation times.
-      const first = pool.siteFirst.get(site) ?? pool.createT;
-      const last = pool.siteLast.get(site) ?? first;
-      if (first > cutoff) continue;
-      add(site, pool.siteCount.get(site) ?? 0, bytes, first, Math.min(last, cutoff));
+      if (acc.first > cutoff) continue;
+      add(site, acc.count, acc.bytes, acc.first, Math.min(acc.last, cutoff));
     }
   }
 
@@ -98,8 +96,8 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
     g.members.push(i);
     g.count += a.count;
     g.bytes += a.bytes;
-    g.allocatedCount += sites.allocCount[i]!;
-    g.allocatedBytes += sites.allocBytes[i]!;
+    g.allocatedCount += sites.allocCount(i);
+    g.allocatedBytes += sites.allocBytes(i);
     g.oldest = Math.min(g.oldest, a.oldest);
     g.youngest = Math.max(g.youngest, a.youngest);
   }
@@ -111,8 +109,8 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
     // The group's series: its largest member's (members of one group are rare: the same caller
     // reached through different allocator internals).
     let main = g.members[0]!;
-    for (const m of g.members) if (sites.outBytes[m]! > sites.outBytes[main]!) main = m;
-    const series = toSeries(sites.series[main]);
+    for (const m of g.members) if (sites.outBytes(m) > sites.outBytes(main)) main = m;
+    const series: Series = sites.series(main);
     const r: SiteReport = {
       key: g.pool ? `pool:${stack}` : String(stack),
       label: shape.label,

@@ -56,7 +56,7 @@ export function livePools(ctx: ProcContext): PoolReport[] {
       createStack: shape.stack,
       createSite: pool.createStack ? shape.label : pool.implicit ? '(creation not seen: before the trace, or in a parent process)' : '(no stack)',
       children,
-      sites: feeding(ctx, pool.siteBytes, pool.siteCount),
+      sites: feeding(ctx, pool.sites),
     };
     if (series.x.length > 0) {
       r.verdict = judge(ctx, series, pool.createT);
@@ -72,13 +72,13 @@ export function livePools(ctx: ProcContext): PoolReport[] {
   return out;
 }
 
-function feeding(ctx: ProcContext, bytes: Map<number, number>, counts: Map<number, number>): { label: string; bytes: number; count: number }[] {
+function feeding(ctx: ProcContext, bySite: Map<number, { bytes: number; count: number }>): { label: string; bytes: number; count: number }[] {
   const merged = new Map<string, { label: string; bytes: number; count: number }>();
-  for (const [site, b] of bytes) {
+  for (const [site, acc] of bySite) {
     const shape = ctx.resolver.shape(ctx.p.sites.stackOf(site));
     const e = merged.get(shape.label) ?? { label: shape.label, bytes: 0, count: 0 };
-    e.bytes += b;
-    e.count += counts.get(site) ?? 0;
+    e.bytes += acc.bytes;
+    e.count += acc.count;
     merged.set(shape.label, e);
   }
   return [...merged.values()]
@@ -102,7 +102,7 @@ export function poolClasses(ctx: ProcContext): PoolClassReport[] {
       peakBytes: round(c.peakBytes),
       verdict: judge(ctx, series),
       series,
-      sites: feeding(ctx, c.fedBytes, c.fedCount),
+      sites: feeding(ctx, c.fed),
     });
   }
   const rank = { leak: 0, growing: 1, bounded: 2, steady: 3 } as const;

@@ -18,6 +18,8 @@ export interface EngineOptions {
 
 /** Slots of the direct-mapped cache of recently freed addresses (tells a double free from an unknown one). */
 const RECENT_FREES = 4096;
+/** A pool gets a series of its own from this many allocations on. */
+const POOL_SERIES_AFTER = 8;
 
 export class Engine implements EventSink {
   private readonly procs = new Map<number, ProcState>();
@@ -136,8 +138,7 @@ export class Engine implements EventSink {
         pool.sizedBytes += delta;
         pool.bytes = e.bytes;
         p.poolBytes += delta;
-        const c = p.classes.get(pool.classKey)!;
-        this.classBytes(c, delta, t);
+        this.classBytes(pool.cls, delta, t);
         this.recordPool(p, pool, t);
         this.afterPools(p, t);
         return;
@@ -303,7 +304,7 @@ export class Engine implements EventSink {
     // The address is live again without a free we saw: the old block is gone.
     if (prev >= 0) this.heapRemove(p, prev, t);
     const site = p.sites.of(stack, false);
-    heap.set(addr, size, site, t);
+    heap.insertNew(addr, size, site, t);
     const w = this.weight(size);
     p.heapCount += w;
     p.heapBytes += w * size;
@@ -370,8 +371,8 @@ export class Engine implements EventSink {
   private makePool(p: ProcState, addr: number, parent: PoolState | undefined, kind: string, tag: string, stack: number, t: number, implicit: boolean): PoolState {
     const pool: PoolState = {
       addr, parent, children: new Set(), kind, tag, createT: t, createStack: stack, implicit,
-      bytes: 0, count: 0, allocs: 0, clears: 0, siteBytes: new Map(), siteCount: new Map(), siteFirst: new Map(), siteLast: new Map(),
-      live: undefined, sizedBytes: 0, classKey: '', series: undefined,
+      bytes: 0, count: 0, allocs: 0, clears: 0, sites: new Map(),
+      live: undefined, sizedBytes: 0, classKey: '', cls: undefined as unknown as PoolClassState, series: undefined,
     };
     parent?.children.add(pool);
     p.pools.set(addr, pool);
@@ -389,11 +390,12 @@ export class Engine implements EventSink {
     if (!c) {
       c = {
         key, kind: pool.kind, name: pool.tag, stack: pool.createStack, live: 0, created: 0, destroyed: 0,
-        bytes: 0, peakBytes: 0, series: new BoundedSeries(), fedBytes: new Map(), fedCount: new Map(),
+        bytes: 0, peakBytes: 0, series: new BoundedSeries(), fed: new Map(),
       };
       p.classes.set(key, c);
     }
     pool.classKey = key;
+    pool.cls = c;
     c.live++;
     c.created++;
     if (pool.bytes !== 0) this.classBytes(c, pool.bytes, t);
@@ -401,7 +403,7 @@ export class Engine implements EventSink {
   }
 
   private moveToClass(p: ProcState, pool: PoolState, t: number): void {
-    const old = p.classes.get(pool.classKey)!;
+    const old = pool.cls;
     old.live--;
     old.created--;
     if (pool.bytes !== 0) this.classBytes(old, -pool.bytes, t);
@@ -417,7 +419,14 @@ export class Engine implements EventSink {
   }
 
   private recordPool(p: ProcState, pool: PoolState, t: number): void {
-    (pool.series ??= new BoundedSeries()).add(t, pool.bytes);
+    if (pool.series) pool.series.add(t, pool.bytes);
+    else if (pool.allocs >= POOL_SERIES_AFTER || pool.clears > 0 || pool.sizedBytes !== 0) {
+      // Most pools die young after a few allocations (a request's): they get no series of their
+      // own (their class has one). A pool that lives on starts its series here, from zero at its creation.
+      pool.series = new BoundedSeries();
+      pool.series.add(pool.createT, 0);
+      pool.series.add(t, pool.bytes);
+    }
   }
 
   private poolAlloc(p: ProcState, pool: PoolState, size: number, addr: number, stack: number, t: number): void {
@@ -433,10 +442,12 @@ export class Engine implements EventSink {
     pool.bytes += bytes;
     pool.count += w;
     pool.allocs += w;
-    pool.siteBytes.set(site, (pool.siteBytes.get(site) ?? 0) + bytes);
-    pool.siteCount.set(site, (pool.siteCount.get(site) ?? 0) + w);
-    if (!pool.siteFirst.has(site)) pool.siteFirst.set(site, t);
-    pool.siteLast.set(site, t);
+    const acc = pool.sites.get(site);
+    if (acc) {
+      acc.bytes += bytes;
+      acc.count += w;
+      acc.last = t;
+    } else pool.sites.set(site, { bytes, count: w, first: t, last: t });
     p.poolBytes += bytes;
     p.poolCount += w;
     p.allocCount += w;
@@ -445,9 +456,12 @@ export class Engine implements EventSink {
     const sites = p.sites;
     sites.alloc(site, w, bytes, t);
     sites.poolTag[site] = pool.tag || undefined;
-    const c = p.classes.get(pool.classKey)!;
-    c.fedBytes.set(site, (c.fedBytes.get(site) ?? 0) + bytes);
-    c.fedCount.set(site, (c.fedCount.get(site) ?? 0) + w);
+    const c = pool.cls;
+    const fed = c.fed.get(site);
+    if (fed) {
+      fed.bytes += bytes;
+      fed.count += w;
+    } else c.fed.set(site, { bytes, count: w });
     this.classBytes(c, bytes, t);
     this.recordPool(p, pool, t);
     this.afterPools(p, t);
@@ -463,22 +477,17 @@ export class Engine implements EventSink {
     const bytes = w * size;
     pool.bytes -= bytes;
     pool.count -= w;
-    const sb = (pool.siteBytes.get(site) ?? 0) - bytes;
-    const sc = (pool.siteCount.get(site) ?? 0) - w;
-    if (sc < 1e-6) {
-      pool.siteBytes.delete(site);
-      pool.siteCount.delete(site);
-      pool.siteFirst.delete(site);
-      pool.siteLast.delete(site);
-    } else {
-      pool.siteBytes.set(site, sb);
-      pool.siteCount.set(site, sc);
+    const acc = pool.sites.get(site);
+    if (acc) {
+      acc.bytes -= bytes;
+      acc.count -= w;
+      if (acc.count < 1e-6) pool.sites.delete(site);
     }
     p.poolBytes -= bytes;
     p.poolCount -= w;
     p.frees++;
     p.sites.release(site, w, bytes, t);
-    this.classBytes(p.classes.get(pool.classKey)!, -bytes, t);
+    this.classBytes(pool.cls, -bytes, t);
   }
 
   private poolFree(p: ProcState, addr: number, blockAddr: number, t: number): void {
@@ -497,20 +506,19 @@ export class Engine implements EventSink {
 
   /** Releases every allocation of the pool and destroys its children (clear semantics). */
   private emptyPool(p: ProcState, pool: PoolState, t: number): void {
-    for (const child of [...pool.children]) this.destroyPool(p, child, t);
-    pool.children.clear();
+    if (pool.children.size) {
+      for (const child of [...pool.children]) this.destroyPool(p, child, t);
+      pool.children.clear();
+    }
     const sites = p.sites;
-    for (const [site, bytes] of pool.siteBytes) sites.release(site, pool.siteCount.get(site) ?? 0, bytes, t);
+    for (const [site, acc] of pool.sites) sites.release(site, acc.count, acc.bytes, t);
     p.frees += pool.count;
     p.poolBytes -= pool.bytes;
     p.poolCount -= pool.count;
     if (p.poolCount < 1e-6) p.poolCount = 0;
     if (Math.abs(p.poolBytes) < 1e-6) p.poolBytes = 0;
-    if (pool.bytes !== 0) this.classBytes(p.classes.get(pool.classKey)!, -pool.bytes, t);
-    pool.siteBytes.clear();
-    pool.siteCount.clear();
-    pool.siteFirst.clear();
-    pool.siteLast.clear();
+    if (pool.bytes !== 0) this.classBytes(pool.cls, -pool.bytes, t);
+    pool.sites.clear();
     pool.live = undefined;
     pool.bytes = 0;
     pool.count = 0;
@@ -522,7 +530,7 @@ export class Engine implements EventSink {
     pool.destroyedT = t;
     pool.parent?.children.delete(pool);
     if (p.pools.get(pool.addr) === pool) p.pools.delete(pool.addr);
-    const c = p.classes.get(pool.classKey)!;
+    const c = pool.cls;
     c.live--;
     c.destroyed++;
   }

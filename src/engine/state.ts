@@ -24,18 +24,23 @@ export interface PoolState {
   /** Allocations over the pool's life, and clears. */
   allocs: number;
   clears: number;
-  /** Outstanding bytes/count by site index (allocations without an address, and all others). */
-  siteBytes: Map<number, number>;
-  siteCount: Map<number, number>;
-  /** First and last allocation time by site since the last clear (ages of address-less allocations). */
-  siteFirst: Map<number, number>;
-  siteLast: Map<number, number>;
+  /** Outstanding allocations by site index, with the first and last allocation time since the
+   *  last clear (the ages of address-less allocations). */
+  sites: Map<number, PoolSiteAcc>;
   /** Allocations with an address (they can be released one by one with pool-free). */
   live: LiveTable | undefined;
   /** Bytes set by pool-size samples beyond what allocations account for. */
   sizedBytes: number;
   classKey: string;
+  cls: PoolClassState;
   series: BoundedSeries | undefined;
+}
+
+export interface PoolSiteAcc {
+  bytes: number;
+  count: number;
+  first: number;
+  last: number;
 }
 
 export interface PoolClassState {
@@ -50,9 +55,8 @@ export interface PoolClassState {
   bytes: number;
   peakBytes: number;
   series: BoundedSeries;
-  /** Bytes allocated into pools of the class, by site index (cumulative). */
-  fedBytes: Map<number, number>;
-  fedCount: Map<number, number>;
+  /** Bytes and allocations into pools of the class, by site index (cumulative). */
+  fed: Map<number, { bytes: number; count: number }>;
 }
 
 export interface ProcState {

@@ -139,8 +139,8 @@ test('engine agrees with a naive model on outstanding bytes and counts per proce
         assert.equal(p.poolCount, poolCount, 'pool count total');
         for (let i = 0; i < p.sites.length; i++) {
           const want = (p.sites.isPool(i) ? sitePool : siteHeap).get(p.sites.stackOf(i)) ?? [0, 0];
-          assert.equal(p.sites.outBytes[i], want[0], `site ${p.sites.keys[i]} bytes`);
-          assert.equal(p.sites.outCount[i], want[1], `site ${p.sites.keys[i]} count`);
+          assert.equal(p.sites.outBytes(i), want[0], `site ${p.sites.keys[i]} bytes`);
+          assert.equal(p.sites.outCount(i), want[1], `site ${p.sites.keys[i]} count`);
         }
         // Pool classes hold exactly the bytes of their live pools.
         const byClass = new Map<string, number>();

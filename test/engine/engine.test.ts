@@ -37,9 +37,9 @@ test('heap: alloc, free, realloc and what stays outstanding', () => {
   assert.equal(p.allocBytes, 240);
   assert.deepEqual(p.anomalies, { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 });
   const site3 = p.sites.of(3, false);
-  assert.equal(p.sites.outBytes[site3], 80);
-  assert.equal(p.sites.allocCount[site3], 2);
-  assert.equal(p.sites.outBytes[p.sites.of(1, false)], 0);
+  assert.equal(p.sites.outBytes(site3), 80);
+  assert.equal(p.sites.allocCount(site3), 2);
+  assert.equal(p.sites.outBytes(p.sites.of(1, false)), 0);
 });
 
 test('anomalies are counted, never fatal: unknown free, double free, unknown realloc', () => {
@@ -118,8 +118,8 @@ test('pools: destroy releases its allocations and its children recursively', () 
   assert.deepEqual([...p.pools.keys()], [0xa]);
   assert.equal(p.pools.get(0xa)!.children.size, 0);
   const site = p.sites.of(7, true);
-  assert.equal(p.sites.outBytes[site], 100);
-  assert.equal(p.sites.allocBytes[site], 600);
+  assert.equal(p.sites.outBytes(site), 100);
+  assert.equal(p.sites.allocBytes(site), 600);
   assert.equal(p.classes.get('apr\u0000grandchild')!.destroyed, 1);
 });
 
@@ -220,6 +220,6 @@ test('memory is bounded by live state: series stay at <= 256 points over long tr
   for (const s of [p.total, p.heapSeries, p.poolSeries, p.pools.get(0xa)!.series!, p.classes.get('apr\u0000p')!.series]) {
     assert.ok(s.points().x.length <= 256, String(s.points().x.length));
   }
-  for (let i = 0; i < p.sites.length; i++) assert.ok((p.sites.series[i]?.points().x.length ?? 0) <= 256);
+  for (let i = 0; i < p.sites.length; i++) assert.ok(p.sites.series(i).x.length <= 256);
   assert.ok(p.heap.capacity <= 128);
 });

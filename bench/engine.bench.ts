@@ -1,0 +1,182 @@
+// Engine throughput and memory: a synthetic trace of N events (default 10M) that ends with 1M
+// live allocations, written with TraceWriter, then (1) the events straight into the Engine (no
+// reader), (2) the reader alone into a no-op sink (the baseline), (3) read + Engine + analyze.
+// Memory: the live table's own bytes per live allocation, against a Map of objects holding the
+// same 1M allocations (the naive baseline, measured in the same run), and peak RSS.
+//   npm run bench -- engine        (LSBENCH_EVENTS=2000000 LSBENCH_LIVE=200000 for a quick run)
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Event, EventSink, TraceMeta } from '../src/model/events.js';
+import { TraceWriter } from '../src/trace/writer.js';
+import { readTrace } from '../src/trace/reader.js';
+import { Engine } from '../src/engine/engine.js';
+import { analyze } from '../src/analyses/analyze.js';
+
+const N = Number(process.env.LSBENCH_EVENTS ?? 10_000_000);
+const LIVE = Number(process.env.LSBENCH_LIVE ?? 1_000_000);
+const PIDS = [2001, 2002];
+const STACKS = 2000;
+const meta: TraceMeta = { format: 1, clock: 'ns', source: 'bench', startWallMs: Date.now() };
+const gc = (globalThis as { gc?: () => void }).gc;
+
+function rng(seed: number) {
+  let x = seed >>> 0 || 1;
+  return () => {
+    x ^= x << 13; x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5; x >>>= 0;
+    return x / 4294967296;
+  };
+}
+
+/**
+ * N events: symbol definitions, then a server-like mix in which the live set climbs to LIVE
+ * allocations by the end: allocs (with one of 2000 stacks, skewed: see hotStack), frees of recent allocations,
+ * reallocs, per-request pools (create, 3 allocations, destroy), RSS samples.
+ */
+function generate(emit: (e: Event) => void): void {
+  const rand = rng(7);
+  let count = 0;
+  for (const pid of PIDS) {
+    emit({ kind: 'process', pid, t: 0, ppid: 1, command: 'bench-server', exe: '/usr/sbin/bench' }); count++;
+    for (let f = 1; f <= 500; f++, count++) emit({ kind: 'frame', pid, t: 0, id: f, frame: { pc: 0x7f00_0000_0000 + f * 64, module: '/usr/sbin/bench', fn: `fn_${f}`, file: 'srv.c', line: f, inlined: false } });
+    for (let s = 1; s <= STACKS; s++, count++) emit({ kind: 'stack', pid, t: 0, id: s, parent: s > 12 ? s - 12 : 0, frame: 1 + (s % 500) });
+  }
+  // Reused event objects: the engine keeps nothing of an event but its numbers and strings.
+  const a = { kind: 'alloc', pid: 0, t: 0, tid: 0, addr: 0, size: 0, stack: 0 } as Extract<Event, { kind: 'alloc' }>;
+  const f = { kind: 'free', pid: 0, t: 0, tid: 0, addr: 0 } as Extract<Event, { kind: 'free' }>;
+  const re = { kind: 'realloc', pid: 0, t: 0, tid: 0, oldAddr: 0, addr: 0, size: 0, stack: 0 } as Extract<Event, { kind: 'realloc' }>;
+  const pa = { kind: 'pool-alloc', pid: 0, t: 0, tid: 0, pool: 0, size: 0, addr: 0, stack: 0 } as Extract<Event, { kind: 'pool-alloc' }>;
+  const rest = N - count;
+  // Fraction of allocations never freed, so that the live set reaches LIVE at the end.
+  const allocShare = 0.45;
+  const keep = Math.min(1, LIVE / (rest * allocShare));
+  const recent = new Float64Array(4096);
+  let recentN = 0;
+  const recentPid = new Int32Array(4096);
+  let nextAddr = 0x5555_0000_0000;
+  let t = 0;
+  let pool = 0x7000_0000_0000;
+  let live = 0;
+  while (count < N) {
+    const pid = PIDS[(rand() * 2) | 0]!;
+    t += 100 + ((rand() * 1000) | 0);
+    const r = rand();
+    if (r < allocShare || recentN === 0) {
+      a.pid = pid; a.t = t; a.tid = pid; a.addr = nextAddr; a.size = 16 + ((rand() * rand() * 4096) | 0); a.stack = hotStack(rand);
+      nextAddr += 4096;
+      emit(a); count++;
+      if (rand() < keep && live < LIVE) live++;
+      else { recent[recentN & 4095] = a.addr; recentPid[recentN & 4095] = pid; recentN++; }
+    } else if (r < 0.85) {
+      if (recentN === 0) continue;
+      recentN--;
+      f.pid = recentPid[recentN & 4095]!; f.t = t; f.tid = f.pid; f.addr = recent[recentN & 4095]!;
+      emit(f); count++;
+    } else if (r < 0.9 && recentN > 0) {
+      const i = (recentN - 1) & 4095;
+      re.pid = recentPid[i]!; re.t = t; re.tid = re.pid; re.oldAddr = recent[i]!; re.addr = nextAddr; re.size = 64 + ((rand() * 512) | 0); re.stack = hotStack(rand);
+      nextAddr += 4096;
+      recent[i] = re.addr;
+      emit(re); count++;
+    } else if (count + 5 <= N) {
+      pool += 0x1000;
+      emit({ kind: 'pool-create', pid, t, tid: pid, pool, parent: 0, poolKind: 'nginx', tag: 'request', stack: hotStack(rand) });
+      for (let k = 0; k < 3; k++) {
+        pa.pid = pid; pa.t = t; pa.tid = pid; pa.pool = pool; pa.size = 64 + ((rand() * 1024) | 0); pa.addr = 0; pa.stack = hotStack(rand);
+        emit(pa);
+      }
+      emit({ kind: 'pool-destroy', pid, t, pool, stack: 0 });
+      count += 5;
+    } else {
+      emit({ kind: 'rss', pid, t, bytes: 1e9 }); count++;
+    }
+  }
+}
+
+/** Stacks skewed as in real servers: a few hot allocation sites, a long tail (r^3 over 2000 ids). */
+function hotStack(rand: () => number): number {
+  const r = rand();
+  return 1 + ((r * r * r * STACKS) | 0);
+}
+
+/** CPU seconds used by this process (user + system): steadier than wall time on a shared machine. */
+function cpu(): number {
+  const c = process.cpuUsage();
+  return (c.user + c.system) / 1e6;
+}
+
+function liveBytes(): number {
+  gc?.();
+  gc?.();
+  const m = process.memoryUsage();
+  return m.heapUsed + m.arrayBuffers;
+}
+
+const fmt = (n: number) => (n >= 1e6 ? `${(n / 1e6).toFixed(2)}M` : `${Math.round(n / 1e3)}k`);
+const dir = mkdtempSync(join(tmpdir(), 'ls-engine-bench-'));
+try {
+  const path = join(dir, 'bench.lstrace');
+  let t0 = performance.now();
+  const w = TraceWriter.create(path, meta);
+  generate((e) => w.event(e));
+  await w.close();
+  const writeMs = performance.now() - t0;
+  console.log(`trace: ${fmt(N)} events, ${(statSync(path).size / 1e6).toFixed(1)} MB, written in ${(writeMs / 1000).toFixed(1)} s`);
+
+  // Baseline for memory: LIVE allocations in a Map of objects (what a naive engine would hold).
+  const b0 = liveBytes();
+  let naive: Map<number, { size: number; stack: number; t: number }> | undefined = new Map();
+  for (let i = 0; i < LIVE; i++) naive.set(0x5555_0000_0000 + i * 4096, { size: 100 + i, stack: i & 2047, t: i * 1000 });
+  const naivePer = (liveBytes() - b0) / LIVE;
+  if (naive.size !== LIVE) throw new Error('baseline map lost entries'); // keeps it alive until measured
+  naive = undefined;
+
+  // Generator cost alone, to subtract from the engine-only run.
+  let sinkCount = 0;
+  let c0 = cpu();
+  generate(() => { sinkCount++; });
+  const genCpu = cpu() - c0;
+
+  // (1) Engine alone.
+  const before = liveBytes();
+  let engine: Engine | undefined = new Engine({ meta });
+  t0 = performance.now();
+  c0 = cpu();
+  generate((e) => engine!.event(e));
+  const engCpu = cpu() - c0 - genCpu;
+  const engWall = performance.now() - t0;
+  let state: ReturnType<Engine['finish']> | undefined = engine.finish();
+  const after = liveBytes();
+  const liveCount = state.processes.reduce((n, p) => n + p.heap.count, 0);
+  const tableBytes = state.processes.reduce((n, p) => n + p.heap.memoryBytes, 0);
+  console.log(`engine alone:          ${fmt(N / engCpu)} events/s of CPU time (generator subtracted; wall ${(engWall / 1000).toFixed(1)} s incl. generator)`);
+  console.log(`live allocations:      ${liveCount.toLocaleString('en')}; live table ${(tableBytes / 1e6).toFixed(1)} MB = ${(tableBytes / liveCount).toFixed(1)} bytes per live allocation`);
+  console.log(`baseline Map<addr, {size, stack, t}>: ${naivePer.toFixed(1)} bytes per live allocation → the live table is ${(naivePer / (tableBytes / liveCount)).toFixed(1)}x smaller`);
+  console.log(`whole engine state:    ${((after - before) / 1e6).toFixed(1)} MB retained = ${((after - before) / liveCount).toFixed(1)} bytes per live allocation (table, sites, series, pools, symbols)`);
+  engine = undefined;
+  state = undefined;
+
+  // (2) Reader alone (baseline), (3) reader + engine + analyze.
+  const nullSink: EventSink = { event() { sinkCount++; } };
+  c0 = cpu();
+  await readTrace(path, nullSink);
+  const readCpu = cpu() - c0;
+  const e2 = new Engine({ meta });
+  t0 = performance.now();
+  c0 = cpu();
+  await readTrace(path, e2);
+  const foldCpu = cpu() - c0;
+  const result = analyze(e2.finish(), { top: 20 });
+  const totalCpu = cpu() - c0;
+  const totalWall = performance.now() - t0;
+  console.log(`read only (baseline):  ${fmt(N / readCpu)} events/s of CPU time`);
+  console.log(`read + engine:         ${fmt(N / foldCpu)} events/s of CPU time = ${(foldCpu / readCpu).toFixed(2)}x the read alone`);
+  console.log(`analyze:               ${(totalCpu - foldCpu).toFixed(2)} s CPU (${result.processes.length} processes, ${result.processes.reduce((n, p) => n + p.sites.length, 0)} sites reported)`);
+  console.log(`read + engine + analyze: ${fmt(N / totalCpu)} events/s of CPU time (${fmt(N / (totalWall / 1000))} events/s wall)`);
+  console.log(`peak RSS:              ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
+  console.log(`load average:          ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+} finally {
+  rmSync(dir, { recursive: true, force: true });
+}
