@@ -65,6 +65,17 @@ test('report page draws, zooms, follows the time range', async () => {
   assert.ok(series.names.includes('total') && series.names.includes('RSS') && series.names.includes('heap'), series.names.join());
   assert.equal(series.last, 130_000);
   assert.ok((await inkedPixels(p, '#main-chart canvas')) > 2000);
+  // Markers: dashed purple (#8e44ad) lines at their times, with their labels.
+  const markerPx = await p.evaluate(() => {
+    const u = (window as any).__leakscope.charts.get('main');
+    const c = u.ctx.canvas as HTMLCanvasElement;
+    const x = Math.round(u.valToPos(0.2, 'x', true)); // "warmup done" at step 20 = 0.2 s
+    const d = u.ctx.getImageData(x - 1, 0, 3, c.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - 0x8e) < 30 && Math.abs(d[i + 1] - 0x44) < 30 && Math.abs(d[i + 2] - 0xad) < 30) n++;
+    return n;
+  });
+  assert.ok(markerPx > 50, `marker line pixels: ${markerPx}`);
 
   // The flame graph: the leaf frames are there with their share.
   const frames = await p.$$eval('#flame g.frame', (gs) => gs.map((g) => g.getAttribute('name')));
