@@ -28,10 +28,11 @@
 #define MAX_PIDS 256
 #define MAX_DISC 16
 
+/* Any call gives a lua_State; these are called at least once per request by common hosts
+ * (ngx_lua runs each request in a coroutine: lua_newthread, lua_resume). Few, because an
+ * undiscovered process keeps paying for them. */
 static const char *discover_fns[] = {
-  "lua_gettop", "lua_settop", "lua_pushlightuserdata", "lua_rawget", "lua_rawgeti",
-  "lua_newthread", "lua_resume", "lua_pcall", "lua_pushlstring", "lua_getfield",
-  "lua_tolstring", "lua_touserdata", "lua_type", "lua_pushnil", NULL,
+  "lua_resume", "lua_newthread", "lua_pcall", "lua_gettop", "lua_settop", "lua_getfield", NULL,
 };
 
 struct target {
@@ -41,8 +42,8 @@ struct target {
   char why[4600];
   struct bpf_link *disc[MAX_DISC];
   int ndisc;
-  struct bpf_link *enter, *exit;
-  int found, gone;
+  struct bpf_link *enter, *exit, *site[5];
+  int found, gone, fast;
   int memfd;                      /* /proc/PID/mem, opened on first use */
   unsigned long long g, jtrace;   /* global_State; address of jit_State.trace once found */
   unsigned long long jtrace_try;  /* ms of the last search */
@@ -238,42 +239,106 @@ static void find_trace_array(struct target *t, unsigned traceno) {
   }
 }
 
+/* lj_alloc_f as GCC emits it (x86-64):
+ *   test rcx,rcx ; je F ; test rsi,rsi ; je M ; mov rdx,rcx ; jmp lj_alloc_realloc
+ *   F: jmp lj_alloc_free        M: mov rsi,rcx ; jmp lj_alloc_malloc
+ * Probing the three jmps instead of the entry avoids single-stepping the first instruction
+ * (a debug trap per call). Offsets of the jmps relative to allocf; -1 when it does not match. */
+static int fast_sites(struct target *t, unsigned long long allocf, long long *fs, long long *ms, long long *rs) {
+  unsigned char c[64];
+  if (getenv("LSTRACE_LUAJIT_NO_FAST")) return -1;
+  if (readmem(t, allocf, c, sizeof c)) return -1;
+  static const unsigned char head[] = { 0x48, 0x85, 0xc9, 0x74 };
+  if (memcmp(c, head, 4) || c[5] != 0x48 || c[6] != 0x85 || c[7] != 0xf6 || c[8] != 0x74) return -1;
+  if (c[10] != 0x48 || c[11] != 0x89 || c[12] != 0xca || c[13] != 0xe9) return -1;
+  long long f = 5 + (signed char)c[4], m = 10 + (signed char)c[9];
+  if (f < 18 || f > 58 || m < 18 || m > 55) return -1;
+  if (c[f] != 0xe9) return -1;
+  if (c[m] != 0x48 || c[m + 1] != 0x89 || c[m + 2] != 0xce || c[m + 3] != 0xe9) return -1;
+  *fs = f; *ms = m + 3; *rs = 13;
+  return 0;
+}
+
+static int adopt(struct target *t, unsigned long long L, unsigned long long g, unsigned long long allocf, unsigned long long allocd);
+
+/* Forked workers (nginx) share their parent's Lua VM at the same addresses: once one is
+ * known, check the others' memory for the same global_State instead of waiting for a call. */
+static void adopt_siblings(unsigned long long g, unsigned long long allocf) {
+  for (int i = 0; i < nT; i++) {
+    struct target *t = &T[i];
+    if (t->found || t->gone || !t->has_lib) continue;
+    unsigned long long f = 0, d = 0, mainth = 0, glref = 0;
+    unsigned char gct = 0;
+    if (readmem(t, g + LJ_G_ALLOCF, &f, 8) || f != allocf) continue;
+    if (readmem(t, g + LJ_G_ALLOCD, &d, 8) || readmem(t, g + LJ_G_MAINTHREF, &mainth, 8)) continue;
+    if (!plausible(mainth) || readmem(t, mainth + LJ_L_GCT, &gct, 1) || gct != 6) continue;
+    if (readmem(t, mainth + LJ_L_GLREF, &glref, 8) || glref != g) continue;
+    adopt(t, mainth, g, allocf, d);
+  }
+}
+
 static void on_discover(const struct lj_event *e) {
   struct target *t = target_of((int)e->pid);
   if (!t || t->found) return;
-  unsigned long long g = e->g, allocf = e->ret, allocd = e->osize, mainth = e->nsize;
-  char path[4096];
-  unsigned long long foff = 0;
-  if (!mainth || addr_to_file(t->pid, allocf, path, sizeof path, &foff) != 0) {
-    warnj(t->pid, "global_State at 0x%llx does not look like LuaJIT 2.1 GC64 (allocf 0x%llx is not code): unsupported build", g, allocf);
+  if (!e->nsize) {
+    warnj(t->pid, "global_State at 0x%llx does not look like LuaJIT 2.1 GC64: unsupported build", e->g);
     t->found = -1;
     return;
+  }
+  if (adopt(t, e->ptr, e->g, e->ret, e->osize) == 0) adopt_siblings(e->g, e->ret);
+}
+
+static int adopt(struct target *t, unsigned long long L, unsigned long long g, unsigned long long allocf, unsigned long long allocd) {
+  char path[4096];
+  unsigned long long foff = 0;
+  if (addr_to_file(t->pid, allocf, path, sizeof path, &foff) != 0) {
+    warnj(t->pid, "global_State at 0x%llx does not look like LuaJIT 2.1 GC64 (allocf 0x%llx is not code): unsupported build", g, allocf);
+    t->found = -1;
+    return -1;
   }
   struct { uint32_t tgid, pad; uint64_t msp; } key = { (uint32_t)t->pid, 0, allocd };
   uint64_t gv = g;
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.states), &key, &gv, BPF_ANY)) {
     warnj(t->pid, "cannot record the global_State: %s", strerror(errno));
-    return;
+    return -1;
   }
   char full[4200];
   snprintf(full, sizeof full, "/proc/%d/root%s", t->pid, path);
-  t->enter = bpf_program__attach_uprobe(skel->progs.lj_alloc_enter, false, t->pid, full, foff);
-  t->exit = bpf_program__attach_uprobe(skel->progs.lj_alloc_exit, true, t->pid, full, foff);
-  if (!t->enter || !t->exit) {
+  long long fs, ms, rs;
+  if (fast_sites(t, allocf, &fs, &ms, &rs) == 0) {
+    /* Offsets inside the same mapping as allocf. */
+    t->site[0] = bpf_program__attach_uprobe(skel->progs.lj_free_site, false, t->pid, full, foff + fs);
+    t->site[1] = bpf_program__attach_uprobe(skel->progs.lj_malloc_site, false, t->pid, full, foff + ms);
+    t->site[2] = bpf_program__attach_uprobe(skel->progs.lj_alloc_exit, true, t->pid, full, foff + ms);
+    t->site[3] = bpf_program__attach_uprobe(skel->progs.lj_realloc_site, false, t->pid, full, foff + rs);
+    t->site[4] = bpf_program__attach_uprobe(skel->progs.lj_alloc_exit, true, t->pid, full, foff + rs);
+    int ok = 1;
+    for (int i = 0; i < 5; i++) if (!t->site[i]) ok = 0;
+    if (ok) t->fast = 1;
+    else for (int i = 0; i < 5; i++) { bpf_link__destroy(t->site[i]); t->site[i] = NULL; }
+  }
+  if (!t->fast) {
+    t->enter = bpf_program__attach_uprobe(skel->progs.lj_alloc_enter, false, t->pid, full, foff);
+    t->exit = bpf_program__attach_uprobe(skel->progs.lj_alloc_exit, true, t->pid, full, foff);
+  }
+  if (!t->fast && (!t->enter || !t->exit)) {
     warnj(t->pid, "cannot attach to the allocator at %s+0x%llx: %s", path, foff, strerror(errno));
     t->found = -1;
-    return;
+    return -1;
   }
+  uint32_t k = (uint32_t)t->pid, v = 2;
+  bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &k, &v, BPF_ANY);
   t->found = 1;
   t->g = g;
   for (unsigned n = 1; n <= 4 && !t->jtrace; n++) find_trace_array(t, n);
   for (int i = 0; i < t->ndisc; i++) { bpf_link__destroy(t->disc[i]); t->disc[i] = NULL; }
   t->ndisc = 0;
-  fprintf(stderr, "{\"event\":\"state\",\"pid\":%d,\"L\":\"0x%llx\",\"g\":\"0x%llx\",\"allocf\":\"0x%llx\",\"allocd\":\"0x%llx\",\"offset\":%llu,\"module\":",
-          t->pid, e->ptr, g, allocf, allocd, foff);
+  fprintf(stderr, "{\"event\":\"state\",\"pid\":%d,\"L\":\"0x%llx\",\"g\":\"0x%llx\",\"allocf\":\"0x%llx\",\"allocd\":\"0x%llx\",\"offset\":%llu,\"probes\":\"%s\",\"module\":",
+          t->pid, L, g, allocf, allocd, foff, t->fast ? "tail-calls" : "entry");
   jsonstr(stderr, path);
   fprintf(stderr, "}\n");
   fflush(stderr);
+  return 0;
 }
 
 static int on_record(void *ctx, void *data, size_t size) {
@@ -346,6 +411,7 @@ static void settle(long max_ms) {
       break;
     }
     ring_buffer__poll(the_rb, 2);
+    ring_buffer__consume(the_rb);
   }
 }
 
@@ -413,8 +479,10 @@ int main(int argc, char **argv) {
   the_rb = rb;
   unsigned long long start = now_ms(), lastcheck = start;
   while (!stop && live > 0) {
-    int r = ring_buffer__poll(rb, 100);
+    /* The BPF side wakes us only when the buffer fills up: consume on a short timer. */
+    int r = ring_buffer__poll(rb, 20);
     if (r < 0 && r != -EINTR) break;
+    ring_buffer__consume(rb);
     unsigned long long now = now_ms();
     if (duration >= 0 && now - start >= (unsigned long long)duration) break;
     if (now - lastcheck >= 500) {
@@ -437,6 +505,7 @@ int main(int argc, char **argv) {
     for (int j = 0; j < T[i].ndisc; j++) bpf_link__destroy(T[i].disc[j]);
     bpf_link__destroy(T[i].enter);
     bpf_link__destroy(T[i].exit);
+    for (int j = 0; j < 5; j++) bpf_link__destroy(T[i].site[j]);
   }
   ring_buffer__consume(rb);
   fflush(out);
