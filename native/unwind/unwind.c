@@ -179,6 +179,13 @@ int ls_unwind(int pid, const uint64_t regs[3], const uint8_t *stack, size_t stac
   memcpy(p->regs, regs, sizeof p->regs);
   struct walk w = { pcs_out, 0, max };
   dwfl_getthread_frames(p->dwfl, pid, frame_cb, &w);
+  /* Stopped in no known module: maybe a library dlopen()ed since the maps were read. */
+  if (w.n > 0 && w.n < max && !dwfl_addrmodule(p->dwfl, pcs_out[w.n - 1]) &&
+      now_ns() - p->last_report_ns > REPORT_AGAIN_NS) {
+    report_modules(p);
+    w.n = 0;
+    dwfl_getthread_frames(p->dwfl, pid, frame_cb, &w);
+  }
   p->stack = NULL;
   pthread_mutex_unlock(&lock);
   if (w.n == 0) {
