@@ -49,21 +49,18 @@ export class Engine implements EventSink {
   }
 
   event(e: Event): void {
-    this.events++;
-    // With a 'seq' clock, sources number events per process (a log line's index in its process),
-    // which erases the time a process spent idle while others worked. The global arrival order
-    // keeps it, and is just as valid a sequence: use it.
-    const t = this.clock === 'seq' ? this.events : e.t;
-    if (t > this.lastT) this.lastT = t;
-    if (t < this.firstT) this.firstT = t;
+    // Events come in a dozen shapes: only `kind` is read before the switch, so that every other
+    // field is read where a single shape reaches (monomorphic, fast) — see tick().
     switch (e.kind) {
       case 'alloc': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         this.heapAlloc(p, e.addr, e.size, e.stack, t);
         this.afterHeap(p, t);
         return;
       }
       case 'free': {
+        const t = this.tick(e.t);
         if (e.addr === 0) return;
         const p = this.proc(e.pid, t);
         this.heapFree(p, e.addr, t);
@@ -71,6 +68,7 @@ export class Engine implements EventSink {
         return;
       }
       case 'realloc': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         if (e.oldAddr === 0) {
           if (e.addr !== 0) this.heapAlloc(p, e.addr, e.size, e.stack, t);
@@ -90,15 +88,21 @@ export class Engine implements EventSink {
         return;
       }
       case 'pool-alloc': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         this.poolAlloc(p, this.poolOrImplicit(p, e.pool, t), e.size, e.addr, e.stack, t);
         return;
       }
-      case 'pool-free':
+      case 'pool-free': {
+        const t = this.tick(e.t);
         return this.poolFree(this.proc(e.pid, t), e.pool, e.addr, t);
-      case 'pool-create':
+      }
+      case 'pool-create': {
+        const t = this.tick(e.t);
         return this.poolCreate(this.proc(e.pid, t), e.pool, e.parent, e.poolKind, e.tag, e.stack, t);
+      }
       case 'pool-destroy': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const pool = p.pools.get(e.pool);
         if (!pool) this.unknownPool(p, 'destroy');
@@ -109,6 +113,7 @@ export class Engine implements EventSink {
         return;
       }
       case 'pool-clear': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const pool = p.pools.get(e.pool);
         if (!pool) this.unknownPool(p, 'destroy');
@@ -121,6 +126,7 @@ export class Engine implements EventSink {
         return;
       }
       case 'pool-tag': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const pool = this.poolOrImplicit(p, e.pool, t);
         if (pool.tag !== e.tag) {
@@ -130,6 +136,7 @@ export class Engine implements EventSink {
         return;
       }
       case 'pool-size': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const pool = this.poolOrImplicit(p, e.pool, t);
         const delta = e.bytes - pool.bytes;
@@ -143,10 +150,13 @@ export class Engine implements EventSink {
         this.afterPools(p, t);
         return;
       }
-      case 'pool-cleanup':
+      case 'pool-cleanup': {
+        const t = this.tick(e.t);
         this.proc(e.pid, t);
         return;
+      }
       case 'mmap': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const old = p.mmaps.get(e.addr);
         if (old !== undefined) p.mmapBytes -= old;
@@ -156,6 +166,7 @@ export class Engine implements EventSink {
         return;
       }
       case 'munmap': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const old = p.mmaps.get(e.addr);
         if (old === undefined) return;
@@ -169,25 +180,35 @@ export class Engine implements EventSink {
         return;
       }
       case 'rss': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         p.rssBytes = e.bytes;
         (p.rss ??= new BoundedSeries()).add(t, e.bytes);
         return;
       }
-      case 'marker':
+      case 'marker': {
+        const t = this.tick(e.t);
         if (e.pid === 0) this.markers.push({ t, label: e.label });
         else this.proc(e.pid, t).markers.push({ t, label: e.label });
         return;
-      case 'lost':
+      }
+      case 'lost': {
+        this.tick(e.t);
         this.lost += e.count;
         return;
-      case 'frame':
+      }
+      case 'frame': {
+        this.events++; // definitions carry no time
         this.symbols.scope(e.pid).defineFrame(e.id, e.frame);
         return;
-      case 'stack':
+      }
+      case 'stack': {
+        this.events++;
         this.symbols.scope(e.pid).defineStack(e.id, e.parent, e.frame);
         return;
+      }
       case 'process': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         p.ppid = e.ppid;
         p.command = e.command;
@@ -195,6 +216,7 @@ export class Engine implements EventSink {
         return;
       }
       case 'fork': {
+        const t = this.tick(e.t);
         const old = this.procs.get(e.pid);
         if (old) old.endT = Math.max(old.endT, t);
         const p = this.newProc(e.pid, t);
@@ -209,6 +231,7 @@ export class Engine implements EventSink {
         return;
       }
       case 'exec': {
+        const t = this.tick(e.t);
         const old = this.proc(e.pid, t);
         old.replacedByExec = true;
         old.endT = t;
@@ -220,16 +243,31 @@ export class Engine implements EventSink {
         return;
       }
       case 'exit': {
+        const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         p.exited = true;
         p.exitCode = e.code;
         return;
       }
-      default:
+      default: {
         // brk, shm, kernel, module: not folded into state.
+        const t = this.tick(e.t);
         if (e.pid !== 0) this.proc(e.pid, t);
         return;
+      }
     }
+  }
+
+  /** Counts an event and returns its time in the engine's clock. */
+  private tick(raw: number): number {
+    this.events++;
+    // With a 'seq' clock, sources number events per process (a log line's index in its process),
+    // which erases the time a process spent idle while others worked. The global arrival order
+    // keeps it, and is just as valid a sequence: use it.
+    const t = this.clock === 'seq' ? this.events : raw;
+    if (t > this.lastT) this.lastT = t;
+    if (t < this.firstT) this.firstT = t;
+    return t;
   }
 
   finish(): EngineState {
