@@ -21,6 +21,11 @@ import { emptyStats } from './source.js';
 import { forEachLine, hexDigit, sampleLine, startsWith } from './line-reader.js';
 
 const MAX_BUFFERED = 4096;
+/** Closed connections whose label is remembered for their last lines. */
+const MAX_CLOSED = 1024;
+/** Distinct (allocator, request path) sites per process before the rest are pooled together. */
+const MAX_LABELS = 10000;
+const OTHER_PATHS = '(other request paths, past the distinct-path limit)';
 const MAX_SAMPLES = 5;
 const b = (s: string) => Buffer.from(s, 'latin1');
 const M_MALLOC = b('malloc: ');
@@ -70,6 +75,7 @@ interface Proc {
   inDestroy: boolean;
   poolDestroys: number;
   stacks: Map<string, number>;
+  closed: Map<number, string>;
 }
 
 export class NginxLogDecoder {
@@ -152,7 +158,7 @@ export class NginxLogDecoder {
   private proc(pid: number): Proc {
     let pr = this.procs.get(pid);
     if (!pr) {
-      pr = { pid, announced: false, conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Map(), inDestroy: false, poolDestroys: 0, stacks: new Map() };
+      pr = { pid, announced: false, conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Map(), inDestroy: false, poolDestroys: 0, stacks: new Map(), closed: new Map() };
       this.procs.set(pid, pr);
     }
     return pr;
@@ -207,9 +213,13 @@ export class NginxLogDecoder {
     if (c0 === 99 && connNo && startsWith(buf, p, end, M_CLOSE_CONN)) {
       const c = pr.conns.get(connNo);
       if (c) {
-        this.flush(pr, c, c.label ?? c.lastLabel ?? NO_REQUEST);
-        // The connection's last lines (its pool's free) still carry its number: keep labelling.
-        c.label = c.label ?? c.lastLabel ?? NO_REQUEST;
+        const label = c.label ?? c.lastLabel ?? NO_REQUEST;
+        this.flush(pr, c, label);
+        // Forget the connection (memory stays bounded by open connections), but remember its
+        // label a while: its last lines (its pool's blocks) still carry its number.
+        pr.conns.delete(connNo);
+        pr.closed.set(connNo, label);
+        if (pr.closed.size > MAX_CLOSED) pr.closed.delete(pr.closed.keys().next().value!);
       }
       return;
     }
@@ -223,7 +233,8 @@ export class NginxLogDecoder {
   private conn(pr: Proc, n: number): Conn {
     let c = pr.conns.get(n);
     if (!c) {
-      c = { n, label: null, lastLabel: null, method: '', buffered: [] };
+      const closedLabel = pr.closed.get(n) ?? null;
+      c = { n, label: closedLabel, lastLabel: closedLabel, method: '', buffered: [] };
       pr.conns.set(n, c);
     }
     return c;
@@ -311,14 +322,32 @@ export class NginxLogDecoder {
   }
 
   private emitBlock(pr: Proc, blk: Block, label: string): void {
-    const key = `${blk.kind}\u0000${label}`;
+    let key = `${blk.kind}\u0000${label}`;
     let stack = pr.stacks.get(key);
+    if (stack === undefined && pr.stacks.size >= MAX_LABELS) {
+      // Unbounded distinct paths (ids in URIs): past the cap they share one site.
+      key = `${blk.kind}\u0000${OTHER_PATHS}`;
+      label = OTHER_PATHS;
+      stack = pr.stacks.get(key);
+    }
     if (stack === undefined) {
       stack = this.interner.stackId([ALLOC_FRAMES[blk.kind]!, frame({ fn: label })], pr.pid);
       pr.stacks.set(key, stack);
     }
     if (!pr.announced) this.announce(pr, blk.t);
     this.emit({ kind: 'alloc', pid: pr.pid, t: blk.t, tid: blk.tid, addr: blk.addr, size: blk.size, stack });
+  }
+
+  /** Sizes of the per-process state (to check it stays bounded). */
+  stateSize(): { conns: number; waiting: number; closed: number; sites: number } {
+    const out = { conns: 0, waiting: 0, closed: 0, sites: 0 };
+    for (const pr of this.procs.values()) {
+      out.conns += pr.conns.size;
+      out.waiting += pr.waiting.size;
+      out.closed += pr.closed.size;
+      out.sites += pr.stacks.size;
+    }
+    return out;
   }
 
   finish(): SourceStats {

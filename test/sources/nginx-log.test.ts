@@ -5,7 +5,7 @@ import { mkdtempSync, writeFileSync, readFileSync, rmSync, existsSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event } from '../../src/model/events.js';
-import { nginxLogSource } from '../../src/sources/nginx-log.js';
+import { nginxLogSource, NginxLogDecoder } from '../../src/sources/nginx-log.js';
 import { collect, fixtureText, type Collected } from './collect.js';
 
 const FIXTURE = 'nginx-debug.1worker.log.gz';
@@ -170,4 +170,30 @@ http {
   assert.ok(labels.has('GET /ok') && labels.has('GET /big') && labels.has('GET /missing'), [...labels].join(', '));
   const g = outstanding(c);
   assert.ok(![...g.keys()].some((k) => k.includes('GET /')), `every request's memory was released: ${[...g.keys()].join(' | ')}`);
+});
+
+test('nginx: state stays bounded over many connections and distinct paths', () => {
+  const events: Event[] = [];
+  const dec = new NginxLogDecoder({ event: (e) => events.push(e) });
+  const lines: string[] = [];
+  const pre = (conn?: number) => `2026/11/22 05:30:02 [debug] 77#0: ${conn ? `*${conn} ` : ''}`;
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(16, '0');
+  for (let i = 1; i <= 12000; i++) {
+    lines.push(`${pre()}posix_memalign: ${hex(0x100000 + i * 0x1000)}:512 @16`, `${pre(i)}accept: 127.0.0.1:1 fd:3`,
+      `${pre(i)}posix_memalign: ${hex(0x90000000 + i * 0x2000)}:4096 @16`, `${pre(i)}http request line: "GET /item/${i}?q HTTP/1.1"`,
+      `${pre(i)}close http connection: 3`, `${pre(i)}free: ${hex(0x100000 + i * 0x1000)}, unused: 8`);
+  }
+  const buf = Buffer.from(lines.join('\n') + '\n');
+  let s = 0;
+  for (let i = buf.indexOf(10); i >= 0; s = i + 1, i = buf.indexOf(10, s)) dec.line(buf, s, i);
+  const size = dec.stateSize();
+  assert.equal(size.conns, 0);
+  assert.equal(size.waiting, 0);
+  assert.ok(size.closed <= 1024);
+  assert.ok(size.sites <= 10001, `${size.sites} sites`);
+  dec.finish();
+  const allocs = events.filter((e) => e.kind === 'alloc').length;
+  assert.equal(allocs, 24000);
+  const frees = events.filter((e) => e.kind === 'free').length;
+  assert.equal(frees, 12000);
 });
