@@ -24,7 +24,7 @@ export interface ReportLimits {
   cells: number;
 }
 
-export const DEFAULT_LIMITS: ReportLimits = { points: 800, stacks: 2000, sites: 500, pools: 2000, lines: 3, cells: 250_000 };
+export const DEFAULT_LIMITS: ReportLimits = { points: 800, stacks: 2000, sites: 500, pools: 2000, lines: 3, cells: 400_000 };
 
 export interface ChartLine {
   name: string;
@@ -261,13 +261,16 @@ function stepSample(s: Series, grid: number[], _rss: boolean): (number | null)[]
 function flameData(w: WindowProcess, strings: StringTable, maxStacks: number, budget: number, width: number, buckets: number): FlameData {
   const totals = stackTotals(w);
   totals.sort((a, b) => Math.max(b.inuseBytes, b.allocBytes / 4) - Math.max(a.inuseBytes, a.allocBytes / 4));
-  // Fit the budget: merge time buckets in pairs down to 8 columns, then keep fewer stacks.
+  // Fit the budget: merge time buckets in pairs down to 32 columns, then keep fewer stacks (down
+  // to 250: the small ones), then down to 8 columns and 50 stacks.
   let shift = 0;
   let keepN = Math.min(maxStacks, totals.length);
   for (;;) {
     const n = countCells(w, totals, keepN, shift, buckets);
     if (n <= budget) break;
-    if ((buckets >> shift) > 8) shift++;
+    if ((buckets >> shift) > 32) shift++;
+    else if (keepN > 250) keepN = Math.max(250, Math.floor(keepN / 2));
+    else if ((buckets >> shift) > 8) shift++;
     else if (keepN > 50) keepN = Math.floor(keepN / 2);
     else break;
   }
