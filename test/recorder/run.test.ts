@@ -38,6 +38,23 @@ describe('leakscope run', () => {
     assert.match(String(meta.startMonoNs), /^\d+$/);
   });
 
+  it('unwinds right through frames of changing size and depth (alloca, recursion)', () => {
+    const exe = compile(dir, 'rec-alloca');
+    const { run, result } = runJson(join(dir, 'alloca.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const p = result.processes[0]!;
+    const leaf = sitesWith(p, 'alloca_leaf');
+    assert.equal(leaf.reduce((a, s) => a + s.count, 0), 300);
+    for (const s of leaf) {
+      const fns = s.stack.map((f) => f.fn);
+      assert.ok(fns.includes('alloca_frame') && fns.includes('main'), fns.join(' <- '));
+      const depth = fns.filter((f) => f === 'recurse').length;
+      assert.ok(depth >= 1 && depth <= 7, fns.join(' <- '));
+    }
+    // Each recursion depth is its own stack.
+    assert.equal(new Set(leaf.map((s) => s.stack.filter((f) => f.fn === 'recurse').length)).size, 7);
+  });
+
   it('follows a realloc chain to its final size and site', () => {
     const exe = compile(dir, 'rec-realloc');
     const { run, result } = runJson(join(dir, 'realloc.lstrace'), [exe]);

@@ -78,6 +78,13 @@ static inline void maybe_init(void) {
 static inline int recording(void) { return lk_state == 2 && !lk_ts.guard; }
 
 static inline void after_alloc(void *p, size_t n) {
+  if (lk_sample_bytes) {  // the sampled fast path: most allocations only count down
+    int64_t left = lk_ts.sample_left - (int64_t)n;
+    if (LK_LIKELY(left > 0)) {
+      lk_ts.sample_left = left;
+      return;
+    }
+  }
   maybe_init();
   if (LK_LIKELY(p != NULL) && recording() && !lk_ts.in_apr) {
     if (lk_sample_bytes && !lk_sample_inline(n)) return;
@@ -97,6 +104,10 @@ LK_EXPORT void *malloc(size_t n) {
 LK_EXPORT void free(void *p) {
   if (!p || is_boot(p)) return;
   ENSURE_REAL(r_free, );
+  if (lk_sample_bytes && !lk_maybe_sampled((uintptr_t)p)) {  // the sampled fast path
+    r_free(p);
+    return;
+  }
   if (recording()) {
     lk_ts.guard++;
     lk_rec_free(p);

@@ -85,12 +85,22 @@ void lk_stacks_atfork_parent(void);
 void lk_stacks_atfork_child(void);
 
 // sampling.c
-void lk_sampling_init(void);
+void lk_sampling_init(uint64_t bytes);
 int lk_sample(size_t size);             // 1: record this allocation
 static inline int lk_sample_inline(size_t n) {
   int64_t left = lk_ts.sample_left - (int64_t)n;
   if (LK_LIKELY(left > 0)) { lk_ts.sample_left = left; return 0; }
   return lk_sample(n);
+}
+// The sampled-address filter, read inline by free(): a zero counter means "not sampled".
+extern _Atomic uint16_t *lk_sample_counts;
+static inline uint64_t lk_sample_hash(uintptr_t a) {
+  uint64_t x = (uint64_t)a;
+  x ^= x >> 29; x *= 0xbf58476d1ce4e5b9ull; x ^= x >> 32;
+  return x;
+}
+static inline int lk_maybe_sampled(uintptr_t a) {
+  return atomic_load_explicit(&lk_sample_counts[(lk_sample_hash(a) >> 10) & ((1u << 20) - 1)], memory_order_acquire) != 0;
 }
 void lk_sampling_atfork_prepare(void);
 void lk_sampling_atfork_release(void);

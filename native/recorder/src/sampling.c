@@ -21,20 +21,18 @@ typedef struct {
   uintptr_t *addrs;
 } shard;
 
-static _Atomic uint16_t *g_counts;
+_Atomic uint16_t *lk_sample_counts;
+#define g_counts lk_sample_counts
 static shard *g_shards;
+#define hash_addr lk_sample_hash
 
-static inline uint64_t hash_addr(uintptr_t a) {
-  uint64_t x = (uint64_t)a;
-  x ^= x >> 29; x *= 0xbf58476d1ce4e5b9ull; x ^= x >> 32;
-  return x;
-}
-
-void lk_sampling_init(void) {
-  if (!lk_sample_bytes) return;
-  g_counts = lk_raw_mmap(sizeof(uint16_t) << CNT_BITS);
+void lk_sampling_init(uint64_t bytes) {
+  if (!bytes) return;
   g_shards = lk_raw_mmap(sizeof(shard) * SHARDS);
-  if (!g_counts || !g_shards) lk_sample_bytes = 0;
+  _Atomic uint16_t *counts = lk_raw_mmap(sizeof(uint16_t) << CNT_BITS);
+  if (!counts || !g_shards) return;
+  g_counts = counts;
+  lk_sample_bytes = bytes;
 }
 
 static double next_uniform(void) {

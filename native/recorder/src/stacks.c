@@ -213,9 +213,18 @@ static u64map g_frames;       // pc -> frame id
 static u64map g_nodes;        // (parent << 32 | frame) -> stack id
 static uint32_t g_next_frame = 1, g_next_stack = 1;
 
+// Four independent lanes: the multiplies overlap instead of forming one long chain.
 static inline uint64_t hash_pcs(const uintptr_t *pcs, int n) {
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
-  for (int i = 0; i < n; i++) h = mix64(h ^ pcs[i]) + 0x9e3779b97f4a7c15ull;
+  uint64_t a = 0x9e3779b97f4a7c15ull ^ (uint64_t)n, b = 0xc2b2ae3d27d4eb4full, c = 0x165667b19e3779f9ull, d = 0x27d4eb2f165667c5ull;
+  int i = 0;
+  for (; i + 4 <= n; i += 4) {
+    a = (a ^ pcs[i]) * 0x100000001b3ull;
+    b = (b ^ pcs[i + 1]) * 0x100000001b3ull;
+    c = (c ^ pcs[i + 2]) * 0x100000001b3ull;
+    d = (d ^ pcs[i + 3]) * 0x100000001b3ull;
+  }
+  for (; i < n; i++) a = (a ^ pcs[i]) * 0x100000001b3ull;
+  uint64_t h = mix64(a ^ mix64(b) ^ (mix64(c) >> 1) ^ (mix64(d) << 1));
   return h ? h : 1;
 }
 
@@ -279,22 +288,179 @@ static uint32_t node_id(lk_buf *b, uint32_t parent, uint32_t frame) {
   return id;
 }
 
-static int capture(uintptr_t *pcs) {
-  void *raw[LK_MAX_DEPTH + 16];
-  int n = unw_backtrace(raw, lk_depth + 16);
-  int i = 0, m = 0;
-  while (i < n && (uintptr_t)raw[i] >= lk_self_lo && (uintptr_t)raw[i] < lk_self_hi) i++;
-  for (; i < n && m < lk_depth; i++) pcs[m++] = (uintptr_t)raw[i];
-  return m;
+// --- unwinding --------------------------------------------------------------------------------
+//
+// libunwind reads .eh_frame, so stacks are right without frame pointers, but stepping costs
+// ~8 ns a frame. Nearly every function compiled by gcc keeps its canonical frame address at a
+// fixed distance K from the stack pointer at a given pc (K = the caller's sp - this frame's sp),
+// with the return address just below it. So each step libunwind makes teaches us K for that pc;
+// once two walks agree (and the return address sat at CFA - 8), later walks through that pc take
+// one table lookup and one load. A pc that ever disagrees (alloca, signal frames) is left to
+// libunwind for good. Reads stay inside [sp, the outermost frame's sp] of the thread's own stack.
+
+#define UW_BITS 16
+#define UW_KQ_MAX 0x7FFF
+enum { UW_ONCE = 1, UW_OK = 2, UW_STOP = 3 };  // UW_STOP: kq 0 = outermost frame, else unusable
+static _Atomic uint64_t *g_uw;                // ip (47 bits) | kq = K / 8 (15 bits) | state (2 bits)
+static __thread uintptr_t t_max_sp;           // sp of this thread's outermost frame, once seen
+
+static inline uint64_t uw_pack(uintptr_t ip, uint32_t kq, uint32_t st) { return ((uint64_t)ip << 17) | ((uint64_t)kq << 2) | st; }
+static inline _Atomic uint64_t *uw_slot(uintptr_t ip) { return &g_uw[(ip * 0x9E3779B97F4A7C15ull) >> (64 - UW_BITS)]; }
+
+static void uw_learn(uintptr_t ip, intptr_t k, int ra_ok) {
+  if (ip >> 47) return;
+  _Atomic uint64_t *slot = uw_slot(ip);
+  uint64_t old = atomic_load_explicit(slot, memory_order_relaxed);
+  uint32_t kq = (k > 0 && (k & 7) == 0 && k / 8 < UW_KQ_MAX && ra_ok) ? (uint32_t)(k / 8) : UW_KQ_MAX;
+  if ((old >> 17) == ip) {
+    uint32_t st = old & 3, okq = (old >> 2) & UW_KQ_MAX;
+    if (st == UW_STOP) {
+      if (okq == 0) atomic_store_explicit(slot, uw_pack(ip, UW_KQ_MAX, UW_STOP), memory_order_relaxed);
+      return;
+    }
+    if (okq != kq) atomic_store_explicit(slot, uw_pack(ip, UW_KQ_MAX, UW_STOP), memory_order_relaxed);
+    else if (st == UW_ONCE) atomic_store_explicit(slot, uw_pack(ip, kq, UW_OK), memory_order_relaxed);
+  } else if (kq != UW_KQ_MAX) {
+    atomic_store_explicit(slot, uw_pack(ip, kq, UW_ONCE), memory_order_relaxed);
+  } else {
+    atomic_store_explicit(slot, uw_pack(ip, UW_KQ_MAX, UW_STOP), memory_order_relaxed);
+  }
+}
+
+static void uw_learn_outermost(uintptr_t ip) {
+  if (ip >> 47) return;
+  _Atomic uint64_t *slot = uw_slot(ip);
+  uint64_t old = atomic_load_explicit(slot, memory_order_relaxed);
+  if ((old >> 17) == ip && (old & 3) != UW_STOP) atomic_store_explicit(slot, uw_pack(ip, UW_KQ_MAX, UW_STOP), memory_order_relaxed);
+  else if ((old >> 17) != ip) atomic_store_explicit(slot, uw_pack(ip, 0, UW_STOP), memory_order_relaxed);
+}
+
+static inline int is_self(uintptr_t ip) { return ip >= lk_self_lo && ip < lk_self_hi; }
+
+// The thread's previous walk, every frame as (pc, sp), outermost last. Consecutive allocations
+// mostly share their callers: once the new walk reaches a frame of the previous one (same pc at
+// the same sp), checking that each later return-address slot still holds the same pc (loads
+// that do not depend on each other) proves the rest of the stack is unchanged.
+#define WALK_MAX (LK_MAX_DEPTH + 32)
+typedef struct {
+  int n, complete;  // complete: reached the outermost frame
+  uintptr_t ip[WALK_MAX], sp[WALK_MAX];
+} walk_cache;
+static __thread walk_cache t_walks[2];
+static __thread unsigned t_walk_count;
+static __thread int t_cur;                 // t_walks[t_cur] is the previous walk
+static __thread uint32_t t_last_id;        // its stack id, reused when a walk is all the same
+static __thread int t_last_n_out;          // and its number of recorded frames
+#define t_last (t_walks[t_cur])
+
+// libunwind's walk, teaching the table. Records up to lk_depth frames outside our library.
+static int slow_walk(unw_context_t *uc, uintptr_t *out) {
+  unw_cursor_t c;
+  t_last.n = 0;
+  t_last.complete = 0;
+  if (unw_init_local(&c, uc) < 0) return 0;
+  int n = 0;
+  uintptr_t pip = 0, psp = 0;
+  for (int steps = 0; steps < 4096; steps++) {
+    unw_word_t ip, sp;
+    unw_get_reg(&c, UNW_REG_IP, &ip);
+    unw_get_reg(&c, UNW_REG_SP, &sp);
+    if (steps > 0) uw_learn(pip, (intptr_t)(sp - psp), sp > psp && *(uintptr_t *)(sp - 8) == ip);
+    if (!is_self(ip) && n < lk_depth) out[n++] = ip;
+    if (t_last.n < WALK_MAX) {
+      t_last.ip[t_last.n] = ip;
+      t_last.sp[t_last.n++] = sp;
+    }
+    pip = ip;
+    psp = sp;
+    int r = unw_step(&c);
+    if (r <= 0) {
+      if (r == 0) {
+        uw_learn_outermost(pip);
+        if (psp > t_max_sp) t_max_sp = psp;
+        t_last.complete = t_last.n < WALK_MAX;
+      }
+      break;
+    }
+    if (n >= lk_depth && t_max_sp) break;
+  }
+  return n;
+}
+
+__attribute__((noinline)) static int slow_capture(uintptr_t *out) {
+  unw_context_t uc;
+  unw_getcontext(&uc);
+  return slow_walk(&uc, out);
+}
+
+// The fast walk starts at our caller's frame exactly as libunwind sees it: pc = our return
+// address, sp = our canonical frame address (the compiler knows it, frame pointer or not).
+// Returns the frame count; *same is set when the stack is exactly the previous walk's.
+__attribute__((noinline)) static int capture(uintptr_t *out, int *same_stack) {
+  uintptr_t ip = (uintptr_t)__builtin_return_address(0);
+  uintptr_t sp = (uintptr_t)__builtin_dwarf_cfa();
+  *same_stack = 0;
+  // Every 4096th walk is libunwind's, re-checking what the table learned: a pc whose frame size
+  // only looked fixed (alloca of the same size twice) is caught and handed back to libunwind.
+  if (LK_UNLIKELY(!t_max_sp) || LK_UNLIKELY((++t_walk_count & 4095) == 0)) return slow_capture(out);
+  walk_cache *next = &t_walks[t_cur ^ 1];
+  uintptr_t *nip = next->ip, *nsp = next->sp;
+  int nn = 0, n = 0, j = 0, complete = 0;
+  for (;;) {
+    // A frame of the previous walk: the rest is the same if every later slot still holds it.
+    while (j < t_last.n && t_last.sp[j] < sp) j++;
+    if (j < t_last.n && t_last.sp[j] == sp && t_last.ip[j] == ip) {
+      int same = 1;
+      for (int m = j + 1; m < t_last.n; m++) same &= *(const uintptr_t *)(t_last.sp[m] - 8) == t_last.ip[m];
+      if (same) {
+        for (int m = j; m < t_last.n && nn < WALK_MAX; m++) {
+          nip[nn] = t_last.ip[m];
+          nsp[nn++] = t_last.sp[m];
+          if (n < lk_depth && !is_self(t_last.ip[m])) out[n++] = t_last.ip[m];
+        }
+        if (!t_last.complete && n < lk_depth) return slow_capture(out);
+        complete = t_last.complete;
+        *same_stack = (j == 0 && n == t_last_n_out);
+        break;
+      }
+      j = t_last.n;  // stale from here on
+    }
+    if (nn == WALK_MAX) return slow_capture(out);
+    nip[nn] = ip;
+    nsp[nn++] = sp;
+    if (!is_self(ip)) {
+      out[n++] = ip;
+      if (n >= lk_depth) break;
+    }
+    uint64_t e = atomic_load_explicit(uw_slot(ip), memory_order_relaxed);
+    if ((e >> 17) != ip) return slow_capture(out);
+    uint32_t st = e & 3, kq = (e >> 2) & UW_KQ_MAX;
+    if (st == UW_STOP && kq == 0) {
+      complete = 1;
+      break;
+    }
+    if (st != UW_OK) return slow_capture(out);
+    sp += (uintptr_t)kq * 8;
+    if (sp > t_max_sp) return slow_capture(out);
+    ip = *(const uintptr_t *)(sp - 8);
+  }
+  next->n = nn;
+  next->complete = complete;
+  t_cur ^= 1;
+  return n;
 }
 
 uint32_t lk_capture_stack(lk_buf *b) {
-  uintptr_t pcs[LK_MAX_DEPTH + 16];
-  int n = capture(pcs);
+  uintptr_t pcs[LK_MAX_DEPTH];
+  int same;
+  int n = capture(pcs, &same);
+  if (same && t_last_id) return t_last_id;
+  t_last_n_out = n;
+  t_last_id = 0;
   if (n == 0) return 0;
   uint64_t h = hash_pcs(pcs, n);
   uint32_t id = fs_lookup(h, pcs, n);
-  if (LK_LIKELY(id)) return id;
+  if (LK_LIKELY(id)) return t_last_id = id;
   pthread_mutex_lock(&g_mu);
   id = fs_lookup(h, pcs, n);
   if (!id) {
@@ -309,7 +475,7 @@ uint32_t lk_capture_stack(lk_buf *b) {
     if (id) fs_insert(h, pcs, n, id);
   }
   pthread_mutex_unlock(&g_mu);
-  return id;
+  return t_last_id = id;
 }
 
 static int self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -335,9 +501,11 @@ void lk_stacks_init(void) {
   Dl_info di;
   if (dladdr((void *)lk_stacks_init, &di) && di.dli_fbase) dl_iterate_phdr(self_cb, di.dli_fbase);
   g_fs = lk_raw_mmap(FS_CAP * sizeof *g_fs);
+  g_uw = lk_raw_mmap(sizeof(uint64_t) << UW_BITS);
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-  void *warm[4];
-  unw_backtrace(warm, 4);  // libunwind's own set-up happens now, with our guard held
+  uintptr_t warm[LK_MAX_DEPTH];
+  int same;
+  capture(warm, &same);  // libunwind's own set-up happens now, with our guard held
 }
 
 void lk_stacks_atfork_prepare(void) { pthread_mutex_lock(&g_mu); }
