@@ -1,0 +1,56 @@
+// `leakscope report` end to end without a browser: the page embeds what the analysis found,
+// and bad input or an unwritable output is one line on stderr.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { leakscope } from './cli.js';
+
+const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;
+const dir = mkdtempSync(join(tmpdir(), 'leakscope-report-cli-'));
+after(() => rmSync(dir, { recursive: true, force: true }));
+
+function embedded(html: string): any {
+  return JSON.parse(html.match(/<script type="application\/json" id="leakscope-data">(.*?)<\/script>/s)![1]!);
+}
+
+test('report of the nginx debug log embeds the analysis: processes, verdicts, outstanding bytes, sites', async () => {
+  const out = join(dir, 'nginx.html');
+  const r = leakscope(['report', fixture, '-o', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const data = embedded(readFileSync(out, 'utf8'));
+  const result = await analyzeFiles([fixture]);
+  assert.deepEqual(data.processes.map((p: any) => p.pid), result.processes.map((p) => p.pid));
+  for (const p of result.processes) {
+    const d = data.processes.find((x: any) => x.pid === p.pid);
+    assert.equal(d.verdict.verdict, p.verdict.verdict);
+    assert.deepEqual(d.outstanding, p.outstanding);
+    assert.deepEqual(d.sites.map((s: any) => [s.label, s.bytes]), p.sites.map((s) => [s.label, s.bytes]));
+    // The grid agrees with the analysis on what is outstanding at the end.
+    if (d.flame) {
+      const end = d.flame.b.filter((_: number, i: number) => d.flame.f[i] === -1).reduce((a: number, b: number) => a + b, 0);
+      assert.equal(end, p.outstanding.heapBytes + p.outstanding.poolBytes, `pid ${p.pid}`);
+    }
+  }
+  // The fixture's known leak: 30 forgotten 4096-byte pool blocks in the worker.
+  const total = result.processes.reduce((a, p) => a + p.outstanding.heapBytes + p.outstanding.poolBytes, 0);
+  assert.ok(total >= 30 * 4096, String(total));
+});
+
+test('report: garbage input and unwritable output are one-line errors', () => {
+  const garbage = join(dir, 'garbage.bin');
+  writeFileSync(garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
+  const r = leakscope(['report', garbage, '-o', join(dir, 'g.html')]);
+  assert.notEqual(r.status, 0);
+  assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  assert.match(r.stderr, /^leakscope: /);
+  const w = leakscope(['report', fixture, '-o', join(dir, 'no', 'such', 'dir', 'x.html')]);
+  assert.notEqual(w.status, 0);
+  assert.match(w.stderr, /^leakscope: .*x\.html: cannot write \(ENOENT\)\n$/);
+  const missing = leakscope(['report', fixture]);
+  assert.notEqual(missing.status, 0);
+  assert.match(missing.stderr, /required option '-o, --output <file>'/);
+});
