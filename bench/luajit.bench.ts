@@ -1,7 +1,7 @@
 // LuaJIT allocator tracing overhead: Debian nginx + lua module serving a handler that leaks
 // into a module-level table and builds short-lived tables (about 95 GC allocations per
 // request), under wrk on loopback. Requests/s traced vs untraced, measured in the same run.
-import { spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,28 +19,37 @@ function setup(thread) counter = counter + 1; thread:set("id", counter) end
 function request() n = (n or 0) + 1; return wrk.format(nil, "/leak?garbage=${GARBAGE}&label=t" .. id .. "_" .. n) end
 `);
 
-function wrk(seconds: number): number {
-  const r = spawnSync('wrk', ['-t2', '-c32', `-d${seconds}s`, '-s', script, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  if (!m) throw new Error(`wrk printed no rate: ${r.stdout}${r.stderr}`);
-  return Number(m[1]);
+// Asynchronous: the event loop must keep reading the tracer's output while wrk runs.
+function wrk(seconds: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const c = spawn('wrk', ['-t2', '-c32', `-d${seconds}s`, '-s', script, `http://127.0.0.1:${port}/`]);
+    let out = '';
+    c.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    c.stderr.on('data', (d: Buffer) => (out += d.toString()));
+    c.on('error', reject);
+    c.on('close', () => {
+      const m = /Requests\/sec:\s+([\d.]+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+      else reject(new Error(`wrk printed no rate: ${out}`));
+    });
+  });
 }
 
 const server = await startLuaServer(port, 2);
 try {
-  wrk(2); // warm-up: module loaded, traces compiled
-  const untraced = wrk(SECONDS);
+  await wrk(2); // warm-up: module loaded, traces compiled
+  const untraced = await wrk(SECONDS);
   const out = join(dir, 'bench.lstrace');
   const ac = new AbortController();
   const traced = attachLuajit({ pids: server.workers, durationMs: (SECONDS + 30) * 1000, out, settleMs: 0, signal: ac.signal });
   await new Promise((r) => setTimeout(r, 1500)); // tracer loaded
-  wrk(1); // discovery: the first Lua API call of each worker
+  await wrk(1); // discovery: the first Lua API call of each worker
   const t0 = Date.now();
-  const tracedRps = wrk(SECONDS);
+  const tracedRps = await wrk(SECONDS);
   const tracedSecs = (Date.now() - t0) / 1000;
   ac.abort();
   const res = await traced;
-  const after = wrk(SECONDS);
+  const after = await wrk(SECONDS);
   console.log(`workload: 2 nginx workers, wrk -t2 -c32 -d${SECONDS}s, garbage(${GARBAGE}) + one leaked table per request`);
   console.log(`untraced:            ${untraced.toFixed(0)} requests/s`);
   console.log(`traced:              ${tracedRps.toFixed(0)} requests/s`);

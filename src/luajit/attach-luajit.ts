@@ -13,7 +13,7 @@ import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';
 import { LUAJIT_TRACER, tracerBuilt } from './native.js';
 import { ProtoCache } from './protos.js';
-import { LjOp, RecordParser, type LjRecord } from './records.js';
+import { LjOp, RecordParser, type LjEvent, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
 import { TraceResolver } from './traces.js';
 
@@ -73,7 +73,8 @@ function procInfo(pid: number): { ppid: number; command: string; exe: string } {
 /** Converts tracer records to model events (usable on its own, e.g. in tests). */
 export class LuajitEventConverter {
   private readonly interner: StackInterner;
-  private readonly stackCache = new Map<string, number>();
+  /** Tracer stack id -> model stack id. */
+  private readonly stacks = new Map<number, number>();
   readonly protos = new ProtoCache();
   readonly traces = new TraceResolver(this.protos);
   events = 0;
@@ -87,25 +88,19 @@ export class LuajitEventConverter {
     this.events++;
   }
 
-  private stack(r: LjRecord): number {
-    let key = `${r.pid}|${r.flags}|${r.flags & 4 ? r.vmstate : 0}|${r.trace}:${r.mcofs}`;
-    for (const f of r.frames) key += `|${f.kind}:${f.ptr}:${f.pos}`;
-    let id = this.stackCache.get(key);
-    if (id === undefined) {
-      id = this.interner.stackId(recordFrames(r, this.protos, this.traces), r.pid);
-      this.stackCache.set(key, id);
-    }
-    return id;
+  /** A stack's first use (the tracer's stack id, unique across processes). */
+  stack(id: number, r: LjRecord): void {
+    this.stacks.set(id, this.interner.stackId(recordFrames(r, this.protos, this.traces), r.pid));
   }
 
-  record(r: LjRecord): void {
-    const t = Math.max(0, r.ts - this.startMonoNs);
-    if (r.op === LjOp.Free) {
-      this.emit({ kind: 'free', pid: r.pid, t, tid: r.tid, addr: r.ptr });
-    } else if (r.op === LjOp.Alloc) {
-      this.emit({ kind: 'alloc', pid: r.pid, t, tid: r.tid, addr: r.ret, size: r.nsize, stack: this.stack(r) });
-    } else if (r.op === LjOp.Realloc) {
-      this.emit({ kind: 'realloc', pid: r.pid, t, tid: r.tid, oldAddr: r.ptr, addr: r.ret, size: r.nsize, stack: this.stack(r) });
+  event(e: LjEvent): void {
+    const t = Math.max(0, e.ts - this.startMonoNs);
+    if (e.op === LjOp.Free) {
+      this.emit({ kind: 'free', pid: e.pid, t, tid: e.tid, addr: e.ptr });
+    } else if (e.op === LjOp.Alloc) {
+      this.emit({ kind: 'alloc', pid: e.pid, t, tid: e.tid, addr: e.ret, size: e.nsize, stack: this.stacks.get(e.stack) ?? 0 });
+    } else if (e.op === LjOp.Realloc) {
+      this.emit({ kind: 'realloc', pid: e.pid, t, tid: e.tid, oldAddr: e.ptr, addr: e.ret, size: e.nsize, stack: this.stacks.get(e.stack) ?? 0 });
     }
   }
 
@@ -113,7 +108,6 @@ export class LuajitEventConverter {
   processGone(pid: number): void {
     this.protos.drop(pid);
     this.traces.drop(pid);
-    for (const k of this.stackCache.keys()) if (k.startsWith(`${pid}|`)) this.stackCache.delete(k);
   }
 }
 
@@ -149,7 +143,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   let lost = 0;
   let tracerEvents = -1;
   let fatal = '';
-  const parser = new RecordParser((r) => conv.record(r));
+  const parser = new RecordParser(conv);
   proc.stdout.on('data', (c: Buffer) => parser.push(c));
   let errBuf = '';
   const onLine = (line: string) => {

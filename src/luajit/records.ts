@@ -1,6 +1,7 @@
-// Decodes the record stream of native/luajit/build/lstrace-luajit (stdout): per record a u32
-// length, then `struct lj_event` (native/luajit/src/lj_event.h): a 64-byte header and
-// `nframes` 16-byte frames.
+// Decodes the record stream of native/luajit/build/lstrace-luajit (stdout), see
+// native/luajit/src/lj_event.h: per record a u32 length, then either a stack definition
+// (u8 kind 1, u32 id, `struct lj_event`: an 80-byte header and `nframes` 16-byte frames), sent
+// the first time a stack is seen, or an event (u8 kind 2, `struct lj_rec_event`, 48 bytes).
 
 export const enum LjOp { Alloc = 1, Realloc = 2, Free = 3 }
 export const enum LjKind { Lua = 0, C = 1, Builtin = 2 }
@@ -43,31 +44,69 @@ function u64(b: Buffer, o: number): number {
   return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
 }
 
-/** Incremental parser: feed it stdout chunks, it calls `onRecord` per complete record. */
+export const REC_STACK = 1;
+export const REC_EVENT = 2;
+const EVENT_LEN = 48;
+
+/** One allocator event; `stack` names an earlier stack definition (0: none). */
+export interface LjEvent {
+  op: number;
+  pid: number;
+  tid: number;
+  stack: number;
+  ts: number;
+  ptr: number;
+  ret: number;
+  nsize: number;
+}
+
+export interface RecordHandlers {
+  stack(id: number, r: LjRecord): void;
+  event(e: LjEvent): void;
+}
+
+/** Incremental parser: feed it stdout chunks, it calls the handlers per complete record. */
 export class RecordParser {
   private pending: Buffer = Buffer.alloc(0);
   /** Records that did not make sense (corrupt stream): counted, never thrown. */
   bad = 0;
 
-  constructor(private readonly onRecord: (r: LjRecord) => void) {}
+  constructor(private readonly h: RecordHandlers) {}
 
   push(chunk: Buffer): void {
-    let b = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
+    const b = this.pending.length ? Buffer.concat([this.pending, chunk]) : chunk;
     let o = 0;
-    while (b.length - o >= 4) {
+    while (b.length - o >= 5) {
       const len = b.readUInt32LE(o);
-      if (len < HDR || len > MAX_RECORD || (len - HDR) % FRAME !== 0) {
+      const kind = b[o + 4];
+      const ok =
+        (kind === REC_EVENT && len === EVENT_LEN) ||
+        (kind === REC_STACK && len >= 5 + HDR && len <= 5 + MAX_RECORD && (len - 5 - HDR) % FRAME === 0);
+      if (!ok) {
         // Corrupt stream: nothing after this can be trusted.
         this.bad++;
         o = b.length;
         break;
       }
       if (b.length - o - 4 < len) break;
-      this.onRecord(decodeRecord(b, o + 4, len));
+      const p = o + 4;
+      if (kind === REC_EVENT) {
+        this.h.event({
+          op: b[p + 1]!,
+          pid: b.readUInt32LE(p + 4),
+          tid: b.readUInt32LE(p + 8),
+          stack: b.readUInt32LE(p + 12),
+          ts: u64(b, p + 16),
+          ptr: u64(b, p + 24),
+          ret: u64(b, p + 32),
+          nsize: u64(b, p + 40),
+        });
+      } else {
+        this.h.stack(b.readUInt32LE(p + 1), decodeRecord(b, p + 5, len - 5));
+      }
       o += 4 + len;
     }
     this.pending = o < b.length ? Buffer.from(b.subarray(o)) : Buffer.alloc(0);
-    b = this.pending;
   }
 
   /** Bytes of an incomplete record left at the end. */

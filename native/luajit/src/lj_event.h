@@ -48,6 +48,15 @@ struct lj_event {
 #define LJ_T_SZMCODE 84
 #define LJ_T_MCODE 88
 
+/* Records on the loader's stdout (after a u32 length each). */
+enum lj_rec_kind { LJ_REC_STACK = 1, LJ_REC_EVENT = 2 };
+
+struct lj_rec_event {
+  unsigned char kind, op, pad[2];
+  unsigned int pid, tid, stack; /* stack: id of an LJ_REC_STACK record, 0 for none */
+  unsigned long long ts, ptr, ret, nsize;
+} __attribute__((packed));
+
 /* Struct offsets of LuaJIT 2.1 (x86_64, GC64, FR2), as in lj_obj.h / lj_frame.h of the
  * 2.1 branch with StrInternState (2020+; Debian libluajit2-5.1-2 2.1-20230119 and
  * libluajit-5.1-2 2.1.0~beta3+git20220320). Verified against the real library; see docs/luajit.md. */

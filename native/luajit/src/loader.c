@@ -3,7 +3,8 @@
  *   lstrace-luajit --pid PID [--pid PID...] [--duration-ms N]   trace; records on stdout
  *   lstrace-luajit --detect --pid PID [--pid PID...]            one JSON line per pid
  *
- * stdout: u32 length + struct lj_event (header + frames), little-endian, per record.
+ * stdout: per record a u32 length, then LJ_REC_STACK (u8 kind, u32 id, struct lj_event with
+ * its frames: a stack's first use) or LJ_REC_EVENT (struct lj_rec_event), little-endian.
  * stderr: one JSON object per line ("state", "warning", "exit", "done") for the caller.
  * Needs no debug symbols: a probe on exported lua_* functions yields a lua_State, and from
  * its global_State the allocator function (allocf) is found and probed by address. */
@@ -341,6 +342,49 @@ static int adopt(struct target *t, unsigned long long L, unsigned long long g, u
   return 0;
 }
 
+/* Stack interning: each distinct raw Lua stack (with what decides its labels: pid, flags,
+ * VM state, trace and machine code offset) is written once as a STACK record; events refer
+ * to it by id. Keeps the pipe and the TypeScript side at a fixed small cost per event. */
+#define STACK_SLOTS (1u << 21)
+static uint64_t *stack_hash;
+static uint32_t *stack_id;
+static uint32_t nstacks;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+  const unsigned char *b = p;
+  for (size_t i = 0; i < n; i++) { h ^= b[i]; h *= 0x100000001b3ULL; }
+  return h;
+}
+
+static uint32_t intern_stack(const struct lj_event *e, size_t size) {
+  uint64_t h = 0xcbf29ce484222325ULL;
+  int vm = (e->flags & LJ_F_VM) ? e->vmstate : 0;
+  h = fnv(h, &e->pid, 4);
+  h = fnv(h, &e->flags, 1);
+  h = fnv(h, &vm, 4);
+  h = fnv(h, &e->trace, 8);
+  h = fnv(h, &e->mcofs, 4);
+  h = fnv(h, e->frames, size - LJ_EVENT_HDR);
+  if (!h) h = 1;
+  uint32_t i = (uint32_t)(h ^ (h >> 32)) & (STACK_SLOTS - 1);
+  for (uint32_t probe = 0; probe < STACK_SLOTS; probe++, i = (i + 1) & (STACK_SLOTS - 1)) {
+    if (stack_hash[i] == h) return stack_id[i];
+    if (!stack_hash[i]) {
+      if (nstacks >= STACK_SLOTS / 2) return 0; /* full: events go without a stack */
+      stack_hash[i] = h;
+      stack_id[i] = ++nstacks;
+      uint32_t len = (uint32_t)(1 + 4 + size);
+      unsigned char kind = LJ_REC_STACK;
+      fwrite(&len, 4, 1, out);
+      fwrite(&kind, 1, 1, out);
+      fwrite(&nstacks, 4, 1, out);
+      fwrite(e, 1, size, out);
+      return nstacks;
+    }
+  }
+  return 0;
+}
+
 static int on_record(void *ctx, void *data, size_t size) {
   (void)ctx;
   const struct lj_event *e = data;
@@ -354,9 +398,20 @@ static int on_record(void *ctx, void *data, size_t size) {
       find_trace_array(t, (unsigned)e->vmstate);
     }
   }
-  uint32_t len = (uint32_t)size;
+  struct lj_rec_event r;
+  memset(&r, 0, sizeof r);
+  r.kind = LJ_REC_EVENT;
+  r.op = e->op;
+  r.pid = e->pid;
+  r.tid = e->tid;
+  r.stack = e->op == LJ_OP_FREE ? 0 : intern_stack(e, size);
+  r.ts = e->ts;
+  r.ptr = e->ptr;
+  r.ret = e->ret;
+  r.nsize = e->nsize;
+  uint32_t len = sizeof r;
   fwrite(&len, 4, 1, out);
-  fwrite(data, 1, size, out);
+  fwrite(&r, 1, sizeof r, out);
   nevents++;
   return 0;
 }
@@ -446,6 +501,9 @@ int main(int argc, char **argv) {
     return 0;
   }
   libbpf_set_print(libbpf_quiet);
+  stack_hash = calloc(STACK_SLOTS, sizeof *stack_hash);
+  stack_id = calloc(STACK_SLOTS, sizeof *stack_id);
+  if (!stack_hash || !stack_id) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"out of memory\"}\n"); return 1; }
   out = stdout;
   static char obuf[1 << 20];
   setvbuf(out, obuf, _IOFBF, sizeof obuf);
