@@ -14,6 +14,8 @@ export interface ScriptOptions {
   faultIntervalMs: number;
   /** OOM kills and direct-reclaim stalls anywhere on the machine. */
   machine: boolean;
+  /** Trace mmap here (false when ls-kstack traces it, with stacks). Default true. */
+  mmap?: boolean;
 }
 
 /** Lines the program prints (space-separated, first word the record type); see parse.ts. */
@@ -28,8 +30,10 @@ export function kernelScript(o: ScriptOptions): string {
   lines.push('tracepoint:sched:sched_process_fork /@t[pid]/ { @t[args->child_pid] = 1; printf("F %llu %d %d\\n", nsecs, pid, args->child_pid); }');
   lines.push('tracepoint:sched:sched_process_exit /@t[pid] && pid == tid/ { delete(@t[pid]); printf("E %llu %d %d\\n", nsecs, pid, curtask->exit_code); }');
   // Syscalls: arguments saved per thread at entry, the event printed at a successful exit.
-  lines.push('tracepoint:syscalls:sys_enter_mmap /@t[pid]/ { @ml[tid] = args->len; @mp[tid] = args->prot; @mf[tid] = args->flags; @in[tid] = 1; }');
-  lines.push('tracepoint:syscalls:sys_exit_mmap /@in[tid]/ { if (args->ret >= 0) { printf("M %llu %d %d %lu %lu %lu %lu\\n", nsecs, pid, tid, args->ret, @ml[tid], @mp[tid], @mf[tid]); } delete(@in[tid]); delete(@ml[tid]); delete(@mp[tid]); delete(@mf[tid]); }');
+  if (o.mmap !== false) {
+    lines.push('tracepoint:syscalls:sys_enter_mmap /@t[pid]/ { @ml[tid] = args->len; @mp[tid] = args->prot; @mf[tid] = args->flags; @in[tid] = 1; }');
+    lines.push('tracepoint:syscalls:sys_exit_mmap /@in[tid]/ { if (args->ret >= 0) { printf("M %llu %d %d %lu %lu %lu %lu\\n", nsecs, pid, tid, args->ret, @ml[tid], @mp[tid], @mf[tid]); } delete(@in[tid]); delete(@ml[tid]); delete(@mp[tid]); delete(@mf[tid]); }');
+  }
   lines.push('tracepoint:syscalls:sys_enter_munmap /@t[pid]/ { @ua[tid] = args->addr; @ul[tid] = args->len; @iu[tid] = 1; }');
   lines.push('tracepoint:syscalls:sys_exit_munmap /@iu[tid]/ { if (args->ret == 0) { printf("U %llu %d %lu %lu\\n", nsecs, pid, @ua[tid], @ul[tid]); } delete(@iu[tid]); delete(@ua[tid]); delete(@ul[tid]); }');
   lines.push('tracepoint:syscalls:sys_enter_mremap /@t[pid]/ { @ra[tid] = args->addr; @ro[tid] = args->old_len; @rn[tid] = args->new_len; @ir[tid] = 1; }');
@@ -58,7 +62,7 @@ export function kernelScript(o: ScriptOptions): string {
   const self = `$${o.pids + o.exes + 1}`;
   lines.push(`tracepoint:syscalls:sys_enter_getppid /pid == ${self} && @ready == 0/ { @ready = 1; printf("READY\\n"); }`);
   // Nothing to print at exit: the maps are bookkeeping.
-  const maps = ['ready', 't', 'ml', 'mp', 'mf', 'in', 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
+  const maps = ['ready', 't', ...(o.mmap !== false ? ['ml', 'mp', 'mf', 'in'] : []), 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
   if (o.faults) maps.push('pf');
   if (o.machine) maps.push('rb');
   const last = o.faults ? 'printf("I %llu\\n", nsecs); print(@pf); ' : '';

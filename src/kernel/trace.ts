@@ -6,6 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Event, EventSink } from '../model/events.js';
+import { StackInterner } from '../model/stacks.js';
+import { kstackAvailable, parseKstackLine, startKstack, type Kstack } from './kstack.js';
+import { ProcModules } from './proc-modules.js';
 import { monoNowNs, traceTime } from './clock.js';
 import { exitCodeOf, parseKernelLine, type KernelRecord } from './parse.js';
 import { residentBytes } from './rss.js';
@@ -30,6 +33,11 @@ export interface KernelTraceOptions {
   machine?: boolean;
   /** Emit process/fork/exec/exit events (default true; attach, which has its own, turns it off). */
   lifecycle?: boolean;
+  /** mmap events with whole user stacks from native/unwind's ls-kstack (default: when it is
+   *  built and the targets are pids, not an executable to wait for). */
+  mmapStacks?: boolean;
+  /** Interns the stacks; pass the session's own so that ids do not collide (attach --kernel). */
+  interner?: StackInterner;
   /** The bpftrace binary (default: found on PATH). */
   bpftrace?: string;
   onWarning?: (msg: string) => void;
@@ -94,7 +102,32 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       if (info) emit({ kind: 'process', pid: p, t: now(), ppid: info.ppid, command: info.command, exe: info.exe });
     }
   }
+  // mmap with stacks from ls-kstack when it can follow the targets (it knows pids, not exes)
+  const interner = o.interner ?? new StackInterner(o.sink);
+  const modules = new ProcModules(o.sink);
+  let kstack: Kstack | undefined;
+  if ((o.mmapStacks ?? true) && exes.length === 0 && kstackAvailable()) {
+    const ks = startKstack(initial, (line) => {
+      const r = parseKstackLine(line);
+      if (!r || r === 'ready') return;
+      if ('lost' in r) {
+        lost += r.lost;
+        emit({ kind: 'lost', pid: 0, t: now(), count: r.lost, reason: 'kernel mmap events: ring buffer full' });
+        return;
+      }
+      const t = traceTime(r.ns, start);
+      const stack = interner.stackId(modules.frames(r.pid, r.pcs, t), r.pid);
+      emit({ kind: 'mmap', pid: r.pid, tid: r.tid, t, addr: r.addr, size: r.size, prot: r.prot, flags: r.flags, stack });
+    }, warn);
+    try {
+      await ks.ready;
+      kstack = ks;
+    } catch (e) {
+      warn(`mmap stacks off: ${(e as Error).message}`);
+    }
+  }
   const script = kernelScript({
+    mmap: !kstack,
     pids: initial.length, exes: exes.length,
     faults: !!o.faults, faultIntervalMs: o.faultIntervalMs ?? 1000,
     machine: o.machine ?? true,
@@ -131,6 +164,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
         // The fork tracepoint also fires for new threads; a thread is in its process's task/.
         if (existsSync(`/proc/${r.pid}/task/${r.child}`) && r.child !== r.pid) return;
         pids.add(r.child);
+        modules.inherit(r.child, r.pid);
         if (lifecycle) emit({ kind: 'fork', pid: r.child, t: traceTime(r.ns, start), parentPid: r.pid });
         return;
       }
@@ -236,8 +270,13 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       if (rssTimer) clearInterval(rssTimer);
       if (o.rssIntervalMs !== 0) sampleRss();
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
-      const killer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      if (kstack && kstack.child.exitCode === null && kstack.child.signalCode === null) kstack.child.kill('SIGINT');
+      const killer = setTimeout(() => {
+        child.kill('SIGKILL');
+        kstack?.child.kill('SIGKILL');
+      }, 5000);
       await closed;
+      await kstack?.closed;
       clearTimeout(killer);
       const stats = { events, lost, warnings };
       resolveFinished(stats);

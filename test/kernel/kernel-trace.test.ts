@@ -3,9 +3,12 @@
 // samples that rise while it touches 64 MiB.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import type { Event } from '../../src/model/events.js';
 import { startKernelTrace } from '../../src/kernel/trace.js';
+import { kstackAvailable } from '../../src/kernel/kstack.js';
+import { SymbolTables } from '../../src/model/stacks.js';
 import { buildKernelProgram, MiB, startKernelProgram } from './program.js';
 
 test('mappings, brk, shm, fork/exit, faults and RSS of a traced process', async (t) => {
@@ -56,6 +59,26 @@ test('mappings, brk, shm, fork/exit, faults and RSS of a traced process', async 
   assert.ok(mmaps.some((e) => e.addr === s.get('mremap') && e.size === 4 * MiB), 'mremap new range');
   const touch = mmaps.find((e) => e.addr === s.get('touch-start'));
   assert.equal(touch?.size, 64 * MiB);
+
+  // The mmap's whole stack (ls-kstack + ls_unwind): libc's mmap < map_three < main.
+  assert.ok(kstackAvailable(), 'native/unwind built ls-kstack');
+  const tables = new SymbolTables();
+  for (const e of events) {
+    if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+    if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+  }
+  assert.ok(m3.stack > 0, 'the mmap has a stack');
+  const frames = tables.scope(run.pid).stackFrames(m3.stack);
+  const mods = events.filter((e): e is Extract<Event, { kind: 'module' }> => e.kind === 'module' && e.pid === run.pid);
+  const names = frames.map((f, i) => {
+    const mod = mods.find((m) => f.pc >= m.base && f.pc < m.base + m.size);
+    if (!mod) return '?';
+    const vaddr = f.pc - mod.base + mod.offset - (i === 0 ? 0 : 1);
+    return execFileSync('addr2line', ['-f', '-e', mod.path, '0x' + vaddr.toString(16)]).toString().split('\n')[0];
+  });
+  assert.ok(frames[0]!.module.includes('libc.so'), `leaf in libc: ${frames[0]!.module}`);
+  const ours = names.filter((_, i) => frames[i]!.module === path);
+  assert.deepEqual(ours.slice(0, 2), ['map_three', 'main'], names.join(' < '));
 
   // Events are on the trace's clock and in the program's order.
   for (const e of events) assert.ok(e.t >= 0 && e.t <= endT, `${e.kind} at ${e.t}`);

@@ -10,7 +10,7 @@ const root = new URL('../..', import.meta.url).pathname;
 export function buildKernelProgram(): { path: string; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'ls-kernel-'));
   const path = join(dir, 'unw-kernel');
-  execFileSync('gcc', ['-O2', '-o', path, join(root, 'test/programs/unw-kernel.c')]);
+  execFileSync('gcc', ['-O2', '-g', '-fomit-frame-pointer', '-o', path, join(root, 'test/programs/unw-kernel.c')]);
   return { path, dir };
 }
 

@@ -1,6 +1,6 @@
 /* Known kernel-side memory activity for the `leakscope kernel` tests. Prints its pid, waits
  * for a line on stdin (the tracer is ready), then:
- *   mmap 3 MiB anonymous (PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS); munmap its first 1 MiB
+ *   mmap 3 MiB anonymous (PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS) in map_three(); munmap its first 1 MiB
  *   sbrk(+256 KiB)
  *   shmget 1 MiB, shmat, shmdt, shmctl(IPC_RMID)
  *   mremap the remaining 2 MiB to 4 MiB
@@ -25,6 +25,13 @@ static void step(const char *name, void *addr) {
   fflush(stdout);
 }
 
+/* The 3 MiB mmap is made here, so that its stack reads mmap < map_three < main. */
+__attribute__((noinline)) static char *map_three(void) {
+  char *m = mmap(NULL, 3 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  __asm__ volatile("" ::: "memory");
+  return m;
+}
+
 static void wait_line(void) {
   char buf[64];
   if (!fgets(buf, sizeof buf, stdin)) exit(1);
@@ -35,7 +42,7 @@ int main(void) {
   fflush(stdout);
   wait_line();
 
-  char *m = mmap(NULL, 3 * MiB, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  char *m = map_three();
   if (m == MAP_FAILED) return 1;
   step("mmap", m);
   if (munmap(m, MiB) != 0) return 1;

@@ -1,0 +1,88 @@
+/* mmap with its user stack: at sys_exit_mmap the user registers and stack are still those of
+ * the call (a syscall does not move them), so the event carries ip/sp/bp and a copy of the top
+ * of the stack, for ls_unwind in the loader. Targets are followed across fork. */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_tracing.h>
+#include <bpf/bpf_core_read.h>
+#include "kstack.h"
+
+char LICENSE[] SEC("license") = "GPL";
+
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, __u8); } targets SEC(".maps");
+struct mmap_args { __u64 len, prot, flags; };
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, struct mmap_args); } pending SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 32 << 20); } events SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } lost SEC(".maps");
+
+static __always_inline void count_lost(void) {
+  __u32 k = 0;
+  __u64 *v = bpf_map_lookup_elem(&lost, &k);
+  if (v) __sync_fetch_and_add(v, 1);
+}
+
+SEC("tp/syscalls/sys_enter_mmap")
+int enter_mmap(struct trace_event_raw_sys_enter *ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 pid = id >> 32, tid = (__u32)id;
+  if (!bpf_map_lookup_elem(&targets, &pid)) return 0;
+  struct mmap_args a = { ctx->args[1], ctx->args[2], ctx->args[3] };
+  bpf_map_update_elem(&pending, &tid, &a, BPF_ANY);
+  return 0;
+}
+
+SEC("tp/syscalls/sys_exit_mmap")
+int exit_mmap(struct trace_event_raw_sys_exit *ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 pid = id >> 32, tid = (__u32)id;
+  struct mmap_args *a = bpf_map_lookup_elem(&pending, &tid);
+  if (!a) return 0;
+  struct mmap_args args = *a;
+  bpf_map_delete_elem(&pending, &tid);
+  if (ctx->ret < 0) return 0;
+  struct ks_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) { count_lost(); return 0; }
+  e->ts = bpf_ktime_get_ns();
+  e->pid = pid; e->tid = tid; e->kind = KS_MMAP;
+  e->ret = ctx->ret; e->len = args.len; e->prot = args.prot; e->flags = args.flags;
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
+  e->regs[0] = BPF_CORE_READ(regs, ip);
+  e->regs[1] = BPF_CORE_READ(regs, sp);
+  e->regs[2] = BPF_CORE_READ(regs, bp);
+  __u64 sp = e->regs[1];
+  e->stack_len = 0;
+  if (bpf_probe_read_user(e->stack, KS_STACK_BYTES, (void *)sp) == 0) {
+    e->stack_len = KS_STACK_BYTES;
+  } else {
+    /* the top of the stack is nearer: copy to the end of sp's page, then whole pages */
+    __u32 part = 4096 - (sp & 4095);
+    if (part <= KS_STACK_BYTES && bpf_probe_read_user(e->stack, part, (void *)sp) == 0) e->stack_len = part;
+  }
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}
+
+SEC("tp/sched/sched_process_fork")
+int on_fork(struct trace_event_raw_sched_process_fork *ctx) {
+  __u32 pid = bpf_get_current_pid_tgid() >> 32;
+  if (!bpf_map_lookup_elem(&targets, &pid)) return 0;
+  __u32 child = ctx->child_pid;
+  __u8 one = 1;
+  bpf_map_update_elem(&targets, &child, &one, BPF_ANY);
+  return 0;
+}
+
+SEC("tp/sched/sched_process_exit")
+int on_exit(struct trace_event_raw_sched_process_template *ctx) {
+  __u64 id = bpf_get_current_pid_tgid();
+  __u32 pid = id >> 32, tid = (__u32)id;
+  bpf_map_delete_elem(&pending, &tid);
+  if (pid != tid || !bpf_map_lookup_elem(&targets, &pid)) return 0;
+  bpf_map_delete_elem(&targets, &pid);
+  struct ks_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) return 0;
+  e->ts = bpf_ktime_get_ns();
+  e->pid = pid; e->tid = tid; e->kind = KS_EXIT; e->stack_len = 0;
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}

@@ -1,0 +1,90 @@
+/* ls-kstack: the kernel side's mmap events with full user stacks (kstack.bpf.c + ls_unwind).
+ *   ls-kstack PID...    prints READY once attached, then one line per event:
+ *   MS <ns> <pid> <tid> <addr> <len> <prot> <flags> <pc,pc,...>   (pcs leaf first, hex)
+ *   LOST <count>                                                 (ring buffer was full)
+ * and stops on SIGINT/SIGTERM or when stdin closes. Targets' children are followed. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include "kstack.h"
+#include "kstack.skel.h"
+#include "../unwind.h"
+
+#define MAX_PCS 128
+
+static volatile sig_atomic_t stop;
+static void on_signal(int s) { (void)s; stop = 1; }
+
+static int handle(void *ctx, void *data, size_t size) {
+  (void)ctx;
+  const struct ks_event *e = data;
+  if (size < offsetof(struct ks_event, stack)) return 0;
+  if (e->kind == KS_EXIT) {
+    ls_unwind_forget((int)e->pid);
+    return 0;
+  }
+  if (e->kind != KS_MMAP) return 0;
+  uint64_t pcs[MAX_PCS];
+  size_t slen = e->stack_len <= KS_STACK_BYTES ? e->stack_len : 0;
+  int n = ls_unwind((int)e->pid, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
+  printf("MS %llu %u %u %llu %llu %llu %llu ", (unsigned long long)e->ts, e->pid, e->tid,
+         (unsigned long long)e->ret, (unsigned long long)e->len, (unsigned long long)e->prot,
+         (unsigned long long)e->flags);
+  for (int i = 0; i < n; i++) printf(i ? ",%llx" : "%llx", (unsigned long long)pcs[i]);
+  putchar('\n');
+  return 0;
+}
+
+static int quiet(enum libbpf_print_level level, const char *fmt, va_list args) {
+  return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) { fprintf(stderr, "ls-kstack: usage: ls-kstack PID...\n"); return 2; }
+  libbpf_set_print(quiet);
+  struct kstack *skel = kstack__open_and_load();
+  if (!skel) { fprintf(stderr, "ls-kstack: cannot load the BPF program (%s)\n", strerror(errno)); return 1; }
+  for (int i = 1; i < argc; i++) {
+    char *end;
+    long pid = strtol(argv[i], &end, 10);
+    if (*end || pid <= 0 || pid > 0x7fffffff) { fprintf(stderr, "ls-kstack: not a pid: %s\n", argv[i]); return 2; }
+    __u32 k = (__u32)pid;
+    __u8 one = 1;
+    bpf_map__update_elem(skel->maps.targets, &k, sizeof k, &one, sizeof one, BPF_ANY);
+  }
+  if (kstack__attach(skel)) { fprintf(stderr, "ls-kstack: cannot attach (%s)\n", strerror(errno)); return 1; }
+  struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle, NULL, NULL);
+  if (!rb) { fprintf(stderr, "ls-kstack: no ring buffer\n"); return 1; }
+  signal(SIGINT, on_signal);
+  signal(SIGTERM, on_signal);
+  signal(SIGPIPE, SIG_IGN);
+  setvbuf(stdout, NULL, _IOLBF, 0);
+  printf("READY\n");
+  __u64 lost_seen = 0;
+  while (!stop) {
+    int r = ring_buffer__poll(rb, 100);
+    if (r < 0 && r != -EINTR) break;
+    struct pollfd pf = { .fd = 0, .events = POLLIN };
+    if (poll(&pf, 1, 0) > 0) {
+      char buf[64];
+      if (read(0, buf, sizeof buf) <= 0) stop = 1; /* stdin closed: our parent is gone */
+    }
+    __u32 k = 0;
+    __u64 lost = 0;
+    if (bpf_map__lookup_elem(skel->maps.lost, &k, sizeof k, &lost, sizeof lost, 0) == 0 && lost > lost_seen) {
+      printf("LOST %llu\n", (unsigned long long)(lost - lost_seen));
+      lost_seen = lost;
+    }
+  }
+  ring_buffer__consume(rb);
+  ring_buffer__free(rb);
+  kstack__destroy(skel);
+  return 0;
+}

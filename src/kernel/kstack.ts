@@ -1,0 +1,57 @@
+// The kernel side's mmap events with whole user stacks: native/unwind/build/ls-kstack (a small
+// libbpf program: registers + a copy of the stack at sys_exit_mmap, unwound with ls_unwind).
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+
+export const KSTACK_PATH = join(fileURLToPath(new URL('../..', import.meta.url)), 'native', 'unwind', 'build', 'ls-kstack');
+
+export function kstackAvailable(): boolean {
+  return existsSync(KSTACK_PATH);
+}
+
+export interface KstackMmap { ns: bigint; pid: number; tid: number; addr: number; size: number; prot: number; flags: number; pcs: number[] }
+
+export function parseKstackLine(line: string): KstackMmap | { lost: number } | 'ready' | undefined {
+  if (line === 'READY') return 'ready';
+  const lost = /^LOST (\d+)$/.exec(line);
+  if (lost) return { lost: Number(lost[1]) };
+  const m = /^MS (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([0-9a-f]+(?:,[0-9a-f]+)*)$/.exec(line);
+  if (!m) return undefined;
+  return {
+    ns: BigInt(m[1]!), pid: Number(m[2]), tid: Number(m[3]), addr: Number(m[4]), size: Number(m[5]),
+    prot: Number(m[6]), flags: Number(m[7]), pcs: m[8]!.split(',').map((h) => parseInt(h, 16)),
+  };
+}
+
+export interface Kstack {
+  child: ChildProcess;
+  ready: Promise<void>;
+  closed: Promise<void>;
+}
+
+/** Starts ls-kstack on `pids` (their children are followed); `onLine` gets every stdout line. */
+export function startKstack(pids: number[], onLine: (line: string) => void, onError: (msg: string) => void): Kstack {
+  const child = spawn(KSTACK_PATH, pids.map(String), { stdio: ['pipe', 'pipe', 'pipe'] });
+  let stderr = '';
+  let isReady = false;
+  const ready = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout! }).on('line', (l) => {
+      if (!isReady && l === 'READY') {
+        isReady = true;
+        resolve();
+      }
+      onLine(l);
+    });
+    child.once('error', (e) => reject(new Error(`cannot run ${KSTACK_PATH}: ${e.message}`)));
+    child.once('exit', (code, sig) => {
+      if (!isReady) reject(new Error(`ls-kstack failed (${sig ?? `exit ${code}`}): ${stderr.trim().split('\n')[0] ?? ''}`));
+      else if (code) onError(`ls-kstack ended (exit ${code}): ${stderr.trim().split('\n')[0] ?? ''}`);
+    });
+  });
+  child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+  const closed = new Promise<void>((r) => child.once('close', () => r()));
+  return { child, ready, closed };
+}
