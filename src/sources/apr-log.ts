@@ -74,6 +74,8 @@ interface Pool {
   tag: string;
   /** The tag's bytes as last logged, to notice a change without decoding every line. */
   tagBytes?: Buffer;
+  /** Known only as a parent so far (see link()). */
+  phantom?: boolean;
   size: number;
   live: boolean;
   /** Lines seen before the pool's CREATE line (parent still 0x0). */
@@ -387,11 +389,30 @@ export class AprLogDecoder {
     if (!pr.announced) this.announce(pr, this.rec);
     const pool: Pool = { addr, parent, tag, size: 0, live: true };
     pr.pools.set(addr, pool);
+    this.link(pr, addr, parent);
+    this.emit({ kind: 'pool-create', pid: pr.pid, t: pr.t, tid: this.rec.tid, pool: addr, parent, poolKind: 'apr', tag, stack });
+    return pool;
+  }
+
+  /** Records a child under its parent. A parent never seen itself becomes a phantom: the
+   *  consumer makes such a parent implicitly when the child is created, so we must not create it
+   *  again later (that would end the children); its own first line only names and sizes it. */
+  private link(pr: Proc, addr: number, parent: number): void {
     let set = pr.children.get(parent);
     if (!set) { set = new Set(); pr.children.set(parent, set); }
     set.add(addr);
-    this.emit({ kind: 'pool-create', pid: pr.pid, t: pr.t, tid: this.rec.tid, pool: addr, parent, poolKind: 'apr', tag, stack });
-    return pool;
+    if (parent !== 0 && !pr.pools.get(parent)?.live) {
+      pr.pools.set(parent, { addr: parent, parent: 0, tag: '', size: 0, live: true, phantom: true });
+    }
+  }
+
+  /** A phantom pool's first own line: its tag and bytes become known. */
+  private materialize(pr: Proc, pool: Pool, r: Rec): void {
+    pool.phantom = false;
+    pool.parent = r.parent;
+    if (r.act !== Act.GLOBAL && r.act < Act.LIFE) this.retag(pr, pool, r.tag);
+    if (r.size > 0) this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: pool.addr, bytes: r.size });
+    pool.size = r.size;
   }
 
   /** A pool first seen without its CREATE line (created before the log starts, or in the process this one forked from). */
@@ -411,6 +432,7 @@ export class AprLogDecoder {
     const pool = pr.pools.get(r.pool);
     if (pool?.live) {
       if (pool.pending) this.flushPending(pr, pool, undefined);
+      if (pool.phantom) this.materialize(pr, pool, r);
       return pool;
     }
     return this.implicitPool(pr, r);
@@ -424,9 +446,7 @@ export class AprLogDecoder {
     if (!pr.announced) this.announce(pr, c);
     pool.parent = c.parent;
     pool.tag = c.tag;
-    let set = pr.children.get(c.parent);
-    if (!set) { set = new Set(); pr.children.set(c.parent, set); }
-    set.add(pool.addr);
+    this.link(pr, pool.addr, c.parent);
     this.emit({ kind: 'pool-create', pid: pr.pid, t: pr.t, tid: c.tid, pool: pool.addr, parent: c.parent, poolKind: 'apr', tag: c.tag,
       stack: create ? this.siteStack(pr, create.site) : 0 });
     for (const w of waiting) {
@@ -468,6 +488,11 @@ export class AprLogDecoder {
     if (pool.pending) {
       if (pool.pending.length < MAX_PENDING && r.parent === 0) { pool.pending.push((r as LineRec).snapshot()); return; }
       this.flushPending(pr, pool, undefined);
+    }
+    if (pool.phantom) {
+      if (!pr.announced) this.announce(pr, r);
+      this.materialize(pr, pool, r);
+      return;
     }
     if (!pr.announced) this.announce(pr, r);
     pr.lastPool = pool;

@@ -6,7 +6,9 @@ import { collect, fixtureText } from './collect.js';
 
 const FIXTURE = 'apr-pool-debug.httpd-1child.log.gz';
 
-/** Replays pool events and fails on anything a consumer could not follow. */
+/** Replays pool events and fails on anything a consumer could not follow. Like the engine, a
+ *  child's parent that was never created exists implicitly (made before the log began); creating
+ *  it afterwards would end its children, so that must never happen either. */
 function checkPoolStream(events: Event[]): { live: Map<string, { tag: string; parent: number; bytes: number }>; destroyed: string[] } {
   const live = new Map<string, { tag: string; parent: number; bytes: number }>();
   const destroyed: string[] = [];
@@ -21,6 +23,8 @@ function checkPoolStream(events: Event[]): { live: Map<string, { tag: string; pa
         const k = `${e.pid}:${e.pool}`;
         assert.ok(!live.has(k), `pool ${k} created while live`);
         live.set(k, { tag: e.tag, parent: e.parent, bytes: 0 });
+        const pk = `${e.pid}:${e.parent}`;
+        if (e.parent !== 0 && !live.has(pk)) live.set(pk, { tag: '', parent: 0, bytes: 0 });
       }
       continue;
     }
@@ -176,4 +180,18 @@ test('APR detect: pool-debug text yes, other logs no', () => {
   assert.ok(aprLogSource.detect(Buffer.from(L(1, 'PALLOC', 1, '0x1', 't', 'f.c:1', '0x0')), 'x.log') > 0.9);
   assert.ok(aprLogSource.detect(fixtureText(FIXTURE).subarray(0, 65536), 'x') > 0.9);
   assert.equal(aprLogSource.detect(Buffer.from('2026/11/22 05:30:01 [debug] 3640#0: malloc: 1:2\n'), 'x'), 0);
+});
+
+test('APR: a parent known only through its children is never created, only named, sized and destroyed', async () => {
+  const log = [
+    L(30, 'CREATE', 0, '0xa000', 'kid.c:1', 'kid.c:1', '0x8000'),
+    L(30, 'PALLOC', 500, '0x8000', 'process', 'main.c:9', '0x7000', '9/9/0'),
+    L(30, 'PALLOC', 520, '0x8000', 'process', 'main.c:9', '0x7000', '10/10/0'),
+    L(30, 'DESTROY', 520, '0x8000', 'process', 'main.c:269', '0x7000', '10/10/0'),
+    L(30, 'CLEARED', 0, '0xa000', 'kid.c:1', 'main.c:269', '0x8000', '0/0/1'),
+  ].join('');
+  const c = await collect(aprLogSource, log);
+  checkPoolStream(c.events);
+  const pool = c.events.filter((e) => 'pool' in e).map((e) => `${e.kind} ${'pool' in e ? e.pool.toString(16) : ''}${e.kind === 'pool-alloc' ? ` ${e.size}` : e.kind === 'pool-size' ? ` ${e.bytes}` : e.kind === 'pool-tag' ? ` ${e.tag}` : ''}`);
+  assert.deepEqual(pool, ['pool-create a000', 'pool-tag 8000 process', 'pool-size 8000 500', 'pool-alloc 8000 20', 'pool-destroy a000', 'pool-destroy 8000']);
 });
