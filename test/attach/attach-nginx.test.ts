@@ -6,27 +6,11 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { spawn } from 'node:child_process';
 import type { ProcessReport } from '../../src/analyses/result.js';
-import { CLI, parseReport, root, tempDir, type CliRun } from './helpers.js';
+import { attachInBackground, parseReport, tempDir } from './helpers.js';
 import { curlRequests, HeldConnections, prepareNginx, startNginx, waitForPort } from './servers.js';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
-
-/** Starts attach; resolves `started` once it traces, `done` with its output at the end. */
-function attachInBackground(args: string[]): { started: Promise<void>; done: Promise<CliRun> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  let startedResolve!: () => void;
-  const started = new Promise<void>((r) => (startedResolve = r));
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d.toString();
-    if (stderr.includes('leakscope: tracing')) startedResolve();
-  });
-  const done = new Promise<CliRun>((resolve) => child.on('exit', (code) => { startedResolve(); resolve({ code: code ?? -1, stdout, stderr }); }));
-  return { started, done };
-}
 
 function workers(procs: ProcessReport[], masterPid: number): ProcessReport[] {
   return procs.filter((p) => p.ppid === masterPid || (p.pid !== masterPid && p.command.includes('worker')));

@@ -36,6 +36,15 @@ export async function startReady(cmd: string, args: string[]): Promise<ChildProc
   return child;
 }
 
+/** Ends a server we started: SIGTERM (it ends its own workers), SIGKILL after 5 s. */
+export async function terminate(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+  const gone = new Promise<void>((r) => child.once('exit', () => r()));
+  process.kill(child.pid, 'SIGTERM');
+  await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
+  stop(child);
+}
+
 export function stop(child: ChildProcess | undefined): void {
   if (child && child.exitCode === null && child.pid) {
     try {
@@ -75,3 +84,20 @@ export function parseReport(r: CliRun): AnalysisResult {
     throw new Error(`attach did not print a JSON report (exit ${r.code}); stderr:\n${r.stderr}\nstdout:\n${r.stdout.slice(0, 2000)}`);
   }
 }
+
+/** Starts attach; resolves `started` once it traces, `done` with its output at the end. */
+export function attachInBackground(args: string[]): { started: Promise<void>; done: Promise<CliRun> } {
+  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  let startedResolve!: () => void;
+  const started = new Promise<void>((r) => (startedResolve = r));
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => {
+    stderr += d.toString();
+    if (stderr.includes('leakscope: tracing')) startedResolve();
+  });
+  const done = new Promise<CliRun>((resolve) => child.on('exit', (code) => { startedResolve(); resolve({ code: code ?? -1, stdout, stderr }); }));
+  return { started, done };
+}
+
