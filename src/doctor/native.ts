@@ -14,7 +14,7 @@ const PARTS: Record<string, { what: string; artifact: string; required: boolean 
 export function nativeChecks(root: string): Check[] {
   const dir = join(root, 'native');
   const parts = existsSync(dir) ? readdirSync(dir).filter((p) => existsSync(join(dir, p, 'Makefile'))).sort() : [];
-  return parts.map((part) => {
+  const out = parts.map((part) => {
     const known = PARTS[part];
     const build = join(dir, part, 'build');
     const files = existsSync(build) ? readdirSync(build).filter((f) => !f.endsWith('.o') && !f.endsWith('.h')) : [];
@@ -27,4 +27,19 @@ export function nativeChecks(root: string): Check[] {
       fix: built ? undefined : `install its toolchain (see 'npm run build' output), then npm run build`,
     });
   });
+  // Optional extras of a part: built only when their own toolchain is there.
+  for (const x of EXTRAS) {
+    if (!parts.includes(x.part) || !existsSync(join(dir, x.part, 'build', PARTS[x.part]!.artifact))) continue;
+    const built = existsSync(join(dir, x.part, 'build', x.artifact));
+    out.push(check({
+      id: `native-${x.part}-${x.artifact}`, group: 'native', status: built ? 'ok' : 'warn',
+      title: `native/${x.part}: ${x.artifact} ${built ? 'built' : 'not built'}`, detail: built ? x.what : x.without,
+      fix: built ? undefined : 'apt-get install clang bpftool libbpf-dev, then npm run build',
+    }));
+  }
+  return out;
 }
+
+const EXTRAS = [
+  { part: 'unwind', artifact: 'ls-kstack', what: 'kernel side: mmap events with whole user stacks', without: 'kernel side: mmap events come without stacks' },
+];
