@@ -8,6 +8,8 @@
 import { spawn } from 'node:child_process';
 import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { profilesDir } from '../attach/profile.js';
 import { StackInterner } from '../model/stacks.js';
 import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';
@@ -51,6 +53,16 @@ interface TracerMessage {
   lost?: number;
   module?: string;
   g?: string;
+}
+
+/** The Lua API functions whose first call reveals a lua_State (profiles/allocators/luajit.json). */
+function discoverFunctions(): string[] {
+  try {
+    const p = JSON.parse(readFileSync(join(profilesDir(), 'luajit.json'), 'utf8')) as { luajit?: { discover?: unknown } };
+    const list = p.luajit?.discover;
+    if (Array.isArray(list)) return list.filter((s): s is string => typeof s === 'string' && /^lua[L_]?[A-Za-z_]\w*$/.test(s)).slice(0, 16);
+  } catch { /* the tracer's defaults */ }
+  return [];
 }
 
 function procInfo(pid: number): { ppid: number; command: string; exe: string } {
@@ -134,6 +146,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   }
 
   const args = pids.flatMap((p) => ['--pid', String(p)]);
+  for (const fn of discoverFunctions()) args.push('--discover', fn);
   args.push('--duration-ms', String(Math.max(0, Math.floor(opts.durationMs))));
   const settleMs = Math.max(0, Math.floor(opts.settleMs ?? 10_000));
   args.push('--settle-ms', String(settleMs));

@@ -32,9 +32,11 @@
 /* Any call gives a lua_State; these are called at least once per request by common hosts
  * (ngx_lua runs each request in a coroutine: lua_newthread, lua_resume). Few, because an
  * undiscovered process keeps paying for them. */
-static const char *discover_fns[] = {
+static const char *discover_default[] = {
   "lua_resume", "lua_newthread", "lua_pcall", "lua_gettop", "lua_settop", "lua_getfield", NULL,
 };
+static const char *discover_arg[MAX_DISC + 1];
+static int ndiscover_arg;
 
 struct target {
   int pid;
@@ -480,8 +482,12 @@ int main(int argc, char **argv) {
       T[nT++].pid = pid;
     } else if (!strcmp(argv[i], "--duration-ms") && i + 1 < argc) duration = atol(argv[++i]);
     else if (!strcmp(argv[i], "--settle-ms") && i + 1 < argc) settle_ms = atol(argv[++i]);
+    else if (!strcmp(argv[i], "--discover") && i + 1 < argc) {
+      if (ndiscover_arg < MAX_DISC) discover_arg[ndiscover_arg++] = argv[++i];
+      else i++;
+    }
     else if (!strcmp(argv[i], "--detect")) detect = 1;
-    else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit [--detect] --pid PID... [--duration-ms N] [--settle-ms N]\"}\n"); return 2; }
+    else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit [--detect] --pid PID... [--duration-ms N] [--settle-ms N] [--discover lua_fn]...\"}\n"); return 2; }
   }
   if (!nT) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"no --pid given\"}\n"); return 2; }
   elf_version(EV_CURRENT);
@@ -522,6 +528,7 @@ int main(int argc, char **argv) {
     bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &k, &v, BPF_ANY);
     char full[4200];
     snprintf(full, sizeof full, "/proc/%d/root%s", t->pid, t->lib);
+    const char **discover_fns = ndiscover_arg ? discover_arg : discover_default;
     for (int j = 0; discover_fns[j] && t->ndisc < MAX_DISC; j++) {
       LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = discover_fns[j], .retprobe = false);
       struct bpf_link *l = bpf_program__attach_uprobe_opts(skel->progs.lj_discover, t->pid, full, 0, &o);
