@@ -3,6 +3,9 @@
  *
  *   ls-unwind-test mem PID IP SP BP [--len N] [--repeat N]  process already stopped (gdb)
  *   ls-unwind-test ptrace PID [--len N] [--repeat N]        stops it briefly itself
+ *   ls-unwind-test fuzz PID N SEED                          N unwinds of garbage: pcs inside
+ *     and outside the process's code, random stack bytes mixed with real code addresses; prints
+ *     `fuzz N unwinds, max F frames, us_per_unwind X` (must not crash, hang or overflow)
  *
  * Output, one frame a line: PC MODULE-PATH ELF-VADDR SYMBOL (ELF-VADDR is what addr2line
  * takes; for frames after the first it is the return address). With --repeat N, the warm
@@ -87,7 +90,63 @@ static void print_frames(int pid, const uint64_t *pcs, int n) {
   dwfl_end(dwfl);
 }
 
+static uint64_t rnd_state;
+static uint64_t rnd(void) { /* xorshift64 */
+  rnd_state ^= rnd_state << 13; rnd_state ^= rnd_state >> 7; rnd_state ^= rnd_state << 17;
+  return rnd_state;
+}
+
+/* Executable ranges of pid, for pcs that land in real code. */
+static int code_ranges(int pid, uint64_t (*r)[2], int max) {
+  char path[64], line[512];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) die("cannot read /proc/PID/maps");
+  int n = 0;
+  while (n < max && fgets(line, sizeof line, f)) {
+    unsigned long long a, b;
+    char perms[8];
+    if (sscanf(line, "%llx-%llx %7s", &a, &b, perms) == 3 && perms[2] == 'x') { r[n][0] = a; r[n][1] = b; n++; }
+  }
+  fclose(f);
+  return n;
+}
+
+static int fuzz(int pid, long n, uint64_t seed) {
+  uint64_t ranges[64][2];
+  int nr = code_ranges(pid, ranges, 64);
+  if (nr == 0) die("no code mapped");
+  rnd_state = seed | 1;
+  static uint8_t stack[16384];
+  uint64_t pcs[256];
+  int maxf = 0;
+  double t0 = now_us();
+  for (long i = 0; i < n; i++) {
+    uint64_t *w = (uint64_t *)stack;
+    for (size_t j = 0; j < sizeof stack / 8; j++) {
+      uint64_t k = rnd() % 4;
+      int ri = (int)(rnd() % (uint64_t)nr);
+      w[j] = k == 0 ? ranges[ri][0] + rnd() % (ranges[ri][1] - ranges[ri][0]) : k == 1 ? 0x7ff000000000ull + (rnd() % 16384) : rnd();
+    }
+    int ri = (int)(rnd() % (uint64_t)nr);
+    uint64_t sp = 0x7ff000000000ull + (rnd() % 64) * 8;
+    uint64_t regs[3] = {
+      rnd() % 8 ? ranges[ri][0] + rnd() % (ranges[ri][1] - ranges[ri][0]) : rnd(),
+      sp, rnd() % 2 ? sp + (rnd() % 16384) : rnd(),
+    };
+    size_t len = rnd() % 3 ? sizeof stack : rnd() % sizeof stack;
+    int max = 1 + (int)(rnd() % 256);
+    int got = ls_unwind(pid, regs, stack, len, sp, pcs, max);
+    if (got < 1 || got > max) { fprintf(stderr, "fuzz: bad count %d (max %d)\n", got, max); return 1; }
+    if (pcs[0] != regs[0]) { fprintf(stderr, "fuzz: first pc is not ip\n"); return 1; }
+    if (got > maxf) maxf = got;
+  }
+  printf("fuzz %ld unwinds, max %d frames, us_per_unwind %.2f\n", n, maxf, (now_us() - t0) / (double)n);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  if (argc == 5 && strcmp(argv[1], "fuzz") == 0) return fuzz((int)num(argv[2]), (long)num(argv[3]), num(argv[4]));
   if (argc < 3) die("usage: ls-unwind-test mem PID IP SP BP [--len N] [--repeat N [--fresh]] | ptrace PID [...]");
   int pid = (int)num(argv[2]);
   uint64_t regs[3];

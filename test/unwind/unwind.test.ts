@@ -75,3 +75,14 @@ test('the driver rejects bad input with one line and a non-zero exit', () => {
     return true;
   });
 });
+
+test('garbage registers and stack bytes never crash, hang or overflow the unwinder', async (t) => {
+  const child = await startProgram(prog);
+  t.after(() => stop(child));
+  for (const seed of ['1', '42', '123456789']) {
+    const out = execFileSync(unwindTool, ['fuzz', String(child.pid), '20000', seed], { timeout: 30000 }).toString();
+    const m = /^fuzz 20000 unwinds, max (\d+) frames, us_per_unwind ([\d.]+)$/m.exec(out);
+    assert.ok(m, out);
+  }
+  assert.equal(child.exitCode, null, 'the target runs on');
+});
