@@ -14,6 +14,10 @@
 // consumer also destroys children recursively; the CLEARED lines that follow only confirm it.
 // A pool allocates its mutex before it is linked to its parent, so its first PALLOC lines can
 // precede its CREATE line with parent 0x0: such lines wait (bounded) for the CREATE line.
+// Pools older than the log (or inherited over fork) are created when first met; the bytes they
+// already hold are a silent baseline (no site, no time), so only changes seen in the log count.
+// A parent known only through its children is never created (the consumer made it implicitly
+// with the first child; creating it again would end them): its first line just names it.
 
 import type { EventSink, TraceMeta } from '../model/events.js';
 import { frame } from '../model/events.js';
@@ -411,19 +415,19 @@ export class AprLogDecoder {
     pool.phantom = false;
     pool.parent = r.parent;
     if (r.act !== Act.GLOBAL && r.act < Act.LIFE) this.retag(pr, pool, r.tag);
-    if (r.size > 0) this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: pool.addr, bytes: r.size });
+    // Its bytes so far predate the log (see implicitPool): a silent baseline.
     pool.size = r.size;
   }
 
-  /** A pool first seen without its CREATE line (created before the log starts, or in the process this one forked from). */
+  /** A pool first seen without its CREATE line (created before the log starts, or in the process
+   *  this one forked from). The bytes it already holds predate the log: they have no site and no
+   *  time, and announcing them when first met would draw growth that never happened (a pool met
+   *  late, e.g. the process pool at shutdown). They become the silent baseline; only changes from
+   *  here on are events. A brand-new pool (its first allocation) starts from zero as usual. */
   private implicitPool(pr: Proc, r: Rec): Pool {
     const pool = this.createPool(pr, r.pool, r.parent, r.tag, 0);
     const fresh = (r.act === Act.PALLOC || r.act === Act.PCALLOC) && r.total === 1 && r.clears === 0;
-    if (!fresh && r.size > 0) {
-      // Its bytes so far are known, not who allocated them.
-      this.emit({ kind: 'pool-size', pid: pr.pid, t: pr.t, pool: r.pool, bytes: r.size });
-      pool.size = r.size;
-    }
+    if (!fresh) pool.size = r.size;
     return pool;
   }
 
@@ -520,16 +524,24 @@ export class AprLogDecoder {
     this.syncSize(pr, pool, r);
   }
 
+  /** Is this line's pool one whose bytes we have followed (not first met on this line)? */
+  private followed(pr: Proc, r: Rec): boolean {
+    const pool = pr.pools.get(r.pool);
+    return !!pool?.live && !pool.phantom;
+  }
+
   private destroy(pr: Proc, r: Rec): void {
+    const followed = this.followed(pr, r);
     const pool = this.livePool(pr, r);
-    this.syncSize(pr, pool, r);
+    if (followed) this.syncSize(pr, pool, r);
     this.destroyTree(pr, pool, this.siteStack(pr, r.site));
     this.pushOp(pr, r);
   }
 
   private clear(pr: Proc, r: Rec): void {
+    const followed = this.followed(pr, r);
     const pool = this.livePool(pr, r);
-    this.syncSize(pr, pool, r);
+    if (followed) this.syncSize(pr, pool, r);
     this.retag(pr, pool, r.tag);
     const stack = this.siteStack(pr, r.site);
     this.destroyChildren(pr, pool.addr, stack);
