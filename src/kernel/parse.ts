@@ -15,7 +15,7 @@ export type KernelRecord =
   /** Running total of a process's user page faults since tracing began. */
   | { type: 'faults'; pid: number; count: number }
   | { type: 'oom'; ns: bigint; pid: number; rssKb: number }
-  | { type: 'reclaim'; ns: bigint; pid: number; stallNs: number; reclaimed: number }
+  | { type: 'reclaim'; ns: bigint; pid: number; stallNs: number; reclaimed: number; memcg: boolean }
   | { type: 'lost'; count: number };
 
 const int = (s: string | undefined) => Number.parseInt(s ?? '', 10);
@@ -56,7 +56,9 @@ export function parseKernelLine(line: string): KernelRecord | undefined {
     case 'O':
       return ok(4) ? { type: 'oom', ns: ns(w[1]), pid: n(2), rssKb: n(3) } : undefined;
     case 'D':
-      return ok(5) ? { type: 'reclaim', ns: ns(w[1]), pid: n(2), stallNs: n(3), reclaimed: n(4) } : undefined;
+      return ok(5) ? { type: 'reclaim', ns: ns(w[1]), pid: n(2), stallNs: n(3), reclaimed: n(4), memcg: false } : undefined;
+    case 'C':
+      return ok(5) ? { type: 'reclaim', ns: ns(w[1]), pid: n(2), stallNs: n(3), reclaimed: n(4), memcg: true } : undefined;
   }
   const pf = /^@pf\[(\d+)\]: (\d+)$/.exec(line.trim());
   if (pf) return { type: 'faults', pid: int(pf[1]), count: int(pf[2]) };

@@ -23,9 +23,9 @@ export function kernelScript(o: ScriptOptions): string {
   const lines: string[] = [];
   const seed = Array.from({ length: o.pids }, (_, i) => `@t[$${i + 1}] = 1;`).join(' ');
   lines.push(`BEGIN { ${seed} }`);
-  for (let i = 0; i < o.exes; i++) {
-    lines.push(`tracepoint:sched:sched_process_exec /str(args->filename) == str($${o.pids + i + 1})/ { @t[pid] = 1; printf("X %llu %d\\n", nsecs, pid); }`);
-  }
+  // A target that execs (its mappings start afresh), or any process that execs a wanted exe.
+  const execMatch = ['@t[pid]', ...Array.from({ length: o.exes }, (_, i) => `str(args->filename) == str($${o.pids + i + 1})`)].join(' || ');
+  lines.push(`tracepoint:sched:sched_process_exec /${execMatch}/ { @t[pid] = 1; printf("X %llu %d\\n", nsecs, pid); }`);
   // Children (and threads: harmless, they share the tgid) of targets are targets.
   lines.push('tracepoint:sched:sched_process_fork /@t[pid]/ { @t[args->child_pid] = 1; printf("F %llu %d %d\\n", nsecs, pid, args->child_pid); }');
   lines.push('tracepoint:sched:sched_process_exit /@t[pid] && pid == tid/ { delete(@t[pid]); printf("E %llu %d %d\\n", nsecs, pid, curtask->exit_code); }');
@@ -57,6 +57,9 @@ export function kernelScript(o: ScriptOptions): string {
     lines.push('tracepoint:oom:mark_victim { printf("O %llu %d %lu\\n", nsecs, args->pid, args->anon_rss + args->file_rss + args->shmem_rss); }');
     lines.push('tracepoint:vmscan:mm_vmscan_direct_reclaim_begin { @rb[tid] = nsecs; }');
     lines.push('tracepoint:vmscan:mm_vmscan_direct_reclaim_end /@rb[tid]/ { printf("D %llu %d %llu %lu\\n", nsecs, pid, nsecs - @rb[tid], args->nr_reclaimed); delete(@rb[tid]); }');
+    // the same stall inside a memory cgroup at its limit (containers)
+    lines.push('tracepoint:vmscan:mm_vmscan_memcg_reclaim_begin { @cb[tid] = nsecs; }');
+    lines.push('tracepoint:vmscan:mm_vmscan_memcg_reclaim_end /@cb[tid]/ { printf("C %llu %d %llu %lu\\n", nsecs, pid, nsecs - @cb[tid], args->nr_reclaimed); delete(@cb[tid]); }');
   }
   // Last, so that it is attached after every other probe.
   const self = `$${o.pids + o.exes + 1}`;
@@ -64,7 +67,7 @@ export function kernelScript(o: ScriptOptions): string {
   // Nothing to print at exit: the maps are bookkeeping.
   const maps = ['ready', 't', ...(o.mmap !== false ? ['ml', 'mp', 'mf', 'in'] : []), 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
   if (o.faults) maps.push('pf');
-  if (o.machine) maps.push('rb');
+  if (o.machine) maps.push('rb', 'cb');
   const last = o.faults ? 'printf("I %llu\\n", nsecs); print(@pf); ' : '';
   lines.push(`END { ${last}${maps.map((m) => `clear(@${m});`).join(' ')} }`);
   return lines.join('\n') + '\n';

@@ -156,6 +156,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
         return;
       case 'exec': {
         pids.add(r.pid);
+        modules.forget(r.pid);
         const info = processInfo(r.pid);
         if (lifecycle) emit({ kind: 'exec', pid: r.pid, t: traceTime(r.ns, start), exe: info?.exe ?? exes[0] ?? '', command: info?.command ?? '' });
         return;
@@ -207,7 +208,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
         emit({ kind: 'kernel', pid: r.pid, t: traceTime(r.ns, start), what: 'oom-kill', value: r.rssKb * 1024 });
         return;
       case 'reclaim':
-        emit({ kind: 'kernel', pid: r.pid, t: traceTime(r.ns, start), what: 'direct-reclaim', value: r.stallNs });
+        emit({ kind: 'kernel', pid: r.pid, t: traceTime(r.ns, start), what: r.memcg ? 'memcg-reclaim' : 'direct-reclaim', value: r.stallNs });
         return;
       case 'lost':
         lost += r.count;

@@ -44,4 +44,12 @@ test('the generated program holds no user input, and foreign lines are not recor
   assert.deepEqual(parseKernelLine('U 100 7 4096 8192'), { type: 'munmap', ns: 100n, pid: 7, addr: 4096, size: 8192 });
   assert.deepEqual(parseKernelLine('@pf[42]: 17'), { type: 'faults', pid: 42, count: 17 });
   assert.deepEqual(parseKernelLine('Lost 12 events'), { type: 'lost', count: 12 });
+  assert.deepEqual(parseKernelLine('C 5 9 1000 32'), { type: 'reclaim', ns: 5n, pid: 9, stallNs: 1000, reclaimed: 32, memcg: true });
+});
+
+test('a missing bpftrace is one clear error', async () => {
+  await assert.rejects(
+    startKernelTrace({ sink: { event() {} }, startMonoNs: 0n, pids: [process.pid], bpftrace: '/nonexistent/bpftrace', mmapStacks: false }),
+    /cannot run bpftrace .*install the bpftrace package/,
+  );
 });

@@ -86,3 +86,16 @@ int on_exit(struct trace_event_raw_sched_process_template *ctx) {
   bpf_ringbuf_submit(e, 0);
   return 0;
 }
+
+/* A target's new image: the loader drops what ls_unwind cached of the old one. */
+SEC("tp/sched/sched_process_exec")
+int on_exec(struct trace_event_raw_sched_process_exec *ctx) {
+  __u32 pid = bpf_get_current_pid_tgid() >> 32;
+  if (!bpf_map_lookup_elem(&targets, &pid)) return 0;
+  struct ks_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) return 0;
+  e->ts = bpf_ktime_get_ns();
+  e->pid = pid; e->tid = pid; e->kind = KS_EXEC; e->stack_len = 0;
+  bpf_ringbuf_submit(e, 0);
+  return 0;
+}

@@ -4,7 +4,7 @@
 
 #define KS_STACK_BYTES 16384
 
-enum ks_kind { KS_MMAP = 1, KS_EXIT = 2, KS_FORK = 3 };
+enum ks_kind { KS_MMAP = 1, KS_EXIT = 2, KS_EXEC = 3 };
 
 struct ks_event {
   __u64 ts;       /* bpf_ktime_get_ns: CLOCK_MONOTONIC */

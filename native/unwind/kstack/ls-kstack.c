@@ -26,7 +26,7 @@ static int handle(void *ctx, void *data, size_t size) {
   (void)ctx;
   const struct ks_event *e = data;
   if (size < offsetof(struct ks_event, stack)) return 0;
-  if (e->kind == KS_EXIT) {
+  if (e->kind == KS_EXIT || e->kind == KS_EXEC) {
     ls_unwind_forget((int)e->pid);
     return 0;
   }
