@@ -29,6 +29,12 @@ export async function waitForPort(port: number, timeoutMs = 10000): Promise<void
   throw new Error(`nothing listens on port ${port}`);
 }
 
+/** The port answered; make sure it is our server that did (not a leftover holding the port). */
+async function ours(master: ChildProcess, port: number): Promise<void> {
+  await new Promise((r) => setTimeout(r, 300));
+  if (master.exitCode !== null || master.signalCode !== null) throw new Error(`the server exited: is port ${port} taken?`);
+}
+
 function stopper(master: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
   return async () => {
     if (master.exitCode !== null || master.signalCode !== null || !master.pid) return;
@@ -71,6 +77,7 @@ export async function startNginx(dir: string, port: number, workers = 2): Promis
   const { exe, conf } = prepareNginx(dir, port, workers);
   const master = spawn(exe, ['-p', dir, '-c', conf, '-e', join(dir, 'logs/error.log')], { stdio: 'ignore' });
   await waitForPort(port);
+  await ours(master, port);
   return { master, exe, port, stop: stopper(master, 'SIGTERM') };
 }
 
@@ -102,8 +109,14 @@ DocumentRoot ${join(dir, 'htdocs')}
 </Directory>
 DirectoryIndex index.html
 `);
-  const master = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], { stdio: 'ignore', env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') } });
+  const master = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], {
+    stdio: 'ignore',
+    env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') },
+    // prefork's shutdown signals its whole process group: give it its own
+    detached: true,
+  });
   await waitForPort(port);
+  await ours(master, port);
   return { master, exe: '/usr/sbin/apache2', port, stop: stopper(master, 'SIGTERM') };
 }
 
