@@ -18,9 +18,11 @@ import { frame } from '../model/events.js';
 import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
-import { forEachLine, hexDigit, sampleLine } from './line-reader.js';
+import { hexDigit, sampleLine } from './line-reader.js';
 
 const ADDR_BASE = 0x7d00_0000_0000;
+/** Longer lines are cut (a damaged file must not eat memory). */
+const MAX_LINE = 1 << 20;
 
 /** Grows an Int32Array-backed table. */
 class IntTable {
@@ -101,23 +103,7 @@ export class HeaptrackDecoder {
         this.rawFormat = true;
         return this.bad(buf, start, end, 'raw (uninterpreted) record');
       }
-      if (v >= this.infoSize.length) return this.bad(buf, start, end, 'allocation info not defined');
-      if (!this.announced) this.announce();
-      if (c === 43) {
-        const addr = this.nextAddr;
-        const size = this.infoSize[v]!;
-        this.nextAddr += 16 + size - (size % 16);
-        let l = this.live[v];
-        if (!l) { l = []; this.live[v] = l; }
-        l.push(addr);
-        this.stats.events++;
-        this.sink.event({ kind: 'alloc', pid: this.pid, t: this.t, tid: 0, addr, size, stack: this.infoStack.data[v]! });
-      } else {
-        const l = this.live[v];
-        if (!l || l.length === 0) { this.unknownFrees++; return; }
-        this.stats.events++;
-        this.sink.event({ kind: 'free', pid: this.pid, t: this.t, tid: 0, addr: l.pop()! });
-      }
+      if (!this.plusMinus(c, v)) this.bad(buf, start, end, 'allocation info not defined');
       return;
     }
     if (buf[start + 1] !== 32 && end - start > 1) {
@@ -169,6 +155,75 @@ export class HeaptrackDecoder {
       default:
         return this.bad(buf, start, end, 'unknown record');
     }
+  }
+
+  /** A `+ INFO` (c = '+') or `- INFO` record; false when the info is not defined. */
+  private plusMinus(c: number, v: number): boolean {
+    if (v >= this.infoSize.length) return false;
+    if (!this.announced) this.announce();
+    if (c === 43) {
+      const addr = this.nextAddr;
+      const size = this.infoSize[v]!;
+      this.nextAddr += 16 + size - (size % 16);
+      let l = this.live[v];
+      if (!l) { l = []; this.live[v] = l; }
+      l.push(addr);
+      this.stats.events++;
+      this.sink.event({ kind: 'alloc', pid: this.pid, t: this.t, tid: 0, addr, size, stack: this.infoStack.data[v]! });
+    } else {
+      const l = this.live[v];
+      if (!l || l.length === 0) { this.unknownFrees++; return true; }
+      this.stats.events++;
+      this.sink.event({ kind: 'free', pid: this.pid, t: this.t, tid: 0, addr: l.pop()! });
+    }
+    return true;
+  }
+
+  private carry: Buffer | null = null;
+
+  /** Reads a chunk: `+`/`-` lines (nearly all of a trace) are parsed in place, without a
+   *  per-line call; every other line, and a line split across chunks, goes through line(). */
+  feed(chunk: Buffer): void {
+    let pos = 0;
+    const n = chunk.length;
+    if (this.carry) {
+      const nl = chunk.indexOf(10);
+      if (nl < 0) {
+        if (this.carry.length < MAX_LINE) this.carry = Buffer.concat([this.carry, chunk]);
+        return;
+      }
+      const line = Buffer.concat([this.carry, chunk.subarray(0, nl)]);
+      this.carry = null;
+      this.line(line, 0, Math.min(line.length, MAX_LINE));
+      pos = nl + 1;
+    }
+    while (pos < n) {
+      const c = chunk[pos]!;
+      if ((c === 43 || c === 45) && chunk[pos + 1] === 32) {
+        let p = pos + 2;
+        let v = 0;
+        let x = 0;
+        while (p < n && (x = hexDigit(chunk[p]!)) >= 0) { v = v * 16 + x; p++; }
+        if (p < n && chunk[p] === 10 && p > pos + 2) {
+          this.lineNo++;
+          if (!this.plusMinus(c, v)) this.bad(chunk, pos, p, 'allocation info not defined');
+          pos = p + 1;
+          continue;
+        }
+        if (p >= n) break;
+      }
+      const nl = chunk.indexOf(10, pos);
+      if (nl < 0) break;
+      this.line(chunk, pos, Math.min(nl, pos + MAX_LINE));
+      pos = nl + 1;
+    }
+    if (pos < n) this.carry = Buffer.from(chunk.subarray(pos, Math.min(n, pos + MAX_LINE)));
+  }
+
+  /** The last line, when the input does not end with a newline. */
+  end(): void {
+    if (this.carry && this.carry.length) this.line(this.carry, 0, this.carry.length);
+    this.carry = null;
   }
 
   private string(buf: Buffer, p: number, end: number): void {
@@ -307,7 +362,13 @@ export const heaptrackSource: Source = {
   },
   async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
     const dec = new HeaptrackDecoder(sink, heaptrackPid(input.path));
-    await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onProgress: opts.onProgress });
+    let bytes = 0;
+    for await (const chunk of input.stream) {
+      dec.feed(chunk);
+      bytes += chunk.length;
+      opts.onProgress?.(bytes);
+    }
+    dec.end();
     return dec.finish();
   },
 };
