@@ -3,7 +3,7 @@
 import type { EngineState, ProcState } from '../engine/state.js';
 import type { AnalysisResult, PoolClassReport, ProcessReport, SiteReport, Verdict } from './result.js';
 import type { ProcContext } from './context.js';
-import { judge, toSeries } from './context.js';
+import { judge, teardownStart, toSeries } from './context.js';
 import { leakSites, round } from './leak-sites.js';
 import { livePools, poolClasses } from './pools.js';
 import { SiteResolver } from './symbols.js';
@@ -58,11 +58,13 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
     resolver: new SiteResolver(state.symbols.scope(p.pid), o.rules),
     suppress: o.suppress,
     outstanding: p.heapBytes + p.poolBytes,
+    until: undefined,
   };
+  const total = toSeries(p.total);
+  ctx.until = teardownStart(total, p.startT, p.endT);
   const sites = leakSites(ctx, { top: o.top, minAge: o.minAge });
   const pools = livePools(ctx);
   const classes = poolClasses(ctx);
-  const total = toSeries(p.total);
   const verdict = processVerdict(judge(ctx, total, p.startT), sites, classes);
   const r: ProcessReport = {
     pid: p.pid,

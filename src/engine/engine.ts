@@ -20,6 +20,8 @@ export interface EngineOptions {
 const RECENT_FREES = 4096;
 /** A pool gets a series of its own from this many allocations on. */
 const POOL_SERIES_AFTER = 8;
+/** Shared by every pool without children (most of them): never added to (see makePool). */
+const NO_CHILDREN: Set<PoolState> = new Set();
 
 export class Engine implements EventSink {
   private readonly procs = new Map<number, ProcState>();
@@ -141,7 +143,10 @@ export class Engine implements EventSink {
         const pool = this.poolOrImplicit(p, e.pool, t);
         const delta = e.bytes - pool.bytes;
         if (delta === 0) return;
-        if (delta > 0) p.lastGrowT = t;
+        // A sampled size is growth only for sources that see no allocations: where allocations
+        // are seen, a size learnt late (a log line printed as a pool is torn down) is no sign of
+        // activity, and must not push the start of teardown past the real last allocation.
+        if (delta > 0 && !p.sawPoolAlloc) p.lastGrowT = t;
         pool.sizedBytes += delta;
         pool.bytes = e.bytes;
         p.poolBytes += delta;
@@ -303,12 +308,12 @@ export class Engine implements EventSink {
   private newProc(pid: number, t: number): ProcState {
     const p: ProcState = {
       pid, ppid: 0, command: '', exe: '', forked: false,
-      startT: t, endT: t, lastGrowT: t, exited: false,
+      startT: t, endT: t, lastGrowT: t, sawPoolAlloc: false, exited: false,
       heap: new LiveTable(), heapBytes: 0, heapCount: 0,
       poolBytes: 0, poolCount: 0, mmapBytes: 0, mmaps: new Map(),
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
-      sites: new SiteTable(), pools: new Map(), classes: new Map(),
+      sites: new SiteTable(), pools: new Map(), classes: new Map(), classIndex: new Map(),
       total: new BoundedSeries(), heapSeries: new BoundedSeries(), poolSeries: new BoundedSeries(),
       rss: undefined, markers: [],
     };
@@ -408,11 +413,14 @@ export class Engine implements EventSink {
 
   private makePool(p: ProcState, addr: number, parent: PoolState | undefined, kind: string, tag: string, stack: number, t: number, implicit: boolean): PoolState {
     const pool: PoolState = {
-      addr, parent, children: new Set(), kind, tag, createT: t, createStack: stack, implicit,
+      addr, parent, children: NO_CHILDREN, kind, tag, createT: t, createStack: stack, implicit,
       bytes: 0, count: 0, allocs: 0, clears: 0, sites: new Map(),
       live: undefined, sizedBytes: 0, classKey: '', cls: undefined as unknown as PoolClassState, series: undefined,
     };
-    parent?.children.add(pool);
+    if (parent) {
+      if (parent.children === NO_CHILDREN) parent.children = new Set();
+      parent.children.add(pool);
+    }
     p.pools.set(addr, pool);
     this.joinClass(p, pool, t);
     return pool;
@@ -423,16 +431,21 @@ export class Engine implements EventSink {
   }
 
   private joinClass(p: ProcState, pool: PoolState, t: number): PoolClassState {
-    const key = this.classKeyOf(pool);
-    let c = p.classes.get(key);
+    // Classes by kind, then by tag or creation stack: no key string built per pool on the hot path.
+    let byKind = p.classIndex.get(pool.kind);
+    if (!byKind) p.classIndex.set(pool.kind, (byKind = new Map()));
+    const sub: string | number = pool.tag || pool.createStack;
+    let c = byKind.get(sub);
     if (!c) {
+      const key = this.classKeyOf(pool);
       c = {
         key, kind: pool.kind, name: pool.tag, stack: pool.createStack, live: 0, created: 0, destroyed: 0,
         bytes: 0, peakBytes: 0, series: new BoundedSeries(), fed: new Map(),
       };
       p.classes.set(key, c);
+      byKind.set(sub, c);
     }
-    pool.classKey = key;
+    pool.classKey = c.key;
     pool.cls = c;
     c.live++;
     c.created++;
@@ -445,7 +458,10 @@ export class Engine implements EventSink {
     old.live--;
     old.created--;
     if (pool.bytes !== 0) this.classBytes(old, -pool.bytes, t);
-    if (old.created === 0 && old.destroyed === 0) p.classes.delete(old.key);
+    if (old.created === 0 && old.destroyed === 0) {
+      p.classes.delete(old.key);
+      p.classIndex.get(old.kind)?.delete(old.name || old.stack);
+    }
     this.joinClass(p, pool, t);
   }
 
@@ -491,6 +507,7 @@ export class Engine implements EventSink {
     p.allocCount += w;
     p.allocBytes += bytes;
     p.lastGrowT = t;
+    p.sawPoolAlloc = true;
     const sites = p.sites;
     sites.alloc(site, w, bytes, t);
     sites.poolTag[site] = pool.tag || undefined;

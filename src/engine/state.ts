@@ -71,6 +71,8 @@ export interface ProcState {
   endT: number;
   /** Time of the last event that added memory (allocation, pool creation): what follows it is teardown. */
   lastGrowT: number;
+  /** Pool allocations were seen (pool sizes then come from them, not from samples). */
+  sawPoolAlloc: boolean;
   exited: boolean;
   exitCode?: number;
   heap: LiveTable;
@@ -88,6 +90,8 @@ export interface ProcState {
   pools: Map<number, PoolState>;
   /** Destroyed pools are forgotten except for their class aggregates. */
   classes: Map<string, PoolClassState>;
+  /** The same classes by kind, then by tag (or creation stack for untagged pools). */
+  classIndex: Map<string, Map<string | number, PoolClassState>>;
   total: BoundedSeries;
   heapSeries: BoundedSeries;
   poolSeries: BoundedSeries;
