@@ -128,3 +128,33 @@ test('options: top N, pid filter, min-age in the trace clock', () => {
   assert.equal(old.sites.reduce((n, s) => n + s.count, 0), 10);
   assert.ok(old.sites.every((s) => s.oldestT <= 18e9 && s.youngestT <= 18e9));
 });
+
+test('teardown: a final descent at the end of a process does not count as release; the same release mid-life does', () => {
+  const run = (releaseAt: number) => {
+    const engine = new Engine({ meta: { ...META, clock: 'seq' } });
+    const pid = 9;
+    const ev = (e: Event) => engine.event(e);
+    let t = 0;
+    ev({ kind: 'pool-create', pid, t: t++, tid: 0, pool: 0xa, parent: 0, poolKind: 'apr', tag: 'pchild', stack: 0 });
+    for (let r = 0; r < 400; r++) {
+      // Per-request pool churn, and a leak of 2 KiB into pchild every other request.
+      ev({ kind: 'pool-create', pid, t: t++, tid: 0, pool: 0xb, parent: 0xa, poolKind: 'apr', tag: 'request', stack: 0 });
+      ev({ kind: 'pool-alloc', pid, t: t++, tid: 0, pool: 0xb, size: 3000, addr: 0, stack: 0 });
+      if (r % 2 === 0 && r < 300) ev({ kind: 'pool-alloc', pid, t: t++, tid: 0, pool: 0xa, size: 2048, addr: 0, stack: 0 });
+      ev({ kind: 'pool-destroy', pid, t: t++, pool: 0xb, stack: 0 });
+      if (r === releaseAt) ev({ kind: 'pool-clear', pid, t: t++, pool: 0xa, stack: 0 });
+    }
+    // Teardown: a few unlogged bytes discovered, then everything destroyed.
+    ev({ kind: 'pool-alloc', pid, t: t++, tid: 0, pool: 0xa, size: 31, addr: 0, stack: 0 });
+    ev({ kind: 'pool-destroy', pid, t: t++, pool: 0xa, stack: 0 });
+    return analyze(engine.finish()).processes[0]!;
+  };
+  const atEnd = run(-1);
+  const pchild = atEnd.poolClasses.find((c) => c.name === 'pchild')!;
+  assert.equal(pchild.verdict.verdict, 'leak', pchild.verdict.explanation);
+  assert.equal(atEnd.verdict.verdict, 'leak');
+  assert.equal(atEnd.poolClasses.find((c) => c.name === 'request')!.verdict.verdict, 'steady');
+  const midLife = run(350);
+  const released = midLife.poolClasses.find((c) => c.name === 'pchild')!;
+  assert.equal(released.verdict.verdict, 'bounded', released.verdict.explanation);
+});
