@@ -9,6 +9,7 @@
 
 import type { Clock, Event, EventSink, Frame } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
+import { sampleWeight } from '../engine/sampling.js';
 
 /** Stands for "never released" in Cell.f. */
 export const NEVER = -1;
@@ -47,10 +48,15 @@ export interface WindowOptions {
   /** The trace's clock. With 'seq' the grid times events by their global arrival order, as the
    *  engine does (sources number events per process), so ranges match the charts. */
   clock?: Clock;
+  /** Sampled trace: each recorded allocation of size s stands for 1 / (1 - exp(-s / sampleBytes))
+   *  allocations, as in the engine, so counts and bytes are estimates like the analysis's. */
+  sampleBytes?: number;
 }
 
 interface Live {
+  /** Bytes and count, weighted when the trace is sampled. */
   size: number;
+  n: number;
   stack: number;
   t: number;
 }
@@ -107,7 +113,9 @@ export class WindowSink implements EventSink {
     switch (e.kind) {
       case 'alloc':
         this.tick(t);
-        this.proc(e.pid).live.set(e.addr, { size: e.size, stack: e.stack, t: t });
+        // The address is live again without a free we saw: the old block is gone.
+        this.freeHeap(this.proc(e.pid), e.addr, t);
+        this.proc(e.pid).live.set(e.addr, this.live(e.size, e.stack, t));
         return;
       case 'free':
         this.tick(t);
@@ -118,7 +126,10 @@ export class WindowSink implements EventSink {
         const p = this.proc(e.pid);
         if (e.addr === 0 && e.size > 0) return; // realloc failed: the old block stays
         if (e.oldAddr !== 0) this.freeHeap(p, e.oldAddr, t);
-        if (e.addr !== 0) p.live.set(e.addr, { size: e.size, stack: e.stack, t: t });
+        if (e.addr !== 0) {
+          this.freeHeap(p, e.addr, t);
+          p.live.set(e.addr, this.live(e.size, e.stack, t));
+        }
         return;
       }
       case 'pool-create': {
@@ -142,15 +153,16 @@ export class WindowSink implements EventSink {
         this.tick(t);
         const pool = this.pool(this.proc(e.pid), e.pool);
         if (e.addr !== 0 && !pool.byAddr.has(e.addr)) {
-          pool.byAddr.set(e.addr, { size: e.size, stack: e.stack, t: t });
+          pool.byAddr.set(e.addr, this.live(e.size, e.stack, t));
         } else {
           const a = this.bucket(t);
           const key = e.stack * this.max + a;
           const g = pool.agg.get(key);
+          const l = this.live(e.size, e.stack, t);
           if (g) {
-            g.bytes += e.size;
-            g.count++;
-          } else pool.agg.set(key, { stack: e.stack, a, bytes: e.size, count: 1 });
+            g.bytes += l.size;
+            g.count += l.n;
+          } else pool.agg.set(key, { stack: e.stack, a, bytes: l.size, count: l.n });
         }
         return;
       }
@@ -161,7 +173,7 @@ export class WindowSink implements EventSink {
         const l = pool?.byAddr.get(e.addr);
         if (pool && l) {
           pool.byAddr.delete(e.addr);
-          this.add(p, l.stack, this.bucket(l.t), this.bucket(t), l.size, 1);
+          this.add(p, l.stack, this.bucket(l.t), this.bucket(t), l.size, l.n);
         }
         return;
       }
@@ -174,9 +186,9 @@ export class WindowSink implements EventSink {
   finish(): WindowState {
     const processes: WindowProcess[] = [];
     for (const p of this.procs.values()) {
-      for (const l of p.live.values()) this.add(p, l.stack, this.bucket(l.t), NEVER, l.size, 1);
+      for (const l of p.live.values()) this.add(p, l.stack, this.bucket(l.t), NEVER, l.size, l.n);
       for (const pool of p.pools.values()) {
-        for (const l of pool.byAddr.values()) this.add(p, l.stack, this.bucket(l.t), NEVER, l.size, 1);
+        for (const l of pool.byAddr.values()) this.add(p, l.stack, this.bucket(l.t), NEVER, l.size, l.n);
         for (const g of pool.agg.values()) this.add(p, g.stack, g.a, NEVER, g.bytes, g.count);
       }
       p.live.clear();
@@ -189,6 +201,11 @@ export class WindowSink implements EventSink {
     }
     processes.sort((a, b) => a.pid - b.pid);
     return { width: this.width, buckets: this.lastBucket + 1, lastT: this.lastT, processes };
+  }
+
+  private live(size: number, stack: number, t: number): Live {
+    const w = this.opts.sampleBytes ? sampleWeight(size, this.opts.sampleBytes) : 1;
+    return { size: size * w, n: w, stack, t };
   }
 
   private proc(pid: number): ProcState {
@@ -214,7 +231,7 @@ export class WindowSink implements EventSink {
     const l = p.live.get(addr);
     if (!l) return;
     p.live.delete(addr);
-    this.add(p, l.stack, this.bucket(l.t), this.bucket(t), l.size, 1);
+    this.add(p, l.stack, this.bucket(l.t), this.bucket(t), l.size, l.n);
   }
 
   /** Releases the pool's allocations and destroys its descendants; `destroy` removes the pool too. */
@@ -222,7 +239,7 @@ export class WindowSink implements EventSink {
     const pool = p.pools.get(addr);
     if (!pool) return;
     const f = this.bucket(t);
-    for (const l of pool.byAddr.values()) this.add(p, l.stack, this.bucket(l.t), f, l.size, 1);
+    for (const l of pool.byAddr.values()) this.add(p, l.stack, this.bucket(l.t), f, l.size, l.n);
     for (const g of pool.agg.values()) this.add(p, g.stack, g.a, f, g.bytes, g.count);
     pool.byAddr.clear();
     pool.agg.clear();

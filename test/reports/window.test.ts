@@ -82,3 +82,15 @@ test('window grid: pools seen first in a child (inherited over fork) and realloc
   assert.equal(t!.allocBytes, 64 + 32 + 10 + 40);
   assert.equal(t!.inuseBytes, 40, 'clear of the parent released its own and its child pool\'s allocations');
 });
+
+test('window grid: sampled traces are weighted like the engine; a reused address ends the old block', () => {
+  const sink = new WindowSink({ sampleBytes: 1000 });
+  sink.event({ kind: 'alloc', pid: 1, t: 1, tid: 1, addr: 0x10, size: 100, stack: 0 });
+  sink.event({ kind: 'alloc', pid: 1, t: 2, tid: 1, addr: 0x20, size: 100_000, stack: 0 });
+  sink.event({ kind: 'alloc', pid: 1, t: 3, tid: 1, addr: 0x20, size: 50, stack: 0 }); // no free seen for the old 0x20
+  const [t] = stackTotals(sink.finish().processes[0]!);
+  const w = (s: number) => 1 / -Math.expm1(-s / 1000);
+  assert.ok(Math.abs(t!.allocCount - (w(100) + w(100_000) + w(50))) < 1e-9);
+  assert.ok(Math.abs(t!.inuseBytes - (100 * w(100) + 50 * w(50))) < 1e-6, String(t!.inuseBytes));
+  assert.ok(Math.abs(t!.inuseCount - (w(100) + w(50))) < 1e-9);
+});

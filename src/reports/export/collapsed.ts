@@ -10,7 +10,7 @@ export function collapsed(w: WindowState, value: CollapsedValue = 'inuse'): stri
   const many = w.processes.length > 1;
   const lines: string[] = [];
   for (const x of exportStacks(w)) {
-    const v = value === 'inuse' ? x.inuseBytes : x.allocBytes;
+    const v = Math.round(value === 'inuse' ? x.inuseBytes : x.allocBytes);
     if (v <= 0) continue;
     const names = x.frames.length ? x.frames.map((f) => oneLine(frameName(f)).replace(/;/g, ':')).reverse() : ['(no stack)'];
     if (many) names.unshift(`pid ${x.pid}`);

@@ -67,14 +67,14 @@ export function pprofProfile(w: WindowState, opts: PprofOptions = {}): Profile {
     const frames = x.frames.length ? x.frames : [{ pc: 0, module: '', fn: '(no stack)', file: '', line: 0, inlined: false }];
     samples.push(new Sample({
       locationId: frames.map(locationId),
-      value: [x.allocCount, x.allocBytes, x.inuseCount, x.inuseBytes],
+      value: [x.allocCount, x.allocBytes, x.inuseCount, x.inuseBytes].map(Math.round),
       label: [new Label({ key: pidKey, num: x.pid })],
     }));
   }
   const meta = opts.meta;
   const comment = [s(`leakscope heap profile of ${(opts.inputs ?? []).join(', ') || 'a trace'}`)];
   if (meta?.clock === 'seq') comment.push(s('the source has no clock: times are event numbers'));
-  if (meta?.sampleBytes) comment.push(s(`allocations sampled with mean ${meta.sampleBytes} bytes; values are the sampled allocations, not scaled`));
+  if (meta?.sampleBytes) comment.push(s(`allocations sampled with mean ${meta.sampleBytes} bytes; values are unbiased estimates`));
   return new Profile({
     sampleType,
     sample: samples,

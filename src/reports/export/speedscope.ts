@@ -42,7 +42,7 @@ export function speedscope(w: WindowState, name: string): SpeedscopeFile {
       const samples: number[][] = [];
       const weights: number[] = [];
       for (const x of mine) {
-        const v = pick(x);
+        const v = Math.round(pick(x));
         if (v <= 0) continue;
         const fr = x.frames.length ? x.frames : [{ pc: 0, module: '', fn: '(no stack)', file: '', line: 0, inlined: false }];
         samples.push(fr.map((f) => frameId({ name: frameName(f), ...(f.file ? { file: f.file } : {}), ...(f.line ? { line: f.line } : {}) })).reverse());
