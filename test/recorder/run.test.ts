@@ -4,6 +4,7 @@ import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { SymbolTables } from '../../src/model/stacks.js';
 import { buildRecorder, compile, leakscope, processWith, programs, runJson, sitesWith, traceEvents, workDir } from './harness.js';
 
 describe('leakscope run', () => {
@@ -53,6 +54,32 @@ describe('leakscope run', () => {
     }
     // Each recursion depth is its own stack.
     assert.equal(new Set(leaf.map((s) => s.stack.filter((f) => f.fn === 'recurse').length)).size, 7);
+  });
+
+  it('records the same stacks with the fast unwinder as with libunwind alone', async () => {
+    const exe = compile(dir, 'rec-bench', ['-pthread']);
+    const sites = async (env: Record<string, string>, name: string): Promise<Map<string, number>> => {
+      const trace = join(dir, `${name}.lstrace`);
+      const { run } = runJson(trace, [exe, '2', '3000', '9'], [], env);
+      assert.equal(run.status, 0, run.stderr);
+      const { events } = await traceEvents(trace);
+      const tables = new SymbolTables();
+      const m = new Map<string, number>();
+      for (const e of events) {
+        if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+        else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+      }
+      for (const e of events) {
+        if (e.kind !== 'alloc') continue;
+        const key = tables.scope(e.pid).stackFrames(e.stack).map((f) => `${f.fn}:${f.line}`).join(' < ');
+        m.set(key, (m.get(key) ?? 0) + 1);
+      }
+      return m;
+    };
+    const fast = await sites({}, 'fast');
+    const slow = await sites({ LEAKSCOPE_UNWIND: 'libunwind' }, 'slow');
+    assert.ok(fast.size >= 4, `${fast.size} stacks`);
+    assert.deepEqual([...fast].sort(), [...slow].sort());
   });
 
   it('follows a realloc chain to its final size and site', () => {

@@ -344,10 +344,13 @@ static inline int is_self(uintptr_t ip) { return ip >= lk_self_lo && ip < lk_sel
 #define WALK_MAX (LK_MAX_DEPTH + 32)
 typedef struct {
   int n, complete;  // complete: reached the outermost frame
+  int sid_ok;       // sid[] holds, per frame, the stack id of the frames from there to the root
   uintptr_t ip[WALK_MAX], sp[WALK_MAX];
+  uint32_t sid[WALK_MAX];
 } walk_cache;
 static __thread walk_cache t_walks[2];
 static __thread unsigned t_walk_count;
+static int g_force_libunwind;  // LEAKSCOPE_UNWIND=libunwind: every walk by libunwind (tests, doubt)
 static __thread int t_cur;                 // t_walks[t_cur] is the previous walk
 static __thread uint32_t t_last_id;        // its stack id, reused when a walk is all the same
 static __thread int t_last_n_out;          // and its number of recorded frames
@@ -358,6 +361,7 @@ static int slow_walk(unw_context_t *uc, uintptr_t *out) {
   unw_cursor_t c;
   t_last.n = 0;
   t_last.complete = 0;
+  t_last.sid_ok = 0;
   if (unw_init_local(&c, uc) < 0) return 0;
   int n = 0;
   uintptr_t pip = 0, psp = 0;
@@ -395,42 +399,49 @@ __attribute__((noinline)) static int slow_capture(uintptr_t *out) {
 
 // The fast walk starts at our caller's frame exactly as libunwind sees it: pc = our return
 // address, sp = our canonical frame address (the compiler knows it, frame pointer or not).
-// Returns the frame count; *same is set when the stack is exactly the previous walk's.
-__attribute__((noinline)) static int capture(uintptr_t *out, int *same_stack) {
+// Returns the frame count; *same is set when the stack is exactly the previous walk's; *fresh
+// is the number of leading frames of the new walk (t_last) whose sid[] is not known yet.
+__attribute__((noinline)) static int capture(uintptr_t *out, int *same_stack, int *fresh) {
   uintptr_t ip = (uintptr_t)__builtin_return_address(0);
   uintptr_t sp = (uintptr_t)__builtin_dwarf_cfa();
   *same_stack = 0;
+  *fresh = WALK_MAX;
   // Every 4096th walk is libunwind's, re-checking what the table learned: a pc whose frame size
   // only looked fixed (alloca of the same size twice) is caught and handed back to libunwind.
-  if (LK_UNLIKELY(!t_max_sp) || LK_UNLIKELY((++t_walk_count & 4095) == 0)) return slow_capture(out);
-  walk_cache *next = &t_walks[t_cur ^ 1];
+  if (LK_UNLIKELY(!t_max_sp) || LK_UNLIKELY((++t_walk_count & 4095) == 0) || LK_UNLIKELY(g_force_libunwind)) return slow_capture(out);
+  const uintptr_t max_sp = t_max_sp;
+  walk_cache *last = &t_walks[t_cur], *next = &t_walks[t_cur ^ 1];
+  const int depth = lk_depth, last_n = last->n;
   uintptr_t *nip = next->ip, *nsp = next->sp;
-  int nn = 0, n = 0, j = 0, complete = 0;
+  int nn = 0, n = 0, j = 0, complete = 0, sid_ok = 0, fresh_n = -1;
   for (;;) {
     // A frame of the previous walk: the rest is the same if every later slot still holds it.
-    while (j < t_last.n && t_last.sp[j] < sp) j++;
-    if (j < t_last.n && t_last.sp[j] == sp && t_last.ip[j] == ip) {
+    while (j < last_n && last->sp[j] < sp) j++;
+    if (j < last_n && last->sp[j] == sp && last->ip[j] == ip) {
       int same = 1;
-      for (int m = j + 1; m < t_last.n; m++) same &= *(const uintptr_t *)(t_last.sp[m] - 8) == t_last.ip[m];
+      for (int m = j + 1; m < last_n; m++) same &= *(const uintptr_t *)(last->sp[m] - 8) == last->ip[m];
       if (same) {
-        for (int m = j; m < t_last.n && nn < WALK_MAX; m++) {
-          nip[nn] = t_last.ip[m];
-          nsp[nn++] = t_last.sp[m];
-          if (n < lk_depth && !is_self(t_last.ip[m])) out[n++] = t_last.ip[m];
+        fresh_n = nn;
+        sid_ok = last->sid_ok;
+        for (int m = j; m < last_n && nn < WALK_MAX; m++) {
+          nip[nn] = last->ip[m];
+          next->sid[nn] = last->sid[m];
+          nsp[nn++] = last->sp[m];
+          if (n < depth && !is_self(last->ip[m])) out[n++] = last->ip[m];
         }
-        if (!t_last.complete && n < lk_depth) return slow_capture(out);
-        complete = t_last.complete;
+        if (!last->complete && n < depth) return slow_capture(out);
+        complete = last->complete;
         *same_stack = (j == 0 && n == t_last_n_out);
         break;
       }
-      j = t_last.n;  // stale from here on
+      j = last_n;  // stale from here on
     }
     if (nn == WALK_MAX) return slow_capture(out);
     nip[nn] = ip;
     nsp[nn++] = sp;
     if (!is_self(ip)) {
       out[n++] = ip;
-      if (n >= lk_depth) break;
+      if (n >= depth) break;
     }
     uint64_t e = atomic_load_explicit(uw_slot(ip), memory_order_relaxed);
     if ((e >> 17) != ip) return slow_capture(out);
@@ -441,26 +452,77 @@ __attribute__((noinline)) static int capture(uintptr_t *out, int *same_stack) {
     }
     if (st != UW_OK) return slow_capture(out);
     sp += (uintptr_t)kq * 8;
-    if (sp > t_max_sp) return slow_capture(out);
+    if (sp > max_sp) return slow_capture(out);
     ip = *(const uintptr_t *)(sp - 8);
   }
   next->n = nn;
   next->complete = complete;
+  next->sid_ok = sid_ok;
+  *fresh = (fresh_n >= 0 && sid_ok) ? fresh_n : nn;
   t_cur ^= 1;
   return n;
 }
 
-uint32_t lk_capture_stack(lk_buf *b) {
-  uintptr_t pcs[LK_MAX_DEPTH];
-  int same;
-  int n = capture(pcs, &same);
-  if (same && t_last_id) return t_last_id;
-  t_last_n_out = n;
-  t_last_id = 0;
+// Trie nodes by (parent stack id, pc), readable without the lock: a walk that shares its
+// callers with the previous one only looks up its few new frames.
+typedef struct {
+  _Atomic uint64_t tag;  // 0 = empty; written last
+  uintptr_t pc;
+  uint32_t parent, id;
+} tn_ent;
+#define TN_BITS 20
+#define TN_CAP (1u << TN_BITS)
+static tn_ent *g_tn;
+static size_t g_tn_count;
+
+static inline uint64_t tn_tag(uint32_t parent, uintptr_t pc) { return mix64(pc ^ ((uint64_t)parent << 40) ^ parent) | 1; }
+
+static uint32_t tn_lookup(uint64_t tag, uint32_t parent, uintptr_t pc) {
+  size_t i = tag & (TN_CAP - 1);
+  for (int probe = 0; probe < 64; probe++, i = (i + 1) & (TN_CAP - 1)) {
+    uint64_t t = atomic_load_explicit(&g_tn[i].tag, memory_order_acquire);
+    if (t == 0) return 0;
+    if (t == tag && g_tn[i].pc == pc && g_tn[i].parent == parent) return g_tn[i].id;
+  }
+  return 0;
+}
+
+static void tn_insert(uint64_t tag, uint32_t parent, uintptr_t pc, uint32_t id) {
+  if (g_tn_count * 4 > TN_CAP * 3) return;
+  size_t i = tag & (TN_CAP - 1);
+  for (int probe = 0; probe < 64; probe++, i = (i + 1) & (TN_CAP - 1)) {
+    if (atomic_load_explicit(&g_tn[i].tag, memory_order_relaxed) != 0) continue;
+    g_tn[i].pc = pc;
+    g_tn[i].parent = parent;
+    g_tn[i].id = id;
+    atomic_store_explicit(&g_tn[i].tag, tag, memory_order_release);
+    g_tn_count++;
+    return;
+  }
+}
+
+// The stack id of frame pc called from stack `parent`; 0 when the tables are full.
+static uint32_t tn_get(lk_buf *b, uint32_t parent, uintptr_t pc) {
+  uint64_t tag = tn_tag(parent, pc);
+  uint32_t id = tn_lookup(tag, parent, pc);
+  if (LK_LIKELY(id)) return id;
+  pthread_mutex_lock(&g_mu);
+  id = tn_lookup(tag, parent, pc);
+  if (!id) {
+    uint32_t f = frame_id(b, pc);
+    id = f ? node_id(b, parent, f) : 0;
+    if (id) tn_insert(tag, parent, pc, id);
+  }
+  pthread_mutex_unlock(&g_mu);
+  return id;
+}
+
+// Whole-stack path: for truncated stacks (deeper than the depth limit) and cut walks.
+static uint32_t intern_pcs(lk_buf *b, const uintptr_t *pcs, int n) {
   if (n == 0) return 0;
   uint64_t h = hash_pcs(pcs, n);
   uint32_t id = fs_lookup(h, pcs, n);
-  if (LK_LIKELY(id)) return t_last_id = id;
+  if (LK_LIKELY(id)) return id;
   pthread_mutex_lock(&g_mu);
   id = fs_lookup(h, pcs, n);
   if (!id) {
@@ -475,7 +537,37 @@ uint32_t lk_capture_stack(lk_buf *b) {
     if (id) fs_insert(h, pcs, n, id);
   }
   pthread_mutex_unlock(&g_mu);
-  return t_last_id = id;
+  return id;
+}
+
+uint32_t lk_capture_stack(lk_buf *b) {
+  uintptr_t pcs[LK_MAX_DEPTH];
+  int same, fresh;
+  int n = capture(pcs, &same, &fresh);
+  if (same && t_last_id) return t_last_id;
+  t_last_n_out = n;
+  walk_cache *w = &t_last;
+  if (g_tn && w->complete && n < lk_depth) {
+    // All of the stack was walked and recorded: ids from the root down, reusing the suffix.
+    if (fresh > w->n) fresh = w->n;
+    int k = fresh - 1;
+    for (; k >= 0; k--) {
+      uint32_t parent = k + 1 < w->n ? w->sid[k + 1] : 0;
+      if (is_self(w->ip[k])) {
+        w->sid[k] = parent;
+        continue;
+      }
+      uint32_t id = tn_get(b, parent, w->ip[k]);
+      if (!id) break;
+      w->sid[k] = id;
+    }
+    if (k < 0) {
+      w->sid_ok = 1;
+      return t_last_id = w->sid[0];
+    }
+  }
+  w->sid_ok = 0;
+  return t_last_id = intern_pcs(b, pcs, n);
 }
 
 static int self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -491,6 +583,8 @@ static int self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
 }
 
 void lk_stacks_init(void) {
+  const char *uw = getenv("LEAKSCOPE_UNWIND");
+  g_force_libunwind = uw && strcmp(uw, "libunwind") == 0;
   // Each exec'd image of a process numbers its frames and stacks from its own base, so ids of
   // an earlier image never name a later image's code.
   const char *gen = getenv("LEAKSCOPE_GEN");
@@ -501,11 +595,12 @@ void lk_stacks_init(void) {
   Dl_info di;
   if (dladdr((void *)lk_stacks_init, &di) && di.dli_fbase) dl_iterate_phdr(self_cb, di.dli_fbase);
   g_fs = lk_raw_mmap(FS_CAP * sizeof *g_fs);
+  g_tn = lk_raw_mmap(TN_CAP * sizeof *g_tn);
   g_uw = lk_raw_mmap(sizeof(uint64_t) << UW_BITS);
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
   uintptr_t warm[LK_MAX_DEPTH];
-  int same;
-  capture(warm, &same);  // libunwind's own set-up happens now, with our guard held
+  int same, fresh;
+  capture(warm, &same, &fresh);  // libunwind's own set-up happens now, with our guard held
 }
 
 void lk_stacks_atfork_prepare(void) { pthread_mutex_lock(&g_mu); }
