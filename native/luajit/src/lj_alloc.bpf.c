@@ -206,16 +206,19 @@ static __always_inline void find_mcode(struct lj_event *e, __u32 tgid, __u64 sp)
   if (!arr) return;
   __u64 T = rd64(arr + 8 * (__u64)(__u32)e->vmstate);
   if (!T) return;
-  __u64 mcode = rd64(T + LJ_T_MCODE);
-  __u32 sz = 0;
-  bpf_probe_read_user(&sz, 4, (void *)(T + LJ_T_SZMCODE));
+  __u32 tm[4]; /* startins, szmcode, mcode (lo, hi): one read */
+  if (bpf_probe_read_user(tm, sizeof(tm), (void *)(T + LJ_T_SZMCODE - 4))) return;
+  __u64 mcode = tm[2] | ((__u64)tm[3] << 32);
+  __u32 sz = tm[1];
   if (!mcode || !sz) return;
   __u32 k = 0;
   struct stackbuf *sb = bpf_map_lookup_elem(&stackscratch, &k);
   if (!sb) return;
-  if (bpf_probe_read_user(sb, sizeof(*sb), (void *)sp)) return;
+  /* The return address into the trace is a few frames up (lj_mem_newgco, lj_tab_new, ...):
+   * look at the first 32 words, and only then at the rest. */
   struct scan_ctx c = { .sb = sb, .lo = mcode, .hi = mcode + sz, .found = 0 };
-  bpf_loop(LJ_STACK_WORDS, scan_step, &c, 0);
+  if (!bpf_probe_read_user(sb, 32 * 8, (void *)sp)) bpf_loop(32, scan_step, &c, 0);
+  if (!c.found && !bpf_probe_read_user(sb, sizeof(*sb), (void *)sp)) bpf_loop(LJ_STACK_WORDS, scan_step, &c, 0);
   e->trace = T;
   if (c.found) e->mcofs = (__u32)(c.found - mcode);
 }
@@ -226,17 +229,21 @@ static __always_inline void walk(struct lj_event *e, __u64 g) {
   e->vmstate = vmstate;
   /* ~LJ_VMST_GC = -3, ~RECORD = -5, ~OPT = -6, ~ASM = -7: the VM working for itself. */
   if (vmstate == -3 || vmstate == -5 || vmstate == -6 || vmstate == -7) { e->flags |= LJ_F_VM; return; }
-  __u64 L = rd64(g + LJ_G_CUR_L);
+  __u64 gl[2] = {0, 0}; /* cur_L, jit_base: adjacent */
+  bpf_probe_read_user(gl, sizeof(gl), (void *)(g + LJ_G_CUR_L));
+  __u64 L = gl[0];
   if (!L) { e->flags |= LJ_F_NOLUA; return; }
-  __u64 cf = rd64(L + LJ_L_CFRAME) & ~3ULL;
+  __u64 ls[7]; /* base, top, maxstack, stack, openupval, env, cframe: one read */
+  if (bpf_probe_read_user(ls, sizeof(ls), (void *)(L + LJ_L_BASE))) { e->flags |= LJ_F_BADREAD; return; }
+  __u64 cf = ls[(LJ_L_CFRAME - LJ_L_BASE) / 8] & ~3ULL;
   if (!cf) { e->flags |= LJ_F_NOLUA; return; }
   __u64 base = 0;
   if (vmstate >= 0) {
     e->flags |= LJ_F_TRACE;
-    base = rd64(g + LJ_G_JIT_BASE);
+    base = gl[1];
   }
-  if (!base) base = rd64(L + LJ_L_BASE);
-  struct walk_ctx c = { .e = e, .cf = cf, .bot = rd64(L + LJ_L_STACK) + 8, .frame = base - 8 };
+  if (!base) base = ls[0];
+  struct walk_ctx c = { .e = e, .cf = cf, .bot = ls[(LJ_L_STACK - LJ_L_BASE) / 8] + 8, .frame = base - 8 };
   bpf_loop(LJ_MAX_FRAMES + 4, walk_step, &c, 0);
   e->nframes = c.n;
 }
