@@ -124,3 +124,28 @@ test('export: bad format, missing file and garbage are one-line errors', () => {
   assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
   assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/);
 });
+
+test('pprof of the real nginx debug log agrees with the analysis on outstanding bytes per process', async () => {
+  const { analyzeFiles } = await import('../../src/analyses/pipeline.js');
+  const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;
+  const out = join(dir, 'nginx.pb.gz');
+  const r = leakscope(['export', fixture, '--to', 'pprof', '-o', out]);
+  assert.equal(r.status, 0, r.stderr);
+  const p = Profile.decode(gunzipSync(readFileSync(out)));
+  const inuse = new Map<number, number>();
+  const objects = new Map<number, number>();
+  for (const smp of p.sample) {
+    const pid = Number(smp.label[0]!.num);
+    inuse.set(pid, (inuse.get(pid) ?? 0) + Number(smp.value[3]));
+    objects.set(pid, (objects.get(pid) ?? 0) + Number(smp.value[2]));
+  }
+  const result = await analyzeFiles([fixture]);
+  let leaked = 0;
+  for (const proc of result.processes) {
+    const o = proc.outstanding;
+    assert.equal(inuse.get(proc.pid) ?? 0, o.heapBytes + o.poolBytes, `pid ${proc.pid} bytes`);
+    assert.equal(objects.get(proc.pid) ?? 0, o.heapCount + o.poolCount, `pid ${proc.pid} blocks`);
+    leaked += o.heapBytes + o.poolBytes;
+  }
+  assert.ok(leaked >= 30 * 4096, 'the fixture leaks 30 pool blocks of 4096 bytes');
+});
