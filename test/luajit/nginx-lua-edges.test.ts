@@ -1,0 +1,86 @@
+// Edges on the real nginx + LuaJIT: the allocator probed at its entry (any allocf, not the
+// lj_alloc_f fast path), and a traced worker that dies while traced.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, test } from 'node:test';
+import type { Event, Frame } from '../../src/model/events.js';
+import { SymbolTables } from '../../src/model/stacks.js';
+import { readTrace } from '../../src/trace/reader.js';
+import { attachLuajit } from '../../src/luajit/attach-luajit.js';
+import { curlBatch, LEAK_LINE, startLuaServer, type LuaServer } from './nginx-server.js';
+
+let server: LuaServer;
+let dir: string;
+
+before(async () => {
+  server = await startLuaServer(18412, 2);
+  dir = mkdtempSync(join(tmpdir(), 'leakscope-luajit-edges-'));
+  await curlBatch(server.port, 'warm', 200);
+});
+
+after(async () => {
+  await server?.stop();
+  if (dir) rmSync(dir, { recursive: true, force: true });
+});
+
+async function load(until: () => boolean, tag: string): Promise<void> {
+  for (let i = 0; !until(); i++) await curlBatch(server.port, `${tag}${i}`, 50, 5);
+}
+
+async function readAll(path: string): Promise<{ events: Event[]; syms: SymbolTables }> {
+  const events: Event[] = [];
+  const syms = new SymbolTables();
+  await readTrace(path, {
+    event(e) {
+      if (e.kind === 'frame') syms.scope(e.pid).defineFrame(e.id, e.frame);
+      else if (e.kind === 'stack') syms.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+      else events.push(e);
+    },
+  });
+  return { events, syms };
+}
+
+test('the allocator probed at its entry gives the same events and stacks', { timeout: 30_000 }, async () => {
+  const out = join(dir, 'entry.lstrace');
+  process.env.LSTRACE_LUAJIT_NO_FAST = '1';
+  let done = false;
+  try {
+    const traced = attachLuajit({ pids: server.workers, durationMs: 3000, out, settleMs: 0 }).finally(() => (done = true));
+    await load(() => done, 'e');
+    const res = await traced;
+    assert.ok(res.events > 500, `${res.events} events`);
+  } finally {
+    delete process.env.LSTRACE_LUAJIT_NO_FAST;
+  }
+  const { events, syms } = await readAll(out);
+  const allocs = events.filter((e) => e.kind === 'alloc');
+  const frees = events.filter((e) => e.kind === 'free');
+  assert.ok(allocs.length > 100 && frees.length >= 0);
+  const leafs: Frame[] = allocs.map((e) => syms.scope(e.pid).stackFrames(e.kind === 'alloc' ? e.stack : 0)[0]!).filter(Boolean);
+  assert.ok(leafs.some((f) => f.file.endsWith('leaky.lua') && f.line === LEAK_LINE), 'the leaking line was never seen');
+  for (const e of allocs) if (e.kind === 'alloc') assert.ok(e.addr > 0 && e.size > 0);
+});
+
+test('a worker killed while traced: its events are kept, an exit and a warning', { timeout: 30_000 }, async () => {
+  const out = join(dir, 'exit.lstrace');
+  const victim = server.workers[0]!;
+  let done = false;
+  const traced = attachLuajit({ pids: server.workers, durationMs: 4000, out, settleMs: 0 }).finally(() => (done = true));
+  let killed = false;
+  const start = Date.now();
+  await load(() => {
+    if (!killed && Date.now() - start > 1500) {
+      process.kill(victim, 'SIGKILL'); // a worker of the master this test started
+      killed = true;
+    }
+    return done;
+  }, 'x');
+  const res = await traced;
+  assert.ok(res.warnings.some((w) => w.includes(`pid ${victim} exited`)), res.warnings.join('\n'));
+  const { events } = await readAll(out);
+  assert.ok(events.some((e) => e.kind === 'exit' && e.pid === victim));
+  assert.ok(events.some((e) => e.kind === 'alloc'), 'no allocation recorded');
+});
