@@ -249,10 +249,21 @@ function mainChart(p: ProcessData, host: HTMLElement): void {
 }
 
 /** Small multiples: one chart per process, one shared y scale so sizes compare at a glance. */
+const MAX_MULTIPLES = 48;
+
+/** The processes drawn as small multiples: the selected one, then the worst and biggest. */
+function multiplesShown(): ProcessData[] {
+  const rank: Record<string, number> = { leak: 3, growing: 2, bounded: 1, steady: 0 };
+  const ps = [...data.processes].sort((a, b) => Number(b.pid === state.pid) - Number(a.pid === state.pid) ||
+    (rank[b.verdict.verdict] ?? 0) - (rank[a.verdict.verdict] ?? 0) || b.verdict.peak - a.verdict.peak);
+  return ps.slice(0, MAX_MULTIPLES).sort((a, b) => data.processes.indexOf(a) - data.processes.indexOf(b));
+}
+
 function smallMultiples(host: HTMLElement): void {
   let max = 0;
-  for (const p of data.processes) for (const l of p.lines) if (l.group === 'total' || l.group === 'rss') for (const y of l.y) if (y !== null && y > max) max = y;
-  for (const p of data.processes) {
+  const shown = multiplesShown();
+  for (const p of shown) for (const l of p.lines) if (l.group === 'total' || l.group === 'rss') for (const y of l.y) if (y !== null && y > max) max = y;
+  for (const p of shown) {
     const cell = el('div', { class: `multiple${p.pid === state.pid ? ' sel' : ''}`, 'data-pid': String(p.pid) },
       el('div', { class: 'mtitle' }, `pid ${p.pid} `, verdictBadge(p.verdict.verdict), ` ${fmtBytes(p.outstanding.heapBytes + p.outstanding.poolBytes)}`));
     host.append(cell);
@@ -631,7 +642,8 @@ function render(): void {
   app.append(chartSec);
   if (data.processes.length > 1) {
     const grid = el('div', { class: 'multiples', id: 'multiples' });
-    chartSec.append(el('p', { class: 'limits' }, `All ${data.processes.length} processes on one scale (total outstanding, RSS dashed); click one to inspect it.`), grid);
+    const n = data.processes.length;
+    chartSec.append(el('p', { class: 'limits' }, `${n > MAX_MULTIPLES ? `${MAX_MULTIPLES} of ${n} processes (the selected one, then leaking and growing ones, biggest first)` : `All ${n} processes`} on one scale (total outstanding, RSS dashed); click one to inspect it.`), grid);
     smallMultiples(grid);
   }
   const main = el('div', { id: 'main-chart' });

@@ -186,3 +186,23 @@ test('hostile names in a trace run nothing and show as text (through leakscope r
   assert.equal(await p.$$eval('script', (x) => x.length), 2);
   assert.deepEqual(errors, []);
 });
+
+test('many processes: at most 48 small multiples on one scale, the cap stated', async () => {
+  const s = scenario({ steps: 20 });
+  const base = scenarioResult(s);
+  const procs = Array.from({ length: 60 }, (_, i) => ({ ...base.processes[0]!, pid: 1000 + i }));
+  const file = join(dir, 'many.html');
+  writeFileSync(file, await htmlReport({ ...base, processes: procs }, undefined));
+  const p = await browser.newPage();
+  const errors: string[] = [];
+  p.on('pageerror', (e) => errors.push(e.message));
+  await p.goto(pathToFileURL(file).href);
+  await p.waitForSelector('#multiples .multiple');
+  assert.equal(await p.$$eval('#multiples .multiple', (x) => x.length), 48);
+  assert.match(await p.textContent('#charts') ?? '', /48 of 60 processes/);
+  const maxes = await p.evaluate(() => [...(window as any).__leakscope.charts.entries()].filter(([k]: [string]) => k.startsWith('pid:')).map(([, u]: [string, any]) => u.scales.y.max));
+  assert.equal(new Set(maxes).size, 1);
+  // Without a window grid the flame graph says so instead of failing.
+  assert.match(await p.textContent('#flame-section') ?? '', /No stack data/);
+  assert.deepEqual(errors, []);
+});
