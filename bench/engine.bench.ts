@@ -159,6 +159,26 @@ try {
   engine = undefined;
   state = undefined;
 
+  // (1b) The heap path alone: alloc/free only, one process, LIVE live allocations (no pools, no reader).
+  {
+    const eng = new Engine({ meta });
+    const a = { kind: 'alloc', pid: 1, t: 0, tid: 1, addr: 0, size: 64, stack: 1 } as Extract<Event, { kind: 'alloc' }>;
+    const f = { kind: 'free', pid: 1, t: 0, tid: 1, addr: 0 } as Extract<Event, { kind: 'free' }>;
+    const rand = rng(3);
+    const M = Math.min(N, 4_000_000);
+    let n = 0;
+    c0 = cpu();
+    for (let i = 0; n < M; i++) {
+      a.t = i * 100; a.addr = 0x5555_0000_0000 + i * 64; a.stack = hotStack(rand);
+      eng.event(a); n++;
+      // Keep every LIVE/(M/2)-th allocation, free the rest at once.
+      if (i % Math.max(1, Math.round(M / 2 / LIVE)) !== 0) { f.t = a.t + 50; f.addr = a.addr; eng.event(f); n++; }
+    }
+    const heapCpu = cpu() - c0;
+    const st = eng.finish();
+    console.log(`heap path alone:       ${fmt(M / heapCpu)} events/s of CPU time (alloc/free only, ${st.processes[0]!.heap.count.toLocaleString('en')} live at the end)`);
+  }
+
   // (2) Reader alone (baseline), (3) reader + engine + analyze.
   const nullSink: EventSink = { event() { sinkCount++; } };
   c0 = cpu();

@@ -73,11 +73,12 @@ function processText(p: ProcessReport, r: AnalysisResult, width: number, opts: T
 function anomalies(p: ProcessReport): string {
   const a = p.anomalies;
   const parts: string[] = [];
-  if (a.unknownFree) parts.push(`${count(a.unknownFree)} frees of unknown addresses`);
-  if (a.doubleFree) parts.push(`${count(a.doubleFree)} double frees`);
-  if (a.unknownRealloc) parts.push(`${count(a.unknownRealloc)} reallocs of unknown addresses`);
-  if (a.unknownPool) parts.push(`${count(a.unknownPool)} uses of unknown pools`);
-  if (a.unknownPoolDestroy) parts.push(`${count(a.unknownPoolDestroy)} destroys/clears of unknown pools`);
+  const n = (v: number, one: string, many: string) => `${count(v)} ${v === 1 ? one : many}`;
+  if (a.unknownFree) parts.push(n(a.unknownFree, 'free of an unknown address', 'frees of unknown addresses'));
+  if (a.doubleFree) parts.push(n(a.doubleFree, 'double free', 'double frees'));
+  if (a.unknownRealloc) parts.push(n(a.unknownRealloc, 'realloc of an unknown address', 'reallocs of unknown addresses'));
+  if (a.unknownPool) parts.push(n(a.unknownPool, 'use of an unknown pool', 'uses of unknown pools'));
+  if (a.unknownPoolDestroy) parts.push(n(a.unknownPoolDestroy, 'destroy/clear of an unknown pool', 'destroys/clears of unknown pools'));
   const inherited = (a.inheritedFree ?? 0) + (a.inheritedPool ?? 0);
   const inh = inherited ? ` (${count(inherited)} releases of memory inherited over fork, expected)` : '';
   return parts.length ? `Anomalies: ${parts.join(', ')}${inh} — usually memory allocated before tracing began.` : `Anomalies: none${inh}.`;
