@@ -1,6 +1,8 @@
 // APR pool-debug logs (APR built --enable-pool-debug, lines "POOL DEBUG: [PID/TID] ACTION ...").
 //
 // The log has no clock: t is the event's line index within its process. A pool is (pid, address).
+// The log's TID is pthread_self() (an address, not a kernel tid): events carry a small
+// per-process thread number instead (1 for the first thread seen).
 // A PALLOC line does not print the allocation's size: it is the change of the pool's own byte
 // count since that pool's previous line (allocations APR does not log, e.g. apr_psprintf, land
 // in the next line's change, as the format dictates).
@@ -100,6 +102,10 @@ interface Proc {
   /** Destroy/clear operations whose own CLEARED line has not come yet. */
   ops: { addr: number; site: string }[];
   lastPool?: Pool;
+  /** pthread_self values (not kernel tids) → small thread numbers 1, 2, ... of this process. */
+  tids: Map<number, number>;
+  lastRawTid: number;
+  lastTid: number;
 }
 
 export function parseAprLine(buf: Buffer, start: number, end: number, r: LineRec): boolean {
@@ -308,7 +314,7 @@ export class AprLogDecoder {
     if (this.lastProc?.pid === pid) return this.lastProc;
     let p = this.procs.get(pid);
     if (!p) {
-      p = { pid, t: 0, announced: false, lastLine: 0, pools: new Map(), children: new Map(), siteStacks: new Map(), siteByHash: new Map(), ops: [] };
+      p = { pid, t: 0, announced: false, lastLine: 0, pools: new Map(), children: new Map(), siteStacks: new Map(), siteByHash: new Map(), ops: [], tids: new Map(), lastRawTid: -1, lastTid: 0 };
       this.procs.set(pid, p);
     }
     this.lastProc = p;
@@ -366,6 +372,14 @@ export class AprLogDecoder {
 
   private handle(r: Rec): void {
     const pr = this.proc(r.pid);
+    // The log's TID is pthread_self(), an address: events carry a small per-process thread number.
+    if (r.tid !== pr.lastRawTid) {
+      let n = pr.tids.get(r.tid);
+      if (n === undefined) { n = pr.tids.size + 1; pr.tids.set(r.tid, n); }
+      pr.lastRawTid = r.tid;
+      pr.lastTid = n;
+    }
+    r.tid = pr.lastTid;
     pr.t++;
     pr.lastLine = this.lineNo;
     switch (r.act) {

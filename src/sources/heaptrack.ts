@@ -20,7 +20,8 @@ import type { Source, SourceInput, SourceOptions, SourceStats } from './source.j
 import { emptyStats } from './source.js';
 import { hexDigit, sampleLine } from './line-reader.js';
 
-const ADDR_BASE = 0x7d00_0000_0000;
+/** Synthetic block addresses: small, so they stay V8 small integers (no boxing per event). */
+const ADDR_BASE = 0x10;
 /** Longer lines are cut (a damaged file must not eat memory). */
 const MAX_LINE = 1 << 20;
 
@@ -164,7 +165,7 @@ export class HeaptrackDecoder {
     if (c === 43) {
       const addr = this.nextAddr;
       const size = this.infoSize[v]!;
-      this.nextAddr += 16 + size - (size % 16);
+      this.nextAddr += 16;
       let l = this.live[v];
       if (!l) { l = []; this.live[v] = l; }
       l.push(addr);
