@@ -90,6 +90,7 @@ test('nginx: a restarted worker (new PID) keeps its own connections; buffered bl
     `${pre(200, 1)}http request line: "POST /upload?x=1 HTTP/1.1"`,
     `${pre(200, 1)}http uri: "/upload"`,
     `${pre(200, 1)}malloc: 00000000000D0000:100`,
+    `${pre(200, 1)}memalign: 00000000000D8000:2048 @16`,
     `${pre(200, 1)}add cleanup: 00000000000E0000`,
     `${pre(300)}add cleanup: 00000000000F0000`,
     `HTTP/1.1 200 OK`,
@@ -107,7 +108,7 @@ test('nginx: a restarted worker (new PID) keeps its own connections; buffered bl
   const g = outstanding(c);
   assert.deepEqual([...g.entries()].map(([k, v]) => `${k} ${v.count} ${v.bytes}`).sort(), [
     '200 ngx_alloc < POST /upload 1 100',
-    '200 ngx_memalign < POST /upload 2 4608',
+    '200 ngx_memalign < POST /upload 3 6656',
   ]);
   assert.equal(c.stats.badRecords, 1);
   assert.equal(c.stats.skipped, 1);
