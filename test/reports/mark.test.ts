@@ -4,7 +4,7 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event } from '../../src/model/events.js';
@@ -85,4 +85,23 @@ test('mark: helpful one-line errors', async () => {
   assert.match(leakscope(['mark', '1', 'x', '--trace', seq]).stderr, /no monotonic start time/);
   assert.match(leakscope(['mark', 'abc', 'x']).stderr, /^leakscope: PID must be a process id, got "abc"\n$/);
   assert.match(leakscope(['mark', '999999999', 'x']).stderr, /^leakscope: no process 999999999\n$/);
+});
+
+test('a marker added by mark shows in the report and serves as a diff range edge', async () => {
+  const path = await liveTrace('c.lstrace', 2_000_000_000n);
+  assert.equal(leakscope(['mark', '77', 'before load', '--trace', path]).status, 0);
+  // More allocations after the marker, as a live process would go on writing.
+  const w = TraceWriter.appendTo(path);
+  for (let i = 0; i < 10; i++) w.event({ kind: 'alloc', pid: 77, t: 60e9 + i, tid: 77, addr: 0x2000 + i * 64, size: 100, stack: 0 });
+  await w.close();
+  const html = join(dir, 'c.html');
+  const r = leakscope(['report', path, '-o', html]);
+  assert.equal(r.status, 0, r.stderr);
+  const data = JSON.parse(readFileSync(html, 'utf8').match(/id="leakscope-data">(.*?)<\/script>/s)![1]!);
+  const p77 = data.processes.find((p: { pid: number }) => p.pid === 77);
+  assert.deepEqual(p77.markers.map((m: { label: string }) => m.label), ['before load']);
+  const d = leakscope(['diff', path, '--from', 'before load', '--format', 'json']);
+  assert.equal(d.status, 0, d.stderr);
+  const total = JSON.parse(d.stdout).rows.find((x: { kind: string }) => x.kind === 'total');
+  assert.equal(total.delta, 1000, 'ten 100-byte blocks after the marker');
 });
