@@ -138,9 +138,9 @@ function summary(): HTMLElement {
   for (const p of data.processes) {
     const out = p.outstanding.heapBytes + p.outstanding.poolBytes;
     const tr = el('tr', { class: p.pid === state.pid ? 'sel' : '', 'data-pid': String(p.pid) },
-      el('td', {}, el('b', {}, `pid ${p.pid}`), el('div', { class: 'cmd' }, p.command || '(unknown command)')),
+      el('td', {}, el('b', {}, `pid ${p.pid}`), p.exited ? el('span', { class: 'sub' }, ' exited') : null, el('div', { class: 'cmd' }, p.command || '(unknown command)')),
       el('td', {}, verdictBadge(p.verdict.verdict)),
-      el('td', { class: 'num' }, fmtBytes(out), el('div', { class: 'sub' }, `${fmtCount(p.outstanding.heapCount + p.outstanding.poolCount)} blocks` + (p.rssBytes ? ` · RSS ${fmtBytes(p.rssBytes)}` : ''))),
+      el('td', { class: 'num' }, fmtBytes(out), el('div', { class: 'sub' }, `${fmtCount(p.outstanding.heapCount + p.outstanding.poolCount)} blocks · peak ${fmtBytes(p.verdict.peak)}` + (p.rssBytes ? ` · RSS ${fmtBytes(p.rssBytes)}` : ''))),
       el('td', {}, p.top ? el('span', {}, `${p.top.what} `, el('code', {}, p.top.label), ` — ${fmtBytes(p.top.bytes)}`) : '–'),
       el('td', { class: 'why' }, confidence(p)),
     );
