@@ -34,6 +34,7 @@ interface AttachCliOptions {
   top: string;
   unwind: boolean;
   poolSample: string;
+  report: boolean;
 }
 
 function collect(v: string, prev: string[] = []): string[] {
@@ -59,6 +60,7 @@ export function register(program: Command): void {
     .option('--pool-sample <time>', 'how often live pools\' sizes are read from process memory', '2s')
     .option('--top <n>', 'rows per report section', '20')
     .option('--no-unwind', 'do not use the CFI unwinder (native/unwind)')
+    .option('--no-report', 'with -o: keep the trace, print no report')
     .action(guard(async (o: AttachCliOptions) => {
       await attach(o);
     }));
@@ -75,6 +77,7 @@ async function attach(o: AttachCliOptions): Promise<void> {
   if (o.pid && o.exe) throw new UserError('use either --pid or --exe, not both');
   if (o.mode !== 'events' && o.mode !== 'aggregate') throw new UserError('--mode must be "events" or "aggregate"');
   if (o.format !== 'text' && o.format !== 'json') throw new UserError('--format must be "text" or "json"');
+  if (!o.report && !o.output) throw new UserError('--no-report needs -o FILE (otherwise nothing would be kept)');
   if (o.mode === 'aggregate' && o.output) throw new UserError('--mode aggregate keeps its table in kernel maps; it writes no trace (drop -o, or use --mode events)');
   const durationMs = o.duration !== undefined ? parseDuration(o.duration) : undefined;
   if (o.duration !== undefined && durationMs === undefined) throw new UserError(`--duration: "${o.duration}" is not a duration (e.g. 30s, 5m)`);
@@ -203,6 +206,7 @@ async function attach(o: AttachCliOptions): Promise<void> {
   }
   try {
     if (o.output) process.stderr.write(`leakscope: trace written to ${o.output} (${stats.calls} calls from ${stats.processes} processes)\n`);
+    if (!o.report) return;
     await renderReport(tracePath, { format: o.format as 'text' | 'json', top, warnings, keep: o.output !== undefined });
   } finally {
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
