@@ -6,7 +6,7 @@
 // redefinitions that splice them in, so reports show `inner (inlined) <- outer` in order.
 
 import type { Event, Frame } from '../model/events.js';
-import { readTrace } from '../trace/reader.js';
+import { scanDefinitions } from './scan.js';
 import { TraceWriter } from '../trace/writer.js';
 import { SymbolCollector, type Scope } from './collect.js';
 import { offsetToVaddr, readElfInfo, type ElfInfo } from './elf.js';
@@ -150,7 +150,7 @@ export async function symbolizeCollected(c: SymbolCollector, opts: SymbolizeOpti
 /** Symbolizes a trace file in place: reads it, resolves its frames and appends the definitions. */
 export async function symbolizeTrace(path: string, opts: SymbolizeOptions = {}): Promise<SymbolizeStats> {
   const c = new SymbolCollector();
-  await readTrace(path, c, { onWarning: opts.onWarning });
+  await scanDefinitions(path, c, opts.onWarning);
   const { events, stats } = await symbolizeCollected(c, opts);
   if (events.length > 0) {
     const w = TraceWriter.appendTo(path);
