@@ -23,6 +23,8 @@ import { forEachLine, hexDigit, sampleLine, startsWith } from './line-reader.js'
 const MAX_BUFFERED = 4096;
 /** Closed connections whose label is remembered for their last lines. */
 const MAX_CLOSED = 1024;
+/** Events of a process held until its parent is known. */
+const MAX_QUEUE = 20000;
 /** Distinct (allocator, request path) sites per process before the rest are pooled together. */
 const MAX_LABELS = 10000;
 const OTHER_PATHS = '(other request paths, past the distinct-path limit)';
@@ -64,6 +66,8 @@ interface Conn {
 interface Proc {
   pid: number;
   announced: boolean;
+  /** Events waiting for the process to be announced (see out()). */
+  queue: Event[];
   conns: Map<number, Conn>;
   /** Blocks waiting for their connection's request, by address. */
   waiting: Map<number, Block>;
@@ -158,17 +162,27 @@ export class NginxLogDecoder {
   private proc(pid: number): Proc {
     let pr = this.procs.get(pid);
     if (!pr) {
-      pr = { pid, announced: false, conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Map(), inDestroy: false, poolDestroys: 0, stacks: new Map(), closed: new Map() };
+      pr = { pid, announced: false, queue: [], conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Map(), inDestroy: false, poolDestroys: 0, stacks: new Map(), closed: new Map() };
       this.procs.set(pid, pr);
     }
     return pr;
   }
 
-  /** A process is announced with its first event, not its first line: the master logs
-   *  `start worker process N` after fork(), so the worker's first lines can come before it. */
-  private announce(pr: Proc, t: number): void {
+  /** The master logs `start worker process N` after fork(), and on a busy machine the worker
+   *  can log many lines first. So a process's events wait (bounded) until its parent is known,
+   *  it has logged MAX_QUEUE events, or the input ends; then it is announced and they follow. */
+  private out(pr: Proc, e: Event): void {
+    if (pr.announced) return this.emit(e);
+    pr.queue.push(e);
+    if (pr.queue.length >= MAX_QUEUE) this.announce(pr);
+  }
+
+  private announce(pr: Proc): void {
     pr.announced = true;
-    this.emit({ kind: 'process', pid: pr.pid, t, ppid: this.ppids.get(pr.pid) ?? 0, command: '', exe: '' });
+    const first = pr.queue[0];
+    this.emit({ kind: 'process', pid: pr.pid, t: first ? first.t : this.t, ppid: this.ppids.get(pr.pid) ?? 0, command: '', exe: '' });
+    for (const e of pr.queue) this.emit(e);
+    pr.queue = [];
   }
 
   private message(pr: Proc, connNo: number, buf: Buffer, p: number, end: number, start: number): void {
@@ -226,7 +240,11 @@ export class NginxLogDecoder {
     if (c0 === 115 && !connNo && startsWith(buf, p, end, M_START_WORKER)) {
       let n = 0;
       for (let q = p + M_START_WORKER.length; q < end && buf[q]! >= 48 && buf[q]! <= 57; q++) n = n * 10 + buf[q]! - 48;
-      if (n) this.ppids.set(n, pr.pid);
+      if (n) {
+        this.ppids.set(n, pr.pid);
+        const child = this.procs.get(n);
+        if (child && !child.announced) this.announce(child);
+      }
     }
   }
 
@@ -278,8 +296,7 @@ export class NginxLogDecoder {
       w.gone = true;
       return;
     }
-    if (!pr.announced) this.announce(pr, this.t);
-    this.emit({ kind: 'free', pid: pr.pid, t: this.t, tid: this.tid, addr });
+    this.out(pr, { kind: 'free', pid: pr.pid, t: this.t, tid: this.tid, addr });
   }
 
   private requestLine(pr: Proc, connNo: number, buf: Buffer, p: number, end: number): void {
@@ -334,8 +351,7 @@ export class NginxLogDecoder {
       stack = this.interner.stackId([ALLOC_FRAMES[blk.kind]!, frame({ fn: label })], pr.pid);
       pr.stacks.set(key, stack);
     }
-    if (!pr.announced) this.announce(pr, blk.t);
-    this.emit({ kind: 'alloc', pid: pr.pid, t: blk.t, tid: blk.tid, addr: blk.addr, size: blk.size, stack });
+    this.out(pr, { kind: 'alloc', pid: pr.pid, t: blk.t, tid: blk.tid, addr: blk.addr, size: blk.size, stack });
   }
 
   /** Sizes of the per-process state (to check it stays bounded). */
@@ -352,11 +368,11 @@ export class NginxLogDecoder {
 
   finish(): SourceStats {
     for (const pr of this.procs.values()) {
-      if (!pr.announced) this.announce(pr, this.t);
       if (pr.orphan) this.emitBlock(pr, pr.orphan, NO_CONNECTION);
       pr.orphan = null;
       for (const c of pr.conns.values()) this.flush(pr, c, c.label ?? c.lastLabel ?? NO_REQUEST);
       this.poolDestroys.set(pr.pid, pr.poolDestroys);
+      if (!pr.announced) this.announce(pr);
     }
     for (const pr of this.procs.values()) {
       let pending = 0;
