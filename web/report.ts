@@ -141,7 +141,7 @@ function summary(): HTMLElement {
       el('td', {}, el('b', {}, `pid ${p.pid}`), p.exited ? el('span', { class: 'sub' }, ' exited') : null, el('div', { class: 'cmd' }, p.command || '(unknown command)')),
       el('td', {}, verdictBadge(p.verdict.verdict)),
       el('td', { class: 'num' }, fmtBytes(out), el('div', { class: 'sub' }, `${fmtCount(p.outstanding.heapCount + p.outstanding.poolCount)} blocks · peak ${fmtBytes(p.verdict.peak)}` + (p.rssBytes ? ` · RSS ${fmtBytes(p.rssBytes)}` : ''))),
-      el('td', {}, p.top ? el('span', {}, `${p.top.what} `, el('code', {}, p.top.label), ` — ${fmtBytes(p.top.bytes)}`) : '–'),
+      el('td', {}, p.top ? el('span', {}, `${p.top.what} `, el('code', {}, p.top.label), ` — ${fmtBytes(p.top.bytes)}` + (p.top.peak && p.top.peak > p.top.bytes ? ` (peak ${fmtBytes(p.top.peak)})` : '')) : '–'),
       el('td', { class: 'why' }, confidence(p)),
     );
     tr.addEventListener('click', () => selectProcess(p.pid));

@@ -35,7 +35,7 @@ test('report of the APR pool-debug log in the browser', async () => {
     const rows = await p.$$eval('#summary tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-pid'), tr.className, tr.querySelector('.badge')!.textContent]));
     assert.deepEqual(rows.map((x) => x[0]), ['3153', '3156', '3160']);
     assert.deepEqual(rows.find((x) => x[0] === '3160')!.slice(1), ['sel', 'leak']);
-    assert.match(await p.textContent('#summary tr[data-pid="3160"]') ?? '', /pool pchild/);
+    assert.match(await p.textContent('#summary tr[data-pid="3160"]') ?? '', /pool pchild — 0 B \(peak \d+\.?\d* KiB\)/);
     // Small multiples, one shared scale, every one drew.
     const multiples = await p.evaluate(() => {
       const ls = (window as any).__leakscope;

@@ -92,7 +92,7 @@ export interface ProcessData {
   outstanding: ProcessReport['outstanding'];
   allocated: ProcessReport['allocated'];
   rssBytes?: number;
-  top?: { what: 'site' | 'pool'; label: string; bytes: number };
+  top?: { what: 'site' | 'pool'; label: string; bytes: number; peak?: number };
   x: number[];
   lines: ChartLine[];
   markers: { t: number; label: string }[];
@@ -153,9 +153,9 @@ function processData(p: ProcessReport, w: WindowProcess | undefined, strings: St
   const { x, lines } = chartLines(p, limits);
   const topSite = p.sites.reduce<SiteReport | undefined>((m, s) => (!m || s.bytes > m.bytes ? s : m), undefined);
   const bad = (v?: Verdict) => v && (v.verdict === 'leak' || v.verdict === 'growing');
-  const topClass = [...p.poolClasses].filter((c) => bad(c.verdict)).sort((a, b) => b.bytes - a.bytes)[0];
+  const topClass = [...p.poolClasses].filter((c) => bad(c.verdict)).sort((a, b) => b.bytes - a.bytes || b.peakBytes - a.peakBytes)[0];
   const top = topClass && (!topSite || topClass.bytes >= topSite.bytes)
-    ? { what: 'pool' as const, label: topClass.name, bytes: topClass.bytes }
+    ? { what: 'pool' as const, label: topClass.name, bytes: topClass.bytes, peak: topClass.peakBytes }
     : topSite ? { what: 'site' as const, label: topSite.label, bytes: topSite.bytes } : undefined;
   const pools = { n: 0 };
   return {
