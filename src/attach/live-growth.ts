@@ -19,7 +19,8 @@ interface Site {
 export interface GrowthRow {
   pid: number;
   what: 'heap' | 'pool';
-  site: string;
+  /** The call site (a return address), 0 without a stack. */
+  pc: number;
   growth: number;
   bytes: number;
   count: number;
@@ -128,8 +129,8 @@ export class LiveGrowth implements EventSink {
     }
   }
 
-  /** The sites that grew most since attach, with verdicts; `label` names a leaf frame. */
-  top(n: number, label: (pid: number, pc: number, module: string) => string): GrowthRow[] {
+  /** The sites that grew most since attach, with verdicts. */
+  top(n: number): GrowthRow[] {
     const rows: GrowthRow[] = [];
     for (const s of this.sites.values()) {
       const y = s.series.y;
@@ -138,19 +139,21 @@ export class LiveGrowth implements EventSink {
       if (growth <= 0) continue;
       const f = this.frames.get(`${s.pid}:${s.leafFrame}`);
       const v = growthVerdict(s.series, { xUnit: 's', xScale: 1e9 });
-      rows.push({ pid: s.pid, what: s.what, site: f ? label(s.pid, f.pc, f.module) : '(no stack)', growth, bytes: s.bytes, count: s.count, verdict: v.verdict });
+      rows.push({ pid: s.pid, what: s.what, pc: f?.pc ?? 0, growth, bytes: s.bytes, count: s.count, verdict: v.verdict });
     }
     return rows.sort((a, b) => b.growth - a.growth).slice(0, n);
   }
 }
 
-export function formatGrowthRows(rows: GrowthRow[], when: Date): string {
+/** `labels` maps `pid:pc` to a function name. */
+export function formatGrowthRows(rows: GrowthRow[], labels: Map<string, string>, when: Date): string {
   const head = `[${when.toTimeString().slice(0, 8)}] Top ${rows.length} growing sites since attach:`;
   if (rows.length === 0) return `${head}\n  (nothing grew)\n`;
   const lines = rows.map((r) => {
     const grew = r.what === 'pool' && r.bytes === 0 ? `+${r.growth} pools` : `+${formatAmount(r.growth)}`;
     const held = r.what === 'pool' ? `${r.count} live pools, ${formatAmount(r.bytes)}` : `${r.count} blocks, ${formatAmount(r.bytes)}`;
-    return `  pid ${r.pid}  ${grew}  (${held})  ${r.verdict}  ${r.site}`;
+    const site = r.pc ? labels.get(`${r.pid}:${r.pc}`) ?? `0x${r.pc.toString(16)}` : '(no stack)';
+    return `  pid ${r.pid}  ${grew}  (${held})  ${r.verdict}  ${site}`;
   });
   return `${head}\n${lines.join('\n')}\n`;
 }

@@ -2,7 +2,7 @@
 // run) and pc → module lookups for frames.
 
 import type { EventSink } from '../model/events.js';
-import { readBuildId } from './buildid.js';
+import { readElfInfo } from '../symbols/elf.js';
 import { codeMappings, readMaps, type Mapping } from './procfs.js';
 
 export class ModuleTable {
@@ -22,7 +22,7 @@ export class ModuleTable {
       this.emitted.add(key);
       let id = this.buildIds.get(m.path);
       if (id === undefined) {
-        id = readBuildId(m.path.replace(/ \(deleted\)$/, ''));
+        id = readElfInfo(m.path.replace(/ \(deleted\)$/, ''))?.buildId ?? '';
         this.buildIds.set(m.path, id);
       }
       sink.event({ kind: 'module', pid: this.pid, t, base: m.start, size: m.end - m.start, offset: m.offset, path: m.path, buildId: id });
@@ -36,6 +36,16 @@ export class ModuleTable {
 
   /** The module holding pc, or undefined. */
   moduleOf(pc: number): string | undefined {
+    return this.mappingOf(pc)?.path;
+  }
+
+  /** The module holding pc and pc's offset in that file. */
+  locate(pc: number): { path: string; fileOffset: number } | undefined {
+    const m = this.mappingOf(pc);
+    return m ? { path: m.path, fileOffset: pc - m.start + m.offset } : undefined;
+  }
+
+  private mappingOf(pc: number): Mapping | undefined {
     const m = this.maps;
     let lo = 0;
     let hi = m.length - 1;
@@ -44,7 +54,7 @@ export class ModuleTable {
       const x = m[mid]!;
       if (pc < x.start) hi = mid - 1;
       else if (pc >= x.end) lo = mid + 1;
-      else return x.path;
+      else return x;
     }
     return undefined;
   }

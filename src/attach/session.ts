@@ -368,8 +368,11 @@ export class AttachSession {
     return this.specs[index];
   }
 
-  moduleOf(pid: number, pc: number): string | undefined {
-    return this.procs.get(pid)?.modules.moduleOf(pc);
+  /** pc's module and file offset in process pid (for live symbol names). */
+  locate(pid: number, pc: number): { path: string; fileOffset: number } | undefined {
+    const p = this.procs.get(pid);
+    if (p && p.modules.moduleOf(pc) === undefined) p.modules.refresh(this.opts.sink, this.now());
+    return p?.modules.locate(pc);
   }
 
   /** Detaches cleanly: a last pool sample, then the loader drains what the probes queued. */

@@ -13,9 +13,10 @@ import { detectProfiles } from '../../attach/detect.js';
 import { loadProfile, type AllocatorProfile } from '../../attach/profile.js';
 import { parseDuration } from '../../attach/duration.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
-import { UNWIND_LIB } from '../../attach/loader.js';
+import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
 import { pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
-import { formatAggregate } from '../../attach/aggregate-view.js';
+import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
+import { LiveSymbols } from '../../attach/live-symbols.js';
 import { renderReport } from '../../attach/report.js';
 
 interface AttachCliOptions {
@@ -158,7 +159,11 @@ async function attach(o: AttachCliOptions): Promise<void> {
   const names = profiles.map((p) => p.name).join(', ');
   process.stderr.write(`leakscope: tracing ${pid !== undefined ? `process ${pid}${o.children ? ' and its children' : ''}` : `every ${basename(exe!)} process`} (allocator ${names}, ${o.mode} mode${session.unwinder ? ', CFI unwinding' : ''}); Ctrl-C to stop\n`);
 
-  const label = (p: number, pc: number, module: string): string => `${basename(module)}+0x${pc.toString(16)}`;
+  const symbols = new LiveSymbols(session);
+  const aggText = async (rows: AggRow[]): Promise<string> => {
+    const labels = await symbols.label(topAggregate(rows, top).map((r) => ({ pid: r.pid, pc: r.site })));
+    return formatAggregate(rows, session, top, new Date(), labels);
+  };
   // periodic tables go to stdout, except beside a JSON report, which owns stdout
   const tableOut = o.format === 'json' ? process.stderr : process.stdout;
   let ticking = false;
@@ -167,11 +172,12 @@ async function attach(o: AttachCliOptions): Promise<void> {
     ticking = true;
     try {
       if (o.mode === 'aggregate') {
-        const rows = await session.aggregate();
-        tableOut.write(formatAggregate(rows, session, top, new Date()));
+        tableOut.write(await aggText(await session.aggregate()));
       } else if (live) {
         live.sample(Number(process.hrtime.bigint() - startMono));
-        tableOut.write(formatGrowthRows(live.top(top, label), new Date()));
+        const rows = live.top(top);
+        const labels = await symbols.label(rows.filter((r) => r.pc).map((r) => ({ pid: r.pid, pc: r.pc })));
+        tableOut.write(formatGrowthRows(rows, labels, new Date()));
       }
     } finally {
       ticking = false;
@@ -194,13 +200,14 @@ async function attach(o: AttachCliOptions): Promise<void> {
   if (timer) clearInterval(timer);
 
   let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
+  const finalTable = aggRows && o.format === 'text' ? await aggText(aggRows) : '';
   const stats = await session.stop();
   await writer?.close();
   if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
   if (stats.probes === 0) warn('no probe was attached; nothing was traced');
 
   if (aggRows) {
-    process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : formatAggregate(aggRows, session, top, new Date()));
+    process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);
     aggRows = undefined;
     return;
   }
