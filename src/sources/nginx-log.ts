@@ -172,6 +172,7 @@ export class NginxLogDecoder {
    *  can log many lines first. So a process's events wait (bounded) until its parent is known,
    *  it has logged MAX_QUEUE events, or the input ends; then it is announced and they follow. */
   private out(pr: Proc, e: Event): void {
+    if (!pr.announced && this.ppids.has(pr.pid)) this.announce(pr);
     if (pr.announced) return this.emit(e);
     pr.queue.push(e);
     if (pr.queue.length >= MAX_QUEUE) this.announce(pr);
