@@ -201,3 +201,23 @@ test('nginx: state stays bounded over many connections and distinct paths', () =
   const frees = events.filter((e) => e.kind === 'free').length;
   assert.equal(frees, 12000);
 });
+
+test('nginx fixture: pool destroys are counted from rows of "free: ADDR, unused: N" lines', () => {
+  const text = fixtureText(FIXTURE);
+  const dec = new NginxLogDecoder({ event() {} });
+  let s = 0;
+  for (let i = text.indexOf(10); i >= 0; s = i + 1, i = text.indexOf(10, s)) dec.line(text, s, i);
+  dec.finish();
+  // Independently: a row starts at an "unused" free whose previous line of the same pid is not one.
+  const last = new Map<string, boolean>();
+  const rows = new Map<string, number>();
+  for (const line of text.toString('latin1').split('\n')) {
+    const m = /^\S+ \S+ \[\w+\] (\d+)#\d+: (?:\*\d+ )?(.*)$/.exec(line);
+    if (!m) continue;
+    const isBlock = /^free: [0-9A-F]+, unused: \d+/.test(m[2]!);
+    if (isBlock && !last.get(m[1]!)) rows.set(m[1]!, (rows.get(m[1]!) ?? 0) + 1);
+    last.set(m[1]!, isBlock);
+  }
+  assert.ok((rows.get('3643') ?? 0) > 60);
+  assert.deepEqual(Object.fromEntries([...dec.poolDestroys].filter(([, n]) => n > 0).map(([p, n]) => [String(p), n])), Object.fromEntries(rows));
+});
