@@ -226,7 +226,9 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
   });
   let isReady = false;
   const out = createInterface({ input: child.stdout! });
+  const debug = !!process.env.LEAKSCOPE_KERNEL_DEBUG;
   out.on('line', (line) => {
+    if (debug) process.stderr.write(`bpftrace> ${line}\n`);
     const r = parseKernelLine(line);
     if (!r) return;
     if (r.type === 'ready' && !isReady) {
@@ -288,14 +290,20 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
 
   // Ask until bpftrace answers: its READY probe fires on our getppid() once attached.
   const poke = setInterval(() => void process.ppid, 20);
+  const startTimeout = setTimeout(() => {
+    if (isReady) return;
+    rejectReady(new KernelTraceError('bpftrace did not attach its probes within 60 s'));
+  }, 60_000);
   try {
     await ready;
   } catch (e) {
     clearInterval(poke);
+    clearTimeout(startTimeout);
     await stop();
     throw e;
   }
   clearInterval(poke);
+  clearTimeout(startTimeout);
   const rssMs = o.rssIntervalMs ?? 1000;
   if (rssMs > 0) {
     sampleRss();

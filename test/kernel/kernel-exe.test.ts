@@ -37,7 +37,7 @@ test('the generated program holds no user input, and foreign lines are not recor
   const text = kernelScript({ pids: 2, exes: 1, faults: true, faultIntervalMs: 500, machine: true });
   assert.match(text, /@t\[\$1\] = 1; @t\[\$2\] = 1;/);
   assert.match(text, /str\(args->filename\) == str\(\$3\)/);
-  assert.match(text, /pid == \$4 && @ready == 0/);
+  assert.match(text, /pid == \$4 && @begun == 1 && @ready == 0/);
   for (const line of ['Attaching 30 probes...', 'M 1 2 3', 'M 1 2 3 4 5 6 x', 'SG a b c d', '', '@pf[12]: x', 'READY now']) {
     assert.equal(parseKernelLine(line), undefined, line);
   }
