@@ -55,7 +55,7 @@ export function analyze(state: EngineState, opts: AnalyzeOptions = {}): Analysis
 function processReport(state: EngineState, p: ProcState, o: { top: number; minAge?: number; rules: FrameRules; suppress: Suppressions }): ProcessReport {
   const ctx: ProcContext = {
     state, p,
-    resolver: new SiteResolver(state.symbols.scope(p.pid), o.rules),
+    resolver: new SiteResolver(p.scope, o.rules),
     suppress: o.suppress,
     outstanding: p.heapBytes + p.poolBytes,
     until: undefined,

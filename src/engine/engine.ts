@@ -222,17 +222,21 @@ export class Engine implements EventSink {
       }
       case 'fork': {
         const t = this.tick(e.t);
+        this.symbols.fork(e.pid, e.parentPid);
         const old = this.procs.get(e.pid);
-        if (old) old.endT = Math.max(old.endT, t);
-        const p = this.newProc(e.pid, t);
+        // A source may announce the child (a 'process' event) before its fork: reuse that entry
+        // while it holds nothing; a pid seen with memory before is an earlier process (pid reuse).
+        const fresh = old && old.allocCount === 0 && old.pools.size === 0 && old.heap.count === 0;
+        if (old && !fresh) old.endT = Math.max(old.endT, t);
+        const p = fresh ? old : this.newProc(e.pid, t);
         p.ppid = e.parentPid;
         p.forked = true;
+        p.scope = this.symbols.scope(e.pid);
         const parent = this.procs.get(e.parentPid);
         if (parent) {
-          p.command = parent.command;
-          p.exe = parent.exe;
+          p.command ||= parent.command;
+          p.exe ||= parent.exe;
         }
-        this.symbols.fork(e.pid, e.parentPid);
         return;
       }
       case 'exec': {
@@ -240,11 +244,12 @@ export class Engine implements EventSink {
         const old = this.proc(e.pid, t);
         old.replacedByExec = true;
         old.endT = t;
+        // The old image keeps its own symbol scope for the report; the new one starts afresh.
+        this.symbols.reset(e.pid);
         const p = this.newProc(e.pid, t);
         p.ppid = old.ppid;
         p.command = e.command;
         p.exe = e.exe;
-        this.symbols.reset(e.pid);
         return;
       }
       case 'exit': {
@@ -315,7 +320,7 @@ export class Engine implements EventSink {
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
       sites: new SiteTable(), pools: new Map(), classes: new Map(), classIndex: new Map(),
       total: new BoundedSeries(), heapSeries: new BoundedSeries(), poolSeries: new BoundedSeries(),
-      rss: undefined, markers: [],
+      rss: undefined, markers: [], scope: this.symbols.scope(pid),
     };
     this.procs.set(pid, p);
     this.order.push(p);

@@ -1,7 +1,7 @@
 // What the engine knows once events are folded: per-process state, handed to the analyses.
 
 import type { Clock, TraceMeta } from '../model/events.js';
-import type { SymbolTables } from '../model/stacks.js';
+import type { SymbolScope, SymbolTables } from '../model/stacks.js';
 import type { Anomalies } from '../analyses/result.js';
 import type { LiveTable } from './live-table.js';
 import type { BoundedSeries } from './series.js';
@@ -98,6 +98,8 @@ export interface ProcState {
   rss: BoundedSeries | undefined;
   rssBytes?: number;
   markers: { t: number; label: string }[];
+  /** This image's frames and stacks (an exec'd image keeps the scope it had). */
+  scope: SymbolScope;
 }
 
 export interface EngineState {

@@ -223,3 +223,27 @@ test('memory is bounded by live state: series stay at <= 256 points over long tr
   for (let i = 0; i < p.sites.length; i++) assert.ok(p.sites.series(i).x.length <= 256);
   assert.ok(p.heap.capacity <= 128);
 });
+
+test('exec: each image resolves its stacks with its own symbols; a process announced before its fork is one entry', () => {
+  const s = run([
+    { kind: 'frame', pid: 5, t: 0, id: 1, frame: { pc: 0, module: '', fn: 'old_image_fn', file: '', line: 0, inlined: false } },
+    { kind: 'stack', pid: 5, t: 0, id: 1, parent: 0, frame: 1 },
+    alloc(5, 1, 0x1000, 64, 1),
+    { kind: 'exec', pid: 5, t: 2, exe: '/new', command: 'new' },
+    { kind: 'frame', pid: 5, t: 0, id: 1, frame: { pc: 0, module: '', fn: 'new_image_fn', file: '', line: 0, inlined: false } },
+    { kind: 'stack', pid: 5, t: 0, id: 1, parent: 0, frame: 1 },
+    alloc(5, 3, 0x2000, 32, 1),
+    { kind: 'process', pid: 6, t: 4, ppid: 5, command: 'child', exe: '/new' },
+    { kind: 'fork', pid: 6, t: 4, parentPid: 5 },
+    alloc(6, 5, 0x3000, 8, 1),
+  ]);
+  const [old, now] = s.processes.filter((p) => p.pid === 5);
+  assert.equal(old!.scope.stackFrames(1)[0]!.fn, 'old_image_fn');
+  assert.equal(now!.scope.stackFrames(1)[0]!.fn, 'new_image_fn');
+  const kids = s.processes.filter((p) => p.pid === 6);
+  assert.equal(kids.length, 1);
+  assert.equal(kids[0]!.forked, true);
+  assert.equal(kids[0]!.command, 'child');
+  // The child inherits its parent's (new image's) definitions.
+  assert.equal(kids[0]!.scope.stackFrames(1)[0]!.fn, 'new_image_fn');
+});
