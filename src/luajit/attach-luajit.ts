@@ -10,6 +10,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { profilesDir } from '../attach/profile.js';
+import { UserError } from '../cli/errors.js';
 import { StackInterner } from '../model/stacks.js';
 import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';
@@ -126,8 +127,8 @@ export class LuajitEventConverter {
 export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLuajitResult> {
   const warnings: string[] = [];
   const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
-  if (!pids.length) throw new Error('attachLuajit: no valid pid given');
-  if (!tracerBuilt()) throw new Error(`the LuaJIT tracer is not built (${LUAJIT_TRACER}); install clang, libbpf-dev and libelf-dev, then run npm run build`);
+  if (!pids.length) throw new UserError('no valid pid given to trace; pass --pid with a process id');
+  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${LUAJIT_TRACER}); install clang, libbpf-dev and libelf-dev, then run npm run build`);
 
   const startMono = process.hrtime.bigint();
   const writer = TraceWriter.create(opts.out, {
@@ -156,6 +157,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   let lost = 0;
   let tracerEvents = -1;
   let fatal = '';
+  let startedTargets = -1;
   const parser = new RecordParser(conv);
   proc.stdout.on('data', (c: Buffer) => parser.push(c));
   let errBuf = '';
@@ -170,6 +172,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     }
     if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
     else if (m.event === 'error') fatal = m.message ?? 'error';
+    else if (m.event === 'started') startedTargets = (m as { targets?: number }).targets ?? 0;
     else if (m.event === 'settling') writer.event({ kind: 'marker', pid: 0, t: now(), label: 'luajit: traced time over, settling (new allocations no longer recorded)' });
     else if (m.event === 'settled' && m.pid) {
       settled.add(m.pid);
@@ -213,7 +216,10 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   conv.protos.close();
   conv.traces.close();
   if (fatal || (code !== 0 && tracerEvents < 0)) {
-    throw new Error(`luajit tracer: ${fatal || `exited with status ${code}`}`);
+    throw new UserError(`luajit tracer: ${fatal || `exited with status ${code}`}`);
+  }
+  if (startedTargets === 0) {
+    throw new UserError(`no process could be traced for LuaJIT: ${warnings[0] ?? 'no supported LuaJIT found'}`);
   }
   warnings.push(settleMs > 0 && settled.size > 0 ? SETTLED_NOTE : LAZY_GC_NOTE);
   return { events: conv.events, lost, warnings };

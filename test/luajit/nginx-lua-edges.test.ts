@@ -84,3 +84,15 @@ test('a worker killed while traced: its events are kept, an exit and a warning',
   assert.ok(events.some((e) => e.kind === 'exit' && e.pid === victim));
   assert.ok(events.some((e) => e.kind === 'alloc'), 'no allocation recorded');
 });
+
+test('nothing to trace: one-line UserError naming why, for a process without Lua and a gone pid', async () => {
+  const out = join(dir, 'none.lstrace');
+  await assert.rejects(attachLuajit({ pids: [process.pid], durationMs: 300, out }), (e: Error) => {
+    assert.equal(e.name, 'UserError');
+    assert.match(e.message, /does not export|no mapped module exports the Lua C API/);
+    assert.ok(!e.message.includes('\n'));
+    return true;
+  });
+  await assert.rejects(attachLuajit({ pids: [0x3ffffff0], durationMs: 300, out }), /does not exist/);
+  await assert.rejects(attachLuajit({ pids: [], durationMs: 300, out }), /no valid pid/);
+});
