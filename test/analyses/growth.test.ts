@@ -157,3 +157,28 @@ test('bounded series keep at most 256 points and still show troughs', () => {
   assert.equal(Math.min(...p.lo), 0);
   assert.equal(p.x[p.x.length - 1], 99999);
 });
+
+test('verdicts hold across noise: 30 seeds per shape, at most 3 misses each', () => {
+  const shapes: { name: string; want: string; make: (r: () => number) => number[] }[] = [
+    { name: 'leak under heavy churn', want: 'leak', make: (r) => Array.from({ length: 2000 }, (_, i) => i * 20 + Math.floor(r() * 40000)) },
+    { name: 'slow leak, alternating big churn', want: 'leak', make: (r) => Array.from({ length: 3000 }, (_, i) => i * 10 + (i % 2 ? 0 : Math.floor(r() * 50000))) },
+    {
+      name: 'noisy growth released by a clear', want: 'bounded',
+      make: (r) => [...Array.from({ length: 600 }, (_, i) => i * 50 + Math.floor(r() * 3000)), ...Array.from({ length: 100 }, () => Math.floor(r() * 3000))],
+    },
+    { name: 'noisy churn without trend', want: 'steady', make: (r) => Array.from({ length: 1000 }, (_, i) => (i % 2 ? Math.floor(r() * 500) : 8192 + Math.floor(r() * 4096))) },
+    { name: 'sawtooth cleared every 100 changes', want: 'steady', make: (r) => Array.from({ length: 1000 }, (_, i) => (i % 100) * 500 + Math.floor(r() * 300)) },
+  ];
+  for (const s of shapes) {
+    let misses = 0;
+    const seen: string[] = [];
+    for (let seed = 1; seed <= 30; seed++) {
+      const v = growthVerdict(series(s.make(rng(seed))));
+      if (v.verdict !== s.want) {
+        misses++;
+        seen.push(`${seed}: ${v.verdict} (${v.explanation})`);
+      }
+    }
+    assert.ok(misses <= 3, `${s.name}: ${misses} misses\n${seen.join('\n')}`);
+  }
+});
