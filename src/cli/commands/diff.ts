@@ -6,6 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
+import { analyzeFiles } from '../../analyses/pipeline.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
 import { renderDiff } from '../../reports/diff.js';
 import type { DiffFormat } from '../../reports/diff.js';
@@ -34,9 +35,10 @@ export function register(program: Command): void {
       let diff;
       if (b !== undefined) {
         if (o.from !== undefined || o.to !== undefined) throw new UserError('--from/--to compare two points of one input: give one file, or drop them to compare two files');
-        const ra = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
-        const rb = await analyzeWithWindow([b], { from: o.source, top: 1000, progress: true });
-        diff = diffTraces(ra.result!, rb.result!);
+        // Two ends of two traces: the analyses alone (no window grid needed).
+        const ra = await analyzeFiles([a], { from: o.source, top: 1000, progress: true });
+        const rb = await analyzeFiles([b], { from: o.source, top: 1000, progress: true });
+        diff = diffTraces(ra, rb);
       } else {
         if (o.from === undefined && o.to === undefined) throw new UserError('give a second input to compare with, or --from/--to points of this one');
         const r = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
