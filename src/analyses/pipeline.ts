@@ -34,7 +34,7 @@ export async function foldFiles(paths: string[], opts: { from?: string; progress
   const warnings: string[] = [];
   let bad = 0;
   for (const s of stats) {
-    for (const w of s.warnings) warnings.push(`${s.path}: ${w}`);
+    for (const w of s.warnings) warnings.push(w.startsWith(s.path) ? w : `${s.path}: ${w}`);
     if (s.badRecords > 0) {
       bad += s.badRecords;
       warnings.push(`${s.path}: ${s.badRecords} record(s) not understood${s.badSamples.length ? `, e.g. ${s.badSamples[0]}` : ''}`);
