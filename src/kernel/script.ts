@@ -6,8 +6,7 @@ export interface ScriptOptions {
   /** Number of target pids passed as the first positional arguments. */
   pids: number;
   /** The tracer's own pid is the positional argument after the pids and exes: READY is
-   *  printed when it calls getppid() after BEGIN ran (bpftrace runs BEGIN once all probes are
-   *  attached; it attaches them in no promised order). */
+   *  printed on its getppid() calls once every probe is attached (see the sentinels). */
   /** Number of executable paths passed after the pids (processes that exec one become targets). */
   exes: number;
   /** Count user page faults per target and print the counts every `faultIntervalMs`. */
@@ -23,8 +22,14 @@ export interface ScriptOptions {
 export function kernelScript(o: ScriptOptions): string {
   const lines: string[] = [];
   const seed = Array.from({ length: o.pids }, (_, i) => `@t[$${i + 1}] = 1;`).join(' ');
-  // bpftrace runs BEGIN once every probe is attached; READY (below) waits for it.
-  lines.push(`BEGIN { ${seed} @begun = 1; }`);
+  lines.push(`BEGIN { ${seed} }`);
+  // READY: bpftrace attaches probes after BEGIN, in script order or in reverse depending on
+  // its version and the probe type, so a sentinel at each end of the script watches the
+  // tracer's own getppid(); once both have fired, every probe between them is attached.
+  const self = `$${o.pids + o.exes + 1}`;
+  const sentinel = (mine: string, other: string) =>
+    `tracepoint:syscalls:sys_enter_getppid /pid == ${self}/ { @${mine} = 1; if (@${other} == 1 && @ready == 0) { @ready = 1; printf("READY\\n"); } }`;
+  lines.push(sentinel('s1', 's2'));
   // A target that execs (its mappings start afresh), or any process that execs a wanted exe.
   const execMatch = ['@t[pid]', ...Array.from({ length: o.exes }, (_, i) => `str(args->filename) == str($${o.pids + i + 1})`)].join(' || ');
   lines.push(`tracepoint:sched:sched_process_exec /${execMatch}/ { @t[pid] = 1; printf("X %llu %d\\n", nsecs, pid); }`);
@@ -63,11 +68,9 @@ export function kernelScript(o: ScriptOptions): string {
     lines.push('tracepoint:vmscan:mm_vmscan_memcg_reclaim_begin { @cb[tid] = nsecs; }');
     lines.push('tracepoint:vmscan:mm_vmscan_memcg_reclaim_end /@cb[tid]/ { printf("C %llu %d %llu %lu\\n", nsecs, pid, nsecs - @cb[tid], args->nr_reclaimed); delete(@cb[tid]); }');
   }
-  // The tracer's getppid() once BEGIN ran: every probe is attached and the targets are seeded.
-  const self = `$${o.pids + o.exes + 1}`;
-  lines.push(`tracepoint:syscalls:sys_enter_getppid /pid == ${self} && @begun == 1 && @ready == 0/ { @ready = 1; printf("READY\\n"); }`);
+  lines.push(sentinel('s2', 's1'));
   // Nothing to print at exit: the maps are bookkeeping.
-  const maps = ['ready', 'begun', 't', ...(o.mmap !== false ? ['ml', 'mp', 'mf', 'in'] : []), 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
+  const maps = ['ready', 's1', 's2', 't', ...(o.mmap !== false ? ['ml', 'mp', 'mf', 'in'] : []), 'ua', 'ul', 'iu', 'ra', 'ro', 'rn', 'ir', 'gs', 'ig', 'ai', 'ia', 'da', 'id', 'ci', 'ic'];
   if (o.faults) maps.push('pf');
   if (o.machine) maps.push('rb', 'cb');
   const last = o.faults ? 'printf("I %llu\\n", nsecs); print(@pf); ' : '';

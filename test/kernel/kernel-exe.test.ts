@@ -37,7 +37,10 @@ test('the generated program holds no user input, and foreign lines are not recor
   const text = kernelScript({ pids: 2, exes: 1, faults: true, faultIntervalMs: 500, machine: true });
   assert.match(text, /@t\[\$1\] = 1; @t\[\$2\] = 1;/);
   assert.match(text, /str\(args->filename\) == str\(\$3\)/);
-  assert.match(text, /pid == \$4 && @begun == 1 && @ready == 0/);
+  assert.equal(text.match(/sys_enter_getppid \/pid == \$4\//g)?.length, 2);
+  const lines = text.trim().split('\n');
+  assert.match(lines[1]!, /getppid/); // a sentinel right after BEGIN...
+  assert.match(lines.at(-2)!, /getppid/); // ...and one last before END
   for (const line of ['Attaching 30 probes...', 'M 1 2 3', 'M 1 2 3 4 5 6 x', 'SG a b c d', '', '@pf[12]: x', 'READY now']) {
     assert.equal(parseKernelLine(line), undefined, line);
   }
