@@ -3,6 +3,7 @@
 
 import type { AnalysisResult, PoolClassReport, PoolReport, ProcessReport, SiteReport, Verdict } from '../analyses/result.js';
 import { formatAmount } from '../analyses/growth.js';
+import { growingPools } from '../analyses/pools.js';
 
 export interface TextOptions {
   width?: number;
@@ -60,6 +61,13 @@ function processText(p: ProcessReport, r: AnalysisResult, width: number, opts: T
     out.push(...classTable(classes, width));
     for (const c of classes.filter((c) => c.verdict.verdict === 'leak' || c.verdict.verdict === 'growing')) {
       out.push(...wrap(`${c.name}: ${c.verdict.explanation}${c.sites.length ? ` Fed by ${c.sites.slice(0, 3).map((s) => `${s.label} (${formatAmount(s.bytes)})`).join(', ')}.` : ''}`, width, '  '));
+    }
+  }
+  const growing = growingPools(p.pools);
+  if (growing.length) {
+    out.push('', `Live pools still growing: ${growing.length}`);
+    for (const x of growing.slice(0, 5)) {
+      out.push(...wrap(`${x.tag || x.createSite} ${x.pool} (${x.verdict!.verdict}, ${formatAmount(x.bytes)}, created at ${x.createSite}): ${x.verdict!.explanation}`, width, '  ', '    '));
     }
   }
   const live = countPools(p.pools);
@@ -123,7 +131,6 @@ function poolTree(forest: PoolReport[], p: ProcessReport, r: AnalysisResult, wid
     const v = x.verdict ? ` ${x.verdict.verdict}` : '';
     const ind = '  '.repeat(depth + 1);
     rows.push(...wrap(`${name} ${x.pool}: ${formatAmount(x.bytes)} own, ${formatAmount(x.treeBytes)} in its tree, ${count(x.allocs)} allocs, ${x.clears} clears, age ${span(x.age, r)}${v}`, width, ind, `${ind}    `));
-    if (x.verdict && (x.verdict.verdict === 'leak' || x.verdict.verdict === 'growing')) rows.push(...wrap(x.verdict.explanation, width, `${'  '.repeat(depth + 2)}`));
     for (const c of x.children) walk(c, depth + 1);
   };
   for (const x of forest) walk(x, 0);
