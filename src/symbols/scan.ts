@@ -94,8 +94,9 @@ function scanChunk(u: Buffer, end: number, sink: EventSink): boolean {
   return true;
 }
 
-/** Streams a trace's definition records (frame, stack, module, fork, exec) to `sink`. */
-export async function scanDefinitions(path: string, sink: EventSink, onWarning?: (msg: string) => void): Promise<void> {
+/** Streams a trace's definition records (frame, stack, module, fork, exec) to `sink`; returns
+ *  the number of intact chunks seen. */
+export async function scanDefinitions(path: string, sink: EventSink, onWarning?: (msg: string) => void): Promise<{ chunks: number }> {
   const fh = await open(path, 'r');
   try {
     let buf = Buffer.alloc(BLOCK * 2);
@@ -124,9 +125,10 @@ export async function scanDefinitions(path: string, sink: EventSink, onWarning?:
     };
     if (!(await fill(12)) || buf.toString('latin1', 0, 8) !== 'LSTRACE1') throw new Error(`${path}: not a leakscope trace`);
     const metaLen = buf.readUInt32LE(8);
-    if (!(await fill(12 + metaLen + 4))) return;
+    if (!(await fill(12 + metaLen + 4))) return { chunks: 0 };
     off = 12 + metaLen + 4;
     let bad = 0;
+    let chunks = 0;
     for (;;) {
       if (!(await fill(12))) break;
       if (buf.readUInt32LE(off) !== CHUNK_MAGIC) {
@@ -156,9 +158,11 @@ export async function scanDefinitions(path: string, sink: EventSink, onWarning?:
       }
       p = start;
       if (!scanChunk(buf, end, sink)) bad++;
+      chunks++;
       off = end;
     }
     if (bad > 0) onWarning?.(`${path}: ${bad} damaged chunk(s) skipped while symbolizing`);
+    return { chunks };
   } finally {
     await fh.close();
   }

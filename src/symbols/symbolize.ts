@@ -31,6 +31,8 @@ export interface SymbolizeStats {
   resolved: number;
   /** Module files read. */
   modules: number;
+  /** Intact chunks in the trace (0: nothing was recorded). */
+  chunks?: number;
   warnings: string[];
 }
 
@@ -150,8 +152,9 @@ export async function symbolizeCollected(c: SymbolCollector, opts: SymbolizeOpti
 /** Symbolizes a trace file in place: reads it, resolves its frames and appends the definitions. */
 export async function symbolizeTrace(path: string, opts: SymbolizeOptions = {}): Promise<SymbolizeStats> {
   const c = new SymbolCollector();
-  await scanDefinitions(path, c, opts.onWarning);
+  const { chunks } = await scanDefinitions(path, c, opts.onWarning);
   const { events, stats } = await symbolizeCollected(c, opts);
+  stats.chunks = chunks;
   if (events.length > 0) {
     const w = TraceWriter.appendTo(path);
     for (const e of events) w.event(e);

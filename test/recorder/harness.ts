@@ -27,8 +27,8 @@ export function workDir(name: string): string {
 }
 
 /** Compiles test/programs/<name>.c the way distributions build: -O2, no frame pointers. */
-export function compile(dir: string, name: string, extra: string[] = []): string {
-  const out = join(dir, name);
+export function compile(dir: string, name: string, extra: string[] = [], as = name): string {
+  const out = join(dir, as);
   execFileSync('gcc', ['-O2', '-g', '-fomit-frame-pointer', '-o', out, join(programs, `${name}.c`), ...extra]);
   return out;
 }

@@ -2,6 +2,8 @@
 // bytes, counts and function names through threads, fork, exec, dlopen, constructors, realloc.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import type { AnalysisResult } from '../../src/analyses/result.js';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { SymbolTables } from '../../src/model/stacks.js';
@@ -177,6 +179,17 @@ describe('leakscope run', () => {
     assert.match(nocmd.stderr, /command not found/);
     const failing = leakscope(['run', '-o', join(dir, 'fail.lstrace'), '--', 'sh', '-c', 'exit 5']);
     assert.equal(failing.status, 5, failing.stderr);
+    // --report writes the summary to a file; a static program records nothing, and says so.
+    const report = join(dir, 'report.json');
+    const withReport = leakscope(['run', '--format', 'json', '--report', report, '-o', join(dir, 'report.lstrace'), '--', exe, '10', '100']);
+    assert.equal(withReport.status, 0, withReport.stderr);
+    assert.equal(withReport.stdout, '');
+    const r = JSON.parse(readFileSync(report, 'utf8')) as AnalysisResult;
+    assert.equal(sitesWith(r.processes[0]!, 'leak_here')[0]!.bytes, 1000);
+    const stat = compile(dir, 'rec-loop', ['-static'], 'rec-loop-static');
+    const none = leakscope(['run', '-o', join(dir, 'static.lstrace'), '--', stat, '5']);
+    assert.equal(none.status, 0);
+    assert.match(none.stderr, /recorded nothing/);
   });
 });
 

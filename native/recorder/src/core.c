@@ -30,6 +30,7 @@ uint64_t lk_start_ns;
 uint64_t lk_sample_bytes;
 int lk_depth = 64;
 uintptr_t lk_self_lo, lk_self_hi;
+char lk_trace_path[PATH_MAX];
 
 static _Atomic(lk_buf *) g_bufs;       // every buffer ever made; push-front, never unlinked
 static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -50,11 +51,6 @@ void *lk_raw_mmap(size_t size) {
 
 void lk_raw_munmap(void *p, size_t size) { syscall(SYS_munmap, p, size); }
 
-static uint64_t mono_ns(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 // Event times come from CLOCK_MONOTONIC_COARSE: the same clock as CLOCK_MONOTONIC at the
 // kernel tick's resolution (a few ms, plenty for leak and growth analysis), read in a few ns
@@ -446,6 +442,7 @@ static int open_trace(void) {
   int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
   if (hi >= 0) { close(fd); fd = hi; }
   lk_fd = fd;
+  snprintf(lk_trace_path, sizeof lk_trace_path, "%s", path);
   if (created) write_header();
   return 0;
 }
@@ -625,7 +622,11 @@ void lk_init(void) {
   lk_ts.tid = (uint32_t)syscall(SYS_gettid);
   if (env_u64("LEAKSCOPE_DISABLE", 0)) goto off;
   lk_start_ns = env_u64("LEAKSCOPE_START_NS", 0);
-  if (!lk_start_ns) lk_start_ns = mono_ns();
+  if (!lk_start_ns) {  // on the coarse clock events use, so the first ones are not before t = 0
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+    lk_start_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+  }
   uint64_t sample = env_u64("LEAKSCOPE_SAMPLE", 0);
   lk_depth = (int)env_u64("LEAKSCOPE_DEPTH", 64);
   g_flush_ms = env_u64("LEAKSCOPE_FLUSH_MS", 500);

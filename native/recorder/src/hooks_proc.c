@@ -1,6 +1,7 @@
 // Process-level hooks: dlopen (new modules for symbolization), exec (flush first; tell the new
 // image it continues a traced process: LEAKSCOPE_PID=<pid> makes it write EXEC, not PROCESS).
 #include <dlfcn.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,17 +32,30 @@ LK_EXPORT void *dlopen(const char *file, int flags) {
   return h;
 }
 
-// Copies envp with LEAKSCOPE_PID and LEAKSCOPE_GEN (the image's generation, for id bases)
-// replaced; `out` has room for count(envp) + 3 entries.
-static void traced_env(char *const envp[], char **out, char *pidvar, char *genvar, size_t cap) {
+// Copies envp with the recorder's variables set for the new image: LEAKSCOPE_PID (it continues
+// this traced process), LEAKSCOPE_GEN (its generation, for id bases), and the trace file and
+// time origin (the same file and timeline even when the recorder was preloaded by hand).
+// `out` has room for count(envp) + 5 entries.
+typedef struct { char pid[48], gen[48], start[64], trace[4096 + 32]; } env_vars;
+
+static int ours(const char *kv) {
+  return strncmp(kv, "LEAKSCOPE_PID=", 14) == 0 || strncmp(kv, "LEAKSCOPE_GEN=", 14) == 0 ||
+         strncmp(kv, "LEAKSCOPE_START_NS=", 19) == 0 || strncmp(kv, "LEAKSCOPE_TRACE=", 16) == 0;
+}
+
+static void traced_env(char *const envp[], char **out, env_vars *v) {
   const char *gen = getenv("LEAKSCOPE_GEN");
-  snprintf(pidvar, cap, "LEAKSCOPE_PID=%d", (int)getpid());
-  snprintf(genvar, cap, "LEAKSCOPE_GEN=%lu", (gen ? strtoul(gen, NULL, 10) : 0) + 1);
+  snprintf(v->pid, sizeof v->pid, "LEAKSCOPE_PID=%d", (int)getpid());
+  snprintf(v->gen, sizeof v->gen, "LEAKSCOPE_GEN=%lu", (gen ? strtoul(gen, NULL, 10) : 0) + 1);
+  snprintf(v->start, sizeof v->start, "LEAKSCOPE_START_NS=%llu", (unsigned long long)lk_start_ns);
+  snprintf(v->trace, sizeof v->trace, "LEAKSCOPE_TRACE=%s", lk_trace_path);
   size_t n = 0;
   for (size_t i = 0; envp && envp[i]; i++)
-    if (strncmp(envp[i], "LEAKSCOPE_PID=", 14) != 0 && strncmp(envp[i], "LEAKSCOPE_GEN=", 14) != 0) out[n++] = envp[i];
-  out[n++] = pidvar;
-  out[n++] = genvar;
+    if (!ours(envp[i])) out[n++] = envp[i];
+  out[n++] = v->pid;
+  out[n++] = v->gen;
+  if (lk_state >= 2 && lk_start_ns) out[n++] = v->start;
+  if (lk_trace_path[0]) out[n++] = v->trace;
   out[n] = NULL;
 }
 
@@ -62,9 +76,9 @@ LK_EXPORT int execve(const char *path, char *const argv[], char *const envp[]) {
   static int (*r_execve)(const char *, char *const[], char *const[]);
   if (!r_execve) r_execve = dlsym(RTLD_NEXT, "execve");
   before_exec();
-  char pidvar[48], genvar[48];
-  char *env[env_count(envp) + 3];
-  traced_env(envp, env, pidvar, genvar, sizeof pidvar);
+  static env_vars vars;  // exec does not return on success; on failure nothing else uses it
+  char *env[env_count(envp) + 5];
+  traced_env(envp, env, &vars);
   return r_execve(path, argv, env);
 }
 
@@ -74,10 +88,44 @@ LK_EXPORT int execvpe(const char *file, char *const argv[], char *const envp[]) 
   static int (*r_execvpe)(const char *, char *const[], char *const[]);
   if (!r_execvpe) r_execvpe = dlsym(RTLD_NEXT, "execvpe");
   before_exec();
-  char pidvar[48], genvar[48];
-  char *env[env_count(envp) + 3];
-  traced_env(envp, env, pidvar, genvar, sizeof pidvar);
+  static env_vars vars;  // exec does not return on success; on failure nothing else uses it
+  char *env[env_count(envp) + 5];
+  traced_env(envp, env, &vars);
   return r_execvpe(file, argv, env);
 }
 
 LK_EXPORT int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+
+// The execl family builds an argv and goes through the hooks above (glibc's own would call its
+// internal execve, unseen).
+#define COLLECT_ARGS(first, ap, argv)                          \
+  size_t n_ = 1;                                               \
+  va_start(ap, first);                                         \
+  while (va_arg(ap, char *)) n_++;                             \
+  va_end(ap);                                                  \
+  char *argv[n_ + 1];                                          \
+  argv[0] = (char *)(first);                                   \
+  va_start(ap, first);                                         \
+  for (size_t i_ = 1; i_ <= n_; i_++) argv[i_] = va_arg(ap, char *);
+
+LK_EXPORT int execl(const char *path, const char *arg, ...) {
+  va_list ap;
+  COLLECT_ARGS(arg, ap, argv)
+  va_end(ap);
+  return execve(path, argv, environ);
+}
+
+LK_EXPORT int execlp(const char *file, const char *arg, ...) {
+  va_list ap;
+  COLLECT_ARGS(arg, ap, argv)
+  va_end(ap);
+  return execvpe(file, argv, environ);
+}
+
+LK_EXPORT int execle(const char *path, const char *arg, ...) {
+  va_list ap;
+  COLLECT_ARGS(arg, ap, argv)
+  char *const *envp = va_arg(ap, char *const *);
+  va_end(ap);
+  return execve(path, argv, envp);
+}

@@ -63,6 +63,7 @@ extern uint64_t lk_start_ns;
 extern uint64_t lk_sample_bytes;  // 0 = record every allocation
 extern int lk_depth;
 extern uintptr_t lk_self_lo, lk_self_hi;  // our own code, skipped in stacks
+extern char lk_trace_path[4096];          // the trace file (exec'd images append to it too)
 
 void lk_init(void);
 void lk_maybe_start(void);

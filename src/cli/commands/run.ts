@@ -66,6 +66,9 @@ export function register(program: Command): void {
       if (process.stderr.isTTY) process.stderr.write('leakscope: symbolizing...\n');
       const sym = await symbolizeTrace(trace);
       for (const w of sym.warnings) process.stderr.write(`leakscope: ${w}\n`);
+      if (sym.chunks === 0) {
+        process.stderr.write(`leakscope: ${command[0]} recorded nothing: a statically linked program, or one that drops LD_PRELOAD, cannot be traced by \`leakscope run\` (try \`leakscope attach\`)\n`);
+      }
       process.stderr.write(`leakscope: trace written to ${trace}\n`);
 
       if (opts.summary) {
