@@ -43,6 +43,8 @@ export interface AttachLuajitResult {
 /** Said with every trace: what outstanding LuaJIT memory means. */
 export const LAZY_GC_NOTE =
   'LuaJIT frees garbage lazily (incremental GC): outstanding bytes include garbage not yet collected; only growth across several GC cycles is a leak.';
+/** Below this many GC cycles in the traced time, growth says little about Lua leaks. */
+export const MIN_GC_CYCLES = 3;
 export const SETTLED_NOTE =
   'LuaJIT frees garbage lazily (incremental GC); after the traced time one full GC cycle ran in each process (new allocations no longer recorded, frees still), so what is outstanding at the end was reachable. Only growth across several GC cycles is a leak.';
 
@@ -145,6 +147,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     const p = procInfo(pid);
     writer.event({ kind: 'process', pid, t: 0, ppid: p.ppid, command: p.command, exe: p.exe });
   }
+  writer.event({ kind: 'marker', pid: 0, t: 0, label: 'luajit: outstanding = GC memory not freed yet; the GC frees lazily, only growth across several GC cycles is a leak' });
 
   const args = pids.flatMap((p) => ['--pid', String(p)]);
   for (const fn of discoverFunctions()) args.push('--discover', fn);
@@ -173,6 +176,12 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
     else if (m.event === 'error') fatal = m.message ?? 'error';
     else if (m.event === 'started') startedTargets = (m as { targets?: number }).targets ?? 0;
+    else if (m.event === 'gc' && m.pid) {
+      const n = (m as { cycles?: number }).cycles ?? 0;
+      if (n < MIN_GC_CYCLES) {
+        warnings.push(`pid ${m.pid}: only ${n} full GC cycle(s) seen while traced: too few to tell a growing Lua heap from garbage not yet collected; trace longer or under more load`);
+      } else warnings.push(`pid ${m.pid}: at least ${n} full GC cycles while traced`);
+    }
     else if (m.event === 'settling') writer.event({ kind: 'marker', pid: 0, t: now(), label: 'luajit: traced time over, settling (new allocations no longer recorded)' });
     else if (m.event === 'settled' && m.pid) {
       settled.add(m.pid);

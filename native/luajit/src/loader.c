@@ -51,6 +51,8 @@ struct target {
   unsigned long long g, jtrace;   /* global_State; address of jit_State.trace once found */
   unsigned long long jtrace_try;  /* ms of the last search */
   int settle;                     /* 0 wait for GC pause, 1 wait for a cycle to start, 2 for it to end, 3 done */
+  int gcstate;                    /* last gc.state seen (-1 unknown) */
+  unsigned gccycles;              /* GC cycles seen ending while traced (polled: a lower bound) */
 };
 
 static struct target T[MAX_PIDS];
@@ -550,6 +552,14 @@ int main(int argc, char **argv) {
     ring_buffer__consume(rb);
     unsigned long long now = now_ms();
     if (duration >= 0 && now - start >= (unsigned long long)duration) break;
+    /* Count GC cycles (gc.state back to GCSpause): only growth across cycles means a leak. */
+    for (int i = 0; i < nT; i++) {
+      struct target *t = &T[i];
+      unsigned char st;
+      if (t->found != 1 || t->gone || readmem(t, t->g + LJ_G_GCSTATE, &st, 1)) continue;
+      if (st == 0 && t->gcstate > 0) t->gccycles++;
+      t->gcstate = st;
+    }
     if (now - lastcheck >= 500) {
       lastcheck = now;
       fflush(out);
@@ -564,6 +574,9 @@ int main(int argc, char **argv) {
       }
     }
   }
+  for (int i = 0; i < nT; i++) if (T[i].found == 1)
+    fprintf(stderr, "{\"event\":\"gc\",\"pid\":%d,\"cycles\":%u}\n", T[i].pid, T[i].gccycles);
+  fflush(stderr);
   if (settle_ms > 0 && !stop && live > 0) settle(settle_ms);
   /* Detach first, then drain what the probes already wrote. */
   for (int i = 0; i < nT; i++) {
