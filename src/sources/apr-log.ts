@@ -321,15 +321,30 @@ export class AprLogDecoder {
     return p;
   }
 
-  /** Announces a process the first time it emits, guessing its parent from shared pool addresses. */
+  /** Announces a process the first time it emits, guessing its parent from shared pool
+   *  addresses (fork copies them): a process that holds the pool itself beats one that only
+   *  knows it as a parent (a sibling forked from the same process); then the most recent. */
   private announce(pr: Proc, r: Rec): void {
     pr.announced = true;
     let ppid = 0;
-    let best = -1;
+    let bestScore = 0;
+    let bestLine = -1;
     for (const other of this.procs.values()) {
-      if (other === pr || other.lastLine <= best) continue;
-      const knows = (a: number) => a !== 0 && (other.pools.has(a) || other.children.has(a));
-      if (knows(r.pool) || knows(r.parent)) { ppid = other.pid; best = other.lastLine; }
+      if (other === pr) continue;
+      let score = 0;
+      // A pool being created here is new in this process: only its parent can be inherited.
+      const creating = r.act === Act.CREATE || r.act === Act.CREATEU;
+      for (const a of creating ? [r.parent] : [r.pool, r.parent]) {
+        if (a === 0) continue;
+        const pool = other.pools.get(a);
+        if (pool && !pool.phantom) score = Math.max(score, 2);
+        else if (pool || other.children.has(a)) score = Math.max(score, 1);
+      }
+      if (score > bestScore || (score === bestScore && score > 0 && other.lastLine > bestLine)) {
+        ppid = other.pid;
+        bestScore = score;
+        bestLine = other.lastLine;
+      }
     }
     this.emit({ kind: 'process', pid: pr.pid, t: pr.t, ppid, command: '', exe: '' });
   }

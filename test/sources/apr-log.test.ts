@@ -195,3 +195,25 @@ test('APR: a parent known only through its children is never created, only named
   const pool = c.events.filter((e) => 'pool' in e).map((e) => `${e.kind} ${'pool' in e ? e.pool.toString(16) : ''}${e.kind === 'pool-alloc' ? ` ${e.size}` : e.kind === 'pool-size' ? ` ${e.bytes}` : e.kind === 'pool-tag' ? ` ${e.tag}` : ''}`);
   assert.deepEqual(pool, ['pool-create a000', 'pool-tag 8000 process', 'pool-alloc 8000 20', 'pool-destroy a000', 'pool-destroy 8000']);
 });
+
+test('APR: interleaved children with the same pool addresses stay apart; parents guessed from shared pools', async () => {
+  const lines: string[] = [
+    L(10, 'CREATE', 0, '0x1000', 'pconf', 'main.c:1', '0x0'),
+    L(10, 'PALLOC', 100, '0x1000', 'pconf', 'config.c:5', '0x0', '1/1/0'),
+  ];
+  // Two children forked from 10: each creates its pchild at the same address, interleaved.
+  for (const pid of [20, 30]) lines.push(L(pid, 'CREATE', 0, '0x2000', 'pchild', 'prefork.c:425', '0x1000'));
+  for (let i = 1; i <= 10; i++) {
+    lines.push(L(20, 'PALLOC', 64 * i, '0x2000', 'pchild', 'mod_a.c:1', '0x1000', `${i}/${i}/0`));
+    lines.push(L(30, 'PALLOC', 10 * i, '0x2000', 'pchild', 'mod_b.c:2', '0x1000', `${i}/${i}/0`));
+  }
+  lines.push(L(30, 'DESTROY', 100, '0x2000', 'pchild', 'prefork.c:231', '0x1000', '10/10/0'));
+  const c = await collect(aprLogSource, lines.join(''), 41);
+  checkPoolStream(c.events);
+  const procs = c.events.filter((e) => e.kind === 'process').map((e) => e.kind === 'process' && `${e.pid}<${e.ppid}`);
+  assert.deepEqual(procs, ['10<0', '20<10', '30<10']);
+  const sum = (pid: number) => c.events.reduce((s, e) => s + (e.kind === 'pool-alloc' && e.pid === pid ? e.size : 0), 0);
+  assert.equal(sum(20), 640);
+  assert.equal(sum(30), 100);
+  assert.equal(c.events.filter((e) => e.kind === 'pool-destroy').map((e) => e.pid).join(), '30');
+});
