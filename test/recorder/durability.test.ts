@@ -91,6 +91,13 @@ describe('recorder durability', () => {
     }
   });
 
+  it('survives a program that closes every descriptor it did not open', () => {
+    const exe = compile(dir, 'rec-closeall');
+    const { run, result } = runJson(join(dir, 'closeall.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.equal(sitesWith(result.processes[0]!, 'after_close')[0]!.bytes, 7 * 333);
+  });
+
   it('snapshot refuses a process that is not traced, in one line', () => {
     const r = leakscope(['snapshot', String(process.pid)]);
     assert.notEqual(r.status, 0);

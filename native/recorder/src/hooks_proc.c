@@ -1,6 +1,8 @@
 // Process-level hooks: dlopen (new modules for symbolization), exec (flush first; tell the new
 // image it continues a traced process: LEAKSCOPE_PID=<pid> makes it write EXEC, not PROCESS).
 #include <dlfcn.h>
+#include <errno.h>
+#include <linux/close_range.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -128,4 +130,35 @@ LK_EXPORT int execle(const char *path, const char *arg, ...) {
   char *const *envp = va_arg(ap, char *const *);
   va_end(ap);
   return execve(path, argv, envp);
+}
+
+// Programs that close every descriptor they did not open (daemons) must not close the trace:
+// close() of it pretends to succeed; close_range() and closefrom() skip it.
+LK_EXPORT int close(int fd) {
+  static int (*r_close)(int);
+  if (!r_close) r_close = dlsym(RTLD_NEXT, "close");
+  if (fd >= 0 && fd == lk_fd) return 0;
+  return r_close(fd);
+}
+
+LK_EXPORT int close_range(unsigned first, unsigned last, int flags) {
+  static int (*r_close_range)(unsigned, unsigned, int);
+  if (!r_close_range) r_close_range = dlsym(RTLD_NEXT, "close_range");
+  if (!r_close_range) { errno = ENOSYS; return -1; }
+  unsigned fd = (unsigned)lk_fd;
+  if (lk_fd < 0 || fd < first || fd > last || (flags & CLOSE_RANGE_CLOEXEC)) return r_close_range(first, last, flags);
+  int rc = 0;
+  if (fd > first) rc = r_close_range(first, fd - 1, flags);
+  if (rc == 0 && fd < last) rc = r_close_range(fd + 1, last, flags);
+  return rc;
+}
+
+LK_EXPORT void closefrom(int lowfd) {
+  if (lk_fd >= 0 && lk_fd >= lowfd) {
+    close_range((unsigned)(lowfd < 0 ? 0 : lowfd), ~0u, 0);
+    return;
+  }
+  static void (*r_closefrom)(int);
+  if (!r_closefrom) r_closefrom = dlsym(RTLD_NEXT, "closefrom");
+  if (r_closefrom) r_closefrom(lowfd);
 }

@@ -161,9 +161,10 @@ static const char *module_of(uintptr_t pc) {
   return "";
 }
 
+static pthread_mutex_t scan_mu = PTHREAD_MUTEX_INITIALIZER;  // taken before g_mu, never after
+
 void lk_modules_scan(lk_buf *b) {
-  static scan_ctx ctx;  // big: not on the stack; scans are serialised by g_scan_mu
-  static pthread_mutex_t scan_mu = PTHREAD_MUTEX_INITIALIZER;
+  static scan_ctx ctx;  // big: not on the stack; scans are serialised by scan_mu
   pthread_mutex_lock(&scan_mu);
   ctx.n = 0;
   dl_iterate_phdr(scan_cb, &ctx);  // takes the loader lock: never while holding g_mu
@@ -603,6 +604,15 @@ void lk_stacks_init(void) {
   capture(warm, &same, &fresh);  // libunwind's own set-up happens now, with our guard held
 }
 
-void lk_stacks_atfork_prepare(void) { pthread_mutex_lock(&g_mu); }
-void lk_stacks_atfork_parent(void) { pthread_mutex_unlock(&g_mu); }
-void lk_stacks_atfork_child(void) { pthread_mutex_init(&g_mu, NULL); }
+void lk_stacks_atfork_prepare(void) {
+  pthread_mutex_lock(&scan_mu);
+  pthread_mutex_lock(&g_mu);
+}
+void lk_stacks_atfork_parent(void) {
+  pthread_mutex_unlock(&g_mu);
+  pthread_mutex_unlock(&scan_mu);
+}
+void lk_stacks_atfork_child(void) {
+  pthread_mutex_init(&g_mu, NULL);
+  pthread_mutex_init(&scan_mu, NULL);
+}
