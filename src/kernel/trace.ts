@@ -43,7 +43,14 @@ export interface KernelTraceOptions {
   onWarning?: (msg: string) => void;
 }
 
-export interface KernelTraceStats { events: number; lost: number; warnings: string[] }
+export interface KernelTraceStats {
+  events: number;
+  /** Events dropped (bpftrace's buffers full); each is also a `lost` event in the trace. */
+  lost: number;
+  /** mmaps whose stack was dropped (ls-kstack's ring buffer full): they have their leaf frame only. */
+  stacksLost: number;
+  warnings: string[];
+}
 
 export interface KernelTrace {
   /** Targets alive now. */
@@ -89,6 +96,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
   const start = o.startMonoNs;
   let events = 0;
   let lost = 0;
+  let stacksLost = 0;
   const emit = (e: Event) => {
     events++;
     o.sink.event(e);
@@ -111,8 +119,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       const r = parseKstackLine(line);
       if (!r || r === 'ready') return;
       if ('lost' in r) {
-        lost += r.lost;
-        emit({ kind: 'lost', pid: 0, t: now(), count: r.lost, reason: 'kernel mmap events: ring buffer full' });
+        stacksLost += r.lost; // those mmaps still come, with their leaf frame only
         return;
       }
       const t = traceTime(r.ns, start);
@@ -134,7 +141,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
   });
   const child: ChildProcess = spawn(bpftrace, ['-B', 'line', '-e', script, ...initial.map(String), ...exes, String(process.pid)], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_MAP_KEYS_MAX: '65536' },
+    env: { ...process.env, BPFTRACE_STRLEN: '200', BPFTRACE_MAP_KEYS_MAX: '65536', BPFTRACE_PERF_RB_PAGES: '1024' },
   });
 
   // RSS of every live target, now and then every interval.
@@ -281,7 +288,8 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       await closed;
       await kstack?.closed;
       clearTimeout(killer);
-      const stats = { events, lost, warnings };
+      if (stacksLost) warn(`${stacksLost} mmap stacks dropped (ring buffer full): those mmaps have their leaf frame only`);
+      const stats = { events, lost, stacksLost, warnings };
       resolveFinished(stats);
       return stats;
     })();

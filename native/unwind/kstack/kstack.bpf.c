@@ -13,6 +13,7 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key
 struct mmap_args { __u64 len, prot, flags; };
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, struct mmap_args); } pending SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 32 << 20); } events SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 4 << 20); } heads SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, __u64); } lost SEC(".maps");
 
 static __always_inline void count_lost(void) {
@@ -40,12 +41,22 @@ int exit_mmap(struct trace_event_raw_sys_exit *ctx) {
   struct mmap_args args = *a;
   bpf_map_delete_elem(&pending, &tid);
   if (ctx->ret < 0) return 0;
+  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
   struct ks_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-  if (!e) { count_lost(); return 0; }
+  if (!e) {
+    count_lost(); /* stacks lost, counted; the mapping itself goes through `heads` */
+    struct ks_head *h = bpf_ringbuf_reserve(&heads, sizeof(*h), 0);
+    if (!h) return 0;
+    h->ts = bpf_ktime_get_ns();
+    h->pid = pid; h->tid = tid; h->kind = KS_MMAP; h->stack_len = 0;
+    h->ret = ctx->ret; h->len = args.len; h->prot = args.prot; h->flags = args.flags;
+    h->regs[0] = BPF_CORE_READ(regs, ip); h->regs[1] = BPF_CORE_READ(regs, sp); h->regs[2] = BPF_CORE_READ(regs, bp);
+    bpf_ringbuf_submit(h, 0);
+    return 0;
+  }
   e->ts = bpf_ktime_get_ns();
   e->pid = pid; e->tid = tid; e->kind = KS_MMAP;
   e->ret = ctx->ret; e->len = args.len; e->prot = args.prot; e->flags = args.flags;
-  struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf());
   e->regs[0] = BPF_CORE_READ(regs, ip);
   e->regs[1] = BPF_CORE_READ(regs, sp);
   e->regs[2] = BPF_CORE_READ(regs, bp);

@@ -1,7 +1,7 @@
 /* ls-kstack: the kernel side's mmap events with full user stacks (kstack.bpf.c + ls_unwind).
  *   ls-kstack PID...    prints READY once attached, then one line per event:
  *   MS <ns> <pid> <tid> <addr> <len> <prot> <flags> <pc,pc,...>   (pcs leaf first, hex)
- *   LOST <count>                                                 (ring buffer was full)
+ *   LOST <count>       stacks dropped (ring buffer full): those mmaps come with their leaf pc only
  * and stops on SIGINT/SIGTERM or when stdin closes. Targets' children are followed. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -25,14 +25,14 @@ static void on_signal(int s) { (void)s; stop = 1; }
 static int handle(void *ctx, void *data, size_t size) {
   (void)ctx;
   const struct ks_event *e = data;
-  if (size < offsetof(struct ks_event, stack)) return 0;
+  if (size < sizeof(struct ks_head)) return 0;
   if (e->kind == KS_EXIT || e->kind == KS_EXEC) {
     ls_unwind_forget((int)e->pid);
     return 0;
   }
   if (e->kind != KS_MMAP) return 0;
   uint64_t pcs[MAX_PCS];
-  size_t slen = e->stack_len <= KS_STACK_BYTES ? e->stack_len : 0;
+  size_t slen = size >= sizeof(struct ks_event) && e->stack_len <= KS_STACK_BYTES ? e->stack_len : 0;
   int n = ls_unwind((int)e->pid, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
   printf("MS %llu %u %u %llu %llu %llu %llu ", (unsigned long long)e->ts, e->pid, e->tid,
          (unsigned long long)e->ret, (unsigned long long)e->len, (unsigned long long)e->prot,
@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
   }
   if (kstack__attach(skel)) { fprintf(stderr, "ls-kstack: cannot attach (%s)\n", strerror(errno)); return 1; }
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), handle, NULL, NULL);
-  if (!rb) { fprintf(stderr, "ls-kstack: no ring buffer\n"); return 1; }
+  if (!rb || ring_buffer__add(rb, bpf_map__fd(skel->maps.heads), handle, NULL)) { fprintf(stderr, "ls-kstack: no ring buffer\n"); return 1; }
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
