@@ -25,6 +25,8 @@ const MAX_BUFFERED = 4096;
 const MAX_CLOSED = 1024;
 /** Events of a process held until its parent is known. */
 const MAX_QUEUE = 20000;
+/** Events a worker with a known parent holds while waiting for its title. */
+const TITLE_WAIT = 256;
 /** Distinct (allocator, request path) sites per process before the rest are pooled together. */
 const MAX_LABELS = 10000;
 const OTHER_PATHS = '(other request paths, past the distinct-path limit)';
@@ -42,6 +44,7 @@ const M_CLOSE_CONN = b('close http connection: ');
 const M_CLOSE_REQ = b('http close request');
 const M_ACCEPT = b('accept: ');
 const M_START_WORKER = b('start worker process ');
+const M_TITLE = b('setproctitle: "');
 
 const enum AllocKind { Malloc, Posix, Memalign }
 const ALLOC_FRAMES: Frame[] = [
@@ -68,6 +71,8 @@ interface Proc {
   announced: boolean;
   /** Events waiting for the process to be announced (see out()). */
   queue: Event[];
+  /** From `setproctitle: "..."`, '' until seen. */
+  title: string;
   conns: Map<number, Conn>;
   /** Blocks waiting for their connection's request, by address. */
   waiting: Map<number, Block>;
@@ -162,7 +167,7 @@ export class NginxLogDecoder {
   private proc(pid: number): Proc {
     let pr = this.procs.get(pid);
     if (!pr) {
-      pr = { pid, announced: false, queue: [], conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Map(), inDestroy: false, poolDestroys: 0, stacks: new Map(), closed: new Map() };
+      pr = { pid, announced: false, queue: [], title: '', conns: new Map(), waiting: new Map(), orphan: null, cleanups: new Map(), inDestroy: false, poolDestroys: 0, stacks: new Map(), closed: new Map() };
       this.procs.set(pid, pr);
     }
     return pr;
@@ -172,16 +177,21 @@ export class NginxLogDecoder {
    *  can log many lines first. So a process's events wait (bounded) until its parent is known,
    *  it has logged MAX_QUEUE events, or the input ends; then it is announced and they follow. */
   private out(pr: Proc, e: Event): void {
-    if (!pr.announced && this.ppids.has(pr.pid)) this.announce(pr);
+    if (!pr.announced && this.ready(pr)) this.announce(pr);
     if (pr.announced) return this.emit(e);
     pr.queue.push(e);
     if (pr.queue.length >= MAX_QUEUE) this.announce(pr);
   }
 
+  /** Parent known, and its title too (setproctitle comes a few lines into a worker's life). */
+  private ready(pr: Proc): boolean {
+    return this.ppids.has(pr.pid) && (pr.title !== '' || pr.queue.length >= TITLE_WAIT);
+  }
+
   private announce(pr: Proc): void {
     pr.announced = true;
     const first = pr.queue[0];
-    this.emit({ kind: 'process', pid: pr.pid, t: first ? first.t : this.t, ppid: this.ppids.get(pr.pid) ?? 0, command: '', exe: '' });
+    this.emit({ kind: 'process', pid: pr.pid, t: first ? first.t : this.t, ppid: this.ppids.get(pr.pid) ?? 0, command: pr.title, exe: '' });
     for (const e of pr.queue) this.emit(e);
     pr.queue = [];
   }
@@ -244,8 +254,16 @@ export class NginxLogDecoder {
       if (n) {
         this.ppids.set(n, pr.pid);
         const child = this.procs.get(n);
-        if (child && !child.announced) this.announce(child);
+        if (child && !child.announced && this.ready(child)) this.announce(child);
       }
+      return;
+    }
+    if (c0 === 115 && !connNo && !pr.announced && startsWith(buf, p, end, M_TITLE)) {
+      // `setproctitle: "nginx: worker process"`: the process's command line as ps shows it.
+      const q = p + M_TITLE.length;
+      const close = buf.indexOf(34, q);
+      pr.title = buf.toString('utf8', q, close > q && close < end ? close : end);
+      if (this.ready(pr)) this.announce(pr);
     }
   }
 

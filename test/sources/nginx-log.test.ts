@@ -63,6 +63,8 @@ test('nginx fixture: 30 leaked 4096-byte pool blocks, all on /scratch?forget con
   // Processes: the worker's parent is the master that started it.
   const procs = c.events.filter((e) => e.kind === 'process');
   assert.deepEqual(procs.find((p) => p.pid === 3643 && p.kind === 'process' && p.ppid === 3641)?.pid, 3643);
+  const titles = procs.map((p) => p.kind === 'process' && `${p.pid} ${p.command}`);
+  assert.ok(titles.includes('3643 nginx: worker process') && titles.includes('3641 nginx: master process ./sbin/nginx'), titles.join(', '));
   // Timestamps: t in ns from the first line's second.
   const last = c.events.filter((e) => e.kind === 'alloc').at(-1)!;
   assert.ok(last.t > 0 && last.t <= 5e9, `t=${last.t}`);
