@@ -43,6 +43,9 @@ export interface AttachLuajitResult {
 /** Said with every trace: what outstanding LuaJIT memory means. */
 export const LAZY_GC_NOTE =
   'LuaJIT frees garbage lazily (incremental GC): outstanding bytes include garbage not yet collected; only growth across several GC cycles is a leak.';
+/** lj_rec_event.op bit: a block made while settling (LJ_OP_DRAIN). */
+const OP_DRAIN = 0x80;
+
 /** Below this many GC cycles in the traced time, growth says little about Lua leaks. */
 export const MIN_GC_CYCLES = 3;
 export const SETTLED_NOTE =
@@ -88,6 +91,8 @@ function procInfo(pid: number): { ppid: number; command: string; exe: string } {
 /** Converts tracer records to model events (usable on its own, e.g. in tests). */
 export class LuajitEventConverter {
   private readonly interner: StackInterner;
+  /** Per pid: blocks made while settling and still live (not counted). */
+  private readonly drain = new Map<number, Set<number>>();
   /** Tracer stack id -> model stack id. */
   private readonly stacks = new Map<number, number>();
   readonly protos = new ProtoCache();
@@ -110,19 +115,42 @@ export class LuajitEventConverter {
 
   event(e: LjEvent): void {
     const t = Math.max(0, e.ts - this.startMonoNs);
-    if (e.op === LjOp.Free) {
+    const op = e.op & 0x7f;
+    if (e.op & OP_DRAIN) {
+      // Made while settling: not counted; remembered so that its free or move is not either.
+      const set = this.drained(e.pid);
+      if (op === LjOp.Realloc && !set.delete(e.ptr)) {
+        // An older block moved while settling: it lives on (at its new address).
+        this.emit({ kind: 'realloc', pid: e.pid, t, tid: e.tid, oldAddr: e.ptr, addr: e.ret, size: e.nsize, stack: this.stacks.get(e.stack) ?? 0 });
+        return;
+      }
+      set.add(e.ret);
+      return;
+    }
+    if (op === LjOp.Free) {
+      if (this.drain.get(e.pid)?.delete(e.ptr)) return;
       this.emit({ kind: 'free', pid: e.pid, t, tid: e.tid, addr: e.ptr });
-    } else if (e.op === LjOp.Alloc) {
+    } else if (op === LjOp.Alloc) {
       this.emit({ kind: 'alloc', pid: e.pid, t, tid: e.tid, addr: e.ret, size: e.nsize, stack: this.stacks.get(e.stack) ?? 0 });
-    } else if (e.op === LjOp.Realloc) {
+    } else if (op === LjOp.Realloc) {
       this.emit({ kind: 'realloc', pid: e.pid, t, tid: e.tid, oldAddr: e.ptr, addr: e.ret, size: e.nsize, stack: this.stacks.get(e.stack) ?? 0 });
     }
+  }
+
+  private drained(pid: number): Set<number> {
+    let s = this.drain.get(pid);
+    if (!s) {
+      s = new Set();
+      this.drain.set(pid, s);
+    }
+    return s;
   }
 
   /** A process left: its prototypes are no longer readable, and its addresses may be reused. */
   processGone(pid: number): void {
     this.protos.drop(pid);
     this.traces.drop(pid);
+    this.drain.delete(pid);
   }
 }
 

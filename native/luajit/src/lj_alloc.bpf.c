@@ -257,7 +257,7 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   bpf_map_delete_elem(&calls, &id);
   if (!ret) return 0; /* failed: nothing changed */
   __u32 tgid = id >> 32;
-  if (!a.ptr && bpf_map_lookup_elem(&draining, &tgid)) return 0;
+  int drain = bpf_map_lookup_elem(&draining, &tgid) != NULL;
   __u32 k = 0;
   struct lj_event *e = bpf_map_lookup_elem(&scratch, &k);
   if (!e) return 0;
@@ -269,7 +269,12 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   struct state_key sk = { .tgid = id >> 32, .pad = 0, .msp = a.msp };
   __u64 *g = bpf_map_lookup_elem(&states, &sk);
   e->g = g ? *g : 0;
-  if (g) walk(e, *g); else e->flags |= LJ_F_NOSTATE;
+  if (drain) e->flags |= LJ_F_DRAIN;
+  /* A new block made while settling needs no stack (user space only matches its address);
+   * an older block moved while settling keeps being counted, with its stack. */
+  if (drain && !a.ptr) { }
+  else if (g) walk(e, *g);
+  else e->flags |= LJ_F_NOSTATE;
   if ((e->flags & LJ_F_TRACE) && e->vmstate > 0) find_mcode(e, id >> 32, PT_REGS_SP(ctx));
   submit(e);
   return 0;

@@ -15,6 +15,10 @@ enum lj_op { LJ_OP_ALLOC = 1, LJ_OP_REALLOC = 2, LJ_OP_FREE = 3, LJ_OP_DISCOVER 
 #define LJ_F_NOSTATE 8    /* allocator data not matched to a discovered global_State */
 #define LJ_F_TRUNC 16     /* more frames than LJ_MAX_FRAMES */
 #define LJ_F_BADREAD 32   /* a frame could not be read (stack changing under us) */
+#define LJ_F_DRAIN 64     /* made while settling: a block user space must not count */
+
+/* lj_rec_event.op: LJ_OP_* | LJ_OP_DRAIN for blocks made while settling */
+#define LJ_OP_DRAIN 0x80
 
 /* lj_frame.kind */
 enum lj_kind { LJ_K_LUA = 0, LJ_K_C = 1, LJ_K_FF = 2 };

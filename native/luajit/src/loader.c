@@ -405,10 +405,10 @@ static int on_record(void *ctx, void *data, size_t size) {
   struct lj_rec_event r;
   memset(&r, 0, sizeof r);
   r.kind = LJ_REC_EVENT;
-  r.op = e->op;
+  r.op = e->op | ((e->flags & LJ_F_DRAIN) ? LJ_OP_DRAIN : 0);
   r.pid = e->pid;
   r.tid = e->tid;
-  r.stack = e->op == LJ_OP_FREE ? 0 : intern_stack(e, size);
+  r.stack = (e->op == LJ_OP_FREE || ((e->flags & LJ_F_DRAIN) && e->op == LJ_OP_ALLOC)) ? 0 : intern_stack(e, size);
   r.ts = e->ts;
   r.ptr = e->ptr;
   r.ret = e->ret;
@@ -433,7 +433,8 @@ static unsigned long long now_ms(void) {
 
 #define LJ_G_GCSTATE 33 /* global_State.gc.state (GCSpause = 0) */
 
-/* After the traced time: stop recording new blocks, keep recording frees, until one full GC
+/* After the traced time: stop counting new blocks (they are marked, user space only matches
+ * their frees), keep recording frees, until one full GC
  * cycle has started and finished in every process. Then every block still outstanding was
  * reachable when that cycle began: garbage the lazy GC had not collected yet is gone. */
 static void settle(long max_ms) {
