@@ -633,7 +633,9 @@ export class AprLogDecoder {
     for (const pr of this.procs.values()) {
       for (const pool of pr.pools.values()) if (pool.live && pool.pending) this.flushPending(pr, pool, undefined);
     }
-    if (this.skipped) this.stats.warnings.push(`skipped ${this.skipped} line(s) that are not pool-debug events (the server's own log lines)`);
+    if (this.procs.size === 0 && this.stats.badRecords === 0) {
+      this.stats.warnings.push('no "POOL DEBUG:" lines found: is this the log of an APR built with --enable-pool-debug (httpd error_log or APR_POOL_DEBUG_LOG)?');
+    } else if (this.skipped) this.stats.warnings.push(`skipped ${this.skipped} line(s) that are not pool-debug events (the server's own log lines)`);
     if (this.threadLines) this.stats.warnings.push(`${this.threadLines} pool ownership warning(s) (THREAD/OWNER lines), first ${this.firstThread}`);
     this.stats.skipped = this.skipped;
     return this.stats;

@@ -398,6 +398,10 @@ export class NginxLogDecoder {
       for (const conn of pr.cleanups.values()) if (conn) pending++;
       if (pending) this.stats.warnings.push(`pid ${pr.pid}: ${pending} pool cleanup handler(s) added on a connection and never run (their pools were likely never destroyed)`);
     }
+    if (this.procs.size === 0) this.stats.warnings.push('no nginx log lines found ("YYYY/MM/DD HH:MM:SS [level] PID#TID: ..."): is this an nginx error_log?');
+    else if (!this.stats.events || ![...this.procs.values()].some((pr) => pr.stacks.size > 0)) {
+      this.stats.warnings.push('no allocation lines (malloc:, posix_memalign:, free:) found: set "error_log FILE debug;" (or debug_alloc) on an nginx built --with-debug');
+    }
     if (this.skipped) this.stats.warnings.push(`skipped ${this.skipped} line(s) without an nginx log prefix (continuations of multi-line messages)`);
     this.stats.skipped = this.skipped;
     return this.stats;

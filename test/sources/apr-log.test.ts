@@ -217,3 +217,9 @@ test('APR: interleaved children with the same pool addresses stay apart; parents
   assert.equal(sum(30), 100);
   assert.equal(c.events.filter((e) => e.kind === 'pool-destroy').map((e) => e.pid).join(), '30');
 });
+
+test('APR: a log without pool-debug lines says what is missing', async () => {
+  const c = await collect(aprLogSource, '[Sun Nov 22 05:29:50 2026] [core:notice] AH00094: Command line: httpd\n');
+  assert.equal(c.events.length, 0);
+  assert.match(c.stats.warnings.join('\n'), /no "POOL DEBUG:" lines found/);
+});

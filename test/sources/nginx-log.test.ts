@@ -223,3 +223,10 @@ test('nginx fixture: pool destroys are counted from rows of "free: ADDR, unused:
   assert.ok((rows.get('3643') ?? 0) > 60);
   assert.deepEqual(Object.fromEntries([...dec.poolDestroys].filter(([, n]) => n > 0).map(([p, n]) => [String(p), n])), Object.fromEntries(rows));
 });
+
+test('nginx: a log without allocation lines says how to get them', async () => {
+  const c = await collect(nginxLogSource, '2026/11/22 05:30:01 [notice] 3640#0: nginx/1.31.4\n2026/11/22 05:30:01 [notice] 3640#0: start worker processes\n');
+  assert.match(c.stats.warnings.join('\n'), /no allocation lines .* "error_log FILE debug;"/);
+  const d = await collect(nginxLogSource, 'just some text\n');
+  assert.match(d.stats.warnings.join('\n'), /no nginx log lines found/);
+});
