@@ -205,6 +205,9 @@ export const valgrindSource: Source = {
     }
     if (broken) dec.stats.warnings.push(`${input.path}: XML ends early or is damaged (${broken}); ${dec.records.length} complete loss record(s) kept`);
     if (!dec.pid && !dec.records.length && broken) dec.stats.badRecords++;
+    if (!broken && dec.records.length === 0) {
+      dec.stats.warnings.push(`${input.path}: no leak records: run valgrind with --leak-check=full --show-leak-kinds=all (or the program leaked nothing)`);
+    }
     if (dec.otherErrors) dec.stats.warnings.push(`${input.path}: ${dec.otherErrors} memcheck error(s) that are not leaks (invalid reads/writes...) not shown`);
     dec.emit(sink, pathPid(input.path));
     return dec.stats;

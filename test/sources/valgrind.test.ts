@@ -98,6 +98,8 @@ test('valgrind detect and garbage', async () => {
       + '<leakedbytes>-3</leakedbytes><leakedblocks>1</leakedblocks></xwhat></error>\n</valgrindoutput>\n');
     assert.equal(neg.stats.badRecords, 1);
     assert.deepEqual(neg.stats.badSamples, ['line 3: loss record 1: bad byte or block count']);
+    const none = await collect(valgrindSource, '<valgrindoutput>\n<pid>6</pid>\n<errorcounts>\n</errorcounts>\n</valgrindoutput>\n');
+    assert.match(none.stats.warnings.join('\n'), /no leak records: run valgrind with --leak-check=full/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
