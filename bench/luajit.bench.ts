@@ -12,7 +12,7 @@ const SECONDS = Number(process.env.LSBENCH_SECONDS ?? 8);
 // Short-lived tables built per request: 30 makes an allocation-heavy handler (~40 GC
 // allocations per request), 0 a light one (the leak's few allocations only).
 const SCENARIOS = (process.env.LSBENCH_GARBAGE ?? '30,0').split(',').map(Number);
-const port = 18420;
+const firstPort = 18420; // our slice: 18420-18429
 const dir = mkdtempSync(join(tmpdir(), 'ls-luajit-bench-'));
 const script = join(dir, 'labels.lua');
 // A new label per request: the table really grows, as in the leak being hunted.
@@ -69,7 +69,7 @@ async function wrk(seconds: number): Promise<number> {
 // Asynchronous: the event loop must keep reading the tracer's output while wrk runs.
 function wrkRun(seconds: number): Promise<{ rps: number; requests: number }> {
   return new Promise((resolve, reject) => {
-    const c = spawn('wrk', ['-t2', '-c32', `-d${seconds}s`, '-s', script, `http://127.0.0.1:${port}/`]);
+    const c = spawn('wrk', ['-t2', '-c32', `-d${seconds}s`, '-s', script, `http://127.0.0.1:${server.port}/`]);
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -83,7 +83,7 @@ function wrkRun(seconds: number): Promise<{ rps: number; requests: number }> {
   });
 }
 
-const server = await startLuaServer(port, 2);
+const server = await startLuaServer(firstPort, 2);
 try {
   for (const garbage of SCENARIOS) {
     writeScript(garbage, `g${garbage}w`);

@@ -123,3 +123,21 @@ test('recordFrames: the VM working for itself and C code outside Lua get their o
   const c = recordFrames({ ...base, vmstate: -2, flags: 0, frames: [{ kind: 1, ptr: 0x1234, pos: 0xffffffff, ffid: 1 }, { kind: 0, ptr: 8, pos: 1, ffid: 0 }] }, protos);
   assert.deepEqual(c.map((f) => f.fn), ['[lua function ?]']);
 });
+
+test('LuajitEventConverter: blocks made while settling are matched with their frees, never counted', async () => {
+  const { LuajitEventConverter } = await import('../../src/luajit/attach-luajit.js');
+  const out: { kind: string; addr?: number; oldAddr?: number }[] = [];
+  const conv = new LuajitEventConverter({ event: (e) => { if (e.kind !== 'frame' && e.kind !== 'stack') out.push(e as never); } }, 0);
+  const ev = (op: number, ptr: number, ret: number): LjEvent => ({ op, pid: 9, tid: 9, stack: 0, ts: 10, ptr, ret, nsize: 32 });
+  conv.event(ev(1, 0, 0x1000)); // counted allocation
+  conv.event(ev(1 | 0x80, 0, 0x2000)); // made while settling
+  conv.event(ev(2 | 0x80, 0x2000, 0x3000)); // ... and moved
+  conv.event(ev(2 | 0x80, 0x1000, 0x4000)); // an older block moved while settling: still counted
+  conv.event(ev(3, 0x3000, 0)); // free of the settling block: not emitted
+  conv.event(ev(3, 0x4000, 0)); // free of the counted block
+  assert.deepEqual(out.map((e) => [e.kind, e.addr ?? 0, e.oldAddr ?? 0]), [
+    ['alloc', 0x1000, 0],
+    ['realloc', 0x4000, 0x1000],
+    ['free', 0x4000, 0],
+  ]);
+});
