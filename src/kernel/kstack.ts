@@ -12,17 +12,22 @@ export function kstackAvailable(): boolean {
   return existsSync(KSTACK_PATH);
 }
 
-export interface KstackMmap { ns: bigint; pid: number; tid: number; addr: number; size: number; prot: number; flags: number; pcs: number[] }
+export interface KstackMmap {
+  ns: bigint; pid: number; tid: number; addr: number; size: number; prot: number; flags: number;
+  /** Whose modules the pcs lie in: the pid itself, or the parent of a forked child gone since. */
+  modPid: number;
+  pcs: number[];
+}
 
 export function parseKstackLine(line: string): KstackMmap | { lost: number } | 'ready' | undefined {
   if (line === 'READY') return 'ready';
   const lost = /^LOST (\d+)$/.exec(line);
   if (lost) return { lost: Number(lost[1]) };
-  const m = /^MS (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([0-9a-f]+(?:,[0-9a-f]+)*)$/.exec(line);
+  const m = /^MS (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([0-9a-f]+(?:,[0-9a-f]+)*)$/.exec(line);
   if (!m) return undefined;
   return {
     ns: BigInt(m[1]!), pid: Number(m[2]), tid: Number(m[3]), addr: Number(m[4]), size: Number(m[5]),
-    prot: Number(m[6]), flags: Number(m[7]), pcs: m[8]!.split(',').map((h) => parseInt(h, 16)),
+    prot: Number(m[6]), flags: Number(m[7]), modPid: Number(m[8]), pcs: m[9]!.split(',').map((h) => parseInt(h, 16)),
   };
 }
 

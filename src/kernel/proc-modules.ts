@@ -15,7 +15,7 @@ function readMaps(pid: number): Mapping[] | undefined {
       if (!m || m[3]![2] !== 'x') continue;
       out.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), offset: parseInt(m[4]!, 16), path: m[5]!.replace(/ \(deleted\)$/, '') });
     }
-    return out;
+    return out.length ? out : undefined; // a zombie's maps are empty
   } catch {
     return undefined;
   }
@@ -30,7 +30,7 @@ export class ProcModules {
 
   /** A forked child has its parent's mappings until it execs or maps more. */
   inherit(child: number, parent: number): void {
-    const m = this.maps.get(parent);
+    const m = this.maps.get(parent) ?? readMaps(parent);
     if (m && !this.maps.has(child)) this.maps.set(child, m);
   }
 
@@ -38,11 +38,11 @@ export class ProcModules {
     this.maps.delete(pid);
   }
 
-  private lookup(pid: number, pc: number, t: number): Mapping | undefined {
+  private lookup(pid: number, pc: number, t: number, modPid: number): Mapping | undefined {
     let maps = this.maps.get(pid);
     let hit = maps?.find((m) => pc >= m.start && pc < m.end);
     if (!hit) {
-      const fresh = readMaps(pid); // new library since (or first time)
+      const fresh = readMaps(pid) ?? (modPid !== pid ? readMaps(modPid) : undefined); // new library since (or first time)
       if (fresh) {
         this.maps.set(pid, fresh);
         maps = fresh;
@@ -71,7 +71,10 @@ export class ProcModules {
     this.sink.event({ kind: 'module', pid, t, base: m.start, size: m.end - m.start, offset: m.offset, path: m.path, buildId });
   }
 
-  frames(pid: number, pcs: number[], t: number): Frame[] {
-    return pcs.map((pc) => frame({ pc, module: this.lookup(pid, pc, t)?.path ?? '' }));
+  /** Frames of `pid` whose pcs lie in the modules of `modPid` (the same pid, or the parent
+   *  of a forked child that is gone: it had the parent's modules). */
+  frames(pid: number, pcs: number[], t: number, modPid = pid): Frame[] {
+    if (modPid !== pid) this.inherit(pid, modPid);
+    return pcs.map((pc) => frame({ pc, module: this.lookup(pid, pc, t, modPid)?.path ?? '' }));
   }
 }

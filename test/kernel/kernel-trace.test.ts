@@ -100,7 +100,11 @@ test('mappings, brk, shm, fork/exit, faults and RSS of a traced process', async 
   // The forked child: its own mmap, its exit code; the parent's exit code.
   const kid = s.get('child')!;
   assert.ok(events.some((e) => e.kind === 'fork' && e.pid === kid && e.parentPid === run.pid));
-  assert.ok(events.some((e) => e.kind === 'mmap' && e.pid === kid && e.size === 5 * MiB && e.prot === 1));
+  const kidMap = events.find((e): e is Extract<Event, { kind: 'mmap' }> => e.kind === 'mmap' && e.pid === kid && e.size === 5 * MiB && e.prot === 1);
+  assert.ok(kidMap, 'the child mmap');
+  // The child exits right after: it is unwound with the modules it inherited, down to main.
+  const kidFrames = tables.scope(kid).stackFrames(kidMap.stack);
+  assert.ok(kidFrames.length >= 3 && kidFrames.some((f) => f.module === path), kidFrames.map((f) => `${f.module}+${f.pc}`).join(' < '));
   assert.ok(events.some((e) => e.kind === 'exit' && e.pid === kid && e.code === 7));
   assert.ok(events.some((e) => e.kind === 'exit' && e.pid === run.pid && e.code === 3));
 });

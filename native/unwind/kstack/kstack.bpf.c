@@ -78,8 +78,17 @@ int on_fork(struct trace_event_raw_sched_process_fork *ctx) {
   __u32 pid = bpf_get_current_pid_tgid() >> 32;
   if (!bpf_map_lookup_elem(&targets, &pid)) return 0;
   __u32 child = ctx->child_pid;
+  if (child == ctx->parent_pid) return 0;
   __u8 one = 1;
   bpf_map_update_elem(&targets, &child, &one, BPF_ANY);
+  /* tell the loader, so that a child gone before its events are read is unwound with the
+   * modules it inherited (threads are reported too; the loader ignores those) */
+  struct ks_head *h = bpf_ringbuf_reserve(&heads, sizeof(*h), 0);
+  if (!h) return 0;
+  h->ts = bpf_ktime_get_ns();
+  h->pid = pid; h->tid = (__u32)bpf_get_current_pid_tgid(); h->kind = KS_FORK; h->stack_len = 0;
+  h->ret = child;
+  bpf_ringbuf_submit(h, 0);
   return 0;
 }
 

@@ -1,6 +1,7 @@
 /* ls-kstack: the kernel side's mmap events with full user stacks (kstack.bpf.c + ls_unwind).
  *   ls-kstack PID...    prints READY once attached, then one line per event:
- *   MS <ns> <pid> <tid> <addr> <len> <prot> <flags> <pc,pc,...>   (pcs leaf first, hex)
+ *   MS <ns> <pid> <tid> <addr> <len> <prot> <flags> <modpid> <pc,pc,...>   (pcs leaf first,
+ *      hex; modpid: whose modules the pcs are in — the parent's for a forked child gone since)
  *   LOST <count>       stacks dropped (ring buffer full): those mmaps come with their leaf pc only
  * and stops on SIGINT/SIGTERM or when stdin closes. Targets' children are followed. */
 #define _GNU_SOURCE
@@ -22,21 +23,64 @@
 static volatile sig_atomic_t stop;
 static void on_signal(int s) { (void)s; stop = 1; }
 
+/* child -> parent, for children that exit before their events are read: until it execs, a
+ * forked child has its parent's modules, so the parent's can unwind its stacks. */
+#define FORKS 4096
+static struct { __u32 child, parent; } forks[FORKS];
+static unsigned fork_next;
+
+static int parent_of(__u32 child) {
+  for (unsigned i = 0; i < FORKS; i++)
+    if (forks[i].child == child) return (int)forks[i].parent;
+  return 0;
+}
+
+static void drop_fork(__u32 child) {
+  for (unsigned i = 0; i < FORKS; i++)
+    if (forks[i].child == child) forks[i].child = 0;
+}
+
+static int alive(int pid) {
+  char path[32];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  return access(path, R_OK) == 0;
+}
+
 static int handle(void *ctx, void *data, size_t size) {
   (void)ctx;
   const struct ks_event *e = data;
   if (size < sizeof(struct ks_head)) return 0;
-  if (e->kind == KS_EXIT || e->kind == KS_EXEC) {
+  if (e->kind == KS_FORK) {
+    forks[fork_next++ % FORKS].child = (__u32)e->ret;
+    forks[(fork_next - 1) % FORKS].parent = e->pid;
+    return 0;
+  }
+  if (e->kind == KS_EXEC) {
+    drop_fork(e->pid);
+    ls_unwind_forget((int)e->pid);
+    return 0;
+  }
+  if (e->kind == KS_EXIT) {
     ls_unwind_forget((int)e->pid);
     return 0;
   }
   if (e->kind != KS_MMAP) return 0;
   uint64_t pcs[MAX_PCS];
   size_t slen = size >= sizeof(struct ks_event) && e->stack_len <= KS_STACK_BYTES ? e->stack_len : 0;
-  int n = ls_unwind((int)e->pid, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
-  printf("MS %llu %u %u %llu %llu %llu %llu ", (unsigned long long)e->ts, e->pid, e->tid,
+  int who = (int)e->pid;
+  int n = ls_unwind(who, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
+  if (n <= 1 && slen) {
+    /* gone (or a zombie, whose maps are empty) before we got here: try its parent's modules */
+    int parent = parent_of(e->pid);
+    if (parent && alive(parent)) {
+      ls_unwind_forget(who);
+      who = parent;
+      n = ls_unwind(who, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
+    }
+  }
+  printf("MS %llu %u %u %llu %llu %llu %llu %d ", (unsigned long long)e->ts, e->pid, e->tid,
          (unsigned long long)e->ret, (unsigned long long)e->len, (unsigned long long)e->prot,
-         (unsigned long long)e->flags);
+         (unsigned long long)e->flags, who);
   for (int i = 0; i < n; i++) printf(i ? ",%llx" : "%llx", (unsigned long long)pcs[i]);
   putchar('\n');
   return 0;
