@@ -11,6 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
 import { aprLogSource } from '../src/sources/apr-log.js';
+import { nginxLogSource } from '../src/sources/nginx-log.js';
 
 const LINES = Number(process.env.LINES ?? 5_200_000);
 const root = new URL('..', import.meta.url).pathname;
@@ -81,6 +82,45 @@ async function generate(path: string): Promise<number> {
   return n;
 }
 
+/** An nginx debug log like the fixture's worker: per connection an accept, a request with its
+ *  pools and buffers, and the frees; one in 10 requests leaks a 4096-byte pool. */
+async function generateNginx(path: string, target: number): Promise<number> {
+  const out = createWriteStream(path);
+  const hex = (n: number) => n.toString(16).toUpperCase().padStart(16, '0');
+  let n = 0;
+  let buf = '';
+  let addr = 0x55b27a200000;
+  for (let conn = 1; n < target; conn++) {
+    const sec = String(Math.floor(conn / 2000) % 60).padStart(2, '0');
+    const p = `2026/11/22 05:30:${sec} [debug] 3643#0: `;
+    const c = `${p}*${conn} `;
+    const cpool = addr += 0x1000, hbuf = addr += 0x1000, rpool = addr += 0x1000, rblk = addr += 0x1000, mpool = addr += 0x1000;
+    const leak = conn % 10 === 0;
+    const lines = [
+      `${p}accept on 127.0.0.1:18081, ready: 0`, `${p}posix_memalign: ${hex(cpool)}:512 @16`, `${c}accept: 127.0.0.1:43868 fd:3`,
+      `${c}http wait request handler`, `${c}malloc: ${hex(hbuf)}:1024`, `${c}recv: fd:3 81 of 1024`,
+      `${c}posix_memalign: ${hex(rpool)}:4096 @16`, `${c}http process request line`,
+      `${c}http request line: "GET /scratch?${leak ? 'forget' : 'x'}=${conn} HTTP/1.1"`, `${c}http uri: "/scratch"`,
+      `${c}http args: "x=${conn}"`, `${c}posix_memalign: ${hex(rblk)}:4096 @16`, `${c}http header: "Host: 127.0.0.1:18081"`,
+      `${c}posix_memalign: ${hex(mpool)}:4096 @16`, `${c}add cleanup: ${hex(rpool + 0x100)}`, `${c}http finalize request: 0, "/scratch?x" a:1, c:1`,
+      `${c}run cleanup: ${hex(rpool + 0x100)}`, ...(leak ? [] : [`${c}free: ${hex(mpool)}, unused: 3000`]),
+      `${c}free: ${hex(rpool)}, unused: 0`, `${c}free: ${hex(rblk)}, unused: 1928`, `${c}free: ${hex(hbuf)}`,
+      `${c}close http connection: 3`, `${c}free: ${hex(cpool)}, unused: 144`, `${p}worker cycle`,
+    ];
+    buf += lines.join('\n') + '\n';
+    n += lines.length;
+    if (buf.length > 1 << 20) {
+      const ok = out.write(buf);
+      buf = '';
+      if (!ok) await once(out, 'drain');
+    }
+  }
+  out.write(buf);
+  out.end();
+  await once(out, 'finish');
+  return n;
+}
+
 function time<T>(f: () => T): [T, number] {
   const t0 = performance.now();
   const v = f();
@@ -118,6 +158,26 @@ try {
   console.log(`leakscope analyze CPU:   ${cpu.toFixed(2)} s  ${rate(cpu)}  (user+sys)`);
   console.log(`ratio analyze/grep: ${(tAnalyze / tGrep).toFixed(1)}x slower; analyze/source: ${(tAnalyze / tSource).toFixed(2)}x`);
   console.log(`target >= 1M lines/s end to end: ${lines / tAnalyze >= 1e6 ? 'met' : 'NOT met'} (wall), ${lines / cpu >= 1e6 ? 'met' : 'NOT met'} (CPU)`);
+
+  // nginx debug log: the same measures.
+  rmSync(path, { force: true });
+  const npath = join(dir, 'nginx-debug.log');
+  const nlines = await generateNginx(npath, Number(process.env.NGX_LINES ?? 2_000_000));
+  console.log(`\ngenerated nginx debug log: ${nlines.toLocaleString('en')} lines, ${(statSync(npath).size / 1e6).toFixed(0)} MB`);
+  const n0 = performance.now();
+  let nevents = 0;
+  await nginxLogSource.read({ path: npath, stream: createReadStream(npath, { highWaterMark: 1 << 20 }) }, { event() { nevents++; } }, {});
+  const tn = (performance.now() - n0) / 1000;
+  const [nan, tnAnalyze] = time(() => spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', npath],
+    { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' }, maxBuffer: 64 << 20 }));
+  if (nan.status !== 0) throw new Error(`analyze failed: ${nan.stderr}`);
+  const ncpuM = /CPU ([\d.]+) ([\d.]+)/.exec(nan.stderr);
+  const ncpu = ncpuM ? Number(ncpuM[1]) + Number(ncpuM[2]) : NaN;
+  const nrate = (t: number) => `${(nlines / t / 1e6).toFixed(2)}M lines/s`;
+  const scratch = nan.stdout.split('\n').find((l) => l.trimEnd().endsWith('GET /scratch')) ?? '';
+  console.log(`nginx-log source alone:  ${tn.toFixed(2)} s  ${nrate(tn)}  (${nevents.toLocaleString('en')} events)`);
+  console.log(`leakscope analyze (CLI): ${tnAnalyze.toFixed(2)} s  ${nrate(tnAnalyze)}; CPU ${ncpu.toFixed(2)} s  ${nrate(ncpu)}`);
+  console.log(`  top site: ${scratch.trim()}`);
 } finally {
   if (!keep) rmSync(dir, { recursive: true, force: true });
 }
