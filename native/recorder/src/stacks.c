@@ -398,6 +398,20 @@ __attribute__((noinline)) static int slow_capture(uintptr_t *out) {
   return slow_walk(&uc, out);
 }
 
+// Through a pc the table cannot hold (alloca, signal frames) there is nothing to learn:
+// libunwind's own cached backtrace is far cheaper than stepping (which blocks signals around
+// every lookup).
+__attribute__((noinline)) static int backtrace_capture(uintptr_t *out) {
+  void *raw[LK_MAX_DEPTH + 32];
+  int got = unw_backtrace(raw, lk_depth + 16), n = 0;
+  for (int i = 0; i < got && n < lk_depth; i++)
+    if (!is_self((uintptr_t)raw[i])) out[n++] = (uintptr_t)raw[i];
+  t_last.n = 0;
+  t_last.complete = 0;
+  t_last.sid_ok = 0;
+  return n;
+}
+
 // The fast walk starts at our caller's frame exactly as libunwind sees it: pc = our return
 // address, sp = our canonical frame address (the compiler knows it, frame pointer or not).
 // Returns the frame count; *same is set when the stack is exactly the previous walk's; *fresh
@@ -451,6 +465,7 @@ __attribute__((noinline)) static int capture(uintptr_t *out, int *same_stack, in
       complete = 1;
       break;
     }
+    if (st == UW_STOP) return backtrace_capture(out);
     if (st != UW_OK) return slow_capture(out);
     sp += (uintptr_t)kq * 8;
     if (sp > max_sp) return slow_capture(out);
