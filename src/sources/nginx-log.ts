@@ -125,8 +125,9 @@ export class NginxLogDecoder {
       if (end > start) this.skipped++; // continuation lines of multi-line messages (response headers...)
       return;
     }
-    let p = buf.indexOf(93, start + 21); // ']'
-    if (p < 0 || p >= end) { this.skipped++; return; }
+    let p = start + 21;
+    while (p < end && p < start + 32 && buf[p] !== 93) p++; // ']' after the level name
+    if (p >= end || buf[p] !== 93) { this.skipped++; return; }
     p += 2;
     let pid = 0;
     let d = 0;
