@@ -16,6 +16,8 @@ export interface KstackMmap {
   ns: bigint; pid: number; tid: number; addr: number; size: number; prot: number; flags: number;
   /** Whose modules the pcs lie in: the pid itself, or the parent of a forked child gone since. */
   modPid: number;
+  /** The pid it was forked from while traced (0: unknown); it has that one's modules until it execs. */
+  parent: number;
   pcs: number[];
 }
 
@@ -23,11 +25,11 @@ export function parseKstackLine(line: string): KstackMmap | { lost: number } | '
   if (line === 'READY') return 'ready';
   const lost = /^LOST (\d+)$/.exec(line);
   if (lost) return { lost: Number(lost[1]) };
-  const m = /^MS (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([0-9a-f]+(?:,[0-9a-f]+)*)$/.exec(line);
+  const m = /^MS (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) (\d+) ([0-9a-f]+(?:,[0-9a-f]+)*)$/.exec(line);
   if (!m) return undefined;
   return {
     ns: BigInt(m[1]!), pid: Number(m[2]), tid: Number(m[3]), addr: Number(m[4]), size: Number(m[5]),
-    prot: Number(m[6]), flags: Number(m[7]), modPid: Number(m[8]), pcs: m[9]!.split(',').map((h) => parseInt(h, 16)),
+    prot: Number(m[6]), flags: Number(m[7]), modPid: Number(m[8]), parent: Number(m[9]), pcs: m[10]!.split(',').map((h) => parseInt(h, 16)),
   };
 }
 

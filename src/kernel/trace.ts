@@ -123,6 +123,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
         return;
       }
       const t = traceTime(r.ns, start);
+      if (r.parent) modules.inherit(r.pid, r.parent);
       const stack = interner.stackId(modules.frames(r.pid, r.pcs, t, r.modPid), r.pid);
       emit({ kind: 'mmap', pid: r.pid, tid: r.tid, t, addr: r.addr, size: r.size, prot: r.prot, flags: r.flags, stack });
     }, warn);

@@ -83,7 +83,9 @@ int on_fork(struct trace_event_raw_sched_process_fork *ctx) {
   bpf_map_update_elem(&targets, &child, &one, BPF_ANY);
   /* tell the loader, so that a child gone before its events are read is unwound with the
    * modules it inherited (threads are reported too; the loader ignores those) */
-  struct ks_head *h = bpf_ringbuf_reserve(&heads, sizeof(*h), 0);
+  /* in the same ring as the mmaps, so that it is read before the child's (rings are not
+   * ordered with each other) */
+  struct ks_head *h = bpf_ringbuf_reserve(&events, sizeof(*h), 0);
   if (!h) return 0;
   h->ts = bpf_ktime_get_ns();
   h->pid = pid; h->tid = (__u32)bpf_get_current_pid_tgid(); h->kind = KS_FORK; h->stack_len = 0;

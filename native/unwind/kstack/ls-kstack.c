@@ -1,7 +1,9 @@
 /* ls-kstack: the kernel side's mmap events with full user stacks (kstack.bpf.c + ls_unwind).
  *   ls-kstack PID...    prints READY once attached, then one line per event:
- *   MS <ns> <pid> <tid> <addr> <len> <prot> <flags> <modpid> <pc,pc,...>   (pcs leaf first,
- *      hex; modpid: whose modules the pcs are in — the parent's for a forked child gone since)
+ *   MS <ns> <pid> <tid> <addr> <len> <prot> <flags> <modpid> <parent> <pc,pc,...>
+ *      pcs leaf first, hex; modpid: whose modules were used (the parent's for a forked child
+ *      gone since); parent: the pid it was forked from while traced (0: unknown), whose
+ *      modules it has until it execs
  *   LOST <count>       stacks dropped (ring buffer full): those mmaps come with their leaf pc only
  * and stops on SIGINT/SIGTERM or when stdin closes. Targets' children are followed. */
 #define _GNU_SOURCE
@@ -78,9 +80,9 @@ static int handle(void *ctx, void *data, size_t size) {
       n = ls_unwind(who, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
     }
   }
-  printf("MS %llu %u %u %llu %llu %llu %llu %d ", (unsigned long long)e->ts, e->pid, e->tid,
+  printf("MS %llu %u %u %llu %llu %llu %llu %d %d ", (unsigned long long)e->ts, e->pid, e->tid,
          (unsigned long long)e->ret, (unsigned long long)e->len, (unsigned long long)e->prot,
-         (unsigned long long)e->flags, who);
+         (unsigned long long)e->flags, who, parent_of(e->pid));
   for (int i = 0; i < n; i++) printf(i ? ",%llx" : "%llx", (unsigned long long)pcs[i]);
   putchar('\n');
   return 0;
