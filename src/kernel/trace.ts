@@ -38,6 +38,9 @@ export interface KernelTraceOptions {
   mmapStacks?: boolean;
   /** Interns the stacks; pass the session's own so that ids do not collide (attach --kernel). */
   interner?: StackInterner;
+  /** Emit module events for the modules mmap stacks run through (default true; a session that
+   *  reports modules itself turns it off). */
+  modules?: boolean;
   /** The bpftrace binary (default: found on PATH). */
   bpftrace?: string;
   onWarning?: (msg: string) => void;
@@ -112,7 +115,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
   }
   // mmap with stacks from ls-kstack when it can follow the targets (it knows pids, not exes)
   const interner = o.interner ?? new StackInterner(o.sink);
-  const modules = new ProcModules(o.sink);
+  const modules = new ProcModules(o.modules === false ? { event() {} } : o.sink);
   let kstack: Kstack | undefined;
   if ((o.mmapStacks ?? true) && exes.length === 0 && kstackAvailable()) {
     const ks = startKstack(initial, (line) => {
