@@ -84,6 +84,23 @@ describe('leakscope run', () => {
     assert.deepEqual([...fast].sort(), [...slow].sort());
   });
 
+  it('limits stack depth with --depth and rejects bad options in one line', async () => {
+    const exe = compile(dir, 'rec-loop');
+    const trace = join(dir, 'depth.lstrace');
+    const { run } = runJson(trace, [exe, '20', '48'], ['--depth', '2']);
+    assert.equal(run.status, 0, run.stderr);
+    const { events } = await traceEvents(trace);
+    const tables = new SymbolTables();
+    for (const e of events) if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+    const depths = events.filter((e) => e.kind === 'alloc').map((e) => tables.scope(e.pid).stackFrameIds((e as { stack: number }).stack).length);
+    assert.ok(depths.length >= 20 && depths.every((d) => d >= 1 && d <= 2), depths.join(','));
+    for (const bad of [['--depth', '0'], ['--sample', 'lots'], ['--format', 'xml']]) {
+      const r = leakscope(['run', ...bad, '-o', join(dir, 'bad.lstrace'), '--', exe]);
+      assert.notEqual(r.status, 0);
+      assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    }
+  });
+
   it('follows a realloc chain to its final size and site', () => {
     const exe = compile(dir, 'rec-realloc');
     const { run, result } = runJson(join(dir, 'realloc.lstrace'), [exe]);
