@@ -8,8 +8,8 @@ import { judge, toSeries } from './context.js';
 import { round } from './leak-sites.js';
 
 /** Bounds on the forest in a report: children kept per pool, pools in all. */
-const MAX_CHILDREN = 50;
-const MAX_POOLS = 500;
+const MAX_CHILDREN = 1000;
+const MAX_POOLS = 5000;
 const SITES_PER_POOL = 5;
 
 export function hex(n: number): string {
