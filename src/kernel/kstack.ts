@@ -39,9 +39,11 @@ export interface Kstack {
   closed: Promise<void>;
 }
 
-/** Starts ls-kstack on `pids` (their children are followed); `onLine` gets every stdout line. */
-export function startKstack(pids: number[], onLine: (line: string) => void, onError: (msg: string) => void): Kstack {
-  const child = spawn(KSTACK_PATH, pids.map(String), { stdio: ['pipe', 'pipe', 'pipe'] });
+/** Starts ls-kstack on `pids` and on processes that exec `exe` (children followed); `onLine`
+ *  gets every stdout line. */
+export function startKstack(pids: number[], exe: string | undefined, onLine: (line: string) => void, onError: (msg: string) => void): Kstack {
+  const args = [...(exe ? ['--exe', exe] : []), ...pids.map(String)];
+  const child = spawn(KSTACK_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let isReady = false;
   const ready = new Promise<void>((resolve, reject) => {

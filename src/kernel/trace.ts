@@ -33,8 +33,7 @@ export interface KernelTraceOptions {
   machine?: boolean;
   /** Emit process/fork/exec/exit events (default true; attach, which has its own, turns it off). */
   lifecycle?: boolean;
-  /** mmap events with whole user stacks from native/unwind's ls-kstack (default: when it is
-   *  built and the targets are pids, not an executable to wait for). */
+  /** mmap events with whole user stacks from native/unwind's ls-kstack (default: when built). */
   mmapStacks?: boolean;
   /** Interns the stacks; pass the session's own so that ids do not collide (attach --kernel). */
   interner?: StackInterner;
@@ -113,12 +112,12 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       if (info) emit({ kind: 'process', pid: p, t: now(), ppid: info.ppid, command: info.command, exe: info.exe });
     }
   }
-  // mmap with stacks from ls-kstack when it can follow the targets (it knows pids, not exes)
+  // mmap with stacks from ls-kstack when it is built (it follows forks and execs of `exe` itself)
   const interner = o.interner ?? new StackInterner(o.sink);
   const modules = new ProcModules(o.modules === false ? { event() {} } : o.sink);
   let kstack: Kstack | undefined;
-  if ((o.mmapStacks ?? true) && exes.length === 0 && kstackAvailable()) {
-    const ks = startKstack(initial, (line) => {
+  if ((o.mmapStacks ?? true) && kstackAvailable()) {
+    const ks = startKstack(initial, exes[0], (line) => {
       const r = parseKstackLine(line);
       if (!r || r === 'ready') return;
       if ('lost' in r) {

@@ -25,7 +25,11 @@ test('a process that execs the executable is traced from its exec on', async (t)
   await run.exited;
   await trace.stop();
   assert.ok(events.some((e) => e.kind === 'exec' && e.pid === run.pid && e.exe === path), 'exec event');
-  assert.ok(events.some((e) => e.kind === 'mmap' && e.pid === run.pid && e.addr === run.steps.get('mmap') && e.size === 3 * MiB));
+  const m3 = events.find((e): e is Extract<Event, { kind: 'mmap' }> => e.kind === 'mmap' && e.pid === run.pid && e.addr === run.steps.get('mmap') && e.size === 3 * MiB);
+  assert.ok(m3, 'the 3 MiB mmap');
+  assert.ok(m3.stack > 0, 'with its stack (ls-kstack matched the exec in BPF)');
+  // from the exec on: the dynamic loader's first mappings (file-backed: flags without MAP_ANONYMOUS) are there
+  assert.ok(events.some((e) => e.kind === 'mmap' && e.pid === run.pid && (e.flags & 0x20) === 0), 'ld.so mappings');
   assert.ok(events.some((e) => e.kind === 'rss' && e.pid === run.pid));
   assert.ok(events.some((e) => e.kind === 'exit' && e.pid === run.pid && e.code === 3));
   // nothing of other processes

@@ -9,6 +9,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+#define EXE_MAX 256
+/* Processes that exec this path become targets (set by the loader; empty: none). */
+const volatile char exe_path[EXE_MAX] = {};
+const volatile __u32 exe_len = 0;
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, char[EXE_MAX]); } namebuf SEC(".maps");
+
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, __u8); } targets SEC(".maps");
 struct mmap_args { __u64 len, prot, flags; };
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 65536); __type(key, __u32); __type(value, struct mmap_args); } pending SEC(".maps");
@@ -110,10 +116,29 @@ int on_exit(struct trace_event_raw_sched_process_template *ctx) {
 }
 
 /* A target's new image: the loader drops what ls_unwind cached of the old one. */
+static __always_inline int is_wanted_exe(struct trace_event_raw_sched_process_exec *ctx) {
+  if (exe_len == 0 || exe_len >= EXE_MAX) return 0;
+  __u32 k = 0;
+  char *buf = bpf_map_lookup_elem(&namebuf, &k);
+  if (!buf) return 0;
+  unsigned off = ctx->__data_loc_filename & 0xFFFF;
+  long n = bpf_probe_read_kernel_str(buf, EXE_MAX, (void *)ctx + off);
+  if (n != (long)exe_len + 1) return 0;
+  for (int i = 0; i < EXE_MAX; i++) {
+    if (i >= exe_len) return 1;
+    if (buf[i] != exe_path[i]) return 0;
+  }
+  return 0;
+}
+
 SEC("tp/sched/sched_process_exec")
 int on_exec(struct trace_event_raw_sched_process_exec *ctx) {
   __u32 pid = bpf_get_current_pid_tgid() >> 32;
-  if (!bpf_map_lookup_elem(&targets, &pid)) return 0;
+  if (!bpf_map_lookup_elem(&targets, &pid)) {
+    if (!is_wanted_exe(ctx)) return 0;
+    __u8 one = 1;
+    bpf_map_update_elem(&targets, &pid, &one, BPF_ANY);
+  }
   struct ks_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) return 0;
   e->ts = bpf_ktime_get_ns();

@@ -1,5 +1,6 @@
 /* ls-kstack: the kernel side's mmap events with full user stacks (kstack.bpf.c + ls_unwind).
- *   ls-kstack PID...    prints READY once attached, then one line per event:
+ *   ls-kstack [--exe PATH] PID...   prints READY once attached, then one line per event
+ *   (processes that exec PATH become targets too):
  *   MS <ns> <pid> <tid> <addr> <len> <prot> <flags> <modpid> <parent> <pc,pc,...>
  *      pcs leaf first, hex; modpid: whose modules were used (the parent's for a forked child
  *      gone since); parent: the pid it was forked from while traced (0: unknown), whose
@@ -93,11 +94,20 @@ static int quiet(enum libbpf_print_level level, const char *fmt, va_list args) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) { fprintf(stderr, "ls-kstack: usage: ls-kstack PID...\n"); return 2; }
+  int first = 1;
+  const char *exe = NULL;
+  if (argc >= 3 && strcmp(argv[1], "--exe") == 0) { exe = argv[2]; first = 3; }
+  if (argc <= first && !exe) { fprintf(stderr, "ls-kstack: usage: ls-kstack [--exe PATH] PID...\n"); return 2; }
+  if (exe && (strlen(exe) == 0 || strlen(exe) >= sizeof(((struct kstack__rodata *)0)->exe_path))) { fprintf(stderr, "ls-kstack: --exe path too long\n"); return 2; }
   libbpf_set_print(quiet);
-  struct kstack *skel = kstack__open_and_load();
-  if (!skel) { fprintf(stderr, "ls-kstack: cannot load the BPF program (%s)\n", strerror(errno)); return 1; }
-  for (int i = 1; i < argc; i++) {
+  struct kstack *skel = kstack__open();
+  if (!skel) { fprintf(stderr, "ls-kstack: cannot open the BPF program (%s)\n", strerror(errno)); return 1; }
+  if (exe) {
+    memcpy((char *)skel->rodata->exe_path, exe, strlen(exe) + 1);
+    skel->rodata->exe_len = (__u32)strlen(exe);
+  }
+  if (kstack__load(skel)) { fprintf(stderr, "ls-kstack: cannot load the BPF program (%s)\n", strerror(errno)); return 1; }
+  for (int i = first; i < argc; i++) {
     char *end;
     long pid = strtol(argv[i], &end, 10);
     if (*end || pid <= 0 || pid > 0x7fffffff) { fprintf(stderr, "ls-kstack: not a pid: %s\n", argv[i]); return 2; }
