@@ -235,8 +235,22 @@ export class AttachSession {
     }
   }
 
+  /** Interned stacks by their pcs, per process: most events repeat a few call paths. */
+  private readonly stackCache = new Map<string, number>();
+
   private stack(proc: Proc | undefined, pid: number, pcs: number[]): number {
     if (pcs.length === 0) return 0;
+    const key = `${pid}:${pcs.join(',')}`;
+    const hit = this.stackCache.get(key);
+    if (hit !== undefined) return hit;
+    const id = this.internStack(proc, pid, pcs);
+    if (this.stackCache.size > 200000) this.stackCache.clear();
+    // a stack cut short by an unknown module is not cached: the next miss re-reads the maps
+    if (id !== 0) this.stackCache.set(key, id);
+    return id;
+  }
+
+  private internStack(proc: Proc | undefined, pid: number, pcs: number[]): number {
     const frames: Frame[] = [];
     for (const pc of pcs) {
       let mod = proc?.modules.moduleOf(pc);

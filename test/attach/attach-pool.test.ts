@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { readTrace } from '../../src/trace/reader.js';
 import type { Event } from '../../src/model/events.js';
+import type { PoolReport } from '../../src/analyses/result.js';
 import { buildProgram, parseReport, root, runAttach, startReady, stop, tempDir } from './helpers.js';
 
 const dir = tempDir('att-pool');
@@ -29,15 +30,16 @@ test('user pool profile: the leaking pools are live, named by their creator, ver
     assert.ok(leaky && request, `pool classes: ${p.poolClasses.map((c) => c.name).join(', ')}`);
     assert.equal(leaky.verdict.verdict, 'leak');
     assert.equal(leaky.destroyed, 0);
-    assert.equal(leaky.live, leaky.created);
+    assert.equal(leaky.live, leaky.created, `leaky class: live ${leaky.live}, created ${leaky.created}`);
     // 3 s at one leak per 10 iterations of >= 5 ms: at most ~60, and surely more than 10
     assert.ok(leaky.created > 10 && leaky.created <= 65, `leaky pools: ${leaky.created}`);
     assert.equal(request.created, request.destroyed, 'every request pool created while traced was destroyed');
     assert.notEqual(request.verdict.verdict, 'leak');
     assert.ok(request.created >= 9 * leaky.created, `request ${request.created} vs leaky ${leaky.created}`);
     // every leaked pool was created by leaky_handler (CFI unwinding through -fomit-frame-pointer code)
-    const leakedPools = p.pools.flatMap((x) => [x, ...x.children]).filter((x) => x.tag === 'leaky');
-    assert.equal(leakedPools.length, leaky.live);
+    const all = (list: PoolReport[]): PoolReport[] => list.flatMap((x) => [x, ...all(x.children)]);
+    const leakedPools = all(p.pools).filter((x) => x.tag === 'leaky');
+    assert.equal(leakedPools.length, leaky.live, `live pools tagged leaky: ${leakedPools.length}, class live ${leaky.live}; roots ${p.pools.map((x) => `${x.pool}/${x.parent}/${x.tag}/${x.children.length}`).join(' ')}`);
     for (const lp of leakedPools) {
       assert.match(lp.createSite, /^leaky_handler\b/);
       assert.ok(lp.createStack.some((f) => f.fn === 'main'), 'the stack goes on past the caller');

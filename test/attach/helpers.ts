@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { AnalysisResult } from '../../src/analyses/result.js';
 
 export const root = new URL('../..', import.meta.url).pathname;
-export const CLI = join(root, 'test/attach/cli-attach-only.ts');
+export const CLI = join(root, 'src/cli/main.ts');
 
 export function tempDir(tag: string): string {
   return mkdtempSync(join(tmpdir(), `leakscope-${tag}-`));

@@ -214,7 +214,7 @@ async function attach(o: AttachCliOptions): Promise<void> {
   try {
     if (o.output) process.stderr.write(`leakscope: trace written to ${o.output} (${stats.calls} calls from ${stats.processes} processes)\n`);
     if (!o.report) return;
-    await renderReport(tracePath, { format: o.format as 'text' | 'json', top, warnings, keep: o.output !== undefined });
+    await renderReport(tracePath, { format: o.format as 'text' | 'json', top, warnings });
   } finally {
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
   }
