@@ -49,7 +49,7 @@ const OP_DRAIN = 0x80;
 /** Below this many GC cycles in the traced time, growth says little about Lua leaks. */
 export const MIN_GC_CYCLES = 3;
 export const SETTLED_NOTE =
-  'LuaJIT frees garbage lazily (incremental GC); after the traced time one full GC cycle ran in each process (new allocations no longer recorded, frees still), so what is outstanding at the end was reachable. Only growth across several GC cycles is a leak.';
+  'LuaJIT frees garbage lazily (incremental GC); after the traced time one full GC cycle ran in each allocating process (blocks made meanwhile not counted, frees of older ones recorded), so what is outstanding at the end was reachable. Only growth across several GC cycles is a leak.';
 
 interface TracerMessage {
   event: string;
@@ -91,6 +91,8 @@ function procInfo(pid: number): { ppid: number; command: string; exe: string } {
 /** Converts tracer records to model events (usable on its own, e.g. in tests). */
 export class LuajitEventConverter {
   private readonly interner: StackInterner;
+  /** Per pid: allocations counted. */
+  readonly allocs = new Map<number, number>();
   /** Per pid: blocks made while settling and still live (not counted). */
   private readonly drain = new Map<number, Set<number>>();
   /** Tracer stack id -> model stack id. */
@@ -131,6 +133,7 @@ export class LuajitEventConverter {
       if (this.drain.get(e.pid)?.delete(e.ptr)) return;
       this.emit({ kind: 'free', pid: e.pid, t, tid: e.tid, addr: e.ptr });
     } else if (op === LjOp.Alloc) {
+      this.allocs.set(e.pid, (this.allocs.get(e.pid) ?? 0) + 1);
       this.emit({ kind: 'alloc', pid: e.pid, t, tid: e.tid, addr: e.ret, size: e.nsize, stack: this.stacks.get(e.stack) ?? 0 });
     } else if (op === LjOp.Realloc) {
       this.emit({ kind: 'realloc', pid: e.pid, t, tid: e.tid, oldAddr: e.ptr, addr: e.ret, size: e.nsize, stack: this.stacks.get(e.stack) ?? 0 });
@@ -206,7 +209,8 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     else if (m.event === 'started') startedTargets = (m as { targets?: number }).targets ?? 0;
     else if (m.event === 'gc' && m.pid) {
       const n = (m as { cycles?: number }).cycles ?? 0;
-      if (n < MIN_GC_CYCLES) {
+      if (!conv.allocs.get(m.pid)) warnings.push(`pid ${m.pid}: its Lua VM allocated nothing while traced`);
+      else if (n < MIN_GC_CYCLES) {
         warnings.push(`pid ${m.pid}: only ${n} full GC cycle(s) seen while traced: too few to tell a growing Lua heap from garbage not yet collected; trace longer or under more load`);
       } else warnings.push(`pid ${m.pid}: at least ${n} full GC cycles while traced`);
     }

@@ -42,7 +42,8 @@ test('the leaking Lua line is the top growing site with verdict leak; the garbag
   const out = join(dir, 'nginx-lua.lstrace');
   // Traced for 10 s, then settled: one more full GC cycle with new allocations unrecorded.
   let tracing = true;
-  const traced = attachLuajit({ pids: server.workers, durationMs: 10_000, out, settleMs: 10_000 }).finally(() => {
+  // The master too, as `attach` passes it: its Lua VM (inherited by the workers) stays idle.
+  const traced = attachLuajit({ pids: [server.master, ...server.workers], durationMs: 10_000, out, settleMs: 10_000 }).finally(() => {
     tracing = false;
   });
   // Steady load all along: several GC cycles collect the garbage, the table keeps growing.
@@ -54,7 +55,9 @@ test('the leaking Lua line is the top growing site with verdict leak; the garbag
   const res = await traced;
   assert.ok(res.events > 10_000, `only ${res.events} events`);
   assert.equal(res.lost, 0);
-  assert.ok(res.warnings.some((w) => /full GC cycle ran in each process/.test(w)), res.warnings.join('\n'));
+  assert.ok(res.warnings.some((w) => /full GC cycle ran in each allocating process/.test(w)), res.warnings.join('\n'));
+  assert.ok(res.warnings.includes(`pid ${server.master}: its Lua VM allocated nothing while traced`), res.warnings.join('\n'));
+  assert.ok(!res.warnings.some((w) => /no full GC cycle ran/.test(w)), res.warnings.join('\n'));
   // Enough GC cycles in the busiest worker for growth to mean something.
   assert.ok(res.warnings.some((w) => /at least \d+ full GC cycles while traced/.test(w)), res.warnings.join('\n'));
 
@@ -73,12 +76,14 @@ test('the leaking Lua line is the top growing site with verdict leak; the garbag
 
   const garbage = p.sites.filter((s) => s.stack[0]?.file.endsWith('leaky.lua') && s.stack[0]?.line === GARBAGE_LINE);
   assert.ok(garbage.length > 0, 'the garbage line was never seen');
-  for (const g of garbage) {
-    assert.notEqual(g.verdict?.verdict, 'leak', `garbage site ${g.label}: ${g.verdict?.explanation}`);
-    // Collected once settled: (almost) nothing of it is outstanding, far below the leak.
-    assert.ok(g.count <= g.allocatedCount / 100, `garbage outstanding ${g.count} of ${g.allocatedCount}`);
-    assert.ok(g.bytes < top.bytes / 10, `garbage outstanding ${g.bytes} B vs leak ${top.bytes} B`);
-  }
+  for (const g of garbage) assert.notEqual(g.verdict?.verdict, 'leak', `garbage site ${g.label}: ${g.verdict?.explanation}`);
+  // Collected once settled: (almost) nothing of it is outstanding (a few tables of the
+  // requests running at the end may still be reachable), far below the leak.
+  const gOut = garbage.reduce((a, g) => a + g.count, 0);
+  const gAll = garbage.reduce((a, g) => a + g.allocatedCount, 0);
+  const gBytes = garbage.reduce((a, g) => a + g.bytes, 0);
+  assert.ok(gOut <= gAll / 100 + 10, `garbage outstanding ${gOut} of ${gAll}`);
+  assert.ok(gBytes < top.bytes / 10, `garbage outstanding ${gBytes} B vs leak ${top.bytes} B`);
   // The stream is consistent: settling does not turn into double frees (a few may come from
   // blocks allocated before the worker was discovered and freed later).
   assert.ok(p.anomalies.doubleFree <= p.allocated.frees / 1000 + 20, `${p.anomalies.doubleFree} double frees of ${p.allocated.frees}`);

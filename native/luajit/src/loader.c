@@ -53,6 +53,7 @@ struct target {
   int settle;                     /* 0 wait for GC pause, 1 wait for a cycle to start, 2 for it to end, 3 done */
   int gcstate;                    /* last gc.state seen (-1 unknown) */
   unsigned gccycles;              /* GC cycles seen ending while traced (polled: a lower bound) */
+  unsigned long long nalloc;      /* allocations and reallocations recorded */
 };
 
 static struct target T[MAX_PIDS];
@@ -402,6 +403,11 @@ static int on_record(void *ctx, void *data, size_t size) {
       find_trace_array(t, (unsigned)e->vmstate);
     }
   }
+  if (e->op != LJ_OP_FREE) {
+    static struct target *last;
+    if (!last || last->pid != (int)e->pid) last = target_of((int)e->pid);
+    if (last) last->nalloc++;
+  }
   struct lj_rec_event r;
   memset(&r, 0, sizeof r);
   r.kind = LJ_REC_EVENT;
@@ -441,7 +447,8 @@ static void settle(long max_ms) {
   int fd = bpf_map__fd(skel->maps.draining);
   for (int i = 0; i < nT; i++) {
     uint32_t k = (uint32_t)T[i].pid, v = 1;
-    if (T[i].found == 1 && !T[i].gone) bpf_map_update_elem(fd, &k, &v, BPF_ANY);
+    /* A process whose Lua VM allocated nothing (an idle nginx master) has nothing to settle. */
+    if (T[i].found == 1 && !T[i].gone && T[i].nalloc > 0) bpf_map_update_elem(fd, &k, &v, BPF_ANY);
     else T[i].settle = 3;
   }
   unsigned long long start = now_ms();
