@@ -68,16 +68,11 @@ test('a worker killed while traced: its events are kept, an exit and a warning',
   const out = join(dir, 'exit.lstrace');
   const victim = server.workers[0]!;
   let done = false;
-  const traced = attachLuajit({ pids: server.workers, durationMs: 4000, out, settleMs: 0 }).finally(() => (done = true));
-  let killed = false;
-  const start = Date.now();
-  await load(() => {
-    if (!killed && Date.now() - start > 1500) {
-      process.kill(victim, 'SIGKILL'); // a worker of the master this test started
-      killed = true;
-    }
-    return done;
-  }, 'x');
+  const traced = attachLuajit({ pids: server.workers, durationMs: 5000, out, settleMs: 0 }).finally(() => (done = true));
+  // A worker of the master this test started, killed while the trace runs.
+  const killer = setTimeout(() => process.kill(victim, 'SIGKILL'), 2000);
+  await load(() => done, 'x');
+  clearTimeout(killer);
   const res = await traced;
   assert.ok(res.warnings.some((w) => w.includes(`pid ${victim} exited`)), res.warnings.join('\n'));
   const { events } = await readAll(out);
