@@ -131,11 +131,15 @@ describe('leakscope run', () => {
     const exe = compile(dir, 'rec-fork');
     const { run, result } = runJson(join(dir, 'fork.lstrace'), [exe]);
     assert.equal(run.status, 0, run.stderr);
-    assert.equal(result.processes.length, 2);
+    assert.equal(result.processes.length, 3);
+    const quick = processWith(result, 'quick_leak');
+    assert.equal(quick.length, 1, 'a child leaving with _exit() is written out too');
+    assert.equal(quick[0]!.exitCode, 9);
+    assert.equal(sitesWith(quick[0]!, 'quick_leak')[0]!.bytes, 5 * 64);
     const child = processWith(result, 'child_leak');
     assert.equal(child.length, 1);
     const c = child[0]!;
-    const parent = result.processes.find((p) => p.pid !== c.pid)!;
+    const parent = result.processes.find((p) => p.pid !== c.pid && p.pid !== quick[0]!.pid)!;
     assert.equal(c.ppid, parent.pid);
     assert.equal(c.exitCode, 7);
     const s = sitesWith(c, 'child_leak');

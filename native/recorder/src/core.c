@@ -5,6 +5,7 @@
 // chunk with one write() on an O_APPEND descriptor, so chunks of threads and of forked processes
 // interleave in one file without a lock. A timer thread flushes every buffer at least every
 // 500 ms, so a process that dies without warning (OOM kill) loses at most about a second.
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -587,6 +588,7 @@ static void fork_child(void) {
     if (b) {
       lk_ev(b, R_FORK, lk_now());
       lk_var(b, parent);
+      lk_flush_buf(b);  // at once: a child may live shorter than a timer period
       lk_end(b);
     }
   }
@@ -602,6 +604,22 @@ static void on_exit_code(int code, void *arg) {
   finish(code, 100);
   lk_ts.guard--;
 }
+
+// _exit skips on_exit handlers and destructors (forked children often leave this way).
+LK_EXPORT void _exit(int code) {
+  static void (*r_exit)(int);
+  if (lk_state == 2 && !lk_ts.guard) {
+    lk_ts.guard++;
+    finish(code, 100);
+    lk_ts.guard--;
+  }
+  if (!r_exit) r_exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
+  if (r_exit) r_exit(code);
+  syscall(SYS_exit_group, code);
+  __builtin_unreachable();
+}
+
+LK_EXPORT void _Exit(int code) { _exit(code); }
 
 __attribute__((destructor)) static void lk_fini(void) {
   if (lk_state != 2) return;
