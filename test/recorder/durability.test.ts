@@ -91,6 +91,23 @@ describe('recorder durability', () => {
     }
   });
 
+  it('forks while other threads allocate: no hang, every child recorded', async () => {
+    const exe = compile(dir, 'rec-forkstress', ['-pthread']);
+    const trace = join(dir, 'forkstress.lstrace');
+    const started = Date.now();
+    const run = leakscope(['run', '--no-summary', '-o', trace, '--', exe], { timeout: 50_000 });
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(Date.now() - started < 45_000);
+    const { events, warnings } = await traceEvents(trace);
+    assert.deepEqual(warnings, []);
+    const forks = events.filter((e) => e.kind === 'fork');
+    assert.equal(forks.length, 100);
+    const children = new Set(forks.map((f) => f.pid));
+    const leaks = events.filter((e) => e.kind === 'alloc' && e.size === 48 && children.has(e.pid));
+    assert.equal(leaks.length, 100);
+    assert.equal(events.filter((e) => e.kind === 'exit' && children.has(e.pid)).length, 100);
+  });
+
   it('survives a program that closes every descriptor it did not open', () => {
     const exe = compile(dir, 'rec-closeall');
     const { run, result } = runJson(join(dir, 'closeall.lstrace'), [exe]);
