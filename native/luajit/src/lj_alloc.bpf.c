@@ -25,7 +25,7 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key,
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u32); } draining SEC(".maps");
 struct stackbuf { __u64 w[LJ_STACK_WORDS]; };
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct stackbuf); } stackscratch SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 32 << 20); } rb SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 64 << 20); } rb SEC(".maps");
 
 static __always_inline void lost(void) {
   __u32 k = 0;
@@ -46,7 +46,7 @@ static __always_inline void submit(struct lj_event *e) {
   if (size > sizeof(*e)) size = sizeof(*e);
   /* A wakeup per record costs an inter-processor interrupt (a VM exit under virtualization):
    * the loader polls on a short timer instead, and is woken only when the buffer fills up. */
-  __u64 flags = bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) > (8 << 20) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  __u64 flags = bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) > (16 << 20) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
   if (bpf_ringbuf_output(&rb, e, size, flags)) lost();
 }
 

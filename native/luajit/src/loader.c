@@ -521,6 +521,9 @@ int main(int argc, char **argv) {
   stack_id = calloc(STACK_SLOTS, sizeof *stack_id);
   if (!stack_hash || !stack_id) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"out of memory\"}\n"); return 1; }
   out = stdout;
+  /* Slack for when the reader is slow for a moment (a busy machine): a bigger pipe, then the
+   * ring buffer, before anything is lost. */
+  fcntl(1, F_SETPIPE_SZ, 4 << 20);
   static char obuf[1 << 20];
   setvbuf(out, obuf, _IOFBF, sizeof obuf);
   signal(SIGINT, on_signal);
