@@ -12,7 +12,7 @@ const child = await startProgram(prog);
 try {
   // gdb holds the process at unw_leaf while ls-unwind-test measures (its timings go to stderr).
   const run = (extra: string) =>
-    spawnSync('gdb', ['-batch', '-nx', '-iex', 'set debuginfod enabled off', '-p', String(child.pid), '-ex', 'break *unw_leaf', '-ex', 'continue',
+    spawnSync('gdb', ['-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set debug-file-directory /nonexistent', '-p', String(child.pid), '-ex', 'break *unw_leaf', '-ex', 'continue',
       '-ex', `eval "shell ${unwindTool} mem %d 0x%lx 0x%lx 0x%lx ${extra} 2>&1", ${child.pid}, $pc, $sp, $rbp`], { cwd: root }).stdout.toString();
   const parse = (s: string) => {
     const m = /us_per_unwind ([\d.]+) cold_us ([\d.]+) frames (\d+)/.exec(s);

@@ -64,7 +64,9 @@ export function startProgram(path: string, args: string[] = []): Promise<ChildPr
  */
 export function gdbSideBySide(pid: number, opts: { breakpoint?: string; lens?: number[]; timeoutMs?: number }): Promise<string> {
   const lens = opts.lens ?? [32768];
-  const args = ['-batch', '-nx', '-iex', 'set debuginfod enabled off', '-p', String(pid)];
+  // No separate debug files (libc6-dbg): gdb then unwinds with the binaries' own .eh_frame and
+  // symbols like we do, and attaches in a fraction of the time (it matters on a loaded machine).
+  const args = ['-batch', '-nx', '-iex', 'set debuginfod enabled off', '-iex', 'set debug-file-directory /nonexistent', '-p', String(pid)];
   if (opts.breakpoint) args.push('-ex', `break ${opts.breakpoint}`, '-ex', 'continue');
   for (const len of lens) {
     args.push('-ex', `echo LSUNWIND ${len}\\n`);
@@ -76,7 +78,7 @@ export function gdbSideBySide(pid: number, opts: { breakpoint?: string; lens?: n
     let out = '';
     gdb.stdout.on('data', (d: Buffer) => (out += d.toString()));
     gdb.stderr.on('data', (d: Buffer) => (out += d.toString()));
-    const timer = setTimeout(() => gdb.kill('SIGKILL'), opts.timeoutMs ?? 30000);
+    const timer = setTimeout(() => gdb.kill('SIGKILL'), opts.timeoutMs ?? 45000);
     gdb.once('error', reject);
     gdb.once('close', () => {
       clearTimeout(timer);

@@ -58,7 +58,8 @@ test('a thread blocked in a system call unwinds from inside libc to main, like g
     const ours = parseOurs(execFileSync(unwindTool, ['ptrace', String(child.pid)]).toString());
     const out = await gdbSideBySide(child.pid!, {});
     const gdb = parseGdb(out);
-    const again = parseOursByLen(out).get(32768)!;
+    const again = parseOursByLen(out).get(32768);
+    assert.ok(again, `gdb did not run the driver:\n${out}`);
     assert.deepEqual(again.slice(0, gdb.length).map((f) => f.pc), gdb.map((f) => f.pc), out);
     assert.equal(gdb.at(-1)!.name, 'main');
     if (ours[0]!.pc !== again[0]!.pc && attempt < 5) continue;
