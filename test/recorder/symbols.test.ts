@@ -1,11 +1,14 @@
 // Symbolization after the run (src/symbols/): inlined frames spliced into stacks, and the fast
 // definition scan agreeing with the full trace reader, on intact and damaged files.
 import { strict as assert } from 'node:assert';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Event } from '../../src/model/events.js';
+import { SymbolTables } from '../../src/model/stacks.js';
 import { scanDefinitions } from '../../src/symbols/scan.js';
+import { symbolizeTrace } from '../../src/symbols/symbolize.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { buildRecorder, compile, root, runJson, sitesWith, workDir } from './harness.js';
 
@@ -39,6 +42,40 @@ describe('symbols', () => {
     assert.equal(s[0]!.stack[i]!.inlined, true);
     assert.equal(s[0]!.stack[i + 1]!.inlined, false);
     assert.ok(fns.includes('main'));
+  });
+
+  it('llvm-symbolizer and addr2line give the same frames (inlined ones included)', async () => {
+    const exe = compile(dir, 'rec-inline');
+    const raw = join(dir, 'raw.lstrace');
+    execFileSync(exe, [], { env: { ...process.env, LD_PRELOAD: join(root, 'native', 'recorder', 'build', 'libleakscope.so'), LEAKSCOPE_TRACE: raw } });
+    const stacks = async (tool: 'llvm-symbolizer' | 'addr2line'): Promise<string[]> => {
+      const copy = join(dir, `${tool}.lstrace`);
+      copyFileSync(raw, copy);
+      const stats = await symbolizeTrace(copy, { tool });
+      assert.ok(stats.resolved > 0 && stats.resolved <= stats.frames, JSON.stringify(stats));
+      const tables = new SymbolTables();
+      const out: string[] = [];
+      const events: Event[] = [];
+      await readTrace(copy, { event: (e: Event) => events.push(e) });
+      for (const e of events) {
+        if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+        else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+      }
+      for (const e of events) {
+        // The program's own frames (libc has no debug info here: the two tools name its
+        // aliases differently).
+        if (e.kind === 'alloc' && e.size === 64) {
+          out.push(tables.scope(e.pid).stackFrames(e.stack).filter((f) => f.module === exe)
+            .map((f) => `${f.fn}@${f.file.split('/').pop()}:${f.line}${f.inlined ? '(i)' : ''}`).join(' < '));
+        }
+      }
+      return out;
+    };
+    const llvm = await stacks('llvm-symbolizer');
+    const binutils = await stacks('addr2line');
+    assert.equal(llvm.length, 25);
+    assert.match(llvm[0]!, /^inlined_leaf@rec-inline\.c:\d+\(i\) < outer_caller@rec-inline\.c:\d+ < main@rec-inline\.c:\d+ < _start@/);
+    assert.deepEqual(binutils, llvm);
   });
 
   it('the definition scan yields exactly what the reader does', async () => {
