@@ -25,7 +25,13 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key,
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u32); } draining SEC(".maps");
 struct stackbuf { __u64 w[LJ_STACK_WORDS]; };
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct stackbuf); } stackscratch SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, 64 << 20); } rb SEC(".maps");
+/* One ring buffer per process slot (pid % 4): workers on different CPUs do not contend for
+ * one buffer's lock and cache lines; a process's records stay in order in its buffer. */
+#define RB_SIZE (16 << 20)
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb0 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb1 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb2 SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb3 SEC(".maps");
 
 static __always_inline void lost(void) {
   __u32 k = 0;
@@ -45,9 +51,16 @@ static __always_inline void submit(struct lj_event *e) {
   __u64 size = LJ_EVENT_HDR + (__u64)n * sizeof(struct lj_frame);
   if (size > sizeof(*e)) size = sizeof(*e);
   /* A wakeup per record costs an inter-processor interrupt (a VM exit under virtualization):
-   * the loader polls on a short timer instead, and is woken only when the buffer fills up. */
-  __u64 flags = bpf_ringbuf_query(&rb, BPF_RB_AVAIL_DATA) > (16 << 20) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-  if (bpf_ringbuf_output(&rb, e, size, flags)) lost();
+   * the loader polls on a short timer instead, and is woken only when a buffer fills up. */
+  void *rb;
+  switch (e->pid & 3) {
+  case 0: rb = &rb0; break;
+  case 1: rb = &rb1; break;
+  case 2: rb = &rb2; break;
+  default: rb = &rb3; break;
+  }
+  __u64 flags = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) > (RB_SIZE / 4) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  if (bpf_ringbuf_output(rb, e, size, flags)) lost();
 }
 
 SEC("uprobe")

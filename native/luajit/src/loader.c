@@ -552,7 +552,13 @@ int main(int argc, char **argv) {
   }
   fprintf(stderr, "{\"event\":\"started\",\"targets\":%d}\n", live);
   fflush(stderr);
-  struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.rb), on_record, NULL, NULL);
+  struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.rb0), on_record, NULL, NULL);
+  if (rb && (ring_buffer__add(rb, bpf_map__fd(skel->maps.rb1), on_record, NULL) ||
+             ring_buffer__add(rb, bpf_map__fd(skel->maps.rb2), on_record, NULL) ||
+             ring_buffer__add(rb, bpf_map__fd(skel->maps.rb3), on_record, NULL))) {
+    ring_buffer__free(rb);
+    rb = NULL;
+  }
   if (!rb) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot open the ring buffer\"}\n"); return 1; }
   the_rb = rb;
   unsigned long long start = now_ms(), lastcheck = start;
