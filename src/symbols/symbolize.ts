@@ -84,9 +84,10 @@ export async function symbolizeCollected(c: SymbolCollector, opts: SymbolizeOpti
     return { events: [], stats };
   }
 
-  // Resolve, one symbolizer process per file.
+  // Resolve, one symbolizer process per file, a few at a time.
   const chains = new Map<Scope, Map<number, Frame[]>>();
-  for (const [path, refs] of perFile) {
+  const files = [...perFile];
+  const resolveFile = async ([path, refs]: [string, FrameRef[]]): Promise<void> => {
     stats.modules++;
     const unique = [...new Set(refs.map((r) => r.vaddr))];
     let locs: Location[][];
@@ -94,7 +95,7 @@ export async function symbolizeCollected(c: SymbolCollector, opts: SymbolizeOpti
       locs = await resolveAddresses(path, unique, tool!);
     } catch (err) {
       warn(`${path}: symbolizer failed (${(err as Error).message})`);
-      continue;
+      return;
     }
     const byVaddr = new Map<number, Location[]>();
     unique.forEach((v, i) => byVaddr.set(v, locs[i]!));
@@ -107,7 +108,11 @@ export async function symbolizeCollected(c: SymbolCollector, opts: SymbolizeOpti
       if (!m) chains.set(r.scope, (m = new Map()));
       m.set(r.id, frames);
     }
-  }
+  };
+  const workers = Array.from({ length: Math.min(4, files.length) }, async () => {
+    for (let f = files.shift(); f; f = files.shift()) await resolveFile(f);
+  });
+  await Promise.all(workers);
 
   // Emit: redefine each frame as its innermost location; give inlined callers new frames, and
   // splice them into every stack node that uses such a frame.
