@@ -2,7 +2,7 @@
 // site and per-pool-class aggregates, bounded time series. It never throws on odd input: what
 // does not add up (free of an unknown address, destroy of an unknown pool...) is counted.
 
-import type { Clock, Event, EventSink, TraceMeta } from '../model/events.js';
+import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
 import type { Anomalies } from '../analyses/result.js';
 import { LiveTable } from './live-table.js';
@@ -23,7 +23,7 @@ const POOL_SERIES_AFTER = 8;
 /** Shared by every pool without children (most of them): never added to (see makePool). */
 const NO_CHILDREN: Set<PoolState> = new Set();
 
-export class Engine implements EventSink {
+export class Engine implements FastEventSink {
   private readonly procs = new Map<number, ProcState>();
   private readonly order: ProcState[] = [];
   private readonly symbols = new SymbolTables();
@@ -54,66 +54,22 @@ export class Engine implements EventSink {
     // Events come in a dozen shapes: only `kind` is read before the switch, so that every other
     // field is read where a single shape reaches (monomorphic, fast) — see tick().
     switch (e.kind) {
-      case 'alloc': {
-        const t = this.tick(e.t);
-        const p = this.proc(e.pid, t);
-        this.heapAlloc(p, e.addr, e.size, e.stack, t);
-        this.afterHeap(p, t);
-        return;
-      }
-      case 'free': {
-        const t = this.tick(e.t);
-        if (e.addr === 0) return;
-        const p = this.proc(e.pid, t);
-        this.heapFree(p, e.addr, t);
-        this.afterHeap(p, t);
-        return;
-      }
-      case 'realloc': {
-        const t = this.tick(e.t);
-        const p = this.proc(e.pid, t);
-        if (e.oldAddr === 0) {
-          if (e.addr !== 0) this.heapAlloc(p, e.addr, e.size, e.stack, t);
-        } else if (e.addr === 0 && e.size === 0) {
-          this.heapFree(p, e.oldAddr, t);
-        } else if (e.addr === 0) {
-          // realloc failed: the old block stays.
-        } else {
-          const i = p.heap.find(e.oldAddr);
-          if (i < 0) {
-            if (p.forked) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
-            else p.anomalies.unknownRealloc++;
-          } else this.heapRemove(p, i, t);
-          this.heapAlloc(p, e.addr, e.size, e.stack, t);
-        }
-        this.afterHeap(p, t);
-        return;
-      }
-      case 'pool-alloc': {
-        const t = this.tick(e.t);
-        const p = this.proc(e.pid, t);
-        this.poolAlloc(p, this.poolOrImplicit(p, e.pool, t), e.size, e.addr, e.stack, t);
-        return;
-      }
+      case 'alloc':
+        return this.alloc(e.pid, e.tid, e.t, e.addr, e.size, e.stack);
+      case 'free':
+        return this.free(e.pid, e.tid, e.t, e.addr);
+      case 'realloc':
+        return this.realloc(e.pid, e.tid, e.t, e.oldAddr, e.addr, e.size, e.stack);
+      case 'pool-alloc':
+        return this.poolAlloc(e.pid, e.tid, e.t, e.pool, e.size, e.addr, e.stack);
       case 'pool-free': {
         const t = this.tick(e.t);
         return this.poolFree(this.proc(e.pid, t), e.pool, e.addr, t);
       }
-      case 'pool-create': {
-        const t = this.tick(e.t);
-        return this.poolCreate(this.proc(e.pid, t), e.pool, e.parent, e.poolKind, e.tag, e.stack, t);
-      }
-      case 'pool-destroy': {
-        const t = this.tick(e.t);
-        const p = this.proc(e.pid, t);
-        const pool = p.pools.get(e.pool);
-        if (!pool) this.unknownPool(p, 'destroy');
-        else {
-          this.destroyPool(p, pool, t);
-          this.afterPools(p, t);
-        }
-        return;
-      }
+      case 'pool-create':
+        return this.poolCreate(e.pid, e.tid, e.t, e.pool, e.parent, e.poolKind, e.tag, e.stack);
+      case 'pool-destroy':
+        return this.poolDestroy(e.pid, e.t, e.pool, e.stack);
       case 'pool-clear': {
         const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
@@ -268,6 +224,65 @@ export class Engine implements EventSink {
     }
   }
 
+  // --- the fast path (FastEventSink): the commonest events without an Event object -----------
+
+  alloc(pid: number, _tid: number, rawT: number, addr: number, size: number, stack: number): void {
+    const t = this.tick(rawT);
+    const p = this.proc(pid, t);
+    this.heapAlloc(p, addr, size, stack, t);
+    this.afterHeap(p, t);
+  }
+
+  free(pid: number, _tid: number, rawT: number, addr: number): void {
+    const t = this.tick(rawT);
+    if (addr === 0) return;
+    const p = this.proc(pid, t);
+    this.heapFree(p, addr, t);
+    this.afterHeap(p, t);
+  }
+
+  realloc(pid: number, _tid: number, rawT: number, oldAddr: number, addr: number, size: number, stack: number): void {
+    const t = this.tick(rawT);
+    const p = this.proc(pid, t);
+    if (oldAddr === 0) {
+      if (addr !== 0) this.heapAlloc(p, addr, size, stack, t);
+    } else if (addr === 0 && size === 0) {
+      this.heapFree(p, oldAddr, t);
+    } else if (addr === 0) {
+      // realloc failed: the old block stays.
+    } else {
+      const i = p.heap.find(oldAddr);
+      if (i < 0) {
+        if (p.forked) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
+        else p.anomalies.unknownRealloc++;
+      } else this.heapRemove(p, i, t);
+      this.heapAlloc(p, addr, size, stack, t);
+    }
+    this.afterHeap(p, t);
+  }
+
+  poolAlloc(pid: number, _tid: number, rawT: number, pool: number, size: number, addr: number, stack: number): void {
+    const t = this.tick(rawT);
+    const p = this.proc(pid, t);
+    this.allocInPool(p, this.poolOrImplicit(p, pool, t), size, addr, stack, t);
+  }
+
+  poolCreate(pid: number, _tid: number, rawT: number, pool: number, parent: number, poolKind: string, tag: string, stack: number): void {
+    const t = this.tick(rawT);
+    this.createPool(this.proc(pid, t), pool, parent, poolKind, tag, stack, t);
+  }
+
+  poolDestroy(pid: number, rawT: number, addr: number, _stack: number): void {
+    const t = this.tick(rawT);
+    const p = this.proc(pid, t);
+    const pool = p.pools.get(addr);
+    if (!pool) this.unknownPool(p, 'destroy');
+    else {
+      this.destroyPool(p, pool, t);
+      this.afterPools(p, t);
+    }
+  }
+
   /** Counts an event and returns its time in the engine's clock. */
   private tick(raw: number): number {
     this.events++;
@@ -405,7 +420,7 @@ export class Engine implements EventSink {
     return this.makePool(p, addr, undefined, '', '', 0, t, true);
   }
 
-  private poolCreate(p: ProcState, addr: number, parentAddr: number, kind: string, tag: string, stack: number, t: number): void {
+  private createPool(p: ProcState, addr: number, parentAddr: number, kind: string, tag: string, stack: number, t: number): void {
     const old = p.pools.get(addr);
     // Same address again without a destroy we saw: the old pool is gone.
     if (old) this.destroyPool(p, old, t);
@@ -488,7 +503,7 @@ export class Engine implements EventSink {
     }
   }
 
-  private poolAlloc(p: ProcState, pool: PoolState, size: number, addr: number, stack: number, t: number): void {
+  private allocInPool(p: ProcState, pool: PoolState, size: number, addr: number, stack: number, t: number): void {
     const site = p.sites.of(stack, true);
     const w = this.weight(size);
     const bytes = w * size;

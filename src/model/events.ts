@@ -125,6 +125,30 @@ export interface EventSink {
   event(e: Event): void;
 }
 
+/**
+ * Optional fast path for the commonest events: a sink that also has these methods (the engine)
+ * is called with the fields directly, without an Event object per record, by the readers that
+ * know of it (`readTrace`, the heaptrack source). Each call must do exactly what `event()` does
+ * with the equivalent event. Every other sink keeps receiving `event()` only.
+ */
+export interface FastEventSink extends EventSink {
+  alloc(pid: number, tid: number, t: number, addr: number, size: number, stack: number): void;
+  free(pid: number, tid: number, t: number, addr: number): void;
+  realloc(pid: number, tid: number, t: number, oldAddr: number, addr: number, size: number, stack: number): void;
+  poolAlloc(pid: number, tid: number, t: number, pool: number, size: number, addr: number, stack: number): void;
+  poolCreate(pid: number, tid: number, t: number, pool: number, parent: number, poolKind: string, tag: string, stack: number): void;
+  poolDestroy(pid: number, t: number, pool: number, stack: number): void;
+}
+
+/** The sink's fast path, when it has one. */
+export function fastSink(sink: EventSink): FastEventSink | undefined {
+  const s = sink as Partial<FastEventSink>;
+  return typeof s.alloc === 'function' && typeof s.free === 'function' && typeof s.realloc === 'function' &&
+    typeof s.poolAlloc === 'function' && typeof s.poolCreate === 'function' && typeof s.poolDestroy === 'function'
+    ? (sink as FastEventSink)
+    : undefined;
+}
+
 export function frame(partial: Partial<Frame>): Frame {
   return { pc: 0, module: '', fn: '', file: '', line: 0, inlined: false, ...partial };
 }
