@@ -71,6 +71,16 @@ function discoverFunctions(): string[] {
   return [];
 }
 
+/** Running (a zombie has exited). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
+  } catch {
+    return false;
+  }
+}
+
 function procInfo(pid: number): { ppid: number; command: string; exe: string } {
   let ppid = 0;
   let command = '';
@@ -91,6 +101,10 @@ function procInfo(pid: number): { ppid: number; command: string; exe: string } {
 /** Converts tracer records to model events (usable on its own, e.g. in tests). */
 export class LuajitEventConverter {
   private readonly interner: StackInterner;
+  /** Stacks that could not be converted (counted, their events keep no stack). */
+  badStacks = 0;
+  /** Events that could not be written (counted). */
+  badEvents = 0;
   /** Per pid: allocations counted. */
   readonly allocs = new Map<number, number>();
   /** Per pid: blocks made while settling and still live (not counted). */
@@ -112,10 +126,23 @@ export class LuajitEventConverter {
 
   /** A stack's first use (the tracer's stack id, unique across processes). */
   stack(id: number, r: LjRecord): void {
-    this.stacks.set(id, this.interner.stackId(recordFrames(r, this.protos, this.traces), r.pid));
+    try {
+      this.stacks.set(id, this.interner.stackId(recordFrames(r, this.protos, this.traces), r.pid));
+    } catch {
+      // Never let one odd record stop the trace: its events go without a stack.
+      this.badStacks++;
+    }
   }
 
   event(e: LjEvent): void {
+    try {
+      this.convert(e);
+    } catch {
+      this.badEvents++; // an out-of-range value the trace format cannot hold: dropped, counted
+    }
+  }
+
+  private convert(e: LjEvent): void {
     const t = Math.max(0, e.ts - this.startMonoNs);
     const op = e.op & 0x7f;
     if (e.op & OP_DRAIN) {
@@ -192,6 +219,14 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   let tracerEvents = -1;
   let fatal = '';
   let startedTargets = -1;
+  const gcCycles = new Map<number, number>();
+  const gone = new Set<number>();
+  const exited = (pid: number) => {
+    if (gone.has(pid)) return;
+    gone.add(pid);
+    writer.event({ kind: 'exit', pid, t: now(), code: 0 });
+    warnings.push(`pid ${pid} exited while traced`);
+  };
   const parser = new RecordParser(conv);
   proc.stdout.on('data', (c: Buffer) => parser.push(c));
   let errBuf = '';
@@ -207,13 +242,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
     else if (m.event === 'error') fatal = m.message ?? 'error';
     else if (m.event === 'started') startedTargets = (m as { targets?: number }).targets ?? 0;
-    else if (m.event === 'gc' && m.pid) {
-      const n = (m as { cycles?: number }).cycles ?? 0;
-      if (!conv.allocs.get(m.pid)) warnings.push(`pid ${m.pid}: its Lua VM allocated nothing while traced`);
-      else if (n < MIN_GC_CYCLES) {
-        warnings.push(`pid ${m.pid}: only ${n} full GC cycle(s) seen while traced: too few to tell a growing Lua heap from garbage not yet collected; trace longer or under more load`);
-      } else warnings.push(`pid ${m.pid}: at least ${n} full GC cycles while traced`);
-    }
+    else if (m.event === 'gc' && m.pid) gcCycles.set(m.pid, (m as { cycles?: number }).cycles ?? 0);
     else if (m.event === 'settling') writer.event({ kind: 'marker', pid: 0, t: now(), label: 'luajit: traced time over, settling (new allocations no longer recorded)' });
     else if (m.event === 'settled' && m.pid) {
       settled.add(m.pid);
@@ -222,10 +251,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     else if (m.event === 'done') {
       lost = m.lost ?? 0;
       tracerEvents = m.events ?? 0;
-    } else if (m.event === 'exit' && m.pid) {
-      writer.event({ kind: 'exit', pid: m.pid, t: Math.max(0, Number(process.hrtime.bigint() - startMono)), code: 0 });
-      warnings.push(`pid ${m.pid} exited while traced`);
-    }
+    } else if (m.event === 'exit' && m.pid) exited(m.pid);
   };
   proc.stderr.setEncoding('utf8');
   proc.stderr.on('data', (s: string) => {
@@ -250,6 +276,17 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   opts.signal?.removeEventListener('abort', stop);
   onLine(errBuf);
 
+  // Judged once all records are in (stderr and stdout are separate pipes).
+  for (const [pid, n] of gcCycles) {
+    if (!conv.allocs.get(pid)) warnings.push(`pid ${pid}: its Lua VM allocated nothing while traced`);
+    else if (n < MIN_GC_CYCLES) {
+      warnings.push(`pid ${pid}: only ${n} full GC cycle(s) seen while traced: too few to tell a growing Lua heap from garbage not yet collected; trace longer or under more load`);
+    } else warnings.push(`pid ${pid}: at least ${n} full GC cycles while traced`);
+  }
+  // A process that died late, or while the tracer was busy, may not have been reported.
+  for (const pid of pids) if (!gone.has(pid) && !alive(pid)) exited(pid);
+  if (conv.badEvents) warnings.push(`luajit tracer: ${conv.badEvents} event(s) with out-of-range values dropped`);
+  if (conv.badStacks) warnings.push(`luajit tracer: ${conv.badStacks} stack(s) could not be decoded; their allocations have no stack`);
   if (parser.bad) warnings.push(`luajit tracer: ${parser.bad} corrupt record stream(s) dropped`);
   if (parser.leftover) warnings.push(`luajit tracer: a partial record (${parser.leftover} bytes) at the end was dropped`);
   if (lost) writer.event({ kind: 'lost', pid: 0, t: Math.max(0, Number(process.hrtime.bigint() - startMono)), count: lost, reason: 'luajit ring buffer full' });

@@ -86,7 +86,9 @@ export class ProtoCache {
     const firstline = h.readInt32LE(72);
     const numline = h.readInt32LE(76);
     const lineinfoAddr = Number(h.readBigUInt64LE(80));
-    if (sizebc === 0 || sizebc > MAX_BC || numline < 0) return null;
+    // Memory is read while the process runs: a block that no longer holds a prototype (freed,
+    // reused) must not produce nonsense lines.
+    if (sizebc === 0 || sizebc > MAX_BC || numline < 0 || firstline < 0 || firstline > 1 << 24 || numline > 1 << 24) return null;
     let chunk = '?';
     const sh = m.read(chunkAddr, 24);
     if (sh && sh[9] === GCT_STR) {

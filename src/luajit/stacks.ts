@@ -18,7 +18,18 @@ export const VM_SITES = {
 /** Label of compiled code: the frame's line is where the running trace was entered. */
 export const COMPILED = '[compiled]';
 
+/** Values read from a live process are untrusted: a line or address out of range becomes 0. */
+function clean(f: Frame): Frame {
+  if (!Number.isSafeInteger(f.line) || f.line < 0 || f.line > 0x7fffffff) f.line = 0;
+  if (!Number.isSafeInteger(f.pc) || f.pc < 0 || f.pc >= 2 ** 48) f.pc = 0;
+  return f;
+}
+
 export function recordFrames(r: LjRecord, protos: ProtoCache, traces?: TraceResolver): Frame[] {
+  return framesOf(r, protos, traces).map(clean);
+}
+
+function framesOf(r: LjRecord, protos: ProtoCache, traces?: TraceResolver): Frame[] {
   if (r.flags & LJ_F_NOSTATE) return [frame({ fn: VM_SITES.unknownState })];
   if (r.flags & LJ_F_VM) return [frame({ fn: r.vmstate === -3 ? VM_SITES.gc : VM_SITES.jit })];
   if (r.flags & LJ_F_NOLUA) return [frame({ fn: VM_SITES.outside })];

@@ -27,7 +27,7 @@ struct stackbuf { __u64 w[LJ_STACK_WORDS]; };
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct stackbuf); } stackscratch SEC(".maps");
 /* One ring buffer per process slot (pid % 4): workers on different CPUs do not contend for
  * one buffer's lock and cache lines; a process's records stay in order in its buffer. */
-#define RB_SIZE (16 << 20)
+#define RB_SIZE (32 << 20)
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb0 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb1 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb2 SEC(".maps");
@@ -59,7 +59,7 @@ static __always_inline void submit(struct lj_event *e) {
   case 2: rb = &rb2; break;
   default: rb = &rb3; break;
   }
-  __u64 flags = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) > (RB_SIZE / 4) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
+  __u64 flags = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) > (RB_SIZE / 8) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
   if (bpf_ringbuf_output(rb, e, size, flags)) lost();
 }
 
