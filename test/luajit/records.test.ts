@@ -141,3 +141,33 @@ test('LuajitEventConverter: blocks made while settling are matched with their fr
     ['free', 0x4000, 0],
   ]);
 });
+
+test('garbage from the tracer or from memory never throws, and frames stay writable', async () => {
+  const fc = await import('fast-check');
+  const { LuajitEventConverter } = await import('../../src/luajit/attach-luajit.js');
+  const { TraceWriter } = await import('../../src/trace/writer.js');
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const dir = mkdtempSync(join(tmpdir(), 'ls-luajit-fuzz-'));
+  try {
+    const w = TraceWriter.create(join(dir, 'f.lstrace'), { format: 1, clock: 'ns', source: 'test' });
+    const conv = new LuajitEventConverter(w, 0);
+    const parser = new RecordParser(conv);
+    fc.assert(
+      fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 8 }), fc.integer({ min: 0, max: 2 ** 47 }), (chunks, addr) => {
+        // Raw bytes, and well-framed stack records pointing anywhere in our own memory.
+        for (const c of chunks) parser.push(Buffer.from(c));
+        const rec = stackRec(1 + (addr % 1000), process.pid, 0, -1, [
+          { ptr: addr, pos: addr % 7, kind: 0 },
+          { ptr: addr + 8, pos: 0xffffffff, kind: 1 },
+        ]);
+        new RecordParser(conv).push(rec);
+      }),
+      { numRuns: 300 },
+    );
+    await w.close();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
