@@ -1,60 +1,38 @@
 // Per-process aggregates by allocation site. A site is a stack id, split by kind: heap
 // allocations and pool allocations from the same stack are different sites (index = dense).
 //
-// Layout: everything a change touches sits in one 128-byte record per site (two adjacent cache
-// lines of one Float64Array): the outstanding and allocated totals and the open point of the
-// site's series. The committed points (a BoundedSeries-like store) are touched only every
-// `stride` changes. With thousands of sites hit at random, chasing a series object per change
-// cost several cache misses; this costs one or two.
+// Layout: everything a change touches sits in one 104-byte record per site (of one Float64Array):
+// the outstanding and allocated totals, the open point of the site's series and where its
+// committed points are. The committed points (a BoundedSeries-like store) sit in one arena shared
+// by all sites and are touched only every `stride` changes. With thousands of sites hit at
+// random, chasing a series object per change cost several cache misses; this costs one or two.
 
 import { SITE_SERIES_CAP } from './series.js';
 import type { SeriesPoints } from './series.js';
 
 const DENSE_MAX = 1 << 22;
-const REC = 16;
+const REC = 13;
 // Fields of a site record.
 const OUT_COUNT = 0, OUT_BYTES = 1, ALLOC_COUNT = 2, ALLOC_BYTES = 3;
 const PX = 4, PY = 5, PLO = 6, PHI = 7, PENDING = 8, STRIDE = 9;
-
-/** Committed points of one site: interleaved x, y, lo, hi; at most SITE_SERIES_CAP. */
-class Points {
-  d = new Float64Array(16);
-  n = 0;
-
-  /** Appends a point; returns true when the store halved (each point now covers twice the changes). */
-  push(x: number, y: number, lo: number, hi: number): boolean {
-    let d = this.d;
-    const o = 4 * this.n;
-    if (o === d.length) {
-      const bigger = new Float64Array(Math.min(4 * SITE_SERIES_CAP, d.length * 2));
-      bigger.set(d);
-      this.d = d = bigger;
-    }
-    d[o] = x;
-    d[o + 1] = y;
-    d[o + 2] = lo;
-    d[o + 3] = hi;
-    if (++this.n < SITE_SERIES_CAP) return false;
-    const n = this.n >> 1;
-    for (let i = 0; i < n; i++) {
-      const a = 8 * i;
-      const b = 4 * i;
-      d[b] = d[a + 4]!;
-      d[b + 1] = d[a + 5]!;
-      d[b + 2] = Math.min(d[a + 2]!, d[a + 6]!);
-      d[b + 3] = Math.max(d[a + 3]!, d[a + 7]!);
-    }
-    this.n = n;
-    return true;
-  }
-}
+/** Where the site's committed points are in the arena: offset, capacity (doubles), count. */
+const POFF = 10, PCAP = 11, PN = 12;
+/** Committed points of a site start with room for 4 and double up to SITE_SERIES_CAP. */
+const FIRST_BLOCK = 16;
+const LAST_BLOCK = 4 * SITE_SERIES_CAP;
 
 export class SiteTable {
   private readonly index = new Map<number, number>();
   /** Site key: stack * 2 + (pool ? 1 : 0). */
   readonly keys: number[] = [];
   private rec = new Float64Array(64 * REC);
-  private readonly pts: (Points | undefined)[] = [];
+  /** Committed points of every site (interleaved x, y, lo, hi), in blocks of FIRST_BLOCK <<
+   *  k doubles: one array, so that a commit is one store where the record says, not a chase of
+   *  a per-site object (several cache misses once thousands of sites are hit at random). */
+  private arena = new Float64Array(1024);
+  private arenaUsed = 0;
+  /** Freed blocks (a site outgrew them) by size class, for reuse. */
+  private readonly freeBlocks: number[][] = [];
   /** Tag of the last pool a pool site fed. */
   readonly poolTag: (string | undefined)[] = [];
   /** Site index + 1 by key for small keys (stack ids are dense from 1): no hashing on the hot path. */
@@ -82,7 +60,6 @@ export class SiteTable {
       i = this.keys.length;
       this.index.set(key, i);
       this.keys.push(key);
-      this.pts.push(undefined);
       this.poolTag.push(undefined);
       if ((i + 1) * REC > this.rec.length) {
         const bigger = new Float64Array(this.rec.length * 2);
@@ -148,28 +125,87 @@ export class SiteTable {
     if (v < r[o + PLO]!) r[o + PLO] = v;
     if (v > r[o + PHI]!) r[o + PHI] = v;
     if (++r[o + PENDING]! >= r[o + STRIDE]!) {
-      const p = (this.pts[i] ??= new Points());
-      if (p.push(t, v, r[o + PLO]!, r[o + PHI]!)) r[o + STRIDE] *= 2;
+      if (this.push(r, o, t, v, r[o + PLO]!, r[o + PHI]!)) r[o + STRIDE] *= 2;
       r[o + PENDING] = 0;
       r[o + PLO] = Infinity;
       r[o + PHI] = -Infinity;
     }
   }
 
+  /** Appends a committed point to the site at record offset o; returns true when its points
+   *  halved (each point now covers twice the changes). */
+  private push(r: Float64Array, o: number, x: number, y: number, lo: number, hi: number): boolean {
+    let off = r[o + POFF]!;
+    const cap = r[o + PCAP]!;
+    let n = r[o + PN]!;
+    if (4 * n === cap) {
+      // First point, or the block is full: move to a block twice as large.
+      const size = cap === 0 ? FIRST_BLOCK : Math.min(LAST_BLOCK, cap * 2);
+      const to = this.block(size);
+      if (cap !== 0) {
+        this.arena.copyWithin(to, off, off + cap);
+        this.release_(off, cap);
+      }
+      off = to;
+      r[o + POFF] = off;
+      r[o + PCAP] = size;
+    }
+    const d = this.arena;
+    const w = off + 4 * n;
+    d[w] = x;
+    d[w + 1] = y;
+    d[w + 2] = lo;
+    d[w + 3] = hi;
+    if (++n < SITE_SERIES_CAP) {
+      r[o + PN] = n;
+      return false;
+    }
+    n >>= 1;
+    for (let k = 0; k < n; k++) {
+      const a = off + 8 * k;
+      const b = off + 4 * k;
+      d[b] = d[a + 4]!;
+      d[b + 1] = d[a + 5]!;
+      d[b + 2] = Math.min(d[a + 2]!, d[a + 6]!);
+      d[b + 3] = Math.max(d[a + 3]!, d[a + 7]!);
+    }
+    r[o + PN] = n;
+    return true;
+  }
+
+  /** A block of `size` doubles in the arena (a freed one when there is one). */
+  private block(size: number): number {
+    const cls = Math.log2(size / FIRST_BLOCK);
+    const free = this.freeBlocks[cls];
+    if (free && free.length) return free.pop()!;
+    if (this.arenaUsed + size > this.arena.length) {
+      const bigger = new Float64Array(Math.max(this.arena.length * 2, this.arenaUsed + size));
+      bigger.set(this.arena.subarray(0, this.arenaUsed));
+      this.arena = bigger;
+    }
+    const at = this.arenaUsed;
+    this.arenaUsed += size;
+    return at;
+  }
+
+  private release_(off: number, size: number): void {
+    (this.freeBlocks[Math.log2(size / FIRST_BLOCK)] ??= []).push(off);
+  }
+
   /** The site's outstanding bytes over time (its own changes), the open point included. */
   series(i: number): SeriesPoints {
     const out: SeriesPoints = { x: [], y: [], lo: [], hi: [] };
-    const p = this.pts[i];
-    if (p) {
-      for (let k = 0; k < p.n; k++) {
-        out.x.push(p.d[4 * k]!);
-        out.y.push(p.d[4 * k + 1]!);
-        out.lo.push(p.d[4 * k + 2]!);
-        out.hi.push(p.d[4 * k + 3]!);
-      }
-    }
     const o = i * REC;
     const r = this.rec;
+    const d = this.arena;
+    const off = r[o + POFF]!;
+    const n = r[o + PN]!;
+    for (let k = 0; k < n; k++) {
+      out.x.push(d[off + 4 * k]!);
+      out.y.push(d[off + 4 * k + 1]!);
+      out.lo.push(d[off + 4 * k + 2]!);
+      out.hi.push(d[off + 4 * k + 3]!);
+    }
     if (r[o + PENDING]! > 0) {
       out.x.push(r[o + PX]!);
       out.y.push(r[o + PY]!);
