@@ -62,8 +62,8 @@ struct lj_rec_event {
 } __attribute__((packed));
 
 /* Struct offsets of LuaJIT 2.1 (x86_64, GC64, FR2), as in lj_obj.h / lj_frame.h of the
- * 2.1 branch with StrInternState (2020+; Debian libluajit2-5.1-2 2.1-20230119 and
- * libluajit-5.1-2 2.1.0~beta3+git20220320). Verified against the real library; see docs/luajit.md. */
+ * 2.1 branch with StrInternState (2020+). Verified against Debian libluajit2-5.1-2
+ * 2.1-20230119 (the real library, and the end-to-end test); see docs/luajit.md. */
 #define LJ_L_GCT 9        /* lua_State.gct == ~LJ_TTHREAD (6) */
 #define LJ_L_GLREF 16
 #define LJ_L_BASE 32
