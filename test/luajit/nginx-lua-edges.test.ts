@@ -10,7 +10,7 @@ import type { Event, Frame } from '../../src/model/events.js';
 import { SymbolTables } from '../../src/model/stacks.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { attachLuajit } from '../../src/luajit/attach-luajit.js';
-import { curlBatch, LEAK_LINE, startLuaServer, type LuaServer } from './nginx-server.js';
+import { curlBatch, LEAK_LINE, LEAK_LINE_INTERP, startLuaServer, type LuaServer } from './nginx-server.js';
 
 let server: LuaServer;
 let dir: string;
@@ -27,7 +27,9 @@ after(async () => {
 });
 
 async function load(until: () => boolean, tag: string): Promise<void> {
-  for (let i = 0; !until(); i++) await curlBatch(server.port, `${tag}${i}`, 50, 5);
+  for (let i = 0; !until(); i++) {
+    await Promise.all([curlBatch(server.port, `${tag}${i}`, 50, 5), curlBatch(server.port, `${tag}${i}i`, 20, 0, '/leaki')]);
+  }
 }
 
 async function readAll(path: string): Promise<{ events: Event[]; syms: SymbolTables }> {
@@ -43,7 +45,7 @@ async function readAll(path: string): Promise<{ events: Event[]; syms: SymbolTab
   return { events, syms };
 }
 
-test('the allocator probed at its entry gives the same events and stacks', { timeout: 30_000 }, async () => {
+test('the allocator probed at its entry gives the same events and stacks; interpreted frames have their lines', { timeout: 30_000 }, async () => {
   const out = join(dir, 'entry.lstrace');
   process.env.LSTRACE_LUAJIT_NO_FAST = '1';
   let done = false;
@@ -61,6 +63,11 @@ test('the allocator probed at its entry gives the same events and stacks', { tim
   assert.ok(allocs.length > 100 && frees.length >= 0);
   const leafs: Frame[] = allocs.map((e) => syms.scope(e.pid).stackFrames(e.kind === 'alloc' ? e.stack : 0)[0]!).filter(Boolean);
   assert.ok(leafs.some((f) => f.file.endsWith('leaky.lua') && f.line === LEAK_LINE), 'the leaking line was never seen');
+  // The handler with the JIT off: the interpreter's saved PC gives the line.
+  const interp = allocs.map((e) => (e.kind === 'alloc' ? syms.scope(e.pid).stackFrames(e.stack) : [])).find((st) => st[0]?.line === LEAK_LINE_INTERP && st[0].file.endsWith('leaky.lua'));
+  assert.ok(interp, 'the interpreted leaking line was never seen');
+  assert.ok(!interp[0]!.fn.includes('[compiled]'), interp[0]!.fn);
+  assert.ok(interp.some((f) => f.file.startsWith('content_by_lua')), interp.map((f) => f.file).join(' < '));
   for (const e of allocs) if (e.kind === 'alloc') assert.ok(e.addr > 0 && e.size > 0);
 });
 

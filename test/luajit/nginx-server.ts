@@ -33,8 +33,19 @@ function _M.handle()
   ngx.say("ok")
 end
 
+-- The same, never compiled: the interpreter's frames.
+function _M.handle_interp()
+  local label = ngx.var.arg_label or "none"
+  seen[label] = { label = label, interp = true }
+  ngx.say("ok")
+end
+jit.off(_M.handle_interp, true)
+
 return _M
 `;
+
+/** The line of \`leaky.lua\` that leaks in the interpreted handler. */
+export const LEAK_LINE_INTERP = 24;
 
 export interface LuaServer {
   prefix: string;
@@ -58,6 +69,7 @@ http {
   server {
     listen 127.0.0.1:${port};
     location /leak { content_by_lua_block { require("leaky").handle() } }
+    location /leaki { content_by_lua_block { require("leaky").handle_interp() } }
     location /plain { return 200 "ok\\n"; }
   }
 }
@@ -145,9 +157,9 @@ async function startOn(port: number, workers: number): Promise<LuaServer> {
  * Requests with curl (URL globbing: one process, one kept-alive connection per batch), each with
  * a new label. Returns when `count` requests are done.
  */
-export function curlBatch(port: number, tag: string, count: number, garbage = 30): Promise<void> {
+export function curlBatch(port: number, tag: string, count: number, garbage = 30, path = '/leak'): Promise<void> {
   return new Promise((resolve, reject) => {
-    const url = `http://127.0.0.1:${port}/leak?garbage=${garbage}&label=${tag}_[1-${count}]`;
+    const url = `http://127.0.0.1:${port}${path}?garbage=${garbage}&label=${tag}_[1-${count}]`;
     const c = spawn('curl', ['-s', '-o', '/dev/null', '--max-time', '60', url], { stdio: 'ignore' });
     c.on('error', reject);
     c.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`curl exited with ${code}`))));
