@@ -1,8 +1,6 @@
 // analyzeFiles(): inputs → events → engine → analysis, for the CLI and reports.
 
-import type { TraceMeta } from '../model/events.js';
-import { readInputs, openInput } from '../sources/open.js';
-import { sources, sourceByName } from '../sources/registry.js';
+import { readInputs } from '../sources/open.js';
 import { Engine } from '../engine/engine.js';
 import type { EngineState } from '../engine/state.js';
 import { analyze } from './analyze.js';
@@ -25,10 +23,18 @@ export interface AnalyzeFilesOptions {
 /** Reads the inputs and folds their events; also returns what the sources reported. */
 export async function foldFiles(paths: string[], opts: { from?: string; progress?: boolean } = {}): Promise<{ state: EngineState; warnings: string[]; bad: number; source: string }> {
   const engine = new Engine();
-  const meta = await peekMeta(paths[0], opts.from);
-  if (meta) engine.begin(meta);
-  const { meta: full, stats } = await readInputs(paths, engine, { from: opts.from, progress: opts.progress });
-  if (!meta) engine.begin(full);
+  // The engine needs the clock kind and the sampling rate from the first event on: readInputs
+  // hands over the first input's metadata before its events (no second opening of the file).
+  let begun = false;
+  const { meta: full, stats } = await readInputs(paths, engine, {
+    from: opts.from,
+    progress: opts.progress,
+    onMeta: (meta) => {
+      engine.begin(meta);
+      begun = true;
+    },
+  });
+  if (!begun) engine.begin(full);
   const state = engine.finish();
   state.meta = full;
   const warnings: string[] = [];
@@ -57,37 +63,4 @@ export async function analyzeFiles(paths: string[], opts: AnalyzeFilesOptions = 
     source,
     lost: bad,
   });
-}
-
-/**
- * The first input's metadata before its events flow: the engine needs the clock kind and the
- * sampling rate from the first event on (readInputs returns the metadata only at the end).
- */
-async function peekMeta(path: string | undefined, from?: string): Promise<TraceMeta | undefined> {
-  if (!path || path === '-') return undefined;
-  let opened;
-  try {
-    opened = await openInput(path);
-  } catch {
-    return undefined; // readInputs reports the problem properly
-  }
-  try {
-    const forced = from !== undefined ? sourceByName(from) : undefined;
-    let best = forced;
-    if (!best) {
-      let score = 0;
-      for (const s of sources) {
-        const v = s.detect(opened.input.head, path);
-        if (v > score) {
-          score = v;
-          best = s;
-        }
-      }
-    }
-    return best ? best.meta(opened.input) : undefined;
-  } catch {
-    return undefined;
-  } finally {
-    await opened.close();
-  }
 }

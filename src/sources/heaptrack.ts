@@ -13,8 +13,8 @@
 // function the ip is in, then the functions it was inlined into), all but the last inlined.
 // Trace nodes are a tree already, so stack ids are assigned directly, without re-interning.
 
-import type { Event, EventSink, TraceMeta } from '../model/events.js';
-import { frame } from '../model/events.js';
+import type { Event, EventSink, FastEventSink, TraceMeta } from '../model/events.js';
+import { fastSink, frame } from '../model/events.js';
 import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
@@ -61,9 +61,12 @@ export class HeaptrackDecoder {
   private unknownFrees = 0;
   private rawFormat = false;
   attached = false;
+  /** The sink's fast path (the engine): + and - records become direct calls, no Event objects. */
+  private readonly fast: FastEventSink | undefined;
 
   constructor(private readonly sink: EventSink, private readonly pid: number) {
     this.traceStack.push(0);
+    this.fast = fastSink(sink);
   }
 
   private emit(e: Event): void {
@@ -170,12 +173,16 @@ export class HeaptrackDecoder {
       if (!l) { l = []; this.live[v] = l; }
       l.push(addr);
       this.stats.events++;
-      this.sink.event({ kind: 'alloc', pid: this.pid, t: this.t, tid: 0, addr, size, stack: this.infoStack.data[v]! });
+      const stack = this.infoStack.data[v]!;
+      if (this.fast) this.fast.alloc(this.pid, 0, this.t, addr, size, stack);
+      else this.sink.event({ kind: 'alloc', pid: this.pid, t: this.t, tid: 0, addr, size, stack });
     } else {
       const l = this.live[v];
       if (!l || l.length === 0) { this.unknownFrees++; return true; }
       this.stats.events++;
-      this.sink.event({ kind: 'free', pid: this.pid, t: this.t, tid: 0, addr: l.pop()! });
+      const addr = l.pop()!;
+      if (this.fast) this.fast.free(this.pid, 0, this.t, addr);
+      else this.sink.event({ kind: 'free', pid: this.pid, t: this.t, tid: 0, addr });
     }
     return true;
   }

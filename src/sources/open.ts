@@ -6,7 +6,8 @@
 
 import { createReadStream, ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
-import type { Event, EventSink, TraceMeta } from '../model/events.js';
+import type { Event, EventSink, FastEventSink, TraceMeta } from '../model/events.js';
+import { fastSink } from '../model/events.js';
 import { UserError } from '../cli/errors.js';
 import { startProgress } from '../cli/progress.js';
 import type { Progress } from '../cli/progress.js';
@@ -64,7 +65,8 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
   let doneBefore = 0;
   const stats: InputStats[] = [];
   let meta: TraceMeta | undefined;
-  const placer = new TimePlacer(sink);
+  const fast = fastSink(sink);
+  const placer = fast ? new FastTimePlacer(fast) : new TimePlacer(sink);
   try {
     for (let i = 0; i < paths.length; i++) {
       const path = paths[i]!;
@@ -197,8 +199,8 @@ function clockName(c: TraceMeta['clock']): string {
  * Frame and stack definitions (t = 0) are left alone.
  */
 class TimePlacer implements EventSink {
-  private shift = 0;
-  private maxT = 0;
+  protected shift = 0;
+  protected maxT = 0;
   private first = true;
 
   constructor(private readonly sink: EventSink) {}
@@ -220,6 +222,38 @@ class TimePlacer implements EventSink {
     if (this.shift !== 0 && e.kind !== 'frame' && e.kind !== 'stack') e.t += this.shift;
     if (e.t > this.maxT) this.maxT = e.t;
     this.sink.event(e);
+  }
+}
+
+/** The same for a sink with a fast path (the engine): keeps it fast through the placer. */
+class FastTimePlacer extends TimePlacer implements FastEventSink {
+  constructor(private readonly fast: FastEventSink) {
+    super(fast);
+  }
+
+  private place(t: number): number {
+    const u = t + this.shift;
+    if (u > this.maxT) this.maxT = u;
+    return u;
+  }
+
+  alloc(pid: number, tid: number, t: number, addr: number, size: number, stack: number): void {
+    this.fast.alloc(pid, tid, this.place(t), addr, size, stack);
+  }
+  free(pid: number, tid: number, t: number, addr: number): void {
+    this.fast.free(pid, tid, this.place(t), addr);
+  }
+  realloc(pid: number, tid: number, t: number, oldAddr: number, addr: number, size: number, stack: number): void {
+    this.fast.realloc(pid, tid, this.place(t), oldAddr, addr, size, stack);
+  }
+  poolAlloc(pid: number, tid: number, t: number, pool: number, size: number, addr: number, stack: number): void {
+    this.fast.poolAlloc(pid, tid, this.place(t), pool, size, addr, stack);
+  }
+  poolCreate(pid: number, tid: number, t: number, pool: number, parent: number, poolKind: string, tag: string, stack: number): void {
+    this.fast.poolCreate(pid, tid, this.place(t), pool, parent, poolKind, tag, stack);
+  }
+  poolDestroy(pid: number, t: number, pool: number, stack: number): void {
+    this.fast.poolDestroy(pid, this.place(t), pool, stack);
   }
 }
 

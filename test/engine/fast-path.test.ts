@@ -2,7 +2,8 @@
 // the object path gives: the same events at the decoder, the same engine state and analysis.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
@@ -12,6 +13,8 @@ import { TraceWriter } from '../../src/trace/writer.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { Engine } from '../../src/engine/engine.js';
 import { analyze } from '../../src/analyses/analyze.js';
+import { foldFiles } from '../../src/analyses/pipeline.js';
+import { readInputs } from '../../src/sources/open.js';
 import { eventsArb } from '../trace/arbitrary-events.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ls-fastpath-'));
@@ -113,4 +116,48 @@ test('read into the engine: the fast path and the object path give identical sta
     }),
     { numRuns: 150 },
   );
+});
+
+// End to end through the input layer: the pipeline (the engine behind the time placer, fast
+// path) against the same inputs folded through event() only.
+async function bothWays(paths: string[]): Promise<[unknown, unknown]> {
+  const { state } = await foldFiles(paths);
+  const fast = JSON.parse(JSON.stringify(analyze(state, { top: 50 })));
+  const slow = new Engine();
+  const { meta } = await readInputs(paths, { event: (e) => slow.event(e) }, { onMeta: (m) => slow.begin(m) });
+  const st = slow.finish();
+  st.meta = meta;
+  return [fast, JSON.parse(JSON.stringify(analyze(st, { top: 50 })))];
+}
+
+test('input layer: heaptrack file, APR log and two traces placed on one timeline give the same analysis on both paths', async () => {
+  const exe = join(dir, 'ht-leak');
+  execFileSync('gcc', ['-g', '-O2', '-o', exe, new URL('../programs/ht-leak.c', import.meta.url).pathname]);
+  execFileSync('heaptrack', [exe, '3000'], { cwd: dir, stdio: 'ignore' });
+  const ht = join(dir, readdirSync(dir).find((f) => /^heaptrack\.ht-leak\.\d+\.zst$/.test(f))!);
+  const [a, b] = await bothWays([ht]);
+  assert.ok((a as { processes: { sites: unknown[] }[] }).processes[0]!.sites.length > 0, 'the heaptrack file has leak sites');
+  assert.deepStrictEqual(a, b);
+
+  const apr = new URL('../fixtures/apr-pool-debug.httpd-1child.log.gz', import.meta.url).pathname;
+  const [c, d] = await bothWays([apr]);
+  assert.deepStrictEqual(c, d);
+
+  // Two ns traces a second apart: the second one's times are shifted onto the first's timeline.
+  const mk = async (startWallMs: number, base: number) => {
+    const events: Event[] = [{ kind: 'process', pid: 7, t: 0, ppid: 1, command: 'srv', exe: '/srv' }];
+    for (let k = 0; k < 200; k++) {
+      events.push({ kind: 'alloc', pid: 7, t: 1000 * k, tid: 7, addr: base + 64 * k, size: 100 + k, stack: 1 + (k % 5) });
+      if (k % 3 === 0) events.push({ kind: 'free', pid: 7, t: 1000 * k + 10, tid: 7, addr: base + 64 * k });
+      if (k % 7 === 0) {
+        events.push({ kind: 'pool-create', pid: 7, t: 1000 * k + 20, tid: 7, pool: 0x9000 + k, parent: 0, poolKind: 'nginx', tag: 'request', stack: 2 });
+        events.push({ kind: 'pool-alloc', pid: 7, t: 1000 * k + 30, tid: 7, pool: 0x9000 + k, size: 512, addr: 0, stack: 3 });
+        if (k % 14 === 0) events.push({ kind: 'pool-destroy', pid: 7, t: 1000 * k + 40, pool: 0x9000 + k, stack: 0 });
+      }
+      if (k % 50 === 0) events.push({ kind: 'realloc', pid: 7, t: 1000 * k + 50, tid: 7, oldAddr: base + 64 * k, addr: base + 64 * k + 32, size: 9000, stack: 4 });
+    }
+    return write(events, { format: 1, clock: 'ns', source: 'test', startWallMs }, 4096);
+  };
+  const [e, f] = await bothWays([await mk(1_700_000_000_000, 0x10000), await mk(1_700_000_001_000, 0x80000)]);
+  assert.deepStrictEqual(e, f);
 });
