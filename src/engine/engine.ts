@@ -363,11 +363,14 @@ export class Engine implements FastEventSink {
   private heapAlloc(p: ProcState, addr: number, size: number, stack: number, t: number): void {
     if (addr === 0) return;
     const heap = p.heap;
-    const prev = heap.find(addr);
-    // The address is live again without a free we saw: the old block is gone.
-    if (prev >= 0) this.heapRemove(p, prev, t);
+    heap.reserve();
+    const slot = heap.probe(addr);
     const site = p.sites.of(stack, false);
-    heap.insertNew(addr, size, site, t);
+    if (slot >= 0) {
+      // The address is live again without a free we saw: the old block is gone.
+      this.heapRemove(p, slot, t);
+      heap.insertNew(addr, size, site, t);
+    } else heap.insertAt(~slot, addr, size, site, t);
     const w = this.weight(size);
     p.heapCount += w;
     p.heapBytes += w * size;

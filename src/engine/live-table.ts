@@ -67,6 +67,41 @@ export class LiveTable {
     }
   }
 
+  /**
+   * One probe sequence for a lookup that may be followed by an insert: the slot of a live
+   * address (>= 0), or ~slot of the empty slot where it would go (use with insertAt before any
+   * other change). Call reserve() first so that the insert does not have to grow the table.
+   */
+  probe(a: number): number {
+    const lo = a >>> 0;
+    const hi = (a / TWO32) >>> 0;
+    const s = this.s;
+    const mask = this.mask;
+    let i = this.home(lo, hi);
+    for (;;) {
+      const o = i * W;
+      const l = s[o]!;
+      const h = s[o + 1]!;
+      if (l === lo && h === hi) return i;
+      if (l === 0 && h === 0) return ~i;
+      i = (i + 1) & mask;
+    }
+  }
+
+  /** Makes room for one more entry (before probe() + insertAt()). */
+  reserve(): void {
+    if ((this.count + 1) * 4 > this.capacity * 3) this.grow();
+  }
+
+  /** Inserts at the empty slot probe() returned (as ~slot). */
+  insertAt(slot: number, a: number, size: number, site: number, t: number): void {
+    const s = this.s;
+    s[slot * W] = a >>> 0;
+    s[slot * W + 1] = (a / TWO32) >>> 0;
+    this.store(slot, a, size, site, t);
+    this.count++;
+  }
+
   /** Inserts (or replaces) an allocation. Returns true when the address was already live. */
   set(a: number, size: number, site: number, t: number): boolean {
     const i = this.find(a);

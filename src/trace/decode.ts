@@ -69,6 +69,36 @@ function str(u: Buffer): string {
   return n === 0 ? '' : u.toString('utf8', start, pos);
 }
 
+/** Strings that repeat record after record (a pool's kind and tag): the last one of each field
+ *  is kept with its bytes, and a repeat is compared, not decoded again. */
+const SMALL = 32;
+class StrCache {
+  bytes = new Uint8Array(SMALL);
+  len = -1;
+  value = '';
+}
+const POOL_KIND = new StrCache();
+const POOL_TAG = new StrCache();
+
+function strCached(u: Buffer, c: StrCache): string {
+  const n = uv(u);
+  const start = pos;
+  pos += n;
+  if (pos > u.length) return '';
+  if (n === 0) return '';
+  if (n > SMALL) return u.toString('utf8', start, pos);
+  const b = c.bytes;
+  if (n === c.len) {
+    let k = 0;
+    while (k < n && b[k] === u[start + k]) k++;
+    if (k === n) return c.value;
+  }
+  for (let k = 0; k < n; k++) b[k] = u[start + k]!;
+  c.len = n;
+  c.value = u.toString('utf8', start, pos);
+  return c.value;
+}
+
 const SHM: readonly ShmOp[] = ['get', 'attach', 'detach', 'remove'];
 
 export interface ChunkResult {
@@ -140,8 +170,8 @@ function decodeObjects(u: Buffer, sink: EventSink): ChunkResult {
         const pool = uv(u);
         const parent = uv(u);
         const stack = uv(u);
-        const poolKind = str(u);
-        const tag = str(u);
+        const poolKind = strCached(u, POOL_KIND);
+        const tag = strCached(u, POOL_TAG);
         e = { kind: 'pool-create', pid, t, tid, pool, parent, poolKind, tag, stack };
         break;
       }
@@ -169,7 +199,7 @@ function decodeObjects(u: Buffer, sink: EventSink): ChunkResult {
       case 0x25: { // POOL_TAG
         t += sv(u);
         const pool = uv(u);
-        const tag = str(u);
+        const tag = strCached(u, POOL_TAG);
         e = { kind: 'pool-tag', pid, t, pool, tag };
         break;
       }
@@ -389,8 +419,8 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         const pool = uv(u);
         const parent = uv(u);
         const stack = uv(u);
-        const poolKind = str(u);
-        const tag = str(u);
+        const poolKind = strCached(u, POOL_KIND);
+        const tag = strCached(u, POOL_TAG);
         if (pos > end) return { events, error: `record at payload byte ${at} runs past the chunk` };
         const resume = pos;
         fast.poolCreate(pid, tid, t, pool, parent, poolKind, tag, stack);
@@ -426,7 +456,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
       case 0x25: { // POOL_TAG
         t += sv(u);
         const pool = uv(u);
-        const tag = str(u);
+        const tag = strCached(u, POOL_TAG);
         e = { kind: 'pool-tag', pid, t, pool, tag };
         break;
       }
