@@ -278,7 +278,7 @@ export class Engine implements FastEventSink {
     const pool = p.pools.get(addr);
     if (!pool) this.unknownPool(p, 'destroy');
     else {
-      this.destroyPool(p, pool, t);
+      this.destroyPool(p, pool, t, true);
       this.afterPools(p, t);
     }
   }
@@ -426,7 +426,7 @@ export class Engine implements FastEventSink {
   private createPool(p: ProcState, addr: number, parentAddr: number, kind: string, tag: string, stack: number, t: number): void {
     const old = p.pools.get(addr);
     // Same address again without a destroy we saw: the old pool is gone.
-    if (old) this.destroyPool(p, old, t);
+    if (old) this.destroyPool(p, old, t, true);
     let parent: PoolState | undefined;
     if (parentAddr !== 0) parent = p.pools.get(parentAddr) ?? this.poolOrImplicit(p, parentAddr, t);
     this.makePool(p, addr, parent, kind, tag, stack, t, false);
@@ -603,11 +603,12 @@ export class Engine implements FastEventSink {
     pool.sizedBytes = 0;
   }
 
-  private destroyPool(p: ProcState, pool: PoolState, t: number): void {
+  /** `current`: the caller just found the pool in p.pools (one Map operation instead of two). */
+  private destroyPool(p: ProcState, pool: PoolState, t: number, current = false): void {
     this.emptyPool(p, pool, t);
     pool.destroyedT = t;
     pool.parent?.children.delete(pool);
-    if (p.pools.get(pool.addr) === pool) p.pools.delete(pool.addr);
+    if (current || p.pools.get(pool.addr) === pool) p.pools.delete(pool.addr);
     const c = pool.cls;
     c.live--;
     c.destroyed++;

@@ -25,6 +25,8 @@ export class LiveTable {
   private big: Map<number, number> | undefined;
   private shift = 0;
   private scale = 1;
+  /** 1 / scale (exact: scale is a power of two), so that storing a time multiplies. */
+  private invScale = 1;
   count = 0;
 
   constructor(initialCapacity = MIN_CAPACITY) {
@@ -142,10 +144,10 @@ export class LiveTable {
       s[o + SIZE] = size;
     }
     s[o + SITE] = site;
-    let c = Math.floor(t / this.scale);
+    let c = Math.floor(t * this.invScale);
     while (c > 0xffffffff) {
       this.rescale();
-      c = Math.floor(t / this.scale);
+      c = Math.floor(t * this.invScale);
     }
     s[o + TIME] = c < 0 ? 0 : c;
   }
@@ -213,6 +215,7 @@ export class LiveTable {
   private rescale(): void {
     this.shift++;
     this.scale = 2 ** this.shift;
+    this.invScale = 2 ** -this.shift;
     const s = this.s;
     for (let o = TIME; o < s.length; o += W) s[o] = s[o]! >>> 1;
   }
