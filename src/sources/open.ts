@@ -130,6 +130,8 @@ export async function openInput(path: string, onRaw?: (bytes: number) => void, o
   const plain = peekable(decompress(path, raw.stream(), compression, warn));
   const close = async () => {
     if (rawStream instanceof ReadStream) rawStream.destroy();
+    // Ends the decompressor too (a zstd child left waiting for input keeps the process alive).
+    await plain.close();
   };
   let head: Buffer;
   try {
@@ -282,6 +284,16 @@ function peekable(src: AsyncIterable<Buffer>) {
       }
       const all = Buffer.concat(held);
       return all.subarray(0, Math.min(n, all.length));
+    },
+    /** Stops the source early (runs its cleanup); a finished one is left alone. */
+    async close(): Promise<void> {
+      if (done) return;
+      done = true;
+      try {
+        await it.return?.();
+      } catch {
+        // the source's own error was (or will be) reported by its reader
+      }
     },
     async *stream(): AsyncIterable<Buffer> {
       while (held.length) yield held.shift()!;
