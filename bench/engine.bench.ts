@@ -192,7 +192,13 @@ try {
   const result = analyze(e2.finish(), { top: 20 });
   const totalCpu = cpu() - c0;
   const totalWall = performance.now() - t0;
+  // The same read + engine through event() only (an Event object per record, no fast path).
+  const e3 = new Engine({ meta });
+  c0 = cpu();
+  await readTrace(path, { event: (e) => e3.event(e) });
+  const objCpu = cpu() - c0;
   console.log(`read only (baseline):  ${fmt(N / readCpu)} events/s of CPU time`);
+  console.log(`read + engine, objects: ${fmt(N / objCpu)} events/s of CPU time (Event object per record, no fast path)`);
   console.log(`read + engine:         ${fmt(N / foldCpu)} events/s of CPU time = ${(foldCpu / readCpu).toFixed(2)}x the read alone`);
   console.log(`analyze:               ${(totalCpu - foldCpu).toFixed(2)} s CPU (${result.processes.length} processes, ${result.processes.reduce((n, p) => n + p.sites.length, 0)} sites reported)`);
   console.log(`read + engine + analyze: ${fmt(N / totalCpu)} events/s of CPU time (${fmt(N / (totalWall / 1000))} events/s wall)`);

@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Event, EventSink } from '../src/model/events.js';
+import type { Event, EventSink, FastEventSink } from '../src/model/events.js';
 import { TraceWriter } from '../src/trace/writer.js';
 import { readTrace } from '../src/trace/reader.js';
 
@@ -117,6 +117,22 @@ try {
     readS = Math.min(readS, secs(t0));
     if (r0.events !== N || n !== N || r0.warnings.length) throw new Error(`read ${r0.events}/${n} of ${N} events, warnings ${r0.warnings.join('; ')}`);
   }
+  // The fast path (FastEventSink, as the engine uses it): direct calls for the commonest
+  // records, no Event object; a no-op sink, best of two runs.
+  let fastN = 0;
+  const fastBare: FastEventSink = {
+    event() { fastN++; },
+    alloc() { fastN++; }, free() { fastN++; }, realloc() { fastN++; },
+    poolAlloc() { fastN++; }, poolCreate() { fastN++; }, poolDestroy() { fastN++; },
+  };
+  let fastS = Infinity;
+  for (let run = 0; run < 2; run++) {
+    fastN = 0;
+    t0 = process.hrtime.bigint();
+    const rf = await readTrace(path, fastBare);
+    fastS = Math.min(fastS, secs(t0));
+    if (rf.events !== N || fastN !== N) throw new Error(`fast read ${rf.events}/${fastN} of ${N} events`);
+  }
   // ...and with a sink that does a little work per event (counts by kind), as a consumer would.
   const counts: Record<string, number> = {};
   const counting: EventSink = { event(e) { counts[e.kind] = (counts[e.kind] ?? 0) + 1; } };
@@ -143,6 +159,7 @@ try {
   console.log(`events: ${fmt(N)} (${mix}); chunks: ${r.chunks}; file: ${(bytes / 1e6).toFixed(1)} MB, ${(bytes / N).toFixed(2)} bytes/event`);
   console.log(`write: ${fmt(N / writeS)} events/s, ${(bytes / 1e6 / writeS).toFixed(0)} MB/s (${writeS.toFixed(2)} s, generation ${genS.toFixed(2)} s excluded)`);
   console.log(`read:  ${fmt(N / readS)} events/s, ${(bytes / 1e6 / readS).toFixed(0)} MB/s (${readS.toFixed(2)} s, file read + CRC + decode into Event objects)`);
+  console.log(`read, fast path: ${fmt(N / fastS)} events/s (${fastS.toFixed(2)} s, direct calls for alloc/free/realloc/pool records, no Event objects)`);
   console.log(`read + count by kind: ${fmt(N / countS)} events/s (${countS.toFixed(2)} s)`);
   console.log(`baseline NDJSON (${fmt(BASE_N)} events): write ${fmt(BASE_N / jsonWriteS)} events/s, read ${fmt(BASE_N / jsonReadS)} events/s, ${(jsonBytes / BASE_N).toFixed(1)} bytes/event`);
   console.log(`ratios vs NDJSON: write ${((N / writeS) / (BASE_N / jsonWriteS)).toFixed(1)}x, read ${((N / readS) / (BASE_N / jsonReadS)).toFixed(1)}x, size ${((jsonBytes / BASE_N) / (bytes / N)).toFixed(1)}x smaller`);
