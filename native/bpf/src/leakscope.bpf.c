@@ -193,7 +193,9 @@ static __always_inline int finish(void *ctx, const struct ls_spec *s, struct ls_
   }
   __u64 len = sizeof(*e) + e->stack_len;
   if (len > sizeof(*e) + LS_MAX_STACK) len = sizeof(*e) + LS_MAX_STACK;
-  if (bpf_ringbuf_output(&events, e, len, 0)) count_lost(0);
+  /* no wakeup per event: a wakeup per call costs the traced process more than the probe; the
+   * loader drains the ring every few milliseconds instead */
+  if (bpf_ringbuf_output(&events, e, len, BPF_RB_NO_WAKEUP)) count_lost(0);
   return 0;
 }
 

@@ -137,6 +137,67 @@ static const char *jstr(const char *s, char *out, size_t cap)
   return out;
 }
 
+/* Unwinding is the loader's main cost. Most calls repeat a few call paths, so the last unwind
+ * per (pid, ip, caller) is kept with the stack offset of every return address it found; a new
+ * sample reuses it when each of those slots holds the same return address again (the same
+ * chain of frames), else it is unwound afresh. Direct-mapped. */
+#define UCACHE_SLOTS 4096
+struct ucache_ent {
+  uint32_t pid, n;
+  uint64_t ip, caller;
+  uint64_t pcs[MAX_PCS];
+  int32_t offs[MAX_PCS]; /* offset of pcs[i] in the stack copy; -1 for pcs[0] (a register) */
+};
+static struct ucache_ent *ucache;
+static uint64_t ucache_hits, ucache_misses, ucache_wrong;
+static int verify_cache; /* LEAKSCOPE_UNWIND_VERIFY=1 */
+
+static struct ucache_ent *ucache_slot(uint32_t pid, uint64_t ip, uint64_t caller)
+{
+  if (!ucache) ucache = calloc(UCACHE_SLOTS, sizeof(*ucache));
+  if (!ucache) return NULL;
+  uint64_t h = (ip * 0x9e3779b97f4a7c15ull) ^ (caller * 0xc2b2ae3d27d4eb4full) ^ pid;
+  return &ucache[(h >> 20) % UCACHE_SLOTS];
+}
+
+static int ucache_get(const struct ls_event *e, uint32_t slen, uint64_t *pcs)
+{
+  struct ucache_ent *c = ucache_slot(e->pid, e->regs[0], e->caller);
+  if (!c || c->n == 0 || c->pid != e->pid || c->ip != e->regs[0] || c->caller != e->caller) return 0;
+  for (uint32_t i = 0; i < c->n; i++) {
+    int32_t o = c->offs[i];
+    if (o < 0) continue;
+    uint64_t v;
+    if ((uint32_t)o + 8 > slen) return 0;
+    memcpy(&v, e->stack + o, 8);
+    if (v != c->pcs[i]) return 0;
+  }
+  memcpy(pcs, c->pcs, c->n * sizeof(pcs[0]));
+  return c->n;
+}
+
+static void ucache_put(const struct ls_event *e, uint32_t slen, const uint64_t *pcs, int n)
+{
+  struct ucache_ent *c = ucache_slot(e->pid, e->regs[0], e->caller);
+  if (!c || n <= 0) return;
+  int32_t next = 0;
+  for (int i = 0; i < n; i++) {
+    if (i == 0 && pcs[0] == e->regs[0]) { c->offs[0] = -1; continue; }
+    int32_t found = -1;
+    for (int32_t o = next; o + 8 <= (int32_t)slen; o += 8) {
+      uint64_t v;
+      memcpy(&v, e->stack + o, 8);
+      if (v == pcs[i]) { found = o; break; }
+    }
+    /* the last pcs may lie beyond the copy (the unwinder stopped there): keep what was seen */
+    if (found < 0) { if (i < 2) { c->n = 0; return; } n = i; break; }
+    c->offs[i] = found;
+    next = found + 8;
+  }
+  c->pid = e->pid; c->ip = e->regs[0]; c->caller = e->caller; c->n = n;
+  memcpy(c->pcs, pcs, n * sizeof(pcs[0]));
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
   const struct ls_event *e = data;
@@ -158,7 +219,19 @@ static int on_event(void *ctx, void *data, size_t size)
   uint32_t slen = e->stack_len;
   if (slen > size - sizeof(*e)) slen = size - sizeof(*e);
   if (unwind_fn && slen) {
-    int r = unwind_fn(e->pid, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
+    int r = ucache_get(e, slen, pcs);
+    if (r > 0 && verify_cache) {
+      /* debugging aid: unwind anyway and count disagreements */
+      uint64_t fresh[MAX_PCS];
+      int f = unwind_fn(e->pid, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], fresh, MAX_PCS);
+      if (f != r || memcmp(fresh, pcs, r * sizeof(pcs[0]))) ucache_wrong++;
+    }
+    if (r > 0) ucache_hits++;
+    else {
+      ucache_misses++;
+      r = unwind_fn(e->pid, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
+      if (r > 0) ucache_put(e, slen, pcs, r);
+    }
     if (r > 0) {
       n = r;
       /* at a function's entry the unwinder's first pc is the probed function itself */
@@ -401,6 +474,7 @@ int main(int argc, char **argv)
   while (ring < (uint64_t)ring_mb << 20 && ring < (1u << 30)) ring <<= 1;
 
   libbpf_set_print(libbpf_log);
+  verify_cache = getenv("LEAKSCOPE_UNWIND_VERIFY") != NULL;
   signal(SIGPIPE, SIG_IGN);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
@@ -439,7 +513,8 @@ int main(int argc, char **argv)
   struct timespec last_lost = { 0 };
   int quit = 0;
   while (!stop && !quit) {
-    int pr = poll(pfd, 2, 100);
+    /* the BPF side does not wake us per event (BPF_RB_NO_WAKEUP): drain every 5 ms */
+    int pr = poll(pfd, 2, 5);
     if (pr < 0 && errno != EINTR) break;
     ring_buffer__consume(rb);
     if (pfd[0].revents & (POLLIN | POLLHUP)) {
@@ -462,7 +537,9 @@ int main(int argc, char **argv)
   nlinks = 0;
   ring_buffer__consume(rb);
   emit_lost();
-  status("{\"done\":true}");
+  status("{\"done\":true,\"unwindCacheHits\":%llu,\"unwindCacheMisses\":%llu}", (unsigned long long)ucache_hits, (unsigned long long)ucache_misses);
+  if (verify_cache) fprintf(stderr, "leakscope-bpf: unwind cache: %llu hits, %llu misses, %llu hits that a fresh unwind disagrees with\n",
+                            (unsigned long long)ucache_hits, (unsigned long long)ucache_misses, (unsigned long long)ucache_wrong);
   fflush(stdout);
   ring_buffer__free(rb);
   bpf_link__destroy(lf);
