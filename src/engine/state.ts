@@ -67,6 +67,9 @@ export interface ProcState {
   /** Set when an exec replaced this image: the state is closed and kept for the report. */
   replacedByExec?: boolean;
   forked: boolean;
+  /** Direct-mapped cache of this process's recently freed addresses (tells a double free from an
+   *  unknown one). Per process: a forked child frees the same addresses as its parent. */
+  recentFree: Float64Array;
   startT: number;
   endT: number;
   /** Time of the last event that added memory (allocation, pool creation): what follows it is teardown. */

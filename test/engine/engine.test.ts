@@ -57,6 +57,20 @@ test('anomalies are counted, never fatal: unknown free, double free, unknown rea
   assert.equal(proc(s, 1).heapBytes, 16);
 });
 
+test('a forked child freeing a block its parent also freed is not a double free', () => {
+  // Parent and child share addresses after fork: each frees its own copy of 0x5000.
+  const s = run([
+    alloc(1, 1, 0x5000, 64),
+    { kind: 'fork', pid: 2, t: 2, parentPid: 1 },
+    free(1, 3, 0x5000),
+    free(2, 4, 0x5000),
+    free(2, 5, 0x5000),
+  ]);
+  assert.equal(proc(s, 1).anomalies.doubleFree, 0);
+  assert.equal(proc(s, 2).anomalies.doubleFree, 0);
+  assert.equal(proc(s, 2).anomalies.inheritedFree, 2);
+});
+
 test('sizes of 4 GiB and more are accounted exactly', () => {
   const big = 6 * 2 ** 30;
   const s = run([alloc(1, 1, 0x1000, big), alloc(1, 2, 0x2000, 2 ** 32 + 1)]);
