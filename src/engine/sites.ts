@@ -142,6 +142,7 @@ export class SiteTable {
       // First point, or the block is full: move to a block twice as large.
       const size = cap === 0 ? FIRST_BLOCK : Math.min(LAST_BLOCK, cap * 2);
       const to = this.block(size);
+      off = r[o + POFF]!; // block() may have compacted the arena
       if (cap !== 0) {
         this.arena.copyWithin(to, off, off + cap);
         this.release_(off, cap);
@@ -178,14 +179,33 @@ export class SiteTable {
     const cls = Math.log2(size / FIRST_BLOCK);
     const free = this.freeBlocks[cls];
     if (free && free.length) return free.pop()!;
-    if (this.arenaUsed + size > this.arena.length) {
-      const bigger = new Float64Array(Math.max(this.arena.length * 2, this.arenaUsed + size));
-      bigger.set(this.arena.subarray(0, this.arenaUsed));
-      this.arena = bigger;
-    }
+    if (this.arenaUsed + size > this.arena.length) this.compact(size);
     const at = this.arenaUsed;
     this.arenaUsed += size;
     return at;
+  }
+
+  /** A new arena holding only the blocks sites use (the freed ones are dropped), with room for
+   *  `size` more doubles and half as much again: memory stays within ~1.5x the points held. */
+  private compact(size: number): void {
+    const r = this.rec;
+    const old = this.arena;
+    let live = size;
+    for (let i = 0; i < this.keys.length; i++) live += r[i * REC + PCAP]!;
+    const arena = new Float64Array(Math.max(1024, Math.ceil(live * 1.5)));
+    let at = 0;
+    for (let i = 0; i < this.keys.length; i++) {
+      const o = i * REC;
+      const cap = r[o + PCAP]!;
+      if (cap === 0) continue;
+      const off = r[o + POFF]!;
+      arena.set(old.subarray(off, off + cap), at);
+      r[o + POFF] = at;
+      at += cap;
+    }
+    this.arena = arena;
+    this.arenaUsed = at;
+    this.freeBlocks.length = 0;
   }
 
   private release_(off: number, size: number): void {
