@@ -3,6 +3,7 @@
 // (d3-flame-graph) of outstanding memory that follows the range, a sortable site table, pool
 // classes and the pool tree. Every string from the trace goes through textContent, never HTML.
 
+import { formatBytes } from '../src/model/units.js';
 import uPlot from 'uplot';
 import { select } from 'd3-selection';
 import flamegraph from 'd3-flame-graph';
@@ -48,17 +49,7 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, props: Record<string,
 }
 
 function fmtBytes(n: number | null | undefined): string {
-  if (n === null || n === undefined || !Number.isFinite(n)) return '–';
-  const a = Math.abs(n);
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = a;
-  while (v >= 1024 && i < units.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  const s = i === 0 ? String(Math.round(v)) : v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2);
-  return `${n < 0 ? '-' : ''}${s} ${units[i]}`;
+  return n === null || n === undefined || !Number.isFinite(n) ? '–' : formatBytes(n);
 }
 
 function fmtCount(n: number): string {

@@ -9,7 +9,7 @@ import { livePools, poolClasses } from './pools.js';
 import { SiteResolver } from './symbols.js';
 import { defaultFrameRules, Suppressions } from './suppressions.js';
 import type { FrameRules } from './suppressions.js';
-import { formatAmount } from './growth.js';
+import { formatBytes } from '../model/units.js';
 
 export const RESULT_VERSION = 1;
 
@@ -105,7 +105,7 @@ function processVerdict(total: Verdict, sites: SiteReport[], classes: PoolClassR
   const worst = leaking[0];
   const more = leaking.length > 1 ? ` (and ${leaking.length - 1} more leaking ${leaking.length > 2 ? 'entities' : 'entity'})` : '';
   if (total.verdict === 'leak') {
-    return worst ? { ...total, explanation: `${total.explanation} Most of it: ${worst.what}, ${formatAmount(worst.bytes)}${more}.` } : total;
+    return worst ? { ...total, explanation: `${total.explanation} Most of it: ${worst.what}, ${formatBytes(worst.bytes)}${more}.` } : total;
   }
   if (!worst) {
     if (total.verdict === 'steady' || total.verdict === 'bounded') {
@@ -117,6 +117,6 @@ function processVerdict(total: Verdict, sites: SiteReport[], classes: PoolClassR
   return {
     ...total,
     verdict: 'leak',
-    explanation: `Its ${worst.what} leaks${more}, ${formatAmount(worst.bytes)} held: ${worst.v.explanation}`,
+    explanation: `Its ${worst.what} leaks${more}, ${formatBytes(worst.bytes)} held: ${worst.v.explanation}`,
   };
 }

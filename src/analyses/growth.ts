@@ -14,6 +14,7 @@
 // not growth in the steady state and does not count; nor do releases after `until` (teardown at
 // shutdown releases everything, leaks included).
 
+import { formatBytes } from '../model/units.js';
 import type { Series, Verdict } from './result.js';
 import { mannKendall, theilSen } from './trend.js';
 
@@ -100,7 +101,7 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   const base: Omit<Verdict, 'verdict' | 'explanation'> = {
     n, slope, mkS: mk.s, mkZ: mk.z, pValue: mk.p, tau: mk.tau, first, peak, last, lastGrowthAt,
   };
-  const fmt = (v: number) => formatAmount(v);
+  const fmt = (v: number) => formatBytes(v);
   const pct = (f: number) => `${Math.round(f * 100)}%`;
   const minGrowth = opts.minGrowth ?? 0;
 
@@ -207,7 +208,7 @@ function decimate(p: Pts, max: number): Pts {
 
 function slopeWords(slope: number, opts: GrowthOptions): string {
   if (!opts.xUnit || slope <= 0) return '';
-  return ` (about ${formatAmount(slope * (opts.xScale ?? 1))} per ${opts.xUnit})`;
+  return ` (about ${formatBytes(slope * (opts.xScale ?? 1))} per ${opts.xUnit})`;
 }
 
 function clamp01(v: number): number {
@@ -222,16 +223,5 @@ function formatP(p: number): string {
   return p < 1e-4 ? p.toExponential(1) : p.toFixed(4).replace(/0+$/, '').replace(/\.$/, '');
 }
 
-/** Bytes in words: 512 B, 3.2 KiB, 41 MiB. */
-export function formatAmount(v: number): string {
-  const a = Math.abs(v);
-  const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let u = 0;
-  let x = a;
-  while (x >= 1024 && u < units.length - 1) {
-    x /= 1024;
-    u++;
-  }
-  const s = u === 0 ? String(Math.round(x)) : x >= 100 ? x.toFixed(0) : x.toFixed(1);
-  return `${v < 0 ? '-' : ''}${s} ${units[u]}`;
-}
+/** Kept for callers of the older name. */
+export { formatBytes as formatAmount } from '../model/units.js';

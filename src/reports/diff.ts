@@ -2,20 +2,9 @@
 
 import type { DiffResult, DiffRow } from '../analyses/diff.js';
 import { escapeHtml } from './html/render.js';
+import { formatBytes as bytes } from '../model/units.js';
 
 export type DiffFormat = 'text' | 'json' | 'html';
-
-function bytes(n: number): string {
-  const a = Math.abs(n);
-  const u = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
-  let i = 0;
-  let v = a;
-  while (v >= 1024 && i < u.length - 1) {
-    v /= 1024;
-    i++;
-  }
-  return `${n < 0 ? '-' : ''}${i === 0 ? v : v.toFixed(1)} ${u[i]}`;
-}
 
 function signed(n: number): string {
   return n > 0 ? `+${bytes(n)}` : n < 0 ? bytes(n) : '0';

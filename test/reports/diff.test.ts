@@ -50,7 +50,7 @@ test('diff two traces: what grew, by site and by pool class', () => {
   assert.equal(sites[0]!.name, 'leaky_alloc (leaky.c:7)');
   const text = leakscope(['diff', small, big]).stdout;
   assert.match(text, /^What grew from .*small\.lstrace to .*big\.lstrace:/);
-  assert.match(text, /\+195\.3 KiB\s+97\.7 KiB → 293\.0 KiB\s+leaky_alloc \(leaky\.c:7\)\s+\(100 → 300 blocks\)/);
+  assert.match(text, /\+195 KiB\s+97\.7 KiB → 293 KiB\s+leaky_alloc \(leaky\.c:7\)\s+\(100 → 300 blocks\)/);
 });
 
 test('diff two points of one trace: marker names and times as range edges', () => {
