@@ -13,3 +13,13 @@ export function formatBytes(v: number): string {
   const s = u === 0 ? String(Math.round(x)) : x >= 100 ? x.toFixed(0) : x.toFixed(1);
   return `${v < 0 ? '-' : ''}${s} ${UNITS[u]}`;
 }
+
+/** A duration as users type it on a command line: 30, 30s, 500ms, 5m, 1h (a bare number is
+ *  seconds). Milliseconds, or undefined when it is not one or not positive. */
+export function parseDurationMs(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) return undefined;
+  const unit = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[(m[2] ?? 's') as 'ms' | 's' | 'm' | 'h'];
+  const ms = Number(m[1]) * unit;
+  return Number.isFinite(ms) && ms > 0 ? ms : undefined;
+}

@@ -9,7 +9,7 @@ import { UserError } from '../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { FORMAT_VERSION } from '../../trace/format.js';
 import { monoNowNs } from '../../kernel/clock.js';
-import { parseDurationMs } from '../../kernel/duration.js';
+import { parseDurationMs } from '../../model/units.js';
 import { pidsOfExe } from '../../kernel/targets.js';
 import { KernelTraceError, startKernelTrace } from '../../kernel/trace.js';
 
