@@ -59,6 +59,14 @@ export interface SessionStats {
   probeErrors: string[];
 }
 
+/** A call's value from where the profile says it is. */
+function value(r: CallRecord, s: ValueSource | undefined): number {
+  if (!s) return 0;
+  if (s === 'ret') return r.ret;
+  if (s.charCodeAt(0) === 42 /* '*' */) return r.deref;
+  return r.args[s.charCodeAt(3) - 48] ?? 0;
+}
+
 export class AttachSession {
   private loader!: BpfLoader;
   private readonly specs: ProbeSpec[];
@@ -271,17 +279,12 @@ export class AttachSession {
     if (!spec || this.stopped) return;
     this.stats.calls++;
     const fn = spec.fn;
-    const val = (s: ValueSource | undefined): number => {
-      if (!s) return 0;
-      if (s === 'ret') return r.ret;
-      if (s.startsWith('*')) return r.deref;
-      return r.args[s.charCodeAt(3) - 48] ?? 0;
-    };
+    const val = (src: ValueSource | undefined): number => value(r, src);
     if (fn.okIfRetZero && r.ret !== 0) return;
     const { pid, tid } = r;
     const t = this.t(r.ts);
     const proc = this.procs.get(pid);
-    const size = (): number => (Array.isArray(fn.size) ? fn.size.reduce((a, s) => a * val(s), 1) : val(fn.size));
+    const size = (): number => (Array.isArray(fn.size) ? value(r, fn.size[0]) * value(r, fn.size[1]) : value(r, fn.size));
     switch (fn.role) {
       case 'alloc': {
         const addr = val(fn.addr);

@@ -5,7 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
-import { buildProgram, parseReport, root, runAttach, startReady, stop, tempDir } from './helpers.js';
+import { attachInBackground, buildProgram, parseReport, root, runAttach, startReady, stop, tempDir } from './helpers.js';
 
 const dir = tempDir('att-modes');
 const prog = buildProgram('att-pool', dir);
@@ -57,6 +57,23 @@ test('a ring buffer too small for the event rate: lost events are counted, repor
     const report = parseReport(r);
     assert.ok(report.lost > 0, `lost: ${report.lost}`);
     assert.match(r.stderr, /\d+ events were lost \(ring buffer full\)/);
+  } finally {
+    stop(child);
+  }
+});
+
+test('SIGTERM ends the trace cleanly: probes detached, report printed', async () => {
+  const child = await startReady(prog, ['-1', '5', '10']);
+  try {
+    const run = attachInBackground(['--pid', String(child.pid), '--allocator', profile, '--format', 'json']);
+    await run.started;
+    await new Promise((r) => setTimeout(r, 2000));
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    const p = parseReport(r).processes.find((x) => x.pid === child.pid);
+    assert.ok(p && p.poolClasses.some((c) => c.name === 'leaky' && c.live > 0));
+    assert.equal(p.exited, false, 'the target lives on');
   } finally {
     stop(child);
   }

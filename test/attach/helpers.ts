@@ -86,7 +86,7 @@ export function parseReport(r: CliRun): AnalysisResult {
 }
 
 /** Starts attach; resolves `started` once it traces, `done` with its output at the end. */
-export function attachInBackground(args: string[]): { started: Promise<void>; done: Promise<CliRun> } {
+export function attachInBackground(args: string[]): { pid: number; started: Promise<void>; done: Promise<CliRun> } {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -98,6 +98,6 @@ export function attachInBackground(args: string[]): { started: Promise<void>; do
     if (stderr.includes('leakscope: tracing')) startedResolve();
   });
   const done = new Promise<CliRun>((resolve) => child.on('exit', (code) => { startedResolve(); resolve({ code: code ?? -1, stdout, stderr }); }));
-  return { started, done };
+  return { pid: child.pid!, started, done };
 }
 
