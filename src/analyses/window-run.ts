@@ -27,6 +27,8 @@ export interface WindowRun {
   meta: TraceMeta;
   window: WindowState;
   result?: AnalysisResult;
+  /** Warnings of the inputs (damage, skipped lines), from the grid's pass over them. */
+  warnings: string[];
 }
 
 export async function analyzeWithWindow(paths: string[], opts: WindowRunOptions = {}): Promise<WindowRun> {
@@ -36,8 +38,8 @@ export async function analyzeWithWindow(paths: string[], opts: WindowRunOptions 
   }
   const first = await peekMeta(paths[0], opts.from);
   const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid, clock: result?.clock ?? first?.clock, sampleBytes: first?.sampleBytes });
-  const { meta } = await readInputs(paths, win, { from: opts.from, progress: opts.progress });
-  return { meta, window: win.finish(), result };
+  const { meta, stats } = await readInputs(paths, win, { from: opts.from, progress: opts.progress });
+  return { meta, window: win.finish(), result, warnings: stats.flatMap((s) => s.warnings) };
 }
 
 /** The first input's metadata before its events flow (the grid weighs sampled allocations as

@@ -20,11 +20,22 @@ const program = new Command();
 program
   .name('leakscope')
   .description('Find memory leaks in long-running native servers (malloc, nginx/APR pools, LuaJIT).')
-  .version('0.1.0')
-  .showHelpAfterError('(run with --help for usage)')
-  .configureOutput({ outputError: (str, write) => write(`leakscope: ${str.replace(/^error: /, '')}`) });
+  .version('0.1.0');
 
 for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, report, exportCmd, diff, mark, kernel]) reg(program);
+oneLineErrors(program, 'leakscope');
+for (const cmd of program.commands) oneLineErrors(cmd, `leakscope ${cmd.name()}`);
+
+/** Commander's usage errors as one line (its suggestion folded in) that says where the usage is. */
+function oneLineErrors(cmd: Command, usage: string): void {
+  cmd.configureOutput({
+    outputError: (str, write) => {
+      const msg = str.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ')
+        .replace('(Did you mean', '(did you mean');
+      write(`leakscope: ${msg}; see \`${usage} --help\`\n`);
+    },
+  });
+}
 
 program.parseAsync(process.argv).catch((err: unknown) => {
   process.stderr.write(`leakscope: ${err instanceof Error ? err.message : String(err)}\n`);

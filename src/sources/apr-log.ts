@@ -21,6 +21,7 @@
 // A parent known only through its children is never created (the consumer made it implicitly
 // with the first child; creating it again would end them): its first line just names it.
 
+import { BinaryLines } from './binary-lines.js';
 import type { EventSink, TraceMeta } from '../model/events.js';
 import { frame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
@@ -279,6 +280,7 @@ export class AprLogDecoder {
   readonly stats: SourceStats = emptyStats();
   /** Lines that are not pool-debug events (httpd's own log lines, glibc messages). */
   skipped = 0;
+  readonly binary = new BinaryLines();
   private threadLines = 0;
   private firstThread = '';
   private readonly rec = new LineRec();
@@ -293,7 +295,10 @@ export class AprLogDecoder {
     // Cheap prefix test first: most lines of a pool-debug log are events.
     if (end - start < PREFIX.length || buf[start] !== 80 || buf[start + 5] !== 68 || buf[start + 12] !== 91
       || buf[start + 1] !== 79 || buf[start + 10] !== 58) {
-      if (end > start && !(end - start === 1 && buf[start] === 13)) this.skipped++;
+      if (end > start && !(end - start === 1 && buf[start] === 13)) {
+        this.skipped++;
+        this.binary.check(buf, start, end, this.lineNo);
+      }
       return;
     }
     const r = this.rec;
@@ -657,6 +662,9 @@ export const aprLogSource: Source = {
   async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
     const dec = new AprLogDecoder(sink);
     await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onProgress: opts.onProgress });
-    return dec.finish();
+    const stats = dec.finish();
+    const binary = dec.binary.warning(input.path);
+    if (binary) stats.warnings.unshift(binary);
+    return stats;
   },
 };

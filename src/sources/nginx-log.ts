@@ -12,6 +12,7 @@
 // blocks in a row of `free: ADDR, unused: N` lines, which we count as pool destroys.
 // Timestamps have one-second resolution: t is ns since the first line's second.
 
+import { BinaryLines } from './binary-lines.js';
 import type { Event, EventSink, Frame, TraceMeta } from '../model/events.js';
 import { frame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
@@ -90,6 +91,7 @@ interface Proc {
 export class NginxLogDecoder {
   readonly stats: SourceStats = emptyStats();
   skipped = 0;
+  readonly binary = new BinaryLines();
   /** Per pid: pool destroys seen (rows of `free: ..., unused:` lines). */
   readonly poolDestroys = new Map<number, number>();
   private readonly procs = new Map<number, Proc>();
@@ -122,7 +124,10 @@ export class NginxLogDecoder {
     this.lineNo++;
     // `2026/11/22 05:30:02 [debug] 3643#0: `
     if (end - start < 24 || buf[start + 4] !== 47 || buf[start + 10] !== 32 || buf[start + 13] !== 58 || buf[start + 20] !== 91) {
-      if (end > start) this.skipped++; // continuation lines of multi-line messages (response headers...)
+      if (end > start) {
+        this.skipped++; // continuation lines of multi-line messages (response headers...)
+        this.binary.check(buf, start, end, this.lineNo);
+      }
       return;
     }
     let p = start + 21;
@@ -444,6 +449,9 @@ export const nginxLogSource: Source = {
   async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
     const dec = new NginxLogDecoder(sink);
     await forEachLine(input.stream, (bb, s, e) => dec.line(bb, s, e), { onProgress: opts.onProgress });
-    return dec.finish();
+    const stats = dec.finish();
+    const binary = dec.binary.warning(input.path);
+    if (binary) stats.warnings.unshift(binary);
+    return stats;
   },
 };

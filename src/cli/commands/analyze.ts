@@ -8,6 +8,7 @@ import { analyzeFiles } from '../../analyses/pipeline.js';
 import { parseAge } from '../../analyses/duration.js';
 import { renderText } from '../../reports/text.js';
 import { renderJson } from '../../reports/json.js';
+import { warnIfDamaged } from '../damage.js';
 
 interface Opts {
   top: string;
@@ -46,5 +47,6 @@ export function register(program: Command): void {
       });
       if (pid !== undefined && result.processes.length === 0) throw new UserError(`no process ${pid} in the input`);
       process.stdout.write(o.format === 'json' ? renderJson(result) : renderText(result));
+      warnIfDamaged(result.warnings);
     }));
 }

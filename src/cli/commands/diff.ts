@@ -2,7 +2,6 @@
 // (between two points of one trace: times such as 30s, or marker names).
 
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
@@ -10,6 +9,8 @@ import { analyzeFiles } from '../../analyses/pipeline.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
 import { renderDiff } from '../../reports/diff.js';
 import type { DiffFormat } from '../../reports/diff.js';
+import { writeOutput } from '../output.js';
+import { warnIfDamaged } from '../damage.js';
 
 interface DiffOpts {
   from?: string;
@@ -33,12 +34,14 @@ export function register(program: Command): void {
     .action(guard(async (a: string, b: string | undefined, o: DiffOpts) => {
       if (!['text', 'json', 'html'].includes(o.format)) throw new UserError(`--format wants text, json or html, got "${o.format}"`);
       let diff;
+      let warnings: string[];
       if (b !== undefined) {
         if (o.from !== undefined || o.to !== undefined) throw new UserError('--from/--to compare two points of one input: give one file, or drop them to compare two files');
         // Two ends of two traces: the analyses alone (no window grid needed).
         const ra = await analyzeFiles([a], { from: o.source, top: 1000, progress: true });
         const rb = await analyzeFiles([b], { from: o.source, top: 1000, progress: true });
         diff = diffTraces(ra, rb);
+        warnings = [...ra.warnings, ...rb.warnings];
       } else {
         if (o.from === undefined && o.to === undefined) throw new UserError('give a second input to compare with, or --from/--to points of this one');
         const r = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
@@ -48,12 +51,11 @@ export function register(program: Command): void {
         const to = o.to !== undefined ? resolvePoint(o.to, res, '--to') : { t: end, label: 'the end' };
         if (to.t < from.t) throw new UserError(`--to (${to.label}) comes before --from (${from.label})`);
         diff = diffPoints(res, r.window, from, to);
+        warnings = r.warnings;
       }
       const text = renderDiff(diff, o.format as DiffFormat);
-      if (o.output) {
-        await writeFile(o.output, text).catch((err: NodeJS.ErrnoException) => {
-          throw new UserError(`${o.output}: cannot write (${err.code ?? err.message})`);
-        });
-      } else process.stdout.write(text);
+      if (o.output) await writeOutput(o.output, text);
+      else process.stdout.write(text);
+      warnIfDamaged(warnings, 'the diff covers the readable part');
     }));
 }

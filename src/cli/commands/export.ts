@@ -2,7 +2,6 @@
 // other tools (go tool pprof, speedscope, flamegraph.pl).
 
 import type { Command } from 'commander';
-import { writeFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
@@ -12,6 +11,8 @@ import { speedscope } from '../../reports/export/speedscope.js';
 import { collapsed } from '../../reports/export/collapsed.js';
 import type { CollapsedValue } from '../../reports/export/collapsed.js';
 import { intOpt } from './report.js';
+import { writeOutput } from '../output.js';
+import { warnIfDamaged } from '../damage.js';
 
 const FORMATS = ['pprof', 'speedscope', 'collapsed'] as const;
 type Format = (typeof FORMATS)[number];
@@ -45,10 +46,9 @@ export function register(program: Command): void {
           ? JSON.stringify(speedscope(run.window, `leakscope: ${files.join(', ')}`))
           : collapsed(run.window, o.value as CollapsedValue);
       const out = resolve(o.output);
-      await writeFile(out, body).catch((err: NodeJS.ErrnoException) => {
-        throw new UserError(`${out}: cannot write (${err.code ?? err.message})`);
-      });
+      await writeOutput(out, body);
       const stacks = run.window.processes.reduce((n, p) => n + p.stacks.size, 0);
       process.stderr.write(`wrote ${out} (${to}, ${stacks} stacks, ${run.window.processes.length} processes)\n`);
+      warnIfDamaged(run.warnings, 'the profile covers the readable part');
     }));
 }

@@ -8,6 +8,8 @@ import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
 import { writeHtmlReport } from '../../reports/html/report.js';
+import { outputError } from '../output.js';
+import { warnIfDamaged } from '../damage.js';
 
 interface ReportOpts {
   output?: string;
@@ -34,11 +36,11 @@ export function register(program: Command): void {
       const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: true });
       if (!run.result) throw new UserError('no analysis result');
       const out = resolve(o.output!);
-      const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: NodeJS.ErrnoException) => {
-        if (err.code) throw new UserError(`${out}: cannot write (${err.code})`);
-        throw err;
+      const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: unknown) => {
+        throw outputError(out, err);
       });
       process.stderr.write(`wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
+      warnIfDamaged(run.warnings);
       if (o.open) openInBrowser(out);
     }));
 }

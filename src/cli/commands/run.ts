@@ -2,7 +2,7 @@
 // symbolizes the trace and prints the leak summary. Exits with CMD's status.
 
 import type { Command } from 'commander';
-import { writeFileSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
@@ -11,6 +11,7 @@ import { runRecorded } from '../../recorder/launch.js';
 import { renderSummary } from '../../recorder/summary.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
 import { analyzeFiles } from '../../analyses/pipeline.js';
+import { writeOutput } from '../output.js';
 
 interface RunOptions {
   sample?: string;
@@ -57,8 +58,11 @@ export function register(program: Command): void {
         result = await runRecorded({ command, library, trace, sampleBytes, depth });
       } catch (err) {
         const e = err as NodeJS.ErrnoException;
-        if (e.code === 'ENOENT') throw new UserError(`${command[0]}: command not found`);
-        if (e.code === 'EACCES') throw new UserError(`${command[0]}: permission denied`);
+        // Nothing ran: the header-only trace would be a stray empty file.
+        rmSync(trace, { force: true });
+        // The shell's statuses: 127 not found, 126 found but not executable.
+        if (e.code === 'ENOENT') throw new UserError(`${command[0]}: command not found (check the name, or give its path)`, 127);
+        if (e.code === 'EACCES') throw new UserError(`${command[0]}: permission denied (not an executable file?)`, 126);
         throw err;
       }
       const status = result.status;
@@ -74,7 +78,7 @@ export function register(program: Command): void {
       if (opts.summary) {
         const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
         const text = await renderSummary(analysis, opts.format);
-        if (opts.report) writeFileSync(opts.report, text);
+        if (opts.report) await writeOutput(opts.report, text);
         else process.stdout.write(text);
       }
       process.exitCode = status;

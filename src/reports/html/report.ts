@@ -1,6 +1,6 @@
 // `leakscope report`'s output: one self-contained HTML page.
 
-import { writeFile } from 'node:fs/promises';
+import { writeFileAtomic } from '../atomic-write.js';
 import type { AnalysisResult } from '../../analyses/result.js';
 import type { WindowState } from '../../analyses/window.js';
 import { buildReportData, DEFAULT_LIMITS } from './data.js';
@@ -13,6 +13,6 @@ export async function htmlReport(result: AnalysisResult, window: WindowState | u
 
 export async function writeHtmlReport(path: string, result: AnalysisResult, window: WindowState | undefined, limits?: ReportLimits): Promise<number> {
   const html = await htmlReport(result, window, limits);
-  await writeFile(path, html);
+  await writeFileAtomic(path, html);
   return Buffer.byteLength(html);
 }
