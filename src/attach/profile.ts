@@ -62,6 +62,8 @@ export interface AllocatorProfile {
   poolSize?: { lists: PoolList[] };
   /** Profiles combined with this one (an nginx target also gets libc when asked). */
   file?: string;
+  /** Which tracer runs it: the generic uprobe loader (default) or a dedicated one ('luajit'). */
+  engine?: 'uprobes' | 'luajit';
 }
 
 const SRC_RE = /^(arg[0-5]|ret|\*arg[0-5])$/;

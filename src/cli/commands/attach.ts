@@ -11,7 +11,8 @@ import { TraceWriter } from '../../trace/writer.js';
 import { AttachSession } from '../../attach/session.js';
 import { detectProfiles } from '../../attach/detect.js';
 import { loadProfile, type AllocatorProfile } from '../../attach/profile.js';
-import { parseDuration } from '../../attach/duration.js';
+import { parseDurationMs as parseDuration } from '../../model/units.js';
+import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
 import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
 import { pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
@@ -109,6 +110,15 @@ async function attach(o: AttachCliOptions): Promise<void> {
     const exePath = exe ?? (pid !== undefined ? exeOf(pid) : undefined);
     profiles = exePath ? detectProfiles({ pid: first, exe: exePath }) : [];
     if (profiles.length === 0) profiles = [loadProfile('libc')];
+  }
+  if (profiles.some((p) => p.engine === 'luajit')) {
+    if (profiles.length > 1) throw new UserError('--allocator luajit runs its own tracer: trace it alone (a second attach can trace the other allocators)');
+    if (o.mode !== 'events') throw new UserError('--allocator luajit has no aggregate mode; use --mode events');
+    if (durationMs === undefined) throw new UserError('--allocator luajit needs --duration (after it, the tracer waits for a GC cycle so garbage is not reported as outstanding)');
+    const pids = pid !== undefined ? [pid] : pidsRunning(exe!);
+    if (pids.length === 0) throw new UserError(`no running process of ${exe}`);
+    await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
+    return;
   }
   if (o.poolAllocs && !profiles.some((p) => p.functions.some((f) => f.level === 'pool-allocs'))) {
     throw new UserError(`--pool-allocs: the allocator profile(s) ${profiles.map((p) => p.name).join(', ')} have no pool allocation functions`);
