@@ -20,7 +20,7 @@ test('report of the APR pool-debug log in the browser', async () => {
   const out = join(dir, 'apr.html');
   const r = leakscope(['report', fixture, '-o', out]);
   assert.equal(r.status, 0, r.stderr);
-  assert.match(r.stderr, /^wrote .*apr\.html \(\d+ KiB\)\n$/);
+  assert.match(r.stderr, /^leakscope: wrote .*apr\.html \(\d+ KiB\)\n$/);
   const { browser, close } = await launch();
   try {
     const p = await browser.newPage();

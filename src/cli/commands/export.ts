@@ -48,7 +48,7 @@ export function register(program: Command): void {
       const out = resolve(o.output);
       await writeOutput(out, body);
       const stacks = run.window.processes.reduce((n, p) => n + p.stacks.size, 0);
-      process.stderr.write(`wrote ${out} (${to}, ${stacks} stacks, ${run.window.processes.length} processes)\n`);
+      process.stderr.write(`leakscope: wrote ${out} (${to}, ${stacks} stacks, ${run.window.processes.length} processes)\n`);
       warnIfDamaged(run.warnings, 'the profile covers the readable part');
     }));
 }

@@ -9,6 +9,7 @@ import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
 import { readInputs } from '../../sources/open.js';
 import { TraceWriter } from '../../trace/writer.js';
+import { damageOf } from '../damage.js';
 import type { Event, EventSink } from '../../model/events.js';
 
 export interface ImportResult {
@@ -96,5 +97,7 @@ export function register(program: Command): void {
         `leakscope: imported ${r.events.toLocaleString('en')} events from ${files.length} file${files.length === 1 ? '' : 's'} into ${dest} ` +
           `(${r.bytes.toLocaleString('en')} bytes); ${r.badRecords.toLocaleString('en')} bad records, ${r.warnings.length} warning${r.warnings.length === 1 ? '' : 's'}\n`,
       );
+      // The trace holds the readable part; a damaged input still fails the command for scripts.
+      if (damageOf(r.warnings) !== undefined) process.exitCode = 1;
     }));
 }

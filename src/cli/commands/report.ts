@@ -39,7 +39,7 @@ export function register(program: Command): void {
       const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: unknown) => {
         throw outputError(out, err);
       });
-      process.stderr.write(`wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
+      process.stderr.write(`leakscope: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
       warnIfDamaged(run.warnings);
       if (o.open) openInBrowser(out);
     }));
