@@ -47,7 +47,8 @@ export function register(program: Command): void {
 
 export function intOpt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v)) throw new UserError(`${name} wants a whole number, got "${v}"`);
+  // --top 0 or --pid 0 would silently give an empty report.
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UserError(`${name} wants a positive whole number, got "${v}"`);
   return Number(v);
 }
 
