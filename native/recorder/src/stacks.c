@@ -338,31 +338,53 @@ static void uw_learn_outermost(uintptr_t ip) {
 
 static inline int is_self(uintptr_t ip) { return ip >= lk_self_lo && ip < lk_self_hi; }
 
-// The thread's previous walk, every frame as (pc, sp), outermost last. Consecutive allocations
+// The thread's previous walk, every frame as (pc, sp), outermost FIRST. Consecutive allocations
 // mostly share their callers: once the new walk reaches a frame of the previous one (same pc at
-// the same sp), checking that each later return-address slot still holds the same pc (loads
-// that do not depend on each other) proves the rest of the stack is unchanged.
+// the same sp), checking that each outer return-address slot still holds the same pc (loads
+// that do not depend on each other) proves the rest of the stack is unchanged. Kept root first,
+// the shared callers stay in place with their stack ids: only the new leaf frames are written.
 #define WALK_MAX (LK_MAX_DEPTH + 32)
 typedef struct {
-  int n, complete;  // complete: reached the outermost frame
-  int sid_ok;       // sid[] holds, per frame, the stack id of the frames from there to the root
+  int n, complete;  // complete: [0] is the outermost frame
+  int sid_ok;       // sid[k] holds the stack id of frames 0..k (root to k)
   uintptr_t ip[WALK_MAX], sp[WALK_MAX];
   uint32_t sid[WALK_MAX];
+  uint16_t cnt[WALK_MAX];  // frames outside our library among 0..k
 } walk_cache;
-static __thread walk_cache t_walks[2];
+static __thread walk_cache t_walk;
 static __thread unsigned t_walk_count;
 static int g_force_libunwind;  // LEAKSCOPE_UNWIND=libunwind: every walk by libunwind (tests, doubt)
-static __thread int t_cur;                 // t_walks[t_cur] is the previous walk
-static __thread uint32_t t_last_id;        // its stack id, reused when a walk is all the same
+static __thread uint32_t t_last_id;        // the previous walk's stack id, reused when a walk is all the same
 static __thread int t_last_n_out;          // and its number of recorded frames
-#define t_last (t_walks[t_cur])
+
+// Stores `nn` frames given leaf first as cache positions base .. base+nn-1 (root first).
+static inline void cache_put(walk_cache *w, int base, const uintptr_t *ip, const uintptr_t *sp, int nn) {
+  unsigned c = base > 0 ? w->cnt[base - 1] : 0;
+  for (int pos = base, i = nn - 1; i >= 0; pos++, i--) {
+    w->ip[pos] = ip[i];
+    w->sp[pos] = sp[i];
+    c += !is_self(ip[i]);
+    w->cnt[pos] = (uint16_t)c;
+  }
+  w->n = base + nn;
+}
+
+// The recorded frames (leaf first, outside our library, at most lk_depth) of the cached walk.
+static int cache_out(const walk_cache *w, uintptr_t *out) {
+  int n = 0;
+  for (int k = w->n - 1; k >= 0 && n < lk_depth; k--)
+    if (!is_self(w->ip[k])) out[n++] = w->ip[k];
+  return n;
+}
 
 // libunwind's walk, teaching the table. Records up to lk_depth frames outside our library.
 static int slow_walk(unw_context_t *uc, uintptr_t *out) {
   unw_cursor_t c;
-  t_last.n = 0;
-  t_last.complete = 0;
-  t_last.sid_ok = 0;
+  uintptr_t lip[WALK_MAX], lsp[WALK_MAX];
+  int ln = 0, complete = 0;
+  t_walk.n = 0;
+  t_walk.complete = 0;
+  t_walk.sid_ok = 0;
   if (unw_init_local(&c, uc) < 0) return 0;
   int n = 0;
   uintptr_t pip = 0, psp = 0;
@@ -372,9 +394,9 @@ static int slow_walk(unw_context_t *uc, uintptr_t *out) {
     unw_get_reg(&c, UNW_REG_SP, &sp);
     if (steps > 0) uw_learn(pip, (intptr_t)(sp - psp), sp > psp && *(uintptr_t *)(sp - 8) == ip);
     if (!is_self(ip) && n < lk_depth) out[n++] = ip;
-    if (t_last.n < WALK_MAX) {
-      t_last.ip[t_last.n] = ip;
-      t_last.sp[t_last.n++] = sp;
+    if (ln < WALK_MAX) {
+      lip[ln] = ip;
+      lsp[ln++] = sp;
     }
     pip = ip;
     psp = sp;
@@ -383,11 +405,16 @@ static int slow_walk(unw_context_t *uc, uintptr_t *out) {
       if (r == 0) {
         uw_learn_outermost(pip);
         if (psp > t_max_sp) t_max_sp = psp;
-        t_last.complete = t_last.n < WALK_MAX;
+        complete = ln < WALK_MAX;
       }
       break;
     }
     if (n >= lk_depth && t_max_sp) break;
+  }
+  // Only a whole walk (or one reaching the depth limit) is a usable cache.
+  if (complete || n >= lk_depth) {
+    cache_put(&t_walk, 0, lip, lsp, ln);
+    t_walk.complete = complete;
   }
   return n;
 }
@@ -406,58 +433,59 @@ __attribute__((noinline)) static int backtrace_capture(uintptr_t *out) {
   int got = unw_backtrace(raw, lk_depth + 16), n = 0;
   for (int i = 0; i < got && n < lk_depth; i++)
     if (!is_self((uintptr_t)raw[i])) out[n++] = (uintptr_t)raw[i];
-  t_last.n = 0;
-  t_last.complete = 0;
-  t_last.sid_ok = 0;
+  t_walk.n = 0;
+  t_walk.complete = 0;
+  t_walk.sid_ok = 0;
   return n;
 }
 
 // The fast walk starts at our caller's frame exactly as libunwind sees it: pc = our return
 // address, sp = our canonical frame address (the compiler knows it, frame pointer or not).
-// Returns the frame count; *same is set when the stack is exactly the previous walk's; *fresh
-// is the number of leading frames of the new walk (t_last) whose sid[] is not known yet.
-__attribute__((noinline)) static int capture(uintptr_t *out, int *same_stack, int *fresh) {
+// Returns the frame count; *filled: out[] holds the frames (else they are in t_walk only, see
+// cache_out); *same is set when the stack is exactly the previous walk's; *fresh is the first
+// cache position (root first) whose sid[] is not known yet.
+__attribute__((noinline)) static int capture(uintptr_t *out, int *filled, int *same_stack, int *fresh) {
   uintptr_t ip = (uintptr_t)__builtin_return_address(0);
   uintptr_t sp = (uintptr_t)__builtin_dwarf_cfa();
   *same_stack = 0;
-  *fresh = WALK_MAX;
+  *fresh = 0;
+  *filled = 1;
   // Every 4096th walk is libunwind's, re-checking what the table learned: a pc whose frame size
   // only looked fixed (alloca of the same size twice) is caught and handed back to libunwind.
   if (LK_UNLIKELY(!t_max_sp) || LK_UNLIKELY((++t_walk_count & 4095) == 0) || LK_UNLIKELY(g_force_libunwind)) return slow_capture(out);
   const uintptr_t max_sp = t_max_sp;
-  walk_cache *last = &t_walks[t_cur], *next = &t_walks[t_cur ^ 1];
-  const int depth = lk_depth, last_n = last->n;
-  uintptr_t *nip = next->ip, *nsp = next->sp;
-  int nn = 0, n = 0, j = 0, complete = 0, sid_ok = 0, fresh_n = -1;
+  walk_cache *w = &t_walk;
+  const int depth = lk_depth, last_n = w->n;
+  uintptr_t nip[WALK_MAX], nsp[WALK_MAX];  // the new frames, leaf first
+  int nn = 0, n = 0, k = last_n - 1, complete = 0;
+  int stale = last_n;  // a changed slot of the previous walk: only frames at or outside it can match
   for (;;) {
-    // A frame of the previous walk: the rest is the same if every later slot still holds it.
-    while (j < last_n && last->sp[j] < sp) j++;
-    if (j < last_n && last->sp[j] == sp && last->ip[j] == ip) {
-      int same = 1;
-      for (int m = j + 1; m < last_n; m++) same &= *(const uintptr_t *)(last->sp[m] - 8) == last->ip[m];
-      if (same) {
-        fresh_n = nn;
-        sid_ok = last->sid_ok;
-        for (int m = j; m < last_n && nn < WALK_MAX; m++) {
-          nip[nn] = last->ip[m];
-          next->sid[nn] = last->sid[m];
-          nsp[nn++] = last->sp[m];
-          if (n < depth && !is_self(last->ip[m])) out[n++] = last->ip[m];
-        }
-        if (!last->complete && n < depth) return slow_capture(out);
-        complete = last->complete;
-        *same_stack = (j == 0 && n == t_last_n_out);
-        break;
+    // A frame of the previous walk: the rest is the same if every outer slot still holds it.
+    // A frame at the same sp with another pc (a shallower or deeper call at the same place)
+    // does not end the search: its callers' frames may still be the previous walk's.
+    while (k >= 0 && w->sp[k] < sp) k--;
+    if (k >= 0 && k <= stale && w->sp[k] == sp && w->ip[k] == ip) {
+      // Innermost slot first: a changed caller is most often a near one, and the first
+      // changed slot found rules out every frame inside it.
+      int m = k - 1;
+      while (m >= 0 && *(const uintptr_t *)(w->sp[m] - 8) == w->ip[m]) m--;
+      if (m < 0) {
+        int total = n + w->cnt[k];
+        if (total > depth) total = depth;
+        if (!w->complete && total < depth) return slow_capture(out);
+        if (k + 1 + nn > WALK_MAX) return slow_capture(out);
+        *same_stack = (nn == 0 && k == last_n - 1 && total == t_last_n_out);
+        *fresh = w->sid_ok ? k + 1 : 0;
+        cache_put(w, k + 1, nip, nsp, nn);
+        *filled = 0;
+        return total;
       }
-      j = last_n;  // stale from here on
+      stale = m;
     }
     if (nn == WALK_MAX) return slow_capture(out);
     nip[nn] = ip;
     nsp[nn++] = sp;
-    if (!is_self(ip)) {
-      out[n++] = ip;
-      if (n >= depth) break;
-    }
+    if (!is_self(ip) && ++n >= depth) break;
     uint64_t e = atomic_load_explicit(uw_slot(ip), memory_order_relaxed);
     if ((e >> 17) != ip) return slow_capture(out);
     uint32_t st = e & 3, kq = (e >> 2) & UW_KQ_MAX;
@@ -471,11 +499,10 @@ __attribute__((noinline)) static int capture(uintptr_t *out, int *same_stack, in
     if (sp > max_sp) return slow_capture(out);
     ip = *(const uintptr_t *)(sp - 8);
   }
-  next->n = nn;
-  next->complete = complete;
-  next->sid_ok = sid_ok;
-  *fresh = (fresh_n >= 0 && sid_ok) ? fresh_n : nn;
-  t_cur ^= 1;
+  cache_put(w, 0, nip, nsp, nn);
+  w->complete = complete;
+  w->sid_ok = 0;
+  *filled = 0;
   return n;
 }
 
@@ -558,17 +585,16 @@ static uint32_t intern_pcs(lk_buf *b, const uintptr_t *pcs, int n) {
 
 uint32_t lk_capture_stack(lk_buf *b) {
   uintptr_t pcs[LK_MAX_DEPTH];
-  int same, fresh;
-  int n = capture(pcs, &same, &fresh);
+  int filled, same, fresh;
+  int n = capture(pcs, &filled, &same, &fresh);
   if (same && t_last_id) return t_last_id;
   t_last_n_out = n;
-  walk_cache *w = &t_last;
-  if (g_tn && w->complete && n < lk_depth) {
-    // All of the stack was walked and recorded: ids from the root down, reusing the suffix.
-    if (fresh > w->n) fresh = w->n;
-    int k = fresh - 1;
-    for (; k >= 0; k--) {
-      uint32_t parent = k + 1 < w->n ? w->sid[k + 1] : 0;
+  walk_cache *w = &t_walk;
+  if (g_tn && w->complete && n < lk_depth && w->n > 0) {
+    // All of the stack was walked and recorded: ids from the root down, reusing the callers'.
+    int k = fresh;
+    for (; k < w->n; k++) {
+      uint32_t parent = k > 0 ? w->sid[k - 1] : 0;
       if (is_self(w->ip[k])) {
         w->sid[k] = parent;
         continue;
@@ -577,12 +603,13 @@ uint32_t lk_capture_stack(lk_buf *b) {
       if (!id) break;
       w->sid[k] = id;
     }
-    if (k < 0) {
+    if (k == w->n) {
       w->sid_ok = 1;
-      return t_last_id = w->sid[0];
+      return t_last_id = w->sid[w->n - 1];
     }
   }
   w->sid_ok = 0;
+  if (!filled) n = cache_out(w, pcs);
   return t_last_id = intern_pcs(b, pcs, n);
 }
 
@@ -615,8 +642,8 @@ void lk_stacks_init(void) {
   g_uw = lk_raw_mmap(sizeof(uint64_t) << UW_BITS);
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
   uintptr_t warm[LK_MAX_DEPTH];
-  int same, fresh;
-  capture(warm, &same, &fresh);  // libunwind's own set-up happens now, with our guard held
+  int filled, same, fresh;
+  capture(warm, &filled, &same, &fresh);  // libunwind's own set-up happens now, with our guard held
 }
 
 void lk_stacks_atfork_prepare(void) {
