@@ -152,7 +152,8 @@ test('partly good inputs (truncated gzip/zstd/trace, binary after a text log): t
     ['trunc-trace', f('trunc.lstrace'), /trunc\.lstrace: last chunk truncated at byte \d+/],
     ['binary-tail', f('binlog.log'), /binlog\.log: binary data \(NUL bytes\) in \d+ line\(s\), first at line \d+/],
   ];
-  const jobs = inputs.flatMap(([kind, path, re]) => readers.map((r) => async () => {
+  // Every command on the truncated gzip; the cheaper three on the others (time budget).
+  const jobs = inputs.flatMap(([kind, path, re], n) => readers.filter((r) => n === 0 || ['analyze', 'info', 'import'].includes(r.cmd)).map((r) => async () => {
     const tag = `${r.cmd}-${kind}`;
     const res = await cli(r.args(path, tag));
     const what = `${r.cmd} on ${kind}`;
