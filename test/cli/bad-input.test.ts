@@ -264,11 +264,13 @@ test('snapshot and mark: a process that does not exist, or is not traced → one
     [['snapshot', dead], new RegExp(`no process ${dead}`)],
     [['mark', dead, 'x'], new RegExp(`no process ${dead}`)],
     [['attach', '--pid', dead], new RegExp(`process ${dead} does not exist`)],
+    [['kernel', '--pid', dead, '-o', join(out, 'kernel-dead.lstrace')], new RegExp(`no process ${dead}`)],
     [['snapshot', String(process.pid)], new RegExp(`process ${process.pid} is not running under \`leakscope run\``)],
     [['mark', String(process.pid), 'x'], /has no LEAKSCOPE_TRACE in its environment .*pass --trace FILE/],
     [['mark', String(process.pid), 'x', '--trace', f('garbage.bin')], /garbage\.bin: not a leakscope trace/],
   ];
   await pool(cases.map(([args, re]) => async () => oneLineError(await cli(args), args.join(' '), re)));
+  assert.ok(!existsSync(join(out, 'kernel-dead.lstrace')), 'kernel left a header-only trace');
 });
 
 test('a 50 MB line without newline: memory stays bounded, no crash', async () => {

@@ -3,7 +3,7 @@
 import type { Command } from 'commander';
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { existsSync } from 'node:fs';
+import { existsSync, rmSync } from 'node:fs';
 import { guard } from '../guard.js';
 import { UserError } from '../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
@@ -64,6 +64,7 @@ export function register(program: Command): void {
         });
       } catch (err) {
         await writer.close();
+        rmSync(o.output, { force: true });  // nothing was traced: leave no header-only file behind
         throw err instanceof KernelTraceError ? new UserError(err.message) : err;
       }
       process.stderr.write(`leakscope: tracing the kernel side of ${trace.pids.size ? `pid ${[...trace.pids].join(',')}` : ''}${exe ? `${trace.pids.size ? ' and ' : ''}processes of ${exe}` : ''}; Ctrl-C to stop\n`);
