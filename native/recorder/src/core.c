@@ -222,13 +222,13 @@ static inline void timer_check(void) {
 
 static uint32_t stack_now(lk_buf *b) { return lk_capture_stack(b); }
 
-void lk_rec_alloc(void *p, size_t size) {
+void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp) {
   if (lk_sample_bytes) lk_sampled_add((uintptr_t)p);  // the caller drew the sample
   timer_check();
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(48);
   if (!b) return;
-  uint32_t st = stack_now(b);
+  uint32_t st = ip ? lk_capture_stack_from(b, ip, sp) : stack_now(b);
   lk_reserve(b, 48);
   lk_ev(b, R_ALLOC, t);
   lk_var(b, (uintptr_t)p);
@@ -236,6 +236,8 @@ void lk_rec_alloc(void *p, size_t size) {
   lk_var(b, st);
   lk_end(b);
 }
+
+void lk_rec_alloc(void *p, size_t size) { lk_rec_alloc_from(p, size, 0, 0); }
 
 void lk_rec_free(void *p) {
   if (lk_sample_bytes && !lk_sampled_remove((uintptr_t)p)) return;

@@ -77,7 +77,10 @@ static inline void maybe_init(void) {
 
 static inline int recording(void) { return lk_state == 2 && !lk_ts.guard; }
 
-static inline void after_alloc(void *p, size_t n) {
+// ip, sp: the hook's return address and canonical frame address (the allocating frame).
+#define AFTER_ALLOC(p, n) after_alloc(p, n, (uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_dwarf_cfa())
+
+static inline void after_alloc(void *p, size_t n, uintptr_t ip, uintptr_t sp) {
   if (lk_sample_bytes) {  // the sampled fast path: most allocations only count down
     int64_t left = lk_ts.sample_left - (int64_t)n;
     if (LK_LIKELY(left > 0)) {
@@ -89,7 +92,7 @@ static inline void after_alloc(void *p, size_t n) {
   if (LK_LIKELY(p != NULL) && recording() && !lk_ts.in_apr) {
     if (lk_sample_bytes && !lk_sample_inline(n)) return;
     lk_ts.guard++;
-    lk_rec_alloc(p, n);
+    lk_rec_alloc_from(p, n, ip, sp);
     lk_ts.guard--;
   }
 }
@@ -97,7 +100,7 @@ static inline void after_alloc(void *p, size_t n) {
 LK_EXPORT void *malloc(size_t n) {
   ENSURE_REAL(r_malloc, boot_alloc(n));
   void *p = r_malloc(n);
-  after_alloc(p, n);
+  AFTER_ALLOC(p, n);
   return p;
 }
 
@@ -128,7 +131,7 @@ LK_EXPORT void *calloc(size_t n, size_t size) {
     if (!r_calloc) return NULL;
   }
   void *p = r_calloc(n, size);
-  after_alloc(p, total);
+  AFTER_ALLOC(p, total);
   return p;
 }
 
@@ -173,35 +176,35 @@ LK_EXPORT void *reallocarray(void *old, size_t n, size_t size) {
 LK_EXPORT int posix_memalign(void **out, size_t align, size_t n) {
   ENSURE_REAL(r_posix_memalign, ENOMEM);
   int rc = r_posix_memalign(out, align, n);
-  if (rc == 0) after_alloc(*out, n);
+  if (rc == 0) AFTER_ALLOC(*out, n);
   return rc;
 }
 
 LK_EXPORT void *aligned_alloc(size_t align, size_t n) {
   ENSURE_REAL(r_aligned_alloc, NULL);
   void *p = r_aligned_alloc(align, n);
-  after_alloc(p, n);
+  AFTER_ALLOC(p, n);
   return p;
 }
 
 LK_EXPORT void *memalign(size_t align, size_t n) {
   ENSURE_REAL(r_memalign, NULL);
   void *p = r_memalign(align, n);
-  after_alloc(p, n);
+  AFTER_ALLOC(p, n);
   return p;
 }
 
 LK_EXPORT void *valloc(size_t n) {
   ENSURE_REAL(r_valloc, NULL);
   void *p = r_valloc(n);
-  after_alloc(p, n);
+  AFTER_ALLOC(p, n);
   return p;
 }
 
 LK_EXPORT void *pvalloc(size_t n) {
   ENSURE_REAL(r_pvalloc, NULL);
   void *p = r_pvalloc(n);
-  after_alloc(p, n);
+  AFTER_ALLOC(p, n);
   return p;
 }
 

@@ -80,6 +80,10 @@ void lk_flush_all(int wait);
 // stacks.c
 void lk_stacks_init(void);
 uint32_t lk_capture_stack(lk_buf *b);   // call with b held; returns a stack id (0 = none)
+// The same, walking from a hook's caller: pc = the hook's return address, sp = its canonical
+// frame address (__builtin_return_address(0), __builtin_dwarf_cfa() in the hook), so the walk
+// does not step through our own frames.
+uint32_t lk_capture_stack_from(lk_buf *b, uintptr_t ip, uintptr_t sp);
 void lk_modules_scan(lk_buf *b);        // emits MODULE records for new mappings
 void lk_stacks_atfork_prepare(void);
 void lk_stacks_atfork_parent(void);
@@ -110,6 +114,7 @@ int lk_sampled_remove(uintptr_t addr);  // 1: addr was sampled (and is now forgo
 
 // Event helpers (core.c). All take care of the guard, sampling and buffering.
 void lk_rec_alloc(void *p, size_t size);   // the caller decided to record it (sampling)
+void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp);  // see lk_capture_stack_from
 void lk_rec_free(void *p);
 void lk_rec_realloc(void *old, void *p, size_t size);
 void lk_rec_mmap(void *p, size_t size, int prot, int flags);

@@ -440,13 +440,16 @@ __attribute__((noinline)) static int backtrace_capture(uintptr_t *out) {
 }
 
 // The fast walk starts at our caller's frame exactly as libunwind sees it: pc = our return
-// address, sp = our canonical frame address (the compiler knows it, frame pointer or not).
+// address, sp = our canonical frame address (the compiler knows it, frame pointer or not);
+// or, given ip, at that frame (a hook's caller: our own frames are not stepped through).
 // Returns the frame count; *filled: out[] holds the frames (else they are in t_walk only, see
 // cache_out); *same is set when the stack is exactly the previous walk's; *fresh is the first
 // cache position (root first) whose sid[] is not known yet.
-__attribute__((noinline)) static int capture(uintptr_t *out, int *filled, int *same_stack, int *fresh) {
-  uintptr_t ip = (uintptr_t)__builtin_return_address(0);
-  uintptr_t sp = (uintptr_t)__builtin_dwarf_cfa();
+__attribute__((noinline)) static int capture(uintptr_t *out, int *filled, int *same_stack, int *fresh, uintptr_t ip, uintptr_t sp) {
+  if (!ip) {
+    ip = (uintptr_t)__builtin_return_address(0);
+    sp = (uintptr_t)__builtin_dwarf_cfa();
+  }
   *same_stack = 0;
   *fresh = 0;
   *filled = 1;
@@ -583,10 +586,12 @@ static uint32_t intern_pcs(lk_buf *b, const uintptr_t *pcs, int n) {
   return id;
 }
 
-uint32_t lk_capture_stack(lk_buf *b) {
+uint32_t lk_capture_stack(lk_buf *b) { return lk_capture_stack_from(b, 0, 0); }
+
+uint32_t lk_capture_stack_from(lk_buf *b, uintptr_t ip, uintptr_t sp) {
   uintptr_t pcs[LK_MAX_DEPTH];
   int filled, same, fresh;
-  int n = capture(pcs, &filled, &same, &fresh);
+  int n = capture(pcs, &filled, &same, &fresh, ip, sp);
   if (same && t_last_id) return t_last_id;
   t_last_n_out = n;
   walk_cache *w = &t_walk;
@@ -643,7 +648,7 @@ void lk_stacks_init(void) {
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
   uintptr_t warm[LK_MAX_DEPTH];
   int filled, same, fresh;
-  capture(warm, &filled, &same, &fresh);  // libunwind's own set-up happens now, with our guard held
+  capture(warm, &filled, &same, &fresh, 0, 0);  // libunwind's own set-up happens now, with our guard held
 }
 
 void lk_stacks_atfork_prepare(void) {
