@@ -111,7 +111,7 @@ async function checkFile(path: string): Promise<number | undefined> {
     throw err;
   }
   if (st.isDirectory()) throw new UserError(`${path}: is a directory; give the trace or log files inside it`);
-  if (st.isFile() && st.size === 0) throw new UserError(`${path}: empty file`);
+  if (st.isFile() && st.size === 0) throw new UserError(`${path}: empty file; nothing to analyze (check the path, or that the server has written its log yet)`);
   return st.isFile() ? st.size : undefined;
 }
 
@@ -143,7 +143,7 @@ export async function openInput(path: string, onRaw?: (bytes: number) => void, o
   if (head.length === 0) {
     await close();
     if (warnings.length) throw new UserError(`${path}: ${compression} data cut short or damaged before any byte could be decompressed`);
-    throw new UserError(`${path}: empty file${compression === 'none' ? '' : ` (after ${compression} decompression)`}`);
+    throw new UserError(`${path}: empty file${compression === 'none' ? '' : ` (after ${compression} decompression)`}; nothing to analyze (check the path, or that the server has written its log yet)`);
   }
   return {
     close,

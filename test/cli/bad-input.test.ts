@@ -204,6 +204,7 @@ test('unknown --from and bad option values: one line each, exit 2', async () => 
     [['doctor', '--pid', 'abc'], /--pid: not a process id: abc/],
     [['kernel', '--pid', 'abc'], /--pid: not a process id: abc/],
     [['attach', '--pid', 'abc'], /--pid must be a whole number/],
+    [['attach', '--exe', '/etc/passwd'], /\/etc\/passwd: not an ELF executable/],
     [['snapshot', 'abc'], /"abc" is not a process id/],
     [['mark', 'abc', 'label'], /PID must be a process id, got "abc"/],
     [['kernel', '--pid', String(process.pid), '--duration', 'forever', '-o', join(out, 'k.lstrace')], /--duration: not a duration: forever/],

@@ -125,7 +125,7 @@ test('unknown, empty, missing, directory and --from errors are one-line UserErro
   await assert.rejects(collect([garbage]), (e: Error) => e instanceof UserError && e.message === `${garbage}: unknown format (expected a leakscope trace, APR pool-debug log, nginx debug log, Valgrind XML or heaptrack trace); use --from NAME to force`);
   const empty = join(dir, 'empty.lstrace');
   writeFileSync(empty, '');
-  await assert.rejects(collect([empty]), (e: Error) => e instanceof UserError && e.message === `${empty}: empty file`);
+  await assert.rejects(collect([empty]), (e: Error) => e instanceof UserError && e.message === `${empty}: empty file; nothing to analyze (check the path, or that the server has written its log yet)`);
   const emptyGz = join(dir, 'empty.gz');
   writeFileSync(emptyGz, gzipSync(Buffer.alloc(0)));
   await assert.rejects(collect([emptyGz]), (e: Error) => e instanceof UserError && /empty file \(after gzip/.test(e.message));

@@ -2,7 +2,7 @@
 // restart), pools included, then reports or keeps the trace.
 
 import type { Command } from 'commander';
-import { existsSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { guard } from '../guard.js';
@@ -68,6 +68,16 @@ export function register(program: Command): void {
     }));
 }
 
+function isElf(path: string): boolean {
+  const head = Buffer.alloc(4);
+  const fd = openSync(path, 'r');
+  try {
+    return readSync(fd, head, 0, 4, 0) === 4 && head.readUInt32BE(0) === 0x7f454c46;
+  } finally {
+    closeSync(fd);
+  }
+}
+
 function intOption(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} must be a whole number from ${min} to ${max}`);
@@ -100,7 +110,7 @@ async function attach(o: AttachCliOptions): Promise<void> {
   } else {
     if (!existsSync(o.exe!)) throw new UserError(`${o.exe}: no such file`);
     exe = realpathSync(o.exe!);
-    if (!statSync(exe).isFile()) throw new UserError(`${o.exe}: not an executable file`);
+    if (!statSync(exe).isFile() || !isElf(exe)) throw new UserError(`${o.exe}: not an ELF executable; give the server's binary (e.g. /usr/sbin/nginx)`);
   }
 
   let profiles: AllocatorProfile[];
