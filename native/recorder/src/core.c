@@ -194,6 +194,17 @@ lk_buf *lk_begin(size_t need) {
 
 void lk_end(lk_buf *b) { release(b); }
 
+// lk_begin's common case, inlined into the allocation and free records: the thread's buffer
+// exists, is free, belongs to this process and has room.
+static inline lk_buf *begin_hot(size_t need) {
+  lk_buf *b = lk_ts.buf;
+  if (LK_LIKELY(b != NULL) && LK_LIKELY(!atomic_exchange_explicit(&b->busy, 1, memory_order_acquire))) {
+    if (LK_LIKELY(b->pos != 0 && b->pid == g_pid && b->pos + need <= LK_CHUNK_PAYLOAD)) return b;
+    release(b);
+  }
+  return lk_begin(need);
+}
+
 void lk_reserve(lk_buf *b, size_t need) {
   if (b->pos + need > LK_CHUNK_PAYLOAD) {
     lk_flush_buf(b);
@@ -226,7 +237,7 @@ void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp) {
   if (lk_sample_bytes) lk_sampled_add((uintptr_t)p);  // the caller drew the sample
   timer_check();
   uint64_t t = lk_now();
-  lk_buf *b = lk_begin(48);
+  lk_buf *b = begin_hot(48);
   if (!b) return;
   uint32_t st = ip ? lk_capture_stack_from(b, ip, sp) : stack_now(b);
   lk_reserve(b, 48);
@@ -243,7 +254,7 @@ void lk_rec_free(void *p) {
   if (lk_sample_bytes && !lk_sampled_remove((uintptr_t)p)) return;
   timer_check();
   uint64_t t = lk_now();
-  lk_buf *b = lk_begin(24);
+  lk_buf *b = begin_hot(24);
   if (!b) return;
   lk_ev(b, R_FREE, t);
   lk_var(b, (uintptr_t)p);
