@@ -28,7 +28,7 @@ import { StackInterner } from '../model/stacks.js';
 import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
-import { forEachLine, hexDigit, sampleLine } from './line-reader.js';
+import { decodeLines, hexDigit, sampleLine } from './line-reader.js';
 
 const PREFIX = Buffer.from('POOL DEBUG: [', 'latin1');
 const MAX_PENDING = 32;
@@ -661,10 +661,6 @@ export const aprLogSource: Source = {
   },
   async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
     const dec = new AprLogDecoder(sink);
-    await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onProgress: opts.onProgress });
-    const stats = dec.finish();
-    const binary = dec.binary.warning(input.path);
-    if (binary) stats.warnings.unshift(binary);
-    return stats;
+    return decodeLines(input, dec, opts);
   },
 };

@@ -2,13 +2,38 @@
 // line's [start, end) byte range (no '\n', a trailing '\r' kept). Text sources parse fields
 // straight from the bytes, so a line costs no string unless a field needs one.
 
+import type { SourceInput, SourceOptions, SourceStats } from './source.js';
+import type { BinaryLines } from './binary-lines.js';
+
 export type LineHandler = (buf: Buffer, start: number, end: number) => void;
+
+const MAX_LINE = 1 << 20;
+
+/** What a text-log source's decoder offers to `decodeLines`. */
+export interface LineDecoder {
+  line(buf: Buffer, start: number, end: number): void;
+  finish(): SourceStats;
+  readonly binary: BinaryLines;
+}
+
+/** Reads a text log line by line into its decoder; the stats say what was cut or binary. */
+export async function decodeLines(input: SourceInput, dec: LineDecoder, opts: SourceOptions): Promise<SourceStats> {
+  let long = 0;
+  await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onProgress: opts.onProgress, onLongLine: () => long++ });
+  const stats = dec.finish();
+  const binary = dec.binary.warning(input.path);
+  if (binary) stats.warnings.unshift(binary);
+  if (long) stats.warnings.unshift(`${input.path}: ${long} line(s) longer than ${MAX_LINE >> 20} MiB were cut to their first ${MAX_LINE >> 20} MiB (a runaway log line, or not a log of this format)`);
+  return stats;
+}
 
 export interface LineReaderOptions {
   /** Called with bytes consumed so far. */
   onProgress?: (bytes: number) => void;
   /** Longer lines are cut to this many bytes (a runaway line must not eat memory). */
   maxLine?: number;
+  /** Called once for every line that was cut to maxLine, so the source can say so. */
+  onLongLine?: () => void;
 }
 
 /** Calls `onLine` for every line of `stream`; returns the number of bytes read. */
@@ -17,9 +42,9 @@ export async function forEachLine(
   onLine: LineHandler,
   opts: LineReaderOptions = {},
 ): Promise<number> {
-  const maxLine = opts.maxLine ?? 1 << 20;
+  const maxLine = opts.maxLine ?? MAX_LINE;
   let carry: Buffer | null = null;
-  let carryDropped = false;
+  let carryCut = false;
   let bytes = 0;
   for await (const chunk of stream) {
     bytes += chunk.length;
@@ -27,28 +52,36 @@ export async function forEachLine(
     if (carry) {
       const nl = chunk.indexOf(10);
       if (nl < 0) {
+        if (carry.length + chunk.length > maxLine) carryCut = true;
         if (carry.length < maxLine) carry = Buffer.concat([carry, chunk.subarray(0, maxLine - carry.length)]);
-        else carryDropped = true;
         opts.onProgress?.(bytes);
         continue;
       }
+      if (carry.length + nl > maxLine) carryCut = true;
       const line: Buffer = carry.length < maxLine ? Buffer.concat([carry, chunk.subarray(0, Math.min(nl, maxLine - carry.length))]) : carry;
       carry = null;
-      carryDropped = false;
+      if (carryCut) opts.onLongLine?.();
+      carryCut = false;
       onLine(line, 0, line.length);
       pos = nl + 1;
     }
     for (;;) {
       const nl = chunk.indexOf(10, pos);
       if (nl < 0) break;
+      if (nl - pos > maxLine) opts.onLongLine?.();
       onLine(chunk, pos, nl - pos > maxLine ? pos + maxLine : nl);
       pos = nl + 1;
     }
-    if (pos < chunk.length) carry = Buffer.from(chunk.subarray(pos, Math.min(chunk.length, pos + maxLine)));
+    if (pos < chunk.length) {
+      carry = Buffer.from(chunk.subarray(pos, Math.min(chunk.length, pos + maxLine)));
+      carryCut = chunk.length - pos > maxLine;
+    }
     opts.onProgress?.(bytes);
   }
-  if (carry && carry.length > 0) onLine(carry, 0, carry.length);
-  void carryDropped;
+  if (carry && carry.length > 0) {
+    if (carryCut) opts.onLongLine?.();
+    onLine(carry, 0, carry.length);
+  }
   return bytes;
 }
 

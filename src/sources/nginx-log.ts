@@ -19,7 +19,7 @@ import { StackInterner } from '../model/stacks.js';
 import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
-import { forEachLine, hexDigit, sampleLine, startsWith } from './line-reader.js';
+import { decodeLines, hexDigit, sampleLine, startsWith } from './line-reader.js';
 
 const MAX_BUFFERED = 4096;
 /** Closed connections whose label is remembered for their last lines. */
@@ -448,10 +448,6 @@ export const nginxLogSource: Source = {
   },
   async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
     const dec = new NginxLogDecoder(sink);
-    await forEachLine(input.stream, (bb, s, e) => dec.line(bb, s, e), { onProgress: opts.onProgress });
-    const stats = dec.finish();
-    const binary = dec.binary.warning(input.path);
-    if (binary) stats.warnings.unshift(binary);
-    return stats;
+    return decodeLines(input, dec, opts);
   },
 };
