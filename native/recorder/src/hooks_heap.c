@@ -80,6 +80,17 @@ static inline int recording(void) { return lk_state == 2 && !lk_ts.guard; }
 // ip, sp: the hook's return address and canonical frame address (the allocating frame).
 #define AFTER_ALLOC(p, n) after_alloc(p, n, (uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_dwarf_cfa())
 
+// Out of line, so the hooks' common path (the sampled countdown) saves no registers.
+__attribute__((noinline)) static void after_alloc_slow(void *p, size_t n, uintptr_t ip, uintptr_t sp) {
+  maybe_init();
+  if (LK_LIKELY(p != NULL) && recording() && !lk_ts.in_apr) {
+    if (lk_sample_bytes && !lk_sample_inline(n)) return;
+    lk_ts.guard++;
+    lk_rec_alloc_from(p, n, ip, sp);
+    lk_ts.guard--;
+  }
+}
+
 static inline void after_alloc(void *p, size_t n, uintptr_t ip, uintptr_t sp) {
   if (lk_sample_bytes) {  // the sampled fast path: most allocations only count down
     int64_t left = lk_ts.sample_left - (int64_t)n;
@@ -88,13 +99,7 @@ static inline void after_alloc(void *p, size_t n, uintptr_t ip, uintptr_t sp) {
       return;
     }
   }
-  maybe_init();
-  if (LK_LIKELY(p != NULL) && recording() && !lk_ts.in_apr) {
-    if (lk_sample_bytes && !lk_sample_inline(n)) return;
-    lk_ts.guard++;
-    lk_rec_alloc_from(p, n, ip, sp);
-    lk_ts.guard--;
-  }
+  after_alloc_slow(p, n, ip, sp);
 }
 
 LK_EXPORT void *malloc(size_t n) {
