@@ -12,6 +12,7 @@ import { TraceWriter } from '../src/trace/writer.js';
 import { readTrace } from '../src/trace/reader.js';
 import { Engine } from '../src/engine/engine.js';
 import { analyze } from '../src/analyses/analyze.js';
+import { rng } from '../test/support/rng.js';
 
 const N = Number(process.env.LSBENCH_EVENTS ?? 10_000_000);
 const LIVE = Number(process.env.LSBENCH_LIVE ?? 1_000_000);
@@ -19,16 +20,6 @@ const PIDS = [2001, 2002];
 const STACKS = 2000;
 const meta: TraceMeta = { format: 1, clock: 'ns', source: 'bench', startWallMs: Date.now() };
 const gc = (globalThis as { gc?: () => void }).gc;
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 4294967296;
-  };
-}
 
 /**
  * N events: symbol definitions, then a server-like mix in which the live set climbs to LIVE

@@ -18,19 +18,10 @@ import { readTrace } from '../src/trace/reader.js';
 import { analyzeWithWindow } from '../src/analyses/window-run.js';
 import { writeHtmlReport } from '../src/reports/html/report.js';
 import { launch } from '../test/browser/chromium.js';
+import { rng } from '../test/support/rng.js';
 
 const N = Number(process.env.LSBENCH_EVENTS ?? 10_000_000);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-report-bench-'));
-
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 4294967296;
-  };
-}
 
 async function generate(path: string, n: number): Promise<void> {
   const meta: TraceMeta = { format: 1, clock: 'ns', source: 'recorder', startWallMs: Date.now(), command: 'bench-server' };

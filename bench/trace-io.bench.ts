@@ -9,22 +9,12 @@ import { join } from 'node:path';
 import type { Event, EventSink, FastEventSink } from '../src/model/events.js';
 import { TraceWriter } from '../src/trace/writer.js';
 import { readTrace } from '../src/trace/reader.js';
+import { rng } from '../test/support/rng.js';
 
 const N = Number(process.env.LSBENCH_EVENTS ?? 10_000_000);
 const BASE_N = Math.min(N, 1_000_000);
 const dir = mkdtempSync(join(tmpdir(), 'lstrace-bench-'));
 const meta = { format: 1, clock: 'ns' as const, source: 'bench', startWallMs: Date.now() };
-
-/** Deterministic pseudo-random numbers (xorshift32). */
-function rng(seed: number) {
-  let x = seed >>> 0 || 1;
-  return () => {
-    x ^= x << 13; x >>>= 0;
-    x ^= x >>> 17;
-    x ^= x << 5; x >>>= 0;
-    return x / 4294967296;
-  };
-}
 
 /** Calls `emit` for n synthetic events. */
 function generate(n: number, emit: (e: Event) => void): void {
