@@ -241,10 +241,13 @@ void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp) {
   if (!b) return;
   uint32_t st = ip ? lk_capture_stack_from(b, ip, sp) : stack_now(b);
   lk_reserve(b, 48);
-  lk_ev(b, R_ALLOC, t);
-  lk_var(b, (uintptr_t)p);
-  lk_var(b, size);
-  lk_var(b, st);
+  int64_t dt = (int64_t)(t - b->last_t);
+  b->last_t = t;
+  uint8_t *w = lk_put_ev(lk_cur(b), R_ALLOC, dt);
+  w = lk_put_var(w, (uintptr_t)p);
+  w = lk_put_var(w, size);
+  w = lk_put_var(w, st);
+  lk_set_end(b, w);
   lk_end(b);
 }
 
@@ -256,8 +259,11 @@ void lk_rec_free(void *p) {
   uint64_t t = lk_now();
   lk_buf *b = begin_hot(24);
   if (!b) return;
-  lk_ev(b, R_FREE, t);
-  lk_var(b, (uintptr_t)p);
+  int64_t dt = (int64_t)(t - b->last_t);
+  b->last_t = t;
+  uint8_t *w = lk_put_ev(lk_cur(b), R_FREE, dt);
+  w = lk_put_var(w, (uintptr_t)p);
+  lk_set_end(b, w);
   lk_end(b);
 }
 
