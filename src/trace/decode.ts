@@ -112,242 +112,43 @@ export interface ChunkResult {
  * Events decoded before a malformed record are kept; the rest of the chunk is not.
  */
 export function decodeChunk(u: Buffer, sink: EventSink): ChunkResult {
-  const fast = fastSink(sink);
-  return fast ? decodeFast(u, sink, fast) : decodeObjects(u, sink);
-}
-
-function decodeObjects(u: Buffer, sink: EventSink): ChunkResult {
-  const end = u.length;
-  let pid = 0;
-  let tid = 0;
-  let t = 0;
-  let events = 0;
-  pos = 0;
-  while (pos < end) {
-    const at = pos;
-    const type = u[pos++]!;
-    let e: Event;
-    switch (type) {
-      case 0x01: // CTX
-        pid = uv(u);
-        tid = uv(u);
-        if (pos > end) return { events, error: `record at payload byte ${at} runs past the chunk` };
-        continue;
-      case 0x10: { // ALLOC
-        t += sv(u);
-        const addr = uv(u);
-        const size = uv(u);
-        const stack = uv(u);
-        e = { kind: 'alloc', pid, t, tid, addr, size, stack };
-        break;
-      }
-      case 0x11: { // FREE
-        t += sv(u);
-        const addr = uv(u);
-        e = { kind: 'free', pid, t, tid, addr };
-        break;
-      }
-      case 0x12: { // REALLOC
-        t += sv(u);
-        const oldAddr = uv(u);
-        const addr = uv(u);
-        const size = uv(u);
-        const stack = uv(u);
-        e = { kind: 'realloc', pid, t, tid, oldAddr, addr, size, stack };
-        break;
-      }
-      case 0x23: { // POOL_ALLOC
-        t += sv(u);
-        const pool = uv(u);
-        const size = uv(u);
-        const addr = uv(u);
-        const stack = uv(u);
-        e = { kind: 'pool-alloc', pid, t, tid, pool, size, addr, stack };
-        break;
-      }
-      case 0x20: { // POOL_CREATE
-        t += sv(u);
-        const pool = uv(u);
-        const parent = uv(u);
-        const stack = uv(u);
-        const poolKind = strCached(u, POOL_KIND);
-        const tag = strCached(u, POOL_TAG);
-        e = { kind: 'pool-create', pid, t, tid, pool, parent, poolKind, tag, stack };
-        break;
-      }
-      case 0x21: { // POOL_DESTROY
-        t += sv(u);
-        const pool = uv(u);
-        const stack = uv(u);
-        e = { kind: 'pool-destroy', pid, t, pool, stack };
-        break;
-      }
-      case 0x22: { // POOL_CLEAR
-        t += sv(u);
-        const pool = uv(u);
-        const stack = uv(u);
-        e = { kind: 'pool-clear', pid, t, pool, stack };
-        break;
-      }
-      case 0x24: { // POOL_FREE
-        t += sv(u);
-        const pool = uv(u);
-        const addr = uv(u);
-        e = { kind: 'pool-free', pid, t, pool, addr };
-        break;
-      }
-      case 0x25: { // POOL_TAG
-        t += sv(u);
-        const pool = uv(u);
-        const tag = strCached(u, POOL_TAG);
-        e = { kind: 'pool-tag', pid, t, pool, tag };
-        break;
-      }
-      case 0x26: { // POOL_CLEANUP
-        t += sv(u);
-        const pool = uv(u);
-        const action = u[pos++]!;
-        const handler = uv(u);
-        if (action > 1) return { events, error: `bad pool-cleanup action ${action} at payload byte ${at}` };
-        e = { kind: 'pool-cleanup', pid, t, pool, action: action === 1 ? 'run' : 'add', handler };
-        break;
-      }
-      case 0x27: { // POOL_SIZE
-        t += sv(u);
-        const pool = uv(u);
-        const bytes = uv(u);
-        e = { kind: 'pool-size', pid, t, pool, bytes };
-        break;
-      }
-      case 0x02: { // PROCESS
-        t += sv(u);
-        const ppid = uv(u);
-        const command = str(u);
-        const exe = str(u);
-        e = { kind: 'process', pid, t, ppid, command, exe };
-        break;
-      }
-      case 0x03: { // FORK
-        t += sv(u);
-        const parentPid = uv(u);
-        e = { kind: 'fork', pid, t, parentPid };
-        break;
-      }
-      case 0x04: { // EXEC
-        t += sv(u);
-        const exe = str(u);
-        const command = str(u);
-        e = { kind: 'exec', pid, t, exe, command };
-        break;
-      }
-      case 0x05: { // EXIT
-        t += sv(u);
-        const code = sv(u);
-        e = { kind: 'exit', pid, t, code };
-        break;
-      }
-      case 0x30: { // MMAP
-        t += sv(u);
-        const addr = uv(u);
-        const size = uv(u);
-        const prot = uv(u);
-        const flags = uv(u);
-        const stack = uv(u);
-        e = { kind: 'mmap', pid, t, tid, addr, size, prot, flags, stack };
-        break;
-      }
-      case 0x31: { // MUNMAP
-        t += sv(u);
-        const addr = uv(u);
-        const size = uv(u);
-        e = { kind: 'munmap', pid, t, addr, size };
-        break;
-      }
-      case 0x32: { // BRK
-        t += sv(u);
-        const addr = uv(u);
-        e = { kind: 'brk', pid, t, addr };
-        break;
-      }
-      case 0x33: { // SHM
-        t += sv(u);
-        const op = SHM[u[pos++]!];
-        const id = uv(u);
-        const addr = uv(u);
-        const size = uv(u);
-        if (op === undefined) return { events, error: `bad shm op at payload byte ${at}` };
-        e = { kind: 'shm', pid, t, op, id, addr, size };
-        break;
-      }
-      case 0x34: { // RSS
-        t += sv(u);
-        const bytes = uv(u);
-        e = { kind: 'rss', pid, t, bytes };
-        break;
-      }
-      case 0x35: { // KERNEL
-        t += sv(u);
-        const what = str(u);
-        const value = sv(u);
-        e = { kind: 'kernel', pid, t, what, value };
-        break;
-      }
-      case 0x40: { // MARKER
-        t += sv(u);
-        const label = str(u);
-        e = { kind: 'marker', pid, t, label };
-        break;
-      }
-      case 0x41: { // LOST
-        t += sv(u);
-        const count = uv(u);
-        const reason = str(u);
-        e = { kind: 'lost', pid, t, count, reason };
-        break;
-      }
-      case 0x50: { // MODULE
-        t += sv(u);
-        const base = uv(u);
-        const size = uv(u);
-        const offset = uv(u);
-        const path = str(u);
-        const buildId = str(u);
-        e = { kind: 'module', pid, t, base, size, offset, path, buildId };
-        break;
-      }
-      case 0x60: { // FRAME
-        const id = uv(u);
-        const pc = uv(u);
-        const module = str(u);
-        const fn = str(u);
-        const file = str(u);
-        const line = uv(u);
-        const flags = uv(u);
-        e = { kind: 'frame', pid, t: 0, id, frame: { pc, module, fn, file, line, inlined: (flags & 1) === 1 } };
-        break;
-      }
-      case 0x61: { // STACK
-        const id = uv(u);
-        const parent = uv(u);
-        const frame = uv(u);
-        e = { kind: 'stack', pid, t: 0, id, parent, frame };
-        break;
-      }
-      default:
-        return { events, error: `unknown record type 0x${type.toString(16).padStart(2, '0')} at payload byte ${at}` };
-    }
-    if (pos > end) return { events, error: `record at payload byte ${at} runs past the chunk` };
-    const resume = pos; // a sink may itself decode another trace
-    sink.event(e);
-    pos = resume;
-    events++;
-  }
-  return { events };
+  const fast = fastSink(sink) ?? new ObjectSink(sink);
+  return decodeFast(u, fast, fast);
 }
 
 /**
- * The same decoding for a sink with a fast path: the commonest records become direct calls
- * with their fields (no Event object, no dispatch on `kind`); the rest take `event()`.
+ * Gives a plain sink the fast path's calls as Event objects, so there is one decoder: the
+ * commonest records are direct calls for the engine, and objects of one shape per kind for
+ * every other sink.
+ */
+class ObjectSink implements FastEventSink {
+  constructor(private readonly sink: EventSink) {}
+  event(e: Event): void {
+    this.sink.event(e);
+  }
+  alloc(pid: number, tid: number, t: number, addr: number, size: number, stack: number): void {
+    this.sink.event({ kind: 'alloc', pid, t, tid, addr, size, stack });
+  }
+  free(pid: number, tid: number, t: number, addr: number): void {
+    this.sink.event({ kind: 'free', pid, t, tid, addr });
+  }
+  realloc(pid: number, tid: number, t: number, oldAddr: number, addr: number, size: number, stack: number): void {
+    this.sink.event({ kind: 'realloc', pid, t, tid, oldAddr, addr, size, stack });
+  }
+  poolAlloc(pid: number, tid: number, t: number, pool: number, size: number, addr: number, stack: number): void {
+    this.sink.event({ kind: 'pool-alloc', pid, t, tid, pool, size, addr, stack });
+  }
+  poolCreate(pid: number, tid: number, t: number, pool: number, parent: number, poolKind: string, tag: string, stack: number): void {
+    this.sink.event({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind, tag, stack });
+  }
+  poolDestroy(pid: number, t: number, pool: number, stack: number): void {
+    this.sink.event({ kind: 'pool-destroy', pid, t, pool, stack });
+  }
+}
+
+/**
+ * The decoder: the commonest records become direct calls with their fields (no Event object,
+ * no dispatch on `kind`); the rest are Event objects given to `event()`.
  */
 function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResult {
   const end = u.length;
