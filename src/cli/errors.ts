@@ -14,5 +14,7 @@ export function describeError(err: unknown): string {
   if (e && typeof e === 'object' && e.code === 'ENOENT' && e.path) return `${e.path}: no such file`;
   if (e && typeof e === 'object' && e.code === 'EACCES' && e.path) return `${e.path}: permission denied`;
   if (e && typeof e === 'object' && e.code === 'EISDIR' && e.path) return `${e.path}: is a directory, expected a file`;
-  return `internal error: ${e instanceof Error ? e.message : String(err)} (please report this)`;
+  // One line whatever the message holds (a module's syntax error can span several).
+  const msg = (e instanceof Error ? e.message : String(err)).replace(/\s*\n\s*/g, ' ');
+  return `internal error: ${msg} (please report this)`;
 }

@@ -2,19 +2,12 @@
 // process, timed on the trace's timeline (CLOCK_MONOTONIC now - the trace's startMonoNs). The
 // trace is found through LEAKSCOPE_TRACE in /proc/PID/environ unless --trace names it. One
 // chunk, one write() on an O_APPEND descriptor: safe beside the recorder's own writes.
+// The implementation (mark-run.ts) is loaded only when the command runs.
 
 import type { Command } from 'commander';
-import { openSync, readSync, closeSync, readFileSync, readlinkSync } from 'node:fs';
-import { isAbsolute, resolve } from 'node:path';
 import { guard } from '../guard.js';
-import { UserError } from '../errors.js';
-import type { TraceMeta } from '../../model/events.js';
-import { TraceWriter } from '../../trace/writer.js';
-import { FILE_MAGIC, MAX_META } from '../../trace/format.js';
-
-interface MarkOpts {
-  trace?: string;
-}
+import { loadCommand } from '../lazy.js';
+import type { MarkOpts } from './mark-run.js';
 
 export function register(program: Command): void {
   program
@@ -24,69 +17,7 @@ export function register(program: Command): void {
     .argument('<label>', 'the marker\'s text')
     .option('--trace <file>', 'the trace file (default: LEAKSCOPE_TRACE from the process\'s environment)')
     .action(guard(async (pidArg: string, label: string, o: MarkOpts) => {
-      if (!/^\d+$/.test(pidArg) || Number(pidArg) <= 0) throw new UserError(`PID must be a process id, got "${pidArg}"`);
-      const pid = Number(pidArg);
-      if (label.length === 0) throw new UserError('the label is empty: give the marker some text');
-      if (label.length > 4096) throw new UserError('the label is longer than 4096 characters');
-      const path = o.trace ? resolve(o.trace) : traceOfProcess(pid);
-      const meta = readMeta(path);
-      if (meta.clock !== 'ns' || meta.startMonoNs === undefined || !/^\d+$/.test(meta.startMonoNs)) {
-        throw new UserError(`${path}: this trace has no monotonic start time (startMonoNs), so a marker cannot be placed on its timeline`);
-      }
-      const t = Number(process.hrtime.bigint() - BigInt(meta.startMonoNs));
-      if (t < 0) throw new UserError(`${path}: the trace starts in the future of this machine's monotonic clock (written on another boot or machine?)`);
-      const w = TraceWriter.appendTo(path);
-      w.event({ kind: 'marker', pid, t, label });
-      await w.close();
-      process.stdout.write(`marked pid ${pid} at ${(t / 1e9).toFixed(3)} s: ${JSON.stringify(label)} (${path})\n`);
+      const { markCommand } = await loadCommand('mark', () => import('./mark-run.js'));
+      await markCommand(pidArg, label, o);
     }));
-}
-
-/** The trace a process writes, from LEAKSCOPE_TRACE in its environment (relative to its cwd). */
-function traceOfProcess(pid: number): string {
-  let env: Buffer;
-  try {
-    env = readFileSync(`/proc/${pid}/environ`);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`no process ${pid}`);
-    if (code === 'EACCES' || code === 'EPERM') throw new UserError(`cannot read the environment of process ${pid} (run as its user or root, or pass --trace FILE)`);
-    throw err;
-  }
-  const entry = env.toString('utf8').split('\0').find((v) => v.startsWith('LEAKSCOPE_TRACE='));
-  const value = entry?.slice('LEAKSCOPE_TRACE='.length);
-  if (!value) throw new UserError(`process ${pid} has no LEAKSCOPE_TRACE in its environment (was it started by leakscope run?): pass --trace FILE`);
-  if (isAbsolute(value)) return value;
-  try {
-    return resolve(readlinkSync(`/proc/${pid}/cwd`), value);
-  } catch {
-    throw new UserError(`process ${pid} names a relative trace path "${value}" and its working directory cannot be read: pass --trace FILE`);
-  }
-}
-
-/** The trace's header metadata (docs/trace-format.md: magic, u32 length, JSON). */
-function readMeta(path: string): TraceMeta {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${path}: no such trace file`);
-    throw new UserError(`${path}: cannot open (${code ?? String(err)})`);
-  }
-  try {
-    const head = Buffer.alloc(12);
-    if (readSync(fd, head, 0, 12, 0) < 12 || !head.subarray(0, 8).equals(FILE_MAGIC)) throw new UserError(`${path}: not a leakscope trace`);
-    const len = head.readUInt32LE(8);
-    if (len === 0 || len > MAX_META) throw new UserError(`${path}: damaged trace header`);
-    const json = Buffer.alloc(len);
-    if (readSync(fd, json, 0, len, 12) < len) throw new UserError(`${path}: truncated trace header`);
-    try {
-      return JSON.parse(json.toString('utf8')) as TraceMeta;
-    } catch {
-      throw new UserError(`${path}: damaged trace header`);
-    }
-  } finally {
-    closeSync(fd);
-  }
 }

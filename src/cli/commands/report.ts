@@ -1,24 +1,11 @@
 // `leakscope report FILE... -o report.html [--open]`: one self-contained HTML page (summary,
 // memory over time with markers and a time range, flame graph, sites, pool tree).
+// The implementation (report-run.ts) is loaded only when the command runs.
 
 import type { Command } from 'commander';
-import { spawn, spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
 import { guard } from '../guard.js';
-import { UserError } from '../errors.js';
-import { analyzeWithWindow } from '../../analyses/window-run.js';
-import { writeHtmlReport } from '../../reports/html/report.js';
-import { outputError } from '../output.js';
-import { warnIfDamaged } from '../damage.js';
-
-interface ReportOpts {
-  output?: string;
-  open?: boolean;
-  from?: string;
-  pid?: string;
-  top?: string;
-  suppress?: string;
-}
+import { loadCommand } from '../lazy.js';
+import type { ReportOpts } from './report-run.js';
 
 export function register(program: Command): void {
   program
@@ -32,34 +19,7 @@ export function register(program: Command): void {
     .option('--top <n>', 'sites per process in the analysis')
     .option('--suppress <file>', 'suppressions file')
     .action(guard(async (files: string[], o: ReportOpts) => {
-      const pid = intOpt('--pid', o.pid);
-      const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: true });
-      if (!run.result) throw new UserError('no analysis result');
-      const out = resolve(o.output!);
-      const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: unknown) => {
-        throw outputError(out, err);
-      });
-      process.stderr.write(`leakscope: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
-      warnIfDamaged(run.warnings);
-      if (o.open) openInBrowser(out);
+      const { reportCommand } = await loadCommand('report', () => import('./report-run.js'));
+      await reportCommand(files, o);
     }));
-}
-
-export function intOpt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  // --top 0 or --pid 0 would silently give an empty report.
-  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UserError(`${name} wants a positive whole number, got "${v}"`);
-  return Number(v);
-}
-
-function openInBrowser(path: string): void {
-  const desktop = process.env.DISPLAY || process.env.WAYLAND_DISPLAY;
-  const hasXdg = spawnSync('sh', ['-c', 'command -v xdg-open'], { stdio: 'ignore' }).status === 0;
-  if (!desktop || !hasXdg) {
-    process.stdout.write(`${path}\n`);
-    return;
-  }
-  const child = spawn('xdg-open', [path], { detached: true, stdio: 'ignore' });
-  child.on('error', () => process.stdout.write(`${path}\n`));
-  child.unref();
 }

@@ -1,38 +1,11 @@
 // `leakscope run [options] -- CMD ARGS...`: runs CMD under the in-process recorder, then
 // symbolizes the trace and prints the leak summary. Exits with CMD's status.
+// The implementation (run-run.ts) is loaded only when the command runs.
 
 import type { Command } from 'commander';
-import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { guard } from '../guard.js';
-import { UserError } from '../errors.js';
-import { findRecorderLibrary } from '../../recorder/library.js';
-import { runRecorded } from '../../recorder/launch.js';
-import { renderSummary } from '../../recorder/summary.js';
-import { symbolizeTrace } from '../../symbols/symbolize.js';
-import { analyzeFiles } from '../../analyses/pipeline.js';
-import { writeOutput } from '../output.js';
-
-interface RunOptions {
-  sample?: string;
-  depth?: string;
-  output?: string;
-  report?: string;
-  format: string;
-  summary: boolean;
-}
-
-function positiveInt(v: string | undefined, what: string, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) throw new UserError(`${what} must be a whole number from 1 to ${max}, not "${v}"`);
-  return Number(v);
-}
-
-function defaultTrace(): string {
-  const d = new Date();
-  const p = (n: number): string => String(n).padStart(2, '0');
-  return `leakscope-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.lstrace`;
-}
+import { loadCommand } from '../lazy.js';
+import type { RunOptions } from './run-run.js';
 
 export function register(program: Command): void {
   program
@@ -46,41 +19,7 @@ export function register(program: Command): void {
     .option('--format <fmt>', 'summary format: text or json', 'text')
     .option('--no-summary', 'only record and symbolize; print no summary')
     .action(guard(async (command: string[], opts: RunOptions) => {
-      if (opts.format !== 'text' && opts.format !== 'json') throw new UserError(`--format must be text or json, not "${opts.format}"`);
-      const sampleBytes = positiveInt(opts.sample, '--sample', 2 ** 40);
-      const depth = positiveInt(opts.depth, '--depth', 256);
-      const library = findRecorderLibrary();
-      if (!library) throw new UserError('the recorder library is not built: run `npm run build` (needs a C compiler and libunwind-dev; `leakscope doctor` checks)');
-      const trace = resolve(opts.output ?? defaultTrace());
-
-      let result;
-      try {
-        result = await runRecorded({ command, library, trace, sampleBytes, depth });
-      } catch (err) {
-        const e = err as NodeJS.ErrnoException;
-        // Nothing ran: the header-only trace would be a stray empty file.
-        rmSync(trace, { force: true });
-        // The shell's statuses: 127 not found, 126 found but not executable.
-        if (e.code === 'ENOENT') throw new UserError(`${command[0]}: command not found (check the name, or give its path)`, 127);
-        if (e.code === 'EACCES') throw new UserError(`${command[0]}: permission denied (not an executable file?)`, 126);
-        throw err;
-      }
-      const status = result.status;
-
-      if (process.stderr.isTTY) process.stderr.write('leakscope: symbolizing...\n');
-      const sym = await symbolizeTrace(trace);
-      for (const w of sym.warnings) process.stderr.write(`leakscope: ${w}\n`);
-      if (sym.chunks === 0) {
-        process.stderr.write(`leakscope: ${command[0]} recorded nothing: a statically linked program, or one that drops LD_PRELOAD, cannot be traced by \`leakscope run\` (try \`leakscope attach\`)\n`);
-      }
-      process.stderr.write(`leakscope: trace written to ${trace}\n`);
-
-      if (opts.summary) {
-        const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
-        const text = await renderSummary(analysis, opts.format);
-        if (opts.report) await writeOutput(opts.report, text);
-        else process.stdout.write(text);
-      }
-      process.exitCode = status;
+      const { runCommand } = await loadCommand('run', () => import('./run-run.js'));
+      await runCommand(command, opts);
     }));
 }

@@ -1,0 +1,211 @@
+// `leakscope attach` — traces running processes with eBPF uprobes (per-process attachment, no
+// restart), pools included, then reports or keeps the trace.
+// Registered by commands/attach.ts, which loads this module only when the command runs.
+
+import { closeSync, existsSync, openSync, readSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import { UserError } from '../errors.js';
+import { TraceWriter } from '../../trace/writer.js';
+import { AttachSession } from '../../attach/session.js';
+import { detectProfiles } from '../../attach/detect.js';
+import { loadProfile, type AllocatorProfile } from '../../attach/profile.js';
+import { parseDurationMs as parseDuration } from '../../model/units.js';
+import { attachLuajitCommand } from '../../attach/luajit-run.js';
+import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
+import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
+import { pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
+import { LiveSymbols } from '../../attach/live-symbols.js';
+import { renderReport } from '../../attach/report.js';
+
+export interface AttachCliOptions {
+  pid?: string;
+  children?: boolean;
+  exe?: string;
+  allocator?: string[];
+  poolAllocs?: boolean;
+  mode: string;
+  duration?: string;
+  interval?: string;
+  output?: string;
+  format: string;
+  stackBytes: string;
+  ringbufMb: string;
+  top: string;
+  unwind: boolean;
+  poolSample: string;
+  report: boolean;
+}
+
+function isElf(path: string): boolean {
+  const head = Buffer.alloc(4);
+  const fd = openSync(path, 'r');
+  try {
+    return readSync(fd, head, 0, 4, 0) === 4 && head.readUInt32BE(0) === 0x7f454c46;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function intOption(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} must be a whole number from ${min} to ${max}`);
+  return n;
+}
+
+export async function attachCommand(o: AttachCliOptions): Promise<void> {
+  if (!o.pid && !o.exe) throw new UserError('say what to trace: --pid PID (optionally --children) or --exe PATH');
+  if (o.pid && o.exe) throw new UserError('use either --pid or --exe, not both');
+  if (o.mode !== 'events' && o.mode !== 'aggregate') throw new UserError('--mode must be "events" or "aggregate"');
+  if (o.format !== 'text' && o.format !== 'json') throw new UserError('--format must be "text" or "json"');
+  if (!o.report && !o.output) throw new UserError('--no-report needs -o FILE (otherwise nothing would be kept)');
+  if (o.mode === 'aggregate' && o.output) throw new UserError('--mode aggregate keeps its table in kernel maps; it writes no trace (drop -o, or use --mode events)');
+  const durationMs = o.duration !== undefined ? parseDuration(o.duration) : undefined;
+  if (o.duration !== undefined && durationMs === undefined) throw new UserError(`--duration: "${o.duration}" is not a duration (e.g. 30s, 5m)`);
+  const intervalMs = o.interval !== undefined ? parseDuration(o.interval) : undefined;
+  if (o.interval !== undefined && (intervalMs === undefined || intervalMs < 100)) throw new UserError(`--interval: "${o.interval}" is not a duration of at least 100ms`);
+  const poolSampleMs = parseDuration(o.poolSample);
+  if (poolSampleMs === undefined) throw new UserError(`--pool-sample: "${o.poolSample}" is not a duration`);
+  const stackBytes = intOption('stack-bytes', o.stackBytes, 0, 16384);
+  const ringbufMb = intOption('ringbuf-mb', o.ringbufMb, 1, 1024);
+  const top = intOption('top', o.top, 1, 10000);
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new UserError('attach needs root (CAP_BPF and CAP_PERFMON) to load uprobes; run it with sudo');
+
+  let pid: number | undefined;
+  let exe: string | undefined;
+  if (o.pid !== undefined) {
+    pid = intOption('pid', o.pid, 1, 2 ** 22);
+    if (!pidAlive(pid)) throw new UserError(`process ${pid} does not exist`);
+  } else {
+    if (!existsSync(o.exe!)) throw new UserError(`${o.exe}: no such file`);
+    exe = realpathSync(o.exe!);
+    if (!statSync(exe).isFile() || !isElf(exe)) throw new UserError(`${o.exe}: not an ELF executable; give the server's binary (e.g. /usr/sbin/nginx)`);
+  }
+
+  let profiles: AllocatorProfile[];
+  if (o.allocator?.length) profiles = o.allocator.map((a) => loadProfile(a));
+  else {
+    const first = pid ?? (exe ? pidsRunning(exe)[0] : undefined);
+    const exePath = exe ?? (pid !== undefined ? exeOf(pid) : undefined);
+    profiles = exePath ? detectProfiles({ pid: first, exe: exePath }) : [];
+    if (profiles.length === 0) profiles = [loadProfile('libc')];
+  }
+  if (profiles.some((p) => p.engine === 'luajit')) {
+    if (profiles.length > 1) throw new UserError('--allocator luajit runs its own tracer: trace it alone (a second attach can trace the other allocators)');
+    if (o.mode !== 'events') throw new UserError('--allocator luajit has no aggregate mode; use --mode events');
+    if (durationMs === undefined) throw new UserError('--allocator luajit needs --duration (after it, the tracer waits for a GC cycle so garbage is not reported as outstanding)');
+    const pids = pid !== undefined ? [pid] : pidsRunning(exe!);
+    if (pids.length === 0) throw new UserError(`no running process of ${exe}`);
+    await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
+    return;
+  }
+  if (o.poolAllocs && !profiles.some((p) => p.functions.some((f) => f.level === 'pool-allocs'))) {
+    throw new UserError(`--pool-allocs: the allocator profile(s) ${profiles.map((p) => p.name).join(', ')} have no pool allocation functions`);
+  }
+
+  const tmpDir = o.output ? undefined : mkdtempSync(join(tmpdir(), 'leakscope-attach-'));
+  const tracePath = o.output ?? join(tmpDir!, 'attach.lstrace');
+  const startMono = process.hrtime.bigint();
+  const targetText = pid !== undefined ? `--pid ${pid}${o.children ? ' --children' : ''}` : `--exe ${exe}`;
+  const writer = o.mode === 'events'
+    ? TraceWriter.create(tracePath, {
+        format: 1, clock: 'ns', startWallMs: Date.now(), startMonoNs: startMono.toString(), source: 'attach',
+        command: `leakscope attach ${targetText} --allocator ${profiles.map((p) => p.name).join(',')}${o.poolAllocs ? ' --pool-allocs' : ''}`,
+        hostname: hostname(),
+      })
+    : undefined;
+  const nullSink = { event() {} };
+  const live = intervalMs !== undefined && o.mode === 'events' ? new LiveGrowth(writer!) : undefined;
+  const sink = live ?? writer ?? nullSink;
+  const warnings: string[] = [];
+  const warn = (m: string): void => {
+    warnings.push(m);
+    process.stderr.write(`leakscope: warning: ${m}\n`);
+  };
+
+  let session: AttachSession;
+  try {
+    session = await AttachSession.start({
+      target: { pid, children: o.children, exe },
+      profiles,
+      poolAllocs: o.poolAllocs === true,
+      mode: o.mode as 'events' | 'aggregate',
+      stackBytes,
+      ringbufMb,
+      unwindLib: o.unwind && existsSync(UNWIND_LIB) ? UNWIND_LIB : undefined,
+      pollMs: 200,
+      poolSampleMs: o.mode === 'events' ? poolSampleMs : 0,
+      sink,
+      startMono,
+      onWarning: warn,
+    });
+  } catch (err) {
+    await writer?.close();
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+    throw err;
+  }
+  for (const w of session.loaderWarnings) warn(w);
+  const names = profiles.map((p) => p.name).join(', ');
+  process.stderr.write(`leakscope: tracing ${pid !== undefined ? `process ${pid}${o.children ? ' and its children' : ''}` : `every ${basename(exe!)} process`} (allocator ${names}, ${o.mode} mode${session.unwinder ? ', CFI unwinding' : ''}); Ctrl-C to stop\n`);
+
+  const symbols = new LiveSymbols(session);
+  const aggText = async (rows: AggRow[]): Promise<string> => {
+    const labels = await symbols.label(topAggregate(rows, top).map((r) => ({ pid: r.pid, pc: r.site })));
+    return formatAggregate(rows, session, top, new Date(), labels);
+  };
+  // periodic tables go to stdout, except beside a JSON report, which owns stdout
+  const tableOut = o.format === 'json' ? process.stderr : process.stdout;
+  let ticking = false;
+  const tick = async (): Promise<void> => {
+    if (ticking) return;
+    ticking = true;
+    try {
+      if (o.mode === 'aggregate') {
+        tableOut.write(await aggText(await session.aggregate()));
+      } else if (live) {
+        live.sample(Number(process.hrtime.bigint() - startMono));
+        const rows = live.top(top);
+        const labels = await symbols.label(rows.filter((r) => r.pc).map((r) => ({ pid: r.pid, pc: r.pc })));
+        tableOut.write(formatGrowthRows(rows, labels, new Date()));
+      }
+    } finally {
+      ticking = false;
+    }
+  };
+  const timer = intervalMs !== undefined ? setInterval(() => void tick(), intervalMs) : undefined;
+  if (live) live.sample(0);
+
+  // stop on the duration, a signal, or when every target is gone
+  let onSignal: () => void = () => {};
+  await new Promise<void>((resolve) => {
+    onSignal = resolve;
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    if (durationMs !== undefined) setTimeout(resolve, durationMs).unref();
+    void session.ended.then(resolve);
+  });
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  if (timer) clearInterval(timer);
+
+  let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
+  const finalTable = aggRows && o.format === 'text' ? await aggText(aggRows) : '';
+  const stats = await session.stop();
+  await writer?.close();
+  if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
+  if (stats.probes === 0) warn('no probe was attached; nothing was traced');
+
+  if (aggRows) {
+    process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);
+    aggRows = undefined;
+    return;
+  }
+  try {
+    if (o.output) process.stderr.write(`leakscope: trace written to ${o.output} (${stats.calls} calls from ${stats.processes} processes)\n`);
+    if (!o.report) return;
+    await renderReport(tracePath, { format: o.format as 'text' | 'json', top, warnings });
+  } finally {
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
+  }
+}

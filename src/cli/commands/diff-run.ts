@@ -1,0 +1,48 @@
+// `leakscope diff A B` (what grew between two traces) or `leakscope diff A --from T1 --to T2`
+// (between two points of one trace: times such as 30s, or marker names).
+// Registered by commands/diff.ts, which loads this module only when the command runs.
+
+import { UserError } from '../errors.js';
+import { analyzeWithWindow } from '../../analyses/window-run.js';
+import { analyzeFiles } from '../../analyses/pipeline.js';
+import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
+import { renderDiff } from '../../reports/diff.js';
+import type { DiffFormat } from '../../reports/diff.js';
+import { writeOutput } from '../output.js';
+import { warnIfDamaged } from '../damage.js';
+
+export interface DiffOpts {
+  from?: string;
+  to?: string;
+  format: string;
+  output?: string;
+  source?: string;
+}
+
+export async function diffCommand(a: string, b: string | undefined, o: DiffOpts): Promise<void> {
+  if (!['text', 'json', 'html'].includes(o.format)) throw new UserError(`--format wants text, json or html, got "${o.format}"`);
+  let diff;
+  let warnings: string[];
+  if (b !== undefined) {
+    if (o.from !== undefined || o.to !== undefined) throw new UserError('--from/--to compare two points of one input: give one file, or drop them to compare two files');
+    // Two ends of two traces: the analyses alone (no window grid needed).
+    const ra = await analyzeFiles([a], { from: o.source, top: 1000, progress: true });
+    const rb = await analyzeFiles([b], { from: o.source, top: 1000, progress: true });
+    diff = diffTraces(ra, rb);
+    warnings = [...ra.warnings, ...rb.warnings];
+  } else {
+    if (o.from === undefined && o.to === undefined) throw new UserError('give a second input to compare with, or --from/--to points of this one');
+    const r = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
+    const res = r.result!;
+    const end = Math.max(0, ...res.processes.map((p) => p.endT));
+    const from = o.from !== undefined ? resolvePoint(o.from, res, '--from') : { t: 0, label: 'the start' };
+    const to = o.to !== undefined ? resolvePoint(o.to, res, '--to') : { t: end, label: 'the end' };
+    if (to.t < from.t) throw new UserError(`--to (${to.label}) comes before --from (${from.label})`);
+    diff = diffPoints(res, r.window, from, to);
+    warnings = r.warnings;
+  }
+  const text = renderDiff(diff, o.format as DiffFormat);
+  if (o.output) await writeOutput(o.output, text);
+  else process.stdout.write(text);
+  warnIfDamaged(warnings, 'the diff covers the readable part');
+}

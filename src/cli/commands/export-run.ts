@@ -1,0 +1,42 @@
+// `leakscope export FILE... --to pprof|speedscope|collapsed -o OUT`: full-stack heap profiles for
+// other tools (go tool pprof, speedscope, flamegraph.pl).
+// Registered by commands/export.ts, which loads this module only when the command runs.
+
+import { resolve } from 'node:path';
+import { UserError } from '../errors.js';
+import { analyzeWithWindow } from '../../analyses/window-run.js';
+import { pprofBytes } from '../../reports/export/pprof.js';
+import { speedscope } from '../../reports/export/speedscope.js';
+import { collapsed } from '../../reports/export/collapsed.js';
+import type { CollapsedValue } from '../../reports/export/collapsed.js';
+import { intOpt } from './report-run.js';
+import { FORMATS } from './export.js';
+import { writeOutput } from '../output.js';
+import { warnIfDamaged } from '../damage.js';
+
+type Format = (typeof FORMATS)[number];
+
+export interface ExportOpts {
+  to: string;
+  output: string;
+  from?: string;
+  pid?: string;
+  value?: string;
+}
+
+export async function exportCommand(files: string[], o: ExportOpts): Promise<void> {
+  if (!(FORMATS as readonly string[]).includes(o.to)) throw new UserError(`--to wants one of ${FORMATS.join(', ')}, got "${o.to}"`);
+  if (o.value !== 'inuse' && o.value !== 'alloc') throw new UserError(`--value wants inuse or alloc, got "${o.value}"`);
+  const to = o.to as Format;
+  const run = await analyzeWithWindow(files, { from: o.from, pid: intOpt('--pid', o.pid), windowOnly: true, progress: true });
+  const body = to === 'pprof'
+    ? pprofBytes(run.window, { meta: run.meta, inputs: files })
+    : to === 'speedscope'
+      ? JSON.stringify(speedscope(run.window, `leakscope: ${files.join(', ')}`))
+      : collapsed(run.window, o.value as CollapsedValue);
+  const out = resolve(o.output);
+  await writeOutput(out, body);
+  const stacks = run.window.processes.reduce((n, p) => n + p.stacks.size, 0);
+  process.stderr.write(`leakscope: wrote ${out} (${to}, ${stacks} stacks, ${run.window.processes.length} processes)\n`);
+  warnIfDamaged(run.warnings, 'the profile covers the readable part');
+}

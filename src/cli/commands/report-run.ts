@@ -1,0 +1,52 @@
+// `leakscope report FILE... -o report.html [--open]`: one self-contained HTML page (summary,
+// memory over time with markers and a time range, flame graph, sites, pool tree).
+// Registered by commands/report.ts, which loads this module only when the command runs.
+
+import { spawn, spawnSync } from 'node:child_process';
+import { resolve } from 'node:path';
+import { UserError } from '../errors.js';
+import { analyzeWithWindow } from '../../analyses/window-run.js';
+import { writeHtmlReport } from '../../reports/html/report.js';
+import { outputError } from '../output.js';
+import { warnIfDamaged } from '../damage.js';
+
+export interface ReportOpts {
+  output?: string;
+  open?: boolean;
+  from?: string;
+  pid?: string;
+  top?: string;
+  suppress?: string;
+}
+
+export function intOpt(name: string, v: string | undefined): number | undefined {
+  if (v === undefined) return undefined;
+  // --top 0 or --pid 0 would silently give an empty report.
+  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UserError(`${name} wants a positive whole number, got "${v}"`);
+  return Number(v);
+}
+
+function openInBrowser(path: string): void {
+  const desktop = process.env.DISPLAY || process.env.WAYLAND_DISPLAY;
+  const hasXdg = spawnSync('sh', ['-c', 'command -v xdg-open'], { stdio: 'ignore' }).status === 0;
+  if (!desktop || !hasXdg) {
+    process.stdout.write(`${path}\n`);
+    return;
+  }
+  const child = spawn('xdg-open', [path], { detached: true, stdio: 'ignore' });
+  child.on('error', () => process.stdout.write(`${path}\n`));
+  child.unref();
+}
+
+export async function reportCommand(files: string[], o: ReportOpts): Promise<void> {
+  const pid = intOpt('--pid', o.pid);
+  const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: true });
+  if (!run.result) throw new UserError('no analysis result');
+  const out = resolve(o.output!);
+  const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: unknown) => {
+    throw outputError(out, err);
+  });
+  process.stderr.write(`leakscope: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
+  warnIfDamaged(run.warnings);
+  if (o.open) openInBrowser(out);
+}

@@ -1,0 +1,43 @@
+// `leakscope snapshot PID`: asks a process running under `leakscope run` to write out what it
+// has recorded so far (SIGUSR2; the recorder flushes every buffer at once).
+// Registered by commands/snapshot.ts, which loads this module only when the command runs.
+
+import { readFileSync } from 'node:fs';
+import { UserError } from '../errors.js';
+
+/** The trace a process records to, from its environment; undefined when it is not traced. */
+export function traceOf(pid: number): string | undefined {
+  let env: string;
+  try {
+    env = readFileSync(`/proc/${pid}/environ`, 'latin1');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT' || code === 'ESRCH') throw new UserError(`no process ${pid}`);
+    if (code === 'EACCES') throw new UserError(`process ${pid}: permission denied (run as its user or root)`);
+    throw err;
+  }
+  for (const kv of env.split('\0')) if (kv.startsWith('LEAKSCOPE_TRACE=')) return kv.slice('LEAKSCOPE_TRACE='.length);
+  return undefined;
+}
+
+function recorderLoaded(pid: number): boolean {
+  try {
+    return readFileSync(`/proc/${pid}/maps`, 'latin1').includes('libleakscope.so');
+  } catch {
+    return false;
+  }
+}
+
+export function snapshotCommand(pidArg: string): void {
+  if (!/^\d+$/.test(pidArg) || Number(pidArg) < 1) throw new UserError(`"${pidArg}" is not a process id`);
+  const pid = Number(pidArg);
+  const trace = traceOf(pid);
+  // SIGUSR2 would kill a process without the recorder's handler: check first.
+  if (!trace || !recorderLoaded(pid)) throw new UserError(`process ${pid} is not running under \`leakscope run\``);
+  try {
+    process.kill(pid, 'SIGUSR2');
+  } catch {
+    throw new UserError(`process ${pid} ended before it could be asked`);
+  }
+  process.stdout.write(`asked process ${pid} to flush its recording to ${trace}\n`);
+}
