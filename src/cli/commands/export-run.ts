@@ -9,7 +9,7 @@ import { pprofBytes } from '../../reports/export/pprof.js';
 import { speedscope } from '../../reports/export/speedscope.js';
 import { collapsed } from '../../reports/export/collapsed.js';
 import type { CollapsedValue } from '../../reports/export/collapsed.js';
-import { intOpt } from './report-run.js';
+import { intOpt } from '../int-option.js';
 import { FORMATS } from './export.js';
 import { writeOutput } from '../output.js';
 import { warnIfDamaged } from '../damage.js';

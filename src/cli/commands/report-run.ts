@@ -9,6 +9,7 @@ import { analyzeWithWindow } from '../../analyses/window-run.js';
 import { writeHtmlReport } from '../../reports/html/report.js';
 import { outputError } from '../output.js';
 import { warnIfDamaged } from '../damage.js';
+import { intOpt } from '../int-option.js';
 
 export interface ReportOpts {
   output?: string;
@@ -17,13 +18,6 @@ export interface ReportOpts {
   pid?: string;
   top?: string;
   suppress?: string;
-}
-
-export function intOpt(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  // --top 0 or --pid 0 would silently give an empty report.
-  if (!/^\d+$/.test(v) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) throw new UserError(`${name} wants a positive whole number, got "${v}"`);
-  return Number(v);
 }
 
 function openInBrowser(path: string): void {
