@@ -54,19 +54,8 @@ export class LiveTable {
 
   /** Slot index of a live address, or -1. */
   find(a: number): number {
-    const lo = a >>> 0;
-    const hi = (a / TWO32) >>> 0;
-    const s = this.s;
-    const mask = this.mask;
-    let i = this.home(lo, hi);
-    for (;;) {
-      const o = i * W;
-      const l = s[o]!;
-      const h = s[o + 1]!;
-      if (l === lo && h === hi) return i;
-      if (l === 0 && h === 0) return -1;
-      i = (i + 1) & mask;
-    }
+    const i = this.probe(a);
+    return i >= 0 ? i : -1;
   }
 
   /**
