@@ -292,7 +292,6 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   if (lost) writer.event({ kind: 'lost', pid: 0, t: Math.max(0, Number(process.hrtime.bigint() - startMono)), count: lost, reason: 'luajit ring buffer full' });
   await writer.close();
   conv.protos.close();
-  conv.traces.close();
   if (fatal || (code !== 0 && tracerEvents < 0)) {
     throw new UserError(`luajit tracer: ${fatal || `exited with status ${code}`}`);
   }

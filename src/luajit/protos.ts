@@ -44,7 +44,8 @@ export class ProtoCache {
   private readonly protos = new Map<string, Proto | null>();
   reads = 0;
 
-  private mem(pid: number): ProcMem {
+  /** The process's memory reader, shared with the trace resolver (one descriptor per process). */
+  mem(pid: number): ProcMem {
     let m = this.mems.get(pid);
     if (!m) {
       m = new ProcMem(pid);

@@ -3,7 +3,6 @@
 // snapshot covering that address holds the bytecode PC, as lj_trace_unwind() finds it for
 // errors raised inside C helpers called from traces. Layouts (LuaJIT 2.1 GC64): docs/luajit.md.
 
-import { ProcMem } from './proc-mem.js';
 import type { ProtoCache } from './protos.js';
 
 const GCT_TRACE = 9; // ~LJ_TTRACE
@@ -24,20 +23,10 @@ function u64(b: Buffer, o: number): number {
 }
 
 export class TraceResolver {
-  private readonly mems = new Map<number, ProcMem>();
   private readonly cache = new Map<string, TracePc | null>();
   private readonly protoAt = new Map<string, number | undefined>();
 
   constructor(private readonly protos: ProtoCache) {}
-
-  private mem(pid: number): ProcMem {
-    let m = this.mems.get(pid);
-    if (!m) {
-      m = new ProcMem(pid);
-      this.mems.set(pid, m);
-    }
-    return m;
-  }
 
   /** The bytecode a trace was at when its machine code called out at `mcofs`. */
   resolve(pid: number, T: number, mcofs: number): TracePc | null {
@@ -50,20 +39,14 @@ export class TraceResolver {
     return r;
   }
 
+  /** Forget what is known of a process; its memory reader belongs to (and is closed by) ProtoCache. */
   drop(pid: number): void {
-    this.mems.get(pid)?.close();
-    this.mems.delete(pid);
     for (const k of this.cache.keys()) if (k.startsWith(`${pid}:`)) this.cache.delete(k);
     for (const k of this.protoAt.keys()) if (k.startsWith(`${pid}:`)) this.protoAt.delete(k);
   }
 
-  close(): void {
-    for (const m of this.mems.values()) m.close();
-    this.mems.clear();
-  }
-
   private load(pid: number, T: number, mcofs: number): TracePc | null {
-    const m = this.mem(pid);
+    const m = this.protos.mem(pid);
     const th = m.read(T, T_HDR);
     if (!th || th[9] !== GCT_TRACE) return null;
     const nsnap = th.readUInt16LE(10);
@@ -98,7 +81,7 @@ export class TraceResolver {
     const key = `${pid}:${pc}`;
     if (this.protoAt.has(key)) return this.protoAt.get(key);
     let found: number | undefined;
-    const m = this.mem(pid);
+    const m = this.protos.mem(pid);
     for (const span of [4096, PROTO_SCAN_BYTES]) {
       const base = Math.max(0, pc - span) - (Math.max(0, pc - span) % 8);
       const buf = m.read(base, pc - base);
