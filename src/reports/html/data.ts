@@ -104,18 +104,11 @@ export interface ProcessData {
   flame?: FlameData;
 }
 
-export interface ReportData {
+/** The page's data: the analysis' header fields as they are, plus what the page adds. */
+export interface ReportData
+  extends Pick<AnalysisResult, 'source' | 'inputs' | 'clock' | 'clockUnit' | 'startWallMs' | 'estimated' | 'events' | 'lost' | 'warnings'> {
   title: string;
   generated: string;
-  source: string;
-  inputs: string[];
-  clock: 'ns' | 'seq';
-  clockUnit: string;
-  startWallMs?: number;
-  estimated: boolean;
-  events: number;
-  lost: number;
-  warnings: string[];
   limits: ReportLimits;
   /** Clock units per window bucket, 0 when there is no window grid. */
   bucketWidth: number;
