@@ -7,7 +7,7 @@
 // doubles (merging neighbouring buckets) whenever an event falls past the last bucket, so the
 // grid never holds more than `buckets` columns and the trace length need not be known up front.
 
-import type { Clock, Event, EventSink, Frame } from '../model/events.js';
+import type { Clock, Event, EventSink, Frame, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
 import { sampleWeight } from '../engine/sampling.js';
 
@@ -87,6 +87,13 @@ export class WindowSink implements EventSink {
 
   constructor(private readonly opts: WindowOptions = {}) {
     this.max = Math.min(1024, Math.max(2, opts.buckets ?? 64));
+  }
+
+  /** Takes the clock and sampling rate from the trace's metadata (readInputs' onMeta, before
+   *  the first event), unless the options already named them. */
+  begin(meta: TraceMeta): void {
+    this.opts.clock ??= meta.clock;
+    this.opts.sampleBytes ??= meta.sampleBytes;
   }
 
   event(e: Event): void {

@@ -94,3 +94,24 @@ test('window grid: sampled traces are weighted like the engine; a reused address
   assert.ok(Math.abs(t!.inuseBytes - (100 * w(100) + 50 * w(50))) < 1e-6, String(t!.inuseBytes));
   assert.ok(Math.abs(t!.inuseCount - (w(100) + w(50))) < 1e-9);
 });
+
+test('window run: the grid takes the sampling rate from the trace metadata', async () => {
+  const { mkdtempSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { TraceWriter } = await import('../../src/trace/writer.js');
+  const { analyzeWithWindow } = await import('../../src/analyses/window-run.js');
+  const dir = mkdtempSync(join(tmpdir(), 'leakscope-window-run-'));
+  try {
+    const path = join(dir, 'sampled.lstrace');
+    const w = TraceWriter.create(path, { format: 1, clock: 'ns', source: 'test', sampleBytes: 1000 });
+    w.event({ kind: 'alloc', pid: 7, t: 1, tid: 1, addr: 0x10, size: 100, stack: 0 });
+    await w.close();
+    const run = await analyzeWithWindow([path], { windowOnly: true });
+    const [t] = stackTotals(run.window.processes[0]!);
+    // One recorded 100-byte allocation stands for 1 / (1 - e^-0.1) ≈ 10.5 allocations.
+    assert.ok(Math.abs(t!.allocCount - 1 / -Math.expm1(-100 / 1000)) < 1e-9, String(t!.allocCount));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
