@@ -2,7 +2,8 @@
 // restart), pools included, then reports or keeps the trace.
 // Registered by commands/attach.ts, which loads this module only when the command runs.
 
-import { closeSync, existsSync, openSync, readSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs';
+import { readElfInfo } from '../../symbols/elf.js';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
@@ -38,16 +39,6 @@ export interface AttachCliOptions {
   report: boolean;
 }
 
-function isElf(path: string): boolean {
-  const head = Buffer.alloc(4);
-  const fd = openSync(path, 'r');
-  try {
-    return readSync(fd, head, 0, 4, 0) === 4 && head.readUInt32BE(0) === 0x7f454c46;
-  } finally {
-    closeSync(fd);
-  }
-}
-
 function intOption(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} must be a whole number from ${min} to ${max}`);
@@ -80,7 +71,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   } else {
     if (!existsSync(o.exe!)) throw new UserError(`${o.exe}: no such file`);
     exe = realpathSync(o.exe!);
-    if (!statSync(exe).isFile() || !isElf(exe)) throw new UserError(`${o.exe}: not an ELF executable; give the server's binary (e.g. /usr/sbin/nginx)`);
+    if (!statSync(exe).isFile() || !readElfInfo(exe)) throw new UserError(`${o.exe}: not an ELF executable; give the server's binary (e.g. /usr/sbin/nginx)`);
   }
 
   let profiles: AllocatorProfile[];
