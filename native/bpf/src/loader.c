@@ -54,6 +54,7 @@ struct ls_agg_row {
 };
 
 struct agg_key { uint32_t pid, spec; uint64_t site; };
+struct live_key { uint32_t pid, pad; uint64_t addr; }; /* as in leakscope.bpf.c */
 struct agg_val { int64_t live_count, live_bytes; uint64_t total_count, total_bytes; };
 
 struct link_ent { int pid; struct bpf_link *link; };
@@ -294,6 +295,42 @@ static void agg_dump(void)
   status("{\"aggdump\":true}");
 }
 
+/* Aggregate mode counts in the kernel from the first attached probe on, so the moment while a
+ * process's probes were being attached one by one left entries that only some probes saw (a pool
+ * whose create was seen but not its destroy looks leaked). Once every probe is attached ("ready
+ * PID"), forget what that process counted so far: its tables start complete. Keys are collected
+ * first and deleted after, as deleting while walking a hash map may skip entries. */
+static void forget_keys(int fd, size_t ksz, uint32_t pid)
+{
+  size_t cap = 256, n = 0;
+  unsigned char *keys = malloc(cap * ksz);
+  unsigned char prev[32], cur[32];
+  void *pp = NULL;
+  if (!keys) return;
+  while (bpf_map_get_next_key(fd, pp, cur) == 0) {
+    if (*(uint32_t *)cur == pid) { /* every aggregate key starts with the pid */
+      if (n == cap) {
+        unsigned char *more = realloc(keys, cap * 2 * ksz);
+        if (!more) break;
+        keys = more;
+        cap *= 2;
+      }
+      memcpy(keys + n++ * ksz, cur, ksz);
+    }
+    memcpy(prev, cur, ksz);
+    pp = prev;
+  }
+  for (size_t i = 0; i < n; i++) bpf_map_delete_elem(fd, keys + i * ksz);
+  free(keys);
+}
+
+static void agg_forget(uint32_t pid)
+{
+  forget_keys(bpf_map__fd(skel->maps.agg_live), sizeof(struct live_key), pid);
+  forget_keys(bpf_map__fd(skel->maps.agg_sites), sizeof(struct agg_key), pid);
+  forget_keys(bpf_map__fd(skel->maps.agg_unknown_free), sizeof(uint32_t), pid);
+}
+
 static void add_link(int pid, struct bpf_link *l)
 {
   if (nlinks == caplinks) {
@@ -398,6 +435,7 @@ static int command(char *line)
   } else if (!strcmp(f[0], "ready") && n >= 2) {
     int k = ready_slot(num(f[1]), 1);
     if (k >= 0) ready_tab[k].ts = mono_ns();
+    if (skel->rodata->agg_mode) agg_forget((uint32_t)num(f[1]));
     status("{\"ready\":%ld,\"ok\":%s}", num(f[1]), k >= 0 ? "true" : "false");
   } else if (!strcmp(f[0], "untrace") && n >= 2) {
     drop_pid(num(f[1]));
