@@ -17,7 +17,10 @@ export function renderText(r: AnalysisResult, opts: TextOptions = {}): string {
   const width = opts.width ?? 100;
   const out: string[] = [];
   const seq = r.clock === 'seq';
-  out.push(`leakscope: ${r.inputs.join(' ') || 'input'} (${r.source}), ${count(r.events)} events${r.lost ? `, ${count(r.lost)} lost or unreadable` : ''}`);
+  out.push(`leakscope: ${r.source}, ${count(r.events)} events${r.lost ? `, ${count(r.lost)} lost or unreadable` : ''}`);
+  // Paths are as long as the user's tree; keep their tail (the file name) and say what was cut.
+  for (const input of r.inputs.slice(0, 5)) out.push(clipStart(`Input: ${input}`, width, 7));
+  if (r.inputs.length > 5) out.push(`(${r.inputs.length - 5} more inputs)`);
   if (seq) out.push('Clock: event sequence — times and ages count events, not seconds.');
   if (r.estimated) out.push('Sampled trace: counts and bytes are unbiased estimates, not exact figures.');
   for (const w of r.warnings.slice(0, 5)) out.push(...wrap(`warning: ${w}`, width, '', '  '));
@@ -170,8 +173,23 @@ function clip(s: string, width: number, _fixed = 0): string {
   return s.length <= width ? s : `${s.slice(0, width - 1)}…`;
 }
 
+/** Clip the middle of a line after its first `keep` characters so its end stays visible. */
+function clipStart(s: string, width: number, keep: number): string {
+  const chars = [...s];
+  if (chars.length <= width) return s;
+  return `${chars.slice(0, keep).join('')}…${chars.slice(chars.length - (width - keep - 1)).join('')}`;
+}
+
 function wrap(text: string, width: number, indent: string, next = indent): string[] {
-  const words = text.split(/\s+/);
+  // A word wider than a line (a long path) is cut into line-wide pieces rather than overflow.
+  const room = Math.max(10, width - next.length);
+  const words = text.split(/\s+/).flatMap((w) => {
+    const chars = [...w];
+    if (chars.length <= room) return [w];
+    const parts: string[] = [];
+    for (let i = 0; i < chars.length; i += room) parts.push(chars.slice(i, i + room).join(''));
+    return parts;
+  });
   const lines: string[] = [];
   let line = indent;
   for (const w of words) {

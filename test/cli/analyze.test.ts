@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,6 +29,19 @@ test('text report on an APR log: event clock said, verdicts in words, fits 100 c
   assert.match(r.out, /pchild: Grew steadily/);
   assert.match(r.out, /Fed by\s+mod_leaky\.c:25/);
   assert.match(r.out, /=== Process 3156[^\n]*\nVerdict: STEADY/);
+  for (const line of r.out.split('\n')) assert.ok([...line].length <= 100, `too wide: ${line}`);
+});
+
+test('a path longer than the terminal: header and warnings still fit 100 columns, file name kept', () => {
+  const deep = join(dir, 'a-directory-name-that-is-long'.repeat(3), 'and-another-one-just-as-long'.repeat(2));
+  mkdirSync(deep, { recursive: true });
+  const input = join(deep, 'apr-pool-debug.httpd-1child.log.gz');
+  copyFileSync(fixture('apr-pool-debug.httpd-1child.log.gz'), input);
+  const r = cli(input);
+  assert.equal(r.code, 0, r.err);
+  assert.ok(input.length > 100);
+  assert.match(r.out, /^Input: ….*\/apr-pool-debug\.httpd-1child\.log\.gz$/m);
+  assert.match(r.out, /skipped 7 line\(s\)/);
   for (const line of r.out.split('\n')) assert.ok([...line].length <= 100, `too wide: ${line}`);
 });
 
