@@ -240,6 +240,20 @@ export class Engine implements FastEventSink {
     this.afterHeap(p, t);
   }
 
+  transient(pid: number, _tid: number, rawT: number, size: number, stack: number): void {
+    const t = this.tick(rawT);
+    this.tick(rawT); // the free: two records, as alloc + free would count
+    const p = this.proc(pid, t);
+    const site = p.sites.of(stack, false);
+    const w = this.weight(size);
+    p.allocCount += w;
+    p.allocBytes += w * size;
+    p.frees++;
+    p.sites.allocated(site, w, w * size);
+    p.heapSeries.touch(p.heapBytes + w * size);
+    p.total.touch(p.heapBytes + p.poolBytes + w * size);
+  }
+
   realloc(pid: number, _tid: number, rawT: number, oldAddr: number, addr: number, size: number, stack: number): void {
     const t = this.tick(rawT);
     const p = this.proc(pid, t);

@@ -50,6 +50,12 @@ export class BoundedSeries {
     if (++this.pending >= this.stride) this.commit();
   }
 
+  /** A value held for an instant and given back at once: raises the peaks, adds no point. */
+  touch(v: number): void {
+    if (v > this.peak) this.peak = v;
+    if (v > this.phi) this.phi = v;
+  }
+
   private commit(): void {
     let n = this.n;
     if (n === this.x.length) this.enlarge();

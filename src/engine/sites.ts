@@ -104,6 +104,13 @@ export class SiteTable {
     if (bytes !== 0) this.record(r, o, i, t);
   }
 
+  /** Allocated and freed at once: the allocation totals only (outstanding is unchanged). */
+  allocated(i: number, count: number, bytes: number): void {
+    const o = i * REC;
+    this.rec[o + ALLOC_COUNT] += count;
+    this.rec[o + ALLOC_BYTES] += bytes;
+  }
+
   release(i: number, count: number, bytes: number, t: number): void {
     const r = this.rec;
     const o = i * REC;

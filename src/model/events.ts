@@ -138,6 +138,10 @@ export interface FastEventSink extends EventSink {
   poolAlloc(pid: number, tid: number, t: number, pool: number, size: number, addr: number, stack: number): void;
   poolCreate(pid: number, tid: number, t: number, pool: number, parent: number, poolKind: string, tag: string, stack: number): void;
   poolDestroy(pid: number, t: number, pool: number, stack: number): void;
+  /** Optional: an allocation freed before anything else happened in its process (heaptrack's
+   *  "temporary" allocations). Counted as allocated and freed; never live, so it costs no
+   *  live-table entry and no series points (only the series' peaks see it). */
+  transient?(pid: number, tid: number, t: number, size: number, stack: number): void;
 }
 
 /** The sink's fast path, when it has one. */

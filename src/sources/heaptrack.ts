@@ -60,6 +60,9 @@ export class HeaptrackDecoder {
   private nextAddr = ADDR_BASE;
   private unknownFrees = 0;
   private rawFormat = false;
+  /** An allocation info whose `+` is held back (see plusMinus), or -1. */
+  private pending = -1;
+  private readonly transient: FastEventSink['transient'];
   attached = false;
   /** The sink's fast path (the engine): + and - records become direct calls, no Event objects. */
   private readonly fast: FastEventSink | undefined;
@@ -67,6 +70,7 @@ export class HeaptrackDecoder {
   constructor(private readonly sink: EventSink, private readonly pid: number) {
     this.traceStack.push(0);
     this.fast = fastSink(sink);
+    this.transient = this.fast?.transient?.bind(this.fast);
   }
 
   private emit(e: Event): void {
@@ -110,6 +114,8 @@ export class HeaptrackDecoder {
       if (!this.plusMinus(c, v)) this.bad(buf, start, end, 'allocation info not defined');
       return;
     }
+    // Anything else happens after a held-back `+`: let it out first.
+    if (this.pending >= 0) this.flushPending();
     if (buf[start + 1] !== 32 && end - start > 1) {
       if (c === 35) return; // comment
       return this.bad(buf, start, end, 'unknown record');
@@ -161,30 +167,47 @@ export class HeaptrackDecoder {
     }
   }
 
-  /** A `+ INFO` (c = '+') or `- INFO` record; false when the info is not defined. */
+  /** A `+ INFO` (c = '+') or `- INFO` record; false when the info is not defined.
+   *  A `+` waits for the next record: most allocations are freed by the very next one (same
+   *  info, same time), and the pair then goes to the sink as one transient allocation. */
   private plusMinus(c: number, v: number): boolean {
     if (v >= this.infoSize.length) return false;
     if (!this.announced) this.announce();
     if (c === 43) {
-      const addr = this.nextAddr;
-      const size = this.infoSize[v]!;
-      this.nextAddr += 16;
-      let l = this.live[v];
-      if (!l) { l = []; this.live[v] = l; }
-      l.push(addr);
-      this.stats.events++;
-      const stack = this.infoStack.data[v]!;
-      if (this.fast) this.fast.alloc(this.pid, 0, this.t, addr, size, stack);
-      else this.sink.event({ kind: 'alloc', pid: this.pid, t: this.t, tid: 0, addr, size, stack });
-    } else {
-      const l = this.live[v];
-      if (!l || l.length === 0) { this.unknownFrees++; return true; }
-      this.stats.events++;
-      const addr = l.pop()!;
-      if (this.fast) this.fast.free(this.pid, 0, this.t, addr);
-      else this.sink.event({ kind: 'free', pid: this.pid, t: this.t, tid: 0, addr });
+      if (this.pending >= 0) this.flushPending();
+      this.pending = v;
+      return true;
     }
+    if (this.pending === v && this.transient) {
+      this.pending = -1;
+      this.stats.events += 2;
+      this.transient(this.pid, 0, this.t, this.infoSize[v]!, this.infoStack.data[v]!);
+      return true;
+    }
+    if (this.pending >= 0) this.flushPending();
+    const l = this.live[v];
+    if (!l || l.length === 0) { this.unknownFrees++; return true; }
+    this.stats.events++;
+    const addr = l.pop()!;
+    if (this.fast) this.fast.free(this.pid, 0, this.t, addr);
+    else this.sink.event({ kind: 'free', pid: this.pid, t: this.t, tid: 0, addr });
     return true;
+  }
+
+  /** The `+` held back by plusMinus, as an ordinary allocation. */
+  private flushPending(): void {
+    const v = this.pending;
+    this.pending = -1;
+    const addr = this.nextAddr;
+    const size = this.infoSize[v]!;
+    this.nextAddr += 16;
+    let l = this.live[v];
+    if (!l) { l = []; this.live[v] = l; }
+    l.push(addr);
+    this.stats.events++;
+    const stack = this.infoStack.data[v]!;
+    if (this.fast) this.fast.alloc(this.pid, 0, this.t, addr, size, stack);
+    else this.sink.event({ kind: 'alloc', pid: this.pid, t: this.t, tid: 0, addr, size, stack });
   }
 
   private carry: Buffer | null = null;
@@ -232,6 +255,7 @@ export class HeaptrackDecoder {
   end(): void {
     if (this.carry && this.carry.length) this.line(this.carry, 0, this.carry.length);
     this.carry = null;
+    if (this.pending >= 0) this.flushPending();
   }
 
   private string(buf: Buffer, p: number, end: number): void {

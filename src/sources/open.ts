@@ -229,8 +229,13 @@ class TimePlacer implements EventSink {
 
 /** The same for a sink with a fast path (the engine): keeps it fast through the placer. */
 class FastTimePlacer extends TimePlacer implements FastEventSink {
+  /** Only when the sink has it: a source falls back to alloc + free otherwise. */
+  readonly transient?: FastEventSink['transient'];
+
   constructor(private readonly fast: FastEventSink) {
     super(fast);
+    const transient = fast.transient;
+    if (transient) this.transient = (pid, tid, t, size, stack) => transient.call(fast, pid, tid, this.place(t), size, stack);
   }
 
   private place(t: number): number {

@@ -9,6 +9,9 @@ import type { Event, Frame } from '../../src/model/events.js';
 import { heaptrackSource } from '../../src/sources/heaptrack.js';
 import { readInputs } from '../../src/sources/open.js';
 import { collect } from './collect.js';
+import { Engine } from '../../src/engine/engine.js';
+import { analyze } from '../../src/analyses/analyze.js';
+import type { FastEventSink } from '../../src/model/events.js';
 
 const PROGRAM = new URL('../programs/ht-leak.c', import.meta.url).pathname;
 
@@ -135,4 +138,60 @@ test('heaptrack: bad and raw records are counted, never fatal', async () => {
   assert.ok(rss && rss.kind === 'rss' && rss.bytes === 0x20 * 4096 && rss.t === 16e6);
   const a = c.events.find((e) => e.kind === 'alloc')!;
   assert.deepEqual(c.frames(a.pid, a.kind === 'alloc' ? a.stack : 0).map((f) => `${f.fn} ${f.file}:${f.line}`), ['main x.c:10']);
+});
+
+test('heaptrack: allocations freed by the next record take the transient path, with the same figures', { timeout: 60000 }, async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'leakscope-ht-'));
+  try {
+    const zst = record(dir, 20000);
+    // The engine with its transient path, and the same engine behind a sink that lacks it
+    // (so every + and - arrives as alloc and free).
+    const direct = new Engine();
+    let transients = 0;
+    const counting: FastEventSink = {
+      event: (e) => direct.event(e),
+      alloc: (...a) => direct.alloc(...a),
+      free: (...a) => direct.free(...a),
+      realloc: (...a) => direct.realloc(...a),
+      poolAlloc: (...a) => direct.poolAlloc(...a),
+      poolCreate: (...a) => direct.poolCreate(...a),
+      poolDestroy: (...a) => direct.poolDestroy(...a),
+      transient: (...a) => { transients++; direct.transient(...a); },
+    };
+    const plain = new Engine();
+    const noShortcut: FastEventSink = {
+      event: (e) => plain.event(e),
+      alloc: (...a) => plain.alloc(...a),
+      free: (...a) => plain.free(...a),
+      realloc: (...a) => plain.realloc(...a),
+      poolAlloc: (...a) => plain.poolAlloc(...a),
+      poolCreate: (...a) => plain.poolCreate(...a),
+      poolDestroy: (...a) => plain.poolDestroy(...a),
+    };
+    await readInputs([zst], counting);
+    await readInputs([zst], noShortcut);
+    assert.ok(transients >= 20000, `${transients} transient pairs (ht-leak churns 20000 malloc+free pairs)`);
+    const sa = direct.finish();
+    const sb = plain.finish();
+    // Every site's allocation totals, including sites with nothing left outstanding.
+    const totals = (st: typeof sa) => {
+      const t = st.processes[0]!.sites;
+      return Array.from({ length: t.length }, (_, i) => `${t.stackOf(i)} ${t.allocCount(i)} ${t.allocBytes(i)} ${t.outCount(i)} ${t.outBytes(i)}`).sort();
+    };
+    assert.deepEqual(totals(sa), totals(sb));
+    const a = analyze(sa, { top: 50 });
+    const b = analyze(sb, { top: 50 });
+    assert.equal(a.events, b.events);
+    const pa = a.processes[0]!;
+    const pb = b.processes[0]!;
+    assert.deepEqual(pa.allocated, pb.allocated);
+    assert.deepEqual(pa.outstanding, pb.outstanding);
+    assert.deepEqual(pa.anomalies, pb.anomalies);
+    assert.equal(pa.verdict.peak, pb.verdict.peak);
+    const sites = (r: typeof pa) => r.sites.map((s) => `${s.label} ${s.count} ${s.bytes} ${s.allocatedCount} ${s.allocatedBytes}`).sort();
+    assert.deepEqual(sites(pa), sites(pb));
+    assert.ok(pa.allocated.count > 20000 && pa.allocated.frees > 20000);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
