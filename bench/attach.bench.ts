@@ -1,81 +1,229 @@
-// attach overhead: Debian nginx (a private copy, 1 worker, our config) under wrk on loopback.
-// Requests/s while traced with `leakscope attach --exe` (default --allocator nginx, with
-// --pool-allocs, and --allocator libc), as ratios to untraced runs measured in the same run;
-// and the runtime of an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes:
-// it must not slow down). Needs root. `npm run bench -- attach`.
+// attach overhead: Debian nginx (a private copy, 1 worker, our config) under wrk on loopback,
+// untraced, traced by `leakscope attach --exe` (default --allocator nginx, with --pool-allocs,
+// --allocator libc) and by the peer (a bpftrace 0.17 pool-leak script: ngx_create_pool entry +
+// return probe with ustack, ngx_destroy_pool, keyed by pool address), on three workloads:
+// `return 200` with keepalive, a 4 KiB static file with keepalive, and the same file with a new
+// connection per request (a second pool per request). Runs alternate: every tracer's runs sit
+// between two untraced runs of the same workloads and are compared to their mean.
+// Besides req/s: CPU per request of the nginx worker (utime+stime; uprobe traps and BPF programs
+// run there), of wrk, and of the tracer's own processes (loader + node, or bpftrace), and the
+// machine's idle share (2 cores: a busy tracer takes its CPU from wrk or nginx).
+// Then an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes: no slowdown).
+// Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 5);
+// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace and ATTACH_BENCH_WORKLOADS=ka,static,close
+// pick a subset.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx } from '../test/attach/servers.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const PORT = 18290;
-const SECONDS = Number(process.env.ATTACH_BENCH_SECONDS ?? 8);
+const SECONDS = Number(process.env.ATTACH_BENCH_SECONDS ?? 5);
+const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-attach-bench-'));
 
-function wrk(): number {
-  const r = spawnSync('wrk', ['-t1', '-c16', `-d${SECONDS}s`, `http://127.0.0.1:${PORT}/`], { encoding: 'utf8' });
-  const m = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  if (!m) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
-  return Number(m[1]);
+interface Workload { key: string; name: string; path: string; close: boolean }
+const WORKLOADS: Workload[] = [
+  { key: 'ka', name: 'return 200, keepalive', path: '/', close: false },
+  { key: 'static', name: '4 KiB file, keepalive', path: '/static/index.html', close: false },
+  { key: 'close', name: '4 KiB file, Connection: close', path: '/static/index.html', close: true },
+];
+
+/** utime+stime of a process (all its threads), in µs; 0 once it is gone. */
+function cpuUs(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
 }
 
-function mallocLoop(bin: string): number {
-  const r = spawnSync(bin, ['20000000'], { encoding: 'utf8' });
-  return Number(r.stdout.trim());
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (c) out.push(...c.split(' ').map(Number));
+    }
+  } catch { /* gone */ }
+  return out;
 }
 
-async function traced<T>(args: string[], work: () => T): Promise<{ result: T; calls: string }> {
-  const trace = join(dir, 'bench.lstrace');
-  const child: ChildProcess = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'attach', ...args, '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
-  let err = '';
+function treeCpuUs(pid: number): number {
+  return cpuUs(pid) + childrenOf(pid).reduce((a, c) => a + treeCpuUs(c), 0);
+}
+
+/** Busy and total jiffies of the whole machine. */
+function machine(): { busy: number; total: number } {
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const total = f.reduce((a, b) => a + b, 0);
+  return { busy: total - f[3] - f[4], total };
+}
+
+interface Run { rps: number; requests: number; workerUs: number; wrkUs: number; tracerUs: number; idle: number }
+
+/** One wrk run; wrk's own CPU comes from the shell's `times` (its children's user and system). */
+function wrk(w: Workload, worker: number, tracerPid?: number): Run {
+  const args = ['-t1', '-c16', `-d${SECONDS}s`, ...(w.close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${PORT}${w.path}`];
+  const w0 = cpuUs(worker);
+  const t0 = tracerPid ? treeCpuUs(tracerPid) : 0;
+  const m0 = machine();
+  const r = spawnSync('bash', ['-c', 'wrk "$@"; times', 'wrk', ...args], { encoding: 'utf8' });
+  const m1 = machine();
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  const reqs = /(\d+) requests in/.exec(r.stdout);
+  const times = r.stdout.trim().split('\n').pop()!.match(/(\d+)m([\d.]+)s/g) ?? [];
+  if (!rps || !reqs || times.length < 2) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
+  const sec = (t: string) => { const m = /(\d+)m([\d.]+)s/.exec(t)!; return Number(m[1]) * 60 + Number(m[2]); };
+  const requests = Number(reqs[1]);
+  return {
+    rps: Number(rps[1]),
+    requests,
+    workerUs: (cpuUs(worker) - w0) / requests,
+    wrkUs: ((sec(times[0]) + sec(times[1])) * 1e6) / requests,
+    tracerUs: tracerPid ? (treeCpuUs(tracerPid) - t0) / requests : 0,
+    idle: 1 - (m1.busy - m0.busy) / (m1.total - m0.total),
+  };
+}
+
+interface Tracer { key: string; name: string; start(exe: string): Promise<{ pid: number; stop(): Promise<string> }> }
+
+/** Starts `child`, resolves once `ready` matched its stderr (or stdout). */
+async function started(child: ChildProcess, ready: RegExp): Promise<() => string> {
+  let out = '';
   await new Promise<void>((resolve, reject) => {
-    child.stderr!.on('data', (d: Buffer) => {
-      err += d.toString();
-      if (err.includes('leakscope: tracing')) resolve();
-    });
-    child.on('exit', () => reject(new Error(`attach exited: ${err}`)));
+    const on = (d: Buffer) => { out += d.toString(); if (ready.test(out)) resolve(); };
+    child.stderr?.on('data', on);
+    child.stdout?.on('data', on);
+    child.on('exit', () => reject(new Error(`tracer exited: ${out}`)));
   });
   await new Promise((r) => setTimeout(r, 500)); // every process attached
-  const result = work();
+  return () => out;
+}
+
+async function stopChild(child: ChildProcess, text: () => string): Promise<string> {
   const done = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGINT');
   await done;
-  const calls = /\((\d+) calls/.exec(err)?.[1] ?? '?';
-  rmSync(trace, { force: true });
-  return { result, calls };
+  return text();
 }
 
+function ours(key: string, name: string, args: string[]): Tracer {
+  return {
+    key, name,
+    async start(exe) {
+      const trace = join(dir, 'bench.lstrace');
+      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'attach', '--exe', exe, ...args, '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+      const text = await started(child, /leakscope: tracing/);
+      return {
+        pid: child.pid!,
+        async stop() {
+          const out = await stopChild(child, text);
+          rmSync(trace, { force: true });
+          const lost = /(\d+) events were lost/.exec(out)?.[1];
+          return `${/\((\d+) calls/.exec(out)?.[1] ?? '?'} calls${lost ? `, ${lost} LOST` : ''}`;
+        },
+      };
+    },
+  };
+}
+
+/** What bpftrace users run to find leaked nginx pools: live pools keyed by address, with the
+ *  creating stack and size. The executable is positional argument $1: never part of the text. */
+const BPFTRACE_POOLS = `uprobe:$1:ngx_create_pool { @size[tid] = arg0; }
+uretprobe:$1:ngx_create_pool /@size[tid]/ { @pool_size[retval] = @size[tid]; @pool_stack[retval] = ustack; @pool_t[retval] = nsecs; delete(@size[tid]); @created = count(); }
+uprobe:$1:ngx_destroy_pool { delete(@pool_size[arg0]); delete(@pool_stack[arg0]); delete(@pool_t[arg0]); @destroyed = count(); }
+END { print(@created); print(@destroyed); clear(@size); clear(@pool_size); clear(@pool_stack); clear(@pool_t); }
+`;
+
+const bpftrace: Tracer = {
+  key: 'bpftrace', name: 'peer: bpftrace 0.17 pool script',
+  async start(exe) {
+    const script = join(dir, 'pools.bt');
+    writeFileSync(script, BPFTRACE_POOLS);
+    const child = spawn('bpftrace', [script, exe], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' } });
+    const text = await started(child, /Attaching \d+ probes/);
+    return {
+      pid: child.pid!,
+      async stop() {
+        const out = await stopChild(child, text);
+        return `${/@created: (\d+)/.exec(out)?.[1] ?? '?'} pools created`;
+      },
+    };
+  },
+};
+
+const TRACERS: Tracer[] = [
+  ours('default', 'leakscope -a nginx (default)', ['--allocator', 'nginx']),
+  ours('pool-allocs', 'leakscope -a nginx --pool-allocs', ['--allocator', 'nginx', '--pool-allocs']),
+  ours('libc', 'leakscope -a libc', ['--allocator', 'libc']),
+  bpftrace,
+];
+
+function pick<T extends { key: string }>(all: T[], env: string | undefined): T[] {
+  if (!env) return all;
+  const want = env.split(',');
+  return all.filter((x) => want.includes(x.key));
+}
+
+function mallocLoop(bin: string): number {
+  return Number(spawnSync(bin, ['20000000'], { encoding: 'utf8' }).stdout.trim());
+}
+
+const f1 = (x: number) => x.toFixed(1);
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const server = await startNginx(dir, PORT, 1);
 const cc = spawnSync('cc', ['-O2', '-o', join(dir, 'att-mallocloop'), join(root, 'test/programs/att-mallocloop.c')]);
 if (cc.status !== 0) throw new Error(String(cc.stderr));
 const loop = join(dir, 'att-mallocloop');
 try {
-  wrk(); // warm-up
-  // the machine is shared: each traced run sits between two untraced runs and is compared to
-  // their mean, so drifting load hits both sides
-  const configs: [string, string[]][] = [
-    ['--allocator nginx (default)', ['--allocator', 'nginx']],
-    ['--allocator nginx --pool-allocs', ['--allocator', 'nginx', '--pool-allocs']],
-    ['--allocator libc', ['--allocator', 'libc']],
-  ];
-  console.log(`nginx 1 worker, wrk -t1 -c16 -d${SECONDS}s on loopback; load average ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
-  let before = wrk();
-  for (const [name, args] of configs) {
-    const t = await traced(['--exe', server.exe, ...args], wrk);
-    const after = wrk();
-    const base = (before + after) / 2;
-    console.log(`  ${name.padEnd(34)} ${t.result.toFixed(0)} req/s vs ${before.toFixed(0)}/${after.toFixed(0)} untraced = ${((t.result / base) * 100).toFixed(1)}% (${t.calls} calls traced)`);
+  await new Promise((r) => setTimeout(r, 300));
+  const worker = childrenOf(server.master.pid!)[0];
+  if (!worker) throw new Error('no nginx worker');
+  const workloads = pick(WORKLOADS, process.env.ATTACH_BENCH_WORKLOADS);
+  const tracers = pick(TRACERS, process.env.ATTACH_BENCH_TRACERS);
+  console.log(`nginx 1 worker, wrk -t1 -c16 -d${SECONDS}s on loopback; load average ${load()}`);
+  const line = (label: string, r: Run, extra = '') =>
+    `    ${label.padEnd(36)} ${r.rps.toFixed(0).padStart(7)} req/s  nginx ${f1(r.workerUs).padStart(5)} µs/req  wrk ${f1(r.wrkUs).padStart(5)}  tracer ${f1(r.tracerUs).padStart(5)}  idle ${(r.idle * 100).toFixed(0).padStart(2)}%${extra}`;
+  for (const w of workloads) wrk(w, worker); // warm-up
+  const untraced = (): Run[] => workloads.map((w) => wrk(w, worker));
+  let before = untraced();
+  const rows: string[] = [];
+  const show = (runs: Run[]) => runs.forEach((r, i) => console.log(line(`untraced (${workloads[i].key})`, r)));
+  show(before);
+  for (const t of tracers) {
+    const h = await t.start(server.exe);
+    const traced = workloads.map((w) => wrk(w, worker, h.pid));
+    const what = await h.stop();
+    const after = untraced();
+    traced.forEach((r, i) => {
+      const base = (before[i].rps + after[i].rps) / 2;
+      const baseUs = (before[i].workerUs + after[i].workerUs) / 2;
+      const ratio = ` = ${((r.rps / base) * 100).toFixed(1)}% of ${base.toFixed(0)}`;
+      console.log(line(`${t.key} (${workloads[i].key})`, r, ratio));
+      rows.push(`| ${workloads[i].name} | ${t.name} | ${r.rps.toFixed(0)} | ${before[i].rps.toFixed(0)} / ${after[i].rps.toFixed(0)} | ${((r.rps / base) * 100).toFixed(1)}% | ${f1(baseUs)} → ${f1(r.workerUs)} | ${f1(r.tracerUs)} | ${f1(r.wrkUs)} | ${(r.idle * 100).toFixed(0)}% |`);
+    });
+    console.log(`    (${t.key}: ${what}; load average ${load()})`);
+    show(after);
     before = after;
   }
-  const loopBase = mallocLoop(loop);
-  const loopBeside = await traced(['--exe', server.exe, '--allocator', 'libc'], () => mallocLoop(loop));
-  const loopBase2 = mallocLoop(loop);
-  const lb = (loopBase + loopBase2) / 2;
-  console.log(`unrelated malloc loop (20M malloc/free) beside nginx traced with --allocator libc: ${loopBeside.result.toFixed(3)} s vs ${loopBase.toFixed(3)}/${loopBase2.toFixed(3)} s untraced = ${(loopBeside.result / lb).toFixed(3)}x`);
-  console.log(`load average at the end ${loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  console.log('\n| workload | tracer | req/s | untraced before / after | ratio | nginx µs/req (untraced → traced) | tracer µs/req | wrk µs/req | idle |');
+  console.log('|---|---|---|---|---|---|---|---|---|');
+  for (const r of rows) console.log(r);
+  if (!process.env.ATTACH_BENCH_NO_LOOP) {
+    const loopBase = mallocLoop(loop);
+    const h = await ours('libc', '', ['--allocator', 'libc']).start(server.exe);
+    const beside = mallocLoop(loop);
+    await h.stop();
+    const loopBase2 = mallocLoop(loop);
+    console.log(`\nunrelated malloc loop (20M malloc/free) beside nginx traced with --allocator libc: ${beside.toFixed(3)} s vs ${loopBase.toFixed(3)}/${loopBase2.toFixed(3)} s untraced = ${(beside / ((loopBase + loopBase2) / 2)).toFixed(3)}x`);
+  }
+  console.log(`load average at the end ${load()}`);
 } finally {
   await server.stop();
   rmSync(dir, { recursive: true, force: true });

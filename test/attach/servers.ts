@@ -48,6 +48,9 @@ function stopper(master: ChildProcess, signal: NodeJS.Signals): () => Promise<vo
 /** Writes the nginx config and a copy of /usr/sbin/nginx into dir; start it with startNginx. */
 export function prepareNginx(dir: string, port: number, workers = 2): { exe: string; conf: string } {
   mkdirSync(join(dir, 'logs'), { recursive: true });
+  // a small static page (4 KiB) for benchmarks that want a realistic request next to `return 200`
+  mkdirSync(join(dir, 'htdocs'), { recursive: true });
+  writeFileSync(join(dir, 'htdocs', 'index.html'), `<!doctype html><title>leakscope</title>\n${'<p>0123456789abcdef</p>\n'.repeat(171)}`.slice(0, 4096));
   const exe = join(dir, 'nginx');
   copyFileSync('/usr/sbin/nginx', exe);
   const conf = join(dir, 'nginx.conf');
@@ -67,6 +70,7 @@ http {
   server {
     listen 127.0.0.1:${port};
     location / { return 200 "ok\\n"; }
+    location /static/ { alias ${t('htdocs')}/; }
   }
 }
 `);
