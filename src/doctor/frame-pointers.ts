@@ -2,7 +2,7 @@
 // functions for the frame setup `push %rbp; mov %rsp,%rbp` (after an optional endbr64).
 // Leaf functions often skip it even with -fno-omit-frame-pointer, and code without frame
 // pointers still sets one up where it needs it (alloca), hence a ratio and thresholds.
-import type { ElfFile, FunctionSymbol } from './elf.js';
+import type { ElfFile, FunctionSymbol } from '../symbols/elf.js';
 
 const ENDBR64 = Buffer.from([0xf3, 0x0f, 0x1e, 0xfa]);
 const PUSH_RBP = 0x55;

@@ -5,7 +5,7 @@ import { basename, join } from 'node:path';
 import { builtinProfileNames, loadProfile, type AllocatorProfile } from '../attach/profile.js';
 import { processInfo } from '../kernel/targets.js';
 import { check, type Check } from './check.js';
-import { ElfError, ElfFile } from './elf.js';
+import { ElfError, ElfFile } from '../symbols/elf.js';
 import { framePointers } from './frame-pointers.js';
 
 const LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib'];
@@ -83,6 +83,12 @@ export function targetChecks(t: Target): Check[] {
   let elf: ElfFile;
   try {
     elf = ElfFile.open(readPath);
+    try {
+      void elf.sections; // a corrupt section table fails this check, not a later one
+    } catch (err) {
+      elf.close();
+      throw err;
+    }
   } catch (err) {
     const why = err instanceof ElfError ? err.message : (err as NodeJS.ErrnoException).code === 'EACCES' ? 'permission denied (run as root)' : (err as Error).message;
     out.push(check({ id: 'target-elf', group: 'target', required: true, status: 'fail', title: `${exe}: cannot be read as a program`, detail: why }));

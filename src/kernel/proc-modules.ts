@@ -3,7 +3,7 @@
 import { readFileSync } from 'node:fs';
 import type { EventSink, Frame } from '../model/events.js';
 import { frame } from '../model/events.js';
-import { ElfFile } from '../doctor/elf.js';
+import { ElfFile } from '../symbols/elf.js';
 
 interface Mapping { start: number; end: number; offset: number; path: string }
 

@@ -8,9 +8,8 @@ import { open } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import type { EventSink } from '../model/events.js';
 import { frame } from '../model/events.js';
+import { CHUNK_MAGIC, CHUNK_MAGIC_U32, FILE_MAGIC, MAX_PAYLOAD } from '../trace/format.js';
 
-const CHUNK_MAGIC = 0x4b43534c; // "LSCK" little-endian
-const MAX_PAYLOAD = 16 * 1024 * 1024;
 const BLOCK = 8 * 1024 * 1024;
 
 let p = 0; // cursor into the payload being scanned
@@ -123,7 +122,7 @@ export async function scanDefinitions(path: string, sink: EventSink, onWarning?:
       }
       return len - off >= need;
     };
-    if (!(await fill(12)) || buf.toString('latin1', 0, 8) !== 'LSTRACE1') throw new Error(`${path}: not a leakscope trace`);
+    if (!(await fill(12)) || !buf.subarray(0, 8).equals(FILE_MAGIC)) throw new Error(`${path}: not a leakscope trace`);
     const metaLen = buf.readUInt32LE(8);
     if (!(await fill(12 + metaLen + 4))) return { chunks: 0 };
     off = 12 + metaLen + 4;
@@ -131,9 +130,9 @@ export async function scanDefinitions(path: string, sink: EventSink, onWarning?:
     let chunks = 0;
     for (;;) {
       if (!(await fill(12))) break;
-      if (buf.readUInt32LE(off) !== CHUNK_MAGIC) {
+      if (buf.readUInt32LE(off) !== CHUNK_MAGIC_U32) {
         // Resynchronise on the next chunk magic.
-        const next = buf.subarray(0, len).indexOf('LSCK', off + 1, 'latin1');
+        const next = buf.subarray(0, len).indexOf(CHUNK_MAGIC, off + 1);
         bad++;
         if (next < 0) {
           off = Math.max(off, len - 3);
