@@ -1,20 +1,41 @@
 // LuaJIT allocator tracing overhead: Debian nginx + lua module serving a handler that leaks
 // into a module-level table and builds short-lived tables, under wrk on loopback.
-// Requests/s traced vs untraced, measured in the same run, for a heavy and a light handler.
-import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+//
+// In one run, per scenario: untraced and traced measurements alternate (U T U T ... U), so a
+// traced figure always has untraced neighbours measured minutes apart at most. Reported: req/s
+// ratio, the nginx workers' CPU time per request and per allocator call (much less sensitive
+// to what else runs on a shared machine than req/s), the BPF programs' own run time per
+// allocator call (kernel BPF run-time statistics), and the tracer process's CPU.
+//
+// A traced run that lost events (ring buffer full) or recorded fewer events than the probes
+// saw calls is REJECTED: it is printed as such and kept out of the summary, so a fast but
+// lossy run can never pass for a win. The process exits non-zero when a run was rejected.
+//
+// Variants (LSBENCH_VARIANTS, comma-separated; default `full`), to split the cost:
+//   full    every allocation recorded with its Lua stack (what `attach` does)
+//   nomcode the Lua stack walk without the search for the running trace's machine code
+//   nowalk  every allocator call recorded, no Lua stack walk
+//   bare    the same probes, whose programs return at once: the uprobe stops alone
+import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { attachLuajit } from '../src/luajit/attach-luajit.js';
 import { startLuaServer } from '../test/luajit/nginx-server.js';
 
-const SECONDS = Number(process.env.LSBENCH_SECONDS ?? 8);
-// Short-lived tables built per request: 30 makes an allocation-heavy handler (~40 GC
-// allocations per request), 0 a light one (the leak's few allocations only).
+const SECONDS = Number(process.env.LSBENCH_SECONDS ?? 6);
+const ROUNDS = Math.max(1, Number(process.env.LSBENCH_ROUNDS ?? 2));
+// Short-lived tables built per request: 30 makes an allocation-heavy handler (~60 allocator
+// calls per request), 0 a light one (the leak's few allocations only).
 const SCENARIOS = (process.env.LSBENCH_GARBAGE ?? '30,0').split(',').map(Number);
+const VARIANTS = (process.env.LSBENCH_VARIANTS ?? 'full').split(',').filter(Boolean);
+for (const v of VARIANTS) if (!['full', 'nomcode', 'nowalk', 'bare'].includes(v)) throw new Error(`unknown variant ${v}`);
 const firstPort = 18420; // our slice: 18420-18429
 const dir = mkdtempSync(join(tmpdir(), 'ls-luajit-bench-'));
 const script = join(dir, 'labels.lua');
+const pexec = promisify(execFile);
+
 // A new label per request: the table really grows, as in the leak being hunted.
 function writeScript(garbage: number, tag: string): void {
   writeFileSync(script, `local counter = 0
@@ -49,6 +70,37 @@ function childrenNamed(name: string): number[] {
   return out;
 }
 
+interface BpfProg { id: number; name?: string; run_cnt?: number; run_time_ns?: number }
+
+async function bpfProgs(): Promise<BpfProg[]> {
+  try {
+    const { stdout } = await pexec('bpftool', ['prog', 'show', '-j'], { maxBuffer: 64 << 20 });
+    return JSON.parse(stdout) as BpfProg[];
+  } catch {
+    return []; // bpftool missing: no split
+  }
+}
+
+const LJ_PROGS = new Set(['lj_discover', 'lj_alloc_enter', 'lj_free_site', 'lj_malloc_site', 'lj_realloc_site', 'lj_alloc_exit']);
+
+/**
+ * Run count and run time of the tracer's BPF programs (statistics enabled by the tracer,
+ * LSTRACE_LUAJIT_STATS): ours are those loaded after `afterId`, by name (this bpftool lists
+ * no owner pids), while the bench lock keeps other LuaJIT tracers away.
+ */
+async function bpfProgStats(afterId: number): Promise<Map<string, { runs: number; ns: number }>> {
+  const m = new Map<string, { runs: number; ns: number }>();
+  for (const p of await bpfProgs()) {
+    if (p.id <= afterId || !p.name || !LJ_PROGS.has(p.name)) continue;
+    const cur = m.get(p.name) ?? { runs: 0, ns: 0 };
+    m.set(p.name, { runs: cur.runs + (p.run_cnt ?? 0), ns: cur.ns + (p.run_time_ns ?? 0) });
+  }
+  return m;
+}
+
+/** Programs that run once per allocator call (fast tail-call sites, or the entry probe). */
+const CALL_PROGS = ['lj_free_site', 'lj_malloc_site', 'lj_realloc_site', 'lj_alloc_enter'];
+
 interface Run { rps: number; requests: number; workerCpuUs: number }
 
 /**
@@ -60,10 +112,6 @@ async function measured(seconds: number, workers: number[]): Promise<Run> {
   const r = await wrkRun(seconds);
   const ticks = workers.reduce((a, p) => a + cpuTicks(p), 0) - before;
   return { rps: r.rps, requests: r.requests, workerCpuUs: (ticks * 10_000) / Math.max(1, r.requests) };
-}
-
-async function wrk(seconds: number): Promise<number> {
-  return (await wrkRun(seconds)).rps;
 }
 
 // Asynchronous: the event loop must keep reading the tracer's output while wrk runs.
@@ -83,38 +131,135 @@ function wrkRun(seconds: number): Promise<{ rps: number; requests: number }> {
   });
 }
 
+interface Traced extends Run {
+  variant: string;
+  tracerUs: number;
+  /** Allocator calls per request in the measured window (BPF run counts). */
+  callsPerReq: number;
+  /** BPF programs' run time per allocator call, ns, in the measured window; per program too. */
+  bpfNsPerCall: number;
+  bpfSplit: string;
+  events: number;
+  calls: number;
+  lost: number;
+  rejected: string;
+}
+
+async function tracedRun(variant: string, garbage: number, tag: string): Promise<Traced> {
+  const out = join(dir, 'bench.lstrace');
+  const ac = new AbortController();
+  const lastId = Math.max(0, ...(await bpfProgs()).map((p) => p.id));
+  process.env.LSTRACE_LUAJIT_STATS = '1';
+  process.env.LSTRACE_LUAJIT_MODE = variant;
+  const traced = attachLuajit({ pids: server.workers, durationMs: (SECONDS + 60) * 1000, out, settleMs: 0, signal: ac.signal });
+  delete process.env.LSTRACE_LUAJIT_MODE;
+  await new Promise((r) => setTimeout(r, 1500)); // tracer loaded
+  writeScript(garbage, `${tag}d`);
+  await wrkRun(1); // discovery: the first Lua API call of each worker
+  writeScript(garbage, tag);
+  const tracer = childrenNamed('lstrace-luajit');
+  const tracerBefore = tracer.reduce((a, p) => a + cpuTicks(p), 0);
+  const statsBefore = await bpfProgStats(lastId);
+  const run = await measured(SECONDS, server.workers);
+  const statsAfter = await bpfProgStats(lastId);
+  const tracerUs = ((tracer.reduce((a, p) => a + cpuTicks(p), 0) - tracerBefore) * 10_000) / Math.max(1, run.requests);
+  ac.abort();
+  const res = await traced;
+  const delta = (name: string) => {
+    const a = statsAfter.get(name);
+    const b = statsBefore.get(name);
+    return { runs: (a?.runs ?? 0) - (b?.runs ?? 0), ns: (a?.ns ?? 0) - (b?.ns ?? 0) };
+  };
+  const windowCalls = CALL_PROGS.reduce((s, n) => s + delta(n).runs, 0);
+  const names = [...statsAfter.keys()].filter((n) => n.startsWith('lj_')).sort();
+  const windowNs = names.reduce((s, n) => s + delta(n).ns, 0);
+  const bpfSplit = names
+    .map((n) => ({ n, ...delta(n) }))
+    .filter((d) => d.runs > 0)
+    .map((d) => `${d.n} ${d.runs} x ${(d.ns / d.runs).toFixed(0)} ns`)
+    .join(', ');
+  // Whole attach: what the tracer recorded vs the calls its probes saw (the tracer's own stats).
+  const st = res.bpfStats ?? {};
+  const calls = CALL_PROGS.reduce((s, n) => s + (st[n]?.runs ?? 0), 0);
+  let rejected = '';
+  if (res.lost > 0) rejected = `${res.lost} events lost (ring buffer full)`;
+  else if (variant !== 'bare' && calls > 0 && res.events < 0.99 * calls) rejected = `recorded ${res.events} events for ${calls} allocator calls`;
+  else if (!windowCalls) rejected = 'no BPF run-time statistics (bpftool or kernel.bpf_stats_enabled unavailable)';
+  return {
+    ...run,
+    variant,
+    tracerUs,
+    callsPerReq: windowCalls / Math.max(1, run.requests),
+    bpfNsPerCall: windowNs / Math.max(1, windowCalls),
+    bpfSplit,
+    events: res.events,
+    calls,
+    lost: res.lost,
+    rejected,
+  };
+}
+
+const f1 = (n: number) => n.toFixed(1);
+const f2 = (n: number) => n.toFixed(2);
+const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+let anyRejected = false;
+
 const server = await startLuaServer(firstPort, 2);
 try {
   for (const garbage of SCENARIOS) {
     writeScript(garbage, `g${garbage}w`);
-    await wrk(2); // warm-up: module loaded, traces compiled
-    writeScript(garbage, `g${garbage}u`);
-    const untraced = await measured(SECONDS, server.workers);
-    const out = join(dir, 'bench.lstrace');
-    const ac = new AbortController();
-    const traced = attachLuajit({ pids: server.workers, durationMs: (SECONDS + 30) * 1000, out, settleMs: 0, signal: ac.signal });
-    await new Promise((r) => setTimeout(r, 1500)); // tracer loaded
-    writeScript(garbage, `g${garbage}t`);
-    await wrk(1); // discovery: the first Lua API call of each worker
-    const tracer = childrenNamed('lstrace-luajit');
-    const tracerBefore = tracer.reduce((a, p) => a + cpuTicks(p), 0);
-    const tracedRun = await measured(SECONDS, server.workers);
-    const tracerUs = ((tracer.reduce((a, p) => a + cpuTicks(p), 0) - tracerBefore) * 10_000) / Math.max(1, tracedRun.requests);
-    ac.abort();
-    const res = await traced;
-    writeScript(garbage, `g${garbage}a`);
-    const after = await measured(SECONDS, server.workers);
-    const perReq = res.events / Math.max(1, tracedRun.requests);
-    const base = (untraced.workerCpuUs + after.workerCpuUs) / 2;
-    console.log(`\nscenario garbage(${garbage}): 2 nginx workers, wrk -t2 -c32 -d${SECONDS}s, a new label (leaked table) per request`);
-    console.log(`  untraced:              ${untraced.rps.toFixed(0)} requests/s, workers ${untraced.workerCpuUs.toFixed(1)} us CPU/request`);
-    console.log(`  traced:                ${tracedRun.rps.toFixed(0)} requests/s, workers ${tracedRun.workerCpuUs.toFixed(1)} us CPU/request (+ tracer ${tracerUs.toFixed(1)} us)`);
-    console.log(`  untraced after:        ${after.rps.toFixed(0)} requests/s, workers ${after.workerCpuUs.toFixed(1)} us CPU/request (tracer detached)`);
-    console.log(`  ratio traced/untraced: ${(tracedRun.rps / untraced.rps).toFixed(3)} requests/s (slowdown ${(untraced.rps / tracedRun.rps).toFixed(2)}x)`);
-    console.log(`  worker CPU per request: ${(tracedRun.workerCpuUs / base).toFixed(2)}x untraced (${((tracedRun.workerCpuUs - base) / Math.max(1, perReq)).toFixed(2)} us per allocator call)`);
-    console.log(`  events: ${res.events} (~${perReq.toFixed(0)} allocator calls per request), lost ${res.lost}, trace ${(statSync(out).size / 1e6).toFixed(1)} MB`);
+    await wrkRun(2); // warm-up: module loaded, traces compiled
+    console.log(`\nscenario garbage(${garbage}): 2 nginx workers, wrk -t2 -c32 -d${SECONDS}s, a new label (leaked table) per request; U/T alternated, ${ROUNDS} round(s) of [${VARIANTS.join(', ')}]`);
+    const untraced: Run[] = [];
+    const traced: Traced[] = [];
+    let k = 0;
+    const u = async () => {
+      writeScript(garbage, `g${garbage}u${k++}_`);
+      const r = await measured(SECONDS, server.workers);
+      untraced.push(r);
+      console.log(`  untraced          ${r.rps.toFixed(0).padStart(6)} req/s, workers ${f1(r.workerCpuUs)} us CPU/request`);
+    };
+    await u();
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const v of VARIANTS) {
+        const t = await tracedRun(v, garbage, `g${garbage}t${k++}_`);
+        traced.push(t);
+        const flag = t.rejected ? `  REJECTED: ${t.rejected}` : '';
+        console.log(`  traced ${v.padEnd(7)}    ${t.rps.toFixed(0).padStart(6)} req/s, workers ${f1(t.workerCpuUs)} us CPU/request, ${f1(t.callsPerReq)} allocator calls/request, BPF ${t.bpfNsPerCall.toFixed(0)} ns/call, tracer ${f1(t.tracerUs)} us/request, events ${t.events}/${t.calls} calls, lost ${t.lost}${flag}`);
+        console.log(`                    BPF: ${t.bpfSplit}`);
+        if (t.rejected) anyRejected = true;
+        await u();
+      }
+    }
+    const baseRps = avg(untraced.map((r) => r.rps));
+    const baseCpu = avg(untraced.map((r) => r.workerCpuUs));
+    console.log(`  summary garbage(${garbage}) (untraced: mean of ${untraced.length} runs, ${baseRps.toFixed(0)} req/s, ${f1(baseCpu)} us CPU/request):`);
+    for (const v of VARIANTS) {
+      const ok = traced.filter((t) => t.variant === v && !t.rejected);
+      const bad = traced.filter((t) => t.variant === v && t.rejected).length;
+      if (!ok.length) {
+        console.log(`    ${v}: every traced run REJECTED (lost or missing events): no figure`);
+        continue;
+      }
+      const rps = avg(ok.map((t) => t.rps));
+      const cpu = avg(ok.map((t) => t.workerCpuUs));
+      const calls = avg(ok.map((t) => t.callsPerReq));
+      const bpf = avg(ok.map((t) => t.bpfNsPerCall));
+      const tracer = avg(ok.map((t) => t.tracerUs));
+      const perCallBase = baseCpu / Math.max(1e-9, calls);
+      const perCallOver = (cpu - baseCpu) / Math.max(1e-9, calls);
+      console.log(
+        `    ${v}: req/s ratio ${(rps / baseRps).toFixed(3)} (slowdown ${f2(baseRps / rps)}x); worker CPU/request ${f1(baseCpu)} -> ${f1(cpu)} us (${f2(cpu / baseCpu)}x); ` +
+          `${f1(calls)} allocator calls/request: untraced ${f2(perCallBase)} us of request CPU per call, traced +${f2(perCallOver)} us per call ` +
+          `(of which BPF run time ${f2(bpf / 1000)} us); tracer ${f1(tracer)} us/request${bad ? `; ${bad} run(s) rejected` : ''}`,
+      );
+    }
   }
 } finally {
   await server.stop();
   rmSync(dir, { recursive: true, force: true });
+}
+if (anyRejected) {
+  console.log('\nSOME TRACED RUNS WERE REJECTED (events lost or missing): their figures are not in the summaries.');
+  process.exitCode = 1;
 }

@@ -38,6 +38,8 @@ export interface AttachLuajitResult {
   events: number;
   lost: number;
   warnings: string[];
+  /** Per BPF program, runs and total run time: only when LSTRACE_LUAJIT_STATS is set. */
+  bpfStats?: Record<string, { runs: number; ns: number }>;
 }
 
 /** Said with every trace: what outstanding LuaJIT memory means. */
@@ -59,6 +61,7 @@ interface TracerMessage {
   lost?: number;
   module?: string;
   g?: string;
+  programs?: Record<string, { runs: number; ns: number }>;
 }
 
 /** The Lua API functions whose first call reveals a lua_State (profiles/allocators/luajit.json). */
@@ -217,6 +220,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const proc = spawn(LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
+  let bpfStats: AttachLuajitResult['bpfStats'];
   let fatal = '';
   let startedTargets = -1;
   const gcCycles = new Map<number, number>();
@@ -248,6 +252,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
       settled.add(m.pid);
       writer.event({ kind: 'marker', pid: m.pid, t: now(), label: 'luajit: a full GC cycle ran, settled' });
     }
+    else if (m.event === 'bpfstats') bpfStats = m.programs;
     else if (m.event === 'done') {
       lost = m.lost ?? 0;
       tracerEvents = m.events ?? 0;
@@ -299,5 +304,5 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     throw new UserError(`no process could be traced for LuaJIT: ${warnings[0] ?? 'no supported LuaJIT found'}`);
   }
   warnings.push(settleMs > 0 && settled.size > 0 ? SETTLED_NOTE : LAZY_GC_NOTE);
-  return { events: conv.events, lost, warnings };
+  return { events: conv.events, lost, warnings, ...(bpfStats ? { bpfStats } : {}) };
 }

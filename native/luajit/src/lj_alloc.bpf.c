@@ -10,6 +10,12 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/* Set by the loader before load (LSTRACE_LUAJIT_MODE), to measure where the cost goes:
+ * 0 full; 1 records without the Lua stack walk; 2 bare: the allocator probes return at once
+ * (what is left is the cost of the uprobe stops themselves); 3 the walk without the search
+ * for the running trace's machine code. */
+const volatile __u32 cfg_mode = 0;
+
 struct state_key { __u32 tgid; __u32 pad; __u64 msp; };
 struct inflight { __u64 msp, ptr, osize, nsize; };
 
@@ -115,6 +121,7 @@ static __always_inline void remember(__u64 id, __u64 msp, __u64 ptr, __u64 osize
 /* lua_Alloc(ud, ptr, osize, nsize), probed at its entry (any allocf) */
 SEC("uprobe")
 int BPF_KPROBE(lj_alloc_enter, __u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
+  if (cfg_mode == 2) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   if (!targeted(id)) return 0;
   if (nsize == 0) emit_free(id, ptr, osize);
@@ -127,6 +134,7 @@ int BPF_KPROBE(lj_alloc_enter, __u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
  * lj_alloc_malloc(msp, nsize) and lj_alloc_realloc(msp, ptr, nsize) receive them. */
 SEC("uprobe")
 int BPF_KPROBE(lj_free_site, __u64 msp, __u64 ptr) {
+  if (cfg_mode == 2) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   if (targeted(id)) emit_free(id, ptr, 0);
   return 0;
@@ -134,6 +142,7 @@ int BPF_KPROBE(lj_free_site, __u64 msp, __u64 ptr) {
 
 SEC("uprobe")
 int BPF_KPROBE(lj_malloc_site, __u64 msp, __u64 nsize) {
+  if (cfg_mode == 2) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   if (targeted(id)) remember(id, msp, 0, 0, nsize);
   return 0;
@@ -141,6 +150,7 @@ int BPF_KPROBE(lj_malloc_site, __u64 msp, __u64 nsize) {
 
 SEC("uprobe")
 int BPF_KPROBE(lj_realloc_site, __u64 msp, __u64 ptr, __u64 nsize) {
+  if (cfg_mode == 2) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   if (targeted(id)) remember(id, msp, ptr, 0, nsize);
   return 0;
@@ -263,6 +273,7 @@ static __always_inline void walk(struct lj_event *e, __u64 g) {
 
 SEC("uretprobe")
 int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
+  if (cfg_mode == 2) return 0;
   __u64 id = bpf_get_current_pid_tgid();
   struct inflight *in = bpf_map_lookup_elem(&calls, &id);
   if (!in) return 0;
@@ -285,10 +296,10 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   if (drain) e->flags |= LJ_F_DRAIN;
   /* A new block made while settling needs no stack (user space only matches its address);
    * an older block moved while settling keeps being counted, with its stack. */
-  if (drain && !a.ptr) { }
+  if ((drain && !a.ptr) || cfg_mode == 1) { }
   else if (g) walk(e, *g);
   else e->flags |= LJ_F_NOSTATE;
-  if ((e->flags & LJ_F_TRACE) && e->vmstate > 0) find_mcode(e, id >> 32, PT_REGS_SP(ctx));
+  if ((e->flags & LJ_F_TRACE) && e->vmstate > 0 && cfg_mode != 3) find_mcode(e, id >> 32, PT_REGS_SP(ctx));
   submit(e);
   return 0;
 }

@@ -482,6 +482,25 @@ static void settle(long max_ms) {
   }
 }
 
+static int stats_fd = -1;
+
+/* Per BPF program: runs and total run time (kernel.bpf_stats_enabled, held by stats_fd). */
+static void print_stats(void) {
+  struct bpf_program *p;
+  int first = 1;
+  fprintf(stderr, "{\"event\":\"bpfstats\",\"programs\":{");
+  bpf_object__for_each_program(p, skel->obj) {
+    struct bpf_prog_info info;
+    __u32 len = sizeof info;
+    memset(&info, 0, sizeof info);
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(p), &info, &len)) continue;
+    fprintf(stderr, "%s\"%s\":{\"runs\":%llu,\"ns\":%llu}", first ? "" : ",", bpf_program__name(p),
+            (unsigned long long)info.run_cnt, (unsigned long long)info.run_time_ns);
+    first = 0;
+  }
+  fprintf(stderr, "}}\n");
+}
+
 int main(int argc, char **argv) {
   long duration = -1, settle_ms = 0;
   int detect = 0;
@@ -530,7 +549,17 @@ int main(int argc, char **argv) {
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
 
-  skel = lj_alloc_bpf__open_and_load();
+  skel = lj_alloc_bpf__open();
+  if (skel) {
+    /* Measurement switches (bench/luajit.bench.ts): what the probes do, and BPF run-time
+     * statistics (run count and time per program, printed with "done"). */
+    const char *mode = getenv("LSTRACE_LUAJIT_MODE");
+    if (mode && !strcmp(mode, "nowalk")) skel->rodata->cfg_mode = 1;
+    else if (mode && !strcmp(mode, "bare")) skel->rodata->cfg_mode = 2;
+    else if (mode && !strcmp(mode, "nomcode")) skel->rodata->cfg_mode = 3;
+    if (lj_alloc_bpf__load(skel)) { lj_alloc_bpf__destroy(skel); skel = NULL; }
+  }
+  if (skel && getenv("LSTRACE_LUAJIT_STATS")) stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
   if (!skel) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot load the BPF programs (need root or CAP_BPF+CAP_PERFMON): %s\"}\n", strerror(errno)); return 1; }
   int live = 0;
   for (int i = 0; i < nT; i++) {
@@ -617,6 +646,7 @@ int main(int argc, char **argv) {
     undiscovered++;
     warnj(T[i].pid, "no Lua API call seen: the Lua VM of process %d ran no code while traced", T[i].pid);
   }
+  if (stats_fd >= 0) print_stats();
   fprintf(stderr, "{\"event\":\"done\",\"events\":%llu,\"lost\":%llu}\n", nevents, lostn);
   fflush(stderr);
   ring_buffer__free(rb);
