@@ -60,8 +60,14 @@ export class HeaptrackDecoder {
   private nextAddr = ADDR_BASE;
   private unknownFrees = 0;
   private rawFormat = false;
-  /** An allocation info whose `+` is held back (see plusMinus), or -1. */
-  private pending = -1;
+  // Allocations of the current time tick (heaptrack stamps time every few ms), folded per
+  // allocation info until the tick ends; see plusMinus.
+  /** Infos touched in this tick. */
+  private readonly tickInfos = new IntTable();
+  /** Per info: blocks allocated in this tick and still live. */
+  private tickNew = new Int32Array(256);
+  /** Per info: blocks allocated and freed within this tick. */
+  private tickGone = new Int32Array(256);
   private readonly transient: FastEventSink['transient'];
   attached = false;
   /** The sink's fast path (the engine): + and - records become direct calls, no Event objects. */
@@ -114,8 +120,9 @@ export class HeaptrackDecoder {
       if (!this.plusMinus(c, v)) this.bad(buf, start, end, 'allocation info not defined');
       return;
     }
-    // Anything else happens after a held-back `+`: let it out first.
-    if (this.pending >= 0) this.flushPending();
+    // Anything else ends the tick's folding (only `c` changes the time, but keeping every
+    // other record in order with the allocations costs nothing: they are rare).
+    if (this.tickInfos.length) this.flushTick();
     if (buf[start + 1] !== 32 && end - start > 1) {
       if (c === 35) return; // comment
       return this.bad(buf, start, end, 'unknown record');
@@ -168,23 +175,27 @@ export class HeaptrackDecoder {
   }
 
   /** A `+ INFO` (c = '+') or `- INFO` record; false when the info is not defined.
-   *  A `+` waits for the next record: most allocations are freed by the very next one (same
-   *  info, same time), and the pair then goes to the sink as one transient allocation. */
+   *  Records of one time tick happen at the same time, so they are folded per info: a `-`
+   *  frees the info's most recent live block (heaptrack names no address), which is one of this
+   *  tick's blocks while any is live — such a pair never goes through the live table but reaches
+   *  the sink as a transient allocation when the tick ends; a block still live then is an
+   *  ordinary allocation, and a `-` with none of this tick's blocks live frees an older one at
+   *  once. Leaked and allocated figures are exact; the series see the tick's net change (the
+   *  peak within one tick is approximate). */
   private plusMinus(c: number, v: number): boolean {
     if (v >= this.infoSize.length) return false;
     if (!this.announced) this.announce();
+    if (v >= this.tickNew.length) this.growTick(v);
     if (c === 43) {
-      if (this.pending >= 0) this.flushPending();
-      this.pending = v;
+      if (this.tickNew[v] === 0 && this.tickGone[v] === 0) this.tickInfos.push(v);
+      this.tickNew[v]!++;
       return true;
     }
-    if (this.pending === v && this.transient) {
-      this.pending = -1;
-      this.stats.events += 2;
-      this.transient(this.pid, 0, this.t, this.infoSize[v]!, this.infoStack.data[v]!);
+    if (this.tickNew[v]! > 0) {
+      this.tickNew[v]!--;
+      this.tickGone[v]!++;
       return true;
     }
-    if (this.pending >= 0) this.flushPending();
     const l = this.live[v];
     if (!l || l.length === 0) { this.unknownFrees++; return true; }
     this.stats.events++;
@@ -194,20 +205,54 @@ export class HeaptrackDecoder {
     return true;
   }
 
-  /** The `+` held back by plusMinus, as an ordinary allocation. */
-  private flushPending(): void {
-    const v = this.pending;
-    this.pending = -1;
+  private growTick(v: number): void {
+    let n = this.tickNew.length;
+    while (n <= v) n *= 2;
+    const a = new Int32Array(n);
+    a.set(this.tickNew);
+    this.tickNew = a;
+    const b = new Int32Array(n);
+    b.set(this.tickGone);
+    this.tickGone = b;
+  }
+
+  /** The tick's folded allocations, to the sink. */
+  private flushTick(): void {
+    const infos = this.tickInfos.data;
+    const t = this.t;
+    for (let k = 0; k < this.tickInfos.length; k++) {
+      const v = infos[k]!;
+      const size = this.infoSize[v]!;
+      const stack = this.infoStack.data[v]!;
+      const gone = this.tickGone[v]!;
+      const fresh = this.tickNew[v]!;
+      this.tickGone[v] = 0;
+      this.tickNew[v] = 0;
+      this.stats.events += 2 * gone + fresh;
+      if (this.transient) {
+        for (let i = 0; i < gone; i++) this.transient(this.pid, 0, t, size, stack);
+      } else {
+        for (let i = 0; i < gone; i++) {
+          const addr = this.allocate(size, stack);
+          if (this.fast) this.fast.free(this.pid, 0, t, addr);
+          else this.sink.event({ kind: 'free', pid: this.pid, t, tid: 0, addr });
+        }
+      }
+      if (fresh === 0) continue;
+      let l = this.live[v];
+      if (!l) { l = []; this.live[v] = l; }
+      for (let i = 0; i < fresh; i++) l.push(this.allocate(size, stack));
+    }
+    this.tickInfos.length = 0;
+  }
+
+  /** One allocation with a new synthetic address, to the sink; returns the address. */
+  private allocate(size: number, stack: number): number {
     const addr = this.nextAddr;
-    const size = this.infoSize[v]!;
     this.nextAddr += 16;
-    let l = this.live[v];
-    if (!l) { l = []; this.live[v] = l; }
-    l.push(addr);
-    this.stats.events++;
-    const stack = this.infoStack.data[v]!;
     if (this.fast) this.fast.alloc(this.pid, 0, this.t, addr, size, stack);
     else this.sink.event({ kind: 'alloc', pid: this.pid, t: this.t, tid: 0, addr, size, stack });
+    return addr;
   }
 
   private carry: Buffer | null = null;
@@ -255,7 +300,7 @@ export class HeaptrackDecoder {
   end(): void {
     if (this.carry && this.carry.length) this.line(this.carry, 0, this.carry.length);
     this.carry = null;
-    if (this.pending >= 0) this.flushPending();
+    if (this.tickInfos.length) this.flushTick();
   }
 
   private string(buf: Buffer, p: number, end: number): void {

@@ -16,10 +16,10 @@ import type { FastEventSink } from '../../src/model/events.js';
 const PROGRAM = new URL('../programs/ht-leak.c', import.meta.url).pathname;
 
 /** Runs ht-leak under heaptrack in `dir`; returns the heaptrack.ht-leak.PID.zst path. */
-function record(dir: string, n: number): string {
+function record(dir: string, n: number, hold = 0): string {
   const exe = join(dir, 'ht-leak');
   execFileSync('gcc', ['-g', '-O2', '-o', exe, PROGRAM]);
-  execFileSync('heaptrack', [exe, String(n)], { cwd: dir, stdio: 'ignore' });
+  execFileSync('heaptrack', [exe, String(n), String(hold)], { cwd: dir, stdio: 'ignore' });
   const name = readdirSync(dir).find((f) => /^heaptrack\.ht-leak\.\d+\.zst$/.test(f));
   assert.ok(name, `no heaptrack file in ${readdirSync(dir).join(', ')}`);
   return join(dir, name);
@@ -140,10 +140,17 @@ test('heaptrack: bad and raw records are counted, never fatal', async () => {
   assert.deepEqual(c.frames(a.pid, a.kind === 'alloc' ? a.stack : 0).map((f) => `${f.fn} ${f.file}:${f.line}`), ['main x.c:10']);
 });
 
-test('heaptrack: allocations freed by the next record take the transient path, with the same figures', { timeout: 60000 }, async () => {
+test('heaptrack: blocks allocated and freed within one time tick take the transient path, with the same figures', { timeout: 60000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'leakscope-ht-'));
   try {
-    const zst = record(dir, 20000);
+    // Each block freed 5 allocations later, over enough time for many ticks: some pairs fold
+    // within a tick, some blocks cross a tick boundary and go through the live table.
+    const zst = record(dir, 400000, 5);
+    const text = execFileSync('zstd', ['-dc', zst], { maxBuffer: 1 << 30 }).toString('latin1');
+    const plus = (text.match(/^\+ /gm) ?? []).length;
+    const minus = (text.match(/^- /gm) ?? []).length;
+    const ticks = (text.match(/^c /gm) ?? []).length;
+    assert.ok(ticks >= 3, `${ticks} time ticks`);
     // The engine with its transient path, and the same engine behind a sink that lacks it
     // (so every + and - arrives as alloc and free).
     const direct = new Engine();
@@ -170,7 +177,7 @@ test('heaptrack: allocations freed by the next record take the transient path, w
     };
     await readInputs([zst], counting);
     await readInputs([zst], noShortcut);
-    assert.ok(transients >= 20000, `${transients} transient pairs (ht-leak churns 20000 malloc+free pairs)`);
+    assert.ok(transients >= 300000 && transients < 400000, `${transients} transient pairs of 400000 churned blocks`);
     const sa = direct.finish();
     const sb = plain.finish();
     // Every site's allocation totals, including sites with nothing left outstanding.
@@ -190,7 +197,12 @@ test('heaptrack: allocations freed by the next record take the transient path, w
     assert.equal(pa.verdict.peak, pb.verdict.peak);
     const sites = (r: typeof pa) => r.sites.map((s) => `${s.label} ${s.count} ${s.bytes} ${s.allocatedCount} ${s.allocatedBytes}`).sort();
     assert.deepEqual(sites(pa), sites(pb));
-    assert.ok(pa.allocated.count > 20000 && pa.allocated.frees > 20000);
+    assert.equal(pa.allocated.count, plus);
+    assert.equal(pa.allocated.frees, minus);
+    // And what is left is heaptrack_print's answer, per site.
+    const events: Event[] = [];
+    await readInputs([zst], { event: (e) => events.push(e) });
+    assert.deepEqual(ours(events), theirs(zst, dir));
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
