@@ -29,6 +29,8 @@ export interface WindowRun {
   result?: AnalysisResult;
   /** Warnings of the inputs (damage, skipped lines), from the grid's pass over them. */
   warnings: string[];
+  /** Those of `warnings` that say an input is damaged, in the same order. */
+  damaged: string[];
 }
 
 export async function analyzeWithWindow(paths: string[], opts: WindowRunOptions = {}): Promise<WindowRun> {
@@ -38,5 +40,5 @@ export async function analyzeWithWindow(paths: string[], opts: WindowRunOptions 
   }
   const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid, clock: result?.clock });
   const { meta, stats } = await readInputs(paths, win, { from: opts.from, progress: opts.progress, onMeta: (m) => win.begin(m) });
-  return { meta, window: win.finish(), result, warnings: stats.flatMap((s) => s.warnings) };
+  return { meta, window: win.finish(), result, warnings: stats.flatMap((s) => s.warnings), damaged: stats.flatMap((s) => s.damaged) };
 }

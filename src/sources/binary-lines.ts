@@ -13,7 +13,7 @@ export class BinaryLines {
     if (this.count++ === 0) this.first = lineNo;
   }
 
-  /** The warning for the stats, when there were such lines. */
+  /** The warning for the stats (a damage warning), when there were such lines. */
   warning(path: string): string | undefined {
     if (!this.count) return undefined;
     return `${path}: binary data (NUL bytes) in ${this.count} line(s), first at line ${this.first}: not text from the server (damaged or not a log?); the text lines were read`;

@@ -3,7 +3,7 @@
 // and on another core), else fzstd's streaming decompressor (Node 20 has no zstd).
 // LEAKSCOPE_ZSTD=js forces fzstd.
 // A damaged or cut compressed stream is not fatal: what was decompressed is kept and a
-// warning says where it stopped.
+// damage warning says where it stopped.
 
 import { spawn } from 'node:child_process';
 import { createGunzip } from 'node:zlib';
@@ -19,17 +19,18 @@ export function detectCompression(head: Uint8Array): Compression {
 }
 
 /**
- * The decompressed bytes of `raw`. Problems of the compressed stream are reported through
- * `warn` (prefixed with `name`) and end the stream early instead of throwing.
+ * The decompressed bytes of `raw`. Problems of the compressed stream are damage of the input:
+ * they are reported through `onDamage` (prefixed with `name`) and end the stream early instead
+ * of throwing.
  */
 export function decompress(
   name: string,
   raw: AsyncIterable<Buffer>,
   kind: Compression,
-  warn: (msg: string) => void,
+  onDamage: (msg: string) => void,
 ): AsyncIterable<Buffer> {
-  if (kind === 'gzip') return gunzip(name, raw, warn);
-  if (kind === 'zstd') return process.env.LEAKSCOPE_ZSTD === 'js' ? unzstd(name, raw, warn) : unzstdNative(name, raw, warn);
+  if (kind === 'gzip') return gunzip(name, raw, onDamage);
+  if (kind === 'zstd') return process.env.LEAKSCOPE_ZSTD === 'js' ? unzstd(name, raw, onDamage) : unzstdNative(name, raw, onDamage);
   return raw;
 }
 

@@ -4,6 +4,7 @@
 
 import type { SourceInput, SourceOptions, SourceStats } from './source.js';
 import type { BinaryLines } from './binary-lines.js';
+import { addDamage } from './damage.js';
 
 export type LineHandler = (buf: Buffer, start: number, end: number) => void;
 
@@ -22,7 +23,7 @@ export async function decodeLines(input: SourceInput, dec: LineDecoder, opts: So
   await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onProgress: opts.onProgress, onLongLine: () => long++ });
   const stats = dec.finish();
   const binary = dec.binary.warning(input.path);
-  if (binary) stats.warnings.unshift(binary);
+  if (binary) addDamage(stats, binary, true);
   if (long) stats.warnings.unshift(`${input.path}: ${long} line(s) longer than ${MAX_LINE >> 20} MiB were cut to their first ${MAX_LINE >> 20} MiB (a runaway log line, or not a log of this format)`);
   return stats;
 }

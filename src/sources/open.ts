@@ -23,8 +23,9 @@ export interface ReadInputsOptions {
   from?: string;
   /** Show a byte progress bar on a TTY. */
   progress?: boolean;
-  /** Each warning as it happens (they are also in the stats). */
-  onWarning?: (msg: string) => void;
+  /** Each warning of the input layer and of trace files as it happens (they are also in the
+   *  stats); `damaged`: it says the input is damaged. */
+  onWarning?: (msg: string, damaged: boolean) => void;
   /** Called with the first file's metadata before any event reaches the sink (e.g. to write a trace header). */
   onMeta?: (meta: TraceMeta) => void;
 }
@@ -38,6 +39,8 @@ export interface InputStats extends SourceStats {
   bytes: number;
   /** Chunks, for leakscope traces. */
   chunks?: number;
+  /** The damage warnings among `warnings` (the decompressor's, then the source's), in order. */
+  damaged: string[];
 }
 
 export interface InputsResult {
@@ -49,7 +52,7 @@ interface OpenedInput {
   input: SourceInput & { head: Buffer };
   compression: Compression;
   rawSize: number | undefined;
-  /** Warnings of the decompressor, filled while the stream is read. */
+  /** Warnings of the decompressor (all damage), filled while the stream is read. */
   warnings: string[];
   /** Releases the file (also when the source stopped early). */
   close(): Promise<void>;
@@ -88,7 +91,8 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
         await opened.close();
       }
       const warnings = [...opened.warnings, ...st.warnings];
-      stats.push({ ...st, warnings, path, source: source.name, compression: opened.compression, bytes: opened.rawSize ?? rawRead });
+      const damaged = [...opened.warnings, ...(st.damaged ?? [])];
+      stats.push({ ...st, warnings, damaged, path, source: source.name, compression: opened.compression, bytes: opened.rawSize ?? rawRead });
       doneBefore += sizes[i] ?? rawRead;
     }
   } finally {
@@ -116,7 +120,7 @@ async function checkFile(path: string): Promise<number | undefined> {
 }
 
 /** Opens, decompresses and peeks one input. */
-export async function openInput(path: string, onRaw?: (bytes: number) => void, onWarning?: (msg: string) => void): Promise<OpenedInput> {
+export async function openInput(path: string, onRaw?: (bytes: number) => void, onWarning?: (msg: string, damaged: boolean) => void): Promise<OpenedInput> {
   const size = await checkFile(path);
   const rawStream: AsyncIterable<Buffer> = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1024 * 1024 });
   const raw = peekable(counted(rawStream, onRaw));
@@ -125,7 +129,7 @@ export async function openInput(path: string, onRaw?: (bytes: number) => void, o
   const warnings: string[] = [];
   const warn = (msg: string) => {
     warnings.push(msg);
-    onWarning?.(msg);
+    onWarning?.(msg, true);
   };
   const plain = peekable(decompress(path, raw.stream(), compression, warn));
   const close = async () => {

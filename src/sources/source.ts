@@ -14,6 +14,9 @@ export interface SourceStats {
   skipped?: number;
   /** Non-fatal problems worth telling the user (e.g. "truncated final chunk skipped"). */
   warnings: string[];
+  /** Those of `warnings` that say the input is damaged (cut short, corrupt chunks, binary junk
+   *  in a text log): only its readable part was used, and commands exit 1. In the same order. */
+  damaged?: string[];
 }
 
 export interface SourceInput {

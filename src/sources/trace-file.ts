@@ -33,6 +33,7 @@ export const traceFileSource: Source = {
     stats.events = r.events;
     stats.badRecords = r.corruptChunks;
     stats.warnings.push(...r.warnings);
+    stats.damaged = r.damaged;
     return stats;
   },
 };

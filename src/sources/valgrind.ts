@@ -17,6 +17,7 @@ import { StackInterner } from '../model/stacks.js';
 import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
+import { addDamage } from './damage.js';
 
 const KIND_LABEL: Record<string, string> = {
   Leak_DefinitelyLost: '[definitely lost]',
@@ -203,7 +204,7 @@ export const valgrindSource: Source = {
       // A file cut short (valgrind killed) or damaged: keep every complete record before it.
       broken = err instanceof Error ? err.message.split('\n')[0]! : String(err);
     }
-    if (broken) dec.stats.warnings.push(`${input.path}: XML ends early or is damaged (${broken}); ${dec.records.length} complete loss record(s) kept`);
+    if (broken) addDamage(dec.stats, `${input.path}: XML ends early or is damaged (${broken}); ${dec.records.length} complete loss record(s) kept`);
     if (!dec.pid && !dec.records.length && broken) dec.stats.badRecords++;
     if (!broken && dec.records.length === 0) {
       dec.stats.warnings.push(`${input.path}: no leak records: run valgrind with --leak-check=full --show-leak-kinds=all (or the program leaked nothing)`);

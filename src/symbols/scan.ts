@@ -95,7 +95,7 @@ function scanChunk(u: Buffer, end: number, sink: EventSink): boolean {
 
 /** Streams a trace's definition records (frame, stack, module, fork, exec) to `sink`; returns
  *  the number of intact chunks seen. */
-export async function scanDefinitions(path: string, sink: EventSink, onWarning?: (msg: string) => void): Promise<{ chunks: number }> {
+export async function scanDefinitions(path: string, sink: EventSink, onWarning?: (msg: string, damaged: boolean) => void): Promise<{ chunks: number }> {
   const fh = await open(path, 'r');
   try {
     let buf = Buffer.alloc(BLOCK * 2);
@@ -146,7 +146,7 @@ export async function scanDefinitions(path: string, sink: EventSink, onWarning?:
       const crc = buf.readUInt32LE(off + 8);
       if (size < 1 || size > MAX_PAYLOAD) { off += 4; bad++; continue; }
       if (!(await fill(12 + size))) {
-        onWarning?.(`${path}: truncated last chunk skipped`);
+        onWarning?.(`${path}: truncated last chunk skipped`, true);
         break;
       }
       const start = off + 12, end = start + size;
@@ -160,7 +160,7 @@ export async function scanDefinitions(path: string, sink: EventSink, onWarning?:
       chunks++;
       off = end;
     }
-    if (bad > 0) onWarning?.(`${path}: ${bad} damaged chunk(s) skipped while symbolizing`);
+    if (bad > 0) onWarning?.(`${path}: ${bad} damaged chunk(s) skipped while symbolizing`, true);
     return { chunks };
   } finally {
     await fh.close();

@@ -21,7 +21,8 @@ export interface SymbolizeOptions {
   /** The pcs are return addresses (recorder and uprobe stacks): look up pc - 1 so the call site,
    *  not the next line, is named. Leaf pcs of sampled stacks would set this false. Default true. */
   returnAddresses?: boolean;
-  onWarning?: (msg: string) => void;
+  /** Each warning; `damaged` when it says the trace is damaged (the scan's), not a symbol problem. */
+  onWarning?: (msg: string, damaged?: boolean) => void;
 }
 
 export interface SymbolizeStats {
@@ -48,7 +49,7 @@ export async function symbolizeCollected(c: SymbolCollector, opts: SymbolizeOpti
   const stats: SymbolizeStats = { frames: 0, resolved: 0, modules: 0, warnings: [] };
   const warn = (msg: string): void => {
     stats.warnings.push(msg);
-    opts.onWarning?.(msg);
+    opts.onWarning?.(msg, false);
   };
   const tool = opts.tool ?? detectSymbolizer();
   const back = opts.returnAddresses === false ? 0 : 1;

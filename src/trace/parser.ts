@@ -17,6 +17,8 @@ export interface TraceReadResult {
   meta: TraceMeta;
   events: number;
   warnings: string[];
+  /** Those of `warnings` that say the trace is damaged (all but the count of warnings not shown). */
+  damaged: string[];
   /** Valid chunks decoded. */
   chunks: number;
   /** Damaged regions skipped (bad CRC, bad chunk header, undecodable records). */
@@ -31,6 +33,8 @@ export class TraceParser {
   chunks = 0;
   corruptChunks = 0;
   readonly warnings: string[] = [];
+  /** The damage warnings among `warnings` (every warning of the parser is one). */
+  readonly damaged: string[] = [];
   private extraWarnings = 0;
 
   private buf = Buffer.allocUnsafe(0);
@@ -47,7 +51,7 @@ export class TraceParser {
   constructor(
     private readonly name: string,
     private readonly sink: EventSink,
-    private readonly onWarning?: (msg: string) => void,
+    private readonly onWarning?: (msg: string, damaged: boolean) => void,
   ) {}
 
   /** Room for at least `n` more bytes at the end of the buffer: read into buf[off..off+n), then commit(). */
@@ -88,6 +92,7 @@ export class TraceParser {
       meta: this.meta!,
       events: this.events,
       warnings: this.warnings,
+      damaged: this.damaged,
       chunks: this.chunks,
       corruptChunks: this.corruptChunks,
       bytes: this.base + this.end,
@@ -99,14 +104,21 @@ export class TraceParser {
     return this.base + this.start;
   }
 
+  /** A damage warning (past the header, every problem of a trace is damage). */
   private warn(msg: string): void {
     const full = `${this.name}: ${msg}`;
     if (this.warnings.length < MAX_WARNINGS) {
-      this.warnings.push(full);
-      this.onWarning?.(full);
+      this.addDamage(full);
     } else {
       this.extraWarnings++;
     }
+  }
+
+  /** Records a damage warning found outside the parser (a decompressor's), in order. */
+  addDamage(full: string): void {
+    this.warnings.push(full);
+    this.damaged.push(full);
+    this.onWarning?.(full, true);
   }
 
   private parse(eof: boolean): void {

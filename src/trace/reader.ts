@@ -17,7 +17,9 @@ export interface ReadTraceOptions {
   until?: () => boolean;
   /** Poll interval in follow mode (ms, default 100). */
   pollMs?: number;
-  onWarning?: (msg: string) => void;
+  /** Each warning as it happens; `damaged`: it says the trace is damaged (as all of a trace's do,
+   *  but the count of warnings not shown). */
+  onWarning?: (msg: string, damaged: boolean) => void;
   /** Called with the bytes read so far. */
   onProgress?: (bytes: number) => void;
 }
@@ -34,12 +36,8 @@ export async function readTrace(path: string, sink: EventSink, opts: ReadTraceOp
     const compression = detectCompression(magic.subarray(0, got));
     if (compression !== 'none') {
       // A whole compressed trace (.lstrace.gz/.zst): stream it through the decompressor.
-      const warn = (msg: string) => {
-        parser.warnings.push(msg);
-        opts.onWarning?.(msg);
-      };
       let raw = 0;
-      for await (const piece of decompress(path, fh.createReadStream({ start: 0, autoClose: false }), compression, warn)) {
+      for await (const piece of decompress(path, fh.createReadStream({ start: 0, autoClose: false }), compression, (msg) => parser.addDamage(msg))) {
         parser.push(piece);
         raw += piece.length;
         opts.onProgress?.(raw);
@@ -71,7 +69,7 @@ export async function readTraceStream(
   name: string,
   stream: AsyncIterable<Uint8Array>,
   sink: EventSink,
-  opts: { onWarning?: (msg: string) => void; onProgress?: (bytes: number) => void } = {},
+  opts: { onWarning?: (msg: string, damaged: boolean) => void; onProgress?: (bytes: number) => void } = {},
 ): Promise<TraceReadResult> {
   const parser = new TraceParser(name, sink, opts.onWarning);
   let bytes = 0;

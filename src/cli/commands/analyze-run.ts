@@ -3,7 +3,7 @@
 // Registered by commands/analyze.ts, which loads this module only when the command runs.
 
 import { UserError } from '../errors.js';
-import { analyzeFiles } from '../../analyses/pipeline.js';
+import { analyzeInputs } from '../../analyses/pipeline.js';
 import { parseAge } from '../../analyses/duration.js';
 import { renderText } from '../../reports/text.js';
 import { renderJson } from '../../reports/json.js';
@@ -30,10 +30,10 @@ export async function analyzeCommand(files: string[], o: AnalyzeOpts): Promise<v
   const top = positiveInt('--top', o.top);
   const pid = o.pid === undefined ? undefined : positiveInt('--pid', o.pid);
   const minAge = o.minAge === undefined ? undefined : parseAge(o.minAge);
-  const result = await analyzeFiles(files, {
+  const { result, damaged } = await analyzeInputs(files, {
     top, pid, minAge, suppress: o.suppress, from: o.from, progress: process.stderr.isTTY,
   });
   if (pid !== undefined && result.processes.length === 0) throw new UserError(`no process ${pid} in the input`);
   process.stdout.write(o.format === 'json' ? renderJson(result) : renderText(result));
-  warnIfDamaged(result.warnings);
+  warnIfDamaged(damaged);
 }

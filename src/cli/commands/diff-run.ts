@@ -4,7 +4,7 @@
 
 import { UserError } from '../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
-import { analyzeFiles } from '../../analyses/pipeline.js';
+import { analyzeInputs } from '../../analyses/pipeline.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
 import { renderDiff } from '../../reports/diff.js';
 import type { DiffFormat } from '../../reports/diff.js';
@@ -22,14 +22,14 @@ export interface DiffOpts {
 export async function diffCommand(a: string, b: string | undefined, o: DiffOpts): Promise<void> {
   if (!['text', 'json', 'html'].includes(o.format)) throw new UserError(`--format wants text, json or html, got "${o.format}"`);
   let diff;
-  let warnings: string[];
+  let damaged: string[];
   if (b !== undefined) {
     if (o.from !== undefined || o.to !== undefined) throw new UserError('--from/--to compare two points of one input: give one file, or drop them to compare two files');
     // Two ends of two traces: the analyses alone (no window grid needed).
-    const ra = await analyzeFiles([a], { from: o.source, top: 1000, progress: true });
-    const rb = await analyzeFiles([b], { from: o.source, top: 1000, progress: true });
-    diff = diffTraces(ra, rb);
-    warnings = [...ra.warnings, ...rb.warnings];
+    const ra = await analyzeInputs([a], { from: o.source, top: 1000, progress: true });
+    const rb = await analyzeInputs([b], { from: o.source, top: 1000, progress: true });
+    diff = diffTraces(ra.result, rb.result);
+    damaged = [...ra.damaged, ...rb.damaged];
   } else {
     if (o.from === undefined && o.to === undefined) throw new UserError('give a second input to compare with, or --from/--to points of this one');
     const r = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
@@ -39,10 +39,10 @@ export async function diffCommand(a: string, b: string | undefined, o: DiffOpts)
     const to = o.to !== undefined ? resolvePoint(o.to, res, '--to') : { t: end, label: 'the end' };
     if (to.t < from.t) throw new UserError(`--to (${to.label}) comes before --from (${from.label})`);
     diff = diffPoints(res, r.window, from, to);
-    warnings = r.warnings;
+    damaged = r.damaged;
   }
   const text = renderDiff(diff, o.format as DiffFormat);
   if (o.output) await writeOutput(o.output, text);
   else process.stdout.write(text);
-  warnIfDamaged(warnings, 'the diff covers the readable part');
+  warnIfDamaged(damaged, 'the diff covers the readable part');
 }

@@ -38,5 +38,5 @@ export async function exportCommand(files: string[], o: ExportOpts): Promise<voi
   await writeOutput(out, body);
   const stacks = run.window.processes.reduce((n, p) => n + p.stacks.size, 0);
   process.stderr.write(`leakscope: wrote ${out} (${to}, ${stacks} stacks, ${run.window.processes.length} processes)\n`);
-  warnIfDamaged(run.warnings, 'the profile covers the readable part');
+  warnIfDamaged(run.damaged, 'the profile covers the readable part');
 }

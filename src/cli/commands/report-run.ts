@@ -41,6 +41,6 @@ export async function reportCommand(files: string[], o: ReportOpts): Promise<voi
     throw outputError(out, err);
   });
   process.stderr.write(`leakscope: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
-  warnIfDamaged(run.warnings);
+  warnIfDamaged(run.damaged);
   if (o.open) openInBrowser(out);
 }
