@@ -3,8 +3,16 @@
 // reader), (2) the reader alone into a no-op sink (the baseline), (3) read + Engine + analyze.
 // Memory: the live table's own bytes per live allocation, against a Map of objects holding the
 // same 1M allocations (the naive baseline, measured in the same run), and peak RSS.
-//   npm run bench -- engine        (LSBENCH_EVENTS=2000000 LSBENCH_LIVE=200000 for a quick run)
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+// Two address patterns, each in its own child process (so each has its own peak RSS):
+// - glibc: addresses as a real allocator gives them (dense: chunks carved from a top pointer,
+//   a freed chunk reused LIFO by the next request of its size), the realistic figure;
+// - spread: every allocation at a fresh address 4 KiB past the previous one, nothing reused,
+//   neighbours never share a cache line (the figure before 2026-11-24), the worst case.
+//   npm run bench -- engine        (LSBENCH_EVENTS=2000000 LSBENCH_LIVE=200000 for a quick run;
+//                                   LSBENCH_PATTERN=glibc|spread for one pattern;
+//                                   LSBENCH_KEEP=DIR keeps the traces there, for profiling)
+import { spawnSync } from 'node:child_process';
+import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event, EventSink, TraceMeta } from '../src/model/events.js';
@@ -20,6 +28,59 @@ const PIDS = [2001, 2002];
 const STACKS = 2000;
 const meta: TraceMeta = { format: 1, clock: 'ns', source: 'bench', startWallMs: Date.now() };
 const gc = (globalThis as { gc?: () => void }).gc;
+type Pattern = 'glibc' | 'spread';
+const PATTERN = process.env.LSBENCH_PATTERN as Pattern | undefined;
+
+if (PATTERN === undefined) {
+  // Parent: one child process per pattern.
+  let status = 0;
+  for (const pattern of ['glibc', 'spread'] as const) {
+    console.log(`\n--- address pattern: ${pattern}${pattern === 'spread' ? ' (worst case)' : ' (realistic)'}`);
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!], {
+      stdio: 'inherit',
+      env: { ...process.env, LSBENCH_PATTERN: pattern },
+    });
+    if (r.status !== 0) status = 1;
+  }
+  process.exit(status);
+}
+if (PATTERN !== 'glibc' && PATTERN !== 'spread') throw new Error(`LSBENCH_PATTERN: glibc or spread, not ${PATTERN}`);
+
+/**
+ * Where allocations go. glibc-like: per process, a top pointer carving chunks (request + 8
+ * bytes of header, rounded up to 16, at least 32) and LIFO free lists by chunk size (tcache and
+ * fastbins behave so; coalescing of larger chunks is not modelled). Spread: a fresh address
+ * 4 KiB past the previous one for every allocation, nothing reused.
+ */
+class Addresses {
+  private top = 0x5555_5556_0010;
+  private readonly bins = new Map<number, number[]>();
+  constructor(private readonly pattern: Pattern) {}
+  take(size: number): number {
+    if (this.pattern === 'spread') {
+      const a = this.top;
+      this.top += 4096;
+      return a;
+    }
+    const chunk = chunkOf(size);
+    const bin = this.bins.get(chunk);
+    if (bin && bin.length) return bin.pop()!;
+    const a = this.top;
+    this.top += chunk;
+    return a;
+  }
+  give(addr: number, size: number): void {
+    if (this.pattern === 'spread') return;
+    const chunk = chunkOf(size);
+    let bin = this.bins.get(chunk);
+    if (!bin) this.bins.set(chunk, (bin = []));
+    bin.push(addr);
+  }
+}
+
+function chunkOf(size: number): number {
+  return Math.max(32, (size + 8 + 15) & ~15);
+}
 
 /**
  * N events: symbol definitions, then a server-like mix in which the live set climbs to LIVE
@@ -47,39 +108,47 @@ function generate(emit: (e: Event) => void): void {
   const recent = new Float64Array(4096);
   let recentN = 0;
   const recentPid = new Int32Array(4096);
-  let nextAddr = 0x5555_0000_0000;
+  const recentSize = new Float64Array(4096);
+  const heaps = new Map(PIDS.map((pid) => [pid, new Addresses(PATTERN!)]));
+  // Pools are malloc'd too (an nginx request pool is a 1 KiB block from the heap).
+  const poolHeaps = new Map(PIDS.map((pid) => [pid, new Addresses(PATTERN!)]));
   let t = 0;
-  let pool = 0x7000_0000_0000;
   let live = 0;
   while (count < N) {
     const pid = PIDS[(rand() * 2) | 0]!;
     t += 100 + ((rand() * 1000) | 0);
     const r = rand();
     if (r < allocShare || recentN === 0) {
-      a.pid = pid; a.t = t; a.tid = pid; a.addr = nextAddr; a.size = 16 + ((rand() * rand() * 4096) | 0); a.stack = hotStack(rand);
-      nextAddr += 4096;
+      a.pid = pid; a.t = t; a.tid = pid; a.size = 16 + ((rand() * rand() * 4096) | 0); a.addr = heaps.get(pid)!.take(a.size); a.stack = hotStack(rand);
       emit(a); count++;
       if (rand() < keep && live < LIVE) live++;
-      else { recent[recentN & 4095] = a.addr; recentPid[recentN & 4095] = pid; recentN++; }
+      else {
+        // The ring keeps the last 4096 frees-to-be; one that falls off it stays live.
+        recent[recentN & 4095] = a.addr; recentPid[recentN & 4095] = pid; recentSize[recentN & 4095] = a.size; recentN++;
+      }
     } else if (r < 0.85) {
       if (recentN === 0) continue;
       recentN--;
       f.pid = recentPid[recentN & 4095]!; f.t = t; f.tid = f.pid; f.addr = recent[recentN & 4095]!;
       emit(f); count++;
+      heaps.get(f.pid)!.give(f.addr, recentSize[recentN & 4095]!);
     } else if (r < 0.9 && recentN > 0) {
       const i = (recentN - 1) & 4095;
-      re.pid = recentPid[i]!; re.t = t; re.tid = re.pid; re.oldAddr = recent[i]!; re.addr = nextAddr; re.size = 64 + ((rand() * 512) | 0); re.stack = hotStack(rand);
-      nextAddr += 4096;
+      const heap = heaps.get(recentPid[i]!)!;
+      re.pid = recentPid[i]!; re.t = t; re.tid = re.pid; re.oldAddr = recent[i]!; re.size = 64 + ((rand() * 512) | 0); re.addr = heap.take(re.size); re.stack = hotStack(rand);
+      heap.give(re.oldAddr, recentSize[i]!);
       recent[i] = re.addr;
+      recentSize[i] = re.size;
       emit(re); count++;
     } else if (count + 5 <= N) {
-      pool += 0x1000;
+      const pool = poolHeaps.get(pid)!.take(1024);
       emit({ kind: 'pool-create', pid, t, tid: pid, pool, parent: 0, poolKind: 'nginx', tag: 'request', stack: hotStack(rand) });
       for (let k = 0; k < 3; k++) {
         pa.pid = pid; pa.t = t; pa.tid = pid; pa.pool = pool; pa.size = 64 + ((rand() * 1024) | 0); pa.addr = 0; pa.stack = hotStack(rand);
         emit(pa);
       }
       emit({ kind: 'pool-destroy', pid, t, pool, stack: 0 });
+      poolHeaps.get(pid)!.give(pool, 1024);
       count += 5;
     } else {
       emit({ kind: 'rss', pid, t, bytes: 1e9 }); count++;
@@ -115,6 +184,7 @@ try {
   generate((e) => w.event(e));
   await w.close();
   const writeMs = performance.now() - t0;
+  if (process.env.LSBENCH_KEEP) copyFileSync(path, join(process.env.LSBENCH_KEEP, `engine-${PATTERN}-${N}.lstrace`));
   console.log(`trace: ${fmt(N)} events, ${(statSync(path).size / 1e6).toFixed(1)} MB, written in ${(writeMs / 1000).toFixed(1)} s`);
 
   // Baseline for memory: LIVE allocations in a Map of objects (what a naive engine would hold).
