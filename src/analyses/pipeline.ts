@@ -2,6 +2,8 @@
 
 import { readInputs } from '../sources/open.js';
 import type { InputStats } from '../sources/open.js';
+import { teeSink } from '../sources/tee.js';
+import type { EventSink, TraceMeta } from '../model/events.js';
 import { Engine } from '../engine/engine.js';
 import type { EngineState } from '../engine/state.js';
 import { analyze } from './analyze.js';
@@ -19,6 +21,13 @@ export interface AnalyzeFilesOptions {
   /** Path of an LSan-style suppression file. */
   suppress?: string;
   progress?: boolean;
+  /** Another sink fed the same events in the same pass (the report's window grid). */
+  also?: ExtraSink;
+}
+
+/** A sink that reads beside the engine; begin() gets the first input's metadata before its events. */
+export interface ExtraSink extends EventSink {
+  begin(meta: TraceMeta): void;
 }
 
 export interface Folded {
@@ -29,23 +38,30 @@ export interface Folded {
   damaged: string[];
   bad: number;
   source: string;
+  /** What readInputs said of each input. */
+  stats: InputStats[];
 }
 
 /** Reads the inputs and folds their events; also returns what the sources reported. */
-export async function foldFiles(paths: string[], opts: { from?: string; progress?: boolean } = {}): Promise<Folded> {
+export async function foldFiles(paths: string[], opts: { from?: string; progress?: boolean; also?: ExtraSink } = {}): Promise<Folded> {
   const engine = new Engine();
+  const also = opts.also;
   // The engine needs the clock kind and the sampling rate from the first event on: readInputs
   // hands over the first input's metadata before its events (no second opening of the file).
   let begun = false;
-  const { meta: full, stats } = await readInputs(paths, engine, {
+  const { meta: full, stats } = await readInputs(paths, also ? teeSink(engine, also) : engine, {
     from: opts.from,
     progress: opts.progress,
     onMeta: (meta) => {
       engine.begin(meta);
+      also?.begin(meta);
       begun = true;
     },
   });
-  if (!begun) engine.begin(full);
+  if (!begun) {
+    engine.begin(full);
+    also?.begin(full);
+  }
   const state = engine.finish();
   state.meta = full;
   const warnings: string[] = [];
@@ -60,18 +76,18 @@ export async function foldFiles(paths: string[], opts: { from?: string; progress
       warnings.push(`${s.path}: ${s.badRecords} record(s) not understood${s.badSamples.length ? `, e.g. ${s.badSamples[0]}` : ''}`);
     }
   }
-  return { state, warnings, damaged, bad, source: [...new Set(stats.map((s) => s.source))].join(',') || full.source };
+  return { state, warnings, damaged, bad, source: [...new Set(stats.map((s) => s.source))].join(',') || full.source, stats };
 }
 
 export async function analyzeFiles(paths: string[], opts: AnalyzeFilesOptions = {}): Promise<AnalysisResult> {
   return (await analyzeInputs(paths, opts)).result;
 }
 
-/** analyzeFiles(), and which of the result's warnings say an input is damaged. */
-export async function analyzeInputs(paths: string[], opts: AnalyzeFilesOptions = {}): Promise<{ result: AnalysisResult; damaged: string[] }> {
+/** analyzeFiles(), which of the result's warnings say an input is damaged, and the inputs' stats. */
+export async function analyzeInputs(paths: string[], opts: AnalyzeFilesOptions = {}): Promise<{ result: AnalysisResult; damaged: string[]; stats: InputStats[]; meta: TraceMeta }> {
   const suppressions = opts.suppress ? Suppressions.load(opts.suppress) : undefined;
   const age = typeof opts.minAge === 'string' ? parseAge(opts.minAge) : opts.minAge;
-  const { state, warnings, damaged, bad, source } = await foldFiles(paths, opts);
+  const { state, warnings, damaged, bad, source, stats } = await foldFiles(paths, opts);
   const result = analyze(state, {
     top: opts.top,
     pid: opts.pid,
@@ -82,5 +98,5 @@ export async function analyzeInputs(paths: string[], opts: AnalyzeFilesOptions =
     source,
     lost: bad,
   });
-  return { result, damaged };
+  return { result, damaged, stats, meta: state.meta! };
 }

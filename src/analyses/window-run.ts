@@ -1,13 +1,14 @@
 // Reports need both the AnalysisResult (what `analyze` prints) and the window grid (time ranges,
-// full-stack exports). The result comes from analyzeFiles(), exactly as `analyze` computes it;
-// the grid from a second pass of the inputs into a WindowSink, which takes the clock and the
-// sampling rate from the inputs' metadata as it arrives.
+// full-stack exports). One pass of the inputs feeds both: the engine (through analyzeInputs, so
+// the result is exactly what `analyze` computes) and, beside it, a WindowSink, which takes the
+// clock and the sampling rate from the inputs' metadata as it arrives. Exports need only the grid.
 
 import type { TraceMeta } from '../model/events.js';
 import type { AnalysisResult } from './result.js';
 import { readInputs } from '../sources/open.js';
+import type { InputStats } from '../sources/open.js';
 import { WindowSink } from './window.js';
-import { analyzeFiles } from './pipeline.js';
+import { analyzeInputs } from './pipeline.js';
 import type { WindowState } from './window.js';
 
 export interface WindowRunOptions {
@@ -27,18 +28,24 @@ export interface WindowRun {
   meta: TraceMeta;
   window: WindowState;
   result?: AnalysisResult;
-  /** Warnings of the inputs (damage, skipped lines), from the grid's pass over them. */
+  /** Warnings of the inputs (damage, skipped lines), as the sources gave them. */
   warnings: string[];
   /** Those of `warnings` that say an input is damaged, in the same order. */
   damaged: string[];
 }
 
 export async function analyzeWithWindow(paths: string[], opts: WindowRunOptions = {}): Promise<WindowRun> {
-  let result: AnalysisResult | undefined;
-  if (!opts.windowOnly) {
-    result = await analyzeFiles(paths, { from: opts.from, pid: opts.pid, top: opts.top, minAge: opts.minAge, suppress: opts.suppress, progress: opts.progress });
+  const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid });
+  if (opts.windowOnly) {
+    const { meta, stats } = await readInputs(paths, win, { from: opts.from, progress: opts.progress, onMeta: (m) => win.begin(m) });
+    return { meta, window: win.finish(), ...warningsOf(stats) };
   }
-  const win = new WindowSink({ buckets: opts.buckets, pid: opts.pid, clock: result?.clock });
-  const { meta, stats } = await readInputs(paths, win, { from: opts.from, progress: opts.progress, onMeta: (m) => win.begin(m) });
-  return { meta, window: win.finish(), result, warnings: stats.flatMap((s) => s.warnings), damaged: stats.flatMap((s) => s.damaged) };
+  const { result, stats, meta } = await analyzeInputs(paths, {
+    from: opts.from, pid: opts.pid, top: opts.top, minAge: opts.minAge, suppress: opts.suppress, progress: opts.progress, also: win,
+  });
+  return { meta, window: win.finish(), result, ...warningsOf(stats) };
+}
+
+function warningsOf(stats: InputStats[]): Pick<WindowRun, 'warnings' | 'damaged'> {
+  return { warnings: stats.flatMap((s) => s.warnings), damaged: stats.flatMap((s) => s.damaged) };
 }
