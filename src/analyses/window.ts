@@ -7,7 +7,7 @@
 // doubles (merging neighbouring buckets) whenever an event falls past the last bucket, so the
 // grid never holds more than `buckets` columns and the trace length need not be known up front.
 
-import type { Clock, Event, EventSink, Frame, TraceMeta } from '../model/events.js';
+import type { Clock, Event, FastEventSink, Frame, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
 import { sampleWeight } from '../engine/sampling.js';
 
@@ -76,7 +76,7 @@ class ProcState {
   constructor(readonly pid: number) {}
 }
 
-export class WindowSink implements EventSink {
+export class WindowSink implements FastEventSink {
   private readonly symbols = new SymbolTables();
   private readonly procs = new Map<number, ProcState>();
   private readonly max: number;
@@ -97,8 +97,7 @@ export class WindowSink implements EventSink {
   }
 
   event(e: Event): void {
-    this.arrivals++;
-    const t = this.opts.clock === 'seq' ? this.arrivals : e.t;
+    const t = this.arrive(e.t);
     switch (e.kind) {
       case 'frame':
         this.symbols.scope(e.pid).defineFrame(e.id, e.frame);
@@ -116,63 +115,24 @@ export class WindowSink implements EventSink {
       default:
         break;
     }
-    if (this.opts.pid !== undefined && e.pid !== this.opts.pid) return;
+    if (this.skip(e.pid)) return;
     switch (e.kind) {
       case 'alloc':
-        this.tick(t);
-        // The address is live again without a free we saw: the old block is gone.
-        this.freeHeap(this.proc(e.pid), e.addr, t);
-        this.proc(e.pid).live.set(e.addr, this.live(e.size, e.stack, t));
-        return;
+        return this.onAlloc(e.pid, t, e.addr, e.size, e.stack);
       case 'free':
-        this.tick(t);
-        this.freeHeap(this.proc(e.pid), e.addr, t);
-        return;
-      case 'realloc': {
-        this.tick(t);
-        const p = this.proc(e.pid);
-        if (e.addr === 0 && e.size > 0) return; // realloc failed: the old block stays
-        if (e.oldAddr !== 0) this.freeHeap(p, e.oldAddr, t);
-        if (e.addr !== 0) {
-          this.freeHeap(p, e.addr, t);
-          p.live.set(e.addr, this.live(e.size, e.stack, t));
-        }
-        return;
-      }
-      case 'pool-create': {
-        this.tick(t);
-        const p = this.proc(e.pid);
-        const old = p.pools.get(e.pool);
-        if (old) this.releasePool(p, e.pool, t, true);
-        p.pools.set(e.pool, newPool(e.parent));
-        if (e.parent !== 0) this.pool(p, e.parent).children.add(e.pool);
-        return;
-      }
+        return this.onFree(e.pid, t, e.addr);
+      case 'realloc':
+        return this.onRealloc(e.pid, t, e.oldAddr, e.addr, e.size, e.stack);
+      case 'pool-create':
+        return this.onPoolCreate(e.pid, t, e.pool, e.parent);
       case 'pool-destroy':
-        this.tick(t);
-        this.releasePool(this.proc(e.pid), e.pool, t, true);
-        return;
+        return this.onPoolDestroy(e.pid, t, e.pool);
       case 'pool-clear':
         this.tick(t);
         this.releasePool(this.proc(e.pid), e.pool, t, false);
         return;
-      case 'pool-alloc': {
-        this.tick(t);
-        const pool = this.pool(this.proc(e.pid), e.pool);
-        if (e.addr !== 0 && !pool.byAddr.has(e.addr)) {
-          pool.byAddr.set(e.addr, this.live(e.size, e.stack, t));
-        } else {
-          const a = this.bucket(t);
-          const key = e.stack * this.max + a;
-          const g = pool.agg.get(key);
-          const l = this.live(e.size, e.stack, t);
-          if (g) {
-            g.bytes += l.size;
-            g.count += l.n;
-          } else pool.agg.set(key, { stack: e.stack, a, bytes: l.size, count: l.n });
-        }
-        return;
-      }
+      case 'pool-alloc':
+        return this.onPoolAlloc(e.pid, t, e.pool, e.size, e.addr, e.stack);
       case 'pool-free': {
         this.tick(t);
         const p = this.proc(e.pid);
@@ -187,6 +147,109 @@ export class WindowSink implements EventSink {
       default:
         if (t > this.lastT) this.tick(t);
         return;
+    }
+  }
+
+  // The fast path (FastEventSink): what event() does with the same event, without the object.
+
+  alloc(pid: number, _tid: number, t: number, addr: number, size: number, stack: number): void {
+    const at = this.arrive(t);
+    if (!this.skip(pid)) this.onAlloc(pid, at, addr, size, stack);
+  }
+  free(pid: number, _tid: number, t: number, addr: number): void {
+    const at = this.arrive(t);
+    if (!this.skip(pid)) this.onFree(pid, at, addr);
+  }
+  realloc(pid: number, _tid: number, t: number, oldAddr: number, addr: number, size: number, stack: number): void {
+    const at = this.arrive(t);
+    if (!this.skip(pid)) this.onRealloc(pid, at, oldAddr, addr, size, stack);
+  }
+  poolAlloc(pid: number, _tid: number, t: number, pool: number, size: number, addr: number, stack: number): void {
+    const at = this.arrive(t);
+    if (!this.skip(pid)) this.onPoolAlloc(pid, at, pool, size, addr, stack);
+  }
+  poolCreate(pid: number, _tid: number, t: number, pool: number, parent: number): void {
+    const at = this.arrive(t);
+    if (!this.skip(pid)) this.onPoolCreate(pid, at, pool, parent);
+  }
+  poolDestroy(pid: number, t: number, pool: number): void {
+    const at = this.arrive(t);
+    if (!this.skip(pid)) this.onPoolDestroy(pid, at, pool);
+  }
+  /** An allocation freed at once: exactly an alloc and a free of an address no other block has. */
+  transient(pid: number, _tid: number, t: number, size: number, stack: number): void {
+    const ta = this.arrive(t);
+    const tf = this.arrive(t);
+    if (this.skip(pid)) return;
+    this.tick(ta);
+    const p = this.proc(pid);
+    const l = this.live(size, stack, ta);
+    this.tick(tf);
+    this.add(p, stack, this.bucket(ta), this.bucket(tf), l.size, l.n);
+  }
+
+  /** Counts an event in arrival order; its time on the grid's clock. */
+  private arrive(t: number): number {
+    this.arrivals++;
+    return this.opts.clock === 'seq' ? this.arrivals : t;
+  }
+
+  private skip(pid: number): boolean {
+    return this.opts.pid !== undefined && pid !== this.opts.pid;
+  }
+
+  private onAlloc(pid: number, t: number, addr: number, size: number, stack: number): void {
+    this.tick(t);
+    // The address is live again without a free we saw: the old block is gone.
+    const p = this.proc(pid);
+    this.freeHeap(p, addr, t);
+    p.live.set(addr, this.live(size, stack, t));
+  }
+
+  private onFree(pid: number, t: number, addr: number): void {
+    this.tick(t);
+    this.freeHeap(this.proc(pid), addr, t);
+  }
+
+  private onRealloc(pid: number, t: number, oldAddr: number, addr: number, size: number, stack: number): void {
+    this.tick(t);
+    const p = this.proc(pid);
+    if (addr === 0 && size > 0) return; // realloc failed: the old block stays
+    if (oldAddr !== 0) this.freeHeap(p, oldAddr, t);
+    if (addr !== 0) {
+      this.freeHeap(p, addr, t);
+      p.live.set(addr, this.live(size, stack, t));
+    }
+  }
+
+  private onPoolCreate(pid: number, t: number, addr: number, parent: number): void {
+    this.tick(t);
+    const p = this.proc(pid);
+    const old = p.pools.get(addr);
+    if (old) this.releasePool(p, addr, t, true);
+    p.pools.set(addr, newPool(parent));
+    if (parent !== 0) this.pool(p, parent).children.add(addr);
+  }
+
+  private onPoolDestroy(pid: number, t: number, addr: number): void {
+    this.tick(t);
+    this.releasePool(this.proc(pid), addr, t, true);
+  }
+
+  private onPoolAlloc(pid: number, t: number, addr: number, size: number, blockAddr: number, stack: number): void {
+    this.tick(t);
+    const pool = this.pool(this.proc(pid), addr);
+    if (blockAddr !== 0 && !pool.byAddr.has(blockAddr)) {
+      pool.byAddr.set(blockAddr, this.live(size, stack, t));
+    } else {
+      const a = this.bucket(t);
+      const key = stack * this.max + a;
+      const g = pool.agg.get(key);
+      const l = this.live(size, stack, t);
+      if (g) {
+        g.bytes += l.size;
+        g.count += l.n;
+      } else pool.agg.set(key, { stack, a, bytes: l.size, count: l.n });
     }
   }
 

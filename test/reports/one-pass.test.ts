@@ -1,6 +1,7 @@
 // `report` (analyzeWithWindow) reads its inputs once: the engine and the window grid are fed by
-// one readInputs through a tee. The result, the grid and the page data are exactly those of the
-// former two passes (analyzeFiles, then a second read into a WindowSink), for every kind of input
+// one readInputs through a tee, both by the fast path. The result, the grid and the page data are
+// exactly those of the former two passes (analyzeFiles, then a second read into a WindowSink
+// given Event objects), for every kind of input
 // (seq-clock logs, traces, heaptrack's transient allocations, several files, --pid); and an
 // input that can be read only once (a named pipe, `report <(zcat …)`) now works.
 import { test, before, after } from 'node:test';
@@ -31,11 +32,12 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-/** The former report: the analysis, then a second pass of the inputs into the grid. */
+/** The former report: the analysis, then a second pass of the inputs into the grid, which
+ *  gets Event objects (a plain sink) as it did before it had the fast path. */
 async function twoPasses(paths: string[], pid?: number) {
   const result = await analyzeFiles(paths, { pid });
   const win = new WindowSink({ pid, clock: result.clock });
-  const { meta } = await readInputs(paths, win, { onMeta: (m) => win.begin(m) });
+  const { meta } = await readInputs(paths, { event: (e) => win.event(e) }, { onMeta: (m) => win.begin(m) });
   return { meta, result, window: win.finish() };
 }
 
