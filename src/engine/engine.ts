@@ -8,12 +8,16 @@ import type { Anomalies } from '../analyses/result.js';
 import { LiveTable } from './live-table.js';
 import { BoundedSeries } from './series.js';
 import { SiteTable } from './sites.js';
-import type { EngineState, PoolClassState, PoolState, ProcState } from './state.js';
+import type { EngineState, PoolClassState, PoolSiteAcc, PoolState, ProcState } from './state.js';
 import { sampleWeight } from './sampling.js';
+import { ACC, ACC_W, ALLOCS, BYTES, COUNT, CREATE_STACK, CREATE_T, NACC, ROW, SEQ, SLOTS, YoungPools } from './young-pools.js';
 
 export interface EngineOptions {
   /** Trace metadata when known before the events (clock, sampling). */
   meta?: TraceMeta;
+  /** Keep short-lived parentless pools as rows (young-pools.ts) until they need to be objects
+   *  (default true; false folds every pool as an object, as tests compare). */
+  youngPools?: boolean;
 }
 
 /** Slots of the direct-mapped cache of recently freed addresses (tells a double free from an unknown one). */
@@ -37,9 +41,12 @@ export class Engine implements FastEventSink {
   private lastT = -Infinity;
   private lastPid = -1;
   private lastProc: ProcState | undefined;
+  private readonly youngOn: boolean;
+  private poolSeq = 0;
 
   constructor(opts: EngineOptions = {}) {
     if (opts.meta) this.begin(opts.meta);
+    this.youngOn = opts.youngPools ?? true;
   }
 
   /** Sets the trace metadata (before the first event, so sampling weights apply). */
@@ -72,7 +79,7 @@ export class Engine implements FastEventSink {
       case 'pool-clear': {
         const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
-        const pool = p.pools.get(e.pool);
+        const pool = this.poolObject(p, e.pool);
         if (!pool) this.unknownPool(p, 'destroy');
         else {
           pool.clears++;
@@ -181,7 +188,7 @@ export class Engine implements FastEventSink {
         const old = this.procs.get(e.pid);
         // A source may announce the child (a 'process' event) before its fork: reuse that entry
         // while it holds nothing; a pid seen with memory before is an earlier process (pid reuse).
-        const fresh = old && old.allocCount === 0 && old.pools.size === 0 && old.heap.count === 0;
+        const fresh = old && old.allocCount === 0 && old.pools.size === 0 && old.young.count === 0 && old.heap.count === 0;
         if (old && !fresh) old.endT = Math.max(old.endT, t);
         const p = fresh ? old : this.newProc(e.pid, t);
         p.ppid = e.parentPid;
@@ -277,6 +284,14 @@ export class Engine implements FastEventSink {
   poolAlloc(pid: number, _tid: number, rawT: number, pool: number, size: number, addr: number, stack: number): void {
     const t = this.tick(rawT);
     const p = this.proc(pid, t);
+    if (p.young.count !== 0) {
+      const row = p.young.find(pool);
+      if (row >= 0) {
+        if (addr === 0 && this.youngAlloc(p, row, size, stack, t)) return;
+        this.allocInPool(p, this.promote(p, pool, row), size, addr, stack, t);
+        return;
+      }
+    }
     this.allocInPool(p, this.poolOrImplicit(p, pool, t), size, addr, stack, t);
   }
 
@@ -288,6 +303,14 @@ export class Engine implements FastEventSink {
   poolDestroy(pid: number, rawT: number, addr: number, _stack: number): void {
     const t = this.tick(rawT);
     const p = this.proc(pid, t);
+    if (p.young.count !== 0) {
+      const row = p.young.find(addr);
+      if (row >= 0) {
+        this.youngDestroy(p, addr, row, t);
+        this.afterPools(p, t);
+        return;
+      }
+    }
     const pool = p.pools.get(addr);
     if (!pool) this.unknownPool(p, 'destroy');
     else {
@@ -309,6 +332,7 @@ export class Engine implements FastEventSink {
   }
 
   finish(): EngineState {
+    for (const p of this.order) this.settlePools(p);
     return {
       meta: this.meta,
       clock: this.clock,
@@ -346,7 +370,7 @@ export class Engine implements FastEventSink {
       poolBytes: 0, poolCount: 0, mmapBytes: 0, mmaps: new Map(),
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
-      sites: new SiteTable(), pools: new Map(), classes: new Map(), classIndex: new Map(),
+      sites: new SiteTable(), pools: new Map(), young: new YoungPools(), poolsUnordered: false, classes: new Map(), classIndex: new Map(),
       total: new BoundedSeries(), heapSeries: new BoundedSeries(), poolSeries: new BoundedSeries(),
       rss: undefined, markers: [], scope: this.symbols.scope(pid),
     };
@@ -429,29 +453,135 @@ export class Engine implements FastEventSink {
     else p.anomalies.unknownPool++;
   }
 
-  private poolOrImplicit(p: ProcState, addr: number, t: number): PoolState {
+  /** The pool at an address as an object (a young one is promoted), or undefined. */
+  private poolObject(p: ProcState, addr: number): PoolState | undefined {
     const pool = p.pools.get(addr);
+    if (pool || p.young.count === 0) return pool;
+    const row = p.young.find(addr);
+    return row >= 0 ? this.promote(p, addr, row) : undefined;
+  }
+
+  private poolOrImplicit(p: ProcState, addr: number, t: number): PoolState {
+    const pool = this.poolObject(p, addr);
     if (pool) return pool;
     this.unknownPool(p, 'use');
     return this.makePool(p, addr, undefined, '', '', 0, t, true);
   }
 
   private createPool(p: ProcState, addr: number, parentAddr: number, kind: string, tag: string, stack: number, t: number): void {
-    const old = p.pools.get(addr);
     // Same address again without a destroy we saw: the old pool is gone.
-    if (old) this.destroyPool(p, old, t, true);
+    const row = p.young.count !== 0 ? p.young.find(addr) : -1;
+    const old = row >= 0 ? undefined : p.pools.get(addr);
+    if (row >= 0) this.youngDestroy(p, addr, row, t);
+    else if (old) this.destroyPool(p, old, t, true);
     let parent: PoolState | undefined;
-    if (parentAddr !== 0) parent = p.pools.get(parentAddr) ?? this.poolOrImplicit(p, parentAddr, t);
-    this.makePool(p, addr, parent, kind, tag, stack, t, false);
+    if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
+    if (parent === undefined && addr !== 0 && this.youngOn) {
+      const c = this.classOf(p, kind, tag, stack);
+      c.live++;
+      c.created++;
+      p.young.add(addr, c, t, stack, this.poolSeq++);
+    } else this.makePool(p, addr, parent, kind, tag, stack, t, false);
     p.lastGrowT = t;
-    if (old) this.afterPools(p, t);
+    if (old || row >= 0) this.afterPools(p, t);
+  }
+
+  /** Allocation without an address into a young pool; false (nothing done) when the pool must
+   *  first become an object: a fifth site, or enough allocations to earn a series (recordPool). */
+  private youngAlloc(p: ProcState, row: number, size: number, stack: number, t: number): boolean {
+    const r = p.young.rows;
+    const o = row * ROW;
+    const w = this.weight(size);
+    if (r[o + ALLOCS]! + w >= POOL_SERIES_AFTER) return false;
+    const site = p.sites.of(stack, true);
+    const n = r[o + NACC]!;
+    let a = o + ACC;
+    let k = 0;
+    while (k < n && r[a] !== site) {
+      k++;
+      a += ACC_W;
+    }
+    if (k === SLOTS) return false;
+    const bytes = w * size;
+    r[o + BYTES] += bytes;
+    r[o + COUNT] += w;
+    r[o + ALLOCS] += w;
+    if (k < n) {
+      r[a + 1] += bytes;
+      r[a + 2] += w;
+      r[a + 4] = t;
+    } else {
+      r[a] = site;
+      r[a + 1] = bytes;
+      r[a + 2] = w;
+      r[a + 3] = t;
+      r[a + 4] = t;
+      r[o + NACC] = n + 1;
+    }
+    const c = p.young.cls[row]!;
+    this.fedByPool(p, c, c.name, site, w, bytes, t);
+    return true;
+  }
+
+  /** Destroys a young pool: what emptyPool + destroyPool do to a pool without children. */
+  private youngDestroy(p: ProcState, addr: number, row: number, t: number): void {
+    const y = p.young;
+    const r = y.rows;
+    const o = row * ROW;
+    const c = y.cls[row]!;
+    const n = r[o + NACC]!;
+    const sites = p.sites;
+    for (let k = 0, a = o + ACC; k < n; k++, a += ACC_W) sites.release(r[a]!, r[a + 2]!, r[a + 1]!, t);
+    const count = r[o + COUNT]!;
+    const bytes = r[o + BYTES]!;
+    p.frees += count;
+    p.poolBytes -= bytes;
+    p.poolCount -= count;
+    if (p.poolCount < 1e-6) p.poolCount = 0;
+    if (Math.abs(p.poolBytes) < 1e-6) p.poolBytes = 0;
+    if (bytes !== 0) this.classBytes(c, -bytes, t);
+    y.remove(addr, row);
+    c.live--;
+    c.destroyed++;
+  }
+
+  /** A young pool becomes the PoolState it would have been all along. */
+  private promote(p: ProcState, addr: number, row: number): PoolState {
+    const y = p.young;
+    const r = y.rows;
+    const o = row * ROW;
+    const c = y.cls[row]!;
+    const sites = new Map<number, PoolSiteAcc>();
+    const n = r[o + NACC]!;
+    for (let k = 0, a = o + ACC; k < n; k++, a += ACC_W) sites.set(r[a]!, { bytes: r[a + 1]!, count: r[a + 2]!, first: r[a + 3]!, last: r[a + 4]! });
+    // Kind and tag are the class's: a class is found by kind, then by tag (or, untagged, by
+    // creation stack, and then its name is '' as the tag was).
+    const pool: PoolState = {
+      addr, parent: undefined, children: NO_CHILDREN, kind: c.kind, tag: c.name, createT: r[o + CREATE_T]!, createStack: r[o + CREATE_STACK]!, implicit: false,
+      bytes: r[o + BYTES]!, count: r[o + COUNT]!, allocs: r[o + ALLOCS]!, clears: 0, sites,
+      live: undefined, sizedBytes: 0, classKey: c.key, cls: c, series: undefined, seq: r[o + SEQ]!,
+    };
+    y.remove(addr, row);
+    p.pools.set(addr, pool);
+    p.poolsUnordered = true;
+    return pool;
+  }
+
+  /** Before the state is handed out: young pools become objects, and `pools` is in creation order. */
+  private settlePools(p: ProcState): void {
+    if (p.young.count !== 0) for (const { addr, row } of p.young.entries()) this.promote(p, addr, row);
+    if (!p.poolsUnordered) return;
+    const pools = [...p.pools.values()].sort((a, b) => a.seq - b.seq);
+    p.pools.clear();
+    for (const pool of pools) p.pools.set(pool.addr, pool);
+    p.poolsUnordered = false;
   }
 
   private makePool(p: ProcState, addr: number, parent: PoolState | undefined, kind: string, tag: string, stack: number, t: number, implicit: boolean): PoolState {
     const pool: PoolState = {
       addr, parent, children: NO_CHILDREN, kind, tag, createT: t, createStack: stack, implicit,
       bytes: 0, count: 0, allocs: 0, clears: 0, sites: new Map(),
-      live: undefined, sizedBytes: 0, classKey: '', cls: undefined as unknown as PoolClassState, series: undefined,
+      live: undefined, sizedBytes: 0, classKey: '', cls: undefined as unknown as PoolClassState, series: undefined, seq: this.poolSeq++,
     };
     if (parent) {
       if (parent.children === NO_CHILDREN) parent.children = new Set();
@@ -462,25 +592,27 @@ export class Engine implements FastEventSink {
     return pool;
   }
 
-  private classKeyOf(pool: PoolState): string {
-    return pool.tag ? `${pool.kind}\u0000${pool.tag}` : `${pool.kind}\u0000@${pool.createStack}`;
-  }
-
-  private joinClass(p: ProcState, pool: PoolState, t: number): PoolClassState {
+  /** The class of pools of this kind and tag (or creation stack, untagged), created on first use. */
+  private classOf(p: ProcState, kind: string, tag: string, stack: number): PoolClassState {
     // Classes by kind, then by tag or creation stack: no key string built per pool on the hot path.
-    let byKind = p.classIndex.get(pool.kind);
-    if (!byKind) p.classIndex.set(pool.kind, (byKind = new Map()));
-    const sub: string | number = pool.tag || pool.createStack;
+    let byKind = p.classIndex.get(kind);
+    if (!byKind) p.classIndex.set(kind, (byKind = new Map()));
+    const sub: string | number = tag || stack;
     let c = byKind.get(sub);
     if (!c) {
-      const key = this.classKeyOf(pool);
+      const key = tag ? `${kind}\u0000${tag}` : `${kind}\u0000@${stack}`;
       c = {
-        key, kind: pool.kind, name: pool.tag, stack: pool.createStack, live: 0, created: 0, destroyed: 0,
+        key, kind, name: tag, stack, live: 0, created: 0, destroyed: 0,
         bytes: 0, peakBytes: 0, series: new BoundedSeries(), fed: new Map(),
       };
       p.classes.set(key, c);
       byKind.set(sub, c);
     }
+    return c;
+  }
+
+  private joinClass(p: ProcState, pool: PoolState, t: number): PoolClassState {
+    const c = this.classOf(p, pool.kind, pool.tag, pool.createStack);
     pool.classKey = c.key;
     pool.cls = c;
     c.live++;
@@ -538,6 +670,12 @@ export class Engine implements FastEventSink {
       acc.count += w;
       acc.last = t;
     } else pool.sites.set(site, { bytes, count: w, first: t, last: t });
+    this.recordPool(p, pool, t);
+    this.fedByPool(p, pool.cls, pool.tag, site, w, bytes, t);
+  }
+
+  /** What an allocation into a pool does beyond the pool itself: process, site, class, series. */
+  private fedByPool(p: ProcState, c: PoolClassState, tag: string, site: number, w: number, bytes: number, t: number): void {
     p.poolBytes += bytes;
     p.poolCount += w;
     p.allocCount += w;
@@ -546,15 +684,13 @@ export class Engine implements FastEventSink {
     p.sawPoolAlloc = true;
     const sites = p.sites;
     sites.alloc(site, w, bytes, t);
-    sites.poolTag[site] = pool.tag || undefined;
-    const c = pool.cls;
+    sites.poolTag[site] = tag || undefined;
     const fed = c.fed.get(site);
     if (fed) {
       fed.bytes += bytes;
       fed.count += w;
     } else c.fed.set(site, { bytes, count: w });
     this.classBytes(c, bytes, t);
-    this.recordPool(p, pool, t);
     this.afterPools(p, t);
   }
 
@@ -582,7 +718,7 @@ export class Engine implements FastEventSink {
   }
 
   private poolFree(p: ProcState, addr: number, blockAddr: number, t: number): void {
-    const pool = p.pools.get(addr);
+    const pool = this.poolObject(p, addr);
     if (!pool) return this.unknownPool(p, 'use');
     const i = pool.live ? pool.live.find(blockAddr) : -1;
     if (i < 0) {

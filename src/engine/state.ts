@@ -6,6 +6,7 @@ import type { Anomalies } from '../analyses/result.js';
 import type { LiveTable } from './live-table.js';
 import type { BoundedSeries } from './series.js';
 import type { SiteTable } from './sites.js';
+import type { YoungPools } from './young-pools.js';
 
 export interface PoolState {
   addr: number;
@@ -34,6 +35,8 @@ export interface PoolState {
   classKey: string;
   cls: PoolClassState;
   series: BoundedSeries | undefined;
+  /** Creation order among the process's pools (`pools` iterates in it after Engine.finish()). */
+  seq: number;
 }
 
 export interface PoolSiteAcc {
@@ -90,7 +93,13 @@ export interface ProcState {
   frees: number;
   anomalies: Anomalies;
   sites: SiteTable;
+  /** Pools alive, in creation order (complete after Engine.finish(): while folding, young pools
+   *  are rows of `young` instead). */
   pools: Map<number, PoolState>;
+  /** Pools that have only lived the common short life so far (see young-pools.ts). */
+  young: YoungPools;
+  /** A young pool became a PoolState since `pools` was last put in creation order. */
+  poolsUnordered: boolean;
   /** Destroyed pools are forgotten except for their class aggregates. */
   classes: Map<string, PoolClassState>;
   /** The same classes by kind, then by tag (or creation stack for untagged pools). */
