@@ -134,6 +134,8 @@ function wrkRun(seconds: number): Promise<{ rps: number; requests: number }> {
 interface Traced extends Run {
   variant: string;
   tracerUs: number;
+  /** This process's CPU per request: converting and writing the tracer's records. */
+  consumerUs: number;
   /** Allocator calls per request in the measured window (BPF run counts). */
   callsPerReq: number;
   /** BPF programs' run time per allocator call, ns, in the measured window; per program too. */
@@ -160,7 +162,10 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
   const tracer = childrenNamed('lstrace-luajit');
   const tracerBefore = tracer.reduce((a, p) => a + cpuTicks(p), 0);
   const statsBefore = await bpfProgStats(lastId);
+  const nodeBefore = process.cpuUsage();
   const run = await measured(SECONDS, server.workers);
+  const nodeCpu = process.cpuUsage(nodeBefore);
+  const consumerUs = (nodeCpu.user + nodeCpu.system) / Math.max(1, run.requests);
   const statsAfter = await bpfProgStats(lastId);
   const tracerUs = ((tracer.reduce((a, p) => a + cpuTicks(p), 0) - tracerBefore) * 10_000) / Math.max(1, run.requests);
   ac.abort();
@@ -181,6 +186,14 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
   // Whole attach: what the tracer recorded vs the calls its probes saw (the tracer's own stats).
   const st = res.bpfStats ?? {};
   const calls = CALL_PROGS.reduce((s, n) => s + (st[n]?.runs ?? 0), 0);
+  const [walks = 0, frames = 0, copied = 0, read = 0, mc32 = 0, mc128 = 0, mcNone = 0, nsHead = 0, nsPrep = 0, nsFrames = 0, nsMcode = 0, nsSubmit = 0] = res.bpfCounters ?? [];
+  const allocs = st.lj_alloc_exit?.runs ?? 0;
+  const per = (ns: number, n: number) => (n ? (ns / n).toFixed(0) : '-');
+  const walkInfo = walks
+    ? `; walks ${walks}, ${(frames / walks).toFixed(1)} frames/walk, Lua stack words copied ${copied} / read alone ${read}, machine code found in 32 words ${mc32}, further ${mc128}, not ${mcNone}; ` +
+      `lj_alloc_exit sections (ns, timed in BPF): head ${per(nsHead, allocs)} per allocation, walk setup ${per(nsPrep, walks)} + frames ${per(nsFrames, walks)} per walk, ` +
+      `machine code search ${per(nsMcode, mc32 + mc128 + mcNone)} per search, record ${per(nsSubmit, allocs)} per allocation`
+    : '';
   let rejected = '';
   if (res.lost > 0) rejected = `${res.lost} events lost (ring buffer full)`;
   else if (variant !== 'bare' && calls > 0 && res.events < 0.99 * calls) rejected = `recorded ${res.events} events for ${calls} allocator calls`;
@@ -189,9 +202,10 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
     ...run,
     variant,
     tracerUs,
+    consumerUs,
     callsPerReq: windowCalls / Math.max(1, run.requests),
     bpfNsPerCall: windowNs / Math.max(1, windowCalls),
-    bpfSplit,
+    bpfSplit: bpfSplit + walkInfo,
     events: res.events,
     calls,
     lost: res.lost,
@@ -225,7 +239,7 @@ try {
         const t = await tracedRun(v, garbage, `g${garbage}t${k++}_`);
         traced.push(t);
         const flag = t.rejected ? `  REJECTED: ${t.rejected}` : '';
-        console.log(`  traced ${v.padEnd(7)}    ${t.rps.toFixed(0).padStart(6)} req/s, workers ${f1(t.workerCpuUs)} us CPU/request, ${f1(t.callsPerReq)} allocator calls/request, BPF ${t.bpfNsPerCall.toFixed(0)} ns/call, tracer ${f1(t.tracerUs)} us/request, events ${t.events}/${t.calls} calls, lost ${t.lost}${flag}`);
+        console.log(`  traced ${v.padEnd(7)}    ${t.rps.toFixed(0).padStart(6)} req/s, workers ${f1(t.workerCpuUs)} us CPU/request, ${f1(t.callsPerReq)} allocator calls/request, BPF ${t.bpfNsPerCall.toFixed(0)} ns/call, tracer ${f1(t.tracerUs)} + converter ${f1(t.consumerUs)} us/request, events ${t.events}/${t.calls} calls, lost ${t.lost}${flag}`);
         console.log(`                    BPF: ${t.bpfSplit}`);
         if (t.rejected) anyRejected = true;
         await u();
@@ -246,12 +260,13 @@ try {
       const calls = avg(ok.map((t) => t.callsPerReq));
       const bpf = avg(ok.map((t) => t.bpfNsPerCall));
       const tracer = avg(ok.map((t) => t.tracerUs));
+      const conv = avg(ok.map((t) => t.consumerUs));
       const perCallBase = baseCpu / Math.max(1e-9, calls);
       const perCallOver = (cpu - baseCpu) / Math.max(1e-9, calls);
       console.log(
         `    ${v}: req/s ratio ${(rps / baseRps).toFixed(3)} (slowdown ${f2(baseRps / rps)}x); worker CPU/request ${f1(baseCpu)} -> ${f1(cpu)} us (${f2(cpu / baseCpu)}x); ` +
           `${f1(calls)} allocator calls/request: untraced ${f2(perCallBase)} us of request CPU per call, traced +${f2(perCallOver)} us per call ` +
-          `(of which BPF run time ${f2(bpf / 1000)} us); tracer ${f1(tracer)} us/request${bad ? `; ${bad} run(s) rejected` : ''}`,
+          `(of which BPF run time ${f2(bpf / 1000)} us); tracer ${f1(tracer)} + converter ${f1(conv)} us/request${bad ? `; ${bad} run(s) rejected` : ''}`,
       );
     }
   }

@@ -40,6 +40,8 @@ export interface AttachLuajitResult {
   warnings: string[];
   /** Per BPF program, runs and total run time: only when LSTRACE_LUAJIT_STATS is set. */
   bpfStats?: Record<string, { runs: number; ns: number }>;
+  /** With bpfStats: walks, frames, Lua stack words copied / read alone, machine code found in the first 32 words / further / not (lj_alloc.bpf.c C_*). */
+  bpfCounters?: number[];
 }
 
 /** Said with every trace: what outstanding LuaJIT memory means. */
@@ -62,6 +64,7 @@ interface TracerMessage {
   module?: string;
   g?: string;
   programs?: Record<string, { runs: number; ns: number }>;
+  counters?: number[];
 }
 
 /** The Lua API functions whose first call reveals a lua_State (profiles/allocators/luajit.json). */
@@ -221,6 +224,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   let lost = 0;
   let tracerEvents = -1;
   let bpfStats: AttachLuajitResult['bpfStats'];
+  let bpfCounters: number[] | undefined;
   let fatal = '';
   let startedTargets = -1;
   const gcCycles = new Map<number, number>();
@@ -252,7 +256,10 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
       settled.add(m.pid);
       writer.event({ kind: 'marker', pid: m.pid, t: now(), label: 'luajit: a full GC cycle ran, settled' });
     }
-    else if (m.event === 'bpfstats') bpfStats = m.programs;
+    else if (m.event === 'bpfstats') {
+      bpfStats = m.programs;
+      bpfCounters = m.counters;
+    }
     else if (m.event === 'done') {
       lost = m.lost ?? 0;
       tracerEvents = m.events ?? 0;
@@ -304,5 +311,5 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     throw new UserError(`no process could be traced for LuaJIT: ${warnings[0] ?? 'no supported LuaJIT found'}`);
   }
   warnings.push(settleMs > 0 && settled.size > 0 ? SETTLED_NOTE : LAZY_GC_NOTE);
-  return { events: conv.events, lost, warnings, ...(bpfStats ? { bpfStats } : {}) };
+  return { events: conv.events, lost, warnings, ...(bpfStats ? { bpfStats, bpfCounters } : {}) };
 }

@@ -15,22 +15,46 @@ char LICENSE[] SEC("license") = "GPL";
  * (what is left is the cost of the uprobe stops themselves); 3 the walk without the search
  * for the running trace's machine code. */
 const volatile __u32 cfg_mode = 0;
+/* Count what the walk does (counters C_*): LSTRACE_LUAJIT_STATS. */
+const volatile __u32 cfg_stats = 0;
 
 struct state_key { __u32 tgid; __u32 pad; __u64 msp; };
-struct inflight { __u64 msp, ptr, osize, nsize; };
+
+/* Per thread: the allocator call in flight (entry probe to return probe), and the last
+ * global_State found for an allocator data pointer (task storage: no hash map update and
+ * delete per call). */
+struct task_ctx {
+  __u64 msp, ptr, osize, nsize;
+  __u64 gmsp, g; /* states[(tgid, gmsp)] == g, cached */
+  __u32 live, pad;
+};
 
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u32); } targets SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, struct state_key); __type(value, __u64); } states SEC(".maps");
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16384); __type(key, __u64); __type(value, struct inflight); } calls SEC(".maps");
+struct { __uint(type, BPF_MAP_TYPE_TASK_STORAGE); __uint(map_flags, BPF_F_NO_PREALLOC); __type(key, int); __type(value, struct task_ctx); } tasks SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct lj_event); } scratch SEC(".maps");
-/* [0] records lost (ring buffer full) */
-struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 2); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
+/* [0] records lost (ring buffer full); [1..] what the walk did (C_*), printed with the BPF
+ * statistics (LSTRACE_LUAJIT_STATS) */
+enum { C_LOST, C_WALKS, C_FRAMES, C_WORD_COPY, C_WORD_READ, C_MC_32, C_MC_128, C_MC_NONE,
+       C_NS_HEAD, C_NS_PREP, C_NS_FRAMES, C_NS_MCODE, C_NS_SUBMIT, C_N };
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, C_N); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
 /* tgid -> address of jit_State.trace (found by user space), to find the running trace's mcode */
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } jtrace SEC(".maps");
 /* tgid -> 1 while settling: new blocks are no longer recorded, frees and reallocs still are */
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u32); } draining SEC(".maps");
-struct stackbuf { __u64 w[LJ_STACK_WORDS]; };
-struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct stackbuf); } stackscratch SEC(".maps");
+/* Set by the loader once any process settles: until then `draining` is not looked up. */
+volatile __u32 drain_any = 0;
+
+/* Copies of user memory, read in one piece each (one bpf_probe_read_user per block instead
+ * of one per field): the top of the Lua stack, the machine stack, global_State's hot part. */
+#define LJ_LUA_WORDS 128
+#define LJ_G_SPAN 200 /* vmstate (184) .. jit_base (376 + 8) */
+struct walkbuf {
+  __u64 lua[LJ_LUA_WORDS];
+  __u64 mach[LJ_STACK_WORDS];
+  __u8 g[LJ_G_SPAN];
+};
+struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct walkbuf); } walkscratch SEC(".maps");
 /* One ring buffer per process slot (pid % 4): workers on different CPUs do not contend for
  * one buffer's lock and cache lines; a process's records stay in order in its buffer. */
 #define RB_SIZE (32 << 20)
@@ -39,10 +63,25 @@ struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb1
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb2 SEC(".maps");
 struct { __uint(type, BPF_MAP_TYPE_RINGBUF); __uint(max_entries, RB_SIZE); } rb3 SEC(".maps");
 
-static __always_inline void lost(void) {
-  __u32 k = 0;
+static __always_inline void count(__u32 k) {
   __u64 *c = bpf_map_lookup_elem(&counters, &k);
   if (c) (*c)++;
+}
+
+static __always_inline void lost(void) { count(C_LOST); }
+
+static __always_inline void add(__u32 k, __u64 n) {
+  __u64 *c = bpf_map_lookup_elem(&counters, &k);
+  if (c) *c += n;
+}
+
+/* With cfg_stats: adds the time since *t to counter k (sections of lj_alloc_exit). */
+static __always_inline void lap(__u32 k, __u64 *t) {
+  if (!cfg_stats) return;
+  __u64 now = bpf_ktime_get_ns();
+  __u64 *c = bpf_map_lookup_elem(&counters, &k);
+  if (c) *c += now - *t;
+  *t = now;
 }
 
 static __always_inline __u64 rd64(__u64 addr) {
@@ -51,22 +90,28 @@ static __always_inline __u64 rd64(__u64 addr) {
   return v;
 }
 
+static __always_inline void *ring_of(__u32 pid) {
+  switch (pid & 3) {
+  case 0: return &rb0;
+  case 1: return &rb1;
+  case 2: return &rb2;
+  default: return &rb3;
+  }
+}
+
+/* Never a wakeup from here: a wakeup costs an inter-processor interrupt (a VM exit under
+ * virtualization), and once the buffer was over a fill threshold, a forced wakeup per record
+ * (measured: ~1 us on every record while the reader lagged, the probes slowing down exactly
+ * when the reader could not keep up). The loader polls on a 20 ms timer; a 32 MiB buffer
+ * holds far more than 20 ms of records. */
+#define RB_FLAGS BPF_RB_NO_WAKEUP
+
 static __always_inline void submit(struct lj_event *e) {
   __u32 n = e->nframes;
   if (n > LJ_MAX_FRAMES) n = LJ_MAX_FRAMES;
   __u64 size = LJ_EVENT_HDR + (__u64)n * sizeof(struct lj_frame);
   if (size > sizeof(*e)) size = sizeof(*e);
-  /* A wakeup per record costs an inter-processor interrupt (a VM exit under virtualization):
-   * the loader polls on a short timer instead, and is woken only when a buffer fills up. */
-  void *rb;
-  switch (e->pid & 3) {
-  case 0: rb = &rb0; break;
-  case 1: rb = &rb1; break;
-  case 2: rb = &rb2; break;
-  default: rb = &rb3; break;
-  }
-  __u64 flags = bpf_ringbuf_query(rb, BPF_RB_AVAIL_DATA) > (RB_SIZE / 8) ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-  if (bpf_ringbuf_output(rb, e, size, flags)) lost();
+  if (bpf_ringbuf_output(ring_of(e->pid), e, size, RB_FLAGS)) lost();
 }
 
 SEC("uprobe")
@@ -95,37 +140,35 @@ int BPF_KPROBE(lj_discover, __u64 L) {
   return 0;
 }
 
-static __always_inline int targeted(__u64 id) {
-  __u32 tgid = id >> 32;
-  __u32 *st = bpf_map_lookup_elem(&targets, &tgid);
-  return st && *st == 2; /* only processes whose state user space adopted */
-}
-
-static __always_inline void emit_free(__u64 id, __u64 ptr, __u64 osize) {
+/* A free needs no stack: a small record written in place in the ring. */
+static __always_inline void emit_free(__u64 id, __u64 ptr) {
   if (!ptr) return;
-  __u32 k = 0;
-  struct lj_event *e = bpf_map_lookup_elem(&scratch, &k);
-  if (!e) return;
+  void *rb = ring_of(id >> 32);
+  struct lj_free_event *e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
+  if (!e) { lost(); return; }
   e->ts = bpf_ktime_get_ns();
   e->pid = id >> 32; e->tid = (__u32)id;
-  e->ptr = ptr; e->ret = 0; e->osize = osize; e->nsize = 0; e->g = 0; e->vmstate = 0;
-  e->op = LJ_OP_FREE; e->nframes = 0; e->flags = 0; e->trace = 0; e->mcofs = ~0U;
-  submit(e);
+  e->ptr = ptr;
+  e->op = LJ_OP_FREE;
+  __builtin_memset(e->pad, 0, sizeof(e->pad));
+  bpf_ringbuf_submit(e, RB_FLAGS);
 }
 
-static __always_inline void remember(__u64 id, __u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
-  struct inflight in = { .msp = msp, .ptr = ptr, .osize = osize, .nsize = nsize };
-  bpf_map_update_elem(&calls, &id, &in, BPF_ANY);
+static __always_inline void remember(__u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
+  struct task_ctx *t = bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+  if (!t) return;
+  t->msp = msp; t->ptr = ptr; t->osize = osize; t->nsize = nsize; t->live = 1;
 }
+
+/* The allocator probes are attached to the adopted processes only (per pid, after user
+ * space found their global_State): they need no per-call check of `targets`. */
 
 /* lua_Alloc(ud, ptr, osize, nsize), probed at its entry (any allocf) */
 SEC("uprobe")
 int BPF_KPROBE(lj_alloc_enter, __u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
   if (cfg_mode == 2) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  if (!targeted(id)) return 0;
-  if (nsize == 0) emit_free(id, ptr, osize);
-  else remember(id, msp, ptr, osize, nsize);
+  if (nsize == 0) emit_free(bpf_get_current_pid_tgid(), ptr);
+  else remember(msp, ptr, osize, nsize);
   return 0;
 }
 
@@ -135,32 +178,44 @@ int BPF_KPROBE(lj_alloc_enter, __u64 msp, __u64 ptr, __u64 osize, __u64 nsize) {
 SEC("uprobe")
 int BPF_KPROBE(lj_free_site, __u64 msp, __u64 ptr) {
   if (cfg_mode == 2) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  if (targeted(id)) emit_free(id, ptr, 0);
+  emit_free(bpf_get_current_pid_tgid(), ptr);
   return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(lj_malloc_site, __u64 msp, __u64 nsize) {
   if (cfg_mode == 2) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  if (targeted(id)) remember(id, msp, 0, 0, nsize);
+  remember(msp, 0, 0, nsize);
   return 0;
 }
 
 SEC("uprobe")
 int BPF_KPROBE(lj_realloc_site, __u64 msp, __u64 ptr, __u64 nsize) {
   if (cfg_mode == 2) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  if (targeted(id)) remember(id, msp, ptr, 0, nsize);
+  remember(msp, ptr, 0, nsize);
   return 0;
 }
 
 struct walk_ctx {
   struct lj_event *e;
+  struct walkbuf *wb;
+  __u64 lo, hi; /* wb->lua holds the Lua stack's words [lo, hi) */
   __u64 cf, bot, frame, nextframe, nextlink, nextfn;
-  __u32 n;
+  __u32 n, copied, read;
 };
+
+/* A Lua stack word: from the copy when it holds it, else read on its own. */
+static __always_inline int lua_word(struct walk_ctx *c, __u64 addr, __u64 *v) {
+  if (addr >= c->lo && addr < c->hi && !((addr - c->lo) & 7)) {
+    __u64 i = (addr - c->lo) / 8;
+    asm volatile("" : "+r"(i)); /* keep the mask below where the verifier sees it */
+    *v = c->wb->lua[i & (LJ_LUA_WORDS - 1)];
+    c->copied++;
+    return 0;
+  }
+  c->read++;
+  return bpf_probe_read_user(v, 8, (void *)addr);
+}
 
 /* One frame per call (bpf_loop keeps the verifier's work independent of the depth). */
 static long walk_step(__u32 i, void *arg) {
@@ -168,10 +223,9 @@ static long walk_step(__u32 i, void *arg) {
   struct lj_event *e = c->e;
   if (c->frame <= c->bot) return 1;
   if (c->n >= LJ_MAX_FRAMES) { e->flags |= LJ_F_TRUNC; return 1; }
-  __u64 slot[2];
-  if (bpf_probe_read_user(slot, sizeof(slot), (void *)(c->frame - 8))) { e->flags |= LJ_F_BADREAD; return 1; }
-  __u64 fn = slot[0] & LJ_GCVMASK;
-  __u64 link = slot[1];
+  __u64 fnw = 0, link = 0;
+  if (lua_word(c, c->frame - 8, &fnw) || lua_word(c, c->frame, &link)) { e->flags |= LJ_F_BADREAD; return 1; }
+  __u64 fn = fnw & LJ_GCVMASK;
   __u64 hdr[6];
   if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)fn)) { e->flags |= LJ_F_BADREAD; return 1; }
   __u8 ffid = (hdr[1] >> 16) & 0xff; /* byte 10 */
@@ -185,7 +239,7 @@ static long walk_step(__u32 i, void *arg) {
     __u64 pc = 0;
     if (!c->nextframe) pc = rd64(c->cf + LJ_CFRAME_PC);
     else if ((c->nextlink & 3) == 0) pc = c->nextlink;
-    else if ((c->nextlink & 7) == 2) pc = rd64(c->nextframe - 16);
+    else if ((c->nextlink & 7) == 2) lua_word(c, c->nextframe - 16, &pc);
     else if ((c->nextlink & 7) == 3 && c->nextfn == fn) skip = 1; /* vararg pseudo frame shown already */
     f->kind = LJ_K_LUA;
     f->ptr = fnpc - LJ_PROTO_SIZE;
@@ -209,20 +263,10 @@ static long walk_step(__u32 i, void *arg) {
   return 0;
 }
 
-struct scan_ctx { struct stackbuf *sb; __u64 lo, hi, found; };
-
-static long scan_step(__u32 i, void *arg) {
-  struct scan_ctx *c = arg;
-  if (i >= LJ_STACK_WORDS) return 1;
-  __u64 w = c->sb->w[i];
-  if (w >= c->lo && w < c->hi) { c->found = w; return 1; }
-  return 0;
-}
-
 /* In compiled code the interpreter's PC is stale; the return address into the trace's
  * machine code (found on the stack) selects the snapshot, hence the bytecode, like
  * lj_trace_unwind() does for errors raised in C helpers called from traces. */
-static __always_inline void find_mcode(struct lj_event *e, __u32 tgid, __u64 sp) {
+static __always_inline void find_mcode(struct lj_event *e, struct walkbuf *wb, __u32 tgid, __u64 sp) {
   __u64 *jt = bpf_map_lookup_elem(&jtrace, &tgid);
   if (!jt) return;
   __u64 arr = rd64(*jt);
@@ -234,27 +278,34 @@ static __always_inline void find_mcode(struct lj_event *e, __u32 tgid, __u64 sp)
   __u64 mcode = tm[2] | ((__u64)tm[3] << 32);
   __u32 sz = tm[1];
   if (!mcode || !sz) return;
-  __u32 k = 0;
-  struct stackbuf *sb = bpf_map_lookup_elem(&stackscratch, &k);
-  if (!sb) return;
-  /* The return address into the trace is a few frames up (lj_mem_newgco, lj_tab_new, ...):
-   * look at the first 32 words, and only then at the rest. */
-  struct scan_ctx c = { .sb = sb, .lo = mcode, .hi = mcode + sz, .found = 0 };
-  if (!bpf_probe_read_user(sb, 32 * 8, (void *)sp)) bpf_loop(32, scan_step, &c, 0);
-  if (!c.found && !bpf_probe_read_user(sb, sizeof(*sb), (void *)sp)) bpf_loop(LJ_STACK_WORDS, scan_step, &c, 0);
   e->trace = T;
-  if (c.found) e->mcofs = (__u32)(c.found - mcode);
+  /* The return address into the trace is a few frames up (lj_mem_newgco, lj_tab_new, ...):
+   * look at the first 32 words, and only then at the rest. Plain bounded loops: no call
+   * per word. */
+  __u64 lo = mcode, hi = mcode + sz;
+  if (!bpf_probe_read_user(wb->mach, 32 * 8, (void *)sp)) {
+    for (int i = 0; i < 32; i++) {
+      __u64 w = wb->mach[i];
+      if (w >= lo && w < hi) { e->mcofs = (__u32)(w - mcode); if (cfg_stats) count(C_MC_32); return; }
+    }
+  }
+  if (bpf_probe_read_user(wb->mach, sizeof(wb->mach), (void *)sp)) return;
+  for (int i = 32; i < LJ_STACK_WORDS; i++) {
+    __u64 w = wb->mach[i];
+    if (w >= lo && w < hi) { e->mcofs = (__u32)(w - mcode); if (cfg_stats) count(C_MC_128); return; }
+  }
+  if (cfg_stats) count(C_MC_NONE);
 }
 
-static __always_inline void walk(struct lj_event *e, __u64 g) {
-  int vmstate = 0;
-  bpf_probe_read_user(&vmstate, 4, (void *)(g + LJ_G_VMSTATE));
+static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, __u64 g, __u64 *t0) {
+  /* vmstate, cur_L and jit_base in one read */
+  if (bpf_probe_read_user(wb->g, LJ_G_SPAN, (void *)(g + LJ_G_VMSTATE))) { e->flags |= LJ_F_BADREAD; return; }
+  int vmstate = *(int *)&wb->g[0];
   e->vmstate = vmstate;
   /* ~LJ_VMST_GC = -3, ~RECORD = -5, ~OPT = -6, ~ASM = -7: the VM working for itself. */
   if (vmstate == -3 || vmstate == -5 || vmstate == -6 || vmstate == -7) { e->flags |= LJ_F_VM; return; }
-  __u64 gl[2] = {0, 0}; /* cur_L, jit_base: adjacent */
-  bpf_probe_read_user(gl, sizeof(gl), (void *)(g + LJ_G_CUR_L));
-  __u64 L = gl[0];
+  __u64 L = *(__u64 *)&wb->g[LJ_G_CUR_L - LJ_G_VMSTATE];
+  __u64 jit_base = *(__u64 *)&wb->g[LJ_G_JIT_BASE - LJ_G_VMSTATE];
   if (!L) { e->flags |= LJ_F_NOLUA; return; }
   __u64 ls[7]; /* base, top, maxstack, stack, openupval, env, cframe: one read */
   if (bpf_probe_read_user(ls, sizeof(ls), (void *)(L + LJ_L_BASE))) { e->flags |= LJ_F_BADREAD; return; }
@@ -263,43 +314,72 @@ static __always_inline void walk(struct lj_event *e, __u64 g) {
   __u64 base = 0;
   if (vmstate >= 0) {
     e->flags |= LJ_F_TRACE;
-    base = gl[1];
+    base = jit_base;
   }
   if (!base) base = ls[0];
-  struct walk_ctx c = { .e = e, .cf = cf, .bot = ls[(LJ_L_STACK - LJ_L_BASE) / 8] + 8, .frame = base - 8 };
+  __u64 stack = ls[(LJ_L_STACK - LJ_L_BASE) / 8];
+  /* The frames nearest the top, in one read: the words below base (never below the stack's
+   * start, which may be the start of a mapping). */
+  __u64 lo = base > 8 * LJ_LUA_WORDS ? base - 8 * LJ_LUA_WORDS : 0;
+  if (lo < stack) lo = stack;
+  __u64 len = base > lo ? base - lo : 0;
+  if (len > sizeof(wb->lua)) len = 0;
+  if (len && bpf_probe_read_user(wb->lua, len, (void *)lo)) len = 0;
+  if (cfg_stats) count(C_WALKS);
+  lap(C_NS_PREP, t0);
+  struct walk_ctx c = { .e = e, .wb = wb, .lo = lo, .hi = lo + len, .cf = cf, .bot = stack + 8, .frame = base - 8 };
   bpf_loop(LJ_MAX_FRAMES + 4, walk_step, &c, 0);
   e->nframes = c.n;
+  lap(C_NS_FRAMES, t0);
+  if (cfg_stats) {
+    add(C_FRAMES, c.n);
+    add(C_WORD_COPY, c.copied);
+    add(C_WORD_READ, c.read);
+  }
 }
 
 SEC("uretprobe")
 int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   if (cfg_mode == 2) return 0;
-  __u64 id = bpf_get_current_pid_tgid();
-  struct inflight *in = bpf_map_lookup_elem(&calls, &id);
-  if (!in) return 0;
-  struct inflight a = *in;
-  bpf_map_delete_elem(&calls, &id);
+  __u64 t0 = cfg_stats ? bpf_ktime_get_ns() : 0;
+  struct task_ctx *t = bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0, 0);
+  if (!t || !t->live) return 0;
+  t->live = 0;
   if (!ret) return 0; /* failed: nothing changed */
+  __u64 id = bpf_get_current_pid_tgid();
   __u32 tgid = id >> 32;
-  int drain = bpf_map_lookup_elem(&draining, &tgid) != NULL;
+  int drain = drain_any && bpf_map_lookup_elem(&draining, &tgid) != NULL;
   __u32 k = 0;
   struct lj_event *e = bpf_map_lookup_elem(&scratch, &k);
   if (!e) return 0;
   e->ts = bpf_ktime_get_ns();
-  e->pid = id >> 32; e->tid = (__u32)id;
-  e->ptr = a.ptr; e->ret = ret; e->osize = a.osize; e->nsize = a.nsize;
-  e->op = a.ptr ? LJ_OP_REALLOC : LJ_OP_ALLOC;
+  e->pid = tgid; e->tid = (__u32)id;
+  e->ptr = t->ptr; e->ret = ret; e->osize = t->osize; e->nsize = t->nsize;
+  e->op = t->ptr ? LJ_OP_REALLOC : LJ_OP_ALLOC;
   e->nframes = 0; e->flags = 0; e->vmstate = 0; e->trace = 0; e->mcofs = ~0U;
-  struct state_key sk = { .tgid = id >> 32, .pad = 0, .msp = a.msp };
-  __u64 *g = bpf_map_lookup_elem(&states, &sk);
-  e->g = g ? *g : 0;
+  __u64 g = 0;
+  if (t->g && t->gmsp == t->msp) g = t->g;
+  else {
+    struct state_key sk = { .tgid = tgid, .pad = 0, .msp = t->msp };
+    __u64 *gp = bpf_map_lookup_elem(&states, &sk);
+    if (gp) { g = *gp; t->g = g; t->gmsp = t->msp; }
+  }
+  e->g = g;
   if (drain) e->flags |= LJ_F_DRAIN;
   /* A new block made while settling needs no stack (user space only matches its address);
    * an older block moved while settling keeps being counted, with its stack. */
-  if ((drain && !a.ptr) || cfg_mode == 1) { }
-  else if (g) walk(e, *g);
+  struct walkbuf *wb = bpf_map_lookup_elem(&walkscratch, &k);
+  lap(C_NS_HEAD, &t0);
+  if ((drain && !e->ptr) || cfg_mode == 1 || !wb) { }
+  else if (g) {
+    walk(e, wb, g, &t0);
+    if ((e->flags & LJ_F_TRACE) && e->vmstate > 0 && cfg_mode != 3) {
+      find_mcode(e, wb, tgid, PT_REGS_SP(ctx));
+      lap(C_NS_MCODE, &t0);
+    }
+  }
   else e->flags |= LJ_F_NOSTATE;
-  if ((e->flags & LJ_F_TRACE) && e->vmstate > 0 && cfg_mode != 3) find_mcode(e, id >> 32, PT_REGS_SP(ctx));
   submit(e);
+  lap(C_NS_SUBMIT, &t0);
   return 0;
 }

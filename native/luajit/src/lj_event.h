@@ -48,6 +48,16 @@ struct lj_event {
 };
 
 #define LJ_EVENT_HDR 80
+
+/* A free, BPF ring to loader only: what a free needs, in one cache line of the ring. */
+struct lj_free_event {
+  unsigned long long ts;
+  unsigned int pid, tid;
+  unsigned long long ptr;
+  unsigned char op; /* LJ_OP_FREE */
+  unsigned char pad[7];
+};
+#define LJ_FREE_EVENT_SIZE 32
 #define LJ_STACK_WORDS 128
 #define LJ_T_SZMCODE 84
 #define LJ_T_MCODE 88

@@ -10,6 +10,7 @@
  * its global_State the allocator function (allocf) is found and probed by address. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <pthread.h>
 #include <fcntl.h>
 #include <gelf.h>
 #include <libelf.h>
@@ -294,7 +295,37 @@ static void on_discover(const struct lj_event *e) {
   if (adopt(t, e->ptr, e->g, e->ret, e->osize) == 0) adopt_siblings(e->g, e->ret);
 }
 
+/* Removing a uprobe waits for the kernel to be sure no CPU still runs its handler: ~2 s per
+ * worker measured on 6.18 under load, during which the ring buffers, not consumed, filled up
+ * and records were lost. The discovery probes are removed on a thread of their own; they are
+ * already inert (targets[pid] == 2). */
+struct reaper { struct bpf_link *l[MAX_DISC]; int n; };
+static pthread_t reapers[MAX_PIDS];
+static int nreapers;
+
+static void *reap(void *arg) {
+  struct reaper *r = arg;
+  for (int i = 0; i < r->n; i++) bpf_link__destroy(r->l[i]);
+  free(r);
+  return NULL;
+}
+
+static void remove_discovery(struct target *t) {
+  struct reaper *r = calloc(1, sizeof *r);
+  if (r && nreapers < MAX_PIDS) {
+    for (int i = 0; i < t->ndisc; i++) r->l[r->n++] = t->disc[i];
+    if (pthread_create(&reapers[nreapers], NULL, reap, r) == 0) nreapers++;
+    else reap(r);
+  } else {
+    free(r);
+    for (int i = 0; i < t->ndisc; i++) bpf_link__destroy(t->disc[i]);
+  }
+  for (int i = 0; i < t->ndisc; i++) t->disc[i] = NULL;
+  t->ndisc = 0;
+}
+
 static int adopt(struct target *t, unsigned long long L, unsigned long long g, unsigned long long allocf, unsigned long long allocd) {
+  unsigned long long t_start = now_ms(), t_attached = 0;
   char path[4096];
   unsigned long long foff = 0;
   if (addr_to_file(t->pid, allocf, path, sizeof path, &foff) != 0) {
@@ -337,10 +368,10 @@ static int adopt(struct target *t, unsigned long long L, unsigned long long g, u
   t->found = 1;
   t->g = g;
   for (unsigned n = 1; n <= 4 && !t->jtrace; n++) find_trace_array(t, n);
-  for (int i = 0; i < t->ndisc; i++) { bpf_link__destroy(t->disc[i]); t->disc[i] = NULL; }
-  t->ndisc = 0;
-  fprintf(stderr, "{\"event\":\"state\",\"pid\":%d,\"L\":\"0x%llx\",\"g\":\"0x%llx\",\"allocf\":\"0x%llx\",\"allocd\":\"0x%llx\",\"offset\":%llu,\"probes\":\"%s\",\"module\":",
-          t->pid, L, g, allocf, allocd, foff, t->fast ? "tail-calls" : "entry");
+  t_attached = now_ms();
+  remove_discovery(t);
+  fprintf(stderr, "{\"event\":\"state\",\"attach_ms\":%llu,\"detach_ms\":%llu,\"pid\":%d,\"L\":\"0x%llx\",\"g\":\"0x%llx\",\"allocf\":\"0x%llx\",\"allocd\":\"0x%llx\",\"offset\":%llu,\"probes\":\"%s\",\"module\":",
+          t_attached - t_start, now_ms() - t_attached, t->pid, L, g, allocf, allocd, foff, t->fast ? "tail-calls" : "entry");
   jsonstr(stderr, path);
   fprintf(stderr, "}\n");
   fflush(stderr);
@@ -393,6 +424,22 @@ static uint32_t intern_stack(const struct lj_event *e, size_t size) {
 static int on_record(void *ctx, void *data, size_t size) {
   (void)ctx;
   const struct lj_event *e = data;
+  if (size == LJ_FREE_EVENT_SIZE) {
+    const struct lj_free_event *fe = data;
+    struct lj_rec_event r;
+    memset(&r, 0, sizeof r);
+    r.kind = LJ_REC_EVENT;
+    r.op = LJ_OP_FREE;
+    r.pid = fe->pid;
+    r.tid = fe->tid;
+    r.ts = fe->ts;
+    r.ptr = fe->ptr;
+    uint32_t len = sizeof r;
+    fwrite(&len, 4, 1, out);
+    fwrite(&r, 1, sizeof r, out);
+    nevents++;
+    return 0;
+  }
   if (size < LJ_EVENT_HDR) return 0;
   if (e->op == LJ_OP_DISCOVER) { on_discover(e); return 0; }
   if ((e->flags & LJ_F_TRACE) && !e->trace && e->vmstate > 0) {
@@ -445,6 +492,7 @@ static unsigned long long now_ms(void) {
  * reachable when that cycle began: garbage the lazy GC had not collected yet is gone. */
 static void settle(long max_ms) {
   int fd = bpf_map__fd(skel->maps.draining);
+  skel->bss->drain_any = 1;
   for (int i = 0; i < nT; i++) {
     uint32_t k = (uint32_t)T[i].pid, v = 1;
     /* A process whose Lua VM allocated nothing (an idle nginx master) has nothing to settle. */
@@ -498,7 +546,15 @@ static void print_stats(void) {
             (unsigned long long)info.run_cnt, (unsigned long long)info.run_time_ns);
     first = 0;
   }
-  fprintf(stderr, "}}\n");
+  fprintf(stderr, "},\"counters\":[");
+  int ncpu = libbpf_num_possible_cpus();
+  for (uint32_t k = 1; ncpu > 0 && k < bpf_map__max_entries(skel->maps.counters); k++) {
+    unsigned long long vals[ncpu], sum = 0;
+    if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.counters), &k, vals))
+      for (int i = 0; i < ncpu; i++) sum += vals[i];
+    fprintf(stderr, "%s%llu", k > 1 ? "," : "", sum);
+  }
+  fprintf(stderr, "]}\n");
 }
 
 int main(int argc, char **argv) {
@@ -557,6 +613,7 @@ int main(int argc, char **argv) {
     if (mode && !strcmp(mode, "nowalk")) skel->rodata->cfg_mode = 1;
     else if (mode && !strcmp(mode, "bare")) skel->rodata->cfg_mode = 2;
     else if (mode && !strcmp(mode, "nomcode")) skel->rodata->cfg_mode = 3;
+    if (getenv("LSTRACE_LUAJIT_STATS")) skel->rodata->cfg_stats = 1;
     if (lj_alloc_bpf__load(skel)) { lj_alloc_bpf__destroy(skel); skel = NULL; }
   }
   if (skel && getenv("LSTRACE_LUAJIT_STATS")) stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
@@ -592,7 +649,7 @@ int main(int argc, char **argv) {
   the_rb = rb;
   unsigned long long start = now_ms(), lastcheck = start;
   while (!stop && live > 0) {
-    /* The BPF side wakes us only when the buffer fills up: consume on a short timer. */
+    /* The BPF side never wakes us (a wakeup is an interrupt per record): consume on a short timer. */
     int r = ring_buffer__poll(rb, 20);
     if (r < 0 && r != -EINTR) break;
     ring_buffer__consume(rb);
@@ -625,6 +682,7 @@ int main(int argc, char **argv) {
   fflush(stderr);
   if (settle_ms > 0 && !stop && live > 0) settle(settle_ms);
   /* Detach first, then drain what the probes already wrote. */
+  for (int i = 0; i < nreapers; i++) pthread_join(reapers[i], NULL);
   for (int i = 0; i < nT; i++) {
     for (int j = 0; j < T[i].ndisc; j++) bpf_link__destroy(T[i].disc[j]);
     bpf_link__destroy(T[i].enter);
