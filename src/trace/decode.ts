@@ -42,8 +42,28 @@ function uvLong(u: Uint8Array): number {
     pos = p;
     return v;
   }
-  pos = p;
-  // Beyond 28 bits bitwise operators would overflow: continue in floating point (exact to 2^53).
+  // Bytes 5 to 7 (up to 49 bits: a user-space address): gathered in a second int, one multiply.
+  const p4 = p;
+  b = u[p++]!;
+  let h = b & 0x7f;
+  if (b < 0x80) {
+    pos = p;
+    return v + h * 268435456;
+  }
+  b = u[p++]!;
+  h |= (b & 0x7f) << 7;
+  if (b < 0x80) {
+    pos = p;
+    return v + h * 268435456;
+  }
+  b = u[p++]!;
+  h |= (b & 0x7f) << 14;
+  if (b < 0x80) {
+    pos = p;
+    return v + h * 268435456;
+  }
+  pos = p4;
+  // Longer: continue in floating point (exact to 2^53), as bitwise operators would overflow.
   let mul = 268435456;
   for (let i = 0; i < 6; i++) {
     b = u[pos++]!;
