@@ -12,6 +12,8 @@ const REC_STATUS = 2;
 const REC_LOST = 3;
 const REC_AGG = 4;
 const REC_NOTIFY = 5;
+const REC_STACK = 6;
+const REC_STACKS_RESET = 7;
 const OUT_HEADER = 168; // sizeof(struct ls_out)
 export const NOTIFY_FORK = 2;
 export const NOTIFY_EXIT = 3;
@@ -28,8 +30,8 @@ export interface CallRecord {
   walkBytes: number;
   walkNodes: number;
   str: string;
-  /** Caller first: return addresses (the probed function itself is not included). */
-  pcs: number[];
+  /** The loader's id of the call's stack (a `stack` handler call named it before); 0 = none. */
+  stack: number;
 }
 
 export interface AggRow {
@@ -47,6 +49,11 @@ export interface LoaderHandlers {
   call(r: CallRecord): void;
   notify(kind: number, pid: number, ts: bigint, a0: number): void;
   lost(ringbuf: number, maps: number): void;
+  /** A stack the loader saw first: caller first, return addresses (the probed function itself
+   *  is not included). Calls name it by `id` from now on. */
+  stack(id: number, pid: number, pcs: number[]): void;
+  /** The loader's stack table started afresh: forget every id. */
+  stacksReset(): void;
 }
 
 export interface LoaderOptions {
@@ -136,9 +143,6 @@ export class BpfLoader {
 
   private record(type: number, p: Buffer): void {
     if (type === REC_CALL) {
-      const npcs = p.readUInt32LE(100);
-      const pcs: number[] = new Array(npcs);
-      for (let i = 0; i < npcs; i++) pcs[i] = u64(p, OUT_HEADER + 8 * i);
       const strEnd = p.indexOf(0, 104);
       this.h.call({
         spec: p.readUInt32LE(4),
@@ -150,9 +154,16 @@ export class BpfLoader {
         deref: u64(p, 80),
         walkBytes: u64(p, 88),
         walkNodes: p.readUInt32LE(96),
-        str: p.toString('utf8', 104, strEnd < 0 || strEnd > 168 ? 168 : strEnd),
-        pcs,
+        str: strEnd === 104 ? '' : p.toString('utf8', 104, strEnd < 0 || strEnd > OUT_HEADER ? OUT_HEADER : strEnd),
+        stack: p.readUInt32LE(100),
       });
+    } else if (type === REC_STACK) {
+      const n = (p.length - 8) >> 3;
+      const pcs: number[] = new Array(n);
+      for (let i = 0; i < n; i++) pcs[i] = u64(p, 8 + 8 * i);
+      this.h.stack(p.readUInt32LE(0), p.readUInt32LE(4), pcs);
+    } else if (type === REC_STACKS_RESET) {
+      this.h.stacksReset();
     } else if (type === REC_STATUS) {
       const s = JSON.parse(p.toString('utf8')) as Status;
       if (s.done) this.doneResolve?.();

@@ -8,7 +8,7 @@ import { StackInterner } from '../model/stacks.js';
 import { BpfLoader, NOTIFY_EXIT, NOTIFY_FORK, type AggRow, type CallRecord } from './loader.js';
 import { ModuleTable } from './modules.js';
 import { poolBytes, ProcMem } from './poolwalk.js';
-import type { AllocatorProfile, ValueSource } from './profile.js';
+import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
 import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
 import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
 
@@ -67,6 +67,11 @@ function value(r: CallRecord, s: ValueSource | undefined): number {
   return r.args[s.charCodeAt(3) - 48] ?? 0;
 }
 
+/** A call's size: one source, or two multiplied (calloc). */
+function sizeOf(r: CallRecord, fn: ProfileFunction): number {
+  return Array.isArray(fn.size) ? value(r, fn.size[0]) * value(r, fn.size[1]) : value(r, fn.size);
+}
+
 export class AttachSession {
   private loader!: BpfLoader;
   private readonly specs: ProbeSpec[];
@@ -88,7 +93,7 @@ export class AttachSession {
   readonly stats: SessionStats = { processes: 0, probes: 0, calls: 0, lost: 0, probeErrors: [] };
 
   private constructor(private readonly opts: SessionOptions) {
-    this.specs = compileSpecs(opts.profiles, { poolAllocs: opts.poolAllocs });
+    this.specs = compileSpecs(opts.profiles, { poolAllocs: opts.poolAllocs, mode: opts.mode });
     this.interner = new StackInterner(opts.sink);
     this.ended = new Promise((r) => { this.endResolve = r; });
   }
@@ -97,7 +102,13 @@ export class AttachSession {
     const s = new AttachSession(opts);
     s.loader = await BpfLoader.start(
       { mode: opts.mode, stackBytes: opts.stackBytes, ringbufMb: opts.ringbufMb, unwindLib: opts.unwindLib },
-      { call: (r) => s.onCall(r), notify: (k, pid, ts, a0) => s.onNotify(k, pid, ts, a0), lost: (rb, maps) => s.onLost(rb + maps) },
+      {
+        call: (r) => s.onCall(r),
+        notify: (k, pid, ts, a0) => s.onNotify(k, pid, ts, a0),
+        lost: (rb, maps) => s.onLost(rb + maps),
+        stack: (id, pid, pcs) => s.loaderStacks.set(id, { pid, pcs, id: 0 }),
+        stacksReset: () => s.loaderStacks.clear(),
+      },
     );
     for (const spec of s.specs) {
       const st = await s.loader.command(specLine(spec).split('\t'));
@@ -243,19 +254,15 @@ export class AttachSession {
     }
   }
 
-  /** Interned stacks by their pcs, per process: most events repeat a few call paths. */
-  private readonly stackCache = new Map<string, number>();
+  /** The loader's stacks by its id (distinct per pid and pcs), with their interned id once known. */
+  private readonly loaderStacks = new Map<number, { pid: number; pcs: number[]; id: number }>();
 
-  private stack(proc: Proc | undefined, pid: number, pcs: number[]): number {
-    if (pcs.length === 0) return 0;
-    const key = `${pid}:${pcs.join(',')}`;
-    const hit = this.stackCache.get(key);
-    if (hit !== undefined) return hit;
-    const id = this.internStack(proc, pid, pcs);
-    if (this.stackCache.size > 200000) this.stackCache.clear();
-    // a stack cut short by an unknown module is not cached: the next miss re-reads the maps
-    if (id !== 0) this.stackCache.set(key, id);
-    return id;
+  private stack(proc: Proc | undefined, pid: number, loaderId: number): number {
+    const s = loaderId ? this.loaderStacks.get(loaderId) : undefined;
+    if (!s) return 0;
+    if (s.id !== 0) return s.id;
+    // a stack cut short by an unknown module is not kept: the next call re-reads the maps
+    return (s.id = this.internStack(proc, pid, s.pcs));
   }
 
   private internStack(proc: Proc | undefined, pid: number, pcs: number[]): number {
@@ -279,36 +286,34 @@ export class AttachSession {
     if (!spec || this.stopped) return;
     this.stats.calls++;
     const fn = spec.fn;
-    const val = (src: ValueSource | undefined): number => value(r, src);
     if (fn.okIfRetZero && r.ret !== 0) return;
     const { pid, tid } = r;
     const t = this.t(r.ts);
     const proc = this.procs.get(pid);
-    const size = (): number => (Array.isArray(fn.size) ? value(r, fn.size[0]) * value(r, fn.size[1]) : value(r, fn.size));
     switch (fn.role) {
       case 'alloc': {
-        const addr = val(fn.addr);
-        if (addr) this.emit({ kind: 'alloc', pid, t, tid, addr, size: size(), stack: this.stack(proc, pid, r.pcs) });
+        const addr = value(r, fn.addr);
+        if (addr) this.emit({ kind: 'alloc', pid, t, tid, addr, size: sizeOf(r, fn), stack: this.stack(proc, pid, r.stack) });
         break;
       }
       case 'free': {
-        const addr = val(fn.addr);
+        const addr = value(r, fn.addr);
         if (addr) this.emit({ kind: 'free', pid, t, tid, addr });
         break;
       }
       case 'realloc': {
-        const oldAddr = val(fn.old);
-        const addr = val(fn.addr);
-        const sz = size();
+        const oldAddr = value(r, fn.old);
+        const addr = value(r, fn.addr);
+        const sz = sizeOf(r, fn);
         if (addr === 0 && sz !== 0) break; // failed: the old block is untouched
-        this.emit({ kind: 'realloc', pid, t, tid, oldAddr, addr, size: addr ? sz : 0, stack: addr ? this.stack(proc, pid, r.pcs) : 0 });
+        this.emit({ kind: 'realloc', pid, t, tid, oldAddr, addr, size: addr ? sz : 0, stack: addr ? this.stack(proc, pid, r.stack) : 0 });
         break;
       }
       case 'pool-create': {
-        const pool = val(fn.pool);
+        const pool = value(r, fn.pool);
         if (!pool) break;
-        const parent = val(fn.parent);
-        this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.pcs) });
+        const parent = value(r, fn.parent);
+        this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.stack) });
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
         if (proc) {
           proc.pools.set(pool, { profile: spec.profile, parent });
@@ -322,22 +327,22 @@ export class AttachSession {
       }
       case 'pool-destroy':
       case 'pool-clear': {
-        const pool = val(fn.pool);
+        const pool = value(r, fn.pool);
         if (!pool) break;
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
-        const stack = this.stack(proc, pid, r.pcs);
+        const stack = this.stack(proc, pid, r.stack);
         this.emit(fn.role === 'pool-destroy' ? { kind: 'pool-destroy', pid, t, pool, stack } : { kind: 'pool-clear', pid, t, pool, stack });
         if (proc) this.forgetPool(proc, pool, fn.role === 'pool-destroy');
         break;
       }
       case 'pool-alloc':
-        this.emit({ kind: 'pool-alloc', pid, t, tid, pool: val(fn.pool), size: size(), addr: val(fn.addr), stack: this.stack(proc, pid, r.pcs) });
+        this.emit({ kind: 'pool-alloc', pid, t, tid, pool: value(r, fn.pool), size: sizeOf(r, fn), addr: value(r, fn.addr), stack: this.stack(proc, pid, r.stack) });
         break;
       case 'pool-free':
-        this.emit({ kind: 'pool-free', pid, t, pool: val(fn.pool), addr: val(fn.addr) });
+        this.emit({ kind: 'pool-free', pid, t, pool: value(r, fn.pool), addr: value(r, fn.addr) });
         break;
       case 'pool-tag': {
-        const pool = val(fn.pool);
+        const pool = value(r, fn.pool);
         if (pool) this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
         break;
       }

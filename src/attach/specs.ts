@@ -7,6 +7,7 @@ import type { AllocatorProfile, PoolList, ProfileFunction, Role, ValueSource } f
 export const F_ENTRY_EMIT = 1;
 export const F_STACK = 2;
 export const F_WALK_RET = 4;
+export const F_RET_ONLY = 8;
 const SRC_RET = 6;
 const SRC_DEREF = 7;
 const SRC_NONE = 15;
@@ -52,8 +53,17 @@ function walkFields(l: PoolList | undefined): number[] {
   return [l.first.offset, l.first.deref ? 1 : 0, l.next, l.end ?? -1, l.mallocPtr ?? -1, l.ring ? 1 : 0];
 }
 
+/** The values the session reads from a call in events mode: a pool's creation size is not one
+ *  (its size comes from walking the new pool); aggregate mode counts `size` for it. */
+function eventSources(fn: ProfileFunction): ValueSource[] {
+  const size = fn.role === 'pool-create' ? undefined : fn.size;
+  const out: ValueSource[] = [];
+  for (const v of [fn.addr, fn.old, fn.pool, fn.parent, fn.tag, ...(Array.isArray(size) ? size : [size])]) if (v) out.push(v);
+  return out;
+}
+
 /** The specs for these profiles; `poolAllocs` adds the functions of level `pool-allocs`. */
-export function compileSpecs(profiles: AllocatorProfile[], opts: { poolAllocs: boolean }): ProbeSpec[] {
+export function compileSpecs(profiles: AllocatorProfile[], opts: { poolAllocs: boolean; mode?: 'events' | 'aggregate' }): ProbeSpec[] {
   const out: ProbeSpec[] = [];
   for (const profile of profiles) {
     for (const fn of profile.functions) {
@@ -65,6 +75,9 @@ export function compileSpecs(profiles: AllocatorProfile[], opts: { poolAllocs: b
       const needsReturn = srcs.some((s) => s === 'ret' || s.startsWith('*')) || fn.okIfRetZero === true;
       const stack = fn.stack ?? STACK_ROLES.includes(fn.role);
       let flags = needsReturn ? 0 : F_ENTRY_EMIT;
+      // a return probe alone when no argument is read: one BPF program per call, not two
+      const used = opts.mode === 'aggregate' ? srcs : eventSources(fn);
+      if (needsReturn && used.every((s) => s === 'ret')) flags |= F_RET_ONLY;
       if (stack) flags |= F_STACK;
       const derefArg = derefs.length ? argIndex(derefs[0]) : -1;
       const strArg = fn.tag ? argIndex(fn.tag) : -1;

@@ -116,9 +116,17 @@ static __always_inline void capture_stack(struct pt_regs *ctx, struct ls_event *
     bp = fr[0];
   }
   e->nfp = n;
-  __u32 want = stack_bytes;
+  __u64 want = stack_bytes;
   if (want > LS_MAX_STACK) want = LS_MAX_STACK;
   if (want == 0) return;
+  /* on the main thread's stack every frame lies below mm->start_stack (argc, then argv, the
+   * environment and auxv above it): copy no further. Copying `want` bytes from sp reached into
+   * the environment or failed at the end of the stack mapping (then only up to the end of sp's
+   * page was copied); at nginx's pool creation the frames span about 2 KiB of 8. */
+  struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+  __u64 top = BPF_CORE_READ(task, mm, start_stack);
+  if (top > sp && top - sp < want) want = ((top - sp) + 7) & ~7ULL;
+  if (want == 0 || want > LS_MAX_STACK) return;
   if (bpf_probe_read_user(e->stack, want, (void *)sp) == 0) { e->stack_len = want; return; }
   /* the stack top is closer than `want`: copy up to the end of sp's page */
   __u32 part = 4096 - (sp & 4095);
@@ -266,14 +274,24 @@ int ls_return(struct pt_regs *ctx)
   __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
   const struct ls_spec *s = 0;
   if (!(spec_idx < LS_MAX_SPECS)) return 0;
-  struct inflight_key k = { .tid = (__u32)bpf_get_current_pid_tgid(), .spec = spec_idx };
-  struct inflight_val *v = bpf_map_lookup_elem(&inflight, &k);
-  if (!v) return 0;
-  struct ls_event *e = start_event(spec_idx, &s);
-  if (!e) { bpf_map_delete_elem(&inflight, &k); return 0; }
+  const struct ls_spec *s0 = bpf_map_lookup_elem(&specs, &spec_idx);
+  if (!s0) return 0;
+  struct ls_event *e;
+  if (s0->flags & LS_F_RET_ONLY) {
+    /* attached without an entry program: nothing in flight, no argument needed */
+    e = start_event(spec_idx, &s);
+    if (!e) return 0;
+    __builtin_memset(e->args, 0, sizeof(e->args));
+  } else {
+    struct inflight_key k = { .tid = (__u32)bpf_get_current_pid_tgid(), .spec = spec_idx };
+    struct inflight_val *v = bpf_map_lookup_elem(&inflight, &k);
+    if (!v) return 0;
+    e = start_event(spec_idx, &s);
+    if (!e) { bpf_map_delete_elem(&inflight, &k); return 0; }
+    __builtin_memcpy(e->args, v->args, sizeof(e->args));
+    bpf_map_delete_elem(&inflight, &k);
+  }
   e->flags = 1;
-  __builtin_memcpy(e->args, v->args, sizeof(e->args));
-  bpf_map_delete_elem(&inflight, &k);
   e->ret = PT_REGS_RC(ctx);
   if (s->deref_arg >= 0 && s->deref_arg < 6) e->deref = read_u64(e->args[s->deref_arg & 7]);
   /* at the return probe the registers are the caller's: ip is the return address */

@@ -9,11 +9,13 @@
  *     aggdump                        emit the aggregate tables
  *     quit
  *   stdout (binary records: u32 type, u32 payload length, payload):
- *     1 CALL    struct ls_out + u64 pcs[npcs]
+ *     1 CALL    struct ls_out (its stack: the id of a STACK record sent before it, 0 = none)
  *     2 STATUS  a JSON object, one line of text
  *     3 LOST    u64 ring-buffer drops, u64 aggregate-map drops (totals so far)
  *     4 AGG     struct ls_agg_row
  *     5 NOTIFY  u32 kind (fork/exit), u32 pid, u64 ts, u64 a0
+ *     6 STACK   u32 id, u32 pid, u64 pcs[] (caller first): sent once per distinct (pid, pcs)
+ *     7 STACKS_RESET  the stack table was full and starts afresh: forget every stack id
  * Also: `leakscope-bpf symbols PATH SYM...` prints the SYMs defined in PATH, one per line.
  */
 #define _GNU_SOURCE
@@ -42,7 +44,7 @@ struct ls_out {
   uint64_t ts;
   uint64_t args[6];
   uint64_t ret, deref, walk_bytes;
-  uint32_t walk_nodes, npcs;
+  uint32_t walk_nodes, stack;
   char str[LS_STR_LEN];
 };
 
@@ -102,12 +104,55 @@ static int in_window(uint32_t pid, uint64_t ts)
   return k >= 0 && ready_tab[k].ts && ts >= ready_tab[k].ts;
 }
 
+/* Records wait in memory until stdout (a pipe to node, non-blocking) takes them: while node is
+ * busy the loader keeps draining the BPF ring buffer, whose events (user stack copies, KiBs
+ * each) would otherwise fill it and be lost; a record is ~180 bytes. Past OUT_MAX the loader
+ * waits for the pipe. */
+#define OUT_MAX ((size_t)256 << 20)
+static char *out_buf;
+static size_t out_len, out_cap, out_off;
+
+static void out_flush(int block)
+{
+  while (out_off < out_len) {
+    ssize_t w = write(1, out_buf + out_off, out_len - out_off);
+    if (w > 0) { out_off += w; continue; }
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0 && errno == EAGAIN && block) {
+      struct pollfd p = { .fd = 1, .events = POLLOUT };
+      poll(&p, 1, 1000);
+      continue;
+    }
+    if (w < 0 && errno != EAGAIN) out_off = out_len; /* the reader is gone: drop */
+    break;
+  }
+  if (out_off == out_len) out_off = out_len = 0;
+}
+
+static void out_put(const void *p, size_t n)
+{
+  if (out_len + n > out_cap) {
+    if (out_off) { memmove(out_buf, out_buf + out_off, out_len - out_off); out_len -= out_off; out_off = 0; }
+    if (out_len + n > OUT_MAX) { out_flush(1); }
+    if (out_len + n > out_cap) {
+      size_t cap = out_cap ? out_cap : 1 << 20;
+      while (cap < out_len + n) cap *= 2;
+      char *b = realloc(out_buf, cap);
+      if (!b) { fprintf(stderr, "leakscope-bpf: out of memory\n"); exit(1); }
+      out_buf = b;
+      out_cap = cap;
+    }
+  }
+  memcpy(out_buf + out_len, p, n);
+  out_len += n;
+}
+
 static void put_rec(uint32_t type, const void *a, uint32_t alen, const void *b, uint32_t blen)
 {
   uint32_t hdr[2] = { type, alen + blen };
-  fwrite(hdr, sizeof(hdr), 1, stdout);
-  if (alen) fwrite(a, alen, 1, stdout);
-  if (blen) fwrite(b, blen, 1, stdout);
+  out_put(hdr, sizeof(hdr));
+  if (alen) out_put(a, alen);
+  if (blen) out_put(b, blen);
 }
 
 static void status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -121,7 +166,7 @@ static void status(const char *fmt, ...)
   if (n < 0) return;
   if (n >= (int)sizeof(buf)) n = sizeof(buf) - 1;
   put_rec(2, buf, n, 0, 0);
-  fflush(stdout);
+  out_flush(0);
 }
 
 /* JSON-escapes s into out (for error messages and paths in STATUS records). */
@@ -199,6 +244,55 @@ static void ucache_put(const struct ls_event *e, uint32_t slen, const uint64_t *
   memcpy(c->pcs, pcs, n * sizeof(pcs[0]));
 }
 
+/* Distinct stacks, per pid: a CALL names its stack by id and the pcs cross the pipe once. Open
+ * addressing over (pid, pcs); cleared (with a STACKS_RESET record) when full; ids never repeat. */
+#define STAB_SLOTS (1u << 18)
+#define STAB_MAX (STAB_SLOTS / 2)
+struct stab_ent { uint32_t id, pid, n; uint64_t h; uint64_t *pcs; };
+static struct stab_ent *stab;
+static uint32_t stab_used, stab_next_id = 1;
+
+static uint64_t stack_hash(uint32_t pid, const uint64_t *pcs, int n)
+{
+  uint64_t h = pid * 0x9e3779b97f4a7c15ull ^ (uint64_t)n;
+  for (int i = 0; i < n; i++) h = (h ^ pcs[i]) * 0xff51afd7ed558ccdull;
+  return h ^ (h >> 29);
+}
+
+static void stab_clear(void)
+{
+  for (uint32_t i = 0; i < STAB_SLOTS; i++) { free(stab[i].pcs); stab[i] = (struct stab_ent){ 0 }; }
+  stab_used = 0;
+  put_rec(7, 0, 0, 0, 0);
+}
+
+static uint32_t stack_id(uint32_t pid, const uint64_t *pcs, int n)
+{
+  if (n <= 0) return 0;
+  if (!stab && !(stab = calloc(STAB_SLOTS, sizeof(*stab)))) return 0;
+  uint64_t h = stack_hash(pid, pcs, n);
+  for (int pass = 0; pass < 2; pass++) {
+    for (uint32_t i = 0; i < STAB_SLOTS; i++) {
+      struct stab_ent *e = &stab[(h + i) & (STAB_SLOTS - 1)];
+      if (e->id == 0) {
+        if (stab_used >= STAB_MAX) break;
+        uint64_t *copy = malloc(n * sizeof(pcs[0]));
+        if (!copy) return 0;
+        memcpy(copy, pcs, n * sizeof(pcs[0]));
+        *e = (struct stab_ent){ stab_next_id++, pid, (uint32_t)n, h, copy };
+        if (stab_next_id == 0) stab_next_id = 1;
+        stab_used++;
+        uint32_t hdr[2] = { e->id, pid };
+        put_rec(6, hdr, sizeof(hdr), pcs, n * sizeof(pcs[0]));
+        return e->id;
+      }
+      if (e->h == h && e->pid == pid && e->n == (uint32_t)n && !memcmp(e->pcs, pcs, n * sizeof(pcs[0]))) return e->id;
+    }
+    stab_clear();
+  }
+  return 0;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
   const struct ls_event *e = data;
@@ -243,8 +337,8 @@ static int on_event(void *ctx, void *data, size_t size)
     if (e->caller) pcs[n++] = e->caller;
     for (uint32_t i = 0; i < e->nfp && i < LS_MAX_FP && n < MAX_PCS; i++) pcs[n++] = e->fp[i];
   }
-  o.npcs = n;
-  put_rec(1, &o, sizeof(o), pcs, n * sizeof(pcs[0]));
+  o.stack = stack_id(e->pid, pcs, n);
+  put_rec(1, &o, sizeof(o), 0, 0);
   return 0;
 }
 
@@ -378,8 +472,9 @@ static void do_probe(char **f, int n)
   int idx = num(f[1]), pid = num(f[2]);
   const char *path = f[3], *sym = f[4];
   if (idx < 0 || idx >= LS_MAX_SPECS) { status("{\"error\":\"probe: bad spec index\"}"); return; }
-  LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .bpf_cookie = idx, .retprobe = false);
-  struct bpf_link *l = bpf_program__attach_uprobe_opts(skel->progs.ls_entry, pid, path, 0, &uo);
+  int ret_only = (spec_flags[idx] & LS_F_RET_ONLY) != 0;
+  LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .bpf_cookie = idx, .retprobe = ret_only);
+  struct bpf_link *l = bpf_program__attach_uprobe_opts(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, 0, &uo);
   if (!l) {
     int err = errno;
     status("{\"probe\":%d,\"pid\":%d,\"ok\":false,\"path\":\"%s\",\"symbol\":\"%s\",\"error\":\"%s\"}", idx, pid,
@@ -387,7 +482,7 @@ static void do_probe(char **f, int n)
     return;
   }
   add_link(pid, l);
-  if (!(spec_flags[idx] & LS_F_ENTRY_EMIT)) {
+  if (!(spec_flags[idx] & (LS_F_ENTRY_EMIT | LS_F_RET_ONLY))) {
     LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = sym, .bpf_cookie = idx, .retprobe = true);
     struct bpf_link *r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, 0, &ro);
     if (!r) {
@@ -547,12 +642,13 @@ int main(int argc, char **argv)
   char *line = NULL;
   size_t linecap = 0, linelen = 0;
   char inbuf[4096];
-  struct pollfd pfd[2] = { { .fd = 0, .events = POLLIN }, { .fd = ring_buffer__epoll_fd(rb), .events = POLLIN } };
+  struct pollfd pfd[3] = { { .fd = 0, .events = POLLIN }, { .fd = ring_buffer__epoll_fd(rb), .events = POLLIN }, { .fd = 1, .events = 0 } };
+  fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
   struct timespec last_lost = { 0 };
   int quit = 0;
   while (!stop && !quit) {
     /* the BPF side does not wake us per event (BPF_RB_NO_WAKEUP): drain every 5 ms */
-    int pr = poll(pfd, 2, 5);
+    int pr = poll(pfd, 3, 5);
     if (pr < 0 && errno != EINTR) break;
     ring_buffer__consume(rb);
     if (pfd[0].revents & (POLLIN | POLLHUP)) {
@@ -560,14 +656,15 @@ int main(int argc, char **argv)
       if (r <= 0) quit = 1;
       for (ssize_t i = 0; i < r; i++) {
         if (linelen + 1 >= linecap) { linecap = linecap ? linecap * 2 : 1024; line = realloc(line, linecap); if (!line) return 1; }
-        if (inbuf[i] == '\n') { line[linelen] = 0; fflush(stdout); if (command(line)) quit = 1; linelen = 0; }
+        if (inbuf[i] == '\n') { line[linelen] = 0; if (command(line)) quit = 1; linelen = 0; }
         else line[linelen++] = inbuf[i];
       }
     }
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     if (now.tv_sec != last_lost.tv_sec) { emit_lost(); last_lost = now; }
-    fflush(stdout);
+    out_flush(0);
+    pfd[2].events = out_len ? POLLOUT : 0;
   }
   /* detach everything, then drain what the probes already queued */
   stop_ts = mono_ns();
@@ -578,7 +675,7 @@ int main(int argc, char **argv)
   status("{\"done\":true,\"unwindCacheHits\":%llu,\"unwindCacheMisses\":%llu}", (unsigned long long)ucache_hits, (unsigned long long)ucache_misses);
   if (verify_cache) fprintf(stderr, "leakscope-bpf: unwind cache: %llu hits, %llu misses, %llu hits that a fresh unwind disagrees with\n",
                             (unsigned long long)ucache_hits, (unsigned long long)ucache_misses, (unsigned long long)ucache_wrong);
-  fflush(stdout);
+  out_flush(1);
   ring_buffer__free(rb);
   bpf_link__destroy(lf);
   bpf_link__destroy(le);

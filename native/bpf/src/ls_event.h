@@ -45,6 +45,8 @@ struct ls_spec {
 #define LS_F_ENTRY_EMIT 1 /* emit at entry (no return value needed) */
 #define LS_F_STACK 2      /* capture a stack (caller, frame pointers, stack copy) */
 #define LS_F_WALK_RET 4   /* walk the pool named by the return value / deref instead of an arg */
+#define LS_F_RET_ONLY 8   /* no argument is needed at return: attach the return probe alone (no
+                           * entry program, no in-flight map; the kernel's one trap serves it) */
 
 /* ev.kind */
 #define LS_EV_CALL 1  /* a probed function: entry or return */

@@ -1,0 +1,37 @@
+// Probe specs compiled from the shipped allocator profiles: which calls are probed at entry, at
+// return, or at return alone (no entry program) — what the BPF loader attaches.
+
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { loadProfile } from '../../src/attach/profile.js';
+import { compileSpecs, F_ENTRY_EMIT, F_RET_ONLY, F_STACK, F_WALK_RET } from '../../src/attach/specs.js';
+
+function spec(profile: string, symbol: string, opts: Parameters<typeof compileSpecs>[1]) {
+  const s = compileSpecs([loadProfile(profile)], opts).find((x) => x.fn.symbol === symbol);
+  assert.ok(s, `${symbol} compiled`);
+  return s;
+}
+
+test('ngx_create_pool in events mode: a return probe alone (its size comes from walking the new pool)', () => {
+  const s = spec('nginx', 'ngx_create_pool', { poolAllocs: false, mode: 'events' });
+  assert.equal(s.flags & F_RET_ONLY, F_RET_ONLY);
+  assert.equal(s.flags & F_ENTRY_EMIT, 0);
+  assert.equal(s.flags & (F_STACK | F_WALK_RET), F_STACK | F_WALK_RET, 'creating stack and first size still taken');
+});
+
+test('aggregate mode counts the creation size argument: ngx_create_pool keeps its entry program', () => {
+  const s = spec('nginx', 'ngx_create_pool', { poolAllocs: false, mode: 'aggregate' });
+  assert.equal(s.flags & F_RET_ONLY, 0);
+});
+
+test('calls whose arguments are read at return keep entry + return programs', () => {
+  // malloc's size is arg0; APR writes the new pool through arg0 and names the parent in arg1
+  for (const [profile, symbol] of [['libc', 'malloc'], ['apr', 'apr_pool_create_ex'], ['nginx', 'ngx_palloc']]) {
+    const s = spec(profile, symbol, { poolAllocs: true, mode: 'events' });
+    assert.equal(s.flags & (F_RET_ONLY | F_ENTRY_EMIT), 0, `${symbol}: entry + return`);
+  }
+  // free and ngx_destroy_pool need no return value: entry alone
+  for (const [profile, symbol] of [['libc', 'free'], ['nginx', 'ngx_destroy_pool']]) {
+    assert.equal(spec(profile, symbol, { poolAllocs: false, mode: 'events' }).flags & F_ENTRY_EMIT, F_ENTRY_EMIT, symbol);
+  }
+});
