@@ -16,6 +16,11 @@
 //   nomcode the Lua stack walk without the search for the running trace's machine code
 //   nowalk  every allocator call recorded, no Lua stack walk
 //   bare    the same probes, whose programs return at once: the uprobe stops alone
+//   old     `full` with another build of the tracer, LSBENCH_OLD_TRACER=path (to compare two
+//           builds in one run; a build without BPF statistics gives no per-program split)
+// LSBENCH_SECTIONS=1 also prints what the walk did and the time of each section of the
+// allocation probe (timed in BPF; the timing itself costs ~0.2 us per allocation).
+// LSBENCH_SECONDS (6), LSBENCH_ROUNDS (2), LSBENCH_GARBAGE (30,0): window, rounds, scenarios.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -30,7 +35,7 @@ const ROUNDS = Math.max(1, Number(process.env.LSBENCH_ROUNDS ?? 2));
 // calls per request), 0 a light one (the leak's few allocations only).
 const SCENARIOS = (process.env.LSBENCH_GARBAGE ?? '30,0').split(',').map(Number);
 const VARIANTS = (process.env.LSBENCH_VARIANTS ?? 'full').split(',').filter(Boolean);
-for (const v of VARIANTS) if (!['full', 'nomcode', 'nowalk', 'bare'].includes(v)) throw new Error(`unknown variant ${v}`);
+for (const v of VARIANTS) if (!['full', 'nomcode', 'nowalk', 'bare', 'old'].includes(v)) throw new Error(`unknown variant ${v}`);
 const firstPort = 18420; // our slice: 18420-18429
 const dir = mkdtempSync(join(tmpdir(), 'ls-luajit-bench-'));
 const script = join(dir, 'labels.lua');
@@ -151,13 +156,17 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
   const out = join(dir, 'bench.lstrace');
   const ac = new AbortController();
   const lastId = Math.max(0, ...(await bpfProgs()).map((p) => p.id));
-  process.env.LSTRACE_LUAJIT_STATS = '1';
-  process.env.LSTRACE_LUAJIT_MODE = variant;
-  const traced = attachLuajit({ pids: server.workers, durationMs: (SECONDS + 60) * 1000, out, settleMs: 0, signal: ac.signal });
+  // 1: BPF run-time statistics only; 2 (LSBENCH_SECTIONS=1): also time the probe's sections
+  // (their own timing costs ~0.2 us per allocation: not for overhead figures).
+  process.env.LSTRACE_LUAJIT_STATS = process.env.LSBENCH_SECTIONS === '1' ? '2' : '1';
+  process.env.LSTRACE_LUAJIT_MODE = variant === 'old' ? 'full' : variant;
+  const tracerPath = variant === 'old' ? process.env.LSBENCH_OLD_TRACER : undefined;
+  if (variant === 'old' && !tracerPath) throw new Error('variant old needs LSBENCH_OLD_TRACER=path of another lstrace-luajit build');
+  const traced = attachLuajit({ pids: server.workers, durationMs: (SECONDS + 60) * 1000, out, settleMs: 0, signal: ac.signal, tracer: tracerPath });
   delete process.env.LSTRACE_LUAJIT_MODE;
   await new Promise((r) => setTimeout(r, 1500)); // tracer loaded
   writeScript(garbage, `${tag}d`);
-  await wrkRun(1); // discovery: the first Lua API call of each worker
+  const discoveryRequests = (await wrkRun(1)).requests; // discovery: the first Lua API call of each worker
   writeScript(garbage, tag);
   const tracer = childrenNamed('lstrace-luajit');
   const tracerBefore = tracer.reduce((a, p) => a + cpuTicks(p), 0);
@@ -197,13 +206,16 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
   let rejected = '';
   if (res.lost > 0) rejected = `${res.lost} events lost (ring buffer full)`;
   else if (variant !== 'bare' && calls > 0 && res.events < 0.99 * calls) rejected = `recorded ${res.events} events for ${calls} allocator calls`;
-  else if (!windowCalls) rejected = 'no BPF run-time statistics (bpftool or kernel.bpf_stats_enabled unavailable)';
+  else if (!windowCalls && variant !== 'old') rejected = 'no BPF run-time statistics (bpftool or kernel.bpf_stats_enabled unavailable)';
+  // A build without statistics: calls per request from the events it recorded (the whole
+  // attach, discovery run included: a slight overestimate).
+  const callsPerReq = windowCalls ? windowCalls / Math.max(1, run.requests) : res.events / Math.max(1, run.requests + discoveryRequests);
   return {
     ...run,
     variant,
     tracerUs,
     consumerUs,
-    callsPerReq: windowCalls / Math.max(1, run.requests),
+    callsPerReq,
     bpfNsPerCall: windowNs / Math.max(1, windowCalls),
     bpfSplit: bpfSplit + walkInfo,
     events: res.events,

@@ -32,6 +32,8 @@ export interface AttachLuajitOptions {
    * Then what is outstanding was reachable: garbage the lazy GC had not collected is gone.
    */
   settleMs?: number;
+  /** Another build of the tracer (the bench compares two builds in one run). */
+  tracer?: string;
 }
 
 export interface AttachLuajitResult {
@@ -220,7 +222,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   args.push('--settle-ms', String(settleMs));
   const settled = new Set<number>();
   const now = () => Math.max(0, Number(process.hrtime.bigint() - startMono));
-  const proc = spawn(LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(opts.tracer ?? LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
   let bpfStats: AttachLuajitResult['bpfStats'];

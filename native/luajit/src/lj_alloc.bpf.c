@@ -26,6 +26,7 @@ struct state_key { __u32 tgid; __u32 pad; __u64 msp; };
 struct task_ctx {
   __u64 msp, ptr, osize, nsize;
   __u64 gmsp, g; /* states[(tgid, gmsp)] == g, cached */
+  __u64 jt;      /* jtrace[tgid] once user space found it, cached */
   __u32 live, pad;
 };
 
@@ -48,7 +49,11 @@ volatile __u32 drain_any = 0;
 /* Copies of user memory, read in one piece each (one bpf_probe_read_user per block instead
  * of one per field): the top of the Lua stack, the machine stack, global_State's hot part. */
 #define LJ_LUA_WORDS 128
-#define LJ_G_SPAN 200 /* vmstate (184) .. jit_base (376 + 8) */
+/* vmstate (184) .. jit_base (376 + 8), and on to jit_State.trace, which follows in GG_State
+ * (g + 0x460 in Debian's 2.1-20230119): one read instead of two. Falls back to the first
+ * 200 bytes. */
+#define LJ_G_SPAN 1024
+#define LJ_G_SPAN_MIN 200
 struct walkbuf {
   __u64 lua[LJ_LUA_WORDS];
   __u64 mach[LJ_STACK_WORDS];
@@ -266,10 +271,20 @@ static long walk_step(__u32 i, void *arg) {
 /* In compiled code the interpreter's PC is stale; the return address into the trace's
  * machine code (found on the stack) selects the snapshot, hence the bytecode, like
  * lj_trace_unwind() does for errors raised in C helpers called from traces. */
-static __always_inline void find_mcode(struct lj_event *e, struct walkbuf *wb, __u32 tgid, __u64 sp) {
-  __u64 *jt = bpf_map_lookup_elem(&jtrace, &tgid);
-  if (!jt) return;
-  __u64 arr = rd64(*jt);
+static __always_inline void find_mcode(struct lj_event *e, struct walkbuf *wb, struct task_ctx *t, __u32 tgid, __u64 sp, __u64 g, __u32 gspan) {
+  __u64 jt = t->jt;
+  if (!jt) {
+    __u64 *jp = bpf_map_lookup_elem(&jtrace, &tgid);
+    if (!jp) return;
+    jt = *jp;
+    t->jt = jt;
+  }
+  __u64 arr;
+  __u64 off = jt - g - LJ_G_VMSTATE; /* in the copy of global_State's hot part? */
+  if (jt >= g + LJ_G_VMSTATE && off + 8 <= gspan && !(off & 7)) {
+    asm volatile("" : "+r"(off));
+    arr = *(__u64 *)&wb->g[off & (LJ_G_SPAN - 8)];
+  } else arr = rd64(jt);
   if (!arr) return;
   __u64 T = rd64(arr + 8 * (__u64)(__u32)e->vmstate);
   if (!T) return;
@@ -297,9 +312,13 @@ static __always_inline void find_mcode(struct lj_event *e, struct walkbuf *wb, _
   if (cfg_stats) count(C_MC_NONE);
 }
 
-static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, __u64 g, __u64 *t0) {
+static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, __u64 g, __u64 *t0, __u32 *gspan) {
   /* vmstate, cur_L and jit_base in one read */
-  if (bpf_probe_read_user(wb->g, LJ_G_SPAN, (void *)(g + LJ_G_VMSTATE))) { e->flags |= LJ_F_BADREAD; return; }
+  *gspan = LJ_G_SPAN;
+  if (bpf_probe_read_user(wb->g, LJ_G_SPAN, (void *)(g + LJ_G_VMSTATE))) {
+    *gspan = LJ_G_SPAN_MIN;
+    if (bpf_probe_read_user(wb->g, LJ_G_SPAN_MIN, (void *)(g + LJ_G_VMSTATE))) { e->flags |= LJ_F_BADREAD; return; }
+  }
   int vmstate = *(int *)&wb->g[0];
   e->vmstate = vmstate;
   /* ~LJ_VMST_GC = -3, ~RECORD = -5, ~OPT = -6, ~ASM = -7: the VM working for itself. */
@@ -372,9 +391,10 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   lap(C_NS_HEAD, &t0);
   if ((drain && !e->ptr) || cfg_mode == 1 || !wb) { }
   else if (g) {
-    walk(e, wb, g, &t0);
+    __u32 gspan = 0;
+    walk(e, wb, g, &t0, &gspan);
     if ((e->flags & LJ_F_TRACE) && e->vmstate > 0 && cfg_mode != 3) {
-      find_mcode(e, wb, tgid, PT_REGS_SP(ctx));
+      find_mcode(e, wb, t, tgid, PT_REGS_SP(ctx), g, gspan);
       lap(C_NS_MCODE, &t0);
     }
   }
