@@ -79,6 +79,13 @@ export class LiveTable {
     }
   }
 
+  /** Slots a lookup of a live address reads (1 = found at its home slot), or -1 when it is not
+   *  live: what the hash costs for an address pattern (tests and benches). */
+  probeLength(a: number): number {
+    const i = this.find(a);
+    return i < 0 ? -1 : ((i - this.home(a >>> 0, (a / TWO32) >>> 0)) & this.mask) + 1;
+  }
+
   /** Makes room for one more entry (before probe() + insertAt()). */
   reserve(): void {
     if ((this.count + 1) * 4 > this.capacity * 3) this.grow();
