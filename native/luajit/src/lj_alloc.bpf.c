@@ -242,7 +242,9 @@ static long walk_step(__u32 i, void *arg) {
   if (ffid == 0) {
     __u64 fnpc = hdr[4]; /* GCfuncL.pc, byte 32 */
     __u64 pc = 0;
-    if (!c->nextframe) pc = rd64(c->cf + LJ_CFRAME_PC);
+    /* The top frame's saved PC: in compiled code it is stale and user space takes the
+     * position from the trace's snapshot instead (src/luajit/stacks.ts): not read. */
+    if (!c->nextframe) pc = (e->flags & LJ_F_TRACE) ? 0 : rd64(c->cf + LJ_CFRAME_PC);
     else if ((c->nextlink & 3) == 0) pc = c->nextlink;
     else if ((c->nextlink & 7) == 2) lua_word(c, c->nextframe - 16, &pc);
     else if ((c->nextlink & 7) == 3 && c->nextfn == fn) skip = 1; /* vararg pseudo frame shown already */
