@@ -143,6 +143,8 @@ interface Traced extends Run {
   consumerUs: number;
   /** Allocator calls per request in the measured window (BPF run counts). */
   callsPerReq: number;
+  /** Of which frees (one uprobe stop each; an allocation takes two). */
+  freesPerReq: number;
   /** BPF programs' run time per allocator call, ns, in the measured window; per program too. */
   bpfNsPerCall: number;
   bpfSplit: string;
@@ -162,6 +164,16 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
   process.env.LSTRACE_LUAJIT_MODE = variant === 'old' ? 'full' : variant;
   const tracerPath = variant === 'old' ? process.env.LSBENCH_OLD_TRACER : undefined;
   if (variant === 'old' && !tracerPath) throw new Error('variant old needs LSBENCH_OLD_TRACER=path of another lstrace-luajit build');
+  // A build that does not enable the BPF statistics itself: enabled here for its run (the
+  // same global switch the tracer holds while it runs), restored after.
+  const statsSysctl = '/proc/sys/kernel/bpf_stats_enabled';
+  let statsWas = '';
+  if (variant === 'old') {
+    try {
+      statsWas = readFileSync(statsSysctl, 'utf8').trim();
+      writeFileSync(statsSysctl, '1');
+    } catch { /* no split for it */ }
+  }
   const traced = attachLuajit({ pids: server.workers, durationMs: (SECONDS + 60) * 1000, out, settleMs: 0, signal: ac.signal, tracer: tracerPath });
   delete process.env.LSTRACE_LUAJIT_MODE;
   await new Promise((r) => setTimeout(r, 1500)); // tracer loaded
@@ -179,12 +191,14 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
   const tracerUs = ((tracer.reduce((a, p) => a + cpuTicks(p), 0) - tracerBefore) * 10_000) / Math.max(1, run.requests);
   ac.abort();
   const res = await traced;
+  if (statsWas) writeFileSync(statsSysctl, statsWas);
   const delta = (name: string) => {
     const a = statsAfter.get(name);
     const b = statsBefore.get(name);
     return { runs: (a?.runs ?? 0) - (b?.runs ?? 0), ns: (a?.ns ?? 0) - (b?.ns ?? 0) };
   };
   const windowCalls = CALL_PROGS.reduce((s, n) => s + delta(n).runs, 0);
+  const windowFrees = delta('lj_free_site').runs;
   const names = [...statsAfter.keys()].filter((n) => n.startsWith('lj_')).sort();
   const windowNs = names.reduce((s, n) => s + delta(n).ns, 0);
   const bpfSplit = names
@@ -194,7 +208,8 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
     .join(', ');
   // Whole attach: what the tracer recorded vs the calls its probes saw (the tracer's own stats).
   const st = res.bpfStats ?? {};
-  const calls = CALL_PROGS.reduce((s, n) => s + (st[n]?.runs ?? 0), 0);
+  // (a build without its own statistics: the window's counts stand in for the whole attach's)
+  const calls = res.bpfStats ? CALL_PROGS.reduce((s, n) => s + (st[n]?.runs ?? 0), 0) : 0;
   const [walks = 0, frames = 0, copied = 0, read = 0, mc32 = 0, mc128 = 0, mcNone = 0, nsHead = 0, nsPrep = 0, nsFrames = 0, nsMcode = 0, nsSubmit = 0] = res.bpfCounters ?? [];
   const allocs = st.lj_alloc_exit?.runs ?? 0;
   const per = (ns: number, n: number) => (n ? (ns / n).toFixed(0) : '-');
@@ -216,6 +231,7 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
     tracerUs,
     consumerUs,
     callsPerReq,
+    freesPerReq: windowFrees / Math.max(1, run.requests),
     bpfNsPerCall: windowNs / Math.max(1, windowCalls),
     bpfSplit: bpfSplit + walkInfo,
     events: res.events,
@@ -251,7 +267,7 @@ try {
         const t = await tracedRun(v, garbage, `g${garbage}t${k++}_`);
         traced.push(t);
         const flag = t.rejected ? `  REJECTED: ${t.rejected}` : '';
-        console.log(`  traced ${v.padEnd(7)}    ${t.rps.toFixed(0).padStart(6)} req/s, workers ${f1(t.workerCpuUs)} us CPU/request, ${f1(t.callsPerReq)} allocator calls/request, BPF ${t.bpfNsPerCall.toFixed(0)} ns/call, tracer ${f1(t.tracerUs)} + converter ${f1(t.consumerUs)} us/request, events ${t.events}/${t.calls} calls, lost ${t.lost}${flag}`);
+        console.log(`  traced ${v.padEnd(7)}    ${t.rps.toFixed(0).padStart(6)} req/s, workers ${f1(t.workerCpuUs)} us CPU/request, ${f1(t.callsPerReq)} allocator calls/request (${f1(t.freesPerReq)} frees), BPF ${t.bpfNsPerCall.toFixed(0)} ns/call, tracer ${f1(t.tracerUs)} + converter ${f1(t.consumerUs)} us/request, events ${t.events}/${t.calls} calls, lost ${t.lost}${flag}`);
         console.log(`                    BPF: ${t.bpfSplit}`);
         if (t.rejected) anyRejected = true;
         await u();
