@@ -18,12 +18,14 @@ const OUT_HEADER = 168; // sizeof(struct ls_out)
 export const NOTIFY_FORK = 2;
 export const NOTIFY_EXIT = 3;
 
+/** One probed call. The handler gets the same object for every call (filled afresh, no
+ *  allocation per call): copy what it keeps. */
 export interface CallRecord {
   spec: number;
   pid: number;
   tid: number;
-  /** CLOCK_MONOTONIC nanoseconds. */
-  ts: bigint;
+  /** Nanoseconds since LoaderOptions.startMono (CLOCK_MONOTONIC), never negative. */
+  t: number;
   args: number[];
   ret: number;
   deref: number;
@@ -61,6 +63,8 @@ export interface LoaderOptions {
   stackBytes: number;
   ringbufMb: number;
   unwindLib?: string;
+  /** CLOCK_MONOTONIC ns that calls' `t` counts from. */
+  startMono: bigint;
 }
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
@@ -81,9 +85,14 @@ export class BpfLoader {
   private exited = false;
   private readonly exitPromise: Promise<number>;
   private doneResolve?: () => void;
+  private readonly startHi: number;
+  private readonly startLo: number;
+  private readonly call: CallRecord = { spec: 0, pid: 0, tid: 0, t: 0, args: [0, 0, 0, 0, 0, 0], ret: 0, deref: 0, walkBytes: 0, walkNodes: 0, str: '', stack: 0 };
   unwinder = false;
 
-  private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly h: LoaderHandlers) {
+  private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly h: LoaderHandlers, startMono: bigint) {
+    this.startHi = Number(startMono >> 32n);
+    this.startLo = Number(startMono & 0xffffffffn);
     this.exitPromise = new Promise((resolve) => child.on('exit', (code) => { this.exited = true; resolve(code ?? 1); this.failPending(); }));
     child.stdout.on('data', (d: Buffer) => this.onData(d));
     child.stderr.on('data', (d: Buffer) => { this.stderr += d.toString('utf8'); if (this.stderr.length > 65536) this.stderr = this.stderr.slice(-65536); });
@@ -96,7 +105,7 @@ export class BpfLoader {
     const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
     if (opts.unwindLib) args.push('--unwind', opts.unwindLib);
     const child = spawn(LOADER_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    const l = new BpfLoader(child, h);
+    const l = new BpfLoader(child, h, opts.startMono);
     const ready = await new Promise<Status | undefined>((resolve) => {
       l.pending.push(resolve);
       child.on('error', () => resolve(undefined));
@@ -128,10 +137,11 @@ export class BpfLoader {
       const type = b.readUInt32LE(o);
       const len = b.readUInt32LE(o + 4);
       if (o + 8 + len > b.length) break;
-      const p = b.subarray(o + 8, o + 8 + len);
+      const at = o + 8;
       o += 8 + len;
       try {
-        this.record(type, p);
+        if (type === REC_CALL && len >= OUT_HEADER) this.callRecord(b, at);
+        else this.record(type, b.subarray(at, at + len));
       } catch (err) {
         // a bad record must not take the session down; it is reported as lost
         this.h.lost(0, 0);
@@ -141,23 +151,32 @@ export class BpfLoader {
     this.buf = o === b.length ? Buffer.alloc(0) : b.subarray(o);
   }
 
+  /** struct ls_out at b[o..], decoded in place into the one reused CallRecord. */
+  private callRecord(b: Buffer, o: number): void {
+    const c = this.call;
+    c.spec = b.readUInt32LE(o + 4);
+    c.pid = b.readUInt32LE(o + 8);
+    c.tid = b.readUInt32LE(o + 12);
+    // 64-bit nanoseconds as two halves: exact without a BigInt per call
+    const t = (b.readUInt32LE(o + 20) - this.startHi) * 0x100000000 + (b.readUInt32LE(o + 16) - this.startLo);
+    c.t = t > 0 ? t : 0;
+    const a = c.args;
+    for (let i = 0; i < 6; i++) a[i] = u64(b, o + 24 + 8 * i);
+    c.ret = u64(b, o + 72);
+    c.deref = u64(b, o + 80);
+    c.walkBytes = u64(b, o + 88);
+    c.walkNodes = b.readUInt32LE(o + 96);
+    c.stack = b.readUInt32LE(o + 100);
+    if (b[o + 104] === 0) c.str = '';
+    else {
+      const end = b.indexOf(0, o + 104);
+      c.str = b.toString('utf8', o + 104, end < 0 || end > o + OUT_HEADER ? o + OUT_HEADER : end);
+    }
+    this.h.call(c);
+  }
+
   private record(type: number, p: Buffer): void {
-    if (type === REC_CALL) {
-      const strEnd = p.indexOf(0, 104);
-      this.h.call({
-        spec: p.readUInt32LE(4),
-        pid: p.readUInt32LE(8),
-        tid: p.readUInt32LE(12),
-        ts: p.readBigUInt64LE(16),
-        args: [u64(p, 24), u64(p, 32), u64(p, 40), u64(p, 48), u64(p, 56), u64(p, 64)],
-        ret: u64(p, 72),
-        deref: u64(p, 80),
-        walkBytes: u64(p, 88),
-        walkNodes: p.readUInt32LE(96),
-        str: strEnd === 104 ? '' : p.toString('utf8', 104, strEnd < 0 || strEnd > OUT_HEADER ? OUT_HEADER : strEnd),
-        stack: p.readUInt32LE(100),
-      });
-    } else if (type === REC_STACK) {
+    if (type === REC_STACK) {
       const n = (p.length - 8) >> 3;
       const pcs: number[] = new Array(n);
       for (let i = 0; i < n; i++) pcs[i] = u64(p, 8 + 8 * i);

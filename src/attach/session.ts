@@ -101,7 +101,7 @@ export class AttachSession {
   static async start(opts: SessionOptions): Promise<AttachSession> {
     const s = new AttachSession(opts);
     s.loader = await BpfLoader.start(
-      { mode: opts.mode, stackBytes: opts.stackBytes, ringbufMb: opts.ringbufMb, unwindLib: opts.unwindLib },
+      { mode: opts.mode, stackBytes: opts.stackBytes, ringbufMb: opts.ringbufMb, unwindLib: opts.unwindLib, startMono: opts.startMono },
       {
         call: (r) => s.onCall(r),
         notify: (k, pid, ts, a0) => s.onNotify(k, pid, ts, a0),
@@ -288,7 +288,7 @@ export class AttachSession {
     const fn = spec.fn;
     if (fn.okIfRetZero && r.ret !== 0) return;
     const { pid, tid } = r;
-    const t = this.t(r.ts);
+    const t = r.t;
     const proc = this.procs.get(pid);
     switch (fn.role) {
       case 'alloc': {
