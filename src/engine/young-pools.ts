@@ -21,7 +21,8 @@ export const ROW = ACC + SLOTS * ACC_W;
 
 export class YoungPools {
   readonly byAddr = new LiveTable();
-  rows = new Float64Array(64 * ROW);
+  /** Starts small (a process may never create a pool) and doubles. */
+  rows = new Float64Array(4 * ROW);
   /** Class of each row (its kind and tag are the class's: see Engine.promote). */
   readonly cls: (PoolClassState | undefined)[] = [];
   private readonly freeRows: number[] = [];
