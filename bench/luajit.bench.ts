@@ -210,11 +210,11 @@ async function tracedRun(variant: string, garbage: number, tag: string): Promise
   const st = res.bpfStats ?? {};
   // (a build without its own statistics: the window's counts stand in for the whole attach's)
   const calls = res.bpfStats ? CALL_PROGS.reduce((s, n) => s + (st[n]?.runs ?? 0), 0) : 0;
-  const [walks = 0, frames = 0, copied = 0, read = 0, mc32 = 0, mc128 = 0, mcNone = 0, nsHead = 0, nsPrep = 0, nsFrames = 0, nsMcode = 0, nsSubmit = 0] = res.bpfCounters ?? [];
+  const [walks = 0, frames = 0, copied = 0, read = 0, mc32 = 0, mc128 = 0, mcNone = 0, nsHead = 0, nsPrep = 0, nsFrames = 0, nsMcode = 0, nsSubmit = 0, cacheHits = 0, cacheDrops = 0] = res.bpfCounters ?? [];
   const allocs = st.lj_alloc_exit?.runs ?? 0;
   const per = (ns: number, n: number) => (n ? (ns / n).toFixed(0) : '-');
   const walkInfo = walks
-    ? `; walks ${walks}, ${(frames / walks).toFixed(1)} frames/walk, Lua stack words copied ${copied} / read alone ${read}, machine code found in 32 words ${mc32}, further ${mc128}, not ${mcNone}; ` +
+    ? `; walks ${walks} (${cacheHits} reused from the walk cache, ${cacheDrops} cache entries dropped by a free), ${(frames / Math.max(1, walks - cacheHits)).toFixed(1)} frames/walk done, Lua stack words copied ${copied} / read alone ${read}, machine code found in 32 words ${mc32}, further ${mc128}, not ${mcNone}; ` +
       `lj_alloc_exit sections (ns, timed in BPF): head ${per(nsHead, allocs)} per allocation, walk setup ${per(nsPrep, walks)} + frames ${per(nsFrames, walks)} per walk, ` +
       `machine code search ${per(nsMcode, mc32 + mc128 + mcNone)} per search, record ${per(nsSubmit, allocs)} per allocation`
     : '';

@@ -17,13 +17,30 @@ char LICENSE[] SEC("license") = "GPL";
 const volatile __u32 cfg_mode = 0;
 /* Count what the walk does (counters C_*): LSTRACE_LUAJIT_STATS. */
 const volatile __u32 cfg_stats = 0;
+/* LSTRACE_LUAJIT_NO_WALK_CACHE: walk every time (to compare). */
+const volatile __u32 cfg_nocache = 0;
 
 struct state_key { __u32 tgid; __u32 pad; __u64 msp; };
 
 /* Per thread: the allocator call in flight (entry probe to return probe), and the last
  * global_State found for an allocator data pointer (task storage: no hash map update and
  * delete per call). */
+/* The last Lua stack walked by a thread, reused when the next walk would read the same words:
+ * a walk is a function of the Lua stack words it reads (function slots, frame links) and of
+ * data that cannot change while those functions are alive (a function's prototype and C
+ * pointer, the calling bytecode): the same words, the same frames. A function freed (and its
+ * address perhaps reused) drops the entry (see emit_free). */
+#define LJ_CK 64
+struct walk_cache {
+  __u64 L, base, bot;
+  __u32 valid, mode, n, flags, nchk, nfns, top_lua, pad;
+  __u64 fns[LJ_MAX_FRAMES + 4];          /* functions of the frames walked */
+  __u64 ck_addr[LJ_CK], ck_val[LJ_CK];   /* the Lua stack words read */
+  struct lj_frame frames[LJ_MAX_FRAMES];
+};
+
 struct task_ctx {
+  struct walk_cache wc;
   __u64 msp, ptr, osize, nsize;
   __u64 gmsp, g; /* states[(tgid, gmsp)] == g, cached */
   __u64 jt;      /* jtrace[tgid] once user space found it, cached */
@@ -37,7 +54,7 @@ struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type
 /* [0] records lost (ring buffer full); [1..] what the walk did (C_*), printed with the BPF
  * statistics (LSTRACE_LUAJIT_STATS) */
 enum { C_LOST, C_WALKS, C_FRAMES, C_WORD_COPY, C_WORD_READ, C_MC_32, C_MC_128, C_MC_NONE,
-       C_NS_HEAD, C_NS_PREP, C_NS_FRAMES, C_NS_MCODE, C_NS_SUBMIT, C_N };
+       C_NS_HEAD, C_NS_PREP, C_NS_FRAMES, C_NS_MCODE, C_NS_SUBMIT, C_CACHE_HIT, C_CACHE_DROP, C_N };
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, C_N); __type(key, __u32); __type(value, __u64); } counters SEC(".maps");
 /* tgid -> address of jit_State.trace (found by user space), to find the running trace's mcode */
 struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key, __u32); __type(value, __u64); } jtrace SEC(".maps");
@@ -145,9 +162,27 @@ int BPF_KPROBE(lj_discover, __u64 L) {
   return 0;
 }
 
+/* A freed function (or thread) of the cached walk: the entry goes (its address may come back
+ * as another function, with another prototype, in the same stack slot). */
+static __always_inline void drop_cached(__u64 ptr) {
+  struct task_ctx *t = bpf_task_storage_get(&tasks, bpf_get_current_task_btf(), 0, 0);
+  if (!t || !t->wc.valid) return;
+  if (ptr == t->wc.L) { t->wc.valid = 0; return; }
+  __u32 n = t->wc.nfns;
+  for (__u32 i = 0; i < LJ_MAX_FRAMES + 4; i++) {
+    if (i >= n) break;
+    if (t->wc.fns[i] == ptr) {
+      t->wc.valid = 0;
+      if (cfg_stats) count(C_CACHE_DROP);
+      return;
+    }
+  }
+}
+
 /* A free needs no stack: a small record written in place in the ring. */
 static __always_inline void emit_free(__u64 id, __u64 ptr) {
   if (!ptr) return;
+  if (!cfg_nocache) drop_cached(ptr);
   void *rb = ring_of(id >> 32);
   struct lj_free_event *e = bpf_ringbuf_reserve(rb, sizeof(*e), 0);
   if (!e) { lost(); return; }
@@ -207,6 +242,8 @@ struct walk_ctx {
   __u64 lo, hi; /* wb->lua holds the Lua stack's words [lo, hi) */
   __u64 cf, bot, frame, nextframe, nextlink, nextfn;
   __u32 n, copied, read;
+  struct walk_cache *wc; /* records what the walk read, when not null */
+  __u32 nchk, nfns, norec;
 };
 
 /* A Lua stack word: from the copy when it holds it, else read on its own. */
@@ -216,9 +253,18 @@ static __always_inline int lua_word(struct walk_ctx *c, __u64 addr, __u64 *v) {
     asm volatile("" : "+r"(i)); /* keep the mask below where the verifier sees it */
     *v = c->wb->lua[i & (LJ_LUA_WORDS - 1)];
     c->copied++;
+    if (c->wc) {
+      __u32 k = c->nchk;
+      if (k < LJ_CK) {
+        c->wc->ck_addr[k & (LJ_CK - 1)] = addr;
+        c->wc->ck_val[k & (LJ_CK - 1)] = *v;
+        c->nchk = k + 1;
+      } else c->norec = 1;
+    }
     return 0;
   }
   c->read++;
+  c->norec = 1; /* a word outside the copy: not cached */
   return bpf_probe_read_user(v, 8, (void *)addr);
 }
 
@@ -231,6 +277,11 @@ static long walk_step(__u32 i, void *arg) {
   __u64 fnw = 0, link = 0;
   if (lua_word(c, c->frame - 8, &fnw) || lua_word(c, c->frame, &link)) { e->flags |= LJ_F_BADREAD; return 1; }
   __u64 fn = fnw & LJ_GCVMASK;
+  if (c->wc) {
+    __u32 k = c->nfns;
+    if (k < LJ_MAX_FRAMES + 4) { c->wc->fns[k] = fn; c->nfns = k + 1; }
+    else c->norec = 1;
+  }
   __u64 hdr[6];
   if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)fn)) { e->flags |= LJ_F_BADREAD; return 1; }
   __u8 ffid = (hdr[1] >> 16) & 0xff; /* byte 10 */
@@ -314,7 +365,7 @@ static __always_inline void find_mcode(struct lj_event *e, struct walkbuf *wb, s
   if (cfg_stats) count(C_MC_NONE);
 }
 
-static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, __u64 g, __u64 *t0, __u32 *gspan) {
+static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, struct task_ctx *t, __u64 g, __u64 *t0, __u32 *gspan) {
   /* vmstate, cur_L and jit_base in one read */
   *gspan = LJ_G_SPAN;
   if (bpf_probe_read_user(wb->g, LJ_G_SPAN, (void *)(g + LJ_G_VMSTATE))) {
@@ -348,9 +399,46 @@ static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, __u64 g
   if (len && bpf_probe_read_user(wb->lua, len, (void *)lo)) len = 0;
   if (cfg_stats) count(C_WALKS);
   lap(C_NS_PREP, t0);
-  struct walk_ctx c = { .e = e, .wb = wb, .lo = lo, .hi = lo + len, .cf = cf, .bot = stack + 8, .frame = base - 8 };
+  __u64 hi = lo + len;
+  __u32 mode = vmstate >= 0;
+  struct walk_cache *wc = cfg_nocache ? NULL : &t->wc;
+  if (wc && wc->valid && wc->L == L && wc->base == base && wc->bot == stack + 8 && wc->mode == mode) {
+    __u32 nck = wc->nchk, same = 1;
+    for (__u32 i = 0; i < LJ_CK; i++) {
+      if (i >= nck) break;
+      __u64 a = wc->ck_addr[i];
+      if (a < lo || a >= hi || ((a - lo) & 7)) { same = 0; break; }
+      __u64 k = (a - lo) / 8;
+      asm volatile("" : "+r"(k));
+      if (wb->lua[k & (LJ_LUA_WORDS - 1)] != wc->ck_val[i]) { same = 0; break; }
+    }
+    if (same) {
+      bpf_probe_read_kernel(e->frames, sizeof(e->frames), wc->frames);
+      e->nframes = wc->n;
+      e->flags |= wc->flags;
+      /* The top frame's position is the one thing not in the Lua stack words: the C frame's
+       * saved PC (interpreted code only). */
+      if (wc->top_lua) {
+        __u64 fnpc = e->frames[0].ptr + LJ_PROTO_SIZE;
+        __u64 pc = rd64(cf + LJ_CFRAME_PC);
+        e->frames[0].pos = (pc > fnpc && pc - fnpc < (1ULL << 24)) ? (__u32)((pc - fnpc) / 4 - 1) : ~0U;
+      }
+      if (cfg_stats) count(C_CACHE_HIT);
+      lap(C_NS_FRAMES, t0);
+      return;
+    }
+  }
+  if (wc) wc->valid = 0;
+  struct walk_ctx c = { .e = e, .wb = wb, .lo = lo, .hi = hi, .cf = cf, .bot = stack + 8, .frame = base - 8, .wc = wc };
   bpf_loop(LJ_MAX_FRAMES + 4, walk_step, &c, 0);
   e->nframes = c.n;
+  if (wc && !c.norec && !(e->flags & LJ_F_BADREAD)) {
+    wc->L = L; wc->base = base; wc->bot = stack + 8; wc->mode = mode;
+    wc->n = c.n; wc->flags = e->flags & LJ_F_TRUNC; wc->nchk = c.nchk; wc->nfns = c.nfns;
+    wc->top_lua = !mode && c.n > 0 && e->frames[0].kind == LJ_K_LUA;
+    bpf_probe_read_kernel(wc->frames, sizeof(wc->frames), e->frames);
+    wc->valid = 1;
+  }
   lap(C_NS_FRAMES, t0);
   if (cfg_stats) {
     add(C_FRAMES, c.n);
@@ -394,7 +482,7 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   if ((drain && !e->ptr) || cfg_mode == 1 || !wb) { }
   else if (g) {
     __u32 gspan = 0;
-    walk(e, wb, g, &t0, &gspan);
+    walk(e, wb, t, g, &t0, &gspan);
     if ((e->flags & LJ_F_TRACE) && e->vmstate > 0 && cfg_mode != 3) {
       find_mcode(e, wb, t, tgid, PT_REGS_SP(ctx), g, gspan);
       lap(C_NS_MCODE, &t0);

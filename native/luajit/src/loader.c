@@ -615,6 +615,7 @@ int main(int argc, char **argv) {
     else if (mode && !strcmp(mode, "nomcode")) skel->rodata->cfg_mode = 3;
     /* LSTRACE_LUAJIT_STATS=2: also count and time the sections of the allocation probe (its
      * own timing costs ~0.2 us per allocation: not for overhead figures) */
+    if (getenv("LSTRACE_LUAJIT_NO_WALK_CACHE")) skel->rodata->cfg_nocache = 1;
     const char *st = getenv("LSTRACE_LUAJIT_STATS");
     if (st && atoi(st) >= 2) skel->rodata->cfg_stats = 1;
     if (lj_alloc_bpf__load(skel)) { lj_alloc_bpf__destroy(skel); skel = NULL; }
