@@ -54,6 +54,7 @@ export class LiveTable {
 
   /** Slot index of a live address, or -1. */
   find(a: number): number {
+    if (a === 0) return -1; // 0 marks empty slots: probe() would "find" the first one
     const i = this.probe(a);
     return i >= 0 ? i : -1;
   }

@@ -261,3 +261,21 @@ test('exec: each image resolves its stacks with its own symbols; a process annou
   // The child inherits its parent's (new image's) definitions.
   assert.equal(kids[0]!.scope.stackFrames(1)[0]!.fn, 'new_image_fn');
 });
+
+test('pool-free of address 0 releases nothing (0 is no allocation), young pool or not', () => {
+  for (const youngPools of [true, false]) {
+    const e = new Engine({ youngPools });
+    e.event({ kind: 'pool-create', pid: 1, t: 1, tid: 1, pool: 0xa000, parent: 0, poolKind: 'nginx', tag: 'request', stack: 1 });
+    e.event({ kind: 'pool-alloc', pid: 1, t: 2, tid: 1, pool: 0xa000, size: 100, addr: 0x5000, stack: 2 });
+    e.event({ kind: 'pool-alloc', pid: 1, t: 3, tid: 1, pool: 0xa000, size: 50, addr: 0, stack: 2 });
+    e.event({ kind: 'pool-create', pid: 1, t: 4, tid: 1, pool: 0xb000, parent: 0, poolKind: 'nginx', tag: 'request', stack: 1 });
+    e.event({ kind: 'pool-free', pid: 1, t: 5, pool: 0xa000, addr: 0 });
+    e.event({ kind: 'pool-alloc', pid: 1, t: 6, tid: 1, pool: 0, size: 7, addr: 0, stack: 3 });
+    const p = e.finish().processes[0]!;
+    assert.equal(p.pools.get(0xa000)!.bytes, 150, `youngPools ${youngPools}`);
+    assert.equal(p.pools.get(0xa000)!.count, 2);
+    assert.equal(p.pools.get(0xb000)!.bytes, 0);
+    assert.equal(p.pools.get(0)!.bytes, 7, 'pool 0 is a pool of its own (implicit)');
+    assert.equal(p.poolBytes, 157);
+  }
+});

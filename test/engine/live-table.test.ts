@@ -102,3 +102,12 @@ test('live table: probes stay short on adversarial address patterns', () => {
     assert.ok(max < 200, `${name}: longest probe ${max}`);
   }
 });
+
+test('live table: address 0 (the empty-slot mark) is never found', () => {
+  const t = new LiveTable();
+  assert.equal(t.find(0), -1);
+  t.set(0x5555_0000_0010, 64, 1, 0);
+  assert.equal(t.find(0), -1);
+  assert.equal(t.probeLength(0), -1);
+  assert.equal(t.count, 1);
+});

@@ -12,7 +12,8 @@ import { analyze } from '../../src/analyses/analyze.js';
 import type { Event, TraceMeta } from '../../src/model/events.js';
 
 const pid = fc.constantFrom(1, 2);
-const pool = fc.integer({ min: 1, max: 5 }).map((k) => 0x7000_0000_0000 + 0x400 * k);
+// Address 0 too: a pool event naming no pool must not land on a young pool's row.
+const pool = fc.oneof(fc.integer({ min: 1, max: 5 }).map((k) => 0x7000_0000_0000 + 0x400 * k), fc.constant(0));
 const addr = fc.integer({ min: 1, max: 12 }).map((k) => 0x5555_0000_0000 + 32 * k);
 const stack = fc.integer({ min: 0, max: 7 });
 // Few sites for address-less pool allocations, so that a young pool sees a site again, and sometimes a fifth one.
@@ -27,7 +28,7 @@ const step: fc.Arbitrary<Omit<Event, 't'> & { dt: number }> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant('pool-alloc' as const), pid, dt, tid: pid, pool, size, addr, stack }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('pool-destroy' as const), pid, dt, pool, stack }), weight: 3 },
   { arbitrary: fc.record({ kind: fc.constant('pool-clear' as const), pid, dt, pool, stack }), weight: 1 },
-  { arbitrary: fc.record({ kind: fc.constant('pool-free' as const), pid, dt, pool, addr }), weight: 1 },
+  { arbitrary: fc.record({ kind: fc.constant('pool-free' as const), pid, dt, pool, addr: fc.oneof(addr, fc.constant(0)) }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('pool-tag' as const), pid, dt, pool, tag: fc.constantFrom('request', 'conn') }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('pool-size' as const), pid, dt, pool, bytes: fc.integer({ min: 0, max: 100000 }) }), weight: 1 },
   { arbitrary: fc.record({ kind: fc.constant('alloc' as const), pid, dt, tid: pid, addr, size, stack }), weight: 2 },
