@@ -9,7 +9,7 @@
 // run there), of wrk, and of the tracer's own processes (loader + node, or bpftrace), and the
 // machine's idle share (2 cores: a busy tracer takes its CPU from wrk or nginx).
 // Then an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes: no slowdown).
-// Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 4);
+// Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 3);
 // ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace and ATTACH_BENCH_WORKLOADS=ka,static,close
 // pick a subset.
 
@@ -21,7 +21,7 @@ import { startNginx } from '../test/attach/servers.js';
 
 const root = new URL('..', import.meta.url).pathname;
 const PORT = 18290;
-const SECONDS = Number(process.env.ATTACH_BENCH_SECONDS ?? 4);
+const SECONDS = Number(process.env.ATTACH_BENCH_SECONDS ?? 3);
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-attach-bench-'));
 
