@@ -32,7 +32,7 @@ export interface AttachCliOptions {
   output?: string;
   format: string;
   stackBytes: string;
-  ringbufMb: string;
+  ringbufMb?: string;
   top: string;
   unwind: boolean;
   poolSample: string;
@@ -59,7 +59,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   const poolSampleMs = parseDuration(o.poolSample);
   if (poolSampleMs === undefined) throw new UserError(`--pool-sample: "${o.poolSample}" is not a duration`);
   const stackBytes = intOption('stack-bytes', o.stackBytes, 0, 16384);
-  const ringbufMb = intOption('ringbuf-mb', o.ringbufMb, 1, 1024);
+  const ringbufOpt = o.ringbufMb !== undefined ? intOption('ringbuf-mb', o.ringbufMb, 1, 1024) : undefined;
   const top = intOption('top', o.top, 1, 10000);
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new UserError('attach needs root (CAP_BPF and CAP_PERFMON) to load uprobes; run it with sudo');
 
@@ -91,6 +91,10 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
     return;
   }
+  // An event per allocator call fills 16 MiB in well under a second when the reader is starved
+  // of CPU (152k events lost in a bench run on a busy machine); pool-level events do not.
+  const perCall = o.poolAllocs === true || profiles.some((p) => p.name === 'libc');
+  const ringbufMb = ringbufOpt ?? (perCall ? 64 : 16);
   if (o.poolAllocs && !profiles.some((p) => p.functions.some((f) => f.level === 'pool-allocs'))) {
     throw new UserError(`--pool-allocs: the allocator profile(s) ${profiles.map((p) => p.name).join(', ')} have no pool allocation functions`);
   }

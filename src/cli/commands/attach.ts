@@ -26,7 +26,7 @@ export function register(program: Command): void {
     .option('-o, --output <file>', 'keep the trace in this .lstrace file')
     .option('-f, --format <format>', 'report format: text or json', 'text')
     .option('--stack-bytes <n>', 'user stack bytes copied per event for unwinding (0: immediate caller and frame pointers only)', '8192')
-    .option('--ringbuf-mb <n>', 'ring buffer size in MiB (events beyond it are lost and counted)', '16')
+    .option('--ringbuf-mb <n>', 'ring buffer size in MiB (events beyond it are lost and counted); default 16, 64 with --pool-allocs or --allocator libc (an event per call)')
     .option('--pool-sample <time>', 'how often live pools\' sizes are read from process memory', '2s')
     .option('--top <n>', 'rows per report section', '20')
     .option('--no-unwind', 'do not use the CFI unwinder (native/unwind)')
