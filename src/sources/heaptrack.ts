@@ -19,6 +19,7 @@ import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { hexDigit, sampleLine } from './line-reader.js';
+import { addDamage } from './damage.js';
 
 /** Synthetic block addresses: small, so they stay V8 small integers (no boxing per event). */
 const ADDR_BASE = 0x10;
@@ -297,10 +298,18 @@ export class HeaptrackDecoder {
   }
 
   /** The last line, when the input does not end with a newline. */
-  end(): void {
-    if (this.carry && this.carry.length) this.line(this.carry, 0, this.carry.length);
+  /** The end of the input; true when it ends inside a record (heaptrack ends every record with
+   *  a newline, so the file was cut): that partial record is counted bad, not read — a cut
+   *  `+ 1a` would read as `+ 1`. */
+  end(): boolean {
+    const cut = this.carry !== null && this.carry.length > 0;
+    if (cut) {
+      this.lineNo++;
+      this.bad(this.carry!, 0, this.carry!.length, 'cut short');
+    }
     this.carry = null;
     if (this.tickInfos.length) this.flushTick();
+    return cut;
   }
 
   private string(buf: Buffer, p: number, end: number): void {
@@ -445,7 +454,7 @@ export const heaptrackSource: Source = {
       bytes += chunk.length;
       opts.onProgress?.(bytes);
     }
-    dec.end();
+    if (dec.end()) addDamage(dec.stats, `${input.path}: ends in the middle of a record (cut short?); the records before it were read`);
     return dec.finish();
   },
 };

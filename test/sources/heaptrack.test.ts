@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -14,6 +14,7 @@ import { analyze } from '../../src/analyses/analyze.js';
 import type { FastEventSink } from '../../src/model/events.js';
 
 const PROGRAM = new URL('../programs/ht-leak.c', import.meta.url).pathname;
+const ROOT = new URL('../..', import.meta.url).pathname;
 
 /** Runs ht-leak under heaptrack in `dir`; returns the heaptrack.ht-leak.PID.zst path. */
 function record(dir: string, n: number, hold = 0): string {
@@ -203,6 +204,28 @@ test('heaptrack: blocks allocated and freed within one time tick take the transi
     const events: Event[] = [];
     await readInputs([zst], { event: (e) => events.push(e) });
     assert.deepEqual(ours(events), theirs(zst, dir));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('heaptrack: a file cut inside a record is damaged input: the partial record is not read, the command says so and exits 1', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'leakscope-ht-'));
+  try {
+    const text = ['v 10400 3', 'X ./x', 'I 1000 100', 's 4 main', 's 3 x.c', 'i 1000 0 1 2 a', 't 1 0']
+      .concat(Array.from({ length: 0x1b }, (_, i) => `a ${(i + 1).toString(16)} 1`), ['+ 1a', '+ 1a', 'c 10', '+ 1']).join('\n');
+    const path = join(dir, 'heaptrack.x.77.txt');
+    writeFileSync(path, text); // no final newline: the last record was cut (it was `+ 1a`)
+    const r = await readInputs([path], { event: () => {} });
+    assert.equal(r.stats[0]!.source, 'heaptrack');
+    assert.match(r.stats[0]!.damaged?.join('\n') ?? '', /ends in the middle of a record/);
+    const cli = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'analyze', path, '--format', 'json'], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
+    assert.equal(cli.status, 1, cli.stderr);
+    assert.match(cli.stderr, /^leakscope: warning: .*ends in the middle of a record/m);
+    const j = JSON.parse(cli.stdout) as { processes: { outstanding: { heapCount: number; heapBytes: number } }[] };
+    // Two blocks of info 0x1a (size 0x1b), not a third one of info 1 (size 2).
+    assert.equal(j.processes[0]!.outstanding.heapCount, 2);
+    assert.equal(j.processes[0]!.outstanding.heapBytes, 2 * 0x1b);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
