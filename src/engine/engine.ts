@@ -476,8 +476,10 @@ export class Engine implements FastEventSink {
     else if (old) this.destroyPool(p, old, t, true);
     let parent: PoolState | undefined;
     if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
-    if (parent === undefined && addr !== 0 && this.youngOn) {
-      const c = this.classOf(p, kind, tag, stack);
+    const c = parent === undefined && addr !== 0 && this.youngOn ? this.classOf(p, kind, tag, stack) : undefined;
+    // A class whose pools mostly outgrow a row (many allocations or sites: a promotion costs
+    // more than the object would have) gets objects, but tries a young pool now and then.
+    if (c && (c.youngLost <= 2 * c.youngKept + 8 || (c.created & 63) === 0)) {
       c.live++;
       c.created++;
       p.young.add(addr, c, t, stack, this.poolSeq++);
@@ -543,6 +545,7 @@ export class Engine implements FastEventSink {
     y.remove(addr, row);
     c.live--;
     c.destroyed++;
+    c.youngKept++;
   }
 
   /** A young pool becomes the PoolState it would have been all along. */
@@ -562,6 +565,7 @@ export class Engine implements FastEventSink {
       live: undefined, sizedBytes: 0, classKey: c.key, cls: c, series: undefined, seq: r[o + SEQ]!,
     };
     y.remove(addr, row);
+    c.youngLost++;
     p.pools.set(addr, pool);
     p.poolsUnordered = true;
     return pool;
@@ -603,7 +607,7 @@ export class Engine implements FastEventSink {
       const key = tag ? `${kind}\u0000${tag}` : `${kind}\u0000@${stack}`;
       c = {
         key, kind, name: tag, stack, live: 0, created: 0, destroyed: 0,
-        bytes: 0, peakBytes: 0, series: new BoundedSeries(), fed: new Map(),
+        bytes: 0, peakBytes: 0, series: new BoundedSeries(), fed: new Map(), youngLost: 0, youngKept: 0,
       };
       p.classes.set(key, c);
       byKind.set(sub, c);

@@ -60,6 +60,10 @@ export interface PoolClassState {
   series: BoundedSeries;
   /** Bytes and allocations into pools of the class, by site index (cumulative). */
   fed: Map<number, { bytes: number; count: number }>;
+  /** Engine-internal: young pools of the class that had to become objects, and that died young
+   *  (new pools of a class whose pools mostly outgrow a row start as objects). */
+  youngLost: number;
+  youngKept: number;
 }
 
 export interface ProcState {

@@ -50,7 +50,8 @@ function pools(st: EngineState): unknown {
       createT: q.createT, createStack: q.createStack, implicit: q.implicit, bytes: q.bytes, count: q.count, allocs: q.allocs,
       clears: q.clears, sites: [...q.sites], sizedBytes: q.sizedBytes, classKey: q.classKey, series: q.series?.points(),
     })),
-    classes: [...p.classes.values()].map((c) => ({ ...c, series: c.series.points(), fed: [...c.fed] })),
+    // (youngLost/youngKept are the engine's own bookkeeping of young pools: not state.)
+    classes: [...p.classes.values()].map(({ youngLost: _l, youngKept: _k, ...c }) => ({ ...c, series: c.series.points(), fed: [...c.fed] })),
     poolBytes: p.poolBytes, poolCount: p.poolCount, frees: p.frees, allocCount: p.allocCount, allocBytes: p.allocBytes,
     anomalies: p.anomalies, poolSeries: p.poolSeries.points(), total: p.total.points(),
     sites: Array.from({ length: p.sites.length }, (_, i) => [p.sites.keys[i], p.sites.outBytes(i), p.sites.allocBytes(i), p.sites.series(i), p.sites.poolTag[i]]),
@@ -84,7 +85,8 @@ test('young pools: request pools (create, a few allocations, destroy) leave thei
   for (let r = 0; r < 500; r++) {
     const pool = 0x7000_0000_0000 + 0x400 * (r % 7);
     events.push({ kind: 'pool-create', pid: 9, t: (t += 10), tid: 9, pool, parent: 0, poolKind: 'nginx', tag: 'request', stack: 1 + (r % 3) });
-    // 1..12 allocations from 1..6 sites: some pools outgrow a row (a fifth site, an eighth allocation).
+    // 1..12 allocations from 1..6 sites: some pools outgrow a row (a fifth site, an eighth
+    // allocation), and the class soon starts its pools as objects, with a young one now and then.
     for (let k = 0; k < 1 + (r % 12); k++) events.push({ kind: 'pool-alloc', pid: 9, t: (t += 10), tid: 9, pool, size: 64 + k, addr: 0, stack: 10 + ((r + k) % (1 + (r % 6))) });
     if (r % 5 !== 0) events.push({ kind: 'pool-destroy', pid: 9, t: (t += 10), pool, stack: 0 });
   }
