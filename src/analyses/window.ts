@@ -177,7 +177,11 @@ export class WindowSink implements FastEventSink {
     if (!this.skip(pid)) this.onPoolDestroy(pid, at, pool);
   }
   /** An allocation freed at once: exactly an alloc and a free of an address no other block has. */
-  transient(pid: number, _tid: number, t: number, size: number, stack: number): void {
+  transient(pid: number, tid: number, t: number, size: number, stack: number, count = 1): void {
+    for (let i = 0; i < count; i++) this.transientOne(pid, tid, t, size, stack);
+  }
+
+  private transientOne(pid: number, _tid: number, t: number, size: number, stack: number): void {
     const ta = this.arrive(t);
     const tf = this.arrive(t);
     if (this.skip(pid)) return;

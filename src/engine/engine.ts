@@ -247,16 +247,17 @@ export class Engine implements FastEventSink {
     this.afterHeap(p, t);
   }
 
-  transient(pid: number, _tid: number, rawT: number, size: number, stack: number): void {
+  transient(pid: number, _tid: number, rawT: number, size: number, stack: number, count = 1): void {
     const t = this.tick(rawT);
-    this.tick(rawT); // the free: two records, as alloc + free would count
+    // The frees and the other allocations: two records each, as alloc + free would count.
+    for (let i = 1; i < 2 * count; i++) this.tick(rawT);
     const p = this.proc(pid, t);
     const site = p.sites.of(stack, false);
     const w = this.weight(size);
-    p.allocCount += w;
-    p.allocBytes += w * size;
-    p.frees++;
-    p.sites.allocated(site, w, w * size);
+    p.allocCount += w * count;
+    p.allocBytes += w * size * count;
+    p.frees += count;
+    p.sites.allocated(site, w * count, w * size * count);
     p.heapSeries.touch(p.heapBytes + w * size);
     p.total.touch(p.heapBytes + p.poolBytes + w * size);
   }

@@ -140,8 +140,9 @@ export interface FastEventSink extends EventSink {
   poolDestroy(pid: number, t: number, pool: number, stack: number): void;
   /** Optional: an allocation freed before anything else happened in its process (heaptrack's
    *  "temporary" allocations). Counted as allocated and freed; never live, so it costs no
-   *  live-table entry and no series points (only the series' peaks see it). */
-  transient?(pid: number, tid: number, t: number, size: number, stack: number): void;
+   *  live-table entry and no series points (only the series' peaks see it). `count` such
+   *  allocations of one site at once (default 1). */
+  transient?(pid: number, tid: number, t: number, size: number, stack: number, count?: number): void;
 }
 
 /** The sink's fast path, when it has one. */

@@ -231,7 +231,7 @@ export class HeaptrackDecoder {
       this.tickNew[v] = 0;
       this.stats.events += 2 * gone + fresh;
       if (this.transient) {
-        for (let i = 0; i < gone; i++) this.transient(this.pid, 0, t, size, stack);
+        if (gone > 0) this.transient(this.pid, 0, t, size, stack, gone);
       } else {
         for (let i = 0; i < gone; i++) {
           const addr = this.allocate(size, stack);

@@ -239,7 +239,7 @@ class FastTimePlacer extends TimePlacer implements FastEventSink {
   constructor(private readonly fast: FastEventSink) {
     super(fast);
     const transient = fast.transient;
-    if (transient) this.transient = (pid, tid, t, size, stack) => transient.call(fast, pid, tid, this.place(t), size, stack);
+    if (transient) this.transient = (pid, tid, t, size, stack, count) => transient.call(fast, pid, tid, this.place(t), size, stack, count);
   }
 
   private place(t: number): number {

@@ -21,9 +21,9 @@ class FastTee implements FastEventSink {
     const ta = a.transient;
     if (ta) {
       const tb = b.transient ?? transientAsAllocFree(b);
-      this.transient = (pid, tid, t, size, stack) => {
-        ta.call(a, pid, tid, t, size, stack);
-        tb.call(b, pid, tid, t, size, stack);
+      this.transient = (pid, tid, t, size, stack, count = 1) => {
+        ta.call(a, pid, tid, t, size, stack, count);
+        tb.call(b, pid, tid, t, size, stack, count);
       };
     }
   }
@@ -62,9 +62,11 @@ class FastTee implements FastEventSink {
  *  block has (negative ones), as a source does for such a sink. */
 function transientAsAllocFree(b: FastEventSink): NonNullable<FastEventSink['transient']> {
   let next = -1;
-  return (pid, tid, t, size, stack) => {
-    const addr = next--;
-    b.alloc(pid, tid, t, addr, size, stack);
-    b.free(pid, tid, t, addr);
+  return (pid, tid, t, size, stack, count = 1) => {
+    for (let i = 0; i < count; i++) {
+      const addr = next--;
+      b.alloc(pid, tid, t, addr, size, stack);
+      b.free(pid, tid, t, addr);
+    }
   };
 }

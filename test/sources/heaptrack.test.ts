@@ -164,7 +164,7 @@ test('heaptrack: blocks allocated and freed within one time tick take the transi
       poolAlloc: (...a) => direct.poolAlloc(...a),
       poolCreate: (...a) => direct.poolCreate(...a),
       poolDestroy: (...a) => direct.poolDestroy(...a),
-      transient: (...a) => { transients++; direct.transient(...a); },
+      transient: (pid, tid, t, size, stack, count = 1) => { transients += count; direct.transient(pid, tid, t, size, stack, count); },
     };
     const plain = new Engine();
     const noShortcut: FastEventSink = {
