@@ -49,6 +49,17 @@ static int alive(int pid) {
   return access(path, R_OK) == 0;
 }
 
+/* A live process that is not a zombie: its maps list something. */
+static int has_maps(int pid) {
+  char path[32];
+  snprintf(path, sizeof path, "/proc/%d/maps", pid);
+  FILE *f = fopen(path, "r");
+  if (!f) return 0;
+  int c = fgetc(f);
+  fclose(f);
+  return c != EOF;
+}
+
 static int handle(void *ctx, void *data, size_t size) {
   (void)ctx;
   const struct ks_event *e = data;
@@ -72,13 +83,18 @@ static int handle(void *ctx, void *data, size_t size) {
   size_t slen = size >= sizeof(struct ks_event) && e->stack_len <= KS_STACK_BYTES ? e->stack_len : 0;
   int who = (int)e->pid;
   int n = ls_unwind(who, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
-  if (n <= 1 && slen) {
-    /* gone (or a zombie, whose maps are empty) before we got here: try its parent's modules */
-    int parent = parent_of(e->pid);
-    if (parent && alive(parent)) {
+  int parent = slen ? parent_of(e->pid) : 0;
+  /* Gone (or a zombie, whose maps are empty) before we got here, or while we unwound it (then
+   * the frames stop early where a module could no longer be read): its parent's modules are
+   * the same until it execs; keep the longer unwind. */
+  if (parent && (n <= 1 || !has_maps(e->pid)) && alive(parent)) {
+    uint64_t pcs2[MAX_PCS];
+    int n2 = ls_unwind(parent, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs2, MAX_PCS);
+    if (n2 > n) {
       ls_unwind_forget(who);
       who = parent;
-      n = ls_unwind(who, (const uint64_t *)e->regs, e->stack, slen, e->regs[1], pcs, MAX_PCS);
+      n = n2;
+      memcpy(pcs, pcs2, sizeof(uint64_t) * (size_t)n2);
     }
   }
   printf("MS %llu %u %u %llu %llu %llu %llu %d %d ", (unsigned long long)e->ts, e->pid, e->tid,
