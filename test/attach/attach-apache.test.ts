@@ -26,7 +26,9 @@ test('apache2 prefork with the apr profile: request pools of every child balance
     const report = parseReport(r);
     assert.equal(report.lost, 0);
     const children = report.processes.filter((p) => p.ppid === master);
-    assert.equal(children.length, 2, `processes: ${report.processes.map((p) => `${p.pid}/${p.ppid}`).join(' ')}`);
+    // StartServers 2; prefork may start more (up to MaxRequestWorkers 4) while both are busy,
+    // and those are followed too.
+    assert.ok(children.length >= 2 && children.length <= 4, `processes: ${report.processes.map((p) => `${p.pid}/${p.ppid}`).join(' ')}`);
     let requests = 0;
     for (const c of children) {
       const req = c.poolClasses.find((k) => k.name === 'request' && k.kind === 'apr');
