@@ -16,6 +16,19 @@ import type { FastEventSink } from '../../src/model/events.js';
 const PROGRAM = new URL('../programs/ht-leak.c', import.meta.url).pathname;
 const ROOT = new URL('../..', import.meta.url).pathname;
 
+/** The engine's fast path without its transient call. */
+function withoutTransient(e: Engine): FastEventSink {
+  return {
+    event: (ev) => e.event(ev),
+    alloc: (...a) => e.alloc(...a),
+    free: (...a) => e.free(...a),
+    realloc: (...a) => e.realloc(...a),
+    poolAlloc: (...a) => e.poolAlloc(...a),
+    poolCreate: (...a) => e.poolCreate(...a),
+    poolDestroy: (...a) => e.poolDestroy(...a),
+  };
+}
+
 /** Runs ht-leak under heaptrack in `dir`; returns the heaptrack.ht-leak.PID.zst path. */
 function record(dir: string, n: number, hold = 0): string {
   const exe = join(dir, 'ht-leak');
@@ -157,25 +170,11 @@ test('heaptrack: blocks allocated and freed within one time tick take the transi
     const direct = new Engine();
     let transients = 0;
     const counting: FastEventSink = {
-      event: (e) => direct.event(e),
-      alloc: (...a) => direct.alloc(...a),
-      free: (...a) => direct.free(...a),
-      realloc: (...a) => direct.realloc(...a),
-      poolAlloc: (...a) => direct.poolAlloc(...a),
-      poolCreate: (...a) => direct.poolCreate(...a),
-      poolDestroy: (...a) => direct.poolDestroy(...a),
+      ...withoutTransient(direct),
       transient: (pid, tid, t, size, stack, count = 1) => { transients += count; direct.transient(pid, tid, t, size, stack, count); },
     };
     const plain = new Engine();
-    const noShortcut: FastEventSink = {
-      event: (e) => plain.event(e),
-      alloc: (...a) => plain.alloc(...a),
-      free: (...a) => plain.free(...a),
-      realloc: (...a) => plain.realloc(...a),
-      poolAlloc: (...a) => plain.poolAlloc(...a),
-      poolCreate: (...a) => plain.poolCreate(...a),
-      poolDestroy: (...a) => plain.poolDestroy(...a),
-    };
+    const noShortcut = withoutTransient(plain);
     await readInputs([zst], counting);
     await readInputs([zst], noShortcut);
     assert.ok(transients >= 300000 && transients < 400000, `${transients} transient pairs of 400000 churned blocks`);
