@@ -10,6 +10,14 @@ import { UserError } from '../cli/errors.js';
 
 export const ROLES = ['alloc', 'free', 'realloc', 'pool-create', 'pool-destroy', 'pool-clear', 'pool-alloc', 'pool-free', 'pool-tag'] as const;
 export type Role = (typeof ROLES)[number];
+/** Roles whose every call is an allocation event (as opposed to a pool's lifecycle). */
+const PER_CALL_ROLES: ReadonlySet<Role> = new Set<Role>(['alloc', 'free', 'realloc', 'pool-alloc', 'pool-free']);
+
+/** Whether the probes these profiles attach report every allocation call (the malloc family,
+ *  pool allocations) rather than only pools' lifecycles. */
+export function eventPerCall(profiles: AllocatorProfile[], poolAllocs: boolean): boolean {
+  return profiles.some((p) => p.functions.some((f) => PER_CALL_ROLES.has(f.role) && (f.level !== 'pool-allocs' || poolAllocs)));
+}
 
 /** Where a value comes from: `arg0`..`arg5`, `ret`, or `*argN` (the word argN points to, read after return). */
 export type ValueSource = string;

@@ -3,7 +3,7 @@
 
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { loadProfile } from '../../src/attach/profile.js';
+import { eventPerCall, loadProfile } from '../../src/attach/profile.js';
 import { compileSpecs, F_ENTRY_EMIT, F_RET_ONLY, F_STACK, F_WALK_RET } from '../../src/attach/specs.js';
 
 function spec(profile: string, symbol: string, opts: Parameters<typeof compileSpecs>[1]) {
@@ -34,4 +34,13 @@ test('calls whose arguments are read at return keep entry + return programs', ()
   for (const [profile, symbol] of [['libc', 'free'], ['nginx', 'ngx_destroy_pool']]) {
     assert.equal(spec(profile, symbol, { poolAllocs: false, mode: 'events' }).flags & F_ENTRY_EMIT, F_ENTRY_EMIT, symbol);
   }
+});
+
+test('an event per allocation call (the 64 MiB ring by default) follows from the shipped profiles', () => {
+  const [nginx, apr, libc] = ['nginx', 'apr', 'libc'].map((n) => loadProfile(n));
+  assert.equal(eventPerCall([nginx!], false), false, 'nginx default: pool lifecycles only');
+  assert.equal(eventPerCall([nginx!], true), true, 'nginx --pool-allocs: every ngx_palloc');
+  assert.equal(eventPerCall([libc!], false), true, 'the malloc family');
+  assert.equal(eventPerCall([nginx!, libc!], false), true);
+  assert.equal(eventPerCall([apr!], true), true);
 });

@@ -10,7 +10,7 @@ import { UserError } from '../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { AttachSession } from '../../attach/session.js';
 import { detectProfiles } from '../../attach/detect.js';
-import { loadProfile, type AllocatorProfile } from '../../attach/profile.js';
+import { eventPerCall, loadProfile, type AllocatorProfile } from '../../attach/profile.js';
 import { parseDurationMs as parseDuration } from '../../model/units.js';
 import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
@@ -91,10 +91,10 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
     return;
   }
-  // An event per allocator call fills 16 MiB in well under a second when the reader is starved
-  // of CPU (152k events lost in a bench run on a busy machine); pool-level events do not.
-  const perCall = o.poolAllocs === true || profiles.some((p) => p.name === 'libc');
-  const ringbufMb = ringbufOpt ?? (perCall ? 64 : 16);
+  // An event per allocation call (malloc family, pool allocations) fills 16 MiB in well under a
+  // second when the reader is starved of CPU (152k events lost in a bench run on a busy
+  // machine); pool lifecycle events do not.
+  const ringbufMb = ringbufOpt ?? (eventPerCall(profiles, o.poolAllocs === true) ? 64 : 16);
   if (o.poolAllocs && !profiles.some((p) => p.functions.some((f) => f.level === 'pool-allocs'))) {
     throw new UserError(`--pool-allocs: the allocator profile(s) ${profiles.map((p) => p.name).join(', ')} have no pool allocation functions`);
   }
