@@ -421,6 +421,14 @@ static uint32_t intern_stack(const struct lj_event *e, size_t size) {
   return 0;
 }
 
+/* One call record to the output, length-prefixed like every record. */
+static void write_rec(const struct lj_rec_event *r) {
+  uint32_t len = sizeof *r;
+  fwrite(&len, 4, 1, out);
+  fwrite(r, 1, sizeof *r, out);
+  nevents++;
+}
+
 static int on_record(void *ctx, void *data, size_t size) {
   (void)ctx;
   const struct lj_event *e = data;
@@ -434,10 +442,7 @@ static int on_record(void *ctx, void *data, size_t size) {
     r.tid = fe->tid;
     r.ts = fe->ts;
     r.ptr = fe->ptr;
-    uint32_t len = sizeof r;
-    fwrite(&len, 4, 1, out);
-    fwrite(&r, 1, sizeof r, out);
-    nevents++;
+    write_rec(&r);
     return 0;
   }
   if (size < LJ_EVENT_HDR) return 0;
@@ -466,10 +471,7 @@ static int on_record(void *ctx, void *data, size_t size) {
   r.ptr = e->ptr;
   r.ret = e->ret;
   r.nsize = e->nsize;
-  uint32_t len = sizeof r;
-  fwrite(&len, 4, 1, out);
-  fwrite(&r, 1, sizeof r, out);
-  nevents++;
+  write_rec(&r);
   return 0;
 }
 
