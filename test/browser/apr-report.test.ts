@@ -74,6 +74,20 @@ test('report of the APR pool-debug log in the browser', async () => {
     const leaky = table.find((x: any) => x.label === 'mod_leaky.c:25');
     assert.ok(leaky && leaky.bytes > 40 * 1024 && leaky.count > 20, JSON.stringify(table.slice(0, 5)));
     assert.equal(table[0].label, 'mod_leaky.c:25', 'the biggest outstanding site in that range');
+    // The parent's pool tree (a click on its summary row): pconf under the root pool, ptemp under
+    // pconf, each with its tag and size; the leaking ones highlighted, the steady one not.
+    await p.click('#summary tr[data-pid="3153"]');
+    await p.waitForSelector('#pooltree');
+    const tree = await p.$$eval('#pooltree span.pool', (xs) => xs.map((x) => {
+      let depth = 0;
+      for (let e: Element | null = x.closest('li'); e; e = e.parentElement!.closest('li')) depth++;
+      return { tag: x.querySelector('code')!.textContent, bad: x.classList.contains('bad'), depth, text: x.textContent };
+    }));
+    const node = (tag: string) => tree.find((n) => n.tag === tag)!;
+    assert.deepEqual(['(untagged)', 'pconf', 'ptemp', 'plog'].map((t) => node(t).depth), [1, 2, 3, 2], JSON.stringify(tree));
+    assert.deepEqual(['pconf', 'ptemp', 'plog'].map((t) => node(t).bad), [true, true, false]);
+    assert.match(node('pconf').text!, /apr 0x[0-9a-f]+ · 92\.3 KiB \(tree 98\.3 KiB\) · 4,509 allocs/);
+    assert.match(node('ptemp').text!, /6\.0 KiB .*created at main\.c:786/);
     await p.waitForTimeout(500);
     if (process.env.LEAKSCOPE_SHOTS) await p.screenshot({ path: join(process.env.LEAKSCOPE_SHOTS, 'apr-report.png'), fullPage: true });
     assert.deepEqual(errors, []);
