@@ -226,7 +226,9 @@ static void *sys_mmap(void *a, size_t n, int prot, int flags, int fd, off_t off)
 
 LK_EXPORT void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off) {
   void *p = r_mmap ? r_mmap(a, n, prot, flags, fd, off) : sys_mmap(a, n, prot, flags, fd, off);
-  if (p != MAP_FAILED && (flags & MAP_ANONYMOUS) && recording()) {
+  // Mappings APR makes inside its pool calls (Debian's APR maps its allocator nodes) are the
+  // pools' blocks, like their mallocs: the pool allocations carved from them are recorded.
+  if (p != MAP_FAILED && (flags & MAP_ANONYMOUS) && recording() && !lk_ts.in_apr) {
     lk_ts.guard++;
     lk_rec_mmap(p, n, prot, flags);
     lk_ts.guard--;
