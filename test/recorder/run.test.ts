@@ -101,6 +101,63 @@ describe('leakscope run', () => {
     }
   });
 
+  it('records every intercepted allocation function at its own site, and anonymous mmap/munmap', async () => {
+    const exe = compile(dir, 'rec-allocfns');
+    const trace = join(dir, 'allocfns.lstrace');
+    const { run, result } = runJson(trace, [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const p = result.processes[0]!;
+    // One of two blocks kept per function, at its requested size.
+    const expect: [string, number][] = [
+      ['via_malloc', 1001], ['via_calloc', 7 * 143], ['via_realloc', 1002], ['via_reallocarray', 3 * 401],
+      ['via_aligned_alloc', 1088], ['via_memalign', 1005], ['via_valloc', 1006], ['via_pvalloc', 1007],
+      ['via_posix_memalign', 1008],
+    ];
+    for (const [fn, bytes] of expect) {
+      const s = sitesWith(p, fn);
+      assert.equal(s.length, 1, `${fn}: ${JSON.stringify(p.sites.map((x) => x.label))}`);
+      assert.equal(s[0]!.bytes, bytes, fn);
+      assert.equal(s[0]!.count, 1, fn);
+    }
+    assert.equal(p.outstanding.heapCount, expect.length);
+    assert.equal(p.anomalies.unknownFree, 0);
+    // Anonymous mappings: 3 pages kept, 5 unmapped; the file mapping is not an allocation.
+    assert.equal(p.outstanding.mmapBytes, 3 * 4096);
+    const { events } = await traceEvents(trace);
+    const tables = new SymbolTables();
+    for (const e of events) {
+      if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+      else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+    }
+    // The freed block of each function was recorded too (allocated and freed).
+    for (const [fn] of expect) {
+      const n = events.filter((e) => e.kind === 'alloc' && tables.scope(e.pid).stackFrames(e.stack)[0]?.fn === fn).length;
+      assert.equal(n, 2, fn);
+    }
+    assert.ok(p.allocated.frees >= expect.length);
+    const mmaps = events.filter((e) => e.kind === 'mmap') as Extract<(typeof events)[number], { kind: 'mmap' }>[];
+    assert.deepEqual(mmaps.map((m) => m.size), [3 * 4096, 5 * 4096]);
+    for (const m of mmaps) assert.equal(tables.scope(m.pid).stackFrames(m.stack)[0]!.fn, 'via_mmap');
+    assert.ok(events.some((e) => e.kind === 'munmap' && e.addr === mmaps[1]!.addr && e.size === 5 * 4096));
+  });
+
+  it('cuts stacks at 64 frames by default, keeping the frames nearest the allocation', () => {
+    const exe = compile(dir, 'rec-deep');
+    const deep = (extra: string[], name: string) => {
+      const { run, result } = runJson(join(dir, `${name}.lstrace`), [exe, '100'], extra);
+      assert.equal(run.status, 0, run.stderr);
+      const s = result.processes[0]!.sites.filter((x) => x.bytes === 777);
+      assert.equal(s.length, 1);
+      return s[0]!.stack.map((f) => f.fn);
+    };
+    const cut = deep([], 'deep64');
+    assert.equal(cut.length, 64);
+    assert.ok(cut.every((f) => f === 'deep_leak'), cut.join(' <- '));
+    const full = deep(['--depth', '200'], 'deep200');
+    assert.equal(full.filter((f) => f === 'deep_leak').length, 101);
+    assert.ok(full.includes('main'));
+  });
+
   it('follows a realloc chain to its final size and site', () => {
     const exe = compile(dir, 'rec-realloc');
     const { run, result } = runJson(join(dir, 'realloc.lstrace'), [exe]);
@@ -167,12 +224,21 @@ describe('leakscope run', () => {
     assert.equal(sitesWith(before, 'after_exec').length, 0);
   });
 
-  it('attributes leaks in a dlopen()ed library to its own source', () => {
+  it('attributes leaks in a dlopen()ed library to its own source, with its module and build id', async () => {
     const exe = compile(dir, 'rec-dlopen', ['-ldl']);
     const lib = join(dir, 'librec-plugin.so');
     execFileSync('gcc', ['-O2', '-g', '-fPIC', '-shared', '-o', lib, join(programs, 'rec-dl-lib.c')]);
-    const { run, result } = runJson(join(dir, 'dlopen.lstrace'), [exe, lib]);
+    const trace = join(dir, 'dlopen.lstrace');
+    const { run, result } = runJson(trace, [exe, lib]);
     assert.equal(run.status, 0, run.stderr);
+    // The module map after dlopen, with the library's build id (as readelf reads it).
+    const buildId = /Build ID: ([0-9a-f]+)/.exec(execFileSync('readelf', ['-n', lib], { encoding: 'utf8' }))![1];
+    const { events } = await traceEvents(trace);
+    const mods = events.filter((e) => e.kind === 'module') as Extract<(typeof events)[number], { kind: 'module' }>[];
+    const mod = mods.find((m) => m.path === lib);
+    assert.ok(mod, mods.map((m) => m.path).join(', '));
+    assert.equal(mod.buildId, buildId);
+    assert.ok(mods.some((m) => m.path === exe && m.buildId.length === 40), 'the program\'s own module and build id');
     const s = sitesWith(result.processes[0]!, 'plugin_leak');
     assert.equal(s.length, 1);
     assert.equal(s[0]!.bytes, 30 * 200);
