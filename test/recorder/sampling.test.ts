@@ -3,7 +3,7 @@
 import { strict as assert } from 'node:assert';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { buildRecorder, compile, runJson, sitesWith, traceEvents, workDir } from './harness.js';
+import { buildRecorder, compile, leakscope, runJson, sitesWith, traceEvents, workDir } from './harness.js';
 
 describe('recorder sampling', () => {
   let dir: string;
@@ -41,5 +41,18 @@ describe('recorder sampling', () => {
     const est = sitesWith(result.processes[0]!, 'leak_here').reduce((a, s) => a + s.bytes, 0);
     const truth = 2000 * 4096;
     assert.ok(Math.abs(est - truth) / truth < 0.2, `estimated ${est} for ${truth}`);
+  });
+
+  it('the text summary printed at the end says the figures are estimates, only when sampled', () => {
+    const exe = compile(dir, 'rec-loop');
+    const exact = leakscope(['run', '-o', join(dir, 'exact.lstrace'), '--', exe, '300', '4096']);
+    assert.equal(exact.status, 0, exact.stderr);
+    assert.match(exact.stdout, /leak_here/);
+    assert.match(exact.stdout, /1\.2 MiB|1200\.0 KiB|1228800/, exact.stdout);
+    assert.doesNotMatch(exact.stdout, /estimate/i);
+    const sampled = leakscope(['run', '--sample', '8192', '-o', join(dir, 'sampled-text.lstrace'), '--', exe, '300', '4096']);
+    assert.equal(sampled.status, 0, sampled.stderr);
+    assert.match(sampled.stdout, /leak_here/);
+    assert.match(sampled.stdout, /estimate/i);
   });
 });

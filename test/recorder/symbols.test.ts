@@ -44,6 +44,26 @@ describe('symbols', () => {
     assert.ok(fns.includes('main'));
   });
 
+  it('demangles C++ names, with the inlined template method before its caller', () => {
+    const exe = join(dir, 'rec-cpp');
+    execFileSync('g++', ['-O2', '-g', '-fomit-frame-pointer', '-o', exe, join(root, 'test', 'programs', 'rec-cpp.cpp')]);
+    const { run, result } = runJson(join(dir, 'cpp.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const s = sitesWith(result.processes[0]!, 'cache::Store<cache::Entry>::make(int)');
+    assert.equal(s.length, 1, JSON.stringify(result.processes[0]!.sites.map((x) => x.label)));
+    assert.equal(s[0]!.count, 12);
+    assert.equal(s[0]!.bytes, 12 * 40 * 16);
+    const st = s[0]!.stack;
+    const i = st.findIndex((f) => f.fn === 'cache::Store<cache::Entry>::make(int)');
+    assert.equal(st[i]!.inlined, true);
+    assert.match(st[i]!.file, /rec-cpp\.cpp$/);
+    assert.equal(st[i + 1]!.fn, 'cache::Store<cache::Entry>::fill(int)');
+    assert.equal(st[i + 1]!.inlined, false);
+    assert.equal(st[i + 2]!.fn, 'main');
+    assert.ok(!st.some((f) => f.fn.startsWith('_Z')), 'no mangled name left');
+    assert.equal(sitesWith(result.processes[0]!, 'main').filter((x) => x.bytes === 3 * 16).length, 0, 'delete[] balanced new[]');
+  });
+
   it('llvm-symbolizer and addr2line give the same frames (inlined ones included)', async () => {
     const exe = compile(dir, 'rec-inline');
     const raw = join(dir, 'raw.lstrace');
