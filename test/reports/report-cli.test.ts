@@ -3,7 +3,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeFiles } from '../../src/analyses/pipeline.js';
@@ -53,4 +53,22 @@ test('report: garbage input and unwritable output are one-line errors', () => {
   const missing = leakscope(['report', fixture]);
   assert.notEqual(missing.status, 0);
   assert.match(missing.stderr, /required option '-o, --output <file>'/);
+});
+
+test('report --open: with a desktop the page goes to xdg-open; without one its path is printed', async () => {
+  // A stand-in xdg-open on PATH that records what it was asked to open.
+  const bin = join(dir, 'bin');
+  mkdirSync(bin, { recursive: true });
+  const opened = join(dir, 'opened.txt');
+  writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" > '${opened}'\n`);
+  chmodSync(join(bin, 'xdg-open'), 0o755);
+  const out = join(dir, 'open me "now".html');
+  const r = leakscope(['report', fixture, '-o', out, '--open'], { DISPLAY: ':97', WAYLAND_DISPLAY: '', PATH: `${bin}:${process.env.PATH}` });
+  assert.equal(r.status, 0, r.stderr);
+  assert.equal(r.stdout, '', 'nothing printed when a browser was started');
+  for (let i = 0; i < 100 && !existsSync(opened); i++) await new Promise((res) => setTimeout(res, 50));
+  assert.equal(readFileSync(opened, 'utf8'), `${out}\n`, 'xdg-open got the report, as one argument');
+  const headless = leakscope(['report', fixture, '-o', out, '--open'], { DISPLAY: '', WAYLAND_DISPLAY: '', PATH: `${bin}:${process.env.PATH}` });
+  assert.equal(headless.status, 0, headless.stderr);
+  assert.equal(headless.stdout, `${out}\n`);
 });
