@@ -255,6 +255,20 @@ describe('leakscope run', () => {
     assert.equal(s.reduce((a, x) => a + x.bytes, 0), 10 * 1000);
   });
 
+  it('sees allocations made before its own constructor runs (a library initialised earlier)', () => {
+    const exe = compile(dir, 'rec-ctor');
+    const lib = join(dir, 'librec-early.so');
+    execFileSync('gcc', ['-O2', '-g', '-fPIC', '-shared', '-o', lib, join(programs, 'rec-early-lib.c')]);
+    // The user's LD_PRELOAD is kept, after the recorder: the loader initialises it first.
+    const { run, result } = runJson(join(dir, 'early.lstrace'), [exe], [], { LD_PRELOAD: lib });
+    assert.equal(run.status, 0, run.stderr);
+    const p = result.processes.find((x) => x.command.includes('rec-ctor'))!;
+    const s = sitesWith(p, 'early_leak');
+    assert.equal(s.reduce((a, x) => a + x.bytes, 0), 6 * 555);
+    assert.ok(s[0]!.stack.some((f) => f.fn === 'early_ctor'));
+    assert.equal(sitesWith(p, 'ctor_leak').reduce((a, x) => a + x.bytes, 0), 10 * 1000);
+  });
+
   it('returns the command status and says when the library is missing', () => {
     const exe = compile(dir, 'rec-loop');
     const missing = leakscope(['run', '-o', join(dir, 'missing.lstrace'), '--', exe], { env: { LEAKSCOPE_LIB: join(dir, 'nope.so') } });
