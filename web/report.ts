@@ -31,7 +31,7 @@ const state: { pid: number; range: Range | null; metric: Metric; sort: { key: st
 };
 const charts = new Map<string, uPlot>();
 let flameChart: any = null;
-let lastTableRows: { label: string; bytes: number; count: number }[] = [];
+let lastTableRows: { label: string; bytes: number; count: number; age?: number }[] = [];
 const PALETTE = ['#c0392b', '#2c7fb8', '#31a354', '#7f7f7f', '#e6550d', '#756bb1', '#d6616b', '#3182bd', '#8c6d31', '#17becf'];
 const GROUP_COLOR: Record<string, string> = { total: '#c0392b', heap: '#2c7fb8', pools: '#31a354', rss: '#7f7f7f' };
 
@@ -499,26 +499,61 @@ function siteRows(p: ProcessData): Row[] {
   const bytes = windowValues(p, 'bytes')!;
   const count = windowValues(p, 'count')!;
   const alloc = windowValues(p, 'allocated')!;
+  const oldest = oldestOutstanding(p);
+  const t1 = state.range.t1;
   const byKey = new Map(p.sites.map((s) => [s.key, s]));
   const rows: Row[] = [];
+  const unnamed: { row: Row; names: string[] }[] = [];
   p.flame.stacks.forEach((frames, si) => {
     if (bytes[si]! <= 0 && alloc[si]! <= 0) return;
     const id = p.flame!.ids[si];
     const site = byKey.get(String(id)) ?? byKey.get(`pool:${id}`); // heap sites are keyed by stack id, pool sites by pool:<stack>
     const names = frames.map((f) => data.strings[f]!);
-    rows.push({
+    const row: Row = {
       label: site?.label ?? names[names.length - 1] ?? '(no stack)',
       via: site?.via,
       pool: site?.pool,
       bytes: bytes[si]!,
       count: count[si]!,
       allocatedBytes: alloc[si]!,
+      // To bucket precision: from the start of the oldest bucket still holding some of it.
+      age: Number.isFinite(oldest[si]!) ? Math.max(0, t1 - oldest[si]! * p.flame!.width) : undefined,
       verdict: site?.verdict,
       why: site?.why,
       stack: site?.stack ?? [...names].reverse(),
-    });
+    };
+    rows.push(row);
+    if (!site) unnamed.push({ row, names });
   });
+  disambiguate(unnamed);
   return rows;
+}
+
+/** Per kept stack, the earliest allocation bucket of what is outstanding at the range's end. */
+function oldestOutstanding(p: ProcessData): Float64Array {
+  const fd = p.flame!;
+  const out = new Float64Array(fd.stacks.length).fill(Infinity);
+  const a0 = Math.floor(state.range!.t0 / fd.width);
+  const a1 = Math.floor(state.range!.t1 / fd.width);
+  for (let i = 0; i < fd.s.length; i++) {
+    const a = fd.a[i]!;
+    const f = fd.f[i]!;
+    if (a < a0 || a > a1 || (f !== -1 && f <= a1)) continue;
+    if (a < out[fd.s[i]!]!) out[fd.s[i]!] = a;
+  }
+  return out;
+}
+
+/** Stacks without an analysed site are named by their leaf frame; where two share one (one
+ *  allocator called from two places), add callers ("leaf ← caller ← …") until the names differ. */
+function disambiguate(rows: { row: Row; names: string[] }[]): void {
+  for (let depth = 1; depth < 8; depth++) {
+    const seen = new Map<string, number>();
+    for (const r of rows) seen.set(r.row.label, (seen.get(r.row.label) ?? 0) + 1);
+    const clash = rows.filter((r) => seen.get(r.row.label)! > 1 && r.names.length > depth);
+    if (clash.length === 0) return;
+    for (const r of clash) r.row.label = r.names.slice(-depth - 1).reverse().join(' ← ');
+  }
 }
 
 function sitesSection(p: ProcessData): HTMLElement {
@@ -540,7 +575,7 @@ function drawSites(): void {
     const c = typeof x === 'string' || typeof y === 'string' ? String(x).localeCompare(String(y)) : x - y;
     return desc ? -c : c;
   });
-  lastTableRows = rows.map((r) => ({ label: r.label, bytes: r.bytes, count: r.count }));
+  lastTableRows = rows.map((r) => ({ label: r.label, bytes: r.bytes, count: r.count, age: r.age }));
   const cap = document.getElementById('sites-caption')!;
   cap.textContent = state.range
     ? `Allocated in ${state.range.label} and still outstanding at its end, per stack (${rows.length} stacks). "allocated" is everything allocated in the range.`

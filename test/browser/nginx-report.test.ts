@@ -97,6 +97,14 @@ test('report of the nginx debug log: charts, zoom on click, block counts, a drag
     const part = (await p.evaluate(() => (window as any).__leakscope.tableRows())).find((x: any) => x.label === 'GET /scratch');
     assert.ok(part && part.count > 0 && part.count < 30, JSON.stringify(part));
     assert.equal(part.bytes, part.count * 4096);
+    // Its age: from its oldest outstanding block to the range's end, to bucket precision.
+    const range = await p.evaluate(() => (window as any).__leakscope.state.range);
+    assert.ok(part.age > 0 && part.age <= range.t1 - range.t0 + 67_108_864, JSON.stringify([part, range]));
+    // Stacks with no analysed site share a leaf (ngx_alloc under GET /ok and GET /scratch): their
+    // callers tell them apart.
+    const labels = (await p.evaluate(() => (window as any).__leakscope.tableRows())).map((x: any) => x.label);
+    assert.equal(new Set(labels).size, labels.length, labels.join(' | '));
+    assert.ok(labels.includes('ngx_alloc (src/os/unix/ngx_alloc.c) ← GET /ok'), labels.join(' | '));
     // The flame graph follows the range: the frame now holds those bytes.
     await p.waitForTimeout(300);
     await p.hover('#flame g.frame[name="GET /scratch"]');
