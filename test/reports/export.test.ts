@@ -1,5 +1,6 @@
-// Exports, decoded with independent readers: pprof-format's decoder for pprof, the speedscope
-// file schema's required shape, and the collapsed-stack line grammar. Numbers are checked
+// Exports, decoded with independent readers: pprof-format's decoder for pprof, speedscope's own
+// file-format JSON schema (shipped in its package, checked with Ajv) plus what a schema cannot say
+// (frame indices in range, weights summing to the profile's span), and the collapsed-stack grammar. Numbers are checked
 // against the known workload (test/reports/scenario.ts).
 
 import { test, before, after } from 'node:test';
@@ -9,6 +10,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
+import { createRequire } from 'node:module';
+import { Ajv } from 'ajv';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { scenario } from './scenario.js';
 import { leakscope } from './cli.js';
@@ -64,8 +67,12 @@ test('pprof: a gzip\'d heap profile that pprof-format decodes, with the workload
   assert.equal(str(fns.get(Number(leafLoc.line[0]!.functionId))!.filename), 'leaky.c');
 });
 
-/** The required shape of speedscope's file format (its JSON schema, sampled profiles). */
+const speedscopeSchema = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('speedscope/dist/release/file-format-schema.json'), 'utf8'));
+const validSpeedscope = new Ajv({ allErrors: true, strict: false }).compile(speedscopeSchema);
+
+/** speedscope's file format: its own schema, then what the schema cannot express. */
 function checkSpeedscope(f: any): void {
+  assert.ok(validSpeedscope(f), JSON.stringify(validSpeedscope.errors));
   assert.equal(f.$schema, 'https://www.speedscope.app/file-format-schema.json');
   assert.ok(Array.isArray(f.shared.frames));
   for (const fr of f.shared.frames) {
@@ -87,7 +94,7 @@ function checkSpeedscope(f: any): void {
   if ('activeProfileIndex' in f) assert.ok(f.activeProfileIndex < f.profiles.length);
 }
 
-test('speedscope: schema shape, stacks outermost first, weights in bytes', () => {
+test('speedscope: valid under speedscope\'s own schema, stacks outermost first, weights in bytes', () => {
   const out = join(dir, 'heap.speedscope.json');
   const r = leakscope(['export', trace, '--to', 'speedscope', '-o', out]);
   assert.equal(r.status, 0, r.stderr);
