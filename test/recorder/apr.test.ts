@@ -22,8 +22,9 @@ describe('APR pools under leakscope run', () => {
 
   it('records the pool tree, pool allocations at their callers, clears and destroys', async () => {
     const exe = join(dir, 'rec-apr');
-    const pkg = (flag: string): string[] => execFileSync('pkg-config', [flag, 'apr-1'], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean);
-    execFileSync('gcc', ['-O2', '-g', '-fomit-frame-pointer', ...pkg('--cflags'), '-o', exe, join(programs, 'rec-apr.c'), ...pkg('--libs')]);
+    // apr-1-config comes with libapr1-dev (pkg-config may not be installed).
+    const apr = (flag: string): string[] => execFileSync('apr-1-config', [flag], { encoding: 'utf8' }).trim().split(/\s+/).filter(Boolean);
+    execFileSync('gcc', ['-O2', '-g', '-fomit-frame-pointer', ...apr('--includes'), '-o', exe, join(programs, 'rec-apr.c'), ...apr('--link-ld')]);
     const trace = join(dir, 'apr.lstrace');
     const { run, result } = runJson(trace, [exe]);
     assert.equal(run.status, 0, run.stderr);
