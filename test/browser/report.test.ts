@@ -202,6 +202,16 @@ test('many processes: at most 48 small multiples on one scale, the cap stated', 
   assert.match(await p.textContent('#charts') ?? '', /48 of 60 processes/);
   const maxes = await p.evaluate(() => [...(window as any).__leakscope.charts.entries()].filter(([k]: [string]) => k.startsWith('pid:')).map(([, u]: [string, any]) => u.scales.y.max));
   assert.equal(new Set(maxes).size, 1);
+  // Markers are drawn on the small multiples too: purple at "warmup done" (0.2 s) in each one.
+  const purple = await p.evaluate(() => [...(window as any).__leakscope.charts.entries()].filter(([k]: [string]) => k.startsWith('pid:')).map(([, u]: [string, any]) => {
+    const x = Math.round(u.valToPos(0.2, 'x', true));
+    const d = u.ctx.getImageData(x - 1, 0, 3, u.ctx.canvas.height).data;
+    let n = 0;
+    for (let i = 0; i < d.length; i += 4) if (Math.abs(d[i] - 0x8e) < 30 && Math.abs(d[i + 1] - 0x44) < 30 && Math.abs(d[i + 2] - 0xad) < 30) n++;
+    return n;
+  }));
+  assert.equal(purple.length, 48);
+  assert.ok(purple.every((n: number) => n > 20), purple.join());
   // Without a window grid the flame graph says so instead of failing.
   assert.match(await p.textContent('#flame-section') ?? '', /No stack data/);
   assert.deepEqual(errors, []);
