@@ -2,7 +2,7 @@
 // bytes, counts and function names through threads, fork, exec, dlopen, constructors, realloc.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import type { AnalysisResult } from '../../src/analyses/result.js';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
@@ -269,7 +269,7 @@ describe('leakscope run', () => {
     assert.equal(sitesWith(p, 'ctor_leak').reduce((a, x) => a + x.bytes, 0), 10 * 1000);
   });
 
-  it('returns the command status and says when the library is missing', () => {
+  it('returns the command status, says when the library is missing, and writes the report that -o names', () => {
     const exe = compile(dir, 'rec-loop');
     const missing = leakscope(['run', '-o', join(dir, 'missing.lstrace'), '--', exe], { env: { LEAKSCOPE_LIB: join(dir, 'nope.so') } });
     assert.notEqual(missing.status, 0);
@@ -287,6 +287,23 @@ describe('leakscope run', () => {
     assert.equal(withReport.stdout, '');
     const r = JSON.parse(readFileSync(report, 'utf8')) as AnalysisResult;
     assert.equal(sitesWith(r.processes[0]!, 'leak_here')[0]!.bytes, 1000);
+    // -o names the report by its extension (the trace then goes to --trace); an unknown one is refused.
+    const html = join(dir, 'report.html');
+    const withHtml = leakscope(['run', '-o', html, '--trace', join(dir, 'html.lstrace'), '--', exe, '10', '100']);
+    assert.equal(withHtml.status, 0, withHtml.stderr);
+    assert.equal(withHtml.stdout, '');
+    const page = readFileSync(html, 'utf8');
+    assert.match(page, /^<!doctype html>/i);
+    assert.match(page, /leak_here/);
+    assert.ok(statSync(join(dir, 'html.lstrace')).size > 0);
+    const txt = join(dir, 'report.txt');
+    const withText = leakscope(['run', '-o', txt, '--trace', join(dir, 'txt.lstrace'), '--', exe, '10', '100']);
+    assert.equal(withText.status, 0, withText.stderr);
+    assert.match(readFileSync(txt, 'utf8'), /leak_here/);
+    const badExt = leakscope(['run', '-o', join(dir, 'out.bin'), '--', exe, '10', '100']);
+    assert.notEqual(badExt.status, 0);
+    assert.match(badExt.stderr, /\.lstrace for the trace, \.html, \.json or \.txt for the report/);
+    assert.equal(badExt.stderr.trim().split('\n').length, 1);
     const stat = compile(dir, 'rec-loop', ['-static'], 'rec-loop-static');
     const none = leakscope(['run', '-o', join(dir, 'static.lstrace'), '--', stat, '5']);
     assert.equal(none.status, 0);

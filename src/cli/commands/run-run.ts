@@ -3,19 +3,20 @@
 // Registered by commands/run.ts, which loads this module only when the command runs.
 
 import { rmSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { extname, resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
 import { renderSummary } from '../../recorder/summary.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
 import { analyzeFiles } from '../../analyses/pipeline.js';
-import { writeOutput } from '../output.js';
+import { outputError, writeOutput } from '../output.js';
 
 export interface RunOptions {
   sample?: string;
   depth?: string;
   output?: string;
+  trace?: string;
   report?: string;
   format: string;
   summary: boolean;
@@ -33,13 +34,33 @@ function defaultTrace(): string {
   return `leakscope-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.lstrace`;
 }
 
+type ReportKind = 'html' | 'json' | 'text';
+const REPORT_EXT: Record<string, ReportKind> = { '.html': 'html', '.htm': 'html', '.json': 'json', '.txt': 'text' };
+
+/** `-o` names the trace or the report by its extension, as users write either. */
+function outputs(opts: RunOptions): { trace?: string; report?: { path: string; kind: ReportKind } } {
+  const fmt = opts.format as ReportKind;
+  const report = opts.report ? { path: opts.report, kind: REPORT_EXT[extname(opts.report).toLowerCase()] ?? fmt } : undefined;
+  if (!opts.output) return { trace: opts.trace, report };
+  const ext = extname(opts.output).toLowerCase();
+  if (ext === '.lstrace') {
+    if (opts.trace) throw new UserError('give the trace file once: -o FILE.lstrace or --trace FILE');
+    return { trace: opts.output, report };
+  }
+  const kind = REPORT_EXT[ext];
+  if (!kind) throw new UserError(`-o ${opts.output}: say which file it is by its extension: .lstrace for the trace, .html, .json or .txt for the report`);
+  if (report) throw new UserError('give the report file once: -o FILE.html|.json|.txt or --report FILE');
+  return { trace: opts.trace, report: { path: opts.output, kind } };
+}
+
 export async function runCommand(command: string[], opts: RunOptions): Promise<void> {
   if (opts.format !== 'text' && opts.format !== 'json') throw new UserError(`--format must be text or json, not "${opts.format}"`);
+  const out = outputs(opts);
   const sampleBytes = positiveInt(opts.sample, '--sample', 2 ** 40);
   const depth = positiveInt(opts.depth, '--depth', 256);
   const library = findRecorderLibrary();
   if (!library) throw new UserError('the recorder library is not built: run `npm run build` (needs a C compiler and libunwind-dev; `leakscope doctor` checks)');
-  const trace = resolve(opts.output ?? defaultTrace());
+  const trace = resolve(out.trace ?? defaultTrace());
 
   let result;
   try {
@@ -63,11 +84,23 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
   }
   process.stderr.write(`leakscope: trace written to ${trace}\n`);
 
-  if (opts.summary) {
+  if (out.report?.kind === 'html') {
+    // Loaded here only: the page's bundled scripts are large and most runs print text.
+    const { analyzeWithWindow } = await import('../../analyses/window-run.js');
+    const { writeHtmlReport } = await import('../../reports/html/report.js');
+    const path = resolve(out.report.path);
+    const run = await analyzeWithWindow([trace], { progress: process.stderr.isTTY });
+    if (!run.result) throw new UserError(`${trace}: nothing to report`);
+    const bytes = await writeHtmlReport(path, run.result, run.window).catch((err: unknown) => {
+      throw outputError(path, err);
+    });
+    process.stderr.write(`leakscope: wrote ${path} (${(bytes / 1024).toFixed(0)} KiB)\n`);
+  } else if (out.report) {
     const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
-    const text = await renderSummary(analysis, opts.format);
-    if (opts.report) await writeOutput(opts.report, text);
-    else process.stdout.write(text);
+    await writeOutput(out.report.path, await renderSummary(analysis, out.report.kind));
+  } else if (opts.summary) {
+    const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+    process.stdout.write(await renderSummary(analysis, opts.format));
   }
   process.exitCode = status;
 }

@@ -14,8 +14,9 @@ export function register(program: Command): void {
     .argument('<command...>', 'the command and its arguments (after --)')
     .option('--sample <bytes>', 'record an allocation of n bytes with probability 1-exp(-n/BYTES) (low overhead)')
     .option('--depth <n>', 'stack depth limit', '64')
-    .option('-o, --output <trace>', 'trace file to write (default leakscope-DATE-TIME.lstrace)')
-    .option('--report <file>', 'write the summary to FILE instead of stdout')
+    .option('-o, --output <file>', 'FILE.lstrace: the trace; FILE.html, .json or .txt: the report (HTML, JSON or text) instead of the summary on stdout')
+    .option('--trace <file>', 'trace file to write (default leakscope-DATE-TIME.lstrace)')
+    .option('--report <file>', 'write the report to FILE (its format from the extension as for -o, else --format)')
     .option('--format <fmt>', 'summary format: text or json', 'text')
     .option('--no-summary', 'only record and symbolize; print no summary')
     .action(guard(async (command: string[], opts: RunOptions) => {
