@@ -3,14 +3,16 @@
 // --allocator libc) and by the peer (a bpftrace 0.17 pool-leak script: ngx_create_pool entry +
 // return probe with ustack, ngx_destroy_pool, keyed by pool address), on three workloads:
 // `return 200` with keepalive, a 4 KiB static file with keepalive, and the same file with a new
-// connection per request (a second pool per request). Runs alternate: every tracer's runs sit
-// between two untraced runs of the same workloads and are compared to their mean.
+// connection per request (a second pool per request). The floor: bpftrace with the same probes
+// and empty programs (3 per keepalive request, and 1), i.e. the kernel's uprobe cost alone.
+// Runs alternate: every tracer's runs sit between two untraced runs of the same workloads and
+// are compared to their mean.
 // Besides req/s: CPU per request of the nginx worker (utime+stime; uprobe traps and BPF programs
 // run there), of wrk, and of the tracer's own processes (loader + node, or bpftrace), and the
 // machine's idle share (2 cores: a busy tracer takes its CPU from wrk or nginx).
 // Then an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes: no slowdown).
 // Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 3);
-// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace and ATTACH_BENCH_WORKLOADS=ka,static,close
+// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace,floor3,floor1 and ATTACH_BENCH_WORKLOADS=ka,static,close
 // pick a subset.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -147,7 +149,7 @@ const bpftrace: Tracer = {
     const script = join(dir, 'pools.bt');
     writeFileSync(script, BPFTRACE_POOLS);
     const child = spawn('bpftrace', [script, exe], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' } });
-    const text = await started(child, /Attaching \d+ probes/);
+    const text = await started(child, /Attaching \d+ probes?/);
     return {
       pid: child.pid!,
       async stop() {
@@ -158,11 +160,28 @@ const bpftrace: Tracer = {
   },
 };
 
+/** The floor of any uprobe tracer of pool lifecycles: the same probes, programs that do
+ *  nothing. What is left is the kernel's cost of stopping the worker at each probe. */
+function floor(key: string, name: string, probes: string[]): Tracer {
+  return {
+    key, name,
+    async start(exe) {
+      const script = join(dir, `${key}.bt`);
+      writeFileSync(script, probes.map((p) => `${p} {}`).join('\n'));
+      const child = spawn('bpftrace', [script, exe], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const text = await started(child, /Attaching \d+ probes?/);
+      return { pid: child.pid!, async stop() { await stopChild(child, text); return `${probes.length} empty probe${probes.length > 1 ? 's' : ''}`; } };
+    },
+  };
+}
+
 const TRACERS: Tracer[] = [
   ours('default', 'leakscope -a nginx (default)', ['--allocator', 'nginx']),
   ours('pool-allocs', 'leakscope -a nginx --pool-allocs', ['--allocator', 'nginx', '--pool-allocs']),
   ours('libc', 'leakscope -a libc', ['--allocator', 'libc']),
   bpftrace,
+  floor('floor3', 'floor: the 3 probes, empty (bpftrace)', ['uprobe:$1:ngx_create_pool', 'uretprobe:$1:ngx_create_pool', 'uprobe:$1:ngx_destroy_pool']),
+  floor('floor1', 'floor: 1 probe, empty (bpftrace)', ['uprobe:$1:ngx_destroy_pool']),
 ];
 
 function pick<T extends { key: string }>(all: T[], env: string | undefined): T[] {
