@@ -183,6 +183,17 @@ test('hostile names in a trace run nothing and show as text (through leakscope r
   assert.ok(names.some((n) => n.startsWith('leaky_alloc<script>window.__pwned=1</script>')), names.join('|'));
   const options = await p.$$eval('#range-from option', (os) => os.map((o) => o.textContent ?? ''));
   assert.ok(options.some((o) => o.includes('warmup done<script>')), options.join('|'));
+  // Hover details of a hostile frame: shown as text.
+  await p.hover('#flame g.frame[name^="leaky_alloc<script>"] > rect');
+  assert.ok((await p.textContent('#flame-details') ?? '').startsWith(`leaky_alloc<script>window.__pwned=1</script>"'<img src=x onerror="window.__pwned=2">`));
+  // The chart, through the real engine and analyses: total, RSS, the top pool class and site, with
+  // the hostile names as legend text.
+  const labels: string[] = await p.evaluate(() => (window as any).__leakscope.charts.get('main').series.map((x: any) => x.label));
+  assert.ok(labels.includes('total') && labels.includes('RSS'), labels.join('|'));
+  assert.ok(labels.some((l) => l.startsWith('pool pchild<script>')) && labels.some((l) => l.startsWith('site leaky_alloc<script>')), labels.join('|'));
+  assert.ok(await p.isVisible('text=pool pchild<script>window.__pwned=1</script>'));
+  assert.equal(await p.$$eval('img', (x) => x.length), 0);
+  assert.equal(await p.evaluate(() => (window as any).__pwned), undefined);
   assert.equal(await p.$$eval('script', (x) => x.length), 2);
   assert.deepEqual(errors, []);
 });
