@@ -57,7 +57,8 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
     state, p,
     resolver: new SiteResolver(p.scope, o.rules),
     suppress: o.suppress,
-    outstanding: p.heapBytes + p.poolBytes,
+    // Anonymous mappings are allocations too (sites via 'mmap'); file mappings are not.
+    outstanding: p.heapBytes + p.poolBytes + (p.mappings?.siteBytes ?? 0),
     until: undefined,
   };
   const total = toSeries(p.total);

@@ -1,10 +1,11 @@
-// Outstanding memory grouped by allocation site (heap and pool allocations), with ages, shares
-// and, for the top sites, a growth verdict.
+// Outstanding memory grouped by allocation site (heap and pool allocations, anonymous mappings),
+// with ages, shares and, for the top sites, a growth verdict.
 
 import type { Series, SiteReport } from './result.js';
 import type { ProcContext } from './context.js';
 import { judge } from './context.js';
 import { sampleWeight } from '../engine/sampling.js';
+import type { SiteTable } from '../engine/sites.js';
 
 export interface LeakSitesOptions {
   top: number;
@@ -22,7 +23,10 @@ interface Acc {
 interface Group {
   key: number; // smallest site index
   members: number[];
+  /** The table the members index: the process's sites, or its mmap sites. */
+  table: SiteTable;
   pool: boolean;
+  mmap: boolean;
   count: number;
   bytes: number;
   allocatedCount: number;
@@ -80,30 +84,30 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
 
   // Group site indexes that resolve to the same site once internals are dropped.
   const groups = new Map<string, Group>();
-  for (let i = 0; i < sites.length; i++) {
-    const a = acc[i];
-    if (!a || a.count <= 0) continue;
-    const stack = sites.stackOf(i);
-    if (ctx.suppress.patterns.length && ctx.suppress.suppressed(ctx.resolver.frames(stack))) continue;
-    const shape = ctx.resolver.shape(stack);
-    const pool = sites.isPool(i);
-    const gk = `${pool ? 'p' : 'h'}\u0000${shape.label}\u0000${shape.via ?? ''}\u0000${shape.stack.length}`;
-    let g = groups.get(gk);
-    if (!g) {
-      g = { key: i, members: [], pool, count: 0, bytes: 0, allocatedCount: 0, allocatedBytes: 0, oldest: Infinity, youngest: -Infinity };
-      groups.set(gk, g);
+  addGroups(ctx, groups, sites, acc, false);
+
+  // Anonymous mappings still mapped, by the site of their mmap (what remains of one after an
+  // unmap from its middle counts as two), apart from heap and pool sites of the same stack.
+  const mmapSites = p.mmapSites;
+  const m = p.mappings;
+  if (mmapSites && m) {
+    const macc: (Acc | undefined)[] = new Array(mmapSites.length);
+    for (let r = 0; r < m.length; r++) {
+      const site = m.sites[r]!;
+      const t = m.times[r]!;
+      if (site < 0 || t > cutoff) continue;
+      const a = (macc[site] ??= { count: 0, bytes: 0, oldest: Infinity, youngest: -Infinity });
+      a.count++;
+      a.bytes += m.ends[r]! - m.starts[r]!;
+      if (t < a.oldest) a.oldest = t;
+      if (t > a.youngest) a.youngest = t;
     }
-    g.members.push(i);
-    g.count += a.count;
-    g.bytes += a.bytes;
-    g.allocatedCount += sites.allocCount(i);
-    g.allocatedBytes += sites.allocBytes(i);
-    g.oldest = Math.min(g.oldest, a.oldest);
-    g.youngest = Math.max(g.youngest, a.youngest);
+    addGroups(ctx, groups, mmapSites, macc, true);
   }
 
   const ranked = [...groups.values()].sort((a, b) => b.bytes - a.bytes || b.count - a.count).slice(0, opts.top);
   return ranked.map((g) => {
+    const sites = g.table;
     const stack = sites.stackOf(g.key);
     const shape = ctx.resolver.shape(stack);
     // The group's series: its largest member's (members of one group are rare: the same caller
@@ -112,7 +116,7 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
     for (const m of g.members) if (sites.outBytes(m) > sites.outBytes(main)) main = m;
     const series: Series = sites.series(main);
     const r: SiteReport = {
-      key: g.pool ? `pool:${stack}` : String(stack),
+      key: g.mmap ? `mmap:${stack}` : g.pool ? `pool:${stack}` : String(stack),
       label: shape.label,
       stack: shape.stack,
       count: round(g.count),
@@ -125,11 +129,35 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
       verdict: judge(ctx, series),
       series,
     };
-    if (shape.via) r.via = shape.via;
-    const tag = sites.poolTag[main];
-    if (g.pool) r.pool = tag ?? '(untagged pool)';
+    if (g.mmap) r.via = 'mmap';
+    else if (shape.via) r.via = shape.via;
+    if (g.pool) r.pool = sites.poolTag[main] ?? '(untagged pool)';
     return r;
   });
+}
+
+function addGroups(ctx: ProcContext, groups: Map<string, Group>, sites: SiteTable, acc: (Acc | undefined)[], mmap: boolean): void {
+  for (let i = 0; i < sites.length; i++) {
+    const a = acc[i];
+    if (!a || a.count <= 0) continue;
+    const stack = sites.stackOf(i);
+    if (ctx.suppress.patterns.length && ctx.suppress.suppressed(ctx.resolver.frames(stack))) continue;
+    const shape = ctx.resolver.shape(stack);
+    const pool = sites.isPool(i);
+    const gk = `${mmap ? 'm' : pool ? 'p' : 'h'}\u0000${shape.label}\u0000${shape.via ?? ''}\u0000${shape.stack.length}`;
+    let g = groups.get(gk);
+    if (!g) {
+      g = { key: i, members: [], table: sites, pool, mmap, count: 0, bytes: 0, allocatedCount: 0, allocatedBytes: 0, oldest: Infinity, youngest: -Infinity };
+      groups.set(gk, g);
+    }
+    g.members.push(i);
+    g.count += a.count;
+    g.bytes += a.bytes;
+    g.allocatedCount += sites.allocCount(i);
+    g.allocatedBytes += sites.allocBytes(i);
+    g.oldest = Math.min(g.oldest, a.oldest);
+    g.youngest = Math.max(g.youngest, a.youngest);
+  }
 }
 
 /** Estimates (sampled traces) are fractional; integers stay integers. */

@@ -6,6 +6,7 @@ import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js'
 import { SymbolTables } from '../model/stacks.js';
 import type { Anomalies } from '../analyses/result.js';
 import { LiveTable } from './live-table.js';
+import { MappingTable } from './mappings.js';
 import { BoundedSeries } from './series.js';
 import { SiteTable } from './sites.js';
 import type { EngineState, PoolClassState, PoolSiteAcc, PoolState, ProcState } from './state.js';
@@ -24,6 +25,8 @@ export interface EngineOptions {
 const RECENT_FREES = 4096;
 /** A pool gets a series of its own from this many allocations on. */
 const POOL_SERIES_AFTER = 8;
+/** mmap's flag for memory that is no file's: such mappings are allocations, with a site. */
+const MAP_ANONYMOUS = 0x20;
 /** Shared by every pool without children (most of them): never added to (see makePool). */
 const NO_CHILDREN: Set<PoolState> = new Set();
 
@@ -124,26 +127,13 @@ export class Engine implements FastEventSink {
       }
       case 'mmap': {
         const t = this.tick(e.t);
-        const p = this.proc(e.pid, t);
-        const old = p.mmaps.get(e.addr);
-        if (old !== undefined) p.mmapBytes -= old;
-        p.mmaps.set(e.addr, e.size);
-        p.mmapBytes += e.size;
-        p.lastGrowT = t;
-        return;
+        return this.mmap(this.proc(e.pid, t), e.addr, e.size, e.flags, e.stack, t);
       }
       case 'munmap': {
         const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
-        const old = p.mmaps.get(e.addr);
-        if (old === undefined) return;
-        p.mmaps.delete(e.addr);
-        p.mmapBytes -= old;
-        if (e.size < old) {
-          // A partial unmap from the start keeps the tail mapped.
-          p.mmaps.set(e.addr + e.size, old - e.size);
-          p.mmapBytes += old - e.size;
-        }
+        // An address never mapped (a file mapping a source did not report, an inherited one) is no anomaly.
+        if (p.mappings && e.size > 0) this.unmap(p, p.mappings, e.addr, e.addr + e.size, t);
         return;
       }
       case 'rss': {
@@ -368,7 +358,7 @@ export class Engine implements FastEventSink {
       pid, ppid: 0, command: '', exe: '', forked: false,
       startT: t, endT: t, lastGrowT: t, sawPoolAlloc: false, exited: false,
       heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: new Float64Array(RECENT_FREES),
-      poolBytes: 0, poolCount: 0, mmapBytes: 0, mmaps: new Map(),
+      poolBytes: 0, poolCount: 0, mmapBytes: 0, mmaps: new Map(), mappings: undefined, mmapSites: undefined,
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
       sites: new SiteTable(), pools: new Map(), young: new YoungPools(), poolsUnordered: false, classes: new Map(), classIndex: new Map(),
@@ -444,6 +434,33 @@ export class Engine implements FastEventSink {
     if (p.heapCount < 1e-6) p.heapCount = p.heapBytes = 0;
     p.frees++;
     p.sites.release(site, w, w * size, t);
+  }
+
+  // --- mappings (rare: kept apart from the heap's tables) ------------------------------------
+
+  private mmap(p: ProcState, addr: number, size: number, flags: number, stack: number, t: number): void {
+    p.lastGrowT = t;
+    if (!(size > 0) || addr + size <= addr) return;
+    const m = (p.mappings ??= new MappingTable(p.mmaps));
+    // A mapping over mapped addresses (MAP_FIXED, or an unmap no source saw) replaces them.
+    this.unmap(p, m, addr, addr + size, t);
+    let site = -1;
+    if (flags & MAP_ANONYMOUS) {
+      const sites = (p.mmapSites ??= new SiteTable());
+      site = sites.of(stack, false);
+      sites.alloc(site, 1, size, t);
+    }
+    m.add(addr, addr + size, site, t);
+    p.mmapBytes += size;
+  }
+
+  private unmap(p: ProcState, m: MappingTable, lo: number, hi: number, t: number): void {
+    if (m.length === 0) return;
+    const sites = p.mmapSites;
+    p.mmapBytes -= m.unmap(lo, hi, (site, bytes, pieces) => {
+      // A site counts the ranges it holds: a hole punched in one makes two.
+      if (site >= 0) sites!.release(site, -pieces, bytes, t);
+    });
   }
 
   // --- pools ----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ import type { Clock, TraceMeta } from '../model/events.js';
 import type { SymbolScope, SymbolTables } from '../model/stacks.js';
 import type { Anomalies } from '../analyses/result.js';
 import type { LiveTable } from './live-table.js';
+import type { MappingTable } from './mappings.js';
 import type { BoundedSeries } from './series.js';
 import type { SiteTable } from './sites.js';
 import type { YoungPools } from './young-pools.js';
@@ -91,7 +92,13 @@ export interface ProcState {
   poolBytes: number;
   poolCount: number;
   mmapBytes: number;
+  /** Start → size of every mapped range (kept by `mappings`). */
   mmaps: Map<number, number>;
+  /** Mapped ranges with their times and sites; undefined until the process's first mmap. */
+  mappings: MappingTable | undefined;
+  /** Sites of anonymous mappings (stack keys as in `sites`): apart from the heap's and pools'
+   *  sites, so that an mmap never touches their tables; undefined until the first one. */
+  mmapSites: SiteTable | undefined;
   allocCount: number;
   allocBytes: number;
   frees: number;
