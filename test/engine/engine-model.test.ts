@@ -7,13 +7,16 @@ import { Engine } from '../../src/engine/engine.js';
 import type { Event } from '../../src/model/events.js';
 
 interface MPool { parent?: number; allocs: { addr: number; size: number; stack: number }[]; sized: number }
-interface MProc { heap: Map<number, { size: number; stack: number }>; pools: Map<number, MPool> }
+/** Mappings page by page: which mmap (id) holds the page, from which stack, anonymous or not. */
+interface MPage { id: number; stack: number; anon: boolean }
+interface MProc { heap: Map<number, { size: number; stack: number }>; pools: Map<number, MPool>; pages: Map<number, MPage> }
 
 class Model {
   procs = new Map<number, MProc>();
+  maps = 0;
   proc(pid: number): MProc {
     let p = this.procs.get(pid);
-    if (!p) this.procs.set(pid, (p = { heap: new Map(), pools: new Map() }));
+    if (!p) this.procs.set(pid, (p = { heap: new Map(), pools: new Map(), pages: new Map() }));
     return p;
   }
   destroy(p: MProc, addr: number) {
@@ -68,6 +71,14 @@ class Model {
         break;
       }
       case 'pool-tag': this.pool(p, e.pool); break;
+      case 'mmap': {
+        const id = ++this.maps;
+        for (let k = 0; k < e.size / PAGE; k++) p.pages.set((e.addr - MBASE) / PAGE + k, { id, stack: e.stack, anon: (e.flags & 0x20) !== 0 });
+        break;
+      }
+      case 'munmap':
+        for (let k = 0; k < e.size / PAGE; k++) p.pages.delete((e.addr - MBASE) / PAGE + k);
+        break;
       default:
     }
   }
@@ -79,6 +90,9 @@ const POOLS = fc.integer({ min: 1, max: 5 }).map((i) => 0xa00 + i);
 const SIZE = fc.oneof(fc.integer({ min: 0, max: 5000 }), fc.constant(2 ** 32 + 7));
 const STACK = fc.integer({ min: 0, max: 4 });
 const PID = fc.constantFrom(...PIDS);
+const PAGE = 4096;
+const MBASE = 0x7f0000000000;
+const MADDR = fc.integer({ min: 0, max: 15 }).map((i) => MBASE + i * PAGE);
 
 const eventArb: fc.Arbitrary<Omit<Event, 't'>> = fc.oneof(
   fc.record({ kind: fc.constant('alloc' as const), pid: PID, tid: fc.constant(0), addr: ADDRS, size: SIZE, stack: STACK }),
@@ -91,6 +105,8 @@ const eventArb: fc.Arbitrary<Omit<Event, 't'>> = fc.oneof(
   fc.record({ kind: fc.constant('pool-free' as const), pid: PID, pool: POOLS, addr: ADDRS }),
   fc.record({ kind: fc.constant('pool-size' as const), pid: PID, pool: POOLS, bytes: fc.integer({ min: 0, max: 100000 }) }),
   fc.record({ kind: fc.constant('pool-tag' as const), pid: PID, pool: POOLS, tag: fc.constantFrom('a', 'b', 'c') }),
+  fc.record({ kind: fc.constant('mmap' as const), pid: PID, tid: fc.constant(0), addr: MADDR, size: fc.integer({ min: 1, max: 5 }).map((n) => n * PAGE), prot: fc.constant(3), flags: fc.constantFrom(0x22, 0x02), stack: STACK }),
+  fc.record({ kind: fc.constant('munmap' as const), pid: PID, addr: MADDR, size: fc.integer({ min: 1, max: 6 }).map((n) => n * PAGE) }),
 ) as fc.Arbitrary<Omit<Event, 't'>>;
 
 test('engine agrees with a naive model on outstanding bytes and counts per process, site and pool', () => {
@@ -146,6 +162,34 @@ test('engine agrees with a naive model on outstanding bytes and counts per proce
         const byClass = new Map<string, number>();
         for (const pool of p.pools.values()) byClass.set(pool.classKey, (byClass.get(pool.classKey) ?? 0) + pool.bytes);
         for (const c of p.classes.values()) assert.equal(c.bytes, byClass.get(c.key) ?? 0, `class ${c.key}`);
+        // Mappings: every mapped byte, and per mmap stack the anonymous bytes and ranges (runs of
+        // pages of one mmap: a hole punched in one makes two).
+        const ranges = new Map<number, number>();
+        const siteMap = new Map<number, [number, number]>();
+        let mapped = 0;
+        for (const [page, pg] of [...m.pages].sort((a, b) => a[0] - b[0])) {
+          mapped += PAGE;
+          const prev = m.pages.get(page - 1);
+          const start = prev?.id === pg.id ? undefined : page;
+          if (start !== undefined) ranges.set(MBASE + page * PAGE, PAGE);
+          else {
+            let s0 = page - 1;
+            while (m.pages.get(s0 - 1)?.id === pg.id) s0--;
+            ranges.set(MBASE + s0 * PAGE, ranges.get(MBASE + s0 * PAGE)! + PAGE);
+          }
+          if (!pg.anon) continue;
+          const sm = siteMap.get(pg.stack) ?? [0, 0];
+          siteMap.set(pg.stack, [sm[0] + PAGE, sm[1] + (start !== undefined ? 1 : 0)]);
+        }
+        assert.equal(p.mmapBytes, mapped, 'mapped bytes');
+        assert.deepEqual([...p.mmaps].sort((a, b) => a[0] - b[0]), [...ranges].sort((a, b) => a[0] - b[0]), 'mapped ranges');
+        const ms = p.mmapSites;
+        for (let i = 0; ms && i < ms.length; i++) {
+          const want = siteMap.get(ms.stackOf(i)) ?? [0, 0];
+          assert.equal(ms.outBytes(i), want[0], `mmap site ${ms.stackOf(i)} bytes`);
+          assert.equal(ms.outCount(i), want[1], `mmap site ${ms.stackOf(i)} count`);
+        }
+        for (const stack of siteMap.keys()) assert.ok(ms && ms.outBytes(ms.of(stack, false)) > 0, `mmap site ${stack} exists`);
       }
     }),
     { numRuns: 400 },
