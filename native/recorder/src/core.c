@@ -225,6 +225,7 @@ void lk_flush_all(int wait_ms) {
 // --- events -------------------------------------------------------------------------------
 
 static void start_timer(void);
+static void drain_marks(void);
 
 // Every recording path checks that the flush timer runs (it does not survive fork).
 static inline void timer_check(void) {
@@ -336,6 +337,7 @@ static void rec_exit(int code) {
 // Stops recording, writes out every thread's records, then EXIT as the process's last chunk
 // (readers fold chunks in file order, so nothing of this process may follow it).
 static void finish(int code, int wait_ms) {
+  drain_marks();
   lk_state = 3;
   lk_flush_all(wait_ms);
   rec_exit(code);
@@ -472,10 +474,78 @@ static int open_trace(void) {
 static struct sigaction g_old_act[65];
 static const int k_fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
-static void on_snapshot(int sig) {
+// SIGUSR2 markers. The handler only takes the time and the sender's kind into a slot and posts
+// the semaphore (all async-signal-safe); the flusher thread writes the MARKER records, before the
+// flush that follows. Slots are claimed by a ticket; a slot is ready once its `seq` is the ticket
+// + 1. More than LK_MARKS signals between two flusher wake-ups drop the extra markers (counted).
+#define LK_MARKS 64
+static struct { _Atomic uint64_t seq; uint64_t t; int queued; } g_marks[LK_MARKS];
+static _Atomic uint64_t g_mark_head, g_mark_tail;
+static atomic_uint g_marks_dropped;
+static atomic_uint g_mark_count;  // markers written by this process (numbers the labels)
+
+static void on_snapshot(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
+  uint64_t t = lk_now();
+  uint64_t tail = atomic_load_explicit(&g_mark_tail, memory_order_acquire);
+  uint64_t tk = atomic_fetch_add_explicit(&g_mark_head, 1, memory_order_acq_rel);
+  if (tk - tail >= LK_MARKS) {
+    atomic_fetch_add(&g_marks_dropped, 1);
+  } else {
+    g_marks[tk % LK_MARKS].t = t;
+    // `leakscope snapshot` sends it with sigqueue and the value 1 (a plain kill() is SI_USER).
+    g_marks[tk % LK_MARKS].queued = si && si->si_code == SI_QUEUE && si->si_value.sival_int == 1;
+    atomic_store_explicit(&g_marks[tk % LK_MARKS].seq, tk + 1, memory_order_release);
+  }
   sem_post(&g_flush_sem);
   errno = saved;
+}
+
+static void rec_marker(uint64_t t, const char *label) {
+  lk_buf *b = lk_begin(96);
+  if (!b) return;
+  if (lk_state != 2) {  // the process is exiting: its EXIT record must stay its last
+    lk_end(b);
+    return;
+  }
+  lk_ev(b, R_MARKER, t);
+  lk_str(b, label, 47);
+  lk_end(b);
+}
+
+// Writes the markers of the signals received so far (flusher thread, or the exit path).
+static void drain_marks(void) {
+  for (;;) {
+    uint64_t tail = atomic_load_explicit(&g_mark_tail, memory_order_acquire);
+    uint64_t head = atomic_load_explicit(&g_mark_head, memory_order_acquire);
+    if (tail == head) break;
+    if (head - tail > LK_MARKS) {  // tickets past the ring were dropped by the handler
+      if (!atomic_compare_exchange_strong(&g_mark_tail, &tail, head - LK_MARKS)) continue;
+      continue;
+    }
+    // A handler between its ticket and its store (interrupted, or on another thread): let it finish.
+    int spins = 0;
+    while (atomic_load_explicit(&g_marks[tail % LK_MARKS].seq, memory_order_acquire) != tail + 1 && spins < 1000) {
+      struct timespec d = {0, 10000};
+      nanosleep(&d, NULL);
+      spins++;
+    }
+    uint64_t t = g_marks[tail % LK_MARKS].t;
+    int queued = g_marks[tail % LK_MARKS].queued;
+    int ready = atomic_load_explicit(&g_marks[tail % LK_MARKS].seq, memory_order_acquire) == tail + 1;
+    if (!atomic_compare_exchange_strong(&g_mark_tail, &tail, tail + 1)) continue;
+    if (!ready) continue;  // never completed (the handler's thread was stopped): drop it
+    // "snapshot #N" / "SIGUSR2 #N", N counting this process's markers (no stdio: the exit path
+    // may run in a crash handler).
+    char label[48], digits[12];
+    const char *name = queued ? "snapshot #" : "SIGUSR2 #";
+    size_t n = strlen(name), k = 0;
+    memcpy(label, name, n);
+    for (uint32_t v = atomic_fetch_add(&g_mark_count, 1) + 1; v; v /= 10) digits[k++] = (char)('0' + v % 10);
+    while (k) label[n++] = digits[--k];
+    label[n] = '\0';
+    rec_marker(t, label);
+  }
 }
 
 static void on_fatal(int sig, siginfo_t *si, void *uc) {
@@ -500,8 +570,8 @@ static void install_signals(void) {
   }
   if (sigaction(SIGUSR2, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL) {
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_snapshot;
-    sa.sa_flags = SA_RESTART;
+    sa.sa_sigaction = on_snapshot;
+    sa.sa_flags = SA_RESTART | SA_SIGINFO;
     sigemptyset(&sa.sa_mask);
     sigaction(SIGUSR2, &sa, NULL);
   }
@@ -538,6 +608,7 @@ static void *timer_main(void *arg) {
     if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
     sem_timedwait(&g_flush_sem, &dl);
     if (lk_state != 2) continue;
+    drain_marks();
     uint64_t now = lk_now();
     if (now - last_rss >= 1000000000ull || last_rss == 0) {
       rec_rss();
@@ -603,6 +674,9 @@ static void fork_child(void) {
     }
     sem_init(&g_flush_sem, 0, 0);
     atomic_store(&g_timer_running, 0);
+    // Signals the parent received are the parent's markers; the child numbers its own.
+    atomic_store(&g_mark_tail, atomic_load(&g_mark_head));
+    atomic_store(&g_mark_count, 0);
     lk_buf *b = lk_begin(32);
     if (b) {
       lk_ev(b, R_FORK, lk_now());

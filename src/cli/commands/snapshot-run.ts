@@ -1,7 +1,8 @@
 // `leakscope snapshot PID`: asks a process running under `leakscope run` to write out what it
-// has recorded so far (SIGUSR2; the recorder flushes every buffer at once).
+// has recorded so far (SIGUSR2; the recorder flushes every buffer at once, and drops a marker).
 // Registered by commands/snapshot.ts, which loads this module only when the command runs.
 
+import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { UserError } from '../errors.js';
 
@@ -34,10 +35,15 @@ export function snapshotCommand(pidArg: string): void {
   const trace = traceOf(pid);
   // SIGUSR2 would kill a process without the recorder's handler: check first.
   if (!trace || !recorderLoaded(pid)) throw new UserError(`process ${pid} is not running under \`leakscope run\``);
-  try {
-    process.kill(pid, 'SIGUSR2');
-  } catch {
-    throw new UserError(`process ${pid} ended before it could be asked`);
+  // Sent with sigqueue and the value 1 (procps kill -q), so the recorder labels the marker it
+  // drops "snapshot #N" rather than "SIGUSR2 #N" (a plain kill); node can only kill().
+  const q = spawnSync('kill', ['-s', 'USR2', '-q', '1', String(pid)], { stdio: 'ignore' });
+  if (q.error || q.status !== 0) {
+    try {
+      process.kill(pid, 'SIGUSR2');
+    } catch {
+      throw new UserError(`process ${pid} ended before it could be asked`);
+    }
   }
-  process.stdout.write(`asked process ${pid} to flush its recording to ${trace}\n`);
+  process.stdout.write(`asked process ${pid} to flush its recording to ${trace} (marker "snapshot #N" in the trace)\n`);
 }

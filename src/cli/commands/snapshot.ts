@@ -9,7 +9,7 @@ import { loadCommand } from '../lazy.js';
 export function register(program: Command): void {
   program
     .command('snapshot')
-    .description('make a process running under `leakscope run` write out its recording now')
+    .description('make a process running under `leakscope run` write out its recording now, with a marker "snapshot #N" (a plain SIGUSR2 does the same, marker "SIGUSR2 #N")')
     .argument('<pid>', 'process id')
     .action(guard(async (pidArg: string) => {
       const { snapshotCommand } = await loadCommand('snapshot', () => import('./snapshot-run.js'));
