@@ -34,6 +34,8 @@ export interface AttachLuajitOptions {
   settleMs?: number;
   /** Another build of the tracer (the bench compares two builds in one run). */
   tracer?: string;
+  /** Called once the trace is open with a function that adds a marker (every process, now). */
+  onMarkable?: (mark: (label: string) => void) => void;
 }
 
 export interface AttachLuajitResult {
@@ -222,6 +224,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   args.push('--settle-ms', String(settleMs));
   const settled = new Set<number>();
   const now = () => Math.max(0, Number(process.hrtime.bigint() - startMono));
+  opts.onMarkable?.((label) => writer.event({ kind: 'marker', pid: 0, t: now(), label }));
   const proc = spawn(opts.tracer ?? LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;

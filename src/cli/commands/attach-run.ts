@@ -19,6 +19,7 @@ import { pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
 import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
 import { LiveSymbols } from '../../attach/live-symbols.js';
 import { renderReport } from '../../attach/report.js';
+import { onMarkerSignal } from '../../attach/marker-signal.js';
 
 export interface AttachCliOptions {
   pid?: string;
@@ -113,6 +114,16 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   const nullSink = { event() {} };
   const live = intervalMs !== undefined && o.mode === 'events' ? new LiveGrowth(writer!) : undefined;
   const sink = live ?? writer ?? nullSink;
+  // SIGUSR1: a marker for every traced process, now (on the trace's timeline).
+  const markers = onMarkerSignal((label) => {
+    const t = Number(process.hrtime.bigint() - startMono);
+    if (o.mode !== 'events') {
+      process.stderr.write(`leakscope: ${label}: --mode aggregate keeps no timeline, so no marker\n`);
+      return;
+    }
+    sink.event({ kind: 'marker', pid: 0, t, label });
+    process.stderr.write(`leakscope: marker "${label}" at ${(t / 1e9).toFixed(3)} s\n`);
+  });
   const warnings: string[] = [];
   const warn = (m: string): void => {
     warnings.push(m);
@@ -136,6 +147,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       onWarning: warn,
     });
   } catch (err) {
+    markers.off();
     await writer?.close();
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true });
     throw err;
@@ -187,6 +199,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
   const finalTable = aggRows && o.format === 'text' ? await aggText(aggRows) : '';
   const stats = await session.stop();
+  markers.off();
   await writer?.close();
   if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
   if (stats.probes === 0) warn('no probe was attached; nothing was traced');
