@@ -1,7 +1,7 @@
 // What grew: between two traces (by site label and pool class, summed over processes), or
 // between two points of one trace (per process, from the window grid and the pool-class series).
 
-import type { AnalysisResult, ProcessReport, Series } from './result.js';
+import type { AnalysisResult, ProcessReport, Series, SiteReport } from './result.js';
 import type { WindowState } from './window.js';
 import { outstandingAt } from './window.js';
 import { frameLabel } from '../model/events.js';
@@ -58,7 +58,7 @@ export function diffTraces(a: AnalysisResult, b: AnalysisResult): DiffResult {
   for (const [side, r] of [['before', a], ['after', b]] as const) {
     for (const p of r.processes) {
       add(acc, 'total', 'all processes', side, p.outstanding.heapBytes + p.outstanding.poolBytes, p.outstanding.heapCount + p.outstanding.poolCount);
-      for (const s of p.sites) add(acc, 'site', s.pool ? `${s.label} [pool ${s.pool}]` : s.label, side, s.bytes, s.count);
+      for (const s of p.sites) add(acc, 'site', siteName(s), side, s.bytes, s.count);
       for (const c of p.poolClasses) add(acc, 'pool', c.name, side, c.bytes, undefined);
     }
   }
@@ -125,6 +125,12 @@ export function diffPoints(result: AnalysisResult, window: WindowState, from: Po
   return { mode: 'points', before: from.label, after: to.label, clock: result.clockUnit, rows: rows(acc) };
 }
 
+/** A site's name across traces: its label, and how it allocated (heap and mmap sites of one
+ *  stack are two sites), and its pool. */
+function siteName(s: SiteReport): string {
+  return `${s.label}${s.via === 'mmap' ? ' via mmap' : ''}${s.pool ? ` [pool ${s.pool}]` : ''}`;
+}
+
 function siteLabels(p: ProcessReport): Map<string, string> {
-  return new Map(p.sites.map((s) => [s.key, s.pool ? `${s.label} [pool ${s.pool}]` : s.label]));
+  return new Map(p.sites.map((s) => [s.key, siteName(s)]));
 }

@@ -101,8 +101,11 @@ function siteTable(sites: SiteReport[], p: ProcessReport, r: AnalysisResult, wid
   const fixed = head.length - 4;
   for (const s of sites) {
     const age = span(p.endT - s.oldestT, r);
-    const where = `${s.label}${s.via ? ` via ${s.via}` : ''}${s.pool ? ` [pool ${s.pool}]` : ''}`;
-    rows.push(clip(`${pad(formatAmount(s.bytes), 10)} ${pad(count(s.count), 9)} ${pad(pct(s.share), 6)} ${pad(age, 13)} ${(s.verdict?.verdict ?? '-').padEnd(8)} ${where}`, width, fixed));
+    // The label gives way (its middle) so that `via` and the pool stay on a narrow line.
+    const suffix = `${s.via ? ` via ${s.via}` : ''}${s.pool ? ` [pool ${s.pool}]` : ''}`;
+    const room = width - fixed - 1 - suffix.length;
+    const label = room >= 12 ? clipStart(s.label, room, Math.floor(room / 3)) : s.label;
+    rows.push(clip(`${pad(formatAmount(s.bytes), 10)} ${pad(count(s.count), 9)} ${pad(pct(s.share), 6)} ${pad(age, 13)} ${(s.verdict?.verdict ?? '-').padEnd(8)} ${label}${suffix}`, width, fixed));
   }
   return rows;
 }

@@ -56,12 +56,13 @@ describe('leakscope run: anonymous mappings as leak sites', () => {
       assert.equal(p.sites.filter((x) => x.via === 'mmap').length, 2);
       assert.equal(p.outstanding.mmapBytes, (24 + 2) * PAGE);
     }
-    // The text report names the site and how it was allocated (wide enough for the source path
-    // in the label: the table clips rows at the terminal's width, 100 columns when piped).
+    // The text report names the site and how it was allocated; on a narrow line (100 columns
+    // when piped) the label's middle gives way, not `via mmap`.
     assert.match(renderText(result, { width: 300 }), /grow_mapping \([^\n]*rec-mmap\.c:\d+\) via mmap/);
     const text = leakscope(['analyze', trace]);
     assert.equal(text.status, 0, text.stderr);
-    assert.match(text.stdout, /leak +grow_mapping/);
+    assert.match(text.stdout, /leak +grow_mapping[^\n]*rec-mmap\.c:\d+\) via mmap\n/);
+    assert.ok(text.stdout.split('\n').every((l) => [...l].length <= 100), 'lines fit 100 columns');
     // --min-age older than the run: no mapping is old enough.
     const old = leakscope(['analyze', '--format', 'json', '--min-age', '1h', trace]);
     assert.equal(old.status, 0, old.stderr);

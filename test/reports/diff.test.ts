@@ -90,3 +90,24 @@ test('diff as HTML escapes names from the trace; errors are one line', () => {
   assert.match(leakscope(['diff', small]).stderr, /^leakscope: give a second input/);
   assert.match(leakscope(['diff', small, '--from', 'load', '--to', 'warmup done']).stderr, /comes before/);
 });
+
+test('diff two traces: a heap site and an mmap site of one stack stay two rows', async () => {
+  const make = async (path: string, n: number): Promise<void> => {
+    const s = scenario({ steps: 10 });
+    const t = 11 * STEP;
+    for (let i = 0; i < n; i++) {
+      s.events.push({ kind: 'alloc', pid: s.pid, t: t + i, tid: s.pid, addr: 0x900000 + i * 64, size: 100, stack: s.ids.leak });
+      s.events.push({ kind: 'mmap', pid: s.pid, t: t + i, tid: s.pid, addr: 0x7f0000000000 + i * 0x10000, size: 4096, prot: 3, flags: 0x22, stack: s.ids.leak });
+    }
+    await write(path, s);
+  };
+  const a = join(dir, 'mmap-a.lstrace');
+  const b = join(dir, 'mmap-b.lstrace');
+  await make(a, 2);
+  await make(b, 5);
+  const d = json([a, b]);
+  const heap = d.rows.find((r) => r.kind === 'site' && r.name === 'leaky_alloc (leaky.c:7)')!;
+  const mapped = d.rows.find((r) => r.kind === 'site' && r.name === 'leaky_alloc (leaky.c:7) via mmap')!;
+  assert.equal(heap.delta, 300, 'the heap site grew by 3 blocks of 100 bytes');
+  assert.deepEqual([mapped.before, mapped.after, mapped.delta], [{ bytes: 2 * 4096, count: 2 }, { bytes: 5 * 4096, count: 5 }, 3 * 4096]);
+});
