@@ -58,3 +58,28 @@ test('SIGUSR1 to attach: markers in the trace and the report, tracing goes on', 
     stop(child);
   }
 });
+
+test('SIGUSR1 to attach --allocator luajit: the marker is in its trace too', async () => {
+  // A LuaJIT VM busy in a loop (the tracer's own trace; the marker needs no Lua allocations).
+  const lua = await startReady('luajit', ['-e', 'io.write("ready\\n") io.flush() local k = {} while true do k[#k % 1000 + 1] = {} end']);
+  const trace = join(dir, 'luajit.lstrace');
+  try {
+    const a = attachInBackground(['--pid', String(lua.pid), '--allocator', 'luajit', '--duration', '2s', '-o', trace, '--no-report']);
+    await a.started;
+    await sleep(300);
+    process.kill(a.pid, 'SIGUSR1');
+    const r = await a.done;
+    assert.equal(r.code, 0, r.stderr);
+    const events: Event[] = [];
+    await readTrace(trace, { event: (e) => events.push(e) });
+    const marks = events.filter((e): e is Extract<Event, { kind: 'marker' }> => e.kind === 'marker');
+    const m = marks.find((x) => x.label === 'SIGUSR1 #1');
+    assert.ok(m, JSON.stringify(marks));
+    assert.equal(m.pid, 0);
+    // after the start, before the traced time ended (the tracer's own "settling" marker)
+    const settling = marks.find((x) => x.label.startsWith('luajit: traced time over'));
+    assert.ok(m.t > 0 && (!settling || m.t < settling.t), JSON.stringify(marks));
+  } finally {
+    stop(lua);
+  }
+});
