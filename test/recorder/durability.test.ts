@@ -5,7 +5,7 @@ import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { buildRecorder, compile, leakscope, root, runJson, sitesWith, traceEvents, workDir } from './harness.js';
+import { buildRecorder, compile, leakscope, root, runJson, sitesWith, traceEvents, until, workDir } from './harness.js';
 
 function allocsOfSize(events: { kind: string }[], size: number): number {
   return events.filter((e) => e.kind === 'alloc' && (e as { size: number }).size === size).length;
@@ -18,16 +18,6 @@ function childPids(pid: number): number[] {
     if (text) out.push(...text.split(/\s+/).map(Number));
   }
   return out;
-}
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 describe('recorder durability', () => {

@@ -75,3 +75,14 @@ export async function traceEvents(path: string): Promise<{ events: Event[]; warn
   const r = await readTrace(path, { event: (e) => events.push(e) });
   return { events, warnings: r.warnings, meta: r.meta as unknown as Record<string, unknown> };
 }
+
+/** Polls fn until it gives a value; fails naming what it waited for. */
+export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

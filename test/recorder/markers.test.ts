@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { AnalysisResult } from '../../src/analyses/result.js';
-import { buildRecorder, leakscope, root, traceEvents, workDir } from './harness.js';
+import { buildRecorder, leakscope, root, traceEvents, until, workDir } from './harness.js';
 
 // Phases, each ended by the test creating DIR/goN: leaks of 1001 bytes, then 1002, then a child
 // that leaks 1004 and waits, then 1003 in the parent. Prints "phase N PID" as each one is done.
@@ -51,16 +51,6 @@ int main(int argc, char **argv) {
   return 0;
 }
 `;
-
-async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await fn();
-    if (v !== undefined) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 type Ev = { kind: string; pid: number; t: number; size?: number; label?: string };
 
