@@ -1,5 +1,6 @@
-// The first image leaks at before_exec() and execs itself with "again"; the new image leaks at
-// after_exec().
+// The first image leaks at before_exec(), signals itself SIGUSR2 (a marker, under the recorder)
+// and execs itself with "again" at once; the new image leaks at after_exec().
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -23,6 +24,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (int i = 0; i < 4; i++) before_exec(700);
+  struct sigaction sa;
+  if (sigaction(SIGUSR2, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN) raise(SIGUSR2);
   char *args[] = {argv[0], "again", NULL};
   execv("/proc/self/exe", args);
   return 1;

@@ -219,6 +219,9 @@ describe('leakscope run', () => {
     assert.equal(before.pid, after[0]!.pid);
     assert.equal(before.replacedByExec, true);
     assert.equal(before.outstanding.heapBytes, 4 * 700);
+    // A SIGUSR2 just before exec is still the first image's marker.
+    assert.deepEqual(before.markers.map((m) => m.label), ['SIGUSR2 #1']);
+    assert.deepEqual(after[0]!.markers, []);
     // Trailing symbol records reach only the pid's current image: the first image's frames
     // stay addresses, but never borrow the new image's names.
     assert.equal(sitesWith(before, 'after_exec').length, 0);

@@ -225,7 +225,6 @@ void lk_flush_all(int wait_ms) {
 // --- events -------------------------------------------------------------------------------
 
 static void start_timer(void);
-static void drain_marks(void);
 
 // Every recording path checks that the flush timer runs (it does not survive fork).
 static inline void timer_check(void) {
@@ -337,7 +336,7 @@ static void rec_exit(int code) {
 // Stops recording, writes out every thread's records, then EXIT as the process's last chunk
 // (readers fold chunks in file order, so nothing of this process may follow it).
 static void finish(int code, int wait_ms) {
-  drain_marks();
+  lk_drain_marks();
   lk_state = 3;
   lk_flush_all(wait_ms);
   rec_exit(code);
@@ -514,7 +513,7 @@ static void rec_marker(uint64_t t, const char *label) {
 }
 
 // Writes the markers of the signals received so far (flusher thread, or the exit path).
-static void drain_marks(void) {
+void lk_drain_marks(void) {
   for (;;) {
     uint64_t tail = atomic_load_explicit(&g_mark_tail, memory_order_acquire);
     uint64_t head = atomic_load_explicit(&g_mark_head, memory_order_acquire);
@@ -608,7 +607,7 @@ static void *timer_main(void *arg) {
     if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
     sem_timedwait(&g_flush_sem, &dl);
     if (lk_state != 2) continue;
-    drain_marks();
+    lk_drain_marks();
     uint64_t now = lk_now();
     if (now - last_rss >= 1000000000ull || last_rss == 0) {
       rec_rss();

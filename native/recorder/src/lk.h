@@ -76,6 +76,7 @@ void lk_end(lk_buf *b);
 void lk_reserve(lk_buf *b, size_t need);
 void lk_flush_buf(lk_buf *b);
 void lk_flush_all(int wait);
+void lk_drain_marks(void);           // writes the markers of SIGUSR2s received so far
 
 // stacks.c
 void lk_stacks_init(void);
