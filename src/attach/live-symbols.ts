@@ -19,7 +19,7 @@ export class LiveSymbols {
     return `${path}\u0000${off}`;
   }
 
-  /** Labels for return addresses: `function` when known, else `module+0xoffset`. */
+  /** Labels for return addresses: `function` when known, else `module+0xvaddr` (the call's). */
   async label(items: { pid: number; pc: number }[]): Promise<Map<string, string>> {
     const out = new Map<string, string>();
     const todo = new Map<string, { off: number; vaddr: number }[]>();
@@ -37,7 +37,8 @@ export class LiveSymbols {
       const info = this.elf.get(where.path);
       // a return address: the call is the instruction before it
       const vaddr = info ? offsetToVaddr(info, where.fileOffset - 1) : undefined;
-      this.names.set(k, `${basename(where.path)}+0x${where.fileOffset.toString(16)}`);
+      // the same address the trace's symbolizer shows for a frame it cannot name (the file's vaddr)
+      this.names.set(k, `${basename(where.path)}+0x${(vaddr ?? where.fileOffset).toString(16)}`);
       if (vaddr === undefined) continue;
       let list = todo.get(where.path);
       if (!list) todo.set(where.path, (list = []));

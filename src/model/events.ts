@@ -118,6 +118,9 @@ export interface Frame {
   line: number;
   /** This frame was inlined into the next (outer) frame of the stack. */
   inlined: boolean;
+  /** The address in the module's ELF file (what addr2line and gdb take), set by the symbolizer
+   *  when it could name nothing there: a label then shows it instead of the run's absolute pc. */
+  vaddr?: number;
 }
 
 /** Receives events in file/stream order. Sources write to it; the engine and the trace writer are sinks. */
@@ -163,6 +166,13 @@ export function frameLabel(f: Frame): string {
   const where = f.file ? (f.line ? `${f.file}:${f.line}` : f.file) : '';
   if (f.fn) return where ? `${f.fn} (${where})` : f.fn;
   if (where) return where;
+  return addressLabel(f);
+}
+
+/** A frame by its address: `module+0xvaddr` once the symbolizer knows the file address, else
+ *  `module+0xpc` / `0xpc`; '??' without one. */
+export function addressLabel(f: Frame): string {
+  if (f.module && f.vaddr !== undefined) return `${basename(f.module)}+0x${f.vaddr.toString(16)}`;
   if (f.pc) return f.module ? `${basename(f.module)}+0x${f.pc.toString(16)}` : `0x${f.pc.toString(16)}`;
   return '??';
 }

@@ -96,7 +96,7 @@ export class StackInterner {
   constructor(private readonly sink: EventSink, private readonly pid = 0) {}
 
   frameId(f: Frame, pid = this.pid): number {
-    const key = `${pid}\u0000${f.pc}\u0000${f.module}\u0000${f.fn}\u0000${f.file}\u0000${f.line}\u0000${f.inlined ? 1 : 0}`;
+    const key = `${pid}\u0000${f.pc}\u0000${f.module}\u0000${f.fn}\u0000${f.file}\u0000${f.line}\u0000${f.inlined ? 1 : 0}\u0000${f.vaddr ?? ''}`;
     let id = this.frameIds.get(key);
     if (id === undefined) {
       id = this.nextFrame++;

@@ -102,9 +102,12 @@ export async function symbolizeCollected(c: SymbolCollector, opts: SymbolizeOpti
     unique.forEach((v, i) => byVaddr.set(v, locs[i]!));
     for (const r of refs) {
       const chain = (byVaddr.get(r.vaddr) ?? []).filter((l) => l.fn || l.file);
-      if (chain.length === 0) continue;
-      stats.resolved++;
-      const frames = chain.map((l, i) => ({ ...r.frame, fn: l.fn, file: l.file, line: l.line, inlined: i < chain.length - 1 }));
+      // Nothing named there (a static function of a stripped binary): the frame keeps its
+      // address, as the file's own (vaddr), which the run's absolute pc is not.
+      const frames = chain.length === 0
+        ? [{ ...r.frame, vaddr: r.vaddr }]
+        : chain.map((l, i) => ({ ...r.frame, fn: l.fn, file: l.file, line: l.line, inlined: i < chain.length - 1 }));
+      if (chain.length > 0) stats.resolved++;
       let m = chains.get(r.scope);
       if (!m) chains.set(r.scope, (m = new Map()));
       m.set(r.id, frames);

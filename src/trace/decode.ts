@@ -4,7 +4,7 @@
 // a module-level cursor (no closure, no object per field), and each event kind is built by one
 // object literal so V8 sees one shape per kind.
 
-import type { Event, EventSink, FastEventSink, ShmOp } from '../model/events.js';
+import type { Event, EventSink, FastEventSink, Frame, ShmOp } from '../model/events.js';
 import { fastSink } from '../model/events.js';
 
 /** Cursor into the payload being decoded. Module-level so the helpers inline to plain loads. */
@@ -401,7 +401,9 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         const file = str(u);
         const line = uv(u);
         const flags = uv(u);
-        e = { kind: 'frame', pid, t: 0, id, frame: { pc, module, fn, file, line, inlined: (flags & 1) === 1 } };
+        const frame: Frame = { pc, module, fn, file, line, inlined: (flags & 1) === 1 };
+        if (flags & 2) frame.vaddr = uv(u);
+        e = { kind: 'frame', pid, t: 0, id, frame };
         break;
       }
       case 0x61: { // STACK

@@ -246,7 +246,8 @@ export class TraceWriter implements EventSink {
         this.ctxPid(e.pid);
         this.u8(Rec.FRAME);
         this.uv(e.id); this.uv(f.pc); this.str(f.module); this.str(f.fn); this.str(f.file); this.uv(f.line);
-        this.uv(f.inlined ? 1 : 0);
+        this.uv((f.inlined ? 1 : 0) | (f.vaddr !== undefined ? 2 : 0));
+        if (f.vaddr !== undefined) this.uv(f.vaddr);
         break;
       }
       case 'stack':

@@ -44,6 +44,26 @@ describe('symbols', () => {
     assert.ok(fns.includes('main'));
   });
 
+  it('keeps a file address (module+0xvaddr) for a frame of a stripped binary that nothing names', () => {
+    const full = join(dir, 'rec-stripped-full');
+    execFileSync('gcc', ['-O2', '-fomit-frame-pointer', '-o', full, join(root, 'test', 'programs', 'rec-stripped.c')]);
+    const exe = join(dir, 'rec-stripped');
+    copyFileSync(full, exe);
+    execFileSync('strip', ['--strip-all', exe]);
+    const { run, result } = runJson(join(dir, 'stripped.lstrace'), [exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const site = result.processes[0]!.sites.find((x) => x.bytes === 9 * 333);
+    assert.ok(site, JSON.stringify(result.processes[0]!.sites.map((x) => [x.label, x.bytes])));
+    const leaf = site.stack.find((f) => f.module.endsWith('/rec-stripped'))!;
+    assert.equal(leaf.fn, '');
+    assert.match(site.label, /^rec-stripped\+0x[0-9a-f]+$/);
+    // The address lies inside hidden_leak, as the unstripped build's symbol table places it.
+    const sym = execFileSync('nm', ['-S', full], { encoding: 'utf8' }).split('\n').find((l) => / hidden_leak/.test(l))!;
+    const [start, size] = sym.split(' ').slice(0, 2).map((h) => parseInt(h, 16)) as [number, number];
+    assert.equal(site.label, `rec-stripped+0x${leaf.vaddr!.toString(16)}`);
+    assert.ok(leaf.vaddr! >= start && leaf.vaddr! < start + size, `0x${leaf.vaddr!.toString(16)} in hidden_leak [0x${start.toString(16)}, +${size})`);
+  });
+
   it('demangles C++ names, with the inlined template method before its caller', () => {
     const exe = join(dir, 'rec-cpp');
     execFileSync('g++', ['-O2', '-g', '-fomit-frame-pointer', '-o', exe, join(root, 'test', 'programs', 'rec-cpp.cpp')]);

@@ -36,7 +36,7 @@ const anyEvent: fc.Arbitrary<Event> = fc.oneof(
   fc.record({ kind: fc.constant('module' as const), pid: id, t, base: u53, size: u53, offset: u53, path: s, buildId: s }),
   fc.record({
     kind: fc.constant('frame' as const), pid: id, t: fc.constant(0), id,
-    frame: fc.record({ pc: u53, module: s, fn: s, file: s, line: fc.nat(), inlined: fc.boolean() }, { noNullPrototype: true }),
+    frame: fc.record({ pc: u53, module: s, fn: s, file: s, line: fc.nat(), inlined: fc.boolean(), vaddr: u53 }, { noNullPrototype: true, requiredKeys: ['pc', 'module', 'fn', 'file', 'line', 'inlined'] }),
   }),
   fc.record({ kind: fc.constant('stack' as const), pid: id, t: fc.constant(0), id, parent: id, frame: id }),
 );

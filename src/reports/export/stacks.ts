@@ -2,6 +2,7 @@
 // stack's frames (leaf first), from the window grid (src/analyses/window.ts).
 
 import type { Frame } from '../../model/events.js';
+import { addressLabel } from '../../model/events.js';
 import type { WindowState } from '../../analyses/window.js';
 import { stackTotals } from '../../analyses/window.js';
 import type { StackTotals } from '../../analyses/window.js';
@@ -25,17 +26,11 @@ export function exportStacks(w: WindowState): ExportStack[] {
 export function frameName(f: Frame): string {
   if (f.fn) return f.fn;
   if (f.file) return f.line ? `${f.file}:${f.line}` : f.file;
-  if (f.pc) return f.module ? `${basename(f.module)}+0x${f.pc.toString(16)}` : `0x${f.pc.toString(16)}`;
-  return '??';
+  return addressLabel(f);
 }
 
 /** Names come from the trace: no control characters in line-based formats. */
 export function oneLine(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ');
-}
-
-function basename(p: string): string {
-  const i = p.lastIndexOf('/');
-  return i < 0 ? p : p.slice(i + 1);
 }
