@@ -4,7 +4,8 @@
 // return probe with ustack, ngx_destroy_pool, keyed by pool address), on three workloads:
 // `return 200` with keepalive, a 4 KiB static file with keepalive, and the same file with a new
 // connection per request (a second pool per request). The floor: bpftrace with the same probes
-// and empty programs (3 per keepalive request, and 1), i.e. the kernel's uprobe cost alone.
+// and empty programs (3 per keepalive request, and 1), i.e. the kernel's uprobe cost alone, and
+// ours with empty programs (LEAKSCOPE_BPF_BARE) for libc and --pool-allocs.
 // Runs alternate: every tracer's runs sit between two untraced runs of the same workloads and
 // are compared to their mean.
 // Besides req/s: CPU per request of the nginx worker (utime+stime; uprobe traps and BPF programs
@@ -12,7 +13,8 @@
 // machine's idle share (2 cores: a busy tracer takes its CPU from wrk or nginx).
 // Then an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes: no slowdown).
 // Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 3);
-// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace,floor3,floor1 and ATTACH_BENCH_WORKLOADS=ka,static,close
+// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace,floor3,floor1,libc-floor,pool-allocs-floor
+// and ATTACH_BENCH_WORKLOADS=ka,static,close
 // pick a subset.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -115,12 +117,12 @@ async function stopChild(child: ChildProcess, text: () => string): Promise<strin
   return text();
 }
 
-function ours(key: string, name: string, args: string[]): Tracer {
+function ours(key: string, name: string, args: string[], env: Record<string, string> = {}): Tracer {
   return {
     key, name,
     async start(exe) {
       const trace = join(dir, 'bench.lstrace');
-      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'attach', '--exe', exe, ...args, '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'attach', '--exe', exe, ...args, '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
       const text = await started(child, /leakscope: tracing/);
       return {
         pid: child.pid!,
@@ -182,6 +184,10 @@ const TRACERS: Tracer[] = [
   bpftrace,
   floor('floor3', 'floor: the 3 probes, empty (bpftrace)', ['uprobe:$1:ngx_create_pool', 'uretprobe:$1:ngx_create_pool', 'uprobe:$1:ngx_destroy_pool']),
   floor('floor1', 'floor: 1 probe, empty (bpftrace)', ['uprobe:$1:ngx_destroy_pool']),
+  // Our own probes with programs that return at once (LEAKSCOPE_BPF_BARE): the floor of the
+  // modes bpftrace 0.17 cannot attach per process (libc) or that have many probes.
+  ours('libc-floor', 'floor: leakscope -a libc, empty programs', ['--allocator', 'libc'], { LEAKSCOPE_BPF_BARE: '1' }),
+  ours('pool-allocs-floor', 'floor: leakscope -a nginx --pool-allocs, empty programs', ['--allocator', 'nginx', '--pool-allocs'], { LEAKSCOPE_BPF_BARE: '1' }),
 ];
 
 function pick<T extends { key: string }>(all: T[], env: string | undefined): T[] {

@@ -15,6 +15,7 @@ char LICENSE[] SEC("license") = "GPL";
 
 const volatile __u32 stack_bytes = 0;   /* user stack copied per stack-carrying event */
 const volatile __u32 agg_mode = 0;      /* 1: aggregate in maps, no per-call events */
+const volatile __u32 bare = 0;          /* 1: programs return at once (the bench's floor: uprobe stops alone) */
 
 struct { __uint(type, BPF_MAP_TYPE_ARRAY); __uint(max_entries, LS_MAX_SPECS); __type(key, __u32); __type(value, struct ls_spec); } specs SEC(".maps");
 
@@ -235,6 +236,7 @@ static __always_inline struct ls_event *start_event(__u32 spec_idx, const struct
 SEC("uprobe")
 int ls_entry(struct pt_regs *ctx)
 {
+  if (bare) return 0;
   __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
   const struct ls_spec *s = 0;
   if (!(spec_idx < LS_MAX_SPECS)) return 0;
@@ -271,6 +273,7 @@ int ls_entry(struct pt_regs *ctx)
 SEC("uretprobe")
 int ls_return(struct pt_regs *ctx)
 {
+  if (bare) return 0;
   __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
   const struct ls_spec *s = 0;
   if (!(spec_idx < LS_MAX_SPECS)) return 0;

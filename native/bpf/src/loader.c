@@ -625,6 +625,8 @@ int main(int argc, char **argv)
   if (!skel) { fprintf(stderr, "leakscope-bpf: cannot open the BPF object: %s\n", strerror(errno)); return 1; }
   skel->rodata->stack_bytes = stack_bytes;
   skel->rodata->agg_mode = !strcmp(mode, "aggregate");
+  /* benchmarks only: the same probes with programs that do nothing, to measure the floor */
+  skel->rodata->bare = getenv("LEAKSCOPE_BPF_BARE") != NULL;
   bpf_map__set_max_entries(skel->maps.events, ring);
   if (leakscope__load(skel)) {
     fprintf(stderr, "leakscope-bpf: cannot load the BPF programs (%s); run 'leakscope doctor'\n", strerror(errno));
