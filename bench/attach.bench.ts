@@ -13,7 +13,8 @@
 // machine's idle share (2 cores: a busy tracer takes its CPU from wrk or nginx).
 // Then an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes: no slowdown).
 // Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 3);
-// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace,floor3,floor1,libc-floor,pool-allocs-floor
+// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace,floor3,floor1,libc-floor,pool-allocs-floor,
+// libc-entry,pool-allocs-entry
 // and ATTACH_BENCH_WORKLOADS=ka,static,close
 // pick a subset.
 
@@ -187,6 +188,10 @@ const TRACERS: Tracer[] = [
   // Our own probes with programs that return at once (LEAKSCOPE_BPF_BARE): the floor of the
   // modes bpftrace 0.17 cannot attach per process (libc) or that have many probes.
   ours('libc-floor', 'floor: leakscope -a libc, empty programs', ['--allocator', 'libc'], { LEAKSCOPE_BPF_BARE: '1' }),
+  // Every probe at the function's first byte, as before probe points moved past flag-setting
+  // instructions (glibc's free, nginx's ngx_palloc/ngx_pnalloc single-stepped there).
+  ours('libc-entry', 'leakscope -a libc, probes at entry', ['--allocator', 'libc'], { LEAKSCOPE_PROBE_AT_ENTRY: '1' }),
+  ours('pool-allocs-entry', 'leakscope -a nginx --pool-allocs, probes at entry', ['--allocator', 'nginx', '--pool-allocs'], { LEAKSCOPE_PROBE_AT_ENTRY: '1' }),
   ours('pool-allocs-floor', 'floor: leakscope -a nginx --pool-allocs, empty programs', ['--allocator', 'nginx', '--pool-allocs'], { LEAKSCOPE_BPF_BARE: '1' }),
 ];
 

@@ -210,9 +210,9 @@ export class BpfLoader {
     });
   }
 
-  /** Attaches spec `index` to `path`:`symbol` in `pid`. */
-  async probe(index: number, pid: number, path: string, symbol: string): Promise<{ ok: boolean; error?: string }> {
-    const s = await this.command(['probe', index, pid, path, symbol]);
+  /** Attaches spec `index` to `path`:`symbol` in `pid`, `skip` bytes into the function. */
+  async probe(index: number, pid: number, path: string, symbol: string, skip = 0): Promise<{ ok: boolean; error?: string }> {
+    const s = await this.command(['probe', index, pid, path, symbol, skip]);
     return { ok: s.ok === true, error: typeof s.error === 'string' ? s.error : undefined };
   }
 

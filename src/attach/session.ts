@@ -7,6 +7,7 @@ import { frame as makeFrame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
 import { BpfLoader, NOTIFY_EXIT, NOTIFY_FORK, type AggRow, type CallRecord } from './loader.js';
 import { ModuleTable } from './modules.js';
+import { ProbePoints } from './probe-point.js';
 import { poolBytes, ProcMem } from './poolwalk.js';
 import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
 import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
@@ -79,6 +80,7 @@ export class AttachSession {
   /** Pids seen (attached, being attached, or gone) so a pid is attached once. */
   private readonly seen = new Set<number>();
   private readonly buildIds = new Map<string, string>();
+  private readonly probePoints = new ProbePoints();
   private readonly interner: StackInterner;
   private timers: NodeJS.Timeout[] = [];
   private lostSeen = 0;
@@ -207,7 +209,8 @@ export class AttachSession {
         this.warn(`nolib:${spec.profile.name}:${where}`, `allocator ${spec.profile.name}: ${where} is not mapped in process ${pid}; its functions are not traced there`);
         continue;
       }
-      const r = await this.loader.probe(spec.index, pid, path, spec.fn.symbol);
+      const skip = process.env.LEAKSCOPE_PROBE_AT_ENTRY ? 0 : this.probePoints.skip(path, spec.fn.symbol);
+      const r = await this.loader.probe(spec.index, pid, path, spec.fn.symbol, skip);
       if (r.ok) {
         proc.probes++;
         this.stats.probes++;

@@ -473,8 +473,12 @@ static void do_probe(char **f, int n)
   const char *path = f[3], *sym = f[4];
   if (idx < 0 || idx >= LS_MAX_SPECS) { status("{\"error\":\"probe: bad spec index\"}"); return; }
   int ret_only = (spec_flags[idx] & LS_F_RET_ONLY) != 0;
+  /* bytes into the function: past flag-setting instructions the kernel would single-step
+   * (chosen by the caller from the binary; the arguments and sp are still the entry's there) */
+  long skip = n >= 6 ? num(f[5]) : 0;
+  if (skip < 0 || skip > 32) skip = 0;
   LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .bpf_cookie = idx, .retprobe = ret_only);
-  struct bpf_link *l = bpf_program__attach_uprobe_opts(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, 0, &uo);
+  struct bpf_link *l = bpf_program__attach_uprobe_opts(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, skip, &uo);
   if (!l) {
     int err = errno;
     status("{\"probe\":%d,\"pid\":%d,\"ok\":false,\"path\":\"%s\",\"symbol\":\"%s\",\"error\":\"%s\"}", idx, pid,
@@ -484,7 +488,7 @@ static void do_probe(char **f, int n)
   add_link(pid, l);
   if (!(spec_flags[idx] & (LS_F_ENTRY_EMIT | LS_F_RET_ONLY))) {
     LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = sym, .bpf_cookie = idx, .retprobe = true);
-    struct bpf_link *r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, 0, &ro);
+    struct bpf_link *r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, skip, &ro);
     if (!r) {
       int err = errno;
       status("{\"probe\":%d,\"pid\":%d,\"ok\":false,\"path\":\"%s\",\"symbol\":\"%s\",\"error\":\"return probe: %s\"}", idx, pid,
