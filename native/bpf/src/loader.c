@@ -183,33 +183,71 @@ static const char *jstr(const char *s, char *out, size_t cap)
   return out;
 }
 
-/* Unwinding is the loader's main cost. Most calls repeat a few call paths, so the last unwind
- * per (pid, ip, caller) is kept with the stack offset of every return address it found; a new
- * sample reuses it when each of those slots holds the same return address again (the same
- * chain of frames), else it is unwound afresh. Direct-mapped. */
-#define UCACHE_SLOTS 4096
+/* Unwinding is the loader's main cost. Most calls repeat a few call paths, so unwinds are kept
+ * per (pid, ip, caller) with the stack offset of every return address they found; a new sample
+ * reuses one when each of those slots holds the same return address again (the same chain of
+ * frames), else it is unwound afresh. One (pid, ip, caller) often has several chains (a pool
+ * allocator's caller reached from different handlers), so a set holds UCACHE_WAYS of them;
+ * a new one replaces the ways in turn. */
+#define UCACHE_SETS 1024
+#define UCACHE_WAYS 4
 struct ucache_ent {
   uint32_t pid, n;
   uint64_t ip, caller;
   uint64_t pcs[MAX_PCS];
   int32_t offs[MAX_PCS]; /* offset of pcs[i] in the stack copy; -1 for pcs[0] (a register) */
 };
-static struct ucache_ent *ucache;
+struct ucache_set { struct ucache_ent way[UCACHE_WAYS]; uint32_t next; };
+static struct ucache_set *ucache;
 static uint64_t ucache_hits, ucache_misses, ucache_wrong;
 static int verify_cache; /* LEAKSCOPE_UNWIND_VERIFY=1 */
 
-static struct ucache_ent *ucache_slot(uint32_t pid, uint64_t ip, uint64_t caller)
+/* Where the next return address lies in the copy at a given ip (its frame's layout is fixed
+ * there), learnt from the first unwind at that ip. At a return probe inside a small helper
+ * (ngx_palloc returning into ngx_pcalloc) the caller is the ip itself, and that helper's many
+ * callers would all share one set: the return address found there keys the set instead. */
+#define UOFF_SLOTS 4096
+struct uoff_ent { uint32_t pid; int32_t off; uint64_t ip; };
+static struct uoff_ent *uoff;
+
+static struct uoff_ent *uoff_slot(const struct ls_event *e)
 {
-  if (!ucache) ucache = calloc(UCACHE_SLOTS, sizeof(*ucache));
-  if (!ucache) return NULL;
-  uint64_t h = (ip * 0x9e3779b97f4a7c15ull) ^ (caller * 0xc2b2ae3d27d4eb4full) ^ pid;
-  return &ucache[(h >> 20) % UCACHE_SLOTS];
+  if (!uoff) uoff = calloc(UOFF_SLOTS, sizeof(*uoff));
+  if (!uoff) return NULL;
+  /* the pid multiplied too: forked workers share their ips, and a pid in the low bits alone
+   * would be shifted out, putting every worker's entries in one slot */
+  return &uoff[(((e->regs[0] * 0x9e3779b97f4a7c15ull) ^ (e->pid * 0xd6e8feb86659fd93ull)) >> 40) % UOFF_SLOTS];
 }
 
-static int ucache_get(const struct ls_event *e, uint32_t slen, uint64_t *pcs)
+static uint64_t ucache_key(const struct ls_event *e, uint32_t slen)
 {
-  struct ucache_ent *c = ucache_slot(e->pid, e->regs[0], e->caller);
-  if (!c || c->n == 0 || c->pid != e->pid || c->ip != e->regs[0] || c->caller != e->caller) return 0;
+  const struct uoff_ent *u = uoff_slot(e);
+  if (!u) return e->caller;
+  if (u->ip != e->regs[0] || u->pid != e->pid || u->off < 0 || (uint32_t)u->off + 8 > slen) return e->caller;
+  uint64_t v;
+  memcpy(&v, e->stack + u->off, 8);
+  return v;
+}
+
+static void ucache_learn(const struct ls_event *e, int32_t off)
+{
+  struct uoff_ent *u = uoff_slot(e);
+  if (!u) return;
+  u->pid = e->pid; u->ip = e->regs[0]; u->off = off;
+}
+
+static struct ucache_set *ucache_set_of(uint32_t pid, uint64_t ip, uint64_t caller)
+{
+  if (!ucache) ucache = calloc(UCACHE_SETS, sizeof(*ucache));
+  if (!ucache) return NULL;
+  uint64_t h = (ip * 0x9e3779b97f4a7c15ull) ^ (caller * 0xc2b2ae3d27d4eb4full) ^ (pid * 0xd6e8feb86659fd93ull);
+  return &ucache[(h >> 20) % UCACHE_SETS];
+}
+
+/* The cached chain of this sample, if its return-address slots still hold it. */
+static int ucache_match(const struct ucache_ent *c, const struct ls_event *e, uint64_t key, uint32_t slen)
+{
+  if (c->n == 0 || c->pid != e->pid || c->ip != e->regs[0] || c->caller != key) return 0;
   for (uint32_t i = 0; i < c->n; i++) {
     int32_t o = c->offs[i];
     if (o < 0) continue;
@@ -218,17 +256,30 @@ static int ucache_get(const struct ls_event *e, uint32_t slen, uint64_t *pcs)
     memcpy(&v, e->stack + o, 8);
     if (v != c->pcs[i]) return 0;
   }
-  memcpy(pcs, c->pcs, c->n * sizeof(pcs[0]));
-  return c->n;
+  return 1;
+}
+
+static int ucache_get(const struct ls_event *e, uint32_t slen, uint64_t *pcs)
+{
+  uint64_t key = ucache_key(e, slen);
+  struct ucache_set *set = ucache_set_of(e->pid, e->regs[0], key);
+  if (!set) return 0;
+  for (int w = 0; w < UCACHE_WAYS; w++) {
+    const struct ucache_ent *c = &set->way[w];
+    if (!ucache_match(c, e, key, slen)) continue;
+    memcpy(pcs, c->pcs, c->n * sizeof(pcs[0]));
+    return c->n;
+  }
+  return 0;
 }
 
 static void ucache_put(const struct ls_event *e, uint32_t slen, const uint64_t *pcs, int n)
 {
-  struct ucache_ent *c = ucache_slot(e->pid, e->regs[0], e->caller);
-  if (!c || n <= 0) return;
+  if (n <= 0 || n > MAX_PCS) return;
+  int32_t offs[MAX_PCS];
   int32_t next = 0;
   for (int i = 0; i < n; i++) {
-    if (i == 0 && pcs[0] == e->regs[0]) { c->offs[0] = -1; continue; }
+    if (i == 0 && pcs[0] == e->regs[0]) { offs[0] = -1; continue; }
     int32_t found = -1;
     for (int32_t o = next; o + 8 <= (int32_t)slen; o += 8) {
       uint64_t v;
@@ -236,12 +287,18 @@ static void ucache_put(const struct ls_event *e, uint32_t slen, const uint64_t *
       if (v == pcs[i]) { found = o; break; }
     }
     /* the last pcs may lie beyond the copy (the unwinder stopped there): keep what was seen */
-    if (found < 0) { if (i < 2) { c->n = 0; return; } n = i; break; }
-    c->offs[i] = found;
+    if (found < 0) { if (i < 2) return; n = i; break; }
+    offs[i] = found;
     next = found + 8;
   }
-  c->pid = e->pid; c->ip = e->regs[0]; c->caller = e->caller; c->n = n;
+  if (offs[0] < 0 && n >= 2) ucache_learn(e, offs[1]);
+  uint64_t key = ucache_key(e, slen);
+  struct ucache_set *set = ucache_set_of(e->pid, e->regs[0], key);
+  if (!set) return;
+  struct ucache_ent *c = &set->way[set->next++ % UCACHE_WAYS];
+  c->pid = e->pid; c->ip = e->regs[0]; c->caller = key; c->n = n;
   memcpy(c->pcs, pcs, n * sizeof(pcs[0]));
+  memcpy(c->offs, offs, n * sizeof(offs[0]));
 }
 
 /* Distinct stacks, per pid: a CALL names its stack by id and the pcs cross the pipe once. Open
