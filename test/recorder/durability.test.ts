@@ -1,11 +1,10 @@
 // Data survives the traced process: a crash, a SIGKILL (only the 500 ms timer flushes), and
 // `leakscope snapshot PID` (SIGUSR2) while it runs; signals pass through `leakscope run`.
 import { strict as assert } from 'node:assert';
-import { spawn } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { buildRecorder, compile, leakscope, root, runJson, sitesWith, traceEvents, until, workDir } from './harness.js';
+import { buildRecorder, compile, leakscope, runJson, sitesWith, spawnRun, traceEvents, until, workDir } from './harness.js';
 
 function allocsOfSize(events: { kind: string }[], size: number): number {
   return events.filter((e) => e.kind === 'alloc' && (e as { size: number }).size === size).length;
@@ -55,16 +54,9 @@ describe('recorder durability', () => {
   it('snapshot flushes a running process now; signals reach the command', async () => {
     const exe = compile(dir, 'rec-wait');
     const trace = join(dir, 'snap.lstrace');
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '-o', trace, '--', exe], {
-      cwd: root, env: { ...process.env, LEAKSCOPE_FLUSH_MS: '60000' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const { child, out, err, exited } = spawnRun(['--format', 'json', '-o', trace, '--', exe], { LEAKSCOPE_FLUSH_MS: '60000' });
     try {
-      await until('ready', () => (out.includes('ready') ? true : undefined));
+      await until('ready', () => (out().includes('ready') ? true : undefined));
       const pid = await until('the program', () => childPids(child.pid!)[0]);
       const early = await traceEvents(trace);
       assert.equal(allocsOfSize(early.events, 1024), 0, 'nothing flushed yet (timer set to 60 s)');
@@ -73,8 +65,8 @@ describe('recorder durability', () => {
       assert.match(snap.stdout, new RegExp(`process ${pid}`));
       await until('flushed leaks', async () => (allocsOfSize((await traceEvents(trace)).events, 1024) === 40 ? true : undefined), 5000);
       child.kill('SIGTERM');  // to leakscope, which passes it on
-      assert.equal(await exited, 128 + 15, err);
-      const result = JSON.parse(out.slice(out.indexOf('{'))) as import('../../src/analyses/result.js').AnalysisResult;
+      assert.equal(await exited, 128 + 15, err());
+      const result = JSON.parse(out().slice(out().indexOf('{'))) as import('../../src/analyses/result.js').AnalysisResult;
       assert.equal(sitesWith(result.processes[0]!, 'waiting_leak')[0]!.bytes, 40 * 1024);
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');

@@ -3,12 +3,12 @@
 // that received it (a forked child numbers its own); a burst of signals neither crashes nor hangs
 // the program; the markers serve as diff range edges.
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { AnalysisResult } from '../../src/analyses/result.js';
-import { buildRecorder, leakscope, root, traceEvents, until, workDir } from './harness.js';
+import { buildRecorder, leakscope, spawnRun, traceEvents, until, workDir } from './harness.js';
 
 // Phases, each ended by the test creating DIR/goN: leaks of 1001 bytes, then 1002, then a child
 // that leaks 1004 and waits, then 1003 in the parent. Prints "phase N PID" as each one is done.
@@ -68,16 +68,9 @@ describe('recorder markers (SIGUSR2)', () => {
   it('snapshot and kill -USR2 drop markers at the signal time, in the signalled process', async () => {
     const trace = join(dir, 'marks.lstrace');
     // A long flush period: only the signals make the markers (and their flush) appear early.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '-o', trace, '--', exe, dir], {
-      cwd: root, env: { ...process.env, LEAKSCOPE_FLUSH_MS: '60000' }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const exited = new Promise<number | null>((r) => child.on('exit', (code) => r(code)));
+    const { child, out, err, exited } = spawnRun(['--format', 'json', '-o', trace, '--', exe, dir], { LEAKSCOPE_FLUSH_MS: '60000' });
     const phase = (n: number): Promise<number> => until(`phase ${n}`, () => {
-      const m = new RegExp(`phase ${n} (\\d+)`).exec(out);
+      const m = new RegExp(`phase ${n} (\\d+)`).exec(out());
       return m ? Number(m[1]) : undefined;
     });
     const markersIn = async (): Promise<Ev[]> => ((await traceEvents(trace)).events as Ev[]).filter((e) => e.kind === 'marker');
@@ -100,11 +93,11 @@ describe('recorder markers (SIGUSR2)', () => {
       // A burst: the program neither crashes nor hangs; some markers land (signals coalesce).
       for (let i = 0; i < 300; i++) process.kill(pid, 'SIGUSR2');
       writeFileSync(join(dir, 'go4'), '');
-      assert.equal(await exited, 0, err);
+      assert.equal(await exited, 0, err());
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
     }
-    const result = JSON.parse(out.slice(out.indexOf('{'))) as AnalysisResult;
+    const result = JSON.parse(out().slice(out().indexOf('{'))) as AnalysisResult;
     const { events, warnings } = await traceEvents(trace);
     assert.deepEqual(warnings, []);
     const evs = events as Ev[];
