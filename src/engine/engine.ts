@@ -358,7 +358,7 @@ export class Engine implements FastEventSink {
       pid, ppid: 0, command: '', exe: '', forked: false,
       startT: t, endT: t, lastGrowT: t, sawPoolAlloc: false, exited: false,
       heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: new Float64Array(RECENT_FREES),
-      poolBytes: 0, poolCount: 0, mmapBytes: 0, mmaps: new Map(), mappings: undefined, mmapSites: undefined,
+      poolBytes: 0, poolCount: 0, mmapBytes: 0, mappings: undefined, mmapSites: undefined,
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
       sites: new SiteTable(), pools: new Map(), young: new YoungPools(), poolsUnordered: false, classes: new Map(), classIndex: new Map(),
@@ -441,7 +441,7 @@ export class Engine implements FastEventSink {
   private mmap(p: ProcState, addr: number, size: number, flags: number, stack: number, t: number): void {
     p.lastGrowT = t;
     if (!(size > 0) || addr + size <= addr) return;
-    const m = (p.mappings ??= new MappingTable(p.mmaps));
+    const m = (p.mappings ??= new MappingTable());
     // A mapping over mapped addresses (MAP_FIXED, or an unmap no source saw) replaces them.
     this.unmap(p, m, addr, addr + size, t);
     let site = -1;

@@ -13,11 +13,13 @@ export class MappingTable {
   /** Bytes of the ranges that have a site. */
   siteBytes = 0;
 
-  /** `byStart` is kept as start → size of every range (ProcState.mmaps). */
-  constructor(private readonly byStart: Map<number, number>) {}
-
   get length(): number {
     return this.starts.length;
+  }
+
+  /** [start, size] of every range, in address order. */
+  ranges(): [number, number][] {
+    return this.starts.map((s, i) => [s, this.ends[i]! - s]);
   }
 
   /** Adds [start, end): the caller has unmapped that range first. */
@@ -27,7 +29,6 @@ export class MappingTable {
     this.ends.splice(i, 0, end);
     this.times.splice(i, 0, t);
     this.sites.splice(i, 0, site);
-    this.byStart.set(start, end - start);
     if (site >= 0) this.siteBytes += end - start;
   }
 
@@ -37,7 +38,7 @@ export class MappingTable {
    * +1: split in two by a hole in its middle). Returns the bytes unmapped (0: nothing was mapped there).
    */
   unmap(lo: number, hi: number, release: (site: number, bytes: number, pieces: number) => void): number {
-    const { starts, ends, times, sites, byStart } = this;
+    const { starts, ends, times, sites } = this;
     let total = 0;
     let i = this.firstEndingAfter(lo);
     while (i < starts.length && starts[i]! < hi) {
@@ -53,18 +54,14 @@ export class MappingTable {
         ends.splice(i, 1);
         times.splice(i, 1);
         sites.splice(i, 1);
-        byStart.delete(s);
         pieces = -1;
       } else if (cutLo === s) {
         // From the start: the tail stays mapped.
         starts[i] = cutHi;
-        byStart.delete(s);
-        byStart.set(cutHi, e - cutHi);
         i++;
       } else if (cutHi === e) {
         // To the end: the head stays.
         ends[i] = cutLo;
-        byStart.set(s, cutLo - s);
         i++;
       } else {
         // A hole in the middle: head and tail stay, as two ranges of the same mmap.
@@ -73,8 +70,6 @@ export class MappingTable {
         ends.splice(i + 1, 0, e);
         times.splice(i + 1, 0, times[i]!);
         sites.splice(i + 1, 0, site);
-        byStart.set(s, cutLo - s);
-        byStart.set(cutHi, e - cutHi);
         pieces = 1;
         i += 2;
       }

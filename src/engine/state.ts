@@ -92,8 +92,6 @@ export interface ProcState {
   poolBytes: number;
   poolCount: number;
   mmapBytes: number;
-  /** Start → size of every mapped range (kept by `mappings`). */
-  mmaps: Map<number, number>;
   /** Mapped ranges with their times and sites; undefined until the process's first mmap. */
   mappings: MappingTable | undefined;
   /** Sites of anonymous mappings (stack keys as in `sites`): apart from the heap's and pools'
