@@ -4,11 +4,11 @@
 // the program; the markers serve as diff range edges.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { AnalysisResult } from '../../src/analyses/result.js';
-import { buildRecorder, leakscope, spawnRun, traceEvents, until, workDir } from './harness.js';
+import { buildRecorder, compile, leakscope, spawnRun, traceEvents, until, workDir } from './harness.js';
 
 // Phases, each ended by the test creating DIR/goN: leaks of 1001 bytes, then 1002, then a child
 // that leaks 1004 and waits, then 1003 in the parent. Prints "phase N PID" as each one is done.
@@ -135,5 +135,18 @@ describe('recorder markers (SIGUSR2)', () => {
     assert.equal(d.status, 0, d.stderr);
     const total = (JSON.parse(d.stdout) as { rows: { kind: string; delta: number }[] }).rows.find((x) => x.kind === 'total')!;
     assert.equal(total.delta, 10 * 1002);
+  });
+
+  it('every signal of a burst is a marker or counted lost, and the program is unharmed', () => {
+    const exe = compile(dir, 'rec-raise-burst');
+    const report = join(dir, 'burst.json');
+    const run = leakscope(['run', '-o', join(dir, 'burst.lstrace'), '--report', report, '--format', 'json', '--', exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const result = JSON.parse(readFileSync(report, 'utf8')) as AnalysisResult;
+    const marks = result.processes[0]!.markers;
+    assert.equal(marks.length + result.lost, 20000, `${marks.length} markers, ${result.lost} lost`);
+    assert.ok(marks.length > 0);
+    // Numbered in order, without gaps: a lost signal takes no number.
+    assert.equal(marks[marks.length - 1]!.label, `SIGUSR2 #${marks.length}`);
   });
 });

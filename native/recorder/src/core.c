@@ -476,7 +476,8 @@ static const int k_fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM,
 // SIGUSR2 markers. The handler only takes the time and the sender's kind into a slot and posts
 // the semaphore (all async-signal-safe); the flusher thread writes the MARKER records, before the
 // flush that follows. Slots are claimed by a ticket; a slot is ready once its `seq` is the ticket
-// + 1. More than LK_MARKS signals between two flusher wake-ups drop the extra markers (counted).
+// + 1. A signal that finds all LK_MARKS slots waiting takes no ticket: it is counted, and the
+// drain writes the count as a LOST record.
 #define LK_MARKS 64
 static struct { _Atomic uint64_t seq; uint64_t t; int queued; } g_marks[LK_MARKS];
 static _Atomic uint64_t g_mark_head, g_mark_tail;
@@ -486,11 +487,16 @@ static atomic_uint g_mark_count;  // markers written by this process (numbers th
 static void on_snapshot(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
   uint64_t t = lk_now();
-  uint64_t tail = atomic_load_explicit(&g_mark_tail, memory_order_acquire);
-  uint64_t tk = atomic_fetch_add_explicit(&g_mark_head, 1, memory_order_acq_rel);
-  if (tk - tail >= LK_MARKS) {
-    atomic_fetch_add(&g_marks_dropped, 1);
-  } else {
+  uint64_t tk = atomic_load_explicit(&g_mark_head, memory_order_acquire);
+  for (;;) {
+    if (tk - atomic_load_explicit(&g_mark_tail, memory_order_acquire) >= LK_MARKS) {
+      atomic_fetch_add(&g_marks_dropped, 1);
+      tk = UINT64_MAX;
+      break;
+    }
+    if (atomic_compare_exchange_weak_explicit(&g_mark_head, &tk, tk + 1, memory_order_acq_rel, memory_order_acquire)) break;
+  }
+  if (tk != UINT64_MAX) {
     g_marks[tk % LK_MARKS].t = t;
     // `leakscope snapshot` sends it with sigqueue and the value 1 (a plain kill() is SI_USER).
     g_marks[tk % LK_MARKS].queued = si && si->si_code == SI_QUEUE && si->si_value.sival_int == 1;
@@ -512,16 +518,27 @@ static void rec_marker(uint64_t t, const char *label) {
   lk_end(b);
 }
 
+static void rec_lost(uint64_t count, const char *reason) {
+  lk_buf *b = lk_begin(96);
+  if (!b) return;
+  if (lk_state != 2) {  // the process is exiting: its EXIT record must stay its last
+    lk_end(b);
+    return;
+  }
+  lk_ev(b, R_LOST, lk_now());
+  lk_var(b, count);
+  lk_str(b, reason, strlen(reason));
+  lk_end(b);
+}
+
 // Writes the markers of the signals received so far (flusher thread, or the exit path).
 void lk_drain_marks(void) {
+  unsigned dropped = atomic_exchange(&g_marks_dropped, 0);
+  if (dropped) rec_lost(dropped, "SIGUSR2 markers: more than 64 signals between two flushes");
   for (;;) {
     uint64_t tail = atomic_load_explicit(&g_mark_tail, memory_order_acquire);
     uint64_t head = atomic_load_explicit(&g_mark_head, memory_order_acquire);
     if (tail == head) break;
-    if (head - tail > LK_MARKS) {  // tickets past the ring were dropped by the handler
-      if (!atomic_compare_exchange_strong(&g_mark_tail, &tail, head - LK_MARKS)) continue;
-      continue;
-    }
     // A handler between its ticket and its store (interrupted, or on another thread): let it finish.
     int spins = 0;
     while (atomic_load_explicit(&g_marks[tail % LK_MARKS].seq, memory_order_acquire) != tail + 1 && spins < 1000) {
@@ -676,6 +693,7 @@ static void fork_child(void) {
     // Signals the parent received are the parent's markers; the child numbers its own.
     atomic_store(&g_mark_tail, atomic_load(&g_mark_head));
     atomic_store(&g_mark_count, 0);
+    atomic_store(&g_marks_dropped, 0);
     lk_buf *b = lk_begin(32);
     if (b) {
       lk_ev(b, R_FORK, lk_now());
