@@ -90,7 +90,11 @@ export class ProbePoints {
   private readonly addrs = new Map<string, Map<string, { addr: number; size: number }> | undefined>();
   private readonly skips = new Map<string, number>();
 
+  /** `atEntry`: every probe on the function's first byte (LEAKSCOPE_PROBE_AT_ENTRY=1, for the bench). */
+  constructor(private readonly atEntry = process.env.LEAKSCOPE_PROBE_AT_ENTRY !== undefined) {}
+
   skip(path: string, symbol: string): number {
+    if (this.atEntry) return 0;
     const key = `${path}\u0000${symbol}`;
     let v = this.skips.get(key);
     if (v === undefined) this.skips.set(key, (v = this.compute(path, symbol)));

@@ -209,8 +209,7 @@ export class AttachSession {
         this.warn(`nolib:${spec.profile.name}:${where}`, `allocator ${spec.profile.name}: ${where} is not mapped in process ${pid}; its functions are not traced there`);
         continue;
       }
-      const skip = process.env.LEAKSCOPE_PROBE_AT_ENTRY ? 0 : this.probePoints.skip(path, spec.fn.symbol);
-      const r = await this.loader.probe(spec.index, pid, path, spec.fn.symbol, skip);
+      const r = await this.loader.probe(spec.index, pid, path, spec.fn.symbol, this.probePoints.skip(path, spec.fn.symbol));
       if (r.ok) {
         proc.probes++;
         this.stats.probes++;
