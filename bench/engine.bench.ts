@@ -15,10 +15,11 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Event, EventSink, TraceMeta } from '../src/model/events.js';
+import type { Event, EventSink, FastEventSink, TraceMeta } from '../src/model/events.js';
 import { TraceWriter } from '../src/trace/writer.js';
 import { readTrace } from '../src/trace/reader.js';
 import { Engine } from '../src/engine/engine.js';
+import { LiveTable } from '../src/engine/live-table.js';
 import { analyze } from '../src/analyses/analyze.js';
 import { rng } from '../test/support/rng.js';
 
@@ -258,11 +259,46 @@ try {
   c0 = cpu();
   await readTrace(path, { event: (e) => e3.event(e) });
   const objCpu = cpu() - c0;
+  // The floor of any exact engine here: the fast-path reader into a sink that does nothing, and
+  // the same reader feeding nothing but a live table per process (alloc/free/realloc by address;
+  // no sites, series, pools or process totals). What the engine adds on top is its output.
+  const nop = () => {};
+  const fastNop = { event: nop, alloc: nop, free: nop, realloc: nop, poolAlloc: nop, poolCreate: nop, poolDestroy: nop };
+  c0 = cpu();
+  await readTrace(path, fastNop);
+  const fastReadCpu = cpu() - c0;
+  const tables = new Map<number, LiveTable>();
+  const table = (pid: number) => tables.get(pid) ?? tables.set(pid, new LiveTable()).get(pid)!;
+  const put = (pid: number, addr: number, size: number, stack: number, t: number) => {
+    const h = table(pid);
+    h.reserve();
+    const s = h.probe(addr);
+    if (s < 0) h.insertAt(~s, addr, size, stack, t);
+  };
+  const drop = (pid: number, addr: number) => {
+    const h = table(pid);
+    const i = h.find(addr);
+    if (i >= 0) h.removeAt(i);
+  };
+  c0 = cpu();
+  await readTrace(path, {
+    ...fastNop,
+    alloc: (pid, _tid, t, addr, size, stack) => put(pid, addr, size, stack, t),
+    free: (pid, _tid, _t, addr) => drop(pid, addr),
+    realloc: (pid, _tid, t, oldAddr, addr, size, stack) => {
+      if (oldAddr !== 0) drop(pid, oldAddr);
+      if (addr !== 0) put(pid, addr, size, stack, t);
+    },
+  } satisfies FastEventSink);
+  const tableCpu = cpu() - c0;
+  const tableLive = [...tables.values()].reduce((n, h) => n + h.count, 0);
   console.log(`read only (baseline):  ${fmt(N / readCpu)} events/s of CPU time`);
+  console.log(`floor: read, fast path into a no-op sink: ${fmt(N / fastReadCpu)} events/s of CPU time`);
+  console.log(`floor: read + live table only: ${fmt(N / tableCpu)} events/s of CPU time (${tableLive.toLocaleString('en')} live; no sites, series or pools)`);
   console.log(`read + engine, objects: ${fmt(N / objCpu)} events/s of CPU time (Event object per record, no fast path)`);
   console.log(`read + engine:         ${fmt(N / foldCpu)} events/s of CPU time = ${(foldCpu / readCpu).toFixed(2)}x the read alone`);
   console.log(`analyze:               ${(totalCpu - foldCpu).toFixed(2)} s CPU (${result.processes.length} processes, ${result.processes.reduce((n, p) => n + p.sites.length, 0)} sites reported)`);
-  console.log(`read + engine + analyze: ${fmt(N / totalCpu)} events/s of CPU time (${fmt(N / (totalWall / 1000))} events/s wall)`);
+  console.log(`read + engine + analyze: ${fmt(N / totalCpu)} events/s of CPU time (${fmt(N / (totalWall / 1000))} events/s wall) = ${((100 * tableCpu) / totalCpu).toFixed(0)}% of the floor's rate`);
   console.log(`peak RSS:              ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
   console.log(`load average:          ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 } finally {
