@@ -506,25 +506,28 @@ static void on_snapshot(int sig, siginfo_t *si, void *uc) {
   errno = saved;
 }
 
-static void rec_marker(uint64_t t, const char *label) {
-  lk_buf *b = lk_begin(96);
-  if (!b) return;
-  if (lk_state != 2) {  // the process is exiting: its EXIT record must stay its last
+// lk_begin for the flusher's own records (markers, LOST, RSS), or NULL once the process is
+// exiting: its EXIT record must stay its last.
+static lk_buf *begin_recording(size_t n) {
+  lk_buf *b = lk_begin(n);
+  if (b && lk_state != 2) {
     lk_end(b);
-    return;
+    return NULL;
   }
+  return b;
+}
+
+static void rec_marker(uint64_t t, const char *label) {
+  lk_buf *b = begin_recording(96);
+  if (!b) return;
   lk_ev(b, R_MARKER, t);
   lk_str(b, label, 47);
   lk_end(b);
 }
 
 static void rec_lost(uint64_t count, const char *reason) {
-  lk_buf *b = lk_begin(96);
+  lk_buf *b = begin_recording(96);
   if (!b) return;
-  if (lk_state != 2) {  // the process is exiting: its EXIT record must stay its last
-    lk_end(b);
-    return;
-  }
   lk_ev(b, R_LOST, lk_now());
   lk_var(b, count);
   lk_str(b, reason, strlen(reason));
@@ -599,12 +602,8 @@ static void rec_rss(void) {
   s[n] = '\0';
   unsigned long long size = 0, rss = 0;
   if (sscanf(s, "%llu %llu", &size, &rss) != 2) return;
-  lk_buf *b = lk_begin(32);
+  lk_buf *b = begin_recording(32);
   if (!b) return;
-  if (lk_state != 2) {  // the process is exiting: its EXIT record must stay its last
-    lk_end(b);
-    return;
-  }
   lk_ev(b, R_RSS, lk_now());
   lk_var(b, rss * (unsigned long long)sysconf(_SC_PAGESIZE));
   lk_end(b);
