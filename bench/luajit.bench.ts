@@ -36,7 +36,6 @@ const ROUNDS = Math.max(1, Number(process.env.LSBENCH_ROUNDS ?? 2));
 const SCENARIOS = (process.env.LSBENCH_GARBAGE ?? '30,0').split(',').map(Number);
 const VARIANTS = (process.env.LSBENCH_VARIANTS ?? 'full').split(',').filter(Boolean);
 for (const v of VARIANTS) if (!['full', 'nomcode', 'nowalk', 'bare', 'old'].includes(v)) throw new Error(`unknown variant ${v}`);
-const firstPort = 18420; // our slice: 18420-18429
 const dir = mkdtempSync(join(tmpdir(), 'ls-luajit-bench-'));
 const script = join(dir, 'labels.lua');
 const pexec = promisify(execFile);
@@ -246,7 +245,7 @@ const f2 = (n: number) => n.toFixed(2);
 const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 let anyRejected = false;
 
-const server = await startLuaServer(firstPort, 2);
+const server = await startLuaServer(2);
 try {
   for (const garbage of SCENARIOS) {
     writeScript(garbage, `g${garbage}w`);

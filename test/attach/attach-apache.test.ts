@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { attachInBackground, parseReport, tempDir } from './helpers.js';
 import { curlRequests, startApache } from './servers.js';
+import { freePort } from '../support/ports.js';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
@@ -13,7 +14,7 @@ after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true });
 test('apache2 prefork with the apr profile: request pools of every child balance, no leak', async () => {
   const dir = tempDir('att-apache');
   dirs.push(dir);
-  const port = 18210;
+  const port = await freePort();
   const server = await startApache(dir, port);
   try {
     const master = server.master.pid!;

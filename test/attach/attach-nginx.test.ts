@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import type { ProcessReport } from '../../src/analyses/result.js';
 import { attachInBackground, parseReport, tempDir } from './helpers.js';
 import { curlRequests, HeldConnections, prepareNginx, startNginx, waitForPort } from './servers.js';
+import { freePort } from '../support/ports.js';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
@@ -19,7 +20,7 @@ function workers(procs: ProcessReport[], masterPid: number): ProcessReport[] {
 test('nginx --exe: request pools balance; held keepalive connections are live and steady', async () => {
   const dir = tempDir('att-nginx');
   dirs.push(dir);
-  const port = 18201;
+  const port = await freePort();
   const server = await startNginx(dir, port);
   let held: HeldConnections | undefined;
   try {
@@ -65,7 +66,7 @@ test('nginx --exe: request pools balance; held keepalive connections are live an
 test('nginx --exe catches processes started after attach (workers forked later), with --pool-allocs', async () => {
   const dir = tempDir('att-nginx2');
   dirs.push(dir);
-  const port = 18202;
+  const port = await freePort();
   const { exe, conf } = prepareNginx(dir, port, 1);
   const run = attachInBackground(['--exe', exe, '--allocator', 'nginx', '--pool-allocs', '--duration', '6s', '--format', 'json']);
   await run.started;

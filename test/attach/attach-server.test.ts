@@ -8,6 +8,7 @@ import { rmSync } from 'node:fs';
 import { get } from 'node:http';
 import { join } from 'node:path';
 import { attachInBackground, buildProgram, parseReport, root, startReady, terminate, tempDir } from './helpers.js';
+import { freePort } from '../support/ports.js';
 
 const dir = tempDir('att-server');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,7 +24,7 @@ function request(port: number, path: string): Promise<number> {
 
 test('pre-forked server: the leaking function, its count per worker, verdict leak', async () => {
   const prog = buildProgram('att-server', dir);
-  const port = 18250;
+  const port = await freePort();
   const server = await startReady(prog, [String(port), '2']);
   try {
     const run = attachInBackground(['--exe', prog, '--allocator', join(root, 'test/programs/att-pool.profile.json'), '--duration', '7s', '--format', 'json']);

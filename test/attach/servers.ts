@@ -1,5 +1,5 @@
 // Test servers for attach: Debian's nginx and apache2 with our own configs, prefix dirs under
-// os.tmpdir(), ports in 18200-18299. Each runs in the foreground as our child; stop() ends
+// os.tmpdir(), ports the kernel picks (test/support/ports.ts). Each runs in the foreground as our child; stop() ends
 // exactly the master we started (which ends its own workers).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';

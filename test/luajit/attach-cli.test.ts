@@ -11,7 +11,7 @@ const root = new URL('../..', import.meta.url).pathname;
 let server: LuaServer;
 
 before(async () => {
-  server = await startLuaServer(18440, 1);
+  server = await startLuaServer(1);
 });
 
 after(async () => {

@@ -16,7 +16,7 @@ let server: LuaServer;
 let dir: string;
 
 before(async () => {
-  server = await startLuaServer(18440, 2);
+  server = await startLuaServer(2);
   dir = mkdtempSync(join(tmpdir(), 'leakscope-luajit-edges-'));
   await curlBatch(server.port, 'warm', 200);
 });

@@ -3,10 +3,10 @@
 // Used by the LuaJIT test and benchmark; stops exactly the master it started.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { chmodSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../support/ports.js';
 
 /** The line of `leaky.lua` that leaks (inserts into the module-level table). */
 export const LEAK_LINE = 17;
@@ -92,29 +92,20 @@ function childrenOf(pid: number): number[] {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Is the loopback port free right now? (Several test runs may share the machine.) */
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.once('error', () => resolve(false));
-    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
-  });
-}
-
 /**
- * Starts the server on the first free port of [port, port + 9] (the caller's slice of the
- * 18400-18499 range), so that two runs of the suite at once do not collide.
+ * Starts the server on a port the kernel picks (retrying once with a new one if another
+ * process took it in between), so that two runs of the suite at once do not collide.
  */
-export async function startLuaServer(port: number, workers = 2): Promise<LuaServer> {
+export async function startLuaServer(workers = 2): Promise<LuaServer> {
   let lastErr: unknown;
-  for (let p = port; p < port + 10; p++) {
-    if (!(await portFree(p))) continue;
+  for (let attempt = 0; attempt < 3; attempt++) {
     try {
-      return await startOn(p, workers);
+      return await startOn(await freePort(), workers);
     } catch (err) {
       lastErr = err;
     }
   }
-  throw lastErr ?? new Error(`no free port in ${port}-${port + 9}`);
+  throw lastErr;
 }
 
 async function startOn(port: number, workers: number): Promise<LuaServer> {

@@ -16,7 +16,7 @@ let server: LuaServer;
 let dir: string;
 
 before(async () => {
-  server = await startLuaServer(18450, 1);
+  server = await startLuaServer(1);
   dir = mkdtempSync(join(tmpdir(), 'leakscope-luajit-cache-'));
   await curlBatch(server.port, 'warm', 200); // module loaded, traces compiled
 });

@@ -1,4 +1,4 @@
-// Debian's apache2 (prefork, our own config and prefix dir, port 18180) under `leakscope run`:
+// Debian's apache2 (prefork, our own config and prefix dir, a port the kernel picks) under `leakscope run`:
 // it serves curl requests, is stopped by its PID, and the trace holds the APR pool tree of the
 // child (request -> transaction -> pchild) with pool allocations attributed to httpd's callers.
 import { strict as assert } from 'node:assert';
@@ -10,8 +10,9 @@ import { before, describe, it } from 'node:test';
 import type { Event } from '../../src/model/events.js';
 import { SymbolTables } from '../../src/model/stacks.js';
 import { buildRecorder, root, traceEvents, workDir } from './harness.js';
+import { freePort } from '../support/ports.js';
 
-const PORT = 18180;
+let PORT = 0; // set in before(): a port the kernel picks
 const MODULES = '/usr/lib/apache2/modules';
 
 function portOpen(): Promise<boolean> {
@@ -54,7 +55,8 @@ DocumentRoot "${dir}/htdocs"
 }
 
 describe('apache2 under leakscope run', () => {
-  before(() => {
+  before(async () => {
+    PORT = await freePort();
     buildRecorder();
     assert.ok(existsSync('/usr/sbin/apache2'), 'Debian apache2 is needed (.ci/run installs it)');
   });

@@ -1,4 +1,4 @@
-// Debian's nginx (master + 2 workers, our own config and prefix dir, port 18181) under
+// Debian's nginx (master + 2 workers, our own config and prefix dir, a port the kernel picks) under
 // `leakscope run`: it serves curl requests, is stopped by its master's PID, and the trace holds
 // the master and each forked worker as its own process, with the worker's allocations on
 // nginx's own stacks.
@@ -10,11 +10,13 @@ import { before, describe, it } from 'node:test';
 import type { AnalysisResult } from '../../src/analyses/result.js';
 import { prepareNginx, waitForPort } from '../attach/servers.js';
 import { buildRecorder, root, workDir } from './harness.js';
+import { freePort } from '../support/ports.js';
 
-const PORT = 18181;
+let PORT = 0; // set in before(): a port the kernel picks
 
 describe('nginx under leakscope run', () => {
-  before(() => {
+  before(async () => {
+    PORT = await freePort();
     buildRecorder();
     assert.ok(existsSync('/usr/sbin/nginx'), 'Debian nginx is needed (.ci/run installs it)');
   });

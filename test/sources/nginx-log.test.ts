@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import type { Event } from '../../src/model/events.js';
 import { nginxLogSource, NginxLogDecoder } from '../../src/sources/nginx-log.js';
 import { collect, fixtureText, type Collected } from './collect.js';
+import { freePort } from '../support/ports.js';
 
 const FIXTURE = 'nginx-debug.1worker.log.gz';
 
@@ -127,7 +128,7 @@ test('nginx: a restarted worker (new PID) keeps its own connections; buffered bl
 
 test('nginx live: Debian nginx with error_log debug, curl requests, analyze its log', { timeout: 60000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'leakscope-ngx-'));
-  const port = 18500 + (process.pid % 50);
+  const port = await freePort();
   const log = join(dir, 'error.log');
   writeFileSync(join(dir, 'nginx.conf'), `
 daemon off;

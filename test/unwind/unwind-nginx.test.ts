@@ -8,8 +8,9 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { buildNative, gdbSideBySide, parseGdb, parseOursByLen, stop, tempDir } from './harness.js';
+import { freePort } from '../support/ports.js';
 
-const PORT = 18301;
+let PORT = 0; // set by the test: a port the kernel picks
 
 function get(): Promise<void> {
   return new Promise((resolve) => {
@@ -33,6 +34,7 @@ async function waitFor<T>(fn: () => T | undefined, ms: number): Promise<T> {
 }
 
 test('nginx worker at ngx_create_pool: same frames as gdb, reaching main', async (t) => {
+  PORT = await freePort();
   buildNative();
   const prefix = tempDir('ls-unw-nginx-');
   mkdirSync(join(prefix, 'logs'));
