@@ -154,3 +154,11 @@ test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with n
     assert.equal(cls?.created, 0);
   }
 });
+
+test('doctor --pid CHILD: says the pools alive before attach are found, as many as gdb walks, with the layout confirmed', () => {
+  const pid = [...pchild.keys()][0]!;
+  const truth = gdbPools(pid, types, 'gdb-apr-pools.py');
+  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'doctor', '--pid', String(pid)], { cwd: root, encoding: 'utf8' });
+  assert.match(r.stdout, new RegExp(`pools alive before attach \\(apr\\): ${truth.length} found in process ${pid} now`), r.stdout);
+  assert.match(r.stdout, /Layout confirmed by the allocator's code: the parent link is at \+0/);
+});
