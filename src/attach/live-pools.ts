@@ -91,10 +91,7 @@ export class LivePools implements PoolSet {
     if (pool === 0 || this.pools.has(pool) || this.gone.has(pool)) return;
     const d = this.discoverer(profile);
     if (d) this.announce(d.from(pool, this), profile, t);
-    if (!this.pools.has(pool)) {
-      this.host.emit({ kind: 'pool-found', pid: this.pid, t, pool, parent: 0, poolKind: kindOf(profile), tag: '' });
-      this.add(pool, 0, profile);
-    }
+    if (!this.pools.has(pool)) this.announce([{ pool, parent: 0, tag: '' }], profile, t);
   }
 
   /** Reads the size of live pools from the process's memory, at most `limit` of them. */
