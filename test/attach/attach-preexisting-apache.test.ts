@@ -152,6 +152,9 @@ test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with n
     const cls = p.poolClasses.find((c) => c.name === 'pchild');
     assert.equal(cls?.verdict.verdict, 'leak');
     assert.equal(cls?.created, 0);
+    // cleanups allocating in dying pools (mod_log_config's, each request) make no pool of their own
+    const truth = gdbPools(p.pid, types, 'gdb-apr-pools.py');
+    assert.deepEqual(flat(p.pools).map((x) => x.pool).sort(), truth.map((x) => x.pool).sort(), `process ${p.pid}: live pools`);
   }
 });
 
