@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import type { Frame } from '../model/events.js';
 import { frameLabel } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 
 export interface FrameRules {
   alloc: RegExp[];

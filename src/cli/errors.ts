@@ -1,11 +1,24 @@
-// A UserError is a problem with the user's input or machine: the CLI prints its message as one
-// line and exits non-zero, never with a stack trace.
+// How the CLI says an error: the library's UserError (src/errors.ts) as one line and exit 2, a
+// command's own ExitError with its code (127/126 when `run` cannot start the command), anything
+// else as an internal error (70), never with a stack trace.
+// UserError is re-exported so that code written against this module before the library error
+// moved to src/errors.ts still compiles (src/ itself imports it from there: test/layers.test.ts).
 
-export class UserError extends Error {
-  constructor(message: string, readonly exitCode = 2) {
+import { UserError } from '../errors.js';
+
+export { UserError };
+
+/** A UserError with an exit code of its own. */
+export class ExitError extends UserError {
+  constructor(message: string, readonly exitCode: number) {
     super(message);
-    this.name = 'UserError';
   }
+}
+
+/** The exit code for an error a command threw. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof ExitError) return err.exitCode;
+  return err instanceof UserError ? 2 : 70;
 }
 
 export function describeError(err: unknown): string {

@@ -1,6 +1,6 @@
 // Wraps a command's action so that every failure becomes one line on stderr and an exit code.
 
-import { describeError, UserError } from './errors.js';
+import { describeError, exitCodeOf } from './errors.js';
 
 export function guard<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
   return async (...args: A) => {
@@ -9,7 +9,7 @@ export function guard<A extends unknown[]>(fn: (...args: A) => Promise<void> | v
     } catch (err) {
       process.stderr.write(`leakscope: ${describeError(err)}\n`);
       if (process.env.LEAKSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-      process.exitCode = err instanceof UserError ? err.exitCode : 70;
+      process.exitCode = exitCodeOf(err);
     }
   };
 }

@@ -1,7 +1,7 @@
 // Writing a command's output file: atomically, with a failure said in one line.
 
 import { writeFileAtomic } from '../reports/atomic-write.js';
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 const WHY: Record<string, string> = {
   ENOENT: 'no such directory',

@@ -10,7 +10,7 @@ import { readFileSync, readlinkSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { profilesDir } from '../attach/profile.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { StackInterner } from '../model/stacks.js';
 import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';

@@ -8,7 +8,7 @@ import { createReadStream, ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Event, EventSink, FastEventSink, TraceMeta } from '../model/events.js';
 import { fastSink } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { startProgress } from '../cli/progress.js';
 import type { Progress } from '../cli/progress.js';
 import type { Source, SourceInput, SourceStats } from './source.js';

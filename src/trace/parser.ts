@@ -6,7 +6,7 @@
 
 import { crc32 } from 'node:zlib';
 import type { EventSink, TraceMeta } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { decodeChunk } from './decode.js';
 import { CHUNK_HEADER_BYTES, CHUNK_MAGIC, CHUNK_MAGIC_U32, FILE_MAGIC, FORMAT_VERSION, MAX_META, MAX_PAYLOAD } from './format.js';
 

@@ -3,7 +3,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { EventSink } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { TraceParser } from './parser.js';
 import { decompress, detectCompression } from '../sources/decompress.js';
 import type { TraceReadResult } from './parser.js';

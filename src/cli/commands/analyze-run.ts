@@ -2,7 +2,7 @@
 // per process a verdict, the top sites, pool classes and live pools. Text or JSON.
 // Registered by commands/analyze.ts, which loads this module only when the command runs.
 
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { analyzeInputs } from '../../analyses/pipeline.js';
 import { parseAge } from '../../analyses/duration.js';
 import { renderText } from '../../reports/text.js';

@@ -6,7 +6,7 @@ import { existsSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs
 import { readElfInfo } from '../../symbols/elf.js';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { AttachSession } from '../../attach/session.js';
 import { detectProfiles } from '../../attach/detect.js';

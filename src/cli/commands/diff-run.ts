@@ -2,7 +2,7 @@
 // (between two points of one trace: times such as 30s, or marker names).
 // Registered by commands/diff.ts, which loads this module only when the command runs.
 
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
 import { analyzeInputs } from '../../analyses/pipeline.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';

@@ -3,7 +3,7 @@
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { runDoctor } from '../../doctor/doctor.js';
 import { renderDoctor } from '../../doctor/render.js';
 

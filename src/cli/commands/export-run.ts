@@ -3,7 +3,7 @@
 // Registered by commands/export.ts, which loads this module only when the command runs.
 
 import { resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
 import { pprofBytes } from '../../reports/export/pprof.js';
 import { speedscope } from '../../reports/export/speedscope.js';

@@ -5,7 +5,7 @@
 
 import { renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { readInputs } from '../../sources/open.js';
 import { TraceWriter } from '../../trace/writer.js';
 import type { Event, EventSink } from '../../model/events.js';

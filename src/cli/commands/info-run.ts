@@ -2,7 +2,7 @@
 // event counts by kind, processes, time span, chunks and warnings. Text or JSON.
 // Registered by commands/info.ts, which loads this module only when the command runs.
 
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { readInputs } from '../../sources/open.js';
 import type { InputStats } from '../../sources/open.js';
 import { SummarySink } from '../../trace/summary.js';

@@ -4,7 +4,7 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { existsSync, rmSync } from 'node:fs';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { FORMAT_VERSION } from '../../trace/format.js';
 import { monoNowNs } from '../../kernel/clock.js';

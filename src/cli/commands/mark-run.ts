@@ -6,7 +6,7 @@
 
 import { openSync, readSync, closeSync, readFileSync, readlinkSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import type { TraceMeta } from '../../model/events.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { FILE_MAGIC, MAX_META } from '../../trace/format.js';

@@ -4,7 +4,7 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
 import { writeHtmlReport } from '../../reports/html/report.js';
 import { outputError } from '../output.js';

@@ -4,7 +4,8 @@
 
 import { rmSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
+import { ExitError } from '../errors.js';
 import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
 import { renderSummary } from '../../recorder/summary.js';
@@ -70,8 +71,8 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
     // Nothing ran: the header-only trace would be a stray empty file.
     rmSync(trace, { force: true });
     // The shell's statuses: 127 not found, 126 found but not executable.
-    if (e.code === 'ENOENT') throw new UserError(`${command[0]}: command not found (check the name, or give its path)`, 127);
-    if (e.code === 'EACCES') throw new UserError(`${command[0]}: permission denied (not an executable file?)`, 126);
+    if (e.code === 'ENOENT') throw new ExitError(`${command[0]}: command not found (check the name, or give its path)`, 127);
+    if (e.code === 'EACCES') throw new ExitError(`${command[0]}: permission denied (not an executable file?)`, 126);
     throw err;
   }
   const status = result.status;

@@ -4,7 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 
 /** The trace a process records to, from its environment; undefined when it is not traced. */
 export function traceOf(pid: number): string | undefined {
