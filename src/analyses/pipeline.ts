@@ -4,6 +4,7 @@ import { readInputs } from '../sources/open.js';
 import type { InputStats } from '../sources/open.js';
 import { teeSink } from '../sources/tee.js';
 import type { EventSink, TraceMeta } from '../model/events.js';
+import type { StartProgress } from '../progress.js';
 import { Engine } from '../engine/engine.js';
 import type { EngineState } from '../engine/state.js';
 import { analyze } from './analyze.js';
@@ -20,7 +21,8 @@ export interface AnalyzeFilesOptions {
   minAge?: number | string | Age;
   /** Path of an LSan-style suppression file. */
   suppress?: string;
-  progress?: boolean;
+  /** Shows how far the reading got (the CLI's bar). */
+  progress?: StartProgress;
   /** Another sink fed the same events in the same pass (the report's window grid). */
   also?: ExtraSink;
 }
@@ -43,7 +45,7 @@ export interface Folded {
 }
 
 /** Reads the inputs and folds their events; also returns what the sources reported. */
-export async function foldFiles(paths: string[], opts: { from?: string; progress?: boolean; also?: ExtraSink } = {}): Promise<Folded> {
+export async function foldFiles(paths: string[], opts: { from?: string; progress?: StartProgress; also?: ExtraSink } = {}): Promise<Folded> {
   const engine = new Engine();
   const also = opts.also;
   // The engine needs the clock kind and the sampling rate from the first event on: readInputs

@@ -4,6 +4,7 @@
 // clock and the sampling rate from the inputs' metadata as it arrives. Exports need only the grid.
 
 import type { TraceMeta } from '../model/events.js';
+import type { StartProgress } from '../progress.js';
 import type { AnalysisResult } from './result.js';
 import { readInputs } from '../sources/open.js';
 import type { InputStats } from '../sources/open.js';
@@ -17,7 +18,8 @@ export interface WindowRunOptions {
   top?: number;
   minAge?: number | string;
   suppress?: string;
-  progress?: boolean;
+  /** Shows how far the reading got (the CLI's bar). */
+  progress?: StartProgress;
   /** Window grid buckets (default 64). */
   buckets?: number;
   /** Skip the engine and analyses (exports need only the window grid). */

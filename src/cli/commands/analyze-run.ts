@@ -3,6 +3,7 @@
 // Registered by commands/analyze.ts, which loads this module only when the command runs.
 
 import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
 import { analyzeInputs } from '../../analyses/pipeline.js';
 import { parseAge } from '../../analyses/duration.js';
 import { renderText } from '../../reports/text.js';
@@ -31,7 +32,7 @@ export async function analyzeCommand(files: string[], o: AnalyzeOpts): Promise<v
   const pid = o.pid === undefined ? undefined : positiveInt('--pid', o.pid);
   const minAge = o.minAge === undefined ? undefined : parseAge(o.minAge);
   const { result, damaged } = await analyzeInputs(files, {
-    top, pid, minAge, suppress: o.suppress, from: o.from, progress: process.stderr.isTTY,
+    top, pid, minAge, suppress: o.suppress, from: o.from, progress: startProgress,
   });
   if (pid !== undefined && result.processes.length === 0) throw new UserError(`no process ${pid} in the input`);
   process.stdout.write(o.format === 'json' ? renderJson(result) : renderText(result));

@@ -4,6 +4,7 @@
 
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
 import { pprofBytes } from '../../reports/export/pprof.js';
 import { speedscope } from '../../reports/export/speedscope.js';
@@ -28,7 +29,7 @@ export async function exportCommand(files: string[], o: ExportOpts): Promise<voi
   if (!(FORMATS as readonly string[]).includes(o.to)) throw new UserError(`--to wants one of ${FORMATS.join(', ')}, got "${o.to}"`);
   if (o.value !== 'inuse' && o.value !== 'alloc') throw new UserError(`--value wants inuse or alloc, got "${o.value}"`);
   const to = o.to as Format;
-  const run = await analyzeWithWindow(files, { from: o.from, pid: intOpt('--pid', o.pid), windowOnly: true, progress: true });
+  const run = await analyzeWithWindow(files, { from: o.from, pid: intOpt('--pid', o.pid), windowOnly: true, progress: startProgress });
   const body = to === 'pprof'
     ? pprofBytes(run.window, { meta: run.meta, inputs: files })
     : to === 'speedscope'

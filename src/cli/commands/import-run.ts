@@ -6,6 +6,8 @@
 import { renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../../errors.js';
+import type { StartProgress } from '../../progress.js';
+import { startProgress } from '../progress.js';
 import { readInputs } from '../../sources/open.js';
 import { TraceWriter } from '../../trace/writer.js';
 import type { Event, EventSink } from '../../model/events.js';
@@ -20,7 +22,7 @@ export interface ImportResult {
 }
 
 /** Imports `inputs` into the trace `out` ('-' for stdout). */
-export async function importFiles(inputs: string[], out: string, opts: { from?: string; progress?: boolean } = {}): Promise<ImportResult> {
+export async function importFiles(inputs: string[], out: string, opts: { from?: string; progress?: StartProgress } = {}): Promise<ImportResult> {
   if (out !== '-') refuseOverwritingInput(inputs, out);
   const tmp = out === '-' ? undefined : join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
   let writer: TraceWriter | undefined;
@@ -87,7 +89,7 @@ export interface ImportOpts {
 }
 
 export async function importCommand(files: string[], o: ImportOpts): Promise<void> {
-  const r = await importFiles(files, o.output, { from: o.from, progress: true });
+  const r = await importFiles(files, o.output, { from: o.from, progress: startProgress });
   const shown = r.warnings.slice(0, 10);
   for (const w of shown) process.stderr.write(`leakscope: warning: ${w}\n`);
   if (r.warnings.length > shown.length) process.stderr.write(`leakscope: … ${r.warnings.length - shown.length} more warnings\n`);

@@ -3,6 +3,8 @@
 // Registered by commands/info.ts, which loads this module only when the command runs.
 
 import { UserError } from '../../errors.js';
+import type { StartProgress } from '../../progress.js';
+import { startProgress } from '../progress.js';
 import { readInputs } from '../../sources/open.js';
 import type { InputStats } from '../../sources/open.js';
 import { SummarySink } from '../../trace/summary.js';
@@ -21,7 +23,7 @@ export interface FileInfo extends EventSummary {
   warnings: string[];
 }
 
-export async function fileInfo(path: string, opts: { from?: string; progress?: boolean } = {}): Promise<FileInfo> {
+export async function fileInfo(path: string, opts: { from?: string; progress?: StartProgress } = {}): Promise<FileInfo> {
   const sink = new SummarySink();
   const { meta, stats } = await readInputs([path], sink, { from: opts.from, progress: opts.progress });
   const st: InputStats = stats[0]!;
@@ -101,7 +103,7 @@ export interface InfoOpts {
 export async function infoCommand(files: string[], o: InfoOpts): Promise<void> {
   if (o.format !== 'text' && o.format !== 'json') throw new UserError(`--format must be text or json, not "${o.format}"`);
   const infos: FileInfo[] = [];
-  for (const f of files) infos.push(await fileInfo(f, { from: o.from, progress: true }));
+  for (const f of files) infos.push(await fileInfo(f, { from: o.from, progress: startProgress }));
   if (o.format === 'json') process.stdout.write(`${JSON.stringify({ files: infos }, null, 2)}\n`);
   else process.stdout.write(infos.map(renderText).join('\n'));
 }

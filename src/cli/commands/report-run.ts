@@ -5,6 +5,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
 import { writeHtmlReport } from '../../reports/html/report.js';
 import { outputError } from '../output.js';
@@ -34,7 +35,7 @@ function openInBrowser(path: string): void {
 
 export async function reportCommand(files: string[], o: ReportOpts): Promise<void> {
   const pid = intOpt('--pid', o.pid);
-  const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: true });
+  const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: startProgress });
   if (!run.result) throw new UserError('no analysis result');
   const out = resolve(o.output!);
   const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: unknown) => {

@@ -5,6 +5,7 @@
 import { rmSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
 import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
 import { ExitError } from '../errors.js';
 import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
@@ -90,17 +91,17 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
     const { analyzeWithWindow } = await import('../../analyses/window-run.js');
     const { writeHtmlReport } = await import('../../reports/html/report.js');
     const path = resolve(out.report.path);
-    const run = await analyzeWithWindow([trace], { progress: process.stderr.isTTY });
+    const run = await analyzeWithWindow([trace], { progress: startProgress });
     if (!run.result) throw new UserError(`${trace}: nothing to report`);
     const bytes = await writeHtmlReport(path, run.result, run.window).catch((err: unknown) => {
       throw outputError(path, err);
     });
     process.stderr.write(`leakscope: wrote ${path} (${(bytes / 1024).toFixed(0)} KiB)\n`);
   } else if (out.report) {
-    const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+    const analysis = await analyzeFiles([trace], { progress: startProgress });
     await writeOutput(out.report.path, await renderSummary(analysis, out.report.kind));
   } else if (opts.summary) {
-    const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+    const analysis = await analyzeFiles([trace], { progress: startProgress });
     process.stdout.write(await renderSummary(analysis, opts.format));
   }
   process.exitCode = status;
