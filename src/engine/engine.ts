@@ -4,7 +4,7 @@
 
 import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
-import type { Anomalies } from '../analyses/result.js';
+import type { Anomalies } from './state.js';
 import { LiveTable } from './live-table.js';
 import { MappingTable } from './mappings.js';
 import { BoundedSeries } from './series.js';
