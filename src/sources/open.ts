@@ -13,8 +13,8 @@ import { noProgress } from '../progress.js';
 import type { Progress, StartProgress } from '../progress.js';
 import type { Source, SourceInput, SourceStats } from './source.js';
 import { sources, sourceByName } from './registry.js';
-import { decompress, detectCompression } from './decompress.js';
-import type { Compression } from './decompress.js';
+import { decompress, detectCompression } from '../io/decompress.js';
+import type { Compression } from '../io/decompress.js';
 
 export const HEAD_BYTES = 64 * 1024;
 

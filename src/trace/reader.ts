@@ -5,7 +5,7 @@ import type { FileHandle } from 'node:fs/promises';
 import type { EventSink } from '../model/events.js';
 import { UserError } from '../errors.js';
 import { TraceParser } from './parser.js';
-import { decompress, detectCompression } from '../sources/decompress.js';
+import { decompress, detectCompression } from '../io/decompress.js';
 import type { TraceReadResult } from './parser.js';
 
 export type { TraceReadResult } from './parser.js';
