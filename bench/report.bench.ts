@@ -15,7 +15,7 @@ import type { Event, TraceMeta } from '../src/model/events.js';
 import { frame } from '../src/model/events.js';
 import { TraceWriter } from '../src/trace/writer.js';
 import { readTrace } from '../src/trace/reader.js';
-import { analyzeWithWindow } from '../src/analyses/window-run.js';
+import { analyzeWithWindow } from '../src/pipeline/window-run.js';
 import { writeHtmlReport } from '../src/reports/html/report.js';
 import { launch } from '../test/browser/chromium.js';
 import { rng } from '../test/support/rng.js';

@@ -12,7 +12,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { readInputs } from '../../src/sources/open.js';
 import type { InputStats } from '../../src/sources/open.js';
-import { analyzeInputs } from '../../src/analyses/pipeline.js';
+import { analyzeInputs } from '../../src/pipeline/analyze-files.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = (name: string) => join(root, 'test/fixtures', name);

@@ -133,7 +133,7 @@ test('export: bad format, missing file and garbage are one-line errors', () => {
 });
 
 test('pprof of the real nginx debug log agrees with the analysis on outstanding bytes per process', async () => {
-  const { analyzeFiles } = await import('../../src/analyses/pipeline.js');
+  const { analyzeFiles } = await import('../../src/pipeline/analyze-files.js');
   const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;
   const out = join(dir, 'nginx.pb.gz');
   const r = leakscope(['export', fixture, '--to', 'pprof', '-o', out]);

@@ -4,7 +4,7 @@
 
 import { UserError } from '../../errors.js';
 import { startProgress } from '../progress.js';
-import { analyzeInputs } from '../../analyses/pipeline.js';
+import { analyzeInputs } from '../../pipeline/analyze-files.js';
 import { parseAge } from '../../analyses/duration.js';
 import { renderText } from '../../reports/text.js';
 import { renderJson } from '../../reports/json.js';

@@ -4,8 +4,8 @@
 
 import { UserError } from '../../errors.js';
 import { startProgress } from '../progress.js';
-import { analyzeWithWindow } from '../../analyses/window-run.js';
-import { analyzeInputs } from '../../analyses/pipeline.js';
+import { analyzeWithWindow } from '../../pipeline/window-run.js';
+import { analyzeInputs } from '../../pipeline/analyze-files.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
 import { renderDiff } from '../../reports/diff.js';
 import type { DiffFormat } from '../../reports/diff.js';

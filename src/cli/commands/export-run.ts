@@ -5,7 +5,7 @@
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { startProgress } from '../progress.js';
-import { analyzeWithWindow } from '../../analyses/window-run.js';
+import { analyzeWithWindow } from '../../pipeline/window-run.js';
 import { pprofBytes } from '../../reports/export/pprof.js';
 import { speedscope } from '../../reports/export/speedscope.js';
 import { collapsed } from '../../reports/export/collapsed.js';

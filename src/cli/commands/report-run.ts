@@ -6,7 +6,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { startProgress } from '../progress.js';
-import { analyzeWithWindow } from '../../analyses/window-run.js';
+import { analyzeWithWindow } from '../../pipeline/window-run.js';
 import { writeHtmlReport } from '../../reports/html/report.js';
 import { outputError } from '../output.js';
 import { warnIfDamaged } from '../damage.js';

@@ -11,7 +11,7 @@ import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
 import { renderSummary } from '../../recorder/summary.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
-import { analyzeFiles } from '../../analyses/pipeline.js';
+import { analyzeFiles } from '../../pipeline/analyze-files.js';
 import { outputError, writeOutput } from '../output.js';
 
 export interface RunOptions {
@@ -88,7 +88,7 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
 
   if (out.report?.kind === 'html') {
     // Loaded here only: the page's bundled scripts are large and most runs print text.
-    const { analyzeWithWindow } = await import('../../analyses/window-run.js');
+    const { analyzeWithWindow } = await import('../../pipeline/window-run.js');
     const { writeHtmlReport } = await import('../../reports/html/report.js');
     const path = resolve(out.report.path);
     const run = await analyzeWithWindow([trace], { progress: startProgress });

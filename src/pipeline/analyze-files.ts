@@ -1,4 +1,5 @@
-// analyzeFiles(): inputs → events → engine → analysis, for the CLI and reports.
+// The read-fold-analyse pipeline: input files → events (sources) → engine → analysis, for the
+// commands and the reports (window-run.ts adds the window grid in the same pass).
 
 import { readInputs } from '../sources/open.js';
 import type { InputStats } from '../sources/open.js';
@@ -7,11 +8,11 @@ import type { EventSink, TraceMeta } from '../model/events.js';
 import type { StartProgress } from '../progress.js';
 import { Engine } from '../engine/engine.js';
 import type { EngineState } from '../engine/state.js';
-import { analyze } from './analyze.js';
-import type { AnalysisResult } from './result.js';
-import { Suppressions } from './suppressions.js';
-import { ageInClock, parseAge } from './duration.js';
-import type { Age } from './duration.js';
+import { analyze } from '../analyses/analyze.js';
+import type { AnalysisResult } from '../analyses/result.js';
+import { Suppressions } from '../analyses/suppressions.js';
+import { ageInClock, parseAge } from '../analyses/duration.js';
+import type { Age } from '../analyses/duration.js';
 
 export interface AnalyzeFilesOptions {
   from?: string;

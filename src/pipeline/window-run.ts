@@ -5,12 +5,12 @@
 
 import type { TraceMeta } from '../model/events.js';
 import type { StartProgress } from '../progress.js';
-import type { AnalysisResult } from './result.js';
+import type { AnalysisResult } from '../analyses/result.js';
 import { readInputs } from '../sources/open.js';
 import type { InputStats } from '../sources/open.js';
-import { WindowSink } from './window.js';
-import { analyzeInputs } from './pipeline.js';
-import type { WindowState } from './window.js';
+import { WindowSink } from '../analyses/window.js';
+import { analyzeInputs } from './analyze-files.js';
+import type { WindowState } from '../analyses/window.js';
 
 export interface WindowRunOptions {
   from?: string;
