@@ -6,8 +6,7 @@ import { UserError } from '../../errors.js';
 import { startProgress } from '../progress.js';
 import { analyzeInputs } from '../../pipeline/analyze-files.js';
 import { parseAge } from '../../analyses/duration.js';
-import { renderText } from '../../reports/text.js';
-import { renderJson } from '../../reports/json.js';
+import { ANALYSIS_FORMATS, formatByName } from '../../reports/formats.js';
 import { warnIfDamaged } from '../damage.js';
 
 export interface AnalyzeOpts {
@@ -35,6 +34,6 @@ export async function analyzeCommand(files: string[], o: AnalyzeOpts): Promise<v
     top, pid, minAge, suppress: o.suppress, from: o.from, progress: startProgress,
   });
   if (pid !== undefined && result.processes.length === 0) throw new UserError(`no process ${pid} in the input`);
-  process.stdout.write(o.format === 'json' ? renderJson(result) : renderText(result));
+  process.stdout.write(await formatByName(ANALYSIS_FORMATS, o.format).render({ result }));
   warnIfDamaged(damaged);
 }

@@ -7,8 +7,7 @@ import { startProgress } from '../progress.js';
 import { analyzeWithWindow } from '../../pipeline/window-run.js';
 import { analyzeInputs } from '../../pipeline/analyze-files.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
-import { renderDiff } from '../../reports/diff.js';
-import type { DiffFormat } from '../../reports/diff.js';
+import { DIFF_FORMATS, formatByName } from '../../reports/formats.js';
 import { writeOutput } from '../output.js';
 import { warnIfDamaged } from '../damage.js';
 
@@ -42,7 +41,7 @@ export async function diffCommand(a: string, b: string | undefined, o: DiffOpts)
     diff = diffPoints(res, r.window, from, to);
     damaged = r.damaged;
   }
-  const text = renderDiff(diff, o.format as DiffFormat);
+  const text = await formatByName(DIFF_FORMATS, o.format).render(diff);
   if (o.output) await writeOutput(o.output, text);
   else process.stdout.write(text);
   warnIfDamaged(damaged, 'the diff covers the readable part');

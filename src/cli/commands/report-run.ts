@@ -7,8 +7,8 @@ import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { startProgress } from '../progress.js';
 import { analyzeWithWindow } from '../../pipeline/window-run.js';
-import { writeHtmlReport } from '../../reports/html/report.js';
-import { outputError } from '../output.js';
+import { ANALYSIS_FORMATS, formatByName } from '../../reports/formats.js';
+import { writeOutput } from '../output.js';
 import { warnIfDamaged } from '../damage.js';
 import { intOpt } from '../int-option.js';
 
@@ -38,10 +38,9 @@ export async function reportCommand(files: string[], o: ReportOpts): Promise<voi
   const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: startProgress });
   if (!run.result) throw new UserError('no analysis result');
   const out = resolve(o.output!);
-  const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: unknown) => {
-    throw outputError(out, err);
-  });
-  process.stderr.write(`leakscope: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
+  const html = await formatByName(ANALYSIS_FORMATS, 'html').render({ result: run.result, window: run.window });
+  await writeOutput(out, html);
+  process.stderr.write(`leakscope: wrote ${out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)\n`);
   warnIfDamaged(run.damaged);
   if (o.open) openInBrowser(out);
 }
