@@ -7,6 +7,7 @@ import { UserError } from '../errors.js';
 import { TraceParser } from './parser.js';
 import { decompress, detectCompression } from '../io/decompress.js';
 import type { TraceReadResult } from './parser.js';
+import type { ChunkDecoder } from './codec.js';
 
 export type { TraceReadResult } from './parser.js';
 
@@ -22,6 +23,8 @@ export interface ReadTraceOptions {
   onWarning?: (msg: string, damaged: boolean) => void;
   /** Called with the bytes read so far. */
   onProgress?: (bytes: number) => void;
+  /** The record decoder (codec.ts): every event by default. */
+  decode?: ChunkDecoder;
 }
 
 const BLOCK = 4 * 1024 * 1024;
@@ -29,7 +32,7 @@ const BLOCK = 4 * 1024 * 1024;
 /** Streams the events of a trace file to `sink`. Memory is bounded by one chunk. */
 export async function readTrace(path: string, sink: EventSink, opts: ReadTraceOptions = {}): Promise<TraceReadResult> {
   const fh = await openTrace(path, opts);
-  const parser = new TraceParser(path, sink, opts.onWarning);
+  const parser = new TraceParser(path, sink, opts.onWarning, opts.decode);
   try {
     const magic = Buffer.alloc(4);
     const { bytesRead: got } = await fh.read(magic, 0, 4, 0);

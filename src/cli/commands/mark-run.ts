@@ -4,12 +4,11 @@
 // chunk, one write() on an O_APPEND descriptor: safe beside the recorder's own writes.
 // Registered by commands/mark.ts, which loads this module only when the command runs.
 
-import { openSync, readSync, closeSync, readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync, readlinkSync } from 'node:fs';
 import { isAbsolute, resolve } from 'node:path';
 import { UserError } from '../../errors.js';
-import type { TraceMeta } from '../../model/events.js';
 import { TraceWriter } from '../../trace/writer.js';
-import { FILE_MAGIC, MAX_META } from '../../trace/format.js';
+import { readHeader } from '../../trace/header.js';
 
 export interface MarkOpts {
   trace?: string;
@@ -37,40 +36,13 @@ function traceOfProcess(pid: number): string {
   }
 }
 
-/** The trace's header metadata (docs/trace-format.md: magic, u32 length, JSON). */
-function readMeta(path: string): TraceMeta {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${path}: no such trace file`);
-    throw new UserError(`${path}: cannot open (${code ?? String(err)})`);
-  }
-  try {
-    const head = Buffer.alloc(12);
-    if (readSync(fd, head, 0, 12, 0) < 12 || !head.subarray(0, 8).equals(FILE_MAGIC)) throw new UserError(`${path}: not a leakscope trace`);
-    const len = head.readUInt32LE(8);
-    if (len === 0 || len > MAX_META) throw new UserError(`${path}: damaged trace header`);
-    const json = Buffer.alloc(len);
-    if (readSync(fd, json, 0, len, 12) < len) throw new UserError(`${path}: truncated trace header`);
-    try {
-      return JSON.parse(json.toString('utf8')) as TraceMeta;
-    } catch {
-      throw new UserError(`${path}: damaged trace header`);
-    }
-  } finally {
-    closeSync(fd);
-  }
-}
-
 export async function markCommand(pidArg: string, label: string, o: MarkOpts): Promise<void> {
   if (!/^\d+$/.test(pidArg) || Number(pidArg) <= 0) throw new UserError(`PID must be a process id, got "${pidArg}"`);
   const pid = Number(pidArg);
   if (label.length === 0) throw new UserError('the label is empty: give the marker some text');
   if (label.length > 4096) throw new UserError('the label is longer than 4096 characters');
   const path = o.trace ? resolve(o.trace) : traceOfProcess(pid);
-  const meta = readMeta(path);
+  const { meta } = readHeader(path);
   if (meta.clock !== 'ns' || meta.startMonoNs === undefined || !/^\d+$/.test(meta.startMonoNs)) {
     throw new UserError(`${path}: this trace has no monotonic start time (startMonoNs), so a marker cannot be placed on its timeline`);
   }
