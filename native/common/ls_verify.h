@@ -38,9 +38,37 @@ struct ls_verify {
  * takes no context pointer, hence one buffer per loader process. */
 static char ls_libbpf_warn[LS_VERIFY_LIBBPF_SIZE];
 static size_t ls_libbpf_warn_len;
+/* The CO-RE relocation libbpf found no match for in the kernel's BTF (its description, from
+ * libbpf's debug messages): the verifier only sees the poisoned instruction libbpf put there. */
+static char ls_relo_last[256], ls_relo_failed[256];
+#define LS_CORE_POISON "unknown#195896080" /* libbpf's 0xbad2310 */
+
+/* s as a JSON string. */
+static inline void ls_json_str(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char c = (unsigned char)*s;
+    if (c == '"' || c == '\\') fprintf(f, "\\%c", c);
+    else if (c < 0x20) fprintf(f, "\\u%04x", c);
+    else fputc(c, f);
+  }
+  fputc('"', f);
+}
 
 /* Call from the loader's libbpf print callback. */
 static inline void ls_verify_libbpf(enum libbpf_print_level lvl, const char *fmt, va_list ap) {
+  if (lvl == LIBBPF_DEBUG) {
+    if (!strstr(fmt, "relo #")) return;
+    char l[256];
+    vsnprintf(l, sizeof l, fmt, ap);
+    l[strcspn(l, "\n")] = 0;
+    if (strstr(l, "no matching targets")) { if (!ls_relo_failed[0]) memcpy(ls_relo_failed, ls_relo_last, sizeof ls_relo_failed); }
+    else if (!strstr(l, "candidate") && !strstr(l, "substituting") && !strstr(l, "matching")) {
+      const char *d = strstr(l, "relo #");
+      snprintf(ls_relo_last, sizeof ls_relo_last, "%s", d);
+    }
+    return;
+  }
   if (lvl != LIBBPF_WARN || ls_libbpf_warn_len + 1 >= sizeof ls_libbpf_warn) return;
   int r = vsnprintf(ls_libbpf_warn + ls_libbpf_warn_len, sizeof ls_libbpf_warn - ls_libbpf_warn_len, fmt, ap);
   if (r > 0) ls_libbpf_warn_len += (size_t)r;
@@ -53,6 +81,7 @@ static inline void ls_verify_prepare(struct ls_verify *v, struct bpf_object *obj
   memset(v, 0, sizeof *v);
   ls_libbpf_warn_len = 0;
   ls_libbpf_warn[0] = 0;
+  ls_relo_last[0] = ls_relo_failed[0] = 0;
   bpf_object__for_each_program(p, obj) {
     if (v->n >= LS_VERIFY_MAX_PROGS) break;
     char *buf = calloc(1, LS_VERIFY_LOG_SIZE);
@@ -142,8 +171,11 @@ static inline void ls_verify_reason(struct ls_verify *v, int err, char *out, siz
     if (!v->logs[i][0] || !ls_last_reason(v->logs[i], why, sizeof why)) continue;
     const char *p = strstr(v->logs[i], "processed ");
     long processed = p ? strtol(p + 10, NULL, 10) : -1;
-    if (strstr(why, "too large") || processed >= LS_VERIFY_INSN_LIMIT)
-      snprintf(out, outsz, "the kernel's verifier rejected program %s: %s (limit %d instructions processed)", v->names[i], why, LS_VERIFY_INSN_LIMIT);
+    if (strstr(why, LS_CORE_POISON) || strstr(why, "CO-RE"))
+      snprintf(out, outsz, "program %s reads what this kernel's BTF does not have (a CO-RE relocation found no match: %s)", v->names[i],
+               ls_relo_failed[0] ? ls_relo_failed : why);
+    else if (strstr(why, "too large") || processed >= LS_VERIFY_INSN_LIMIT)
+      snprintf(out, outsz, "the kernel's verifier rejected program %s: %s (the limit is %d processed instructions)", v->names[i], why, LS_VERIFY_INSN_LIMIT);
     else
       snprintf(out, outsz, "the kernel's verifier rejected program %s: %s", v->names[i], why);
     return;

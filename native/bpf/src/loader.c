@@ -36,6 +36,7 @@
 #include "ls_event.h"
 #include "unwind_shim.h"
 #include "leakscope.skel.h"
+#include "ls_verify.h"
 
 #define MAX_PCS 64
 
@@ -638,6 +639,10 @@ static int list_symbols(const char *path, char **syms, int nsyms)
 
 static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
+  va_list ap2;
+  va_copy(ap2, ap);
+  ls_verify_libbpf(lvl, fmt, ap2);
+  va_end(ap2);
   if (lvl == LIBBPF_DEBUG) return 0;
   if (getenv("LEAKSCOPE_BPF_VERBOSE")) return vfprintf(stderr, fmt, ap);
   return 0;
@@ -645,12 +650,48 @@ static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 
 static void on_signal(int sig) { stop = 1; }
 
+/* `verify`: loads every configuration `attach` and the bench can choose (the read-only
+ * switches are fixed at load, each combination a different program for the verifier) and
+ * prints each program's verified instructions and stack as JSON lines (ls_verify.h). */
+static int verify_all(void)
+{
+  static const struct { const char *name; __u32 stack, agg, bare; } cfgs[] = {
+    { "events", 0, 0, 0 }, { "events,stack", LS_MAX_STACK, 0, 0 }, { "aggregate", 0, 1, 0 },
+    { "aggregate,stack", LS_MAX_STACK, 1, 0 }, { "bare", 0, 0, 1 },
+  };
+  int rc = 0;
+  libbpf_set_print(libbpf_log);
+  for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+    struct leakscope *s = leakscope__open();
+    if (!s) { printf("{\"loader\":\"leakscope-bpf\",\"config\":\"%s\",\"error\":\"cannot open the BPF object\"}\n", cfgs[i].name); return 1; }
+    s->rodata->stack_bytes = cfgs[i].stack;
+    s->rodata->agg_mode = cfgs[i].agg;
+    s->rodata->bare = cfgs[i].bare;
+    struct ls_verify v;
+    ls_verify_prepare(&v, s->obj);
+    int err = leakscope__load(s);
+    if (err) {
+      char why[1024];
+      ls_verify_reason(&v, err < 0 ? -err : errno, why, sizeof why);
+      printf("{\"loader\":\"leakscope-bpf\",\"config\":\"%s\",\"error\":", cfgs[i].name);
+      ls_json_str(stdout, why);
+      printf("}\n");
+      rc = 1;
+    } else ls_verify_print(&v, s->obj, stdout, "leakscope-bpf", cfgs[i].name);
+    leakscope__destroy(s);
+    ls_verify_free(&v);
+  }
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   if (argc >= 3 && !strcmp(argv[1], "symbols")) return list_symbols(argv[2], argv + 3, argc - 3);
+  if (argc == 2 && !strcmp(argv[1], "verify")) return verify_all();
   if (argc < 2 || strcmp(argv[1], "run")) {
     fprintf(stderr, "usage: leakscope-bpf run [--mode events|aggregate] [--stack-bytes N] [--ringbuf-mb N] [--unwind LIB]\n"
-                    "       leakscope-bpf symbols PATH SYM...\n");
+                    "       leakscope-bpf symbols PATH SYM...\n"
+                    "       leakscope-bpf verify\n");
     return 2;
   }
   const char *mode = "events", *unwind_lib = NULL;
@@ -689,10 +730,16 @@ int main(int argc, char **argv)
   /* benchmarks only: the same probes with programs that do nothing, to measure the floor */
   skel->rodata->bare = getenv("LEAKSCOPE_BPF_BARE") != NULL;
   bpf_map__set_max_entries(skel->maps.events, ring);
-  if (leakscope__load(skel)) {
-    fprintf(stderr, "leakscope-bpf: cannot load the BPF programs (%s); run 'leakscope doctor'\n", strerror(errno));
+  struct ls_verify lv;
+  ls_verify_prepare(&lv, skel->obj);
+  int lerr = leakscope__load(skel);
+  if (lerr) {
+    char why[1024];
+    ls_verify_reason(&lv, lerr < 0 ? -lerr : errno, why, sizeof why);
+    fprintf(stderr, "leakscope-bpf: cannot load the BPF programs: %s\n", why);
     return 1;
   }
+  ls_verify_free(&lv);
   /* fork/exit notifications; uprobes are attached per process on command */
   struct bpf_link *lf = bpf_program__attach(skel->progs.ls_fork);
   struct bpf_link *le = bpf_program__attach(skel->progs.ls_exit);
