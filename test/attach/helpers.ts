@@ -2,16 +2,15 @@
 // test started, run `leakscope attach` and parse its JSON report.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnalysisResult } from '../../src/analyses/result.js';
+import { testDir } from '../support/tmp.js';
 
 export const root = new URL('../..', import.meta.url).pathname;
 export const CLI = join(root, 'src/cli/main.ts');
 
 export function tempDir(tag: string): string {
-  return mkdtempSync(join(tmpdir(), `leakscope-${tag}-`));
+  return testDir(`leakscope-${tag}`);
 }
 
 /** Builds test/programs/NAME.c like a distribution binary (-O2, no frame pointers). */

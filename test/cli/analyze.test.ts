@@ -2,18 +2,18 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { StackInterner } from '../../src/model/stacks.js';
 import { frame } from '../../src/model/events.js';
 import type { AnalysisResult } from '../../src/analyses/result.js';
+import { testDir } from '../support/tmp.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = (name: string) => join(root, 'test/fixtures', name);
-const dir = mkdtempSync(join(tmpdir(), 'ls-analyze-'));
+const dir = testDir('ls-analyze');
 
 function cli(...args: string[]) {
   const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' } });

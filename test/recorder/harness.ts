@@ -1,13 +1,12 @@
 // Shared by the recorder tests: builds the recorder and the test programs, runs `leakscope run`
 // from source, and reads traces.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
+import { testDir } from '../support/tmp.js';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const programs = join(root, 'test', 'programs');
@@ -20,10 +19,9 @@ export function buildRecorder(): void {
   built = true;
 }
 
+/** A directory for a test file's programs and traces, removed when its tests pass. */
 export function workDir(name: string): string {
-  const base = join(tmpdir(), 'leakscope-rec-tests');
-  mkdirSync(base, { recursive: true });
-  return mkdtempSync(join(base, `${name}-`));
+  return testDir(`leakscope-rec-${name}`);
 }
 
 /** Compiles test/programs/<name>.c the way distributions build: -O2, no frame pointers. */
