@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../cli/errors.js';
+import { notBuiltHint } from '../doctor/not-built.js';
 
 const REC_CALL = 1;
 const REC_STATUS = 2;
@@ -101,7 +102,7 @@ export class BpfLoader {
 
   /** Starts the loader and waits until its programs are loaded. */
   static async start(opts: LoaderOptions, h: LoaderHandlers): Promise<BpfLoader> {
-    if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH} is missing); run 'leakscope doctor'`);
+    if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH}): ${notBuiltHint('bpf')}`);
     const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
     if (opts.unwindLib) args.push('--unwind', opts.unwindLib);
     const child = spawn(LOADER_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });

@@ -19,6 +19,7 @@ import { ProtoCache } from './protos.js';
 import { LjOp, RecordParser, type LjEvent, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
 import { TraceResolver } from './traces.js';
+import { notBuiltHint } from '../doctor/not-built.js';
 
 export interface AttachLuajitOptions {
   pids: number[];
@@ -198,7 +199,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const warnings: string[] = [];
   const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
   if (!pids.length) throw new UserError('no valid pid given to trace; pass --pid with a process id');
-  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${LUAJIT_TRACER}); install clang, libbpf-dev and libelf-dev, then run npm run build`);
+  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${LUAJIT_TRACER}): ${notBuiltHint('luajit')}`);
 
   const startMono = process.hrtime.bigint();
   const writer = TraceWriter.create(opts.out, {

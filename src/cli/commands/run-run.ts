@@ -11,6 +11,7 @@ import { renderSummary } from '../../recorder/summary.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
 import { analyzeFiles } from '../../analyses/pipeline.js';
 import { outputError, writeOutput } from '../output.js';
+import { notBuiltHint } from '../../doctor/not-built.js';
 
 export interface RunOptions {
   sample?: string;
@@ -59,7 +60,7 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
   const sampleBytes = positiveInt(opts.sample, '--sample', 2 ** 40);
   const depth = positiveInt(opts.depth, '--depth', 256);
   const library = findRecorderLibrary();
-  if (!library) throw new UserError('the recorder library is not built: run `npm run build` (needs a C compiler and libunwind-dev; `leakscope doctor` checks)');
+  if (!library) throw new UserError(`the recorder library is not built: ${notBuiltHint('recorder')}`);
   const trace = resolve(out.trace ?? defaultTrace());
 
   let result;
