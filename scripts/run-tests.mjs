@@ -10,7 +10,7 @@
 // peak memory (all its processes together) and peak temporary-file use, and fails a passing run
 // that left files there (a test must remove what it writes), removing them.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, lstatSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readdirSync, readFileSync, lstatSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { install, installCommand, missing } from './system-packages.mjs';
@@ -52,6 +52,8 @@ if (nb.status !== 0) { say("stopped before any test: the native parts did not bu
 
 // --- the run, with a private TMPDIR, memory and temporary files sampled ---
 const tmp = mkdtempSync(join(tmpdir(), 'leakscope-tests-'));
+// Open like /tmp itself: servers' workers (www-data) and the tests' unprivileged runs use it.
+chmodSync(tmp, 0o1777);
 /** Bytes under dir (files as allocated on disk), without following links. */
 function du(dir) {
   let n = 0;
@@ -101,7 +103,8 @@ const sample = () => {
   peakRss = Math.max(peakRss, treeRss(child.pid));
   peakTmp = Math.max(peakTmp, du(tmp));
 };
-const timer = setInterval(sample, 1000);
+sample();
+const timer = setInterval(sample, 500);
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => child.kill(s));
 const status = await new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
 clearInterval(timer);
@@ -110,7 +113,7 @@ sample();
 // tsx keeps its compile cache in TMPDIR (tsx-UID): the runner's, not a test's.
 const left = readdirSync(tmp).filter((n) => !/^tsx-\d+$/.test(n));
 const mib = (n) => `${(n / 1048576).toFixed(0)} MiB`;
-say(`${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s; peak memory ${mib(peakRss)} (every process of the suite together, sampled each second); ` +
+say(`${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s; peak memory ${mib(peakRss)} (every process of the suite together, sampled twice a second); ` +
   `peak temporary files ${mib(peakTmp)} (TMPDIR ${tmp}); left behind: ${left.length ? left.map((n) => `${n} (${mib(du(join(tmp, n)) + lstatSync(join(tmp, n)).blocks * 512)})`).join(', ') : 'nothing'}`);
 let exit = status;
 if (status === 0 && left.length) {
