@@ -286,7 +286,8 @@ test('a 50 MB line without newline: memory stays bounded, no crash', async () =>
     // The file is 50 MB; reading it into memory (as a string, twice) would pass 150 MB of growth.
     assert.ok(r!.rssKiB! < 200 * 1024, `${what}: peak RSS ${r!.rssKiB} KiB`);
   }
-  assert.match(analyze!.stdout, /1 record\(s\) not understood, e\.g\. line 1/);
+  // (warnings wrap at the terminal width, wherever the input's path makes them: compare unwrapped)
+  assert.match(analyze!.stdout.replace(/\s+/g, ' '), /1 record\(s\) not understood, e\.g\. line 1/);
 });
 
 test('output files are written atomically: a write that fails leaves the old file, no half file, no temp file', async () => {

@@ -205,6 +205,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (stats.probes === 0) warn('no probe was attached; nothing was traced');
 
   if (aggRows) {
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true }); // aggregate mode writes no trace
     process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);
     aggRows = undefined;
     return;
