@@ -4,7 +4,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DoctorReport } from '../../src/doctor/check.js';
@@ -100,8 +100,9 @@ test('a load the kernel refuses for permissions says so', () => {
   const r = reject('bad_helper', true);
   assert.equal(r.code, 1);
   assert.match(r.out, /^Operation not permitted: loading BPF programs needs root \(or CAP_BPF and CAP_PERFMON\)\n$/);
-  // The same from a real loader.
-  const lj = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', join(root, 'native/luajit/build/lstrace-luajit'), '--pid', String(process.pid)], { encoding: 'utf8' });
+  // The same from a real loader (a copy nobody can run wherever the checkout is).
+  copyFileSync(join(root, 'native/luajit/build/lstrace-luajit'), join(dir, 'lstrace-luajit'));
+  const lj = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', join(dir, 'lstrace-luajit'), '--pid', String(process.pid)], { encoding: 'utf8' });
   assert.equal(lj.status, 1);
   assert.match(lj.stderr, /"event":"error","message":"Operation not permitted: loading BPF programs needs root/);
 });

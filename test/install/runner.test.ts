@@ -3,16 +3,16 @@
 // temporary files, and fails when passing tests left files behind (removing them).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { chmodSync, cpSync, existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { testDir } from '../support/tmp.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 const runner = join(root, 'scripts/run-tests.mjs');
 
-function run(args: string[], env: Record<string, string> = {}, asNobody = false) {
-  const argv = [process.execPath, runner, ...args];
+function run(args: string[], env: Record<string, string> = {}, asNobody = false, script = runner) {
+  const argv = [process.execPath, script, ...args];
   const cmd = asNobody ? ['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', ...argv] : argv;
   // A runner of its own, not a part of this one (node:test skips files when it sees its context).
   const { NODE_TEST_CONTEXT: _, ...outer } = process.env;
@@ -29,8 +29,14 @@ test('a missing package: one line with the command that installs it, before any 
   assert.equal(r.status, 2);
   assert.equal(r.stdout, '', 'no test ran');
   assert.equal(r.stderr, "leakscope tests: stopped before any test: missing Debian packages leakscope-test-absent-package: run 'apt-get install -y leakscope-test-absent-package' as root (or .ci/run, which installs them)\n");
-  // Not root: the runner cannot install, and says the command.
-  const user = run(['support/tmpdir'], { LEAKSCOPE_PACKAGE_LIST: list, HOME: dir }, true);
+  // Not root: the runner cannot install, and says the command. Run from a copy nobody can read
+  // wherever the checkout is (a clone under /root is not).
+  const copy = join(dir, 'tree');
+  for (const f of ['run-tests.mjs', 'system-packages.mjs', 'debian-packages.txt', 'build-native.mjs']) cpSync(join(root, 'scripts', f), join(copy, 'scripts', f));
+  mkdirSync(join(copy, 'test'));
+  writeFileSync(join(copy, 'test', 'never.test.ts'), 'throw new Error("the runner must stop before any test");\n');
+  execFileSync('chmod', ['-R', 'a+rX', dir]);
+  const user = run(['never'], { LEAKSCOPE_PACKAGE_LIST: list, HOME: dir }, true, join(copy, 'scripts', 'run-tests.mjs'));
   assert.equal(user.status, 2, user.stderr);
   assert.equal(user.stderr, "leakscope tests: stopped before any test: not root: run 'apt-get install -y leakscope-test-absent-package' as root\n");
 });
