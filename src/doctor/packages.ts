@@ -8,7 +8,7 @@ import { check, type Check } from './check.js';
 
 interface Missing { pkg: string; role: string; parts: string[]; what: string }
 
-/** Missing build and run packages, by scripts/system-packages.mjs; undefined when it cannot tell. */
+/** Missing build and run packages, by scripts/system-packages.mjs; a reason when it cannot tell. */
 export function missingPackages(root: string): Missing[] | string {
   const script = join(root, 'scripts/system-packages.mjs');
   if (!existsSync(script)) return `${script} is missing`;
