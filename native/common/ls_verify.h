@@ -1,8 +1,10 @@
 /* Verifier statistics and one-line load-failure reasons, shared by leakscope's BPF loaders
  * (native/bpf, native/luajit, native/unwind/kstack).
  *
- * Every program is loaded with a stats-level verifier log (BPF_LOG_STATS: a few lines, cheap):
- *  - after a load, `ls_verify_print` writes per program the instructions the verifier
+ * Every program gets a verifier log buffer. A loader's verify mode loads with the stats-level log
+ * (BPF_LOG_STATS: a few lines); a normal load asks for no log (logging slows the verifier down),
+ * and libbpf loads a rejected program again with the full log into the same buffer:
+ *  - after a verify load, `ls_verify_print` writes per program the instructions the verifier
  *    processed (bpf_prog_info.verified_insns), the program's size and its stack depth, as JSON
  *    lines (a loader's --verify mode; `leakscope doctor` and the margin test read them);
  *  - after a failed load, `ls_verify_reason` gives the verifier's own reason in one line
@@ -75,8 +77,11 @@ static inline void ls_verify_libbpf(enum libbpf_print_level lvl, const char *fmt
   if (ls_libbpf_warn_len >= sizeof ls_libbpf_warn) ls_libbpf_warn_len = sizeof ls_libbpf_warn - 1;
 }
 
-/* Before bpf_object__load (after open): a stats log buffer per program. */
-static inline void ls_verify_prepare(struct ls_verify *v, struct bpf_object *obj) {
+#define LS_VERIFY_STATS 4 /* BPF_LOG_STATS: for --verify */
+#define LS_VERIFY_ON_FAILURE 0 /* no log, unless the load fails */
+
+/* Before bpf_object__load (after open): a log buffer per program, and its level. */
+static inline void ls_verify_prepare(struct ls_verify *v, struct bpf_object *obj, __u32 level) {
   struct bpf_program *p;
   memset(v, 0, sizeof *v);
   ls_libbpf_warn_len = 0;
@@ -86,7 +91,7 @@ static inline void ls_verify_prepare(struct ls_verify *v, struct bpf_object *obj
     if (v->n >= LS_VERIFY_MAX_PROGS) break;
     char *buf = calloc(1, LS_VERIFY_LOG_SIZE);
     if (!buf) break;
-    if (bpf_program__set_log_buf(p, buf, LS_VERIFY_LOG_SIZE) || bpf_program__set_log_level(p, 4 /* BPF_LOG_STATS */)) { free(buf); break; }
+    if (bpf_program__set_log_buf(p, buf, LS_VERIFY_LOG_SIZE) || bpf_program__set_log_level(p, level)) { free(buf); break; }
     v->names[v->n] = bpf_program__name(p);
     v->logs[v->n++] = buf;
   }

@@ -75,8 +75,8 @@ before(() => {
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-function reject(prog: string, asUser = false): { code: number | null; out: string } {
-  const cmd = [join(dir, 'reject'), join(dir, 'reject.bpf.o'), prog];
+function reject(prog: string, asUser = false, verify = false): { code: number | null; out: string } {
+  const cmd = [join(dir, 'reject'), join(dir, 'reject.bpf.o'), prog, ...(verify ? ['verify'] : [])];
   const r = asUser
     ? spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...cmd], { encoding: 'utf8' })
     : spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
@@ -87,10 +87,14 @@ test('a rejected program: the verifier\'s reason in one line (limit, helper, BTF
   const big = reject('too_large');
   assert.equal(big.code, 1);
   assert.match(big.out, /^the kernel's verifier rejected program too_large: BPF program is too large\. Processed 1000001 insn \(the limit is 1000000 processed instructions\)\n$/);
+  // The same in a loader's verify mode (statistics log from the start).
+  assert.equal(reject('too_large', false, true).out, big.out);
   const helper = reject('bad_helper');
   assert.match(helper.out, /^the kernel's verifier rejected program bad_helper: .*helper bpf_sk_lookup_tcp#\d+\n$/);
   const btf = reject('bad_btf');
   assert.match(btf.out, /^program bad_btf reads what this kernel's BTF does not have .*task_struct___ls_missing\.ls_no_such_field.*\n$/);
+  assert.equal(reject('bad_helper', false, true).out, helper.out);
+  assert.equal(reject('bad_btf', false, true).out, btf.out);
   for (const r of [big, helper, btf]) assert.doesNotMatch(r.out, /root|CAP_BPF|permission/i);
 });
 

@@ -668,7 +668,7 @@ static int verify_all(void)
     s->rodata->agg_mode = cfgs[i].agg;
     s->rodata->bare = cfgs[i].bare;
     struct ls_verify v;
-    ls_verify_prepare(&v, s->obj);
+    ls_verify_prepare(&v, s->obj, LS_VERIFY_STATS);
     int err = leakscope__load(s);
     if (err) {
       char why[1024];
@@ -731,7 +731,7 @@ int main(int argc, char **argv)
   skel->rodata->bare = getenv("LEAKSCOPE_BPF_BARE") != NULL;
   bpf_map__set_max_entries(skel->maps.events, ring);
   struct ls_verify lv;
-  ls_verify_prepare(&lv, skel->obj);
+  ls_verify_prepare(&lv, skel->obj, LS_VERIFY_ON_FAILURE);
   int lerr = leakscope__load(skel);
   if (lerr) {
     char why[1024];

@@ -490,13 +490,13 @@ static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt, va_list ap
 struct lj_cfg { const char *name; __u32 mode, stats, nocache; };
 
 /* Opens and loads the programs with cfg; on failure NULL and the reason in why. */
-static struct lj_alloc_bpf *load_skel(const struct lj_cfg *cfg, struct ls_verify *v, char *why, size_t whysz) {
+static struct lj_alloc_bpf *load_skel(const struct lj_cfg *cfg, struct ls_verify *v, __u32 log, char *why, size_t whysz) {
   struct lj_alloc_bpf *s = lj_alloc_bpf__open();
   if (!s) { snprintf(why, whysz, "cannot open the BPF object: %s", strerror(errno)); return NULL; }
   s->rodata->cfg_mode = cfg->mode;
   s->rodata->cfg_stats = cfg->stats;
   s->rodata->cfg_nocache = cfg->nocache;
-  ls_verify_prepare(v, s->obj);
+  ls_verify_prepare(v, s->obj, log);
   int err = lj_alloc_bpf__load(s);
   if (err) {
     ls_verify_reason(v, err < 0 ? -err : errno, why, whysz);
@@ -518,7 +518,7 @@ static int verify_all(void) {
   for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
     struct ls_verify v;
     char why[1024];
-    struct lj_alloc_bpf *s = load_skel(&cfgs[i], &v, why, sizeof why);
+    struct lj_alloc_bpf *s = load_skel(&cfgs[i], &v, LS_VERIFY_STATS, why, sizeof why);
     if (!s) {
       printf("{\"loader\":\"lstrace-luajit\",\"config\":\"%s\",\"error\":", cfgs[i].name);
       jsonstr(stdout, why);
@@ -677,7 +677,7 @@ int main(int argc, char **argv) {
     if (st && atoi(st) >= 2) cfg.stats = 1;
     struct ls_verify v;
     char why[1024];
-    skel = load_skel(&cfg, &v, why, sizeof why);
+    skel = load_skel(&cfg, &v, LS_VERIFY_ON_FAILURE, why, sizeof why);
     if (!skel) {
       fprintf(stderr, "{\"event\":\"error\",\"message\":");
       jsonstr(stderr, why);

@@ -126,7 +126,7 @@ static struct kstack *load(const char *exe, char *why, size_t whysz) {
     skel->rodata->exe_len = (__u32)strlen(exe);
   }
   struct ls_verify v;
-  ls_verify_prepare(&v, skel->obj);
+  ls_verify_prepare(&v, skel->obj, verifying ? LS_VERIFY_STATS : LS_VERIFY_ON_FAILURE);
   int err = kstack__load(skel);
   if (err) {
     ls_verify_reason(&v, err < 0 ? -err : errno, why, whysz);
