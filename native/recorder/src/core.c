@@ -152,6 +152,21 @@ static void thread_gone(void *unused) {
   lk_ts.guard--;
 }
 
+// One mapping per buffer: a guard page, the side stack (stacks.c runs libunwind there), the
+// buffer, then the thread's unwinding state. Nothing of it is on the thread's own stack or in TLS.
+static lk_buf *new_buf(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t head = page + LK_SIDE_STACK, body = (sizeof(lk_buf) + 63) & ~(size_t)63;
+  uint8_t *base = lk_raw_mmap(head + body + lk_walk_size());
+  if (!base) return NULL;
+  syscall(SYS_mprotect, base, page, PROT_NONE);
+  lk_buf *b = (lk_buf *)(base + head);
+  b->side_lo = base + page;
+  b->side_top = base + head;
+  b->walk = (struct lk_walk *)(base + head + body);
+  return b;
+}
+
 static lk_buf *thread_buf(void) {
   if (!lk_ts.tid) lk_ts.tid = (uint32_t)syscall(SYS_gettid);
   if (!lk_ts.registered) {
@@ -164,16 +179,17 @@ static lk_buf *thread_buf(void) {
     if (!b->in_use) break;
   if (b) {
     b->in_use = 1;
-  } else if ((b = lk_raw_mmap(sizeof *b)) != NULL) {
+  } else if ((b = new_buf()) != NULL) {
     b->in_use = 1;
     b->next = atomic_load(&g_bufs);
     atomic_store_explicit(&g_bufs, b, memory_order_release);
   }
   pthread_mutex_unlock(&g_reg_mu);
   if (!b) return NULL;
-  // A reused buffer may still hold a dead thread's last records.
+  // A reused buffer may still hold a dead thread's last records, and its walks.
   while (atomic_exchange_explicit(&b->busy, 1, memory_order_acquire)) sched_yield();
   lk_flush_buf(b);
+  lk_walk_reset(b->walk);
   release(b);
   lk_ts.buf = b;
   return b;
@@ -231,15 +247,13 @@ static inline void timer_check(void) {
   if (LK_UNLIKELY(!atomic_load_explicit(&g_timer_running, memory_order_relaxed))) start_timer();
 }
 
-static uint32_t stack_now(lk_buf *b) { return lk_capture_stack(b); }
-
-void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp) {
+void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   if (lk_sample_bytes) lk_sampled_add((uintptr_t)p);  // the caller drew the sample
   timer_check();
   uint64_t t = lk_now();
   lk_buf *b = begin_hot(48);
   if (!b) return;
-  uint32_t st = ip ? lk_capture_stack_from(b, ip, sp) : stack_now(b);
+  uint32_t st = lk_capture_stack_from(b, ip, sp, fp);
   lk_reserve(b, 48);
   int64_t dt = (int64_t)(t - b->last_t);
   b->last_t = t;
@@ -251,7 +265,6 @@ void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp) {
   lk_end(b);
 }
 
-void lk_rec_alloc(void *p, size_t size) { lk_rec_alloc_from(p, size, 0, 0); }
 
 void lk_rec_free(void *p) {
   if (lk_sample_bytes && !lk_sampled_remove((uintptr_t)p)) return;
@@ -267,7 +280,7 @@ void lk_rec_free(void *p) {
   lk_end(b);
 }
 
-void lk_rec_realloc(void *old, void *p, size_t size) {
+void lk_rec_realloc(void *old, void *p, size_t size, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   int old_known = 1, new_known = 1;
   if (lk_sample_bytes) {
     old_known = old ? lk_sampled_remove((uintptr_t)old) : 0;
@@ -287,7 +300,7 @@ void lk_rec_realloc(void *old, void *p, size_t size) {
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(64);
   if (!b) return;
-  uint32_t st = p ? stack_now(b) : 0;
+  uint32_t st = p ? lk_capture_stack_from(b, ip, sp, fp) : 0;
   lk_reserve(b, 64);
   lk_ev(b, R_REALLOC, t);
   lk_var(b, old_known ? (uintptr_t)old : 0);
@@ -297,11 +310,11 @@ void lk_rec_realloc(void *old, void *p, size_t size) {
   lk_end(b);
 }
 
-void lk_rec_mmap(void *p, size_t size, int prot, int flags) {
+void lk_rec_mmap(void *p, size_t size, int prot, int flags, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(64);
   if (!b) return;
-  uint32_t st = stack_now(b);
+  uint32_t st = lk_capture_stack_from(b, ip, sp, fp);
   lk_reserve(b, 64);
   lk_ev(b, R_MMAP, t);
   lk_var(b, (uintptr_t)p);
