@@ -34,6 +34,28 @@ LK_EXPORT void *dlopen(const char *file, int flags) {
   return h;
 }
 
+// A library unloaded: stacks.c drops what it learned of its code (see lk_modules_scan).
+LK_EXPORT int dlclose(void *handle) {
+  static int (*r_dlclose)(void *);
+  if (!r_dlclose) {
+    lk_ts.guard++;
+    r_dlclose = dlsym(RTLD_NEXT, "dlclose");
+    lk_ts.guard--;
+    if (!r_dlclose) return -1;
+  }
+  int rc = r_dlclose(handle);
+  if (rc == 0 && lk_state == 2 && !lk_ts.guard) {
+    lk_ts.guard++;
+    lk_buf *b = lk_begin(256);
+    if (b) {
+      lk_modules_scan(b);
+      lk_end(b);
+    }
+    lk_ts.guard--;
+  }
+  return rc;
+}
+
 // Copies envp with the recorder's variables set for the new image: LEAKSCOPE_PID (it continues
 // this traced process), LEAKSCOPE_GEN (its generation, for id bases), and the trace file and
 // time origin (the same file and timeline even when the recorder was preloaded by hand).
