@@ -9,10 +9,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// Kept in a global, so the compiler cannot drop the allocations as unused.
+void *volatile sink;
+
 __attribute__((noinline)) static void *clone_leak(size_t n) {
   void *p = malloc(n);
-  memset(p, 0, n);
-  return p;
+  memset(p, 1, n);
+  return sink = p;
 }
 
 static int child_copy(void *arg) {
@@ -23,7 +26,9 @@ static int child_copy(void *arg) {
 }
 
 static int child_shared(void *arg) {
-  free(malloc(500));
+  void *p = malloc(500);
+  sink = p;
+  free(p);
   *(int *)arg = 42;
   return 5;
 }

@@ -4,10 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+void *volatile dl_lib_sink;
+
 __attribute__((noinline)) void *dl_lib_leak(size_t n) {
   void *p = malloc(n);
-  memset(p, 0, n);
-  return p;
+  memset(p, 1, n);
+  return dl_lib_sink = p;
 }
 
 __attribute__((noinline)) int dl_lib_run(int (*cb)(int), int arg) {

@@ -7,6 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Kept in a global, so the compiler cannot drop the allocations as unused.
+void *volatile sink;
+
 static void *lib;
 static const char *lib_path;
 
@@ -14,13 +17,16 @@ __attribute__((noinline)) static void late_alloc(int n) {
   volatile char vla[16 + n];  // a frame whose size changes: its callers need the full unwinder
   vla[0] = 1;
   void *p = malloc(64 + n + vla[0]);
-  memset(p, 0, 64);
+  memset(p, 1, 64);
+  sink = p;
   free(p);
 }
 
 static void after_unload(void) {
   for (int i = 0; i < 20; i++) late_alloc(i);
-  free(strdup("after the unload"));
+  char *s = strdup("after the unload");
+  sink = s;
+  free(s);
   puts("exit handlers done");
 }
 
@@ -37,7 +43,8 @@ static void unload(void) {
 // Called back from the library: allocates (its stacks pass through the library's frame).
 __attribute__((noinline)) static int work(int i) {
   void *p = malloc(32 + i);
-  memset(p, 0, 32);
+  memset(p, 1, 32);
+  sink = p;
   free(p);
   late_alloc(i % 7);
   return i;

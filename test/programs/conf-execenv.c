@@ -5,6 +5,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+void *volatile sink;
+
 static void run(char *const envp[], const char *what) {
   fflush(stdout);
   pid_t c = fork();
@@ -23,6 +25,7 @@ int main(void) {
   run(empty, "empty environment");
   char *clean[] = {"PATH=/usr/bin:/bin", "GREETING=hello", NULL};
   run(clean, "cleaned environment");
-  free(malloc(10));
+  sink = malloc(10);
+  free(sink);
   return 0;
 }

@@ -5,6 +5,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+// Kept in a global, so the compiler cannot drop the allocations as unused.
+void *volatile sink;
+
 static jmp_buf env;
 static long total;
 
@@ -19,8 +22,8 @@ __attribute__((noinline)) static void dive(int n, int bottom) {
 
 __attribute__((noinline)) static void *after_jump(size_t n) {
   void *p = malloc(n);
-  memset(p, 0, n);
-  return p;
+  memset(p, 1, n);
+  return sink = p;
 }
 
 int main(void) {

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+void *volatile sink;
 static char altstack[64 * 1024];
 static volatile int on_alt, usr2_count;
 static sigjmp_buf probe_env;
@@ -19,6 +20,7 @@ static void on_usr1(int sig) {
   on_alt = (uintptr_t)&here >= (uintptr_t)altstack && (uintptr_t)&here < (uintptr_t)altstack + sizeof altstack;
   void *p = malloc(77);  // raised synchronously below, never inside malloc
   memset(p, 7, 77);
+  sink = p;
   free(p);
 }
 
@@ -58,7 +60,8 @@ int main(void) {
   for (int i = 0; i < 3; i++) {
     if (sigsetjmp(probe_env, 1) == 0) *(volatile int *)(uintptr_t)16 = 1;
     else faults++;
-    free(malloc(40 + i));
+    sink = malloc(40 + i);
+    free(sink);
   }
   printf("faults caught: %d\n", faults);
 

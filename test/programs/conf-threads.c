@@ -8,11 +8,15 @@
 #define N 1000
 static pthread_barrier_t all_up;
 static void *kept[N];
+void *volatile sink;
 
 static void *worker(void *arg) {
   long i = (long)arg;
   pthread_barrier_wait(&all_up);
-  for (int k = 0; k < 10; k++) free(malloc(16 + k));
+  for (int k = 0; k < 10; k++) {
+    sink = malloc(16 + k);
+    free(sink);
+  }
   kept[i] = malloc(24);
   memset(kept[i], (int)(i & 0x7f), 24);
   return NULL;

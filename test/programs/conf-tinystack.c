@@ -10,12 +10,14 @@
 #include <string.h>
 
 static void *leaked[3];
+void *volatile sink;
 
 static void *at_once(void *arg) {
   void *p = malloc(32);
   memset(p, 1, 32);
   leaked[0] = p;
-  free(malloc(100));
+  sink = malloc(100);
+  free(sink);
   return NULL;
 }
 
@@ -28,7 +30,8 @@ __attribute__((noinline)) static int deep(int n, size_t left) {
   void *p = malloc(48);
   memset(p, 2, 48);
   leaked[1] = p;
-  free(calloc(4, 8));
+  sink = calloc(4, 8);
+  free(sink);
   return n;
 }
 

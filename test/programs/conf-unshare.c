@@ -10,12 +10,15 @@
 #include <string.h>
 #include <unistd.h>
 
+// Kept in a global, so the compiler cannot drop the allocations as unused.
+void *volatile sink;
+
 static const char *res(int rc) { return rc == 0 ? "ok" : strerror(errno); }
 
 __attribute__((noinline)) static void *ns_leak(size_t n) {
   void *p = malloc(n);
-  memset(p, 0, n);
-  return p;
+  memset(p, 1, n);
+  return sink = p;
 }
 
 int main(void) {

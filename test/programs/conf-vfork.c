@@ -6,10 +6,13 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+// Kept in a global, so the compiler cannot drop the allocations as unused.
+void *volatile sink;
+
 __attribute__((noinline)) static void *after_vfork(size_t n) {
   void *p = malloc(n);
-  memset(p, 0, n);
-  return p;
+  memset(p, 1, n);
+  return sink = p;
 }
 
 int main(void) {

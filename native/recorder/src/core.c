@@ -37,7 +37,13 @@ static _Atomic(lk_buf *) g_bufs;       // every buffer ever made; push-front, ne
 static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t g_key;
 static sem_t g_flush_sem;
-static atomic_int g_timer_running;
+static atomic_int g_timer_running;   // the flusher thread exists (in this process)
+static atomic_int g_timer_stop;      // asks it to end (lk_flusher_stop)
+static atomic_int g_timer_hold;      // >0: a namespace call is in progress: do not start it
+static atomic_int g_timer_tid;
+static int g_no_flusher;             // a clone() child: flushes only when buffers fill and at exit
+static pthread_t g_timer_th;
+static pthread_mutex_t g_timer_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t g_pid;
 static uint64_t g_flush_ms = 500;   // LEAKSCOPE_FLUSH_MS (tests of snapshot set it high)
 static uint32_t g_crc_table[8][256];
@@ -335,9 +341,11 @@ void lk_rec_munmap(void *p, size_t size) {
   lk_end(b);
 }
 
-static void rec_exit(int code) {
+static void rec_exit(int code, int inside) {
   lk_buf *b = lk_ts.buf;
-  if (b && !try_acquire(b, 20)) return;
+  // A fault inside our code leaves this thread's buffer held, by this thread: its records are
+  // whole (records are encoded into it, nothing there faults), so EXIT is appended after them.
+  if (b && !try_acquire(b, 20) && !inside) return;
   if (!b && !(b = lk_begin(32))) return;
   if (b->pos == 0 || b->pid != g_pid) start_chunk(b);
   lk_reserve(b, 32);
@@ -346,14 +354,32 @@ static void rec_exit(int code) {
   lk_end(b);
 }
 
+// LEAKSCOPE_SIDE_STACK_REPORT=1 (tests): at the end, how much of the side stacks libunwind used
+// (the deepest non-zero byte: the stacks are fresh zeroed pages), on stderr.
+static int g_side_report;
+static void side_stack_report(void) {
+  if (!g_side_report) return;
+  size_t most = 0;
+  for (lk_buf *b = atomic_load_explicit(&g_bufs, memory_order_acquire); b; b = b->next) {
+    const uint8_t *p = b->side_lo, *top = (const uint8_t *)b->side_top;
+    while (p < top && *p == 0) p++;
+    if ((size_t)(top - p) > most) most = (size_t)(top - p);
+  }
+  char msg[128];
+  int n = snprintf(msg, sizeof msg, "leakscope: side stack high-water %zu of %d bytes\n", most, LK_SIDE_STACK);
+  if (write(2, msg, (size_t)n)) {}
+}
+
 // Stops recording, writes out every thread's records, then EXIT as the process's last chunk
 // (readers fold chunks in file order, so nothing of this process may follow it).
-static void finish(int code, int wait_ms) {
+static void finish(int code, int wait_ms, int inside) {
   lk_drain_marks();
   lk_state = 3;
   lk_flush_all(wait_ms);
-  rec_exit(code);
+  rec_exit(code, inside);
   if (lk_ts.buf) lk_flush_all(wait_ms);
+  if (inside && lk_ts.buf) lk_flush_buf(lk_ts.buf);
+  side_stack_report();
 }
 
 // --- the process record -------------------------------------------------------------------
@@ -483,7 +509,6 @@ static int open_trace(void) {
 
 // --- signals, timer, fork, exit ------------------------------------------------------------
 
-static struct sigaction g_old_act[65];
 static const int k_fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
 // SIGUSR2 markers. The handler only takes the time and the sender's kind into a slot and posts
@@ -581,32 +606,30 @@ void lk_drain_marks(void) {
 }
 
 static void on_fatal(int sig, siginfo_t *si, void *uc) {
+  // Inside our own machinery when the signal came (a fault there): this thread's buffer may be
+  // held by this very thread; rec_exit then takes it over instead of waiting for it.
+  int inside = lk_ts.guard > 0;
   lk_ts.guard++;
-  if (lk_state == 2) finish(128 + sig, 20);
-  sigaction(sig, &g_old_act[sig], NULL);
+  if (lk_state == 2 && (uint32_t)syscall(SYS_getpid) == g_pid) finish(128 + sig, 20, inside);
+  lk_signal_default(sig);  // the program's own disposition (default): the signal does what it would
   if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) return;  // re-faults
   raise(sig);
 }
 
+// Our handlers go only where the program left the default; the program still sees (and sets)
+// its own dispositions through sigaction()/signal() (hooks_signal.c).
 static void install_signals(void) {
-  struct sigaction sa, cur;
-  for (size_t i = 0; i < sizeof k_fatal / sizeof k_fatal[0]; i++) {
-    int s = k_fatal[i];
-    if (sigaction(s, NULL, &cur) != 0 || cur.sa_handler != SIG_DFL) continue;  // the program's own
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fatal;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    g_old_act[s] = cur;
-    sigaction(s, &sa, NULL);
-  }
-  if (sigaction(SIGUSR2, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL) {
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_snapshot;
-    sa.sa_flags = SA_RESTART | SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR2, &sa, NULL);
-  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fatal;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof k_fatal / sizeof k_fatal[0]; i++) lk_signal_take(k_fatal[i], &sa);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_snapshot;
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  lk_signal_take(SIGUSR2, &sa);
 }
 
 static void rec_rss(void) {
@@ -624,6 +647,7 @@ static void rec_rss(void) {
 
 static void *timer_main(void *arg) {
   lk_ts.guard = 1;  // this thread's own allocations are ours
+  atomic_store(&g_timer_tid, (int)syscall(SYS_gettid));
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -635,6 +659,7 @@ static void *timer_main(void *arg) {
     dl.tv_nsec += (long)(g_flush_ms % 1000) * 1000000L;
     if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
     sem_timedwait(&g_flush_sem, &dl);
+    if (atomic_load(&g_timer_stop)) break;
     if (lk_state != 2) continue;
     lk_drain_marks();
     uint64_t now = lk_now();
@@ -648,18 +673,48 @@ static void *timer_main(void *arg) {
 }
 
 static void start_timer(void) {
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&g_timer_running, &expected, 1)) return;
+  if (g_no_flusher || atomic_load(&g_timer_hold)) return;
   lk_ts.guard++;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_t th;
-  if (pthread_create(&th, &attr, timer_main, NULL) != 0) atomic_store(&g_timer_running, 0);
-  pthread_attr_destroy(&attr);
+  pthread_mutex_lock(&g_timer_mu);
+  if (!atomic_load(&g_timer_running) && !atomic_load(&g_timer_hold)) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    atomic_store(&g_timer_stop, 0);
+    atomic_store(&g_timer_tid, 0);
+    if (pthread_create(&g_timer_th, &attr, timer_main, NULL) == 0) atomic_store(&g_timer_running, 1);
+    pthread_attr_destroy(&attr);
+  }
+  pthread_mutex_unlock(&g_timer_mu);
   lk_ts.guard--;
 }
+
+// Before a call that needs a single-threaded process (unshare, setns): the flusher thread is
+// stopped, joined, and waited for until the kernel no longer counts it (a joined thread can still
+// be in the thread group for a moment). It restarts at the next record after lk_flusher_release.
+// Only in the process that started it (a vfork child shares our memory, not our threads).
+void lk_flusher_stop(void) {
+  atomic_fetch_add(&g_timer_hold, 1);
+  if ((uint32_t)syscall(SYS_getpid) != g_pid) return;
+  lk_ts.guard++;
+  pthread_mutex_lock(&g_timer_mu);
+  if (atomic_load(&g_timer_running)) {
+    atomic_store(&g_timer_stop, 1);
+    sem_post(&g_flush_sem);
+    pthread_join(g_timer_th, NULL);
+    int tid = atomic_load(&g_timer_tid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d", tid);
+    struct timespec d = {0, 200000};
+    for (int i = 0; tid > 0 && i < 5000 && syscall(SYS_access, path, F_OK) == 0; i++) nanosleep(&d, NULL);
+    atomic_store(&g_timer_running, 0);
+    lk_flush_all(20);  // what it would have written
+  }
+  pthread_mutex_unlock(&g_timer_mu);
+  lk_ts.guard--;
+}
+
+void lk_flusher_release(void) { atomic_fetch_sub(&g_timer_hold, 1); }
 
 static void fork_prepare(void) {
   lk_ts.guard++;
@@ -702,6 +757,8 @@ static void fork_child(void) {
     }
     sem_init(&g_flush_sem, 0, 0);
     atomic_store(&g_timer_running, 0);
+    atomic_store(&g_timer_hold, 0);
+    pthread_mutex_init(&g_timer_mu, NULL);
     // Signals the parent received are the parent's markers; the child numbers its own.
     atomic_store(&g_mark_tail, atomic_load(&g_mark_head));
     atomic_store(&g_mark_count, 0);
@@ -717,22 +774,39 @@ static void fork_child(void) {
   lk_ts.guard--;
 }
 
+// clone() without CLONE_VM makes a process as fork() does, but runs no atfork handlers: the
+// clone hook (hooks_proc.c) runs ours around it. Such a child has no flusher thread (glibc's
+// thread state is not reset by a raw clone): its buffers are written when full and at its end,
+// which the hook records when the child's function returns (it leaves by the exit syscall).
+void lk_clone_prepare(void) { fork_prepare(); }
+void lk_clone_parent(void) { fork_parent(); }
+void lk_clone_child(void) {
+  g_no_flusher = 1;
+  fork_child();
+}
+void lk_clone_child_exit(int code) {
+  if (lk_state != 2) return;
+  lk_ts.guard++;
+  finish(code, 100, 0);
+  lk_ts.guard--;
+}
+
 // The exit status reaches only on_exit handlers. Ours is registered before the loader's own
 // finaliser (our constructor runs first), so it usually runs after every destructor, ours
 // included: lk_fini flushes, on_exit writes EXIT and stops recording; whichever comes last wins.
 static void on_exit_code(int code, void *arg) {
   if (lk_state != 2) return;
   lk_ts.guard++;
-  finish(code, 100);
+  finish(code, 100, 0);
   lk_ts.guard--;
 }
 
 // _exit skips on_exit handlers and destructors (forked children often leave this way).
 LK_EXPORT void _exit(int code) {
   static void (*r_exit)(int);
-  if (lk_state == 2 && !lk_ts.guard) {
+  if (lk_state == 2 && !lk_ts.guard && (uint32_t)syscall(SYS_getpid) == g_pid) {
     lk_ts.guard++;
-    finish(code, 100);
+    finish(code, 100, 0);
     lk_ts.guard--;
   }
   if (!r_exit) r_exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
@@ -770,6 +844,7 @@ void lk_init(void) {
   uint64_t sample = env_u64("LEAKSCOPE_SAMPLE", 0);
   lk_depth = (int)env_u64("LEAKSCOPE_DEPTH", 64);
   g_flush_ms = env_u64("LEAKSCOPE_FLUSH_MS", 500);
+  g_side_report = (int)env_u64("LEAKSCOPE_SIDE_STACK_REPORT", 0);
   if (g_flush_ms < 10) g_flush_ms = 10;
   if (lk_depth < 1) lk_depth = 1;
   if (lk_depth > LK_MAX_DEPTH) lk_depth = LK_MAX_DEPTH;

@@ -138,6 +138,24 @@ void lk_rec_realloc(void *old, void *p, size_t size, uintptr_t ip, uintptr_t sp,
 void lk_rec_mmap(void *p, size_t size, int prot, int flags, uintptr_t ip, uintptr_t sp, uintptr_t fp);
 void lk_rec_munmap(void *p, size_t size);
 
+// The flusher thread (core.c): stopped and joined around calls that need a single-threaded
+// process; it restarts at the next record once released.
+void lk_flusher_stop(void);
+void lk_flusher_release(void);
+// clone() without CLONE_VM (core.c): fork's handlers, and the child's end.
+void lk_clone_prepare(void);
+void lk_clone_parent(void);
+void lk_clone_child(void);
+void lk_clone_child_exit(int code);
+uint32_t lk_current_pid(void);
+
+// Signals (hooks_signal.c): the recorder's handlers are installed only over a default
+// disposition, and the program keeps seeing (and setting) its own through sigaction()/signal().
+struct sigaction;
+void lk_signal_take(int sig, const struct sigaction *ours);
+void lk_signal_default(int sig);  // puts the program's disposition back for real (a fatal signal)
+int lk_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
+
 // Raw helpers that never enter our hooks.
 void *lk_raw_mmap(size_t size);
 void lk_raw_munmap(void *p, size_t size);
