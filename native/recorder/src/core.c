@@ -612,7 +612,9 @@ static void on_fatal(int sig, siginfo_t *si, void *uc) {
   lk_ts.guard++;
   if (lk_state == 2 && (uint32_t)syscall(SYS_getpid) == g_pid) finish(128 + sig, 20, inside);
   lk_signal_default(sig);  // the program's own disposition (default): the signal does what it would
-  if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) return;  // re-faults
+  // A fault the kernel raised happens again when the handler returns; one that a process sent
+  // (kill, raise: si_code <= 0) must be sent again.
+  if ((sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) && si && si->si_code > 0) return;
   raise(sig);
 }
 
