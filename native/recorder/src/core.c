@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -489,15 +490,27 @@ static int open_trace(void) {
     snprintf(def, sizeof def, "leakscope-%u.lstrace", g_pid);
     path = def;
   }
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // Never through a symbolic link, never into anything but a plain file: a user who can write
+  // to the trace's directory must not make a root-run program append to a file of their choice
+  // (O_EXCL refuses a planted link on creation; O_NOFOLLOW when the file is there already, as
+  // `leakscope run` creates it and exec'd images reopen it).
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   int created = fd >= 0;
-  if (fd < 0) fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  const char *why = fd < 0 ? (errno == ELOOP ? "it is a symbolic link" : strerror(errno)) : NULL;
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(fd);
+    fd = -1;
+    why = "not a regular file";
+  }
   if (fd < 0) {
     char msg[600];
-    int n = snprintf(msg, sizeof msg, "leakscope: cannot open trace %.500s: %s (not recording)\n", path, strerror(errno));
+    int n = snprintf(msg, sizeof msg, "leakscope: cannot open trace %.500s: %s (not recording)\n", path, why);
     if (write(2, msg, (size_t)n)) {}
     return -1;
   }
+  if (!created) fcntl(fd, F_SETFL, O_APPEND);  // blocking again (O_NONBLOCK only kept a FIFO from hanging the open)
   // Keep it out of the way of programs that expect low descriptors to be theirs.
   int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
   if (hi >= 0) { close(fd); fd = hi; }
