@@ -1,7 +1,6 @@
 // An httpd module for the recorder's apache test: every request to a "rec-leaky" handler leaks
-// 2 KiB into the child's process pool (pchild, from child_init), and a cleanup it registers in
-// the configuration pool allocates when it runs (at exit, in apr_pool_terminate, after httpd
-// has unloaded its modules). Built with apxs by test/recorder/apache.test.ts.
+// 2 KiB into the child's process pool (pchild, from child_init). Built with apxs by
+// test/recorder/apache.test.ts.
 #include "httpd.h"
 #include "http_config.h"
 #include "http_protocol.h"
@@ -21,21 +20,10 @@ static int handler(request_rec *r) {
   return OK;
 }
 
-static apr_status_t cleanup(void *d) {
-  char *volatile x = malloc(64);
-  free(x);
-  return APR_SUCCESS;
-}
-
-static int post_config(apr_pool_t *p, apr_pool_t *plog, apr_pool_t *ptemp, server_rec *s) {
-  apr_pool_cleanup_register(p, NULL, cleanup, apr_pool_cleanup_null);
-  return OK;
-}
 
 static void hooks(apr_pool_t *p) {
   ap_hook_child_init(child_init, NULL, NULL, APR_HOOK_MIDDLE);
   ap_hook_handler(handler, NULL, NULL, APR_HOOK_MIDDLE);
-  ap_hook_post_config(post_config, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 module AP_MODULE_DECLARE_DATA rec_leaky_module = {STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, NULL, hooks};
