@@ -412,6 +412,7 @@ typedef struct {
 // Per-thread unwinding state, in the thread's buffer mapping (see lk_buf).
 struct lk_walk {
   int bounds;            // 0: not looked up yet, 1: [lo, hi) is the stack, -1: unknown
+  int rebounds;          // times the mapping was looked up again
   uintptr_t lo, hi;      // the mapping holding the thread's own stack
   uintptr_t max_sp;      // sp of the outermost frame, once libunwind reached it (0: not yet)
   unsigned count;        // walks so far (every 4096th is libunwind's, re-checking the table)
@@ -631,6 +632,9 @@ static void slow_walk(void *arg) {
       if (r == 0) {
         uw_learn_outermost(pip);
         if (own && psp < W->hi && psp > W->max_sp) W->max_sp = psp;
+        // The mapping found was not the thread's own stack (its first walk came from a signal's
+        // alternate stack): look again at a later walk, a few times.
+        if (own && !W->max_sp && psp >= W->hi && ++W->rebounds < 8) W->bounds = 0;
         complete = ln < WALK_MAX;
       }
       break;
