@@ -418,6 +418,7 @@ struct lk_walk {
   unsigned count;        // walks so far (every 4096th is libunwind's, re-checking the table)
   uint32_t last_id;      // the previous walk's stack id, reused when a walk is all the same
   int last_n_out;        // and its number of recorded frames
+  sigset_t saved_mask;   // the thread's signal mask while libunwind runs on the side stack
   walk_cache c;
   uintptr_t pcs[WALK_MAX];                // recorded frames, leaf first
   uintptr_t nip[WALK_MAX], nsp[WALK_MAX];  // a walk's new frames, leaf first
@@ -483,17 +484,13 @@ static void lk_on_stack(void *arg, void (*fn)(void *), void *top) { fn(arg); }
 
 // Runs fn(arg) on the buffer's side stack with asynchronous signals blocked. Faults (SIGSEGV,
 // SIGBUS, SIGILL, SIGFPE, SIGTRAP) stay deliverable: blocked, the kernel would kill silently.
+// The signal sets (128 bytes each) are kept off the caller's stack too.
+static sigset_t g_async;  // every signal but the faults, filled once
 static void on_side_stack(lk_buf *b, void (*fn)(void *), void *arg) {
-  sigset_t all, old;
-  sigfillset(&all);
-  sigdelset(&all, SIGSEGV);
-  sigdelset(&all, SIGBUS);
-  sigdelset(&all, SIGILL);
-  sigdelset(&all, SIGFPE);
-  sigdelset(&all, SIGTRAP);
-  pthread_sigmask(SIG_BLOCK, &all, &old);
+  sigset_t *old = &b->walk->saved_mask;
+  pthread_sigmask(SIG_BLOCK, &g_async, old);
   lk_on_stack(arg, fn, b->side_top);
-  pthread_sigmask(SIG_SETMASK, &old, NULL);
+  pthread_sigmask(SIG_SETMASK, old, NULL);
 }
 
 // --- the thread's stack mapping ---
@@ -859,6 +856,12 @@ void lk_stacks_init(void) {
   g_tn = lk_raw_mmap(TN_CAP * sizeof *g_tn);
   g_uw = lk_raw_mmap(sizeof(uint64_t) << UW_BITS);
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
+  sigfillset(&g_async);
+  sigdelset(&g_async, SIGSEGV);
+  sigdelset(&g_async, SIGBUS);
+  sigdelset(&g_async, SIGILL);
+  sigdelset(&g_async, SIGFPE);
+  sigdelset(&g_async, SIGTRAP);
 }
 
 void lk_stacks_atfork_prepare(void) {
