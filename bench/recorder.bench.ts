@@ -98,6 +98,17 @@ console.log(`\nper-call cost (work CPU / allocation calls), ${THREAD_ITERS} roun
 console.log(`  native     1 thread ${perCall(n1).toFixed(1)} ns, 4 threads ${perCall(n4).toFixed(1)} ns (${r(perCall(n4), perCall(n1))})`);
 console.log(`  leakscope  1 thread ${perCall(t1).toFixed(1)} ns, 4 threads ${perCall(t4).toFixed(1)} ns (${r(perCall(t4), perCall(t1))})`);
 
+// Stack taken below the allocating function: the recorder's frames stay small and its unwinding
+// runs on a side stack, so threads with small stacks allocate as they do natively.
+const stackuse = join(dir, 'rec-stackuse');
+execFileSync('gcc', ['-O2', '-g', '-pthread', '-o', stackuse, join(root, 'test', 'programs', 'rec-stackuse.c')]);
+const su = (cmd: string[]): string => {
+  const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
+  const m = /rec-stackuse first=(\d+) later=(\d+)/.exec(r.stdout);
+  return m ? `first call ${m[1]} B, later ${m[2]} B` : `failed (${r.status})`;
+};
+console.log(`\nstack below malloc's caller (rec-stackuse): native ${su([stackuse])}; leakscope run ${su(leakscope(['run', '--no-summary', '-o', trace('su'), '--', stackuse]))}`);
+
 const full = rows[1]![1], sampled = rows[2]![1], ht = rows.find(([n]) => n === 'heaptrack')?.[1];
 console.log('\ntargets:');
 if (ht) {
