@@ -26,8 +26,6 @@ export interface RecordResult {
   /** The command's exit status, 128 + signal number when a signal ended it. */
   status: number;
   signal?: NodeJS.Signals;
-  /** When it ended, on the trace's clock (ns since the trace's start). */
-  endT: number;
 }
 
 /** Signals passed to the command. SIGINT only when no terminal delivered it to the command itself. */
@@ -85,9 +83,8 @@ export async function runRecorded(opts: RecordOptions): Promise<RecordResult> {
       child.once('error', reject);
       child.once('spawn', () => opts.onStart?.(child.pid!));
       child.once('exit', (code, signal) => {
-        const endT = Number(process.hrtime.bigint() - BigInt(meta.startMonoNs ?? '0'));
-        if (signal) resolve({ pid: child.pid!, status: 128 + (signalNumber(signal) ?? 0), signal, endT });
-        else resolve({ pid: child.pid!, status: code ?? 1, endT });
+        if (signal) resolve({ pid: child.pid!, status: 128 + (signalNumber(signal) ?? 0), signal });
+        else resolve({ pid: child.pid!, status: code ?? 1 });
       });
     });
   } finally {

@@ -1,13 +1,10 @@
 // How a command under `leakscope run` ended, told truthfully: a command killed by a signal is
-// said to be (in one `leakscope:` line) and gets its EXIT record even when the recorder could
-// not write one (SIGKILL, an OOM kill), so reports never call it "still running"; a process that
-// made no allocation call the recorder could see is said to, with what to try instead.
+// said to be (in one `leakscope:` line), and run's report has it ended even when the recorder
+// could not write EXIT (SIGKILL, an OOM kill), never "still running"; a process that made no
+// allocation call the recorder could see is said to, with what to try instead.
 
 import { constants } from 'node:os';
 import type { AnalysisResult, ProcessReport } from '../analyses/result.js';
-import type { Event } from '../model/events.js';
-import { readTrace } from '../trace/reader.js';
-import { TraceWriter } from '../trace/writer.js';
 import { ElfFile } from '../symbols/elf.js';
 
 /** "SIGSEGV (signal 11, core dumped)"-style name of a signal. */
@@ -17,26 +14,17 @@ export function signalName(sig: NodeJS.Signals): string {
 }
 
 /**
- * Gives the traced command's process its EXIT when the trace has none for its current image
- * (the recorder writes it on exit and on catchable signals; SIGKILL leaves none). Appended as
- * the recorder would have written it, at the time the command ended. Returns whether it did.
+ * The command's process as `run` saw it end: a SIGKILL (an OOM kill) leaves the recorder no
+ * chance to write EXIT, and a report would call the process still running. The trace keeps what
+ * the recorder wrote; the report made from it now says how the command ended.
  */
-export async function ensureExit(trace: string, pid: number, code: number, endT: number): Promise<boolean> {
-  let exited = false;
-  let lastT = 0;
-  await readTrace(trace, {
-    event(e: Event): void {
-      if (e.pid !== pid) return;
-      if (e.kind === 'exec' || e.kind === 'process') exited = false;  // a new image: its own end
-      else if (e.kind === 'exit') exited = true;
-      if (e.t > lastT) lastT = e.t;
-    },
-  });
-  if (exited) return false;
-  const w = TraceWriter.appendTo(trace);
-  w.event({ kind: 'exit', pid, t: Math.max(lastT, endT), code });
-  await w.close();
-  return true;
+export function markEnded(r: AnalysisResult, pid: number, code: number): void {
+  const images = r.processes.filter((p) => p.pid === pid);
+  const last = images[images.length - 1];
+  if (last && !last.exited) {
+    last.exited = true;
+    last.exitCode = code;
+  }
 }
 
 /** Whether the ELF file defines a malloc of its own in its dynamic symbols (it then wins over ours). */

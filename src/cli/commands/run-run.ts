@@ -8,7 +8,7 @@ import { UserError } from '../errors.js';
 import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
 import { renderSummary } from '../../recorder/summary.js';
-import { allocatorWarnings, ensureExit, signalName } from '../../recorder/outcome.js';
+import { allocatorWarnings, markEnded, signalName } from '../../recorder/outcome.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
 import { analyzeFiles } from '../../analyses/pipeline.js';
 import type { AnalysisResult } from '../../analyses/result.js';
@@ -88,8 +88,12 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
   if (result.signal) {
     // Said in one line, and in the trace: a SIGKILL leaves the recorder no chance to write EXIT.
     process.stderr.write(`leakscope: ${command[0]} (pid ${result.pid}) was killed by ${signalName(result.signal)}; its recording runs up to then\n`);
-    await ensureExit(trace, result.pid, status, result.endT).catch(() => false);
   }
+  // What the report says of the command: how it ended, and whether it allocated where we look.
+  const finish = (analysis: AnalysisResult): void => {
+    markEnded(analysis, result.pid, status);
+    warnAllocator(analysis);
+  };
 
   if (process.stderr.isTTY) process.stderr.write('leakscope: symbolizing...\n');
   const sym = await symbolizeTrace(trace);
@@ -106,18 +110,18 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
     const path = resolve(out.report.path);
     const run = await analyzeWithWindow([trace], { progress: process.stderr.isTTY });
     if (!run.result) throw new UserError(`${trace}: nothing to report`);
-    warnAllocator(run.result);
+    finish(run.result);
     const bytes = await writeHtmlReport(path, run.result, run.window).catch((err: unknown) => {
       throw outputError(path, err);
     });
     process.stderr.write(`leakscope: wrote ${path} (${(bytes / 1024).toFixed(0)} KiB)\n`);
   } else if (out.report) {
     const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
-    warnAllocator(analysis);
+    finish(analysis);
     await writeOutput(out.report.path, await renderSummary(analysis, out.report.kind));
   } else if (opts.summary) {
     const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
-    warnAllocator(analysis);
+    finish(analysis);
     process.stdout.write(await renderSummary(analysis, opts.format));
   }
   process.exitCode = status;
