@@ -6,6 +6,7 @@ import type { BoundedSeries } from '../engine/series.js';
 import type { Series, Verdict } from './result.js';
 import { growthVerdict } from './growth.js';
 import type { GrowthOptions } from './growth.js';
+import { formatBytes } from '../model/units.js';
 import type { SiteResolver } from './symbols.js';
 import type { Suppressions } from './suppressions.js';
 
@@ -21,6 +22,10 @@ export interface ProcContext {
   outstanding: number;
   /** Start of the process's teardown (see teardownStart), if it has one. */
   until: number | undefined;
+  /** Positions of times in the process's life by its activity (see activityClock). */
+  position?: (xs: readonly number[]) => number[];
+  /** Its start-up lasts at least until then (see startupEnd). */
+  startupUntil?: number;
 }
 
 /** The terminal part of a process's window in which a final descent counts as teardown. */
@@ -51,6 +56,73 @@ export function teardownStart(total: Series, w0: number, w1: number): number | u
   return x[i]!;
 }
 
+/**
+ * A process's activity clock: the position (0..1) of a time in its life is the share of its
+ * changes (allocations, frees, pool calls that changed its total) made before it. Times at one
+ * reading of the clock (a coarse clock ticks every few ms) share that reading's changes evenly,
+ * in their order, so where a tick happens to fall does not move anything.
+ */
+export function activityClock(total: Series): (xs: readonly number[]) => number[] {
+  const tx = total.x;
+  const n = tx.length;
+  const below = (v: number): number => {
+    let lo = 0, hi = n;
+    while (lo < hi) { const m = (lo + hi) >> 1; if (tx[m]! < v) lo = m + 1; else hi = m; }
+    return lo;
+  };
+  const upTo = (v: number): number => {
+    let lo = 0, hi = n;
+    while (lo < hi) { const m = (lo + hi) >> 1; if (tx[m]! <= v) lo = m + 1; else hi = m; }
+    return lo;
+  };
+  return (xs) => {
+    const out = new Array<number>(xs.length);
+    if (n === 0) return out.fill(1);
+    let i = 0;
+    while (i < xs.length) {
+      const v = xs[i]!;
+      let j = i;
+      while (j < xs.length && xs[j] === v) j++;
+      const a = below(v);
+      const b = upTo(v);
+      const m = j - i;
+      for (let k = 0; k < m; k++) out[i + k] = (a + ((b - a) * (k + 0.5)) / m) / n;
+      i = j;
+    }
+    return out;
+  };
+}
+
+/**
+ * When a process's start-up ends at the latest: when it first forked a child — a server handing
+ * work to its workers or children, or a launcher that daemonizes (its whole traced life is then
+ * start-up). Undefined when it forked none.
+ */
+export function startupEnd(state: EngineState, p: ProcState): number | undefined {
+  let end: number | undefined;
+  for (const c of state.processes) {
+    if (c === p || c.ppid !== p.pid || c.startT < p.startT) continue;
+    if (end === undefined || c.startT < end) end = c.startT;
+  }
+  return end;
+}
+
+/**
+ * For a process that exited, memory it still held is a fact, not a trend (as Valgrind and LSan
+ * report it): such an entity is `unfreed` ("not freed at exit") whatever its growth looked like,
+ * so the verdict does not depend on timing; its growth verdict while the process ran is kept as
+ * `trend` and in the words.
+ */
+export function atExit(p: ProcState, v: Verdict, held: number): Verdict {
+  if (!p.exited || p.replacedByExec || held <= 0) return v;
+  if (v.verdict === 'unfreed') return v;
+  const why = v.explanation ? `${v.explanation.charAt(0).toLowerCase()}${v.explanation.slice(1)}` : '';
+  return {
+    ...v, verdict: 'unfreed', trend: v.verdict, atExit: { bytes: held },
+    explanation: `Not freed at exit: ${formatBytes(held)} still held when the process exited. While it ran (${v.verdict}): ${why}`,
+  };
+}
+
 export function toSeries(s: BoundedSeries | undefined): Series {
   if (!s) return { x: [], y: [] };
   return s.points();
@@ -58,7 +130,7 @@ export function toSeries(s: BoundedSeries | undefined): Series {
 
 /** Judges an entity's series within its process: window from its start to the process end,
  *  releases after the process's last growth (teardown) ignored. */
-export function judge(ctx: ProcContext, series: Series, from?: number): Verdict {
+export function judge(ctx: ProcContext, series: Series, from?: number, use?: string): Verdict {
   const { p, state } = ctx;
   const start = from ?? series.x[0] ?? p.startT;
   const opts: GrowthOptions = {
@@ -66,6 +138,9 @@ export function judge(ctx: ProcContext, series: Series, from?: number): Verdict 
     until: ctx.until,
     minGrowth: MIN_GROWTH_BYTES,
     ...(state.clock === 'ns' ? { xUnit: 's', xScale: 1e9 } : { xUnit: 'event', xScale: 1 }),
+    ...(ctx.position ? { position: ctx.position } : {}),
+    ...(ctx.startupUntil !== undefined ? { startupUntil: ctx.startupUntil } : {}),
+    ...(use ? { use } : {}),
   };
   return growthVerdict(series, opts);
 }
