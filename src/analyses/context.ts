@@ -128,11 +128,15 @@ export function toSeries(s: BoundedSeries | undefined): Series {
   return s.points();
 }
 
-/** Judges an entity's series within its process: window from its start to the process end,
- *  releases after the process's last growth (teardown) ignored. */
+/** Judges an entity's series within its process: window from `from` (the entity's creation; by
+ *  default its first point) to the process end, releases after teardown began ignored. */
 export function judge(ctx: ProcContext, series: Series, from?: number, use?: string): Verdict {
   const { p, state } = ctx;
   const start = from ?? series.x[0] ?? p.startT;
+  // Before its first point the entity held nothing: a site first allocating half-way grew then.
+  if (series.x.length > 0 && series.x[0]! > start && series.y[0] !== 0) {
+    series = { x: [start, ...series.x], y: [0, ...series.y], lo: [0, ...(series.lo ?? series.y)], hi: [0, ...(series.hi ?? series.y)] };
+  }
   const opts: GrowthOptions = {
     window: [Math.min(start, p.endT), p.endT],
     until: ctx.until,

@@ -99,8 +99,9 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   let peak = -Infinity;
   let peakIdx = 0;
   for (let i = 0; i < n; i++) if (hi[i]! > peak) { peak = hi[i]!; peakIdx = i; }
-  // The early level: the first tenth of the points (at least two, so one period of churn is seen).
-  const qe = Math.min(n, Math.max(2, Math.ceil(n / 10)));
+  // The early level: the first twentieth of the points (at least two, so one period of churn is
+  // seen), short enough that growth soon after warm-up still counts as growth.
+  const qe = Math.min(n, Math.max(2, Math.ceil(n / 20)));
   let earlyLo = Infinity;
   let earlyHi = -Infinity;
   for (let i = 0; i < qe; i++) {

@@ -127,7 +127,7 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
       allocatedBytes: round(g.allocatedBytes),
       oldestT: g.oldest,
       youngestT: g.youngest,
-      verdict: atExit(ctx.p, judge(ctx, series), round(g.bytes)),
+      verdict: atExit(ctx.p, judge(ctx, series, ctx.p.startT), round(g.bytes)),
       series,
     };
     if (g.mmap) r.via = 'mmap';

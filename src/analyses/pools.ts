@@ -102,7 +102,7 @@ export function poolClasses(ctx: ProcContext): PoolClassReport[] {
       destroyed: c.destroyed,
       bytes: round(c.bytes),
       peakBytes: round(c.peakBytes),
-      verdict: atExit(ctx.p, judge(ctx, series, undefined, poolUse(c.kind, name)), c.bytes),
+      verdict: atExit(ctx.p, judge(ctx, series, ctx.p.startT, poolUse(c.kind, name)), c.bytes),
       series,
       sites: feeding(ctx, c.fed),
     });

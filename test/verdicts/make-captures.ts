@@ -393,7 +393,7 @@ export const CAPTURES: CaptureSpec[] = [
     make: (d, o) => serverUnderRun(d, o, 'srv-step', { traffic: [...CHURN(250), '/step', ...CHURN(250)] }),
   },
   {
-    name: 'srv-lru', files: ['srv-lru.lstrace', 'srv-lru-live.lstrace'], what: 'vd-server under run, -k: an LRU of 128 entries of 2 KiB over 1,000 keys, full after ~135 of 600 requests, then evicting; kept at exit',
+    name: 'srv-lru', files: ['srv-lru.lstrace', 'srv-lru-live.lstrace'], what: 'vd-server under run, -k: an LRU of 144 entries of 2 KiB over 1,000 keys, full after ~155 of 600 requests, then evicting; kept at exit',
     make: (d, o) => serverUnderRun(d, o, 'srv-lru', { flags: ['-k'], traffic: keys(600, 1000, 7).map((k) => `/lru?${k}`) }),
   },
   {

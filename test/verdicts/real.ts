@@ -113,9 +113,9 @@ function serverCases(dir?: string): Case[] {
       rule(and(site('vd_step_table'), not(exited)), 'growing', 'the 256 KiB table made once half-way and kept'),
     ]));
     out.push(serverCase(dir, 'srv-lru', live, 'LRU at capacity', [
-      rule(and(kind('process'), exited), 'unfreed', 'exits (-k) holding the 128 cache entries: not freed at exit; while it ran the cache filled, then stayed at capacity'),
-      rule(kind('process'), 'bounded', 'an LRU of 128 entries of 2 KiB: full after ~135 of 600 requests, then one eviction per insertion'),
-      rule(and(site('vd_lru_insert'), not(exited)), 'bounded', 'the LRU entries: full after ~135 of 600 requests, then one eviction per insertion'),
+      rule(and(kind('process'), exited), 'unfreed', 'exits (-k) holding the 144 cache entries: not freed at exit; while it ran the cache filled, then stayed at capacity'),
+      rule(kind('process'), 'bounded', 'an LRU of 144 entries of 2 KiB: full after ~155 of 600 requests, then one eviction per insertion'),
+      rule(and(site('vd_lru_insert'), not(exited)), 'bounded', 'the LRU entries: full after ~155 of 600 requests, then one eviction per insertion'),
     ]));
     out.push(serverCase(dir, 'srv-daemon', live, 'daemonizing', [
       rule(and(kind('process'), launcher), 'unfreed', 'the launcher: makes its configuration, forks the daemon and exits without freeing it'),

@@ -3,7 +3,7 @@
  * 40 buffers of 16 B..8 KiB and frees them before it answers (the heavy churn a leak hides in).
  *   /churn        churn only.
  *   /leak         churn, and 48 bytes kept for ever (vd_leak): a slow leak under heavy churn.
- *   /lru?K        an LRU cache of at most 128 entries of 2 KiB (vd_lru_insert); a miss on a full
+ *   /lru?K        an LRU cache of at most 144 entries of 2 KiB (vd_lru_insert); a miss on a full
  *                 cache frees the least recently used entry: it fills, then stays at capacity.
  *   /saw?N        appends 1 KiB to a batch (vd_batch_add); the batch is freed whole when it holds
  *                 N entries: a sawtooth.
@@ -22,7 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#define LRU_CAP 128
+#define LRU_CAP 144
 
 struct entry { struct entry *prev, *next; int key; char data[2048]; };
 static struct entry *lru_head, *lru_tail;
@@ -33,6 +33,7 @@ static char *step_table;
 static unsigned rng_state = 12345;
 /* volatile: the compiler may not drop the leaked block as unused */
 static void *volatile last_leak;
+static void *volatile config_keep;
 
 static unsigned rnd(void) { rng_state = rng_state * 1103515245u + 12345u; return rng_state >> 8; }
 
@@ -127,7 +128,8 @@ int main(int argc, char **argv) {
   getsockname(s, (struct sockaddr *)&a, &len);
   /* start-up: a configuration the server keeps for its life */
   char *config = malloc(32 * 1024);
-  memset(config, 0, 32 * 1024);
+  memset(config, 1, 32 * 1024);
+  config_keep = config;  /* made before a fork: the launcher holds it too */
   if (daemonize) {
     pid_t pid = fork();
     if (pid < 0) { perror("vd-server: fork"); return 1; }
