@@ -88,8 +88,7 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   const span = Math.max(end - start, 0);
   let cutoff = start + (opts.warmup ?? 0.15) * span;
   if (opts.startupUntil !== undefined) cutoff = Math.max(cutoff, startupPosition(all, opts.startupUntil, place));
-  const kept = afterWarmup(all, cutoff);
-  const pts = decimate(kept, VERDICT_POINTS);
+  const pts = decimate(afterWarmup(all, cutoff), VERDICT_POINTS);
   const n = pts.x.length;
   const { x, y, lo, hi, pos } = pts;
   const mk = mannKendall(y);
@@ -125,18 +124,13 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   let afterPeakLo = Infinity;
   for (let i = nearPeak + 1; i < n; i++) afterPeakLo = Math.min(afterPeakLo, lo[i]!);
 
-  // Where the series last reached a new high (by more than 0.5% of its rise: churn at the top
-  // soon stops beating its own maximum by that much, while a ramp of <= 128 points climbs >= 0.8% a step).
-  let runMax = hi[0]!;
-  let lastGrowthPos = pos[0]!;
+  // Where it last grew: where the level it keeps from then on (its floor from there: the lowest it
+  // comes down to later) first reached its floor near the end. Spikes of churn given back at once
+  // are not growth; a leak's kept level rises to the end, a cache's stops when it is full.
+  const kept = suffixMin(lo);
   let lastGrowthIdx = 0;
-  for (let i = 1; i < n; i++) {
-    if (hi[i]! > runMax + 0.005 * rise) {
-      lastGrowthPos = pos[i]!;
-      lastGrowthIdx = i;
-    }
-    if (hi[i]! > runMax) runMax = hi[i]!;
-  }
+  while (lastGrowthIdx < n - 1 && kept[lastGrowthIdx]! < lateLo - 0.005 * rise) lastGrowthIdx++;
+  const lastGrowthPos = pos[lastGrowthIdx]!;
   const lastGrowthAt = span > 0 ? clamp01((lastGrowthPos - start) / span) : 1;
 
   const base: Omit<Verdict, 'verdict' | 'explanation'> = {
@@ -215,12 +209,7 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
  *  and the floor's whole rise. */
 function largestFloorJump(lo: number[]): { jump: number; at: number; kept: number } {
   const n = lo.length;
-  const floor = new Array<number>(n);
-  let m = Infinity;
-  for (let i = n - 1; i >= 0; i--) {
-    m = Math.min(m, lo[i]!);
-    floor[i] = m;
-  }
+  const floor = suffixMin(lo);
   let jump = 0;
   let at = 0;
   for (let i = 1; i < n; i++) {
@@ -231,6 +220,17 @@ function largestFloorJump(lo: number[]): { jump: number; at: number; kept: numbe
     }
   }
   return { jump, at, kept: n ? floor[n - 1]! - floor[0]! : 0 };
+}
+
+/** For each point, the lowest value from it to the end: the level kept from then on. */
+function suffixMin(lo: readonly number[]): number[] {
+  const out = new Array<number>(lo.length);
+  let m = Infinity;
+  for (let i = lo.length - 1; i >= 0; i--) {
+    m = Math.min(m, lo[i]!);
+    out[i] = m;
+  }
+  return out;
 }
 
 /** The position where start-up ends: that of the last point at or before `t`, or of `t`. */

@@ -93,8 +93,8 @@ async function symbolize(trace: string): Promise<void> {
   await symbolizeTrace(trace);
 }
 
-/** `leakscope snapshot PID`, then a copy of the trace once the snapshot's marker is in it. */
-async function snapshot(pid: number, trace: string, copy: string): Promise<void> {
+/** `leakscope snapshot PID`; returns once the snapshot's marker is in the trace. */
+async function snapshot(pid: number, trace: string): Promise<void> {
   const r = cli(['snapshot', String(pid)]);
   if ((await r.done).code !== 0) throw new Error(`leakscope snapshot ${pid} failed`);
   const end = Date.now() + 20_000;
@@ -105,8 +105,6 @@ async function snapshot(pid: number, trace: string, copy: string): Promise<void>
     if (Date.now() > end) throw new Error(`no snapshot marker from ${pid} in ${trace}`);
     await sleep(100);
   }
-  copyFileSync(trace, copy);
-  await symbolize(copy);
 }
 
 /** 0..n-1 in a fixed pseudo-random order (the same every run). */
@@ -135,17 +133,16 @@ interface ServerRun {
   traffic: string[];
 }
 
-/** Runs the server under `run` into NAME.lstrace; before it quits, asks it for a snapshot and keeps
- *  the trace as it was then in NAME-live.lstrace (a server still running at the trace's end). */
+/** Runs the server under `run` into NAME.lstrace; before it quits, asks it for a snapshot (its
+ *  marker says where the trace of a server still running ends: the corpus cuts it there too). */
 async function serverUnderRun(dir: string, outDir: string, name: string, s: ServerRun): Promise<void> {
   const exe = buildServer(dir);
   const portFile = join(dir, 'port');
   const out = join(outDir, `${name}.lstrace`);
-  const live = join(outDir, `${name}-live.lstrace`);
   const run = cli(['run', '--no-summary', '--trace', out, '--', exe, portFile, ...(s.flags ?? [])]);
   const [port, pid] = (await waitFor('the server to listen', () => existsSync(portFile) && readFileSync(portFile, 'utf8'))).trim().split(' ').map(Number) as [number, number];
   await drive(port, s.traffic);
-  await snapshot(pid, out, live);
+  await snapshot(pid, out);
   await get(port, '/quit');
   await waitFor('the server to exit', () => !alive(pid));
   const r = await run.done;
@@ -271,6 +268,7 @@ async function apacheUnderAttach(dir: string, outDir: string, name: string, traf
     await stopApache(dir);
     if (r.code !== 0) throw new Error(`leakscope attach: ${r.code}\n${r.err}`);
   }
+  await symbolize(out); // while the module's file is there
 }
 
 // --- nginx with Lua ---------------------------------------------------------------------------
@@ -377,27 +375,27 @@ export const CAPTURES: CaptureSpec[] = [
     make: (d, o) => shortProgram(d, o),
   },
   {
-    name: 'srv-slow-leak', files: ['srv-slow-leak.lstrace', 'srv-slow-leak-live.lstrace'], what: 'vd-server under run: 48 B kept per request under 40 allocations of up to 8 KiB churned per request',
-    make: (d, o) => serverUnderRun(d, o, 'srv-slow-leak', { traffic: times(500, '/leak') }),
+    name: 'srv-slow-leak', files: ['srv-slow-leak.lstrace'], what: 'vd-server under run: 48 B kept per request under 40 allocations of up to 8 KiB churned per request',
+    make: (d, o) => serverUnderRun(d, o, 'srv-slow-leak', { flags: ['-c', '40'], traffic: times(400, '/leak') }),
   },
   {
-    name: 'srv-late-leak', files: ['srv-late-leak.lstrace', 'srv-late-leak-live.lstrace'], what: 'vd-server under run: churn only for 250 requests, then a leak in every request for 250 more',
+    name: 'srv-late-leak', files: ['srv-late-leak.lstrace'], what: 'vd-server under run: churn only for 250 requests, then a leak in every request for 250 more',
     make: (d, o) => serverUnderRun(d, o, 'srv-late-leak', { traffic: [...CHURN(250), ...times(250, '/leak')] }),
   },
   {
-    name: 'srv-sawtooth', files: ['srv-sawtooth.lstrace', 'srv-sawtooth-live.lstrace'], what: 'vd-server under run: a batch of 1 KiB entries freed whole every 120 requests (4 teeth)',
+    name: 'srv-sawtooth', files: ['srv-sawtooth.lstrace'], what: 'vd-server under run: a batch of 1 KiB entries freed whole every 120 requests (4 teeth)',
     make: (d, o) => serverUnderRun(d, o, 'srv-sawtooth', { traffic: times(500, '/saw?120') }),
   },
   {
-    name: 'srv-step', files: ['srv-step.lstrace', 'srv-step-live.lstrace'], what: 'vd-server under run: churn, a 256 KiB table made once half-way, churn; freed at exit',
+    name: 'srv-step', files: ['srv-step.lstrace'], what: 'vd-server under run: churn, a 256 KiB table made once half-way, churn; freed at exit',
     make: (d, o) => serverUnderRun(d, o, 'srv-step', { traffic: [...CHURN(250), '/step', ...CHURN(250)] }),
   },
   {
-    name: 'srv-lru', files: ['srv-lru.lstrace', 'srv-lru-live.lstrace'], what: 'vd-server under run, -k: an LRU of 144 entries of 2 KiB over 1,000 keys, full after ~155 of 600 requests, then evicting; kept at exit',
+    name: 'srv-lru', files: ['srv-lru.lstrace'], what: 'vd-server under run, -k: an LRU of 144 entries of 2 KiB over 1,000 keys, full after ~155 of 600 requests, then evicting; kept at exit',
     make: (d, o) => serverUnderRun(d, o, 'srv-lru', { flags: ['-k'], traffic: keys(600, 1000, 7).map((k) => `/lru?${k}`) }),
   },
   {
-    name: 'srv-daemon', files: ['srv-daemon.lstrace', 'srv-daemon-live.lstrace'], what: 'vd-server -d under run: the launcher forks and leaves; the daemon leaks 48 B in one request of three',
+    name: 'srv-daemon', files: ['srv-daemon.lstrace'], what: 'vd-server -d under run: the launcher forks and leaves; the daemon leaks 48 B in one request of three',
     make: (d, o) => serverUnderRun(d, o, 'srv-daemon', { flags: ['-d'], traffic: times(450, (i) => (i % 3 ? '/churn' : '/leak')) }),
   },
   {

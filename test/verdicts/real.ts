@@ -7,6 +7,10 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { analyze } from '../../src/analyses/analyze.js';
+import { Engine } from '../../src/engine/engine.js';
+import { readInputs } from '../../src/sources/open.js';
+import type { Event } from '../../src/model/events.js';
 import type { AnalysisResult, ProcessReport } from '../../src/analyses/result.js';
 import type { Case, Entity, Rule } from './entities.js';
 
@@ -44,18 +48,31 @@ function children(r: AnalysisResult, p: ProcessReport): ProcessReport[] {
 }
 /** A launcher: it forked a child that was still active after its own last event (daemonizing). */
 const launcher: Test = (e, r) => children(r, e.proc).some((c) => c.endT > e.proc.endT);
-/** A process with no parent in the trace (the command `run` started, or the first one logged). */
-const first: Test = (e, r) => !r.processes.some((p) => p.pid === e.proc.ppid && p.pid !== e.proc.pid);
-/** A process whose parent is in the trace and is itself a child of another traced process. */
-const depth = (e: Entity, r: AnalysisResult): number => {
-  let d = 0;
-  for (let p: ProcessReport | undefined = e.proc; p; p = r.processes.find((x) => x.pid === p!.ppid && x !== p)) d++;
-  return d;
-};
-const level = (n: number): Test => (e, r) => depth(e, r) === n;
-
 function load(paths: string[]): () => Promise<AnalysisResult> {
   return () => analyzeFiles(paths);
+}
+
+/** Symbol, stack and module definitions hold for the whole trace wherever they were written. */
+const DEFINITIONS = new Set<Event['kind']>(['frame', 'stack', 'module']);
+
+/**
+ * The trace as it was when the server was asked for a snapshot (`leakscope snapshot`, its marker
+ * "snapshot #1"), the server still running: everything up to that marker, and every symbol
+ * definition (symbolization appends them at the end).
+ */
+function loadCut(path: string): () => Promise<AnalysisResult> {
+  return async () => {
+    let cut = Infinity;
+    await readInputs([path], { event: (e) => { if (e.kind === 'marker' && /^snapshot #/.test(e.label)) cut = Math.min(cut, e.t); } });
+    if (cut === Infinity) throw new Error(`${path}: no snapshot marker`);
+    const engine = new Engine();
+    let begun = false;
+    await readInputs([path], { event: (e) => { if (e.t <= cut || DEFINITIONS.has(e.kind)) engine.event(e); } }, {
+      onMeta: (meta) => { engine.begin(meta); begun = true; },
+    });
+    if (!begun) throw new Error(`${path}: no metadata`);
+    return analyze(engine.finish(), { source: 'lstrace', inputs: [path] });
+  };
 }
 
 /** A capture file: the committed one (.zst) or, with `dir`, a fresh one. */
@@ -76,11 +93,11 @@ const SERVER_COMMON: Rule[] = [
 ];
 
 function serverCase(dir: string | undefined, name: string, live: boolean, what: string, own: Rule[]): Case {
-  const file = `${name}${live ? '-live' : ''}.lstrace`;
+  const path = capture(dir, `${name}.lstrace`);
   return {
     name: `${name}${live ? '-live' : ''}`,
-    source: live ? 'vd-server run (snapshot while running)' : 'vd-server run',
-    load: load([capture(dir, file)]),
+    source: live ? 'vd-server run (cut at a snapshot while running)' : 'vd-server run',
+    load: live ? loadCut(path) : load([path]),
     rules: [...own, ...SERVER_COMMON],
   };
 }
@@ -128,35 +145,41 @@ function serverCases(dir?: string): Case[] {
 
 // --- apache2 with mod_vd --------------------------------------------------------------------------
 
-/** The process tree of `apache2` started by `run` or traced from its start: the start-up process
- *  (a launcher), the parent it forks, the child the parent forks. */
-const startup = and(kind('process'), launcher, level(1));
+/** httpd's processes by what they do, whatever the trace caught of them: the child serves (it has
+ *  a pchild pool), the parent forks children, the start-up process forks the parent. */
+const isChild = (p: ProcessReport): boolean => p.poolClasses.some((c) => c.name === 'pchild');
+const isParent = (r: AnalysisResult, p: ProcessReport): boolean => !isChild(p) && children(r, p).some(isChild);
+/** (An attached trace may miss the fork that made the parent: what is neither is the start-up process.) */
+const isStartup = (r: AnalysisResult, p: ProcessReport): boolean => !isChild(p) && !isParent(r, p);
+const child: Test = (e) => isChild(e.proc);
+const parent: Test = (e, r) => isParent(r, e.proc);
+const startup: Test = (e, r) => isStartup(r, e.proc);
 
 /** Entities of httpd's start-up process and of the parent: the configuration, made at start-up. */
 const APACHE_COMMON: Rule[] = [
-  rule(startup, 'unfreed', "httpd's start-up process: parses the configuration, forks the parent and exits without destroying its pools"),
-  rule(and(kind('process'), level(2), exited), 'unfreed', 'the parent: exits holding its configuration (a pool it never destroys)'),
-  rule(and(kind('process'), level(2)), 'steady', 'the parent: its configuration at start-up, then it only watches the child'),
-  rule(and(level(1), heldAtExit), 'unfreed', 'made by the start-up process while it parsed the configuration, held when it exited'),
-  rule(level(1), 'steady', "made and released while httpd's start-up process parsed the configuration"),
-  rule(and(level(2), heldAtExit), 'unfreed', 'the configuration, held when the parent exited'),
-  rule(level(2), 'steady', "the parent's configuration, made at start-up"),
+  rule(and(kind('process'), startup), 'unfreed', "httpd's start-up process: parses the configuration, forks the parent and exits without destroying its pools"),
+  rule(and(kind('process'), parent, exited), 'unfreed', 'the parent: exits holding its configuration (a pool it never destroys)'),
+  rule(and(kind('process'), parent), 'steady', 'the parent: its configuration at start-up, then it only watches the child'),
+  rule(and(startup, heldAtExit), 'unfreed', 'made by the start-up process while it parsed the configuration, held when it exited'),
+  rule(startup, 'steady', "made and released while httpd's start-up process parsed the configuration"),
+  rule(and(parent, heldAtExit), 'unfreed', 'the configuration, held when the parent exited'),
+  rule(parent, 'steady', "the parent's configuration, made at start-up"),
   rule(classOrPool('request'), 'steady', 'request pools: one per request, destroyed at its end'),
-  rule(and(level(3), heldAtExit), 'unfreed', 'held when the child exited: libc and the loader'),
+  rule(and(child, heldAtExit), 'unfreed', 'held when the child exited: libc and the loader'),
   rule(site(/^(vd_startup_entry|ap_|apr_|_dl|__|tz)/), 'steady', 'start-up memory the child inherited or made once'),
 ];
 
 function apacheCases(dir?: string): Case[] {
   const leak: Rule[] = [
-    rule(and(kind('process'), level(3)), 'leak', 'the child: /vd/leak puts 2 KiB into pchild every other request'),
+    rule(and(kind('process'), child), 'leak', 'the child: /vd/leak puts 2 KiB into pchild every other request'),
     rule(classOrPool('pchild'), 'leak', 'pchild: 2 KiB per /vd/leak request, never released until the child exits'),
     rule(site('vd_leak'), 'leak', 'vd_leak: 2 KiB per /vd/leak request into pchild'),
     rule(classOrPool('transaction'), 'steady', 'the connection pool, cleared after each one-request connection'),
     rule(classOrPool('vd-cache'), 'steady', 'the cache pool: made at child start, never used here'),
   ];
   const mixed: Rule[] = [
-    rule(and(kind('process'), level(3), exited), 'unfreed', 'the child: exits holding what libc and the loader made (its pools are destroyed)'),
-    rule(and(kind('process'), level(3)), 'bounded', 'the child: its cache fills early and holds; one long stream grows the connection pool, released at close'),
+    rule(and(kind('process'), child, exited), 'unfreed', 'the child: exits holding what libc and the loader made (its pools are destroyed)'),
+    rule(and(kind('process'), child), 'bounded', 'the child: its cache fills early and holds; one long stream grows the connection pool, released at close'),
     rule(classOrPool('transaction'), 'bounded', 'the connection pool grows during the 300-chunk stream and is cleared when the connection ends'),
     rule(site('vd_stream_chunk'), 'bounded', 'the stream chunks, released when the connection ends'),
     rule(classOrPool('vd-cache'), 'bounded', 'the cache: fills with 24 entries in its first 24 requests (a fifth of the traffic), then only hits'),
@@ -206,4 +229,3 @@ export function realCases(dir?: string): Case[] {
   return [...fixtureCases(), ...serverCases(dir), ...apacheCases(dir)];
 }
 
-export { first };

@@ -1,6 +1,7 @@
 /* A small HTTP server with known memory behaviour, for the verdict corpus (test/verdicts).
  * One request per connection, handled by its path; every request also churns: it allocates
- * 40 buffers of 16 B..8 KiB and frees them before it answers (the heavy churn a leak hides in).
+ * buffers of 16 B..8 KiB (8, or N with -c N, at most 64) and frees them before it answers (the
+ * churn a leak hides in).
  *   /churn        churn only.
  *   /leak         churn, and 48 bytes kept for ever (vd_leak): a slow leak under heavy churn.
  *   /lru?K        an LRU cache of at most 144 entries of 2 KiB (vd_lru_insert); a miss on a full
@@ -10,9 +11,9 @@
  *   /step         the first time, a 256 KiB table (vd_step_table), kept: a step.
  *   /quit         answers, frees what the handlers hold (unless started with -k; the leaks
  *                 cannot be freed), and exits.
-
-
- * /quit (exit without freeing). */
+ * Usage: vd-server PORTFILE [-d] [-k] [-c N]. It listens on a port the kernel picks and writes
+ * "PORT PID" to PORTFILE once it serves; -d daemonizes (fork, the parent exits, the child
+ * serves); -k keeps everything at /quit (exit without freeing); -c N churns N buffers a request. */
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -37,14 +38,16 @@ static void *volatile config_keep;
 
 static unsigned rnd(void) { rng_state = rng_state * 1103515245u + 12345u; return rng_state >> 8; }
 
+static int churn_count = 8;
+
 static __attribute__((noinline)) void vd_churn(void) {
-  void *bufs[40];
-  for (int i = 0; i < 40; i++) {
+  void *bufs[64];
+  for (int i = 0; i < churn_count; i++) {
     size_t n = 16 + rnd() % 8192;
     bufs[i] = malloc(n);
     memset(bufs[i], i, n < 64 ? n : 64);
   }
-  for (int i = 39; i >= 0; i--) free(bufs[i]);
+  for (int i = churn_count - 1; i >= 0; i--) free(bufs[i]);
 }
 
 static __attribute__((noinline)) void vd_leak(void) {
@@ -113,11 +116,15 @@ static void release_all(void) {
 }
 
 int main(int argc, char **argv) {
-  if (argc < 2) { fprintf(stderr, "usage: vd-server PORTFILE [-d] [-k]\n"); return 2; }
+  if (argc < 2) { fprintf(stderr, "usage: vd-server PORTFILE [-d] [-k] [-c N]\n"); return 2; }
   int daemonize = 0, keep = 0;
   for (int i = 2; i < argc; i++) {
     if (!strcmp(argv[i], "-d")) daemonize = 1;
     else if (!strcmp(argv[i], "-k")) keep = 1;
+    else if (!strcmp(argv[i], "-c") && i + 1 < argc) {
+      churn_count = atoi(argv[++i]);
+      if (churn_count < 0 || churn_count > 64) churn_count = 8;
+    }
   }
   int s = socket(AF_INET, SOCK_STREAM, 0);
   int one = 1;
