@@ -62,7 +62,10 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
     until: undefined,
   };
   const total = toSeries(p.total);
-  ctx.until = teardownStart(total, p.startT, p.endT);
+  const teardown = teardownStart(total, p.startT, p.endT);
+  ctx.until = teardown?.t;
+  // The same point as a position of the process's activity (the total's point i sits at (i + ½)/n).
+  if (teardown) ctx.untilPosition = (teardown.index + 0.5) / total.x.length;
   ctx.position = activityClock(total);
   ctx.startupUntil = startupEnd(state, p);
   const sites = leakSites(ctx, { top: o.top, minAge: o.minAge });

@@ -20,8 +20,9 @@ export interface ProcContext {
   suppress: Suppressions;
   /** Outstanding heap + pool bytes of the process. */
   outstanding: number;
-  /** Start of the process's teardown (see teardownStart), if it has one. */
+  /** Start of the process's teardown (see teardownStart), if it has one, in time and activity. */
   until: number | undefined;
+  untilPosition?: number;
   /** Positions of times in the process's life by its activity (see activityClock). */
   position?: (xs: readonly number[]) => number[];
   /** Its start-up lasts at least until then (see startupEnd). */
@@ -33,12 +34,12 @@ const TEARDOWN_TAIL = 0.05;
 
 /**
  * Where a process's teardown begins: the final descent of its total, in the last 5% of its
- * window, down to less than half of where it started (a server destroying its pools, a program
- * freeing everything before exit). Releases from then on do not count as "released": a pool
+ * window (a server destroying its pools, a worker freeing its caches at shutdown, a program
+ * freeing everything before exit); nothing follows it that could show the release mattered. Releases from then on do not count as "released": a pool
  * destroyed at shutdown still leaked while the process ran. Tiny rises during the descent (a
  * log discovering a few unlogged bytes as it prints a destroy) do not interrupt it.
  */
-export function teardownStart(total: Series, w0: number, w1: number): number | undefined {
+export function teardownStart(total: Series, w0: number, w1: number): { t: number; index: number } | undefined {
   const { x, y } = total;
   const n = Math.min(x.length, y.length);
   if (n < 2) return undefined;
@@ -52,8 +53,8 @@ export function teardownStart(total: Series, w0: number, w1: number): number | u
   }
   const from = y[i]!;
   const end = y[n - 1]!;
-  if (i === n - 1 || from <= 0 || end > 0.5 * from) return undefined;
-  return x[i]!;
+  if (i === n - 1 || from <= 0 || end >= from) return undefined;
+  return { t: x[i]!, index: i };
 }
 
 /**
@@ -140,6 +141,7 @@ export function judge(ctx: ProcContext, series: Series, from?: number, use?: str
   const opts: GrowthOptions = {
     window: [Math.min(start, p.endT), p.endT],
     until: ctx.until,
+    ...(ctx.untilPosition !== undefined ? { untilPosition: ctx.untilPosition } : {}),
     minGrowth: MIN_GROWTH_BYTES,
     ...(state.clock === 'ns' ? { xUnit: 's', xScale: 1e9 } : { xUnit: 'event', xScale: 1 }),
     ...(ctx.position ? { position: ctx.position } : {}),

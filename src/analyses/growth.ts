@@ -33,8 +33,10 @@ export interface GrowthOptions {
   warmup?: number;
   /** Start-up lasts at least until this time (a process that forks its workers or daemonizes). */
   startupUntil?: number;
-  /** Points after this time are ignored (process teardown). */
+  /** Points after this time are ignored (process teardown)... */
   until?: number;
+  /** ...and points after this position (`position`'s scale): teardown within one clock reading. */
+  untilPosition?: number;
   /** Growth below this many units (bytes) is not meaningful (default 0). */
   minGrowth?: number;
   /** Words for the unit of x in explanations ('events', 's'); default none. */
@@ -64,7 +66,7 @@ const PLATEAU_BY = 0.3;
 const NEAR_FLOOR = 0.1;
 /** More uses than this (each shorter than a tenth of the window, on average) are churn... */
 const MANY_USES = 10;
-/** ...unless the tallest is more than this many times the typical (median) one. */
+/** ...unless the tallest is more than this many times the usual one (the 90th percentile). */
 const OUTLIER = 2;
 
 interface Pts {
@@ -82,7 +84,12 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   const w0 = opts.window?.[0] ?? raw.x[0]!;
   const w1 = Math.max(opts.window?.[1] ?? raw.x[raw.x.length - 1]!, w0);
   const place = opts.position ?? ((xs: readonly number[]) => xs.map((x) => (w1 > w0 ? (x - w0) / (w1 - w0) : 1)));
-  const all: Pts = { ...raw, pos: place(raw.x) };
+  let all: Pts = { ...raw, pos: place(raw.x) };
+  if (opts.untilPosition !== undefined) {
+    let k = all.pos.length;
+    while (k > 1 && all.pos[k - 1]! > opts.untilPosition) k--;
+    if (k < all.pos.length) all = { x: all.x.slice(0, k), pos: all.pos.slice(0, k), y: all.y.slice(0, k), lo: all.lo.slice(0, k), hi: all.hi.slice(0, k) };
+  }
   const start = place([w0])[0] ?? 0;
   const end = 1;
   const span = Math.max(end - start, 0);
@@ -121,15 +128,21 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   // a sawtooth whose last tooth happens to be the tallest was released by the teeth before).
   let nearPeak = peakIdx;
   for (let i = 0; i < n; i++) if (hi[i]! >= peak - NEAR_FLOOR * rise) { nearPeak = i; break; }
-  let afterPeakLo = Infinity;
+  // (A point that ends lower than its high gave it back within itself.)
+  let afterPeakLo = y[nearPeak]! < hi[nearPeak]! ? y[nearPeak]! : Infinity;
   for (let i = nearPeak + 1; i < n; i++) afterPeakLo = Math.min(afterPeakLo, lo[i]!);
 
-  // Where it last grew: where the level it keeps from then on (its floor from there: the lowest it
-  // comes down to later) first reached its floor near the end. Spikes of churn given back at once
-  // are not growth; a leak's kept level rises to the end, a cache's stops when it is full.
+  // The level it keeps from a point on is its floor from there (the lowest it comes down to
+  // later); the level it keeps at the end, that floor over its last twentieth (a few points, so
+  // one low sample of churn does not decide it). Where it last grew is where its kept level first
+  // came within a tenth of that: spikes of churn given back at once are not growth; a leak's kept
+  // level rises to the end, a cache's stops when it is full.
   const kept = suffixMin(lo);
+  const keptEnd = kept[Math.max(0, n - Math.max(1, Math.ceil(n / 20)))]!;
   let lastGrowthIdx = 0;
-  while (lastGrowthIdx < n - 1 && kept[lastGrowthIdx]! < lateLo - 0.005 * rise) lastGrowthIdx++;
+  if (keptEnd > kept[0]!) {
+    while (lastGrowthIdx < n - 1 && kept[lastGrowthIdx]! < keptEnd - 0.1 * (keptEnd - kept[0]!)) lastGrowthIdx++;
+  }
   const lastGrowthPos = pos[lastGrowthIdx]!;
   const lastGrowthAt = span > 0 ? clamp01((lastGrowthPos - start) / span) : 1;
 
@@ -146,11 +159,14 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   // floor back down).
   const floorRise = lateLo - earlyLo;
   const released = rise > minGrowth && afterPeakLo - earlyLo < RETAINED * rise && floorRise < RETAINED * rise;
-  // Released again and again: uses (rises back to the floor). Many alike uses are churn (steady);
-  // a few long ones, or one far taller than the rest, are growth given back (bounded).
+  // Released again and again: uses (rises back to the floor). Alike uses (none more than twice as
+  // tall as nine in ten of them), many or quick, are churn (steady). A few long ones, or uses far
+  // taller than the usual (a long stream on one connection), are growth given back (bounded).
   const u = released ? uses(pts, Math.min(...lo), peakIdx) : undefined;
   if (u && u.count >= 2) {
-    const alike = u.count > MANY_USES && u.rise <= OUTLIER * u.typical;
+    // Alike uses are churn when there are many, or when even the tallest rose in a few changes
+    // (a pool created, filled and destroyed per request): a sawtooth of long teeth is growth.
+    const alike = u.rise <= OUTLIER * u.typical && (u.count > MANY_USES || u.longest < MIN_TREND_POINTS);
     if (alike) {
       return { ...base, verdict: 'steady', explanation: `No growth that stays: it returns to its floor after each of its ${u.count} uses${opts.use ? ` (${opts.use} each)` : ''}, up to ${fmt(peak)}.` };
     }
@@ -176,7 +192,7 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
   // least half of what it kept, the growth was a single step.
   const step = largestFloorJump(lo);
   const continues = !(step.kept > 0 && step.jump >= STEP_SHARE * step.kept);
-  const retained = floorRise >= RETAINED * rise;
+  const retained = keptEnd - earlyLo >= RETAINED * rise;
   const changesAfter = n - 1 - lastGrowthIdx;
   // A plateau needs evidence that the process kept working while the level held: activity after
   // its last growth (positions are activity) and changes of its own, or a window measured in time.
@@ -244,11 +260,12 @@ interface Uses {
   /** Completed uses (rises followed by a return near the floor), and the tallest one. */
   count: number;
   peak: number;
-  /** The median height of a use above the floor, and the tallest one's. */
+  /** The usual height of a use above the floor (the 90th percentile), and the tallest one's. */
   typical: number;
   rise: number;
-  /** Changes from the tallest use's start to its peak. */
+  /** Changes from the tallest use's start to its peak, and the most any use took to its top. */
   steps: number;
+  longest: number;
   /** Its growth per clock unit, when its x range is not empty. */
   rate?: number;
   /** It came back near the floor after the tallest use. */
@@ -261,27 +278,37 @@ function uses(p: Pts, floor: number, peakIdx: number): Uses | undefined {
   let peak = -Infinity;
   for (const v of p.hi) peak = Math.max(peak, v);
   const band = floor + NEAR_FLOOR * (peak - floor);
+  // A use rises above the band and ends back in it; a point may hold a whole use (its high above
+  // the band, its last value back in it: a pool created and destroyed between two points).
   let count = 0;
   let up = false;
   let top = -Infinity;
+  let start = 0;
+  let topAt = 0;
+  let longest = 0;
   const heights: number[] = [];
   let tallestStart = 0;
   for (let i = 0; i < n; i++) {
-    top = Math.max(top, p.hi[i]!);
-    if (p.lo[i]! <= band) {
+    if (p.hi[i]! > band) {
+      up = true;
+      if (p.hi[i]! > top) { top = p.hi[i]!; topAt = i; }
+    }
+    if (p.y[i]! <= band) {
       if (up) {
         count++;
         heights.push(top - floor);
+        longest = Math.max(longest, topAt - start);
       }
       up = false;
-      top = p.hi[i]!;
+      top = -Infinity;
+      start = i;
       if (i < peakIdx) tallestStart = i;
-    } else up = true;
+    }
   }
   let releasedAfter = false;
   for (let i = peakIdx + 1; i < n; i++) if (p.lo[i]! <= band) releasedAfter = true;
   const dx = p.x[peakIdx]! - p.x[tallestStart]!;
-  const out: Uses = { count, peak, typical: median(heights), rise: peak - floor, steps: peakIdx - tallestStart, releasedAfter };
+  const out: Uses = { count, peak, typical: quantile(heights, 0.9), rise: peak - floor, steps: peakIdx - tallestStart, longest, releasedAfter };
   if (dx > 0) out.rate = (peak - p.y[tallestStart]!) / dx;
   return out;
 }
@@ -292,7 +319,7 @@ function useWords(u: Uses, opts: GrowthOptions): string {
   const step = u.steps > 0 ? `≈ ${formatBytes(u.rise / u.steps)} per change` : '';
   const how = [rate, step].filter(Boolean).join(', ');
   if (u.rise <= OUTLIER * u.typical) {
-    return `Grows and is released, again and again: ${u.count} times, each up to about ${formatBytes(u.typical)} (at most ${formatBytes(u.rise)}${how ? `, ${how}` : ''}); nothing stays.`;
+    return `Grows and is released, again and again: ${u.count} times, nine in ten up to about ${formatBytes(u.typical)} (at most ${formatBytes(u.rise)}${how ? `, ${how}` : ''}); nothing stays.`;
   }
   return `Grows during ${use} (by up to ${formatBytes(u.rise)}${how ? `, ${how}` : ''}) and is released when it ends (${u.count} uses released).`;
 }
@@ -340,12 +367,12 @@ function afterWarmup(p: Pts, cutoff: number): Pts {
   };
 }
 
-function median(v: number[]): number {
+function quantile(v: number[], q: number): number {
   if (v.length === 0) return 0;
   const s = [...v].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+  return s[Math.min(s.length - 1, Math.floor(q * s.length))]!;
 }
+
 
 function decimate(p: Pts, max: number): Pts {
   let { x, pos, y, lo, hi } = p;

@@ -145,7 +145,9 @@ function addGroups(ctx: ProcContext, groups: Map<string, Group>, sites: SiteTabl
     if (ctx.suppress.patterns.length && ctx.suppress.suppressed(ctx.resolver.frames(stack))) continue;
     const shape = ctx.resolver.shape(stack);
     const pool = sites.isPool(i);
-    const gk = `${mmap ? 'm' : pool ? 'p' : 'h'}\u0000${shape.label}\u0000${shape.via ?? ''}\u0000${shape.stack.length}`;
+    // One site per label (and allocator API): the same first frame that matters reached through
+    // different callers is one site, its series the sum of theirs.
+    const gk = `${mmap ? 'm' : pool ? 'p' : 'h'}\u0000${shape.label}\u0000${shape.via ?? ''}`;
     let g = groups.get(gk);
     if (!g) {
       g = { key: i, members: [], table: sites, pool, mmap, count: 0, bytes: 0, allocatedCount: 0, allocatedBytes: 0, oldest: Infinity, youngest: -Infinity };

@@ -13,6 +13,7 @@ import { readInputs } from '../../src/sources/open.js';
 import type { Event } from '../../src/model/events.js';
 import type { AnalysisResult, ProcessReport } from '../../src/analyses/result.js';
 import type { Case, Entity, Rule } from './entities.js';
+import { CUT_MARKER } from './make-captures.js';
 
 export const CAPTURE_DIR = fileURLToPath(new URL('./captures/', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -42,6 +43,8 @@ const site = (fn: string | RegExp): Test => (e) => {
 const cls = (name: string | RegExp): Test => (e) => e.kind === 'class' && (typeof name === 'string' ? e.cls!.name === name : name.test(e.cls!.name));
 const pool = (tag: string): Test => (e) => e.kind === 'pool' && e.pool!.tag === tag;
 const classOrPool = (name: string): Test => (e, r) => cls(name)(e, r) || pool(name)(e, r);
+/** A pool class or pool that the function fed (an attached trace may not see the pool's tag). */
+const fedBy = (fn: string): Test => (e) => (e.cls?.sites ?? e.pool?.sites ?? []).some((x) => x.label === fn || x.label.startsWith(`${fn} `) || x.label.startsWith(`${fn}.`));
 
 function children(r: AnalysisResult, p: ProcessReport): ProcessReport[] {
   return r.processes.filter((c) => c.ppid === p.pid && c.pid !== p.pid && c.startT >= p.startT);
@@ -57,13 +60,13 @@ const DEFINITIONS = new Set<Event['kind']>(['frame', 'stack', 'module']);
 
 /**
  * The trace as it was when the server was asked for a snapshot (`leakscope snapshot`, its marker
- * "snapshot #1"), the server still running: everything up to that marker, and every symbol
- * definition (symbolization appends them at the end).
+ * "snapshot #1", or a `leakscope mark` "corpus: cut"), the server still running: everything up to
+ * that marker, and every symbol definition (symbolization appends them at the end).
  */
 function loadCut(path: string): () => Promise<AnalysisResult> {
   return async () => {
     let cut = Infinity;
-    await readInputs([path], { event: (e) => { if (e.kind === 'marker' && /^snapshot #/.test(e.label)) cut = Math.min(cut, e.t); } });
+    await readInputs([path], { event: (e) => { if (e.kind === 'marker' && (/^snapshot #/.test(e.label) || e.label === CUT_MARKER)) cut = Math.min(cut, e.t); } });
     if (cut === Infinity) throw new Error(`${path}: no snapshot marker`);
     const engine = new Engine();
     let begun = false;
@@ -146,8 +149,9 @@ function serverCases(dir?: string): Case[] {
 // --- apache2 with mod_vd --------------------------------------------------------------------------
 
 /** httpd's processes by what they do, whatever the trace caught of them: the child serves (it has
- *  a pchild pool), the parent forks children, the start-up process forks the parent. */
-const isChild = (p: ProcessReport): boolean => p.poolClasses.some((c) => c.name === 'pchild');
+ *  a pchild pool, or request pools), the parent forks children, the start-up process forks the
+ *  parent. */
+const isChild = (p: ProcessReport): boolean => p.poolClasses.some((c) => c.name === 'pchild' || c.name === 'request');
 const isParent = (r: AnalysisResult, p: ProcessReport): boolean => !isChild(p) && children(r, p).some(isChild);
 /** (An attached trace may miss the fork that made the parent: what is neither is the start-up process.) */
 const isStartup = (r: AnalysisResult, p: ProcessReport): boolean => !isChild(p) && !isParent(r, p);
@@ -173,6 +177,7 @@ function apacheCases(dir?: string): Case[] {
   const leak: Rule[] = [
     rule(and(kind('process'), child), 'leak', 'the child: /vd/leak puts 2 KiB into pchild every other request'),
     rule(classOrPool('pchild'), 'leak', 'pchild: 2 KiB per /vd/leak request, never released until the child exits'),
+    rule(fedBy('vd_leak'), 'leak', 'the pool vd_leak feeds (pchild, its tag unseen by an attach that began after its creation): 2 KiB per /vd/leak request'),
     rule(site('vd_leak'), 'leak', 'vd_leak: 2 KiB per /vd/leak request into pchild'),
     rule(classOrPool('transaction'), 'steady', 'the connection pool, cleared after each one-request connection'),
     rule(classOrPool('vd-cache'), 'steady', 'the cache pool: made at child start, never used here'),
@@ -182,7 +187,11 @@ function apacheCases(dir?: string): Case[] {
     rule(and(kind('process'), child), 'bounded', 'the child: its cache fills early and holds; one long stream grows the connection pool, released at close'),
     rule(classOrPool('transaction'), 'bounded', 'the connection pool grows during the 300-chunk stream and is cleared when the connection ends'),
     rule(site('vd_stream_chunk'), 'bounded', 'the stream chunks, released when the connection ends'),
+    rule((e) => !!e.pool && Math.max(...(e.pool.series?.hi ?? [0])) >= 100 * 1024, 'bounded', "the child's only pool that can reach 100 KiB: the connection pool during the 300-chunk stream (150 KiB of chunks), its tag unseen by an attach that began after its creation; cleared when the connection ends"),
+    rule(fedBy('vd_stream_chunk'), 'bounded', 'the pool vd_stream_chunk feeds (the connection pool, its tag unseen by an attach that began after its creation): grows during the stream, cleared when the connection ends'),
     rule(classOrPool('vd-cache'), 'bounded', 'the cache: fills with 24 entries in its first 24 requests (a fifth of the traffic), then only hits'),
+    rule(fedBy('vd_cache_get'), 'bounded', 'the pool vd_cache_get feeds (the cache pool, its tag unseen by an attach that began after its creation)'),
+    rule(and(site('vd_cache_get'), (e) => e.site!.bytes < 1024), 'steady', 'the cache keys: 24 short strings, less than the 1 KiB of growth that is meaningful'),
     rule(site('vd_cache_get'), 'bounded', 'the cache entries: 24, made in the first 24 cache requests'),
     rule(classOrPool('pchild'), 'steady', 'pchild: the cache pool is its child, nothing else'),
   ];
@@ -196,6 +205,46 @@ function apacheCases(dir?: string): Case[] {
     cases.push({ name: c[0], source: 'apache2 attach', load: load([path]), rules: [...APACHE_COMMON.slice(0, 5), ...c[1], ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] });
   }
   return cases;
+}
+
+// --- nginx with Lua ----------------------------------------------------------------------------
+
+const leaf = (r: AnalysisResult, p: ProcessReport): boolean => children(r, p).length === 0;
+/** nginx's worker: named so in a debug log; under `run`, the process at the bottom of the tree
+ *  that allocated (the launcher forks the master, the master the worker). */
+const worker: Test = (e, r) => /worker process/.test(e.proc.command) || (leaf(r, e.proc) && children(r, e.proc).length === 0 && r.processes.some((p) => p.pid === e.proc.ppid && !leaf(r, p)) && r.processes.some((p) => children(r, p).some((c) => c.pid === e.proc.ppid)));
+const viaMmapIn = (module: RegExp): Test => (e) => e.kind === 'site' && e.site!.via === 'mmap' && module.test(e.site!.label);
+
+function nginxCases(dir?: string): Case[] {
+  const run = capture(dir, 'nginx-lua-run.lstrace');
+  return [
+    {
+      name: 'nginx-lua-debug', source: 'nginx debug log', load: load([capture(dir, 'nginx-lua-debug.log')]),
+      rules: [
+        rule(and(kind('process'), worker), 'leak', "the worker: the last 60 requests each compile a new regex its cache keeps (the Lua-table leak is in LuaJIT's own heap, which a debug log does not show)"),
+        rule(worker, 'steady', "the worker's start-up memory and per-request allocations, released with their requests"),
+        rule(any, 'steady', 'the master and the start-up process: no allocation lines of their own after start-up'),
+      ],
+    },
+    {
+      name: 'nginx-lua-run', source: 'nginx run', load: load([run]),
+      rules: [
+        rule(heldAtExit, 'unfreed', 'held when the process exited: its configuration, LuaJIT, OpenSSL and the loader (the worker closes its Lua state, so the Lua leak is released at exit)'),
+        rule(any, 'steady', 'released by exit: the master (the launcher made what it holds)'),
+      ],
+    },
+    {
+      name: 'nginx-lua-run-live', source: 'nginx run (cut at a marker while running)', load: loadCut(run),
+      rules: [
+        rule(and(kind('process'), worker), 'leak', "the worker: keeps 16 KiB a /leak request in a Lua table, LuaJIT's heap growing by mapped chunks"),
+        rule(and(worker, viaMmapIn(/luajit/), (e) => e.site!.bytes === Math.max(...e.proc.sites.filter((s) => s.via === 'mmap' && /luajit/.test(s.label)).map((s) => s.bytes))), 'leak', "LuaJIT's heap chunks (mmap, its largest mapping site) in the worker: the Lua table of 16 KiB strings keeps growing"),
+        rule(and(worker, viaMmapIn(/luajit/)), 'steady', "LuaJIT's other mappings in the worker (its machine-code area for compiled traces), made once"),
+        rule(and(worker, site('ngx_http_lua_ffi_compile_regex')), 'leak', "the last 60 requests each compile a new regex with \"o\": the worker's cache keeps every one (its limit, 1,024, is far away), so within this trace it grows like a leak"),
+        rule(heldAtExit, 'unfreed', 'the start-up process exited (before the cut) holding its configuration, LuaJIT and OpenSSL'),
+        rule(any, 'steady', "start-up memory of the master and the worker (configuration, connections), made once"),
+      ],
+    },
+  ];
 }
 
 // --- the shared fixtures (test/fixtures, /work/shared/fixtures/README.md) -----------------------------
@@ -226,6 +275,6 @@ function fixtureCases(): Case[] {
 
 /** Every real case: the fixtures and the captures (committed ones, or those in `dir`). */
 export function realCases(dir?: string): Case[] {
-  return [...fixtureCases(), ...serverCases(dir), ...apacheCases(dir)];
+  return [...fixtureCases(), ...serverCases(dir), ...apacheCases(dir), ...nginxCases(dir)];
 }
 
