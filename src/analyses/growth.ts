@@ -80,7 +80,7 @@ interface Pts {
 
 export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict {
   const raw = normalise(series, opts.until);
-  if (raw.x.length === 0) return flat(0, 'no data');
+  if (raw.x.length === 0) return flat(0, 'no data: no change of its memory was recorded');
   const w0 = opts.window?.[0] ?? raw.x[0]!;
   const w1 = Math.max(opts.window?.[1] ?? raw.x[raw.x.length - 1]!, w0);
   const place = opts.position ?? ((xs: readonly number[]) => xs.map((x) => (w1 > w0 ? (x - w0) / (w1 - w0) : 1)));
@@ -288,8 +288,10 @@ function uses(p: Pts, floor: number, peakIdx: number): Uses | undefined {
   let longest = 0;
   const heights: number[] = [];
   let tallestStart = 0;
+  // Any rise above the floor (by more than 1% of the tallest) starts a use, however small.
+  const above = floor + 0.01 * (peak - floor);
   for (let i = 0; i < n; i++) {
-    if (p.hi[i]! > band) {
+    if (p.hi[i]! > above) {
       up = true;
       if (p.hi[i]! > top) { top = p.hi[i]!; topAt = i; }
     }
@@ -321,7 +323,7 @@ function useWords(u: Uses, opts: GrowthOptions): string {
   if (u.rise <= OUTLIER * u.typical) {
     return `Grows and is released, again and again: ${u.count} times, nine in ten up to about ${formatBytes(u.typical)} (at most ${formatBytes(u.rise)}${how ? `, ${how}` : ''}); nothing stays.`;
   }
-  return `Grows during ${use} (by up to ${formatBytes(u.rise)}${how ? `, ${how}` : ''}) and is released when it ends (${u.count} uses released).`;
+  return `Grows during ${use} (by up to ${formatBytes(u.rise)}${how ? `, ${how}` : ''}) and is released when it ends (released at least ${u.count} times).`;
 }
 
 function flat(v: number, why: string): Verdict {

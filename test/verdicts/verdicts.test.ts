@@ -62,10 +62,11 @@ test('2. a connection pool that grew during one long stream is bounded, and says
   assert.equal(rows.length, 1);
   const v = rows[0]!.entity.verdict;
   assert.equal(v.verdict, 'bounded', v.explanation);
-  assert.match(v.explanation, /^Grows during a connection \(by up to [\d.]+ KiB, ≈ [\d.]+ (B|KiB) per s, ≈ [\d.]+ B per change\) and is released when it ends/);
+  assert.match(v.explanation, /^Grows during a connection \(by up to [\d.]+ KiB, ≈ [\d.]+ (B|KiB) per s, ≈ [\d.]+ (B|KiB) per change\) and is released when it ends \(released at least \d+ times\)\.$/);
   // 200 chunks of 600 B, one every 20 ms: ≈ 30 KB/s, ≈ 600 B a change (a request pool between).
   assert.ok(v.perUse && v.perUse.rate! * 1e9 > 20_000 && v.perUse.rate! * 1e9 < 40_000, JSON.stringify(v.perUse));
-  assert.ok(v.perUse!.peak >= 200 * 600 && v.perUse!.uses >= 100, JSON.stringify(v.perUse));
+  // (Its series merges neighbouring changes, so it sees fewer uses than the 121 connections.)
+  assert.ok(v.perUse!.peak >= 0.95 * 200 * 600 && v.perUse!.uses >= 20 && v.perUse!.uses <= 121, JSON.stringify(v.perUse));
   // The real ones: apache2's transaction pool in the fixture and in the captures.
   const real = (await scored()).filter((x) => x.entity.kind === 'class' && x.entity.cls!.name === 'transaction' && x.label?.label === 'bounded');
   assert.ok(real.length >= 2, real.map((x) => x.case).join());
@@ -74,7 +75,8 @@ test('2. a connection pool that grew during one long stream is bounded, and says
 
 test('3. late growth of a long-lived pool, a site of two stacks, is growing, never steady', async () => {
   const rows = (await scored()).filter((x) => x.case === 'syn-late-cycle-pool' && x.label?.label === 'growing');
-  assert.deepEqual(rows.map((x) => x.entity.kind).sort(), ['class', 'pool', 'process', 'site']);
+  // (The pool itself has too few allocations for a series of its own: its class and site judge it.)
+  assert.deepEqual(rows.map((x) => x.entity.kind).sort(), ['class', 'process', 'site']);
   for (const x of rows) {
     assert.equal(x.entity.verdict.verdict, 'growing', `${x.entity.id}: ${x.entity.verdict.explanation}`);
     assert.match(x.entity.verdict.explanation, /evidence is thin/);
@@ -101,7 +103,15 @@ test('4. a short program that exits holding memory gets "not freed at exit" what
   assert.equal(seen.size, 1, [...seen].join(', '));
 });
 
-test('5. the text table keeps a site\'s function whole and shortens its path to basename:line', () => {
+test('5. the text table keeps a site\'s function whole and shortens its path to basename:line', async () => {
+  // A real capture: its sites' paths are longer than the table's room.
+  const r = await analyzeFiles([fileURLToPath(new URL('./captures/srv-slow-leak.lstrace.zst', import.meta.url))]);
+  const leak = r.processes.flatMap((p) => p.sites).find((x) => x.label.startsWith('vd_leak'))!;
+  assert.ok(leak.label.length > 60, leak.label);
+  const row = renderText(r).split('\n').find((l) => /^ *[\d.]+ (B|KiB|MiB) +[\d,]+ /.test(l) && / vd_leak/.test(l))!;
+  assert.match(row, / vd_leak \(vd-server\.c:\d+\)$/, row);
+  assert.ok(row.length <= 100);
+
   const site = {
     label: 'worker_thread (/build/apache2-2.4.62/src/server/mpm/worker/worker.c:19)',
     stack: [frame({ fn: 'worker_thread', file: '/build/apache2-2.4.62/src/server/mpm/worker/worker.c', line: 19 })],
