@@ -1,7 +1,7 @@
 // analyze(): engine state → AnalysisResult, the one structure every report renders.
 
 import type { EngineState, ProcState } from '../engine/state.js';
-import type { AnalysisResult, PoolClassReport, ProcessReport, SiteReport, Verdict } from './result.js';
+import type { AnalysisResult, PoolClassReport, ProcessReport, Series, SiteReport, Verdict } from './result.js';
 import type { ProcContext } from './context.js';
 import { activityClock, atExit, judge, startupEnd, teardownStart, toSeries } from './context.js';
 import { leakSites, round } from './leak-sites.js';
@@ -64,9 +64,9 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
   const total = toSeries(p.total);
   const teardown = teardownStart(total, p.startT, p.endT);
   ctx.until = teardown?.t;
-  // The same point as a position of the process's activity (the total's point i sits at (i + ½)/n).
-  if (teardown) ctx.untilPosition = (teardown.index + 0.5) / total.x.length;
-  ctx.position = activityClock(total);
+  ctx.position = activityClock(activityTimes(p, total));
+  // The same point as a position of the process's activity (several may share its clock reading).
+  if (teardown) ctx.untilPosition = ctx.position(total.x)[teardown.index];
   ctx.startupUntil = startupEnd(state, p);
   const sites = leakSites(ctx, { top: o.top, minAge: o.minAge });
   const pools = livePools(ctx);
@@ -97,6 +97,17 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
   if (p.replacedByExec) r.replacedByExec = true;
   if (p.rssBytes !== undefined) r.rssBytes = p.rssBytes;
   return r;
+}
+
+/** When the process's memory changed: its total's changes and its anonymous mappings' (the
+ *  total is heap and pools; a process whose memory grows by mappings is active too). */
+function activityTimes(p: ProcState, total: Series): Series {
+  const m = p.mmapSites;
+  if (!m || m.length === 0) return total;
+  const xs = [...total.x];
+  for (let i = 0; i < m.length; i++) xs.push(...m.series(i).x);
+  xs.sort((a, b) => a - b);
+  return { x: xs, y: xs.map(() => 0) };
 }
 
 /**

@@ -288,14 +288,15 @@ function uses(p: Pts, floor: number, peakIdx: number): Uses | undefined {
   let longest = 0;
   const heights: number[] = [];
   let tallestStart = 0;
-  // Any rise above the floor (by more than 1% of the tallest) starts a use, however small.
+  // A use is a rise above the floor (by more than 1% of the tallest), however small, that comes
+  // back down to it.
   const above = floor + 0.01 * (peak - floor);
   for (let i = 0; i < n; i++) {
     if (p.hi[i]! > above) {
       up = true;
       if (p.hi[i]! > top) { top = p.hi[i]!; topAt = i; }
     }
-    if (p.y[i]! <= band) {
+    if (p.y[i]! <= above) {
       if (up) {
         count++;
         heights.push(top - floor);
