@@ -40,6 +40,10 @@ export interface AttachCliOptions {
   report: boolean;
 }
 
+/** How often the trace file is flushed while tracing (ms): what a SIGKILL can lose at most. */
+const FLUSH_MS = 1000;
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
+
 function intOption(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < min || n > max) throw new UserError(`--${name} must be a whole number from ${min} to ${max}`);
@@ -182,19 +186,22 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   };
   const timer = intervalMs !== undefined ? setInterval(() => void tick(), intervalMs) : undefined;
   if (live) live.sample(0);
+  // The trace reaches the file at least once a second, as `run`'s does: a SIGKILL (or a crash)
+  // loses at most the last second, never the whole trace.
+  const flusher = writer ? setInterval(() => writer.flush(), FLUSH_MS) : undefined;
 
-  // stop on the duration, a signal, or when every target is gone
+  // stop on the duration, a signal (SIGHUP too: a closed terminal ends the trace cleanly), or
+  // when every target is gone
   let onSignal: () => void = () => {};
   await new Promise<void>((resolve) => {
     onSignal = resolve;
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    for (const s of STOP_SIGNALS) process.once(s, onSignal);
     if (durationMs !== undefined) setTimeout(resolve, durationMs).unref();
     void session.ended.then(resolve);
   });
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const s of STOP_SIGNALS) process.off(s, onSignal);
   if (timer) clearInterval(timer);
+  if (flusher) clearInterval(flusher);
 
   let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
   const finalTable = aggRows && o.format === 'text' ? await aggText(aggRows) : '';
