@@ -119,6 +119,11 @@ export class BpfLoader {
     return l;
   }
 
+  /** The loader's own pid (never a target: tracing it would trace what it does for us). */
+  get pid(): number {
+    return this.child.pid ?? 0;
+  }
+
   /** Loader messages on stderr (warnings). */
   get warnings(): string[] {
     return this.stderr.split('\n').filter((s) => s.trim() !== '').map((s) => s.replace(/^leakscope-bpf: /, ''));

@@ -165,14 +165,19 @@ export class AttachSession {
       if (target.children) want.push(...descendants(target.pid));
     }
     for (const pid of want) {
-      if (this.seen.has(pid)) continue;
+      // never leakscope itself or its loader (an ancestor traced with --children has them below it)
+      if (this.seen.has(pid) || pid === process.pid || pid === this.loader.pid) continue;
       // a child that existed before attach was not forked in the trace: it starts as a process
       const forkedWhileTraced = startTicks(pid) > this.startTick;
       this.queueAttach(pid, forkedWhileTraced ? ppidOf(pid) : 0);
     }
     await this.attachQueue;
     for (const pid of [...this.procs.keys()]) if (!pidAlive(pid)) this.gone(pid, -1, this.now());
-    if (this.procs.size === 0 && target.pid !== undefined && !pidAlive(target.pid)) this.endResolve();
+    // the targets are gone: the --pid process (and its traced descendants), or with --exe every
+    // process of it traced so far, with none running now (before the first one, --exe waits)
+    if (this.procs.size === 0) {
+      if (target.pid !== undefined ? !pidAlive(target.pid) : this.stats.processes > 0 && pidsRunning(target.exe!).length === 0) this.endResolve();
+    }
   }
 
   private queueAttach(pid: number, parentPid: number, forkT?: number): void {

@@ -15,7 +15,8 @@ import { parseDurationMs as parseDuration } from '../../model/units.js';
 import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
 import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
-import { pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { descendants, pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { checkExe, checkPid, checkProcess } from '../../attach/preflight.js';
 import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
 import { LiveSymbols } from '../../attach/live-symbols.js';
 import { renderReport } from '../../attach/report.js';
@@ -73,6 +74,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (o.pid !== undefined) {
     pid = intOption('pid', o.pid, 1, 2 ** 22);
     if (!pidAlive(pid)) throw new UserError(`process ${pid} does not exist`);
+    checkProcess(pid);
   } else {
     if (!existsSync(o.exe!)) throw new UserError(`${o.exe}: no such file`);
     exe = realpathSync(o.exe!);
@@ -96,6 +98,9 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
     return;
   }
+  // refuse what can never be traced, with the reason, before loading anything
+  if (pid !== undefined) checkPid(pid, profiles, o.children === true, o.children ? descendants(pid) : []);
+  else checkExe(exe!, profiles, pidsRunning(exe!));
   // An event per allocation call (malloc family, pool allocations) fills 16 MiB in well under a
   // second when the reader is starved of CPU (152k events lost in a bench run on a busy
   // machine); pool lifecycle events do not.
