@@ -50,6 +50,8 @@ interface Proc {
   children: Map<number, Set<number>>;
   mem?: ProcMem;
   probes: number;
+  /** The process whose probes it inherited at fork (it has none of its own), if any. */
+  root?: number;
 }
 
 export interface SessionStats {
@@ -106,7 +108,7 @@ export class AttachSession {
       { mode: opts.mode, stackBytes: opts.stackBytes, ringbufMb: opts.ringbufMb, unwindLib: opts.unwindLib, startMono: opts.startMono },
       {
         call: (r) => s.onCall(r),
-        notify: (k, pid, ts, a0) => s.onNotify(k, pid, ts, a0),
+        notify: (k, pid, ts, a0, a1) => s.onNotify(k, pid, ts, a0, a1),
         lost: (rb, maps) => s.onLost(rb + maps),
         stack: (id, pid, pcs) => s.loaderStacks.set(id, { pid, pcs, id: 0 }),
         stacksReset: () => s.loaderStacks.clear(),
@@ -172,7 +174,14 @@ export class AttachSession {
       this.queueAttach(pid, forkedWhileTraced ? ppidOf(pid) : 0);
     }
     await this.attachQueue;
-    for (const pid of [...this.procs.keys()]) if (!pidAlive(pid)) this.gone(pid, -1, this.now());
+    // gone from /proc: its exit notification (with its code and exact time) is on its way from
+    // the loader; only if it is still missing a scan later is the exit taken from here
+    for (const pid of [...this.procs.keys()]) {
+      if (pidAlive(pid)) continue;
+      if (this.missing.has(pid)) this.gone(pid, -1, this.missing.get(pid)!);
+      else this.missing.set(pid, this.now());
+    }
+    for (const pid of this.missing.keys()) if (!this.procs.has(pid)) this.missing.delete(pid);
     // the targets are gone: the --pid process (and its traced descendants), or with --exe every
     // process of it traced so far, with none running now (before the first one, --exe waits)
     if (this.procs.size === 0) {
@@ -187,24 +196,52 @@ export class AttachSession {
     });
   }
 
-  private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
-    if (this.stopped || !pidAlive(pid)) return;
-    const t = forkT ?? this.now();
+  /** Whether the processes a target forks are targets too (then they inherit its probes). */
+  private get followForks(): boolean {
+    return this.opts.target.exe !== undefined || this.opts.target.children === true;
+  }
+
+  /** A process's state, from its parent's when it was forked while traced (same heap, same
+   *  pools, same modules), announced to the sink. */
+  private newProc(pid: number, parentPid: number, t: number, root?: number): Proc {
     const parent = this.procs.get(parentPid);
-    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: new Map(), children: new Map(), probes: 0 };
+    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: new Map(), children: new Map(), probes: 0, root };
     if (parent) {
-      // a forked child starts as a copy of its parent: same heap, same pools
       this.emit({ kind: 'fork', pid, t, parentPid });
       proc.modules.inherit(parent.modules);
       for (const [k, v] of parent.pools) proc.pools.set(k, v);
       for (const [k, v] of parent.children) proc.children.set(k, new Set(v));
+      if (root !== undefined) proc.probes = parent.probes;
     } else {
       this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' });
     }
     proc.modules.refresh(this.opts.sink, t);
     this.procs.set(pid, proc);
     this.stats.processes++;
-    await this.loader.command(['trace', pid]);
+    return proc;
+  }
+
+  /** A child that inherited every probe of its parent at fork: traced from its first
+   *  instruction, with nothing to attach. Synchronous, so that its calls (which follow the fork
+   *  notification in the loader's stream) find it. */
+  private adopt(pid: number, parentPid: number, t: number, root?: number): void {
+    this.seen.add(pid);
+    if (this.procs.has(pid) || this.stopped) return;
+    const parent = this.procs.get(parentPid);
+    this.newProc(pid, parentPid, t, root ?? parent?.root ?? parentPid);
+  }
+
+  private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
+    if (this.stopped || !pidAlive(pid)) return;
+    const t = forkT ?? this.now();
+    // first: did it inherit its probes at fork? (its fork notification came before this reply)
+    const st = await this.loader.command(['trace', pid, this.followForks ? 1 : 0]);
+    if (st.inherited === true) {
+      this.adopt(pid, parentPid || ppidOf(pid), t, typeof st.root === 'number' ? st.root : undefined);
+      return;
+    }
+    if (this.stopped) return;
+    const proc = this.newProc(pid, parentPid, t);
     const exe = exeOf(pid);
     const maps = readMaps(pid);
     for (const spec of this.specs) {
@@ -235,10 +272,24 @@ export class AttachSession {
     this.procs.delete(pid);
     p.mem?.close();
     this.emit({ kind: 'exit', pid, t, code });
-    void this.loader.command(['untrace', pid]);
+    // A process whose probes others inherited keeps them (detaching would detach those too)
+    // until the last of them is gone.
+    const heirs = (root: number) => [...this.procs.values()].some((q) => q.root === root);
+    if (heirs(pid)) this.orphanedRoots.add(pid);
+    else void this.loader.command(['untrace', pid]);
+    if (p.root !== undefined && this.orphanedRoots.has(p.root) && !heirs(p.root)) {
+      this.orphanedRoots.delete(p.root);
+      void this.loader.command(['untrace', p.root]);
+    }
   }
 
-  private onNotify(kind: number, pid: number, ts: bigint, a0: number): void {
+  /** Traced processes found gone from /proc, and when (their exit notification may follow). */
+  private readonly missing = new Map<number, number>();
+
+  /** Exited processes whose probes live on in the processes that inherited them. */
+  private readonly orphanedRoots = new Set<number>();
+
+  private onNotify(kind: number, pid: number, ts: bigint, a0: number, a1: number): void {
     if (this.stopped) return;
     if (kind === NOTIFY_EXIT) {
       // task->exit_code: a signal in the low 7 bits, else the status in bits 8-15
@@ -246,9 +297,11 @@ export class AttachSession {
       this.gone(pid, code, this.t(ts));
     } else if (kind === NOTIFY_FORK) {
       const child = a0;
-      const { target } = this.opts;
-      if (this.seen.has(child) || !this.procs.has(pid)) return;
-      if (target.exe || target.children) this.queueAttach(child, pid, this.t(ts));
+      if (!this.procs.has(pid)) return;
+      // inherited every probe: traced since the fork, nothing to attach (even when a scan of
+      // /proc saw it first: its attach then finds it adopted)
+      if (a1 === 1) this.adopt(child, pid, this.t(ts));
+      else if (!this.seen.has(child) && this.followForks) this.queueAttach(child, pid, this.t(ts));
     }
   }
 
