@@ -12,6 +12,7 @@ import { poolBytes, ProcMem } from './poolwalk.js';
 import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
 import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
 import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
+import { residentBytes } from '../kernel/rss.js';
 
 export interface AttachTarget {
   pid?: number;
@@ -36,6 +37,9 @@ export interface SessionOptions {
   /** CLOCK_MONOTONIC ns at t = 0 of the trace. */
   startMono: bigint;
   onWarning?: (msg: string) => void;
+  /** A process traced from now on, after the start: forked by a traced one (with its probes
+   *  from its first instruction: `parent`), or found and attached (`parent` 0). */
+  onTraced?: (pid: number, parent: number) => void;
 }
 
 interface LivePool {
@@ -52,6 +56,8 @@ interface Proc {
   probes: number;
   /** The process whose probes it inherited at fork (it has none of its own), if any. */
   root?: number;
+  /** The command line the trace has for it (a forked child's is its parent's until it changes). */
+  command: string;
 }
 
 export interface SessionStats {
@@ -87,6 +93,8 @@ export class AttachSession {
   private timers: NodeJS.Timeout[] = [];
   private lostSeen = 0;
   private stopped = false;
+  /** The first scan is done: processes traced from now on are announced (onTraced). */
+  private started = false;
   private attachQueue: Promise<void> = Promise.resolve();
   private readonly warned = new Set<string>();
   private endResolve!: () => void;
@@ -119,8 +127,9 @@ export class AttachSession {
       if (st.ok !== true) throw new Error(`loader refused spec ${spec.index}: ${String(st.error)}`);
     }
     await s.scan();
+    s.started = true;
     s.timers.push(setInterval(() => void s.scan(), opts.pollMs ?? 250));
-    if ((opts.poolSampleMs ?? 0) > 0 && opts.mode === 'events') s.timers.push(setInterval(() => s.samplePools(), opts.poolSampleMs));
+    if ((opts.poolSampleMs ?? 0) > 0 && opts.mode === 'events') s.timers.push(setInterval(() => { s.samplePools(); s.sampleProcesses(); }, opts.poolSampleMs));
     return s;
   }
 
@@ -205,7 +214,7 @@ export class AttachSession {
    *  pools, same modules), announced to the sink. */
   private newProc(pid: number, parentPid: number, t: number, root?: number): Proc {
     const parent = this.procs.get(parentPid);
-    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: new Map(), children: new Map(), probes: 0, root };
+    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: new Map(), children: new Map(), probes: 0, root, command: parent?.command ?? commandOf(pid) };
     if (parent) {
       this.emit({ kind: 'fork', pid, t, parentPid });
       proc.modules.inherit(parent.modules);
@@ -213,7 +222,7 @@ export class AttachSession {
       for (const [k, v] of parent.children) proc.children.set(k, new Set(v));
       if (root !== undefined) proc.probes = parent.probes;
     } else {
-      this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' });
+      this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: proc.command, exe: exeOf(pid) ?? '' });
     }
     proc.modules.refresh(this.opts.sink, t);
     this.procs.set(pid, proc);
@@ -229,6 +238,7 @@ export class AttachSession {
     if (this.procs.has(pid) || this.stopped) return;
     const parent = this.procs.get(parentPid);
     this.newProc(pid, parentPid, t, root ?? parent?.root ?? parentPid);
+    if (this.started) this.opts.onTraced?.(pid, parentPid);
   }
 
   private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
@@ -263,6 +273,7 @@ export class AttachSession {
     }
     // calls count from here: before, some probes were attached and others not yet
     await this.loader.command(['ready', pid]);
+    if (this.started && !this.stopped) this.opts.onTraced?.(pid, 0);
     if (proc.probes === 0 && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
   }
 
@@ -441,6 +452,23 @@ export class AttachSession {
     }
   }
 
+  /** Every traced process's resident set now, and its command line when it changed (a worker
+   *  retitles itself after fork). The RSS samples also give a process that makes no call its
+   *  traced time: the trace then shows it traced until the end, not for 0 µs. */
+  sampleProcesses(): void {
+    const t = this.now();
+    for (const proc of this.procs.values()) {
+      const rss = residentBytes(proc.pid);
+      if (rss === undefined) continue;
+      const command = commandOf(proc.pid);
+      if (command && command !== proc.command) {
+        proc.command = command;
+        this.emit({ kind: 'process', pid: proc.pid, t, ppid: ppidOf(proc.pid), command, exe: exeOf(proc.pid) ?? '' });
+      }
+      this.emit({ kind: 'rss', pid: proc.pid, t, bytes: rss });
+    }
+  }
+
   /** Aggregate mode: the kernel-side table (live blocks per call site). */
   aggregate(): Promise<AggRow[]> {
     return this.loader.aggregate();
@@ -463,6 +491,7 @@ export class AttachSession {
     this.timers = [];
     await this.attachQueue;
     if (this.opts.mode === 'events' && (this.opts.poolSampleMs ?? 0) > 0) this.samplePools();
+    if (this.opts.mode === 'events') this.sampleProcesses();
     await this.loader.stop();
     this.stopped = true;
     for (const p of this.procs.values()) p.mem?.close();

@@ -15,7 +15,7 @@ import { parseDurationMs as parseDuration } from '../../model/units.js';
 import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
 import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
-import { descendants, pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { commandOf, descendants, pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
 import { checkExe, checkPid, checkProcess } from '../../attach/preflight.js';
 import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
 import { LiveSymbols } from '../../attach/live-symbols.js';
@@ -43,6 +43,11 @@ export interface AttachCliOptions {
 
 /** How often the trace file is flushed while tracing (ms): what a SIGKILL can lose at most. */
 const FLUSH_MS = 1000;
+/** A command line on one line of a message, control characters escaped, at most 80 characters. */
+function clip(s: string): string {
+  const one = s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return one.length > 80 ? `${one.slice(0, 77)}...` : one;
+}
 const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function intOption(name: string, v: string, min: number, max: number): number {
@@ -154,6 +159,9 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       sink,
       startMono,
       onWarning: warn,
+      onTraced: (p, parent) => process.stderr.write(parent
+        ? `leakscope: tracing process ${p} too (forked by ${parent}, traced from its first instruction)\n`
+        : `leakscope: tracing process ${p} too (${clip(commandOf(p) || exeOf(p) || '?')}: started after attach; what it did before now is not seen)\n`),
     });
   } catch (err) {
     markers.off();
