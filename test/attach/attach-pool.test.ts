@@ -5,7 +5,7 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, rmSync } from 'node:fs';
 import { readTrace } from '../../src/trace/reader.js';
 import type { Event } from '../../src/model/events.js';
 import type { PoolReport } from '../../src/analyses/result.js';
@@ -126,5 +126,37 @@ test('bad input: one line, non-zero exit, no stack trace', async () => {
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
+
+test('--allocator libc traces the malloc family of just the traced processes: another program calling the same libc is not traced', async () => {
+  // the same program under another path: same code, same libc, not the --exe target
+  const other = join(dir, 'att-pool-other');
+  copyFileSync(prog, other);
+  chmodSync(other, 0o755);
+  const a = await startDriven(prog, ['-1', '5', '10']);
+  const b = await startDriven(other, ['-1', '5', '10']);
+  const trace = join(dir, 'libc-only.lstrace');
+  try {
+    b.go();
+    const run = attachInBackground(['--exe', prog, '--allocator', 'libc', '--format', 'json', '-o', trace]);
+    await run.started;
+    a.go();
+    const bFrom = b.leaked();
+    await a.untilLeaked(15);
+    await b.untilLeaked(bFrom + 15);
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    const report = parseReport(r);
+    assert.deepEqual(report.processes.map((p) => p.pid), [a.pid]);
+    const site = report.processes[0]!.sites.find((s) => s.label.includes('leaky_malloc'));
+    assert.ok(site && site.count >= 15, `leaky_malloc in the traced process: ${site?.count}`);
+    const pids = new Set<number>();
+    await readTrace(trace, { event: (e) => { if (e.pid !== 0) pids.add(e.pid); } });
+    assert.deepEqual([...pids], [a.pid], 'events of the traced process only');
+  } finally {
+    stop(a.child);
+    stop(b.child);
   }
 });
