@@ -12,8 +12,8 @@ const prog = buildProgram('att-pool', dir);
 const profile = join(root, 'test/programs/att-pool.profile.json');
 after(() => rmSync(dir, { recursive: true, force: true }));
 
-const INTERVAL_HEAD = /^\[\d\d:\d\d:\d\d\] Top \d+ growing sites since attach:$/m;
-const INTERVAL_ROW = /pid \d+\s+\+[\d.]+ KiB\s+\(\d+ live pools, [\d.]+ KiB\)\s+(leak|growing)\s+leaky_handler/;
+const INTERVAL_HEAD = /^\[\d\d:\d\d:\d\d\] Top \d+ growing sites in the last [\d.]+ s \([\d.]+ s traced\):$/m;
+const INTERVAL_ROW = /pid \d+\s+\+([\d.]+) KiB in ([\d.]+) s\s+\(\+([\d.]+) KiB since attach; \d+ live pools, [\d.]+ KiB\)\s+(leak|growing)\s+leaky_handler/;
 
 test('aggregate mode: live pools per call site from kernel maps, the leaking caller named', async () => {
   const prog0 = await startDriven(prog, ['-1', '5', '10']);
@@ -63,7 +63,10 @@ test('--interval prints the sites that grew, ranked, with verdicts', async () =>
     assert.equal(r.code, 0, r.stderr);
     const third = tables()[2]!;
     const first = third.trim().split('\n')[0]!;
-    assert.match(first, INTERVAL_ROW, third);
+    const m = INTERVAL_ROW.exec(first);
+    assert.ok(m, third);
+    // the interval's growth, a part of the growth since attach (three intervals by then)
+    assert.ok(Number(m[1]) > 0 && Number(m[1]) < Number(m[3]), first);
   } finally {
     stop(child);
   }

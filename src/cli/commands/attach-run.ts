@@ -189,9 +189,9 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
         tableOut.write(await aggText(await session.aggregate()));
       } else if (live) {
         live.sample(Number(process.hrtime.bigint() - startMono));
-        const rows = live.top(top);
-        const labels = await symbols.label(rows.filter((r) => r.pc).map((r) => ({ pid: r.pid, pc: r.pc })));
-        tableOut.write(formatGrowthRows(rows, labels, new Date()));
+        const view = live.top(top);
+        const labels = await symbols.label(view.rows.filter((r) => r.pc && !r.label).map((r) => ({ pid: r.pid, pc: r.pc })));
+        tableOut.write(formatGrowthRows(view, labels, new Date()));
       }
     } finally {
       ticking = false;
