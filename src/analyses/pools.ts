@@ -105,7 +105,7 @@ export function poolClasses(ctx: ProcContext): PoolClassReport[] {
       sites: feeding(ctx, c.fed),
     });
   }
-  const rank = { leak: 0, growing: 1, bounded: 2, steady: 3 } as const;
+  const rank = { leak: 0, growing: 1, bounded: 2, steady: 3, 'no-calls': 4 } as const;
   return out.sort((a, b) => rank[a.verdict.verdict] - rank[b.verdict.verdict] || b.peakBytes - a.peakBytes);
 }
 

@@ -4,7 +4,9 @@
 
 import type { Clock, Frame } from '../model/events.js';
 
-export type VerdictKind = 'leak' | 'growing' | 'bounded' | 'steady';
+/** `no-calls`: a process in which no allocation, free, pool or mapping call was seen (nothing
+ *  to judge; ProcessReport.hint says what to try). */
+export type VerdictKind = 'leak' | 'growing' | 'bounded' | 'steady' | 'no-calls';
 
 /** The growth verdict of one series, with the numbers behind it so a user can judge. */
 export interface Verdict {
@@ -132,6 +134,8 @@ export interface ProcessReport {
   markers: { t: number; label: string }[];
   /** Last RSS sample, when the source has them. */
   rssBytes?: number;
+  /** What to try when nothing could be judged (verdict `no-calls`). */
+  hint?: string;
 }
 
 export interface AnalysisResult {

@@ -32,7 +32,7 @@ export function renderText(r: AnalysisResult, opts: TextOptions = {}): string {
 }
 
 function rank(v: Verdict): number {
-  return { leak: 0, growing: 1, bounded: 2, steady: 3 }[v.verdict];
+  return { leak: 0, growing: 1, bounded: 2, steady: 3, 'no-calls': 4 }[v.verdict];
 }
 
 function total(p: ProcessReport): number {
@@ -44,8 +44,10 @@ function processText(p: ProcessReport, r: AnalysisResult, width: number, opts: T
   const who = p.command || p.exe || '(command unknown)';
   const life = p.replacedByExec ? 'image replaced by exec' : p.exited ? `exited${p.exitCode !== undefined ? ` (code ${p.exitCode})` : ''}` : 'still running at the end of the trace';
   out.push(clip(`=== Process ${p.pid}${p.ppid ? ` (parent ${p.ppid})` : ''}: ${who}`, width));
-  out.push(`Verdict: ${p.verdict.verdict.toUpperCase()} — ${life}, ${span(p.endT - p.startT, r)} traced.`);
+  const word = p.verdict.verdict === 'no-calls' ? 'NO CALLS SEEN' : p.verdict.verdict.toUpperCase();
+  out.push(`Verdict: ${word} — ${life}, ${span(p.endT - p.startT, r)} traced.`);
   out.push(...wrap(p.verdict.explanation, width, '  '));
+  if (p.hint) out.push(...wrap(`Hint: ${p.hint}`, width, '  ', '    '));
   const o = p.outstanding;
   out.push(`Outstanding: ${formatAmount(o.heapBytes)} heap in ${count(o.heapCount)} allocations, ${formatAmount(o.poolBytes)} in pools (${count(o.poolCount)} allocations)` +
     (o.mmapBytes ? `, ${formatAmount(o.mmapBytes)} mapped` : '') + (p.rssBytes !== undefined ? `; RSS ${formatAmount(p.rssBytes)}` : '') + '.');

@@ -223,6 +223,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   await writer?.close();
   if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
   if (stats.probes === 0) warn('no probe was attached; nothing was traced');
+  else if (stats.calls === 0 && o.mode === 'events') warn(`no probed function was called in any traced process (allocator ${names}): see the hint under each process`);
 
   if (aggRows) {
     process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);
