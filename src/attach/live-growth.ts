@@ -29,6 +29,8 @@ interface Site {
 interface Pool {
   site: Site;
   bytes: number;
+  /** Found alive (pool-found): its first size is its baseline, not growth. */
+  found?: boolean;
 }
 
 export interface GrowthRow {
@@ -139,15 +141,25 @@ export class LiveGrowth implements EventSink {
         p.bytes += e.size;
         break;
       }
+      case 'pool-found': {
+        // alive before the trace (found by a walk of the pool tree): a row of its own; what it
+        // grows from now counts, neither its existence nor the bytes it already held
+        const k = `${e.pid}:${e.pool}`;
+        if (e.tag) this.tags.set(k, e.tag);
+        if (!this.pools.has(k)) this.unknownPool(e.pid, e.pool, e.t).found = true;
+        break;
+      }
       case 'pool-size': {
         const k = `${e.pid}:${e.pool}`;
         let p = this.pools.get(k);
-        if (!p) {
-          // first seen by its size: that size is where its growth counts from
-          p = this.unknownPool(e.pid, e.pool, e.t);
-          p.site.bytes = p.bytes = e.bytes;
-          p.site.base = p.site.prev = p.site.last = e.bytes;
-          p.site.series = { x: [e.t], y: [e.bytes] };
+        if (!p || p.found) {
+          // first seen by its size (or found, first sized): that size is where its growth counts from
+          p ??= this.unknownPool(e.pid, e.pool, e.t);
+          p.found = false;
+          p.site.bytes += e.bytes - p.bytes;
+          p.bytes = e.bytes;
+          p.site.base = p.site.prev = p.site.last = p.site.bytes;
+          p.site.series = { x: [e.t], y: [p.site.bytes] };
           break;
         }
         p.site.bytes += e.bytes - p.bytes;
