@@ -78,3 +78,18 @@ test('no call seen at all is its own message, with what to try; a tag cannot dri
   assert.doesNotMatch(t2, /[\u0000-\u001f\u007f](?<!\n)/);
   assert.match(t2, /pool 0x10 "evil\\x1b\]0;owned\\x07"/);
 });
+
+test('a pool found alive by a walk (pool-found): its row is named by its tag, its first size is the baseline', () => {
+  const live = new LiveGrowth({ event() {} });
+  live.sample(0);
+  feed(live, [
+    { kind: 'pool-found', pid: 4, t: 1, pool: 0x7000, parent: 0x6000, poolKind: 'apr', tag: 'pchild' },
+    { kind: 'pool-size', pid: 4, t: 2, pool: 0x7000, bytes: 80_000 },
+  ]);
+  live.sample(15 * S);
+  assert.equal(live.top(10).rows.length, 0, 'what it held before the trace is no growth');
+  feed(live, [{ kind: 'pool-size', pid: 4, t: 16 * S, pool: 0x7000, bytes: 81_024 }]);
+  live.sample(30 * S);
+  const v = live.top(10);
+  assert.deepEqual(v.rows.map((r) => [r.growth, r.total, r.label]), [[1024, 1024, 'pool 0x7000 "pchild" (made before attach)']]);
+});
