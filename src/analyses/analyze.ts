@@ -10,6 +10,7 @@ import { SiteResolver } from './symbols.js';
 import { defaultFrameRules, Suppressions } from './suppressions.js';
 import type { FrameRules } from './suppressions.js';
 import { formatBytes } from '../model/units.js';
+import { noCallsHint, noCallsVerdict, sawMemoryCalls } from './no-calls.js';
 
 export const RESULT_VERSION = 1;
 
@@ -71,7 +72,8 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
   const sites = leakSites(ctx, { top: o.top, minAge: o.minAge });
   const pools = livePools(ctx);
   const classes = poolClasses(ctx);
-  const verdict = processVerdict(p, judge(ctx, total, p.startT), sites, classes, ctx.outstanding);
+  const called = sawMemoryCalls(p);
+  const verdict = called ? processVerdict(p, judge(ctx, total, p.startT), sites, classes, ctx.outstanding) : noCallsVerdict(p, state.clock);
   const r: ProcessReport = {
     pid: p.pid,
     ppid: p.ppid,
@@ -96,6 +98,7 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
   if (p.exitCode !== undefined) r.exitCode = p.exitCode;
   if (p.replacedByExec) r.replacedByExec = true;
   if (p.rssBytes !== undefined) r.rssBytes = p.rssBytes;
+  if (!called) r.hint = noCallsHint(state.meta?.source);
   return r;
 }
 

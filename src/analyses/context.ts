@@ -116,7 +116,7 @@ export function startupEnd(state: EngineState, p: ProcState): number | undefined
  */
 export function atExit(p: ProcState, v: Verdict, held: number): Verdict {
   if (!p.exited || p.replacedByExec || held <= 0) return v;
-  if (v.verdict === 'unfreed') return v;
+  if (v.verdict === 'unfreed' || v.verdict === 'no-calls') return v;
   const why = v.explanation ? `${v.explanation.charAt(0).toLowerCase()}${v.explanation.slice(1)}` : '';
   return {
     ...v, verdict: 'unfreed', trend: v.verdict, atExit: { bytes: held },

@@ -8,14 +8,15 @@ import type { Clock, Frame } from '../model/events.js';
  * What an entity's memory did. The first four judge its growth while the process ran (growth.ts):
  * `leak`, `growing`, `bounded`, `steady`. `unfreed` ("not freed at exit") is a fact, not a trend:
  * the process exited still holding the entity's memory, and its growth while it ran was no leak
- * (that growth verdict is kept in `trend`).
+ * (that growth verdict is kept in `trend`). `no-calls`: a process in which no allocation, free,
+ * pool or mapping call was seen (nothing to judge; ProcessReport.hint says what to try).
  */
-export type VerdictKind = 'leak' | 'growing' | 'bounded' | 'steady' | 'unfreed';
+export type VerdictKind = 'leak' | 'growing' | 'bounded' | 'steady' | 'unfreed' | 'no-calls';
 /** The verdicts of growth alone. */
 export type GrowthKind = 'leak' | 'growing' | 'bounded' | 'steady';
 
 /** Verdicts by how much a user should look at them first (0 first). */
-export const VERDICT_RANK: Record<VerdictKind, number> = { leak: 0, growing: 1, unfreed: 2, bounded: 3, steady: 4 };
+export const VERDICT_RANK: Record<VerdictKind, number> = { leak: 0, growing: 1, unfreed: 2, bounded: 3, steady: 4, 'no-calls': 5 };
 
 /** The growth verdict of one series, with the numbers behind it so a user can judge. */
 export interface Verdict {
@@ -158,6 +159,8 @@ export interface ProcessReport {
   markers: { t: number; label: string }[];
   /** Last RSS sample, when the source has them. */
   rssBytes?: number;
+  /** What to try when nothing could be judged (verdict `no-calls`). */
+  hint?: string;
 }
 
 export interface AnalysisResult {

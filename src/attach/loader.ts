@@ -50,7 +50,9 @@ export interface AggRow {
 
 export interface LoaderHandlers {
   call(r: CallRecord): void;
-  notify(kind: number, pid: number, ts: bigint, a0: number): void;
+  /** fork: a0 the child, a1 1 when it inherited every probe at fork (traced from its first
+   *  instruction: it needs no attach); exit: a0 the exit code. */
+  notify(kind: number, pid: number, ts: bigint, a0: number, a1: number): void;
   lost(ringbuf: number, maps: number): void;
   /** A stack the loader saw first: caller first, return addresses (the probed function itself
    *  is not included). Calls name it by `id` from now on. */
@@ -90,6 +92,8 @@ export class BpfLoader {
   private readonly startLo: number;
   private readonly call: CallRecord = { spec: 0, pid: 0, tid: 0, t: 0, args: [0, 0, 0, 0, 0, 0], ret: 0, deref: 0, walkBytes: 0, walkNodes: 0, str: '', stack: 0 };
   unwinder = false;
+  /** Instructions the verifier walked per BPF program (kept under half its limit). */
+  verifiedInsns: Record<string, number> = {};
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly h: LoaderHandlers, startMono: bigint) {
     this.startHi = Number(startMono >> 32n);
@@ -117,7 +121,13 @@ export class BpfLoader {
       throw new UserError(`cannot start BPF tracing: ${why}${/doctor/.test(why) ? '' : " (run 'leakscope doctor')"}`);
     }
     l.unwinder = ready.unwinder === true;
+    if (ready.verifiedInsns && typeof ready.verifiedInsns === 'object') l.verifiedInsns = ready.verifiedInsns as Record<string, number>;
     return l;
+  }
+
+  /** The loader's own pid (never a target: tracing it would trace what it does for us). */
+  get pid(): number {
+    return this.child.pid ?? 0;
   }
 
   /** Loader messages on stderr (warnings). */
@@ -197,7 +207,7 @@ export class BpfLoader {
         totalCount: u64(p, 32), totalBytes: u64(p, 40),
       });
     } else if (type === REC_NOTIFY) {
-      this.h.notify(p.readUInt32LE(0), p.readUInt32LE(4), p.readBigUInt64LE(8), u64(p, 16));
+      this.h.notify(p.readUInt32LE(0), p.readUInt32LE(4), p.readBigUInt64LE(8), u64(p, 16), p.length >= 32 ? u64(p, 24) : 0);
     }
   }
 

@@ -38,7 +38,7 @@ function rank(v: Verdict): number {
 
 /** The verdict as the header says it. */
 function verdictWords(v: Verdict): string {
-  return v.verdict === 'unfreed' ? 'NOT FREED AT EXIT' : v.verdict.toUpperCase();
+  return v.verdict === 'unfreed' ? 'NOT FREED AT EXIT' : v.verdict === 'no-calls' ? 'NO CALLS SEEN' : v.verdict.toUpperCase();
 }
 
 /** How the process's trace ends, as far as the trace knows: an exit is a fact; without one,
@@ -61,6 +61,7 @@ function processText(p: ProcessReport, r: AnalysisResult, width: number, opts: T
   out.push(clip(`=== Process ${p.pid}${p.ppid ? ` (parent ${p.ppid})` : ''}: ${who}`, width));
   out.push(...wrap(`Verdict: ${verdictWords(p.verdict)} — ${life}, ${span(p.endT - p.startT, r)} traced.`, width, '', '  '));
   out.push(...wrap(p.verdict.explanation, width, '  '));
+  if (p.hint) out.push(...wrap(`Hint: ${p.hint}`, width, '  ', '    '));
   const o = p.outstanding;
   out.push(`Outstanding: ${formatAmount(o.heapBytes)} heap in ${count(o.heapCount)} allocations, ${formatAmount(o.poolBytes)} in pools (${count(o.poolCount)} allocations)` +
     (o.mmapBytes ? `, ${formatAmount(o.mmapBytes)} mapped` : '') + (p.rssBytes !== undefined ? `; RSS ${formatAmount(p.rssBytes)}` : '') + '.');

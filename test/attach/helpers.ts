@@ -35,6 +35,48 @@ export async function startReady(cmd: string, args: string[]): Promise<ChildProc
   return child;
 }
 
+/** A test program that waits for "go" on stdin after "ready" (att-pool ... go): the test starts
+ *  it once its tracer is live, then waits for what the program says it did, never for a time. */
+export interface Driven {
+  child: ChildProcess;
+  pid: number;
+  go(): void;
+  /** What the program printed so far. */
+  output(): string;
+  /** The last "leaked N" it printed (0 before the first). */
+  leaked(): number;
+  /** Resolves once the program has printed "leaked N" for at least n leaks. */
+  untilLeaked(n: number): Promise<void>;
+}
+
+export async function startDriven(cmd: string, args: string[]): Promise<Driven> {
+  const child = spawn(cmd, [...args, 'go'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const waiters: { test: () => boolean; resolve: () => void }[] = [];
+  const leaked = (): number => {
+    const all = out.match(/^leaked (\d+)$/gm);
+    return all ? Number(all[all.length - 1]!.slice(7)) : 0;
+  };
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters.splice(0)) if (w.test()) w.resolve(); else waiters.push(w);
+  });
+  const until = (test: () => boolean, what: string): Promise<void> => new Promise((resolve, reject) => {
+    if (test()) return resolve();
+    waiters.push({ test, resolve });
+    child.once('exit', (code) => reject(new Error(`${cmd} exited (${code}) before ${what}; it printed:\n${out.slice(-500)}`)));
+  });
+  await until(() => out.includes('ready'), 'it was ready');
+  return {
+    child,
+    pid: child.pid!,
+    go: () => child.stdin!.write('go\n'),
+    output: () => out,
+    leaked,
+    untilLeaked: (n) => until(() => leaked() >= n, `it leaked ${n} times`),
+  };
+}
+
 /** Ends a server we started: SIGTERM (it ends its own workers), SIGKILL after 5 s. */
 export async function terminate(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
@@ -84,8 +126,9 @@ export function parseReport(r: CliRun): AnalysisResult {
   }
 }
 
-/** Starts attach; resolves `started` once it traces, `done` with its output at the end. */
-export function attachInBackground(args: string[]): { pid: number; started: Promise<void>; done: Promise<CliRun> } {
+/** Starts attach; resolves `started` once it traces (its targets' probes are all attached:
+ *  "leakscope: tracing" is printed after that), `done` with its output at the end. */
+export function attachInBackground(args: string[]): { pid: number; started: Promise<void>; done: Promise<CliRun>; stdout(): string; stderr(): string } {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -97,6 +140,15 @@ export function attachInBackground(args: string[]): { pid: number; started: Prom
     if (stderr.includes('leakscope: tracing')) startedResolve();
   });
   const done = new Promise<CliRun>((resolve) => child.on('exit', (code) => { startedResolve(); resolve({ code: code ?? -1, stdout, stderr }); }));
-  return { pid: child.pid!, started, done };
+  return { pid: child.pid!, started, done, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** Polls `test` every 50 ms until it holds (a readiness condition, not a time guess). */
+export async function until(test: () => boolean, what: string, timeoutMs = 60000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 
