@@ -26,11 +26,9 @@ test('report of the APR pool-debug log in the browser', async () => {
     const p = await browser.newPage();
     const errors: string[] = [];
     p.on('pageerror', (e) => errors.push(e.message));
-    const t0 = Date.now();
+    // (How fast it loads is measured by `npm run bench -- report`, not asserted here.)
     await p.goto(pathToFileURL(out).href);
     await p.waitForSelector('#summary tbody tr');
-    const loadMs = Date.now() - t0;
-    assert.ok(loadMs < 3000, `loaded in ${loadMs} ms`);
     // Summary: the three processes, the child chosen and flagged.
     const rows = await p.$$eval('#summary tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-pid'), tr.className, tr.querySelector('.badge')!.textContent]));
     assert.deepEqual(rows.map((x) => x[0]), ['3153', '3156', '3160']);
