@@ -15,7 +15,7 @@ export const RESULTS = join(root, 'bench/results');
 export const QUICK_RESULTS = join(RESULTS, 'quick');
 
 /** A figure: a number, or a list of them (several runs, several workloads). */
-export type Figure = number | number[] | string | { [k: string]: Figure };
+export type Figure = number | string | boolean | Figure[] | { [k: string]: Figure };
 
 export interface BenchRecord {
   bench: string;

@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { launch } from './chromium.js';
-import { leakscope } from '../reports/cli.js';
+import { cliSync } from '../support/cli.js';
 
 const fixture = new URL('../fixtures/apr-pool-debug.httpd-1child.log.gz', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-apr-report-'));
@@ -18,8 +18,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('report of the APR pool-debug log in the browser', async () => {
   const out = join(dir, 'apr.html');
-  const r = leakscope(['report', fixture, '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['report', fixture, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^leakscope: wrote .*apr\.html \(\d+ KiB\)\n$/);
   const { browser, close } = await launch();
   try {

@@ -4,22 +4,18 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { readInputs } from '../../src/sources/open.js';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { everyKind, meta } from './events-sample.js';
+import { cliSync as cli } from '../support/cli.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const fixtures = join(root, 'test/fixtures');
 const dir = mkdtempSync(join(tmpdir(), 'lstrace-cli-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[], opts: { stdoutBuffer?: boolean; input?: Buffer } = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' }, input: opts.input });
-  return { code: r.status, stdout: opts.stdoutBuffer ? r.stdout : r.stdout.toString(), stderr: r.stderr.toString() };
-}
 
 async function events(path: string) {
   const got: Event[] = [];
@@ -52,10 +48,10 @@ test('import: a trace imports to an identical trace (byte for byte with default 
 });
 
 test('import: compressed traces and stdout output', async () => {
-  const r = cli(['import', join(fixtures, 'lstrace/every-kind.lstrace.zst'), '-o', '-'], { stdoutBuffer: true });
+  const r = cli(['import', join(fixtures, 'lstrace/every-kind.lstrace.zst'), '-o', '-']);
   assert.equal(r.code, 0, r.stderr);
   const p = join(dir, 'from-stdout.lstrace');
-  writeFileSync(p, r.stdout as Buffer);
+  writeFileSync(p, r.stdoutBytes);
   const back = await events(p);
   assert.deepStrictEqual(back.got, everyKind);
   assert.match(r.stderr, /imported 36 events from 1 file into stdout/);
@@ -108,7 +104,7 @@ test('info: JSON counts, processes, span, chunks; a truncated trace shows its wa
   writeFileSync(p, bytes.subarray(0, bytes.length - 3));
   const r = cli(['info', p, '--format', 'json']);
   assert.equal(r.code, 0, r.stderr);
-  const info = JSON.parse(r.stdout as string).files[0];
+  const info = JSON.parse(r.stdout).files[0];
   const kept = (await events(p)).events;
   assert.equal(info.events, kept);
   assert.ok(kept < everyKind.length && kept > 0);
@@ -127,16 +123,16 @@ test('info: JSON counts, processes, span, chunks; a truncated trace shows its wa
   writeFileSync(full, bytes);
   const t = cli(['info', full]);
   assert.equal(t.code, 0, t.stderr);
-  assert.match(t.stdout as string, new RegExp(`^${full}: leakscope trace, format 1, ${bytes.length} B, ${w.chunks} chunks\n`));
-  assert.match(t.stdout as string, /\n {2}events: {4}36\n/);
-  assert.match(t.stdout as string, /\n +100 \(parent 1\) {2}nginx: master process {2}— 11 events {2}\[exit 0\]\n/);
-  assert.match(t.stdout as string, /\n +101 \(parent 100\) {2}sh -c true {2}— 23 events {2}\[exit -9\]\n/);
-  assert.match(t.stdout as string, /time span: 0\.000 s \.\. 1125899\.907 s/);
-  assert.match(t.stdout as string, /warnings: {2}none\n$/);
+  assert.match(t.stdout, new RegExp(`^${full}: leakscope trace, format 1, ${bytes.length} B, ${w.chunks} chunks\n`));
+  assert.match(t.stdout, /\n {2}events: {4}36\n/);
+  assert.match(t.stdout, /\n +100 \(parent 1\) {2}nginx: master process {2}— 11 events {2}\[exit 0\]\n/);
+  assert.match(t.stdout, /\n +101 \(parent 100\) {2}sh -c true {2}— 23 events {2}\[exit -9\]\n/);
+  assert.match(t.stdout, /time span: 0\.000 s \.\. 1125899\.907 s/);
+  assert.match(t.stdout, /warnings: {2}none\n$/);
 
   const piped = cli(['info', '-', '--format', 'json'], { input: readFileSync(join(fixtures, 'lstrace/every-kind.lstrace.zst')) });
   assert.equal(piped.code, 0, piped.stderr);
-  const pj = JSON.parse(piped.stdout as string).files[0];
+  const pj = JSON.parse(piped.stdout).files[0];
   assert.equal(pj.path, '-');
   assert.equal(pj.compression, 'zstd');
   assert.equal(pj.events, everyKind.length);
