@@ -298,6 +298,11 @@ test('output files are written atomically: a write that fails leaves the old fil
   const d = await cli(['diff', fixture('apr-pool-debug.httpd-1child.log.gz'), '--from', '1000', '--format', 'html', '-o', join(out, 'atomic-diff.html')], { shell: 'trap "" XFSZ; ulimit -f 2' });
   oneLineError(d, 'diff over the file size limit', /atomic-diff\.html: cannot write \(file too large/);
   assert.ok(!existsSync(join(out, 'atomic-diff.html')));
+  const imp = join(out, 'atomic.lstrace');
+  writeFileSync(imp, 'the previous trace\n');
+  const i = await cli(['import', fixture('apr-pool-debug.httpd-1child.log.gz'), '-o', imp], { shell: 'trap "" XFSZ; ulimit -f 8' });
+  oneLineError(i, 'import over the file size limit', /atomic\.lstrace: cannot write \(file too large.*\); nothing was written/);
+  assert.equal(readFileSync(imp, 'utf8'), 'the previous trace\n');
   assert.deepEqual(readdirSync(out).filter((n) => n.endsWith('.tmp')), []);
 });
 

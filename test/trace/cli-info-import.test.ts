@@ -1,15 +1,16 @@
 // `leakscope import` and `leakscope info`, end to end through the CLI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { readInputs } from '../../src/sources/open.js';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { everyKind, meta } from './events-sample.js';
-import { cliSync as cli } from '../support/cli.js';
+import { cliSync as cli, exited, spawnCli } from '../support/cli.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const fixtures = join(root, 'test/fixtures');
@@ -140,4 +141,31 @@ test('info: JSON counts, processes, span, chunks; a truncated trace shows its wa
   const bad = cli(['info', join(dir, 'nothing-here')]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^leakscope: .*nothing-here: no such file\n$/);
+});
+
+test('import: interrupted while writing, it leaves the previous file and no half or temporary file', async () => {
+  // A big input (the APR log eight times over, 36 MB of text): seconds of writing to interrupt.
+  const text = gunzipSync(readFileSync(join(fixtures, 'apr-pool-debug.httpd-1child.log.gz')));
+  const big = join(dir, 'interrupted.log');
+  writeFileSync(big, Buffer.concat(Array.from({ length: 8 }, () => text)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const out = join(dir, `interrupted-${signal}.lstrace`);
+    writeFileSync(out, 'the previous trace\n');
+    const child = spawnCli(['import', big, '-o', out]);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    // Interrupt once the temporary file beside the output has data in it: mid-write.
+    const tmp = join(dir, `.interrupted-${signal}.lstrace.${child.pid}.tmp`);
+    for (let i = 0; ; i++) {
+      if (existsSync(tmp) && statSync(tmp).size > 0) break;
+      assert.ok(child.exitCode === null, `import ended before it was interrupted: ${stderr}`);
+      assert.ok(i < 1200, 'no temporary file within 60 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill(signal);
+    const code = await exited(child);
+    assert.equal(code, 128 + osConstants.signals[signal], `${signal}: ended by the signal (${stderr})`);
+    assert.equal(readFileSync(out, 'utf8'), 'the previous trace\n', `${signal}: the previous file is intact`);
+    assert.deepStrictEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], `${signal}: no temporary file left`);
+  }
 });
