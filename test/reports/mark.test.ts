@@ -3,14 +3,14 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event } from '../../src/model/events.js';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { readTrace } from '../../src/trace/reader.js';
-import { cliSync } from '../support/cli.js';
+import { cli, cliSync, exited, root, spawnCli } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-mark-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -104,4 +104,50 @@ test('a marker added by mark shows in the report and serves as a diff range edge
   assert.equal(d.code, 0, d.stderr);
   const total = JSON.parse(d.stdout).rows.find((x: { kind: string }) => x.kind === 'total');
   assert.equal(total.delta, 1000, 'ten 100-byte blocks after the marker');
+});
+
+test('mark against a live `leakscope run`: every marker lands whole beside the recorder\'s own chunks', { timeout: 300_000 }, async () => {
+  execFileSync('make', ['-s', '-C', join(root, 'native/recorder')]);
+  const prog = join(dir, 'rec-churn');
+  execFileSync('gcc', ['-O2', '-g', '-o', prog, join(root, 'test/programs/rec-churn.c')]);
+  const trace = join(dir, 'live.lstrace');
+  const run = spawnCli(['run', '--no-summary', '-o', trace, '--', prog]);
+  let stderr = '';
+  const pid = await new Promise<number>((resolve, reject) => {
+    run.stderr!.on('data', (d: Buffer) => {
+      stderr += d.toString();
+      const m = /churn pid (\d+)/.exec(stderr);
+      if (m) resolve(Number(m[1]));
+    });
+    run.once('exit', () => reject(new Error(`leakscope run ended first: ${stderr}`)));
+  });
+  // Twelve markers, three at a time, while the program allocates and the recorder writes.
+  const labels = Array.from({ length: 12 }, (_, i) => `live mark ${i}`);
+  for (let i = 0; i < labels.length; i += 3) {
+    const rs = await Promise.all(labels.slice(i, i + 3).map((l) => cli(['mark', String(pid), l])));
+    for (const r of rs) assert.equal(r.code, 0, r.stderr);
+  }
+  process.kill(pid, 'SIGTERM');
+  assert.equal(await exited(run), 0, stderr);
+  const m = /churn allocs=(\d+) kept=(\d+)/.exec(stderr);
+  assert.ok(m, stderr);
+
+  const ev = await events(trace); // no warnings: no chunk damaged or interleaved
+  const markers = ev.filter((e): e is Extract<Event, { kind: 'marker' }> => e.kind === 'marker' && e.label.startsWith('live mark'));
+  assert.deepEqual(markers.map((e) => e.label).sort(), [...labels].sort());
+  for (const e of markers) assert.equal(e.pid, pid);
+  // Every allocation and free the program made is in the trace, and the markers sit among them.
+  const allocs = ev.filter((e) => e.kind === 'alloc' && e.pid === pid);
+  const frees = ev.filter((e) => e.kind === 'free' && e.pid === pid);
+  assert.equal(allocs.length, Number(m[1]));
+  assert.equal(frees.length, Number(m[1]) - Number(m[2]));
+  const first = allocs.reduce((a, e) => Math.min(a, e.t), Infinity);
+  const last = allocs.reduce((a, e) => Math.max(a, e.t), -Infinity);
+  for (const e of markers) assert.ok(e.t > first && e.t < last, `${e.label} at ${e.t} outside ${first}..${last}`);
+  // Markers issued one batch after another are in that order on the timeline.
+  const at = (l: string) => markers.find((e) => e.label === l)!.t;
+  for (let b = 3; b < labels.length; b += 3) {
+    const before = Math.max(...labels.slice(b - 3, b).map(at));
+    for (const l of labels.slice(b, b + 3)) assert.ok(at(l) > before, `${l} after the batch before it`);
+  }
 });
