@@ -10,10 +10,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { launch } from './chromium.js';
-import { leakscope } from '../reports/cli.js';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { cliSync } from '../support/cli.js';
 
 const fixture = new URL('../fixtures/apr-pool-debug.httpd-1child.log.gz', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-apr-report-'));
@@ -21,19 +21,17 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('report of the APR pool-debug log in the browser', async () => {
   const out = join(dir, 'apr.html');
-  const r = leakscope(['report', fixture, '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['report', fixture, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   assert.match(r.stderr, /^leakscope: wrote .*apr\.html \(\d+ KiB\)\n$/);
   const { browser, close } = await launch();
   try {
     const p = await browser.newPage();
     const errors: string[] = [];
     p.on('pageerror', (e) => errors.push(e.message));
-    const t0 = Date.now();
+    // (How fast it loads is measured by `npm run bench -- report`, not asserted here.)
     await p.goto(pathToFileURL(out).href);
     await p.waitForSelector('#summary tbody tr');
-    const loadMs = Date.now() - t0;
-    assert.ok(loadMs < 3000, `loaded in ${loadMs} ms`);
     // Summary: the three processes, the child chosen and flagged.
     const rows = await p.$$eval('#summary tbody tr', (trs) => trs.map((tr) => [tr.getAttribute('data-pid'), tr.className, tr.querySelector('.badge')!.textContent]));
     assert.deepEqual(rows.map((x) => x[0]), ['3153', '3156', '3160']);

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Page } from 'playwright-core';
 import { launch } from './chromium.js';
-import { leakscope } from '../reports/cli.js';
+import { cliSync } from '../support/cli.js';
 import { formatBytes } from '../../src/model/units.js';
 import { analyzeFiles } from '../../src/analyses/pipeline.js';
 
@@ -36,8 +36,8 @@ const width = (p: Page, name: string) => p.$eval(`#flame g.frame[name="${name}"]
 
 test('report of the nginx debug log: charts, zoom on click, block counts, a dragged range, a screenshot', async () => {
   const out = join(dir, 'nginx.html');
-  const r = leakscope(['report', fixture, '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['report', fixture, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   const { browser, close } = await launch();
   try {
     const p = await browser.newPage();
