@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
+import { notBuiltHint } from '../doctor/not-built.js';
 
 const REC_CALL = 1;
 const REC_STATUS = 2;
@@ -19,7 +20,7 @@ const REC_STACKS_RESET = 7;
  *  sizeof). test/trace/c-side.test.ts compiles those structs and checks these numbers. */
 export const LS_OUT = { kind: 0, spec: 4, pid: 8, tid: 12, ts: 16, args: 24, ret: 72, deref: 80, walk_bytes: 88, walk_nodes: 96, stack: 100, str: 104, size: 168 } as const;
 export const LS_AGG_ROW = { pid: 0, spec: 4, site: 8, live_count: 16, live_bytes: 24, total_count: 32, total_bytes: 40, size: 48 } as const;
-export const LS_NOTIFY = { kind: 0, pid: 4, ts: 8, a0: 16, size: 24 } as const;
+export const LS_NOTIFY = { kind: 0, pid: 4, ts: 8, a0: 16, a1: 24, size: 32 } as const;
 export const NOTIFY_FORK = 2;
 export const NOTIFY_EXIT = 3;
 
@@ -54,7 +55,9 @@ export interface AggRow {
 
 export interface LoaderHandlers {
   call(r: CallRecord): void;
-  notify(kind: number, pid: number, ts: bigint, a0: number): void;
+  /** fork: a0 the child, a1 1 when it inherited every probe at fork (traced from its first
+   *  instruction: it needs no attach); exit: a0 the exit code. */
+  notify(kind: number, pid: number, ts: bigint, a0: number, a1: number): void;
   lost(ringbuf: number, maps: number): void;
   /** A stack the loader saw first: caller first, return addresses (the probed function itself
    *  is not included). Calls name it by `id` from now on. */
@@ -94,6 +97,8 @@ export class BpfLoader {
   private readonly startLo: number;
   private readonly call: CallRecord = { spec: 0, pid: 0, tid: 0, t: 0, args: [0, 0, 0, 0, 0, 0], ret: 0, deref: 0, walkBytes: 0, walkNodes: 0, str: '', stack: 0 };
   unwinder = false;
+  /** Instructions the verifier walked per BPF program (kept under half its limit). */
+  verifiedInsns: Record<string, number> = {};
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly h: LoaderHandlers, startMono: bigint) {
     this.startHi = Number(startMono >> 32n);
@@ -106,7 +111,7 @@ export class BpfLoader {
 
   /** Starts the loader and waits until its programs are loaded. */
   static async start(opts: LoaderOptions, h: LoaderHandlers): Promise<BpfLoader> {
-    if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH} is missing); run 'leakscope doctor'`);
+    if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH}): ${notBuiltHint('bpf')}`);
     const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
     if (opts.unwindLib) args.push('--unwind', opts.unwindLib);
     const child = spawn(LOADER_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -121,7 +126,13 @@ export class BpfLoader {
       throw new UserError(`cannot start BPF tracing: ${why}${/doctor/.test(why) ? '' : " (run 'leakscope doctor')"}`);
     }
     l.unwinder = ready.unwinder === true;
+    if (ready.verifiedInsns && typeof ready.verifiedInsns === 'object') l.verifiedInsns = ready.verifiedInsns as Record<string, number>;
     return l;
+  }
+
+  /** The loader's own pid (never a target: tracing it would trace what it does for us). */
+  get pid(): number {
+    return this.child.pid ?? 0;
   }
 
   /** Loader messages on stderr (warnings). */
@@ -203,7 +214,8 @@ export class BpfLoader {
         totalCount: u64(p, A.total_count), totalBytes: u64(p, A.total_bytes),
       });
     } else if (type === REC_NOTIFY) {
-      this.h.notify(p.readUInt32LE(LS_NOTIFY.kind), p.readUInt32LE(LS_NOTIFY.pid), p.readBigUInt64LE(LS_NOTIFY.ts), u64(p, LS_NOTIFY.a0));
+      const N = LS_NOTIFY;
+      this.h.notify(p.readUInt32LE(N.kind), p.readUInt32LE(N.pid), p.readBigUInt64LE(N.ts), u64(p, N.a0), p.length >= N.size ? u64(p, N.a1) : 0);
     }
   }
 

@@ -149,7 +149,7 @@ test('the BPF loader\'s records are laid out as src/attach/loader.ts reads them 
   const loader = read('native/bpf/src/loader.c');
   const out = /struct ls_out \{[\s\S]*?\};/.exec(loader)?.[0];
   const agg = /struct ls_agg_row \{[\s\S]*?\};/.exec(loader)?.[0];
-  const notify = /struct (\{ uint32_t kind, pid; uint64_t ts, a0; \}) n = /.exec(loader)?.[1];
+  const notify = /struct (\{ uint32_t kind, pid; uint64_t ts, a0(?:, a1)?; \}) n = /.exec(loader)?.[1];
   assert.ok(out && agg && notify, 'struct ls_out, struct ls_agg_row and the NOTIFY record in loader.c');
   const layouts = { 'struct ls_out': LS_OUT, 'struct ls_agg_row': LS_AGG_ROW, 'struct ls_notify': LS_NOTIFY } as Record<string, Record<string, number>>;
   const dir = mkdtempSync(join(tmpdir(), 'leakscope-lsout-'));
