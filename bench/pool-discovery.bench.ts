@@ -13,7 +13,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolDiscoverer } from '../src/attach/pool-discovery.js';
-import { poolBytes, ProcMem } from '../src/attach/poolwalk.js';
+import { poolBytes } from '../src/attach/poolwalk.js';
+import { ProcMem } from '../src/proc/memory.js';
 import { loadProfile } from '../src/attach/profile.js';
 
 const root = new URL('..', import.meta.url).pathname;

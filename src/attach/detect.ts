@@ -6,7 +6,7 @@ import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { LOADER_PATH } from './loader.js';
 import { builtinProfileNames, loadProfile, type AllocatorProfile } from './profile.js';
-import { findLibrary, readMaps } from './procfs.js';
+import { findLibrary, readMaps } from '../proc/maps.js';
 
 /** The symbols of `wanted` that `path` defines (functions in .symtab or .dynsym). */
 export function definedSymbols(path: string, wanted: string[]): Set<string> {

@@ -8,7 +8,8 @@ import { UserError } from '../errors.js';
 import { ElfFile } from '../symbols/elf.js';
 import { definedSymbols } from './detect.js';
 import type { AllocatorProfile, ProfileFunction } from './profile.js';
-import { exeOf, findLibrary, isKernelThread, nameOf, readMaps } from './procfs.js';
+import { exeOf, isKernelThread, nameOf } from '../proc/processes.js';
+import { findLibrary, readMaps } from '../proc/maps.js';
 
 /** Whether `exe` loads no shared library (no DT_NEEDED: static, or static-pie). */
 export function isStatic(exe: string): boolean {

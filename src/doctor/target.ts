@@ -3,7 +3,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { builtinProfileNames, loadProfile, type AllocatorProfile } from '../attach/profile.js';
-import { processInfo } from '../kernel/targets.js';
+import { processInfo, runningFile, tracerOf } from '../proc/processes.js';
+import { readMaps } from '../proc/maps.js';
 import { check, type Check } from './check.js';
 import { ElfError, ElfFile } from '../symbols/elf.js';
 import { framePointers } from './frame-pointers.js';
@@ -23,13 +24,10 @@ interface Mapped { path: string; name: string }
 
 function mappedFiles(pid: number): Mapped[] {
   const seen = new Map<string, Mapped>();
-  try {
-    for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-      const path = line.split(/\s+/).slice(5).join(' ');
-      if (!path.startsWith('/') || seen.has(path)) continue;
-      seen.set(path, { path: path.replace(/ \(deleted\)$/, ''), name: basename(path) });
-    }
-  } catch { /* gone */ }
+  for (const m of readMaps(pid)) {
+    if (!m.path.startsWith('/') || seen.has(m.path)) continue;
+    seen.set(m.path, { path: m.path.replace(/ \(deleted\)$/, ''), name: basename(m.path) });
+  }
   return [...seen.values()];
 }
 
@@ -73,10 +71,10 @@ export function targetChecks(t: Target): Check[] {
       out.push(check({ id: 'target-process', group: 'target', required: true, status: 'fail', title: `process ${t.pid}: not running`, detail: 'no such process (or it is a thread, not a process)' }));
       return out;
     }
-    exe = info.exe || `/proc/${t.pid}/exe`;
-    readPath = `/proc/${t.pid}/exe`; // the very file it runs, even if replaced on disk since
+    exe = info.exe || runningFile(t.pid);
+    readPath = runningFile(t.pid); // the very file it runs, even if replaced on disk since
     out.push(check({ id: 'target-process', group: 'target', status: 'ok', title: `process ${t.pid}: ${info.command.slice(0, 120)}`, detail: `runs ${exe || '(unknown executable)'}, parent ${info.ppid}` }));
-    const tracer = Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${t.pid}/status`, 'utf8'))?.[1] ?? 0);
+    const tracer = tracerOf(t.pid);
     if (tracer) out.push(check({ id: 'target-traced', group: 'target', status: 'warn', title: `process ${t.pid} is being ptraced by ${tracer}`, detail: 'a debugger holds it: while it is stopped nothing runs, so nothing is traced' }));
     libs = mappedFiles(t.pid).filter((m) => m.path !== exe);
   }

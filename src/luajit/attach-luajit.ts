@@ -6,7 +6,8 @@
 // model events: alloc / realloc / free with interned Lua stacks, one scope per pid.
 
 import { spawn } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { commandOf, exeOf, pidAlive, ppidOf } from '../proc/processes.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { profilesDir } from '../attach/profile.js';
@@ -82,33 +83,6 @@ function discoverFunctions(): string[] {
     if (Array.isArray(list)) return list.filter((s): s is string => typeof s === 'string' && /^lua[L_]?[A-Za-z_]\w*$/.test(s)).slice(0, 16);
   } catch { /* the tracer's defaults */ }
   return [];
-}
-
-/** Running (a zombie has exited). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function procInfo(pid: number): { ppid: number; command: string; exe: string } {
-  let ppid = 0;
-  let command = '';
-  let exe = '';
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || 0;
-  } catch { /* gone */ }
-  try {
-    command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-  } catch { /* gone */ }
-  try {
-    exe = readlinkSync(`/proc/${pid}/exe`);
-  } catch { /* gone or no rights */ }
-  return { ppid, command, exe };
 }
 
 /** Converts tracer records to model events (usable on its own, e.g. in tests). */
@@ -215,7 +189,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   });
   const conv = new LuajitEventConverter(writer, Number(startMono));
   for (const pid of pids) {
-    const p = procInfo(pid);
+    const p = { ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' };
     writer.event({ kind: 'process', pid, t: 0, ppid: p.ppid, command: p.command, exe: p.exe });
   }
   writer.event({ kind: 'marker', pid: 0, t: 0, label: 'luajit: outstanding = GC memory not freed yet; the GC frees lazily, only growth across several GC cycles is a leak' });
@@ -305,7 +279,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     } else warnings.push(`pid ${pid}: at least ${n} full GC cycles while traced`);
   }
   // A process that died late, or while the tracer was busy, may not have been reported.
-  for (const pid of pids) if (!gone.has(pid) && !alive(pid)) exited(pid);
+  for (const pid of pids) if (!gone.has(pid) && !pidAlive(pid)) exited(pid);
   if (conv.badEvents) warnings.push(`luajit tracer: ${conv.badEvents} event(s) with out-of-range values dropped`);
   if (conv.badStacks) warnings.push(`luajit tracer: ${conv.badStacks} stack(s) could not be decoded; their allocations have no stack`);
   if (parser.bad) warnings.push(`luajit tracer: ${parser.bad} corrupt record stream(s) dropped`);

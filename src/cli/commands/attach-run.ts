@@ -15,7 +15,7 @@ import { parseDurationMs as parseDuration } from '../../model/units.js';
 import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
 import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
-import { commandOf, descendants, pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { commandOf, descendants, pidAlive, pidsRunning, exeOf } from '../../proc/processes.js';
 import { checkExe, checkPid, checkProcess } from '../../attach/preflight.js';
 import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
 import { LiveSymbols } from '../../attach/live-symbols.js';

@@ -4,7 +4,7 @@
 // chunk, one write() on an O_APPEND descriptor: safe beside the recorder's own writes.
 // Registered by commands/mark.ts, which loads this module only when the command runs.
 
-import { readFileSync, readlinkSync } from 'node:fs';
+import { cwdOf, environOf } from '../../proc/processes.js';
 import { isAbsolute, resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
@@ -16,21 +16,21 @@ export interface MarkOpts {
 
 /** The trace a process writes, from LEAKSCOPE_TRACE in its environment (relative to its cwd). */
 function traceOfProcess(pid: number): string {
-  let env: Buffer;
+  let env: string[];
   try {
-    env = readFileSync(`/proc/${pid}/environ`);
+    env = environOf(pid);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UserError(`no process ${pid}`);
     if (code === 'EACCES' || code === 'EPERM') throw new UserError(`cannot read the environment of process ${pid} (run as its user or root, or pass --trace FILE)`);
     throw err;
   }
-  const entry = env.toString('utf8').split('\0').find((v) => v.startsWith('LEAKSCOPE_TRACE='));
+  const entry = env.find((v) => v.startsWith('LEAKSCOPE_TRACE='));
   const value = entry?.slice('LEAKSCOPE_TRACE='.length);
   if (!value) throw new UserError(`process ${pid} has no LEAKSCOPE_TRACE in its environment (was it started by leakscope run?): pass --trace FILE`);
   if (isAbsolute(value)) return value;
   try {
-    return resolve(readlinkSync(`/proc/${pid}/cwd`), value);
+    return resolve(cwdOf(pid), value);
   } catch {
     throw new UserError(`process ${pid} names a relative trace path "${value}" and its working directory cannot be read: pass --trace FILE`);
   }

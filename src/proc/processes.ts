@@ -1,14 +1,9 @@
-// What /proc says about processes: who runs which binary, parents, mappings.
+// What /proc says about processes: which are alive, their parents, executables, command lines
+// and start times, who runs a binary, and a process's descendants. The one place leakscope asks
+// /proc about processes (maps.ts: their mappings, memory.ts: their memory, modules.ts: the
+// modules their code runs in).
 
-import { readFileSync, readdirSync, readlinkSync } from 'node:fs';
-
-export interface Mapping {
-  start: number;
-  end: number;
-  perms: string;
-  offset: number;
-  path: string;
-}
+import { existsSync, readFileSync, readdirSync, readlinkSync, realpathSync } from 'node:fs';
 
 export function pidAlive(pid: number): boolean {
   try {
@@ -97,38 +92,6 @@ export function allPids(): number[] {
   return out;
 }
 
-export function readMaps(pid: number): Mapping[] {
-  let text: string;
-  try {
-    text = readFileSync(`/proc/${pid}/maps`, 'utf8');
-  } catch {
-    return [];
-  }
-  const out: Mapping[] = [];
-  for (const line of text.split('\n')) {
-    // start-end perms offset dev inode path
-    const m = /^([0-9a-f]+)-([0-9a-f]+) (\S{4}) ([0-9a-f]+) \S+ (\d+)\s*(.*)$/.exec(line);
-    if (!m) continue;
-    out.push({ start: parseInt(m[1]!, 16), end: parseInt(m[2]!, 16), perms: m[3]!, offset: parseInt(m[4]!, 16), path: m[6] ?? '' });
-  }
-  return out;
-}
-
-/** File-backed executable mappings: the modules whose code can appear in a stack. */
-export function codeMappings(maps: Mapping[]): Mapping[] {
-  return maps.filter((m) => m.perms[2] === 'x' && m.path.startsWith('/'));
-}
-
-/** The mapped file whose name starts with `prefix` (`libc.so.6`, `libapr-1.so`), if any. */
-export function findLibrary(maps: Mapping[], prefix: string): string | undefined {
-  for (const m of maps) {
-    if (!m.path.startsWith('/')) continue;
-    const name = m.path.slice(m.path.lastIndexOf('/') + 1);
-    if (name.startsWith(prefix)) return m.path.replace(/ \(deleted\)$/, '');
-  }
-  return undefined;
-}
-
 /** Processes descended from `root` (children, grandchildren...). */
 export function descendants(root: number): number[] {
   const parent = new Map<number, number>();
@@ -143,9 +106,61 @@ export function descendants(root: number): number[] {
   return out.sort((a, b) => a - b);
 }
 
-/** Processes whose executable is `exe` (a resolved path). */
+/** The live processes (not this one) whose executable is `exe`, compared after resolving links. */
 export function pidsRunning(exe: string): number[] {
+  let want: string;
+  try {
+    want = realpathSync(exe);
+  } catch {
+    want = exe;
+  }
   const out: number[] = [];
-  for (const p of allPids()) if (p !== process.pid && exeOf(p) === exe && pidAlive(p)) out.push(p);
+  for (const p of allPids()) if (p !== process.pid && exeOf(p) === want && pidAlive(p)) out.push(p);
   return out.sort((a, b) => a - b);
+}
+
+export interface ProcessInfo { pid: number; ppid: number; exe: string; command: string }
+
+/** What /proc says of a live process, or undefined when it is gone or is a thread, not a process. */
+export function processInfo(pid: number): ProcessInfo | undefined {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const tgid = Number(/^Tgid:\s+(\d+)/m.exec(status)?.[1]);
+    if (tgid !== pid) return undefined;
+    const ppid = Number(/^PPid:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    return { pid, ppid, exe: exeOf(pid) ?? '', command: commandOf(pid) };
+  } catch {
+    return undefined;
+  }
+}
+
+/** The environment of `pid` as NAME=VALUE strings. Throws the read's error (ENOENT: no such
+ *  process, or a kernel thread or exiting process, which has none; EACCES: not ours to read). */
+export function environOf(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').filter(Boolean);
+}
+
+/** The working directory of `pid`; throws when it cannot be read. */
+export function cwdOf(pid: number): string {
+  return readlinkSync(`/proc/${pid}/cwd`);
+}
+
+/** The pid of the process ptracing `pid` (a debugger), 0 when none or unknown. */
+export function tracerOf(pid: number): number {
+  try {
+    return Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/** `tid` is a thread of process `pid` (other than its main thread). */
+export function isThreadOf(pid: number, tid: number): boolean {
+  return tid !== pid && existsSync(`/proc/${pid}/task/${tid}`);
+}
+
+
+/** A path that opens the very file `pid` runs, even if it was replaced on disk since. */
+export function runningFile(pid: number): string {
+  return `/proc/${pid}/exe`;
 }
