@@ -3,10 +3,9 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../errors.js';
 import { notBuiltHint } from '../doctor/not-built.js';
+import { NATIVE } from '../native.js';
 
 const REC_CALL = 1;
 const REC_STATUS = 2;
@@ -75,9 +74,8 @@ export interface LoaderOptions {
   startMono: bigint;
 }
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-export const LOADER_PATH = join(root, 'native', 'bpf', 'build', 'leakscope-bpf');
-export const UNWIND_LIB = join(root, 'native', 'unwind', 'build', 'libleakscope-unwind.so');
+export const LOADER_PATH = NATIVE.bpfLoader.path;
+export const UNWIND_LIB = NATIVE.unwinder.path;
 
 function u64(b: Buffer, o: number): number {
   return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
@@ -229,9 +227,10 @@ export class BpfLoader {
     });
   }
 
-  /** Attaches spec `index` to `path`:`symbol` in `pid`, `skip` bytes into the function. */
-  async probe(index: number, pid: number, path: string, symbol: string, skip = 0): Promise<{ ok: boolean; error?: string }> {
-    const s = await this.command(['probe', index, pid, path, symbol, skip]);
+  /** Attaches spec `index` to `path`:`symbol` in `pid`, at `offset` in the file (the function's
+   *  entry, found by symbols/elf.ts: the loader looks no symbol up itself) plus `skip` bytes. */
+  async probe(index: number, pid: number, path: string, symbol: string, offset: number, skip = 0): Promise<{ ok: boolean; error?: string }> {
+    const s = await this.command(['probe', index, pid, path, symbol, skip, offset]);
     return { ok: s.ok === true, error: typeof s.error === 'string' ? s.error : undefined };
   }
 

@@ -6,7 +6,7 @@
 import { basename } from 'node:path';
 import { UserError } from '../errors.js';
 import { ElfFile } from '../symbols/elf.js';
-import { definedSymbols } from './detect.js';
+import { definedFunctions } from '../symbols/elf.js';
 import type { AllocatorProfile, ProfileFunction } from './profile.js';
 import { exeOf, isKernelThread, nameOf } from '../proc/processes.js';
 import { findLibrary, readMaps } from '../proc/maps.js';
@@ -58,7 +58,7 @@ function resolvable(profiles: AllocatorProfile[], exe: string, pid: number | und
     }
   }
   let n = 0;
-  for (const [path, syms] of byPath) n += definedSymbols(path, syms).size;
+  for (const [path, syms] of byPath) n += definedFunctions(path, syms).size;
   return n === 0 && unknown ? -1 : n;
 }
 

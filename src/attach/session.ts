@@ -263,7 +263,10 @@ export class AttachSession {
         this.warn(`nolib:${spec.profile.name}:${where}`, `allocator ${spec.profile.name}: ${where} is not mapped in process ${pid}; its functions are not traced there`);
         continue;
       }
-      const r = await this.loader.probe(spec.index, pid, path, spec.fn.symbol, this.probePoints.skip(path, spec.fn.symbol));
+      const at = this.probePoints.place(path, spec.fn.symbol);
+      const r = at
+        ? await this.loader.probe(spec.index, pid, path, spec.fn.symbol, at.offset, at.skip)
+        : { ok: false, error: 'the file defines no such function' };
       if (r.ok) {
         proc.probes++;
         this.stats.probes++;

@@ -3,6 +3,7 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { check, type Check } from './check.js';
 import { rebuildCommand } from './packages.js';
+import { NATIVE, type NativeArtifact } from '../native.js';
 
 /** Why a part (native/PART or PART/SUB) is not built, and the fix: the packages it lacks, or its build failed. */
 function notBuilt(root: string, part: string, missing: { pkg: string; parts: string[] }[] | string): { why: string; fix: string } {
@@ -11,13 +12,10 @@ function notBuilt(root: string, part: string, missing: { pkg: string; parts: str
   return { why: 'not built', fix: `${rebuildCommand(root)} shows why its build failed` };
 }
 
-/** What each part is for and the file that shows it was built. Parts not listed are checked generically. */
-const PARTS: Record<string, { what: string; artifact: string; required: boolean }> = {
-  bpf: { what: 'BPF loader for `attach` (uprobes on the allocator functions)', artifact: 'leakscope-bpf', required: true },
-  unwind: { what: 'CFI stack unwinder (full stacks on binaries without frame pointers)', artifact: 'libleakscope-unwind.so', required: true },
-  recorder: { what: 'in-process recorder for `run` (LD_PRELOAD)', artifact: 'libleakscope.so', required: false },
-  luajit: { what: 'LuaJIT allocator tracer', artifact: 'lstrace-luajit', required: false },
-};
+/** What each part is for and the file that shows it was built (src/native.ts). Parts not listed are checked generically. */
+const PARTS: Record<string, { what: string; artifact: string; required: boolean }> = Object.fromEntries(
+  Object.values(NATIVE).filter((a: NativeArtifact) => !a.sub).map((a) => [a.part, { what: a.what, artifact: a.file, required: a.required }]),
+);
 
 export function nativeChecks(root: string, missing: { pkg: string; parts: string[] }[] | string = []): Check[] {
   const dir = join(root, 'native');
@@ -50,6 +48,5 @@ export function nativeChecks(root: string, missing: { pkg: string; parts: string
   return out;
 }
 
-const EXTRAS = [
-  { part: 'unwind', sub: 'unwind/kstack', artifact: 'ls-kstack', what: 'kernel side: mmap events with whole user stacks', without: 'kernel side: mmap events come without stacks' },
-];
+/** Optional extras of a part (src/native.ts: an artifact with a `sub`). */
+const EXTRAS = Object.values(NATIVE).filter((a: NativeArtifact) => a.sub).map((a) => ({ part: a.part, sub: a.sub!, artifact: a.file, what: a.what, without: a.without ?? '' }));

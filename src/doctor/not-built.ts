@@ -1,10 +1,10 @@
 // The one line a command prints when the native part it needs is not built: which packages the
 // machine lacks for it (scripts/debian-packages.txt) and the commands that fix it. The build's
 // own message at install may not have been seen (npm hides install-script output).
-import { fileURLToPath } from 'node:url';
 import { missingPackages, rebuildCommand } from './packages.js';
+import { PACKAGE_ROOT } from '../native.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
+const root = PACKAGE_ROOT;
 
 /** "missing X Y: apt-get install -y X Y, then npm rebuild -g leakscope" or the rebuild alone. `part` as in the list: recorder, bpf, luajit, unwind, unwind/kstack. */
 export function notBuiltHint(part: string): string {

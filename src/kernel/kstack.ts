@@ -2,11 +2,10 @@
 // libbpf program: registers + a copy of the stack at sys_exit_mmap, unwound with ls_unwind).
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { NATIVE } from '../native.js';
 
-export const KSTACK_PATH = join(fileURLToPath(new URL('../..', import.meta.url)), 'native', 'unwind', 'build', 'ls-kstack');
+export const KSTACK_PATH = NATIVE.kstack.path;
 
 export function kstackAvailable(): boolean {
   return existsSync(KSTACK_PATH);

@@ -15,8 +15,9 @@ import { UserError } from '../errors.js';
 import { StackInterner } from '../model/stacks.js';
 import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';
-import { LUAJIT_TRACER, tracerBuilt } from './native.js';
+import { isBuilt, NATIVE } from '../native.js';
 import { ProtoCache } from './protos.js';
+import { detectLuajit } from './detect.js';
 import { LjOp, RecordParser, type LjEvent, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
 import { TraceResolver } from './traces.js';
@@ -175,7 +176,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const warnings: string[] = [];
   const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
   if (!pids.length) throw new UserError('no valid pid given to trace; pass --pid with a process id');
-  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${LUAJIT_TRACER}): ${notBuiltHint('luajit')}`);
+  if (!isBuilt(NATIVE.luajitTracer)) throw new UserError(`the LuaJIT tracer is not built (${NATIVE.luajitTracer.path}): ${notBuiltHint('luajit')}`);
 
   const startMono = process.hrtime.bigint();
   const writer = TraceWriter.create(opts.out, {
@@ -194,7 +195,17 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   }
   writer.event({ kind: 'marker', pid: 0, t: 0, label: 'luajit: outstanding = GC memory not freed yet; the GC frees lazily, only growth across several GC cycles is a leak' });
 
-  const args = pids.flatMap((p) => ['--pid', String(p)]);
+  // Which module of each process to probe, found here (detect.ts); the tracer looks nothing up.
+  const args: string[] = [];
+  for (const pid of pids) {
+    const lj = detectLuajit(pid);
+    if (lj.supported) args.push('--pid', String(pid), '--lib', lj.module);
+    else warnings.push(`pid ${pid}: ${lj.reason}`);
+  }
+  if (args.length === 0) {
+    await writer.close();
+    throw new UserError(`no process could be traced for LuaJIT: ${warnings[0] ?? 'no supported LuaJIT found'}`);
+  }
   for (const fn of discoverFunctions()) args.push('--discover', fn);
   args.push('--duration-ms', String(Math.max(0, Math.floor(opts.durationMs))));
   const settleMs = Math.max(0, Math.floor(opts.settleMs ?? 10_000));
@@ -202,7 +213,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const settled = new Set<number>();
   const now = () => Math.max(0, Number(process.hrtime.bigint() - startMono));
   opts.onMarkable?.((label) => writer.event({ kind: 'marker', pid: 0, t: now(), label }));
-  const proc = spawn(opts.tracer ?? LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(opts.tracer ?? NATIVE.luajitTracer.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
   let bpfStats: AttachLuajitResult['bpfStats'];

@@ -164,3 +164,8 @@ export function isThreadOf(pid: number, tid: number): boolean {
 export function runningFile(pid: number): string {
   return `/proc/${pid}/exe`;
 }
+
+/** The path that opens `path` as process `pid` sees it (inside its mount namespace: a container's). */
+export function pathIn(pid: number, path: string): string {
+  return `/proc/${pid}/root${path}`;
+}
