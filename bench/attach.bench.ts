@@ -92,7 +92,7 @@ function wrk(w: Workload, worker: number, tracerPid?: number): Run {
     rps: Number(rps[1]),
     requests,
     workerUs: (cpuUs(worker) - w0) / requests,
-    wrkUs: ((sec(times[0]) + sec(times[1])) * 1e6) / requests,
+    wrkUs: ((sec(times[0]!) + sec(times[1]!)) * 1e6) / requests,
     tracerUs: tracerPid ? (treeCpuUs(tracerPid) - t0) / requests : 0,
     idle: 1 - (m1.busy - m0.busy) / (m1.total - m0.total),
   };

@@ -1,6 +1,6 @@
 // Checks of one target (a running process or an executable): symbols, frame pointers, unwind
 // tables, build id, which allocator profiles apply, and the libraries it maps.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { bestMatches, matchingProfiles, type ProfileMatch } from '../attach/detect.js';
 import { processInfo, runningFile, tracerOf } from '../proc/processes.js';

@@ -4,7 +4,6 @@
 
 import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
-import type { Anomalies } from './state.js';
 import { LiveTable } from './live-table.js';
 import { MappingTable } from './mappings.js';
 import { BoundedSeries } from './series.js';

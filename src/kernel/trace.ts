@@ -3,7 +3,6 @@
 // optional page-fault counts, and machine-wide OOM kills and direct-reclaim stalls, all as
 // model events on the trace's clock. Used by `leakscope kernel` and `leakscope attach --kernel`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Event, EventSink } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';

@@ -279,7 +279,7 @@ export class HeaptrackDecoder {
       if ((c === 43 || c === 45) && chunk[pos + 1] === 32) {
         let p = pos + 2;
         let v = 0;
-        let x = 0;
+        let x: number;
         while (p < n && (x = hexDigit(chunk[p]!)) >= 0) { v = v * 16 + x; p++; }
         if (p < n && chunk[p] === 10 && p > pos + 2) {
           this.lineNo++;

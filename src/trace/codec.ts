@@ -261,7 +261,6 @@ type RawDecoder = (u: Buffer, sink: EventSink, fast: FastEventSink | undefined) 
 function compileDecoder(opts: DecoderOptions): RawDecoder {
   const { source, enums } = decoderSource(opts);
   const names = ['uvLong', 'next', 'cached', 'C_kind', 'C_tag', 'overrun', 'unknown', 'bad', ...enums.map((_, i) => `E${i}`)];
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- compiled from the record table only (see the top)
   const make = new Function(...names, source) as (...a: unknown[]) => RawDecoder;
   return make(uvLong, next, cached, new StrCache(), new StrCache(), overrun, unknown, bad, ...enums);
 }
@@ -350,7 +349,6 @@ export function encoderSource(): { source: string; enums: ReadonlyMap<string, nu
 /** Writes one event as its record through the writer's primitives. */
 export const encodeEvent: (w: RecordWriter, e: Event) => void = (() => {
   const { source, enums } = encoderSource();
-  // eslint-disable-next-line @typescript-eslint/no-implied-eval -- compiled from the record table only (see the top)
   const make = new Function(...enums.map((_, i) => `E${i}`), source) as (...a: unknown[]) => (w: RecordWriter, e: Event) => void;
   return make(...enums);
 })();

@@ -68,7 +68,7 @@ test('pprof: a gzip\'d heap profile that pprof-format decodes, with the workload
 });
 
 const speedscopeSchema = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('speedscope/dist/release/file-format-schema.json'), 'utf8'));
-const validSpeedscope = new Ajv({ allErrors: true, strict: false }).compile(speedscopeSchema);
+const validSpeedscope = new Ajv({ allErrors: true, strict: false }).compile<any>(speedscopeSchema);
 
 /** speedscope's file format: its own schema, then what the schema cannot express. */
 function checkSpeedscope(f: any): void {

@@ -9,7 +9,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Ajv from 'ajv';
+import { Ajv } from 'ajv';
 import { cliSync, root } from '../support/cli.js';
 
 const schema = JSON.parse(readFileSync(join(root, 'docs/json-output.schema.json'), 'utf8')) as object;

@@ -216,7 +216,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (timer) clearInterval(timer);
   if (flusher) clearInterval(flusher);
 
-  let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
+  const aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
   const finalTable = aggRows && o.format === 'text' ? await aggText(aggRows) : '';
   const stats = await session.stop();
   markers.off();
@@ -230,7 +230,6 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (aggRows) {
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true }); // aggregate mode writes no trace
     process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);
-    aggRows = undefined;
     return;
   }
   try {

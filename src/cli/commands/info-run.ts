@@ -80,7 +80,6 @@ function renderText(i: FileInfo): string {
 
 /** Trace text is untrusted: no control characters reach the terminal. */
 function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '⏎' : '�'));
 }
 
