@@ -2,7 +2,7 @@
 // line's [start, end) byte range (no '\n', a trailing '\r' kept). Text sources parse fields
 // straight from the bytes, so a line costs no string unless a field needs one.
 
-import type { SourceInput, SourceOptions, SourceStats } from './source.js';
+import type { SourceInput, SourceStats } from './source.js';
 import type { BinaryLines } from './binary-lines.js';
 import { addDamage } from './damage.js';
 
@@ -18,9 +18,9 @@ export interface LineDecoder {
 }
 
 /** Reads a text log line by line into its decoder; the stats say what was cut or binary. */
-export async function decodeLines(input: SourceInput, dec: LineDecoder, opts: SourceOptions): Promise<SourceStats> {
+export async function decodeLines(input: SourceInput, dec: LineDecoder): Promise<SourceStats> {
   let long = 0;
-  await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onProgress: opts.onProgress, onLongLine: () => long++ });
+  await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), { onLongLine: () => long++ });
   const stats = dec.finish();
   const binary = dec.binary.warning(input.path);
   if (binary) addDamage(stats, binary, true);
@@ -29,8 +29,6 @@ export async function decodeLines(input: SourceInput, dec: LineDecoder, opts: So
 }
 
 export interface LineReaderOptions {
-  /** Called with bytes consumed so far. */
-  onProgress?: (bytes: number) => void;
   /** Longer lines are cut to this many bytes (a runaway line must not eat memory). */
   maxLine?: number;
   /** Called once for every line that was cut to maxLine, so the source can say so. */
@@ -55,7 +53,6 @@ export async function forEachLine(
       if (nl < 0) {
         if (carry.length + chunk.length > maxLine) carryCut = true;
         if (carry.length < maxLine) carry = Buffer.concat([carry, chunk.subarray(0, maxLine - carry.length)]);
-        opts.onProgress?.(bytes);
         continue;
       }
       if (carry.length + nl > maxLine) carryCut = true;
@@ -77,28 +74,12 @@ export async function forEachLine(
       carry = Buffer.from(chunk.subarray(pos, Math.min(chunk.length, pos + maxLine)));
       carryCut = chunk.length - pos > maxLine;
     }
-    opts.onProgress?.(bytes);
   }
   if (carry && carry.length > 0) {
     if (carryCut) opts.onLongLine?.();
     onLine(carry, 0, carry.length);
   }
   return bytes;
-}
-
-/** Parses a decimal number at buf[pos..end), skipping leading spaces; -1 when there is none. */
-export function parseDec(buf: Buffer, pos: number, end: number): number {
-  while (pos < end && buf[pos] === 32) pos++;
-  let n = 0;
-  let digits = 0;
-  while (pos < end) {
-    const c = buf[pos]! - 48;
-    if (c < 0 || c > 9) break;
-    n = n * 10 + c;
-    pos++;
-    digits++;
-  }
-  return digits ? n : -1;
 }
 
 /** Value of a hex digit byte, or -1. */

@@ -86,7 +86,7 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
         meta = meta === undefined ? { ...fileMeta } : mergeMeta(meta, fileMeta, paths[0]!, path);
         placer.startFile(fileMeta, meta);
         if (i === 0) opts.onMeta?.({ ...meta });
-        st = await source.read(opened.input, placer, {});
+        st = await source.read(opened.input, placer);
       } finally {
         await opened.close();
       }

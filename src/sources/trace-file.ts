@@ -24,8 +24,8 @@ export const traceFileSource: Source = {
     return { format: 1, clock: 'ns', source: 'lstrace' };
   },
 
-  async read(input, sink, opts) {
-    const r = await readTraceStream(input.path, input.stream, sink, { onProgress: opts.onProgress });
+  async read(input, sink) {
+    const r = await readTraceStream(input.path, input.stream, sink);
     const stats: SourceStats & { chunks: number } = { ...emptyStats(), chunks: r.chunks };
     stats.events = r.events;
     stats.badRecords = r.corruptChunks;
