@@ -45,7 +45,7 @@ test('a process that calls nothing: "no calls seen" with its traced time and a h
 
     const text = cli(['analyze', trace]);
     assert.equal(text.status, 0, text.stderr);
-    assert.match(text.stdout, /Verdict: NO CALLS SEEN — still running at the end of the trace, \d+\.\d+ s traced\./);
+    assert.match(text.stdout, /Verdict: NO CALLS SEEN — no exit in the trace, \d+\.\d+ s traced\./);
     assert.match(text.stdout, /Hint: Its allocator may not be the one probed/);
     assert.doesNotMatch(text.stdout, /STEADY|µs traced/);
 

@@ -188,6 +188,10 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       if (o.mode === 'aggregate') {
         tableOut.write(await aggText(await session.aggregate()));
       } else if (live) {
+        // the pools' sizes as they are now, not as the last --pool-sample read them: what grew
+        // in this interval is counted in this interval (a pool sampled every 2 s would show its
+        // growth an interval late, or in every other 1 s interval)
+        if (poolSampleMs > 0) session.samplePools();
         live.sample(Number(process.hrtime.bigint() - startMono));
         const view = live.top(top);
         const labels = await symbols.label(view.rows.filter((r) => r.pc && !r.label).map((r) => ({ pid: r.pid, pc: r.pc })));
