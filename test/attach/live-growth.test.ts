@@ -19,8 +19,8 @@ test('interval growth: what grew between the last two samples, with the growth s
   const live = new LiveGrowth({ event: (e) => written.push(e) });
   live.sample(0);
   feed(live, [
-    { kind: 'frame', pid: 7, id: 1, frame: { pc: 0x1234, module: '/bin/x', fn: '', file: '', line: 0, inlined: false } },
-    { kind: 'stack', pid: 7, id: 1, parent: 0, frame: 1 },
+    { kind: 'frame', pid: 7, t: 0, id: 1, frame: { pc: 0x1234, module: '/bin/x', fn: '', file: '', line: 0, inlined: false } },
+    { kind: 'stack', pid: 7, t: 0, id: 1, parent: 0, frame: 1 },
     { kind: 'alloc', pid: 7, t: 1 * S, tid: 7, addr: 0x1000, size: 4096, stack: 1 },
   ]);
   live.sample(15 * S);
