@@ -4,7 +4,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
-import type { Event } from '../../src/model/events.js';
+import type { Event, Frame } from '../../src/model/events.js';
+import { SymbolTables } from '../../src/model/stacks.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { testDir } from '../support/tmp.js';
 
@@ -81,6 +82,19 @@ export async function traceEvents(path: string): Promise<{ events: Event[]; warn
     },
   });
   return { events, warnings: r.warnings, meta: r.meta as unknown as Record<string, unknown> };
+}
+
+/** Each allocation of a small trace with its whole recorded stack (leaf first), as the recorder
+ *  wrote it: the analyses group sites by label, so a test of the stacks themselves reads these. */
+export async function allocStacks(path: string): Promise<{ pid: number; size: number; frames: Frame[] }[]> {
+  const { events } = await traceEvents(path);
+  const tables = new SymbolTables();
+  for (const e of events) {
+    if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+    else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+  }
+  // Resolved once every definition is read: run appends the frames' symbols after the events.
+  return events.flatMap((e) => (e.kind === 'alloc' ? [{ pid: e.pid, size: e.size, frames: tables.scope(e.pid).stackFrames(e.stack) }] : []));
 }
 
 /** Streams a trace's events to visit (nothing held), in constant memory. */
