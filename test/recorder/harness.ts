@@ -43,7 +43,8 @@ export function leakscope(args: string[], opts: { env?: Record<string, string>; 
     cwd: opts.cwd ?? root,
     encoding: 'utf8',
     env: { ...process.env, ...opts.env },
-    timeout: opts.timeout ?? 60_000,
+    // Only a hang should reach it, not a loaded machine.
+    timeout: opts.timeout ?? 180_000,
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -104,8 +105,10 @@ export async function scanTrace(path: string, visit: (e: Event) => void): Promis
   return { warnings: r.warnings, events: n };
 }
 
-/** Polls fn until it gives a value; fails naming what it waited for. */
-export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
+/** Polls fn until it gives a value; fails naming what it waited for. The bound is only there to
+ *  end a broken test: a loaded shared machine (load average 25) took over 10 s to start
+ *  `leakscope run` from source and its program, so it is generous. */
+export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 120_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
