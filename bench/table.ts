@@ -167,6 +167,35 @@ const ROWS: Row[] = [
     met: (f) => yes(num(f.threads?.run4Ns) / num(f.threads?.run1Ns) <= 1.5),
   },
   {
+    bench: 'safety',
+    what: '`run`: cost of the traced-program safety pass (side-stack walks, stack bounds, live-module checks), against the recorder before it',
+    target: 'no worse (within 1%)',
+    judged: 'instructions of the whole process (callgrind; steady under load), rec-bench',
+    figure: (f) => {
+      const i = f.instructions ?? {};
+      const d = (a: unknown, b: unknown) => `${num(a) >= num(b) ? '+' : '−'}${fx(Math.abs(num(a) / num(b) - 1) * 100)}%`;
+      return `full stacks ${M(i.before?.full)} → ${M(i.after?.full)} (${d(i.after?.full, i.before?.full)}), ` +
+        `\`--sample 524288\` ${M(i.before?.sampled)} → ${M(i.after?.sampled)} (${d(i.after?.sampled, i.before?.sampled)}); native ${M(i.native)} ` +
+        `(${f.base} → the record's commit, ${fx(num(f.calls) / 1e6, 1)}M allocation calls)`;
+    },
+    met: (f) => {
+      const i = f.instructions ?? {};
+      return yes(num(i.after?.full) / num(i.before?.full) <= 1.01 && num(i.after?.sampled) / num(i.before?.sampled) <= 1.01);
+    },
+  },
+  {
+    bench: 'safety',
+    what: '`run`: stack an allocation takes below its caller (rec-stackuse), so threads with small stacks run as natively',
+    target: '≤ 1 KiB',
+    judged: 'the deepest of a thread\'s first call and 100 later ones, under `run`',
+    figure: (f) => {
+      const s = f.stackBytes ?? {};
+      const b = (x: F) => `${x?.first ?? '?'} / ${x?.later ?? '?'} B`;
+      return `first call / later: now ${b(s.after)}; before the pass (${f.base}) ${b(s.before)}; native ${b(s.native)}`;
+    },
+    met: (f) => yes(Math.max(num(f.stackBytes?.after?.first), num(f.stackBytes?.after?.later)) <= 1024),
+  },
+  {
     bench: 'attach',
     what: '`attach` nginx default (`--allocator nginx`), wrk on loopback: ' + WORKLOADS.map((w) => w[1]).join(' / '),
     target: '≥ 95% of untraced req/s',

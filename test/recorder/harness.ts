@@ -4,7 +4,8 @@ import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_pr
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
-import type { Event } from '../../src/model/events.js';
+import type { Event, Frame } from '../../src/model/events.js';
+import { SymbolTables } from '../../src/model/stacks.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { testDir } from '../support/tmp.js';
 
@@ -42,7 +43,8 @@ export function leakscope(args: string[], opts: { env?: Record<string, string>; 
     cwd: opts.cwd ?? root,
     encoding: 'utf8',
     env: { ...process.env, ...opts.env },
-    timeout: opts.timeout ?? 60_000,
+    // Only a hang should reach it, not a loaded machine.
+    timeout: opts.timeout ?? 180_000,
   });
   return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
@@ -83,6 +85,19 @@ export async function traceEvents(path: string): Promise<{ events: Event[]; warn
   return { events, warnings: r.warnings, meta: r.meta as unknown as Record<string, unknown> };
 }
 
+/** Each allocation of a small trace with its whole recorded stack (leaf first), as the recorder
+ *  wrote it: the analyses group sites by label, so a test of the stacks themselves reads these. */
+export async function allocStacks(path: string): Promise<{ pid: number; size: number; frames: Frame[] }[]> {
+  const { events } = await traceEvents(path);
+  const tables = new SymbolTables();
+  for (const e of events) {
+    if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+    else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+  }
+  // Resolved once every definition is read: run appends the frames' symbols after the events.
+  return events.flatMap((e) => (e.kind === 'alloc' ? [{ pid: e.pid, size: e.size, frames: tables.scope(e.pid).stackFrames(e.stack) }] : []));
+}
+
 /** Streams a trace's events to visit (nothing held), in constant memory. */
 export async function scanTrace(path: string, visit: (e: Event) => void): Promise<{ warnings: string[]; events: number }> {
   let n = 0;
@@ -90,8 +105,10 @@ export async function scanTrace(path: string, visit: (e: Event) => void): Promis
   return { warnings: r.warnings, events: n };
 }
 
-/** Polls fn until it gives a value; fails naming what it waited for. */
-export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
+/** Polls fn until it gives a value; fails naming what it waited for. The bound is only there to
+ *  end a broken test: a loaded shared machine (load average 25) took over 10 s to start
+ *  `leakscope run` from source and its program, so it is generous. */
+export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 120_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
