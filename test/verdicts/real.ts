@@ -213,6 +213,8 @@ const leaf = (r: AnalysisResult, p: ProcessReport): boolean => children(r, p).le
 /** nginx's worker: named so in a debug log; under `run`, the process at the bottom of the tree
  *  that allocated (the launcher forks the master, the master the worker). */
 const worker: Test = (e, r) => /worker process/.test(e.proc.command) || (leaf(r, e.proc) && children(r, e.proc).length === 0 && r.processes.some((p) => p.pid === e.proc.ppid && !leaf(r, p)) && r.processes.some((p) => children(r, p).some((c) => c.pid === e.proc.ppid)));
+/** nginx's master under `run`: the parent of the worker. */
+const master: Test = (e, r) => children(r, e.proc).some((c) => worker({ ...e, proc: c }, r));
 const viaMmapIn = (module: RegExp): Test => (e) => e.kind === 'site' && e.site!.via === 'mmap' && module.test(e.site!.label);
 
 function nginxCases(dir?: string): Case[] {
@@ -223,7 +225,8 @@ function nginxCases(dir?: string): Case[] {
       rules: [
         rule(and(kind('process'), worker), 'leak', "the worker: the last 60 requests each compile a new regex its cache keeps (the Lua-table leak is in LuaJIT's own heap, which a debug log does not show)"),
         rule(worker, 'steady', "the worker's start-up memory and per-request allocations, released with their requests"),
-        rule(any, 'steady', 'the master and the start-up process: no allocation lines of their own after start-up'),
+        rule(and(kind('process'), (e) => !/master process/.test(e.proc.command)), 'no-calls', 'the start-up process: it parsed the configuration before the debug log was open, so the log holds no allocation line of it'),
+        rule(any, 'steady', 'the master: its configuration came from the start-up process; it frees a block at exit'),
       ],
     },
     {
@@ -241,6 +244,7 @@ function nginxCases(dir?: string): Case[] {
         rule(and(worker, viaMmapIn(/luajit/)), 'steady', "LuaJIT's other mappings in the worker (its machine-code area for compiled traces), made once"),
         rule(and(worker, site('ngx_http_lua_ffi_compile_regex')), 'leak', "the last 60 requests each compile a new regex with \"o\": the worker's cache keeps every one (its limit, 1,024, is far away), so within this trace it grows like a leak"),
         rule(heldAtExit, 'unfreed', 'the start-up process exited (before the cut) holding its configuration, LuaJIT and OpenSSL'),
+        rule(and(kind('process'), master), 'no-calls', 'the master: its configuration was made by the start-up process before the fork; it allocates nothing until told to quit (after the cut)'),
         rule(any, 'steady', "start-up memory of the master and the worker (configuration, connections), made once"),
       ],
     },
@@ -265,6 +269,8 @@ function fixtureCases(): Case[] {
     {
       name: 'fixture-nginx', source: 'fixture (nginx debug log)', load: load([join(FIXTURES, 'nginx-debug.1worker.log.gz')]),
       rules: [
+        rule((e) => e.kind === 'process' && e.proc.pid === 3640, 'no-calls', 'the start-up process (3640): it parsed the configuration before the debug log was open, so the log holds no allocation line of it'),
+        rule((e) => e.kind === 'process' && e.proc.pid === 3737, 'no-calls', 'the `nginx -s quit` signal process (3737): it only sends a signal, with no allocation line'),
         rule((e) => e.kind === 'site' && e.site!.label === 'GET /scratch', 'leak', '/scratch?forget=i leaks a 4 KiB pool per request for the first half'),
         rule((e) => e.kind === 'process' && e.proc.sites.some((s) => s.label === 'GET /scratch'), 'leak', 'the worker: 30 leaked 4 KiB pools'),
         rule(any, 'steady', 'the master and the worker outside /scratch: start-up memory and per-connection churn'),
