@@ -33,6 +33,8 @@ export interface Case {
   name: string;
   /** Where the capture comes from ('synthetic', 'apache2 run', 'fixture', ...). */
   source: string;
+  /** What the capture is, in one line (test/verdicts/README.md lists it with the rules). */
+  what: string;
   load: () => Promise<AnalysisResult>;
   rules: Rule[];
 }

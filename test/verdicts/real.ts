@@ -13,7 +13,7 @@ import { readInputs } from '../../src/sources/open.js';
 import type { Event } from '../../src/model/events.js';
 import type { AnalysisResult, ProcessReport } from '../../src/analyses/result.js';
 import type { Case, Entity, Rule } from './entities.js';
-import { CUT_MARKER } from './make-captures.js';
+import { CAPTURES, CUT_MARKER } from './make-captures.js';
 
 export const CAPTURE_DIR = fileURLToPath(new URL('./captures/', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -78,6 +78,12 @@ function loadCut(path: string): () => Promise<AnalysisResult> {
   };
 }
 
+/** What a capture is (make-captures.ts says it), and how the case reads it. */
+function captureWhat(name: string, live = false): string {
+  const w = CAPTURES.find((c) => c.name === name)!.what;
+  return live ? `${w}; cut at the marker written before it was stopped: the server still running` : `${w}; to its end`;
+}
+
 /** A capture file: the committed one (.zst) or, with `dir`, a fresh one. */
 function capture(dir: string | undefined, file: string): string {
   if (dir) return join(dir, file);
@@ -95,11 +101,12 @@ const SERVER_COMMON: Rule[] = [
   rule(kind('site'), 'steady', 'libc and loader start-up allocations, made once'),
 ];
 
-function serverCase(dir: string | undefined, name: string, live: boolean, what: string, own: Rule[]): Case {
+function serverCase(dir: string | undefined, name: string, live: boolean, _shape: string, own: Rule[]): Case {
   const path = capture(dir, `${name}.lstrace`);
   return {
     name: `${name}${live ? '-live' : ''}`,
     source: live ? 'vd-server run (cut at a snapshot while running)' : 'vd-server run',
+    what: captureWhat(name, live),
     load: live ? loadCut(path) : load([path]),
     rules: [...own, ...SERVER_COMMON],
   };
@@ -107,7 +114,7 @@ function serverCase(dir: string | undefined, name: string, live: boolean, what: 
 
 function serverCases(dir?: string): Case[] {
   const out: Case[] = [{
-    name: 'short-program', source: 'C program run', load: load([capture(dir, 'short-program.lstrace')]),
+    name: 'short-program', source: 'C program run', what: captureWhat('short-program'), load: load([capture(dir, 'short-program.lstrace')]),
     rules: [
       rule(site('keep'), 'unfreed', '1,000 blocks of 64 B kept in a loop and never freed: the program exits holding them'),
       rule(heldAtExit, 'unfreed', 'held when the program exited (its blocks, libc)'),
@@ -209,13 +216,13 @@ function apacheCases(dir?: string): Case[] {
     rule(site('vd_cache_get'), 'steady', 'the cache: no new entry while traced (only hits)'),
   ];
   const cases: Case[] = [
-    { name: 'apache-run-leak', source: 'apache2 run', load: load([capture(dir, 'apache-run-leak.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...leak, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
-    { name: 'apache-run-mixed', source: 'apache2 run', load: load([capture(dir, 'apache-run-mixed.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...mixed, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
+    { name: 'apache-run-leak', source: 'apache2 run', what: captureWhat('apache-run-leak'), load: load([capture(dir, 'apache-run-leak.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...leak, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
+    { name: 'apache-run-mixed', source: 'apache2 run', what: captureWhat('apache-run-mixed'), load: load([capture(dir, 'apache-run-mixed.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...mixed, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
   ];
   for (const c of [['apache-attach-leak', leak], ['apache-attach-mixed', mixed], ['apache-attach-warm', warm]] as const) {
     const path = capture(dir, `${c[0]}.lstrace`);
     if (!existsSync(path)) continue; // attach needs root and eBPF: made where they exist
-    cases.push({ name: c[0], source: 'apache2 attach', load: load([path]), rules: [...APACHE_COMMON.slice(0, 5), ...c[1], ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] });
+    cases.push({ name: c[0], source: 'apache2 attach', what: CAPTURES.find((x) => x.name === c[0])!.what, load: load([path]), rules: [...APACHE_COMMON.slice(0, 5), ...c[1], ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] });
   }
   return cases;
 }
@@ -234,7 +241,7 @@ function nginxCases(dir?: string): Case[] {
   const run = capture(dir, 'nginx-lua-run.lstrace');
   return [
     {
-      name: 'nginx-lua-debug', source: 'nginx debug log', load: load([capture(dir, 'nginx-lua-debug.log')]),
+      name: 'nginx-lua-debug', source: 'nginx debug log', what: captureWhat('nginx-lua-debug'), load: load([capture(dir, 'nginx-lua-debug.log')]),
       rules: [
         rule(and(kind('process'), worker), 'leak', "the worker: the last 60 requests each compile a new regex its cache keeps (the Lua-table leak is in LuaJIT's own heap, which a debug log does not show)"),
         rule(worker, 'steady', "the worker's start-up memory and per-request allocations, released with their requests"),
@@ -243,14 +250,14 @@ function nginxCases(dir?: string): Case[] {
       ],
     },
     {
-      name: 'nginx-lua-run', source: 'nginx run', load: load([run]),
+      name: 'nginx-lua-run', source: 'nginx run', what: captureWhat('nginx-lua-run'), load: load([run]),
       rules: [
         rule(heldAtExit, 'unfreed', 'held when the process exited: its configuration, LuaJIT, OpenSSL and the loader (the worker closes its Lua state, so the Lua leak is released at exit)'),
         rule(any, 'steady', 'released by exit: the master (the launcher made what it holds)'),
       ],
     },
     {
-      name: 'nginx-lua-run-live', source: 'nginx run (cut at a marker while running)', load: loadCut(run),
+      name: 'nginx-lua-run-live', source: 'nginx run (cut at a marker while running)', what: captureWhat('nginx-lua-run', true), load: loadCut(run),
       rules: [
         rule(and(kind('process'), worker), 'leak', "the worker: keeps 16 KiB a /leak request in a Lua table, LuaJIT's heap growing by mapped chunks"),
         rule(and(worker, viaMmapIn(/luajit/), (e) => e.site!.bytes === Math.max(...e.proc.sites.filter((s) => s.via === 'mmap' && /luajit/.test(s.label)).map((s) => s.bytes))), 'leak', "LuaJIT's heap chunks (mmap, its largest mapping site) in the worker: the Lua table of 16 KiB strings keeps growing"),
@@ -269,7 +276,7 @@ function nginxCases(dir?: string): Case[] {
 function fixtureCases(): Case[] {
   return [
     {
-      name: 'fixture-apr-httpd', source: 'fixture (APR pool-debug log)', load: load([join(FIXTURES, 'apr-pool-debug.httpd-1child.log.gz')]),
+      name: 'fixture-apr-httpd', source: 'fixture (APR pool-debug log)', what: 'test/fixtures/apr-pool-debug.httpd-1child.log.gz: httpd 2.4.62 prefork, one child, 40 × (/ok, /leak: 2 KiB into pchild), one /stream?40, 20 × /ok, a graceful stop', load: load([join(FIXTURES, 'apr-pool-debug.httpd-1child.log.gz')]),
       rules: [
         rule((e) => e.proc.pid === 3153, 'steady', "httpd's start-up process (3153): parses the configuration, forks the parent, never heard from again"),
         rule((e) => e.proc.pid === 3156, 'steady', 'the parent (3156): its configuration, then it watches the child'),
@@ -280,7 +287,7 @@ function fixtureCases(): Case[] {
       ],
     },
     {
-      name: 'fixture-nginx', source: 'fixture (nginx debug log)', load: load([join(FIXTURES, 'nginx-debug.1worker.log.gz')]),
+      name: 'fixture-nginx', source: 'fixture (nginx debug log)', what: 'test/fixtures/nginx-debug.1worker.log.gz: nginx 1.31.4 --with-debug, one worker, 30 × (/ok, /scratch?forget: a 4 KiB pool never destroyed), 30 × /scratch, nginx -s quit', load: load([join(FIXTURES, 'nginx-debug.1worker.log.gz')]),
       rules: [
         rule((e) => e.kind === 'process' && e.proc.pid === 3640, 'no-calls', 'the start-up process (3640): it parsed the configuration before the debug log was open, so the log holds no allocation line of it'),
         rule((e) => e.kind === 'process' && e.proc.pid === 3737, 'no-calls', 'the `nginx -s quit` signal process (3737): it only sends a signal, with no allocation line'),

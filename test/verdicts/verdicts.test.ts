@@ -11,6 +11,8 @@ import { shortProgram } from './synthetic.js';
 import { analyzeFiles } from '../../src/analyses/pipeline.js';
 import { renderText, shortLabel } from '../../src/reports/text.js';
 import { frame } from '../../src/model/events.js';
+import { readFileSync } from 'node:fs';
+import { BEGIN, README, renderLabels, withLabels } from './labels.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 
@@ -146,4 +148,12 @@ test('pools alive before the attach (found by the walk) are judged on what the t
   assert.equal(cls('vd-cache').verdict.verdict, 'steady', cls('vd-cache').verdict.explanation);
   assert.equal(cls('transaction').verdict.verdict, 'bounded', cls('transaction').verdict.explanation);
   assert.match(cls('transaction').verdict.explanation, /Grows during a connection/);
+});
+
+test('the README lists every case with what it is and its label rules, as the cases hold them', () => {
+  const doc = readFileSync(README, 'utf8');
+  assert.equal(doc.split(BEGIN).length, 2, 'one generated label list');
+  const all = corpus();
+  assert.equal(doc, withLabels(doc, renderLabels(all)), 'test/verdicts/README.md differs from the cases: run node --import tsx test/verdicts/labels.ts --write');
+  for (const c of all) assert.ok(c.what.length > 20, `${c.name}: what it is`);
 });
