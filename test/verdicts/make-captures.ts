@@ -5,7 +5,7 @@
 //   node --import tsx test/verdicts/make-captures.ts OUTDIR [NAME...]
 //
 // writes OUTDIR/NAME.lstrace (or NAME.log for a debug log) for each capture (all by default).
-// `npm run bench -- verdicts` with VERDICTS_FRESH=1 makes them afresh and scores them; the small
+// `npm run bench -- verdicts` with LSBENCH_VERDICTS_FRESH=1 makes them afresh and scores them; the small
 // ones the tests read are committed, zstd-compressed, in test/verdicts/captures/.
 
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
