@@ -303,7 +303,36 @@ const ROWS: Row[] = [
     },
     met: () => '—',
   },
+  {
+    bench: 'verdicts',
+    what: 'verdict corpus (test/verdicts): every labelled entity (process, pool class, live pool, site) of real captures, the shared fixtures and synthetic shapes, against its verdict',
+    target: '0 non-leaking called leak; ≥ 95% exact; every leaking entity leak or growing; the same verdicts in 10 runs',
+    judged: 'exact label = verdict over all entities; `run` captures made afresh 10 times each',
+    figure: (f) =>
+      `${f.agree} of ${f.total} exact (${pct(num(f.agree) / num(f.total))}, ${f.cases} cases); labelled bounded/steady/no-calls called leak: ${f.falseLeaks}; labelled leak/growing called neither: ${f.missedLeaks}. ` +
+      `Label → verdict: ${verdictMatrix(f)}. Disagreements: ${((f.disagreements as string[] | undefined) ?? []).join('; ') || 'none'}. Repeats: ${verdictRepeat(f)}`,
+    met: (f) => {
+      const cs = (f.repeat?.cases as F[] | undefined) ?? [];
+      const same = num(f.repeat?.runs) >= 10 && cs.length > 0 && cs.every((c) => c.same);
+      return `${yes(num(f.falseLeaks) === 0 && num(f.missedLeaks) === 0 && num(f.agree) >= 0.95 * num(f.total))}; repeats ${yes(same)}`;
+    },
+  },
 ];
+
+// verdicts: the confusion matrix, label → verdict counts, off the diagonal named.
+function verdictMatrix(f: F): string {
+  const m = (f.matrix ?? {}) as Record<string, Record<string, number>>;
+  return Object.entries(m)
+    .map(([want, row]) => `${want} → ${Object.entries(row).map(([got, n]) => (got === want ? `${n}` : `${got} ${n}`)).join(', ')}`)
+    .join('; ');
+}
+function verdictRepeat(f: F): string {
+  const r = f.repeat ?? {};
+  const cs = (r.cases as F[] | undefined) ?? [];
+  if (!num(r.runs) || !cs.length) return 'not repeated';
+  const differ = cs.filter((c) => !c.same).map((c) => c.name);
+  return `${cs.length} cases of \`run\` captures made ${r.runs} times each: ${differ.length ? `verdicts differ in ${differ.join(', ')}` : 'the same verdicts every time'}`;
+}
 
 const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const hhmm = (iso: string) => iso.slice(0, 16).replace('T', ' ');

@@ -289,14 +289,15 @@ function uses(p: Pts, floor: number, peakIdx: number): Uses | undefined {
   const heights: number[] = [];
   let tallestStart = 0;
   // A use is a rise above the floor (by more than 1% of the tallest), however small, that comes
-  // back down to it.
+  // back down to it: a point's low says it came back, even when the point (merged changes) ends
+  // on the next use's rise.
   const above = floor + 0.01 * (peak - floor);
   for (let i = 0; i < n; i++) {
     if (p.hi[i]! > above) {
       up = true;
       if (p.hi[i]! > top) { top = p.hi[i]!; topAt = i; }
     }
-    if (p.y[i]! <= above) {
+    if (p.lo[i]! <= above) {
       if (up) {
         count++;
         heights.push(top - floor);
