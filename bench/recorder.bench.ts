@@ -10,6 +10,10 @@
 // - total CPU: CPU of the whole command and its children (heaptrack's interpreter, our
 //   symbolization), from the kernel's child accounting;
 // - wall: the whole command, start to exit (noisy on a loaded machine).
+// Then, steady on a loaded machine: instructions of the whole process under valgrind's callgrind
+// (native, full stacks, sampled; LSBENCH_CALLGRIND_ROUNDS rounds, default 300,000), with
+// LSBENCH_CALLGRIND_BASE=COMMIT the library built at that commit beside this one (a before/after
+// of a recorder change); and the stack an allocation takes below its caller (rec-stackuse).
 //   npm run bench -- recorder        (LSBENCH_ITERS=1000000 for a shorter run; --quick: 300k)
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -69,30 +73,6 @@ function has(tool: string): boolean {
 
 const trace = (name: string): string => join(dir, `${name}.lstrace`);
 
-// LSBENCH_CALLGRIND=1: instructions instead of times (valgrind's callgrind, whole process, 300,000
-// rounds by default): steady on a loaded machine, for before/after comparisons of the recorder.
-// LSBENCH_LIB names another build of the library (e.g. one built from an older commit).
-if (process.env.LSBENCH_CALLGRIND) {
-  const lib = process.env.LSBENCH_LIB ?? join(root, 'native', 'recorder', 'build', 'libleakscope.so');
-  const rounds = process.env.LSBENCH_ITERS ?? '300000';
-  const instructions = (env: string[], name: string): number => {
-    const out = join(dir, `cg-${name}.%p.out`);
-    spawnSync('valgrind', ['--tool=callgrind', '--trace-children=yes', `--callgrind-out-file=${out}`, 'env', ...env, exe, '1', rounds], { stdio: 'ignore' });
-    let total = 0;
-    for (const f of readdirSync(dir).filter((x) => x.startsWith(`cg-${name}.`))) {
-      const m = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'));
-      if (m) total += Number(m[1]);
-    }
-    return total;
-  };
-  const nat = instructions([], 'native');
-  const full = instructions([`LD_PRELOAD=${lib}`, `LEAKSCOPE_TRACE=${trace('cg-full')}`], 'full');
-  const sampled = instructions([`LD_PRELOAD=${lib}`, `LEAKSCOPE_TRACE=${trace('cg-sampled')}`, 'LEAKSCOPE_SAMPLE=524288'], 'sampled');
-  console.log(`callgrind, ${rounds} rounds, library ${lib}:`);
-  console.log(`  native ${(nat / 1e6).toFixed(1)}M instructions; full stacks ${(full / 1e6).toFixed(1)}M (${(full / nat).toFixed(2)}x); --sample 524288 ${(sampled / 1e6).toFixed(1)}M (${(sampled / nat).toFixed(2)}x)`);
-  rmSync(dir, { recursive: true, force: true });
-  process.exit(0);
-}
 const args = [exe, '1', String(ITERS)];
 console.log(`rec-bench: 1 thread, ${ITERS} rounds (${(ITERS * 2 / 1e6).toFixed(1)}M allocation calls), median of ${REPEAT}; CLI ${cli[0] === built ? 'dist' : 'tsx'}`);
 
@@ -129,12 +109,55 @@ console.log(`  leakscope  1 thread ${perCall(t1).toFixed(1)} ns, 4 threads ${per
 // runs on a side stack, so threads with small stacks allocate as they do natively.
 const stackuse = join(dir, 'rec-stackuse');
 execFileSync('gcc', ['-O2', '-g', '-pthread', '-o', stackuse, join(root, 'test', 'programs', 'rec-stackuse.c')]);
-const su = (cmd: string[]): string => {
+const su = (cmd: string[]): { first: number; later: number } => {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
   const m = /rec-stackuse first=(\d+) later=(\d+)/.exec(r.stdout);
-  return m ? `first call ${m[1]} B, later ${m[2]} B` : `failed (${r.status})`;
+  if (!m) throw new Error(`${cmd.join(' ')}: no rec-stackuse line (exit ${r.status}): ${r.stderr.slice(-500)}`);
+  return { first: Number(m[1]), later: Number(m[2]) };
 };
-console.log(`\nstack below malloc's caller (rec-stackuse): native ${su([stackuse])}; leakscope run ${su(leakscope(['run', '--no-summary', '-o', trace('su'), '--', stackuse]))}`);
+const suNative = su([stackuse]);
+const suRun = su(leakscope(['run', '--no-summary', '-o', trace('su'), '--', stackuse]));
+console.log(`\nstack below malloc's caller (rec-stackuse): native first call ${suNative.first} B, later ${suNative.later} B; leakscope run first call ${suRun.first} B, later ${suRun.later} B`);
+
+// Instructions, whole process (callgrind follows run's children: the program only, as the
+// library is preloaded into it directly here, without the CLI around it).
+const CG_ROUNDS = size('LSBENCH_CALLGRIND_ROUNDS', 300_000, 30_000);
+function instructions(lib: string | undefined, name: string, extra: string[] = []): number {
+  const out = join(dir, `cg-${name}.%p.out`);
+  const env = lib ? [`LD_PRELOAD=${lib}`, `LEAKSCOPE_TRACE=${trace(`cg-${name}`)}`, ...extra] : [];
+  const r = spawnSync('valgrind', ['--tool=callgrind', '--trace-children=yes', `--callgrind-out-file=${out}`, 'env', ...env, exe, '1', String(CG_ROUNDS)], { stdio: ['ignore', 'ignore', 'pipe'], encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`callgrind ${name}: exit ${r.status}: ${r.stderr.slice(-1000)}`);
+  let total = 0;
+  for (const f of readdirSync(dir).filter((x) => x.startsWith(`cg-${name}.`))) {
+    const m = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'));
+    if (m) total += Number(m[1]);
+  }
+  return total;
+}
+const lib = join(root, 'native', 'recorder', 'build', 'libleakscope.so');
+const cg = {
+  rounds: CG_ROUNDS,
+  native: instructions(undefined, 'native'),
+  full: instructions(lib, 'full'),
+  sampled: instructions(lib, 'sampled', ['LEAKSCOPE_SAMPLE=524288']),
+};
+console.log(`\ncallgrind, ${CG_ROUNDS} rounds: native ${(cg.native / 1e6).toFixed(1)}M instructions; full stacks ${(cg.full / 1e6).toFixed(1)}M (${r(cg.full, cg.native)}); --sample 524288 ${(cg.sampled / 1e6).toFixed(1)}M (${r(cg.sampled, cg.native)})`);
+// The library built at another commit (its native/recorder tree alone, with its own Makefile).
+const BASE = process.env.LSBENCH_CALLGRIND_BASE;
+let base: { commit: string; full: number; sampled: number; stack: { first: number; later: number }; thisStack: { first: number; later: number } } | undefined;
+if (BASE) {
+  const commit = execFileSync('git', ['rev-parse', '--short=10', BASE], { cwd: root, encoding: 'utf8' }).trim();
+  const src = join(dir, 'base');
+  execFileSync('mkdir', ['-p', src]);
+  execFileSync('sh', ['-c', 'git -C "$1" archive "$2" native/recorder | tar -x -C "$3"', 'sh', root, commit, src]);
+  execFileSync('make', ['-s', '-C', join(src, 'native', 'recorder')], { stdio: 'inherit' });
+  const baseLib = join(src, 'native', 'recorder', 'build', 'libleakscope.so');
+  const suBase = su(['env', `LD_PRELOAD=${baseLib}`, `LEAKSCOPE_TRACE=${trace('su-base')}`, stackuse]);
+  // Both libraries preloaded the same way for the stack (run adds nothing to the program's stack).
+  const suThis = su(['env', `LD_PRELOAD=${lib}`, `LEAKSCOPE_TRACE=${trace('su-this')}`, stackuse]);
+  base = { commit, full: instructions(baseLib, 'base-full'), sampled: instructions(baseLib, 'base-sampled', ['LEAKSCOPE_SAMPLE=524288']), stack: suBase, thisStack: suThis };
+  console.log(`  library at ${commit}: full stacks ${(base.full / 1e6).toFixed(1)}M, sampled ${(base.sampled / 1e6).toFixed(1)}M; this one ${((cg.full / base.full - 1) * 100).toFixed(2)}% / ${((cg.sampled / base.sampled - 1) * 100).toFixed(2)}%; stack below malloc's caller then: first ${suBase.first} B, later ${suBase.later} B`);
+}
 
 const full = rows[1]![1], sampled = rows[2]![1], ht = rows.find(([n]) => n === 'heaptrack')?.[1];
 console.log('\ntargets:');
@@ -156,5 +179,8 @@ bench.finish({
   tools: Object.fromEntries(rows.map(([name, x]) => [KEYS[name] ?? name, m(x)])),
   traceBytesPerCall: traceBytes / native.calls,
   threads: { iterations: THREAD_ITERS, native1Ns: perCall(n1), native4Ns: perCall(n4), run1Ns: perCall(t1), run4Ns: perCall(t4) },
+  // Bytes of the caller's stack an allocation takes below it: the first call of a thread, the deepest later one.
+  stack: { native: suNative, run: suRun },
+  callgrind: { ...cg, ...(base ? { base } : {}) },
 });
 rmSync(dir, { recursive: true, force: true });

@@ -9,6 +9,8 @@
 //
 // Targets (issue 13): no entity labelled bounded/steady called leak; >= 95% exact agreement; every
 // entity labelled leak/growing called leak or growing; the same workload gives the same verdicts.
+// Writes bench/results/verdicts.json (BENCHMARKS.md's row and confusion matrix are generated from
+// it) and bench/results/verdicts.md (the same with every disagreement in words).
 
 import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -18,8 +20,10 @@ import { corpus, scoreCases } from '../test/verdicts/corpus.js';
 import { disagreementText, matrixText, score } from '../test/verdicts/entities.js';
 import { CAPTURES, makeCapture } from '../test/verdicts/make-captures.js';
 import { repeatRuns } from '../test/verdicts/repeat.js';
+import { quick, startBench } from './support/record.js';
 
 const root = new URL('..', import.meta.url).pathname;
+const bench = startBench('verdicts');
 const fresh = process.env.VERDICTS_FRESH === '1';
 const repeat = Number(process.env.VERDICTS_REPEAT ?? 0);
 const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
@@ -77,14 +81,30 @@ try {
   say(s.disagreements.length ? `Disagreements (${s.disagreements.length}):` : 'No disagreements.');
   say();
   for (const d of s.disagreements) say(`- ${disagreementText(d).replace(/\n/g, '\n  ')}`);
+  let repeatLines: string[] = [];
   if (repeat > 0) {
     say();
     say(`Repeatability: each timing-sensitive \`run\` workload ${repeat} times.`);
     say();
     const r = await repeatRuns(repeat, (m) => console.log(m));
     for (const line of r.lines) say(line);
+    repeatLines = r.lines;
   }
-  writeFileSync(join(root, 'bench', 'results', 'verdicts.md'), `${out.join('\n')}\n`);
+  bench.finish({
+    captures: fresh ? 'fresh' : dir ? 'given' : 'committed',
+    cases: cases.length,
+    total: s.total,
+    agree: s.agree,
+    falseLeaks: s.falseLeaks.length,
+    missedLeaks: s.missedLeaks.length,
+    unlabelled: s.unlabelled.length,
+    // matrix[label][verdict] = entities
+    matrix: Object.fromEntries([...s.matrix].map(([label, m]) => [label, Object.fromEntries(m)])),
+    bySource: [...bySource].map(([source, b]) => ({ source, entities: b.n, agree: b.ok })),
+    disagreements: s.disagreements.map((d) => `${d.case}: ${d.entity.id}: labelled ${d.label?.label ?? '(none)'}, called ${d.entity.verdict.verdict}`),
+    repeat: repeatLines,
+  });
+  if (!quick) writeFileSync(join(root, 'bench', 'results', 'verdicts.md'), `${out.join('\n')}\n`);
 } finally {
   if (dir && fresh && !process.env.LSBENCH_KEEP) rmSync(dir, { recursive: true, force: true });
 }
