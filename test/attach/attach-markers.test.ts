@@ -4,12 +4,12 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
-import { attachInBackground, buildProgram, CLI, parseReport, root, startDriven, startReady, stop, tempDir, until } from './helpers.js';
+import { attachInBackground, buildProgram, parseReport, root, startDriven, startReady, stop, tempDir, until } from './helpers.js';
+import { cliSync } from '../support/cli.js';
 
 const dir = tempDir('att-markers');
 const prog = buildProgram('att-pool', dir);
@@ -56,8 +56,8 @@ test('SIGUSR1 to attach: markers in the trace and the report, tracing goes on', 
     const p = report.processes.find((x) => x.pid === drv.pid)!;
     assert.deepEqual(p.markers.map((m) => m.label), ['SIGUSR1 #1', 'SIGUSR1 #2']);
     // and they are range edges
-    const d = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'diff', trace, '--from', 'SIGUSR1 #1', '--to', 'SIGUSR1 #2', '--format', 'json'], { cwd: root, encoding: 'utf8' });
-    assert.equal(d.status, 0, d.stderr);
+    const d = cliSync(['diff', trace, '--from', 'SIGUSR1 #1', '--to', 'SIGUSR1 #2', '--format', 'json']);
+    assert.equal(d.code, 0, d.stderr);
     const rows = (JSON.parse(d.stdout) as { rows: { kind: string; delta: number }[] }).rows;
     assert.ok(rows.find((x) => x.kind === 'total')!.delta > 0, 'the leaky pools grew between the markers');
   } finally {

@@ -11,6 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { attachInBackground, parseReport, root, tempDir, until, type CliRun } from './helpers.js';
+import { cliSync } from '../support/cli.js';
 import { readTrace } from '../../src/trace/reader.js';
 import type { Event } from '../../src/model/events.js';
 import { childrenOf, keepaliveBursts, quiescent, startApache, type Server } from './servers.js';
@@ -183,7 +184,7 @@ test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with n
 test('doctor --pid CHILD: says the pools alive before attach are found, as many as gdb walks, with the layout confirmed', () => {
   const pid = [...pchild.keys()][0]!;
   const truth = gdbPools(pid, types, 'gdb-apr-pools.py');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'doctor', '--pid', String(pid)], { cwd: root, encoding: 'utf8' });
+  const r = cliSync(['doctor', '--pid', String(pid)]);
   assert.match(r.stdout, new RegExp(`pools alive before attach \\(apr\\): ${truth.length} found in process ${pid} now`), r.stdout);
   assert.match(r.stdout, /Layout confirmed by the allocator's code: the parent link is at \+0/);
 });

@@ -6,10 +6,10 @@ import { join } from 'node:path';
 import type { AnalysisResult } from '../../src/analyses/result.js';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
+import { spawnCli } from '../support/cli.js';
 import { testDir } from '../support/tmp.js';
 
 export const root = new URL('../..', import.meta.url).pathname;
-export const CLI = join(root, 'src/cli/main.ts');
 
 export function tempDir(tag: string): string {
   return testDir(`leakscope-${tag}`);
@@ -104,14 +104,14 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `leakscope attach ARGS` (through tsx) and waits for it. */
+/** Runs `leakscope attach ARGS` (test/support/cli.ts) and waits for it. */
 export function runAttach(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCli(['attach', ...args]);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 45000);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -131,13 +131,13 @@ export function parseReport(r: CliRun): AnalysisResult {
 /** Starts attach; resolves `started` once it traces (its targets' probes are all attached:
  *  "leakscope: tracing" is printed after that), `done` with its output at the end. */
 export function attachInBackground(args: string[]): { pid: number; started: Promise<void>; done: Promise<CliRun>; stdout(): string; stderr(): string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCli(['attach', ...args]);
   let stdout = '';
   let stderr = '';
   let startedResolve!: () => void;
   const started = new Promise<void>((r) => (startedResolve = r));
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
     if (stderr.includes('leakscope: tracing')) startedResolve();
   });

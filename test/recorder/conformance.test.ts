@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
 import { allocStacks, buildRecorder, programs, root, workDir } from './harness.js';
+import { cliSync } from '../support/cli.js';
 
 interface Outcome { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
@@ -32,9 +33,7 @@ function native(cmd: string[]): Outcome {
 function traced(dir: string, tag: string, cmd: string[], env: Record<string, string> = {}): Outcome & { ours: string[]; report: AnalysisResult; trace: string } {
   const trace = join(dir, `${tag}.lstrace`);
   const report = join(dir, `${tag}.json`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '--report', report, '-o', trace, '--', ...cmd], {
-    cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env },
-  });
+  const r = cliSync(['run', '--format', 'json', '--report', report, '-o', trace, '--', ...cmd], { env });
   const lines = r.stderr.split('\n');
   const ours = lines.filter((l) => l.startsWith('leakscope:'));
   const stderr = lines.filter((l) => !l.startsWith('leakscope:')).join('\n');
@@ -42,9 +41,10 @@ function traced(dir: string, tag: string, cmd: string[], env: Record<string, str
   try {
     parsed = JSON.parse(readFileSync(report, 'utf8')) as AnalysisResult;
   } catch {
-    throw new Error(`no report from leakscope run (status ${r.status}):\n${r.stderr}`);
+    throw new Error(`no report from leakscope run (status ${r.code}):\n${r.stderr}`);
   }
-  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr, ours, report: parsed, trace };
+  // run exits with its command's status, 128 + N when a signal N ended it.
+  return { status: r.code, signal: null, stdout: r.stdout, stderr, ours, report: parsed, trace };
 }
 
 /** Runs natively and traced RUNS times each; asserts they agree; returns the last traced run. */

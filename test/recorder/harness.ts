@@ -1,6 +1,6 @@
 // Shared by the recorder tests: builds the recorder and the test programs, runs `leakscope run`
 // from source, and reads traces.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
@@ -8,6 +8,7 @@ import type { Event, Frame } from '../../src/model/events.js';
 import { SymbolTables } from '../../src/model/stacks.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { testDir } from '../support/tmp.js';
+import { cliSync, spawnCli } from '../support/cli.js';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const programs = join(root, 'test', 'programs');
@@ -39,14 +40,9 @@ export interface CliRun {
 }
 
 export function leakscope(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeout?: number } = {}): CliRun {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), ...args], {
-    cwd: opts.cwd ?? root,
-    encoding: 'utf8',
-    env: { ...process.env, ...opts.env },
-    // Only a hang should reach it, not a loaded machine.
-    timeout: opts.timeout ?? 180_000,
-  });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  // Only a hang should reach the timeout, not a loaded machine.
+  const r = cliSync(args, { cwd: opts.cwd, env: opts.env, timeoutMs: opts.timeout ?? 180_000 });
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** `leakscope run --format json -o TRACE -- CMD...`: the exit status and the parsed analysis. */
@@ -120,9 +116,7 @@ export async function until<T>(what: string, fn: () => T | undefined | Promise<T
 
 /** `leakscope run` as a child that the test drives while it runs; its output so far. */
 export function spawnRun(args: string[], env: Record<string, string> = {}): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', ...args], {
-    cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnCli(['run', ...args], { env });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

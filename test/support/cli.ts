@@ -79,9 +79,9 @@ export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
 }
 
 /** Starts `leakscope ARGS` (a long-running command: run, attach, kernel, report of a FIFO). */
-export function spawnCli(args: string[], opts: CliOptions & { stdio?: StdioOptions } = {}): ChildProcess {
+export function spawnCli(args: string[], opts: CliOptions & { stdio?: StdioOptions; detached?: boolean } = {}): ChildProcess {
   const [file, argv] = cliCommand(args, opts);
-  return spawn(file, argv, { cwd: opts.cwd ?? root, env: cliEnv(opts.env), stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'] });
+  return spawn(file, argv, { cwd: opts.cwd ?? root, env: cliEnv(opts.env), stdio: opts.stdio ?? ['ignore', 'pipe', 'pipe'], detached: opts.detached });
 }
 
 /** Resolves with the exit code (128 + signal) once the child has exited. */
