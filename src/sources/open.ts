@@ -8,7 +8,7 @@ import { createReadStream, ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Event, EventSink, FastEventSink, TraceMeta } from '../model/events.js';
 import { fastSink } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { inputError, UserError } from '../cli/errors.js';
 import { startProgress } from '../cli/progress.js';
 import type { Progress } from '../cli/progress.js';
 import type { Source, SourceInput, SourceStats } from './source.js';
@@ -87,6 +87,8 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
         placer.startFile(fileMeta, meta);
         if (i === 0) opts.onMeta?.({ ...meta });
         st = await source.read(opened.input, placer, {});
+      } catch (err) {
+        throw inputError(path, err);
       } finally {
         await opened.close();
       }
@@ -109,12 +111,10 @@ async function checkFile(path: string): Promise<number | undefined> {
   try {
     st = await stat(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${path}: no such file`);
-    if (code === 'EACCES') throw new UserError(`${path}: permission denied`);
-    throw err;
+    throw inputError(path, err);
   }
   if (st.isDirectory()) throw new UserError(`${path}: is a directory; give the trace or log files inside it`);
+  if (st.isSocket()) throw new UserError(`${path}: is a socket, not a file; give the trace or log file`);
   if (st.isFile() && st.size === 0) throw new UserError(`${path}: empty file; nothing to analyze (check the path, or that the server has written its log yet)`);
   return st.isFile() ? st.size : undefined;
 }
@@ -124,7 +124,12 @@ export async function openInput(path: string, onRaw?: (bytes: number) => void, o
   const size = await checkFile(path);
   const rawStream: AsyncIterable<Buffer> = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1024 * 1024 });
   const raw = peekable(counted(rawStream, onRaw));
-  const rawHead = await raw.peek(4);
+  let rawHead: Buffer;
+  try {
+    rawHead = await raw.peek(4);
+  } catch (err) {
+    throw inputError(path, err);
+  }
   const compression = detectCompression(rawHead);
   const warnings: string[] = [];
   const warn = (msg: string) => {
@@ -142,7 +147,7 @@ export async function openInput(path: string, onRaw?: (bytes: number) => void, o
     head = await plain.peek(HEAD_BYTES);
   } catch (err) {
     await close();
-    throw err;
+    throw inputError(path, err);
   }
   if (head.length === 0) {
     await close();

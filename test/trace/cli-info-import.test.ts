@@ -95,7 +95,7 @@ test('import: bad inputs fail with one line, exit 2, and leave no output behind'
   assert.match(r.stderr, /is also an input/);
   r = cli(['import', src, '-o', join(dir, 'no/such/dir/x.lstrace')]);
   assert.equal(r.code, 2);
-  assert.match(r.stderr, /^leakscope: .*x\.lstrace: cannot create \(no such directory\)\n$/);
+  assert.match(r.stderr, /^leakscope: .*x\.lstrace: cannot write \(no such directory\); nothing was written, choose another output file\n$/);
   assert.deepStrictEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), []);
 });
 

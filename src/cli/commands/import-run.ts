@@ -3,9 +3,7 @@
 // written beside its final name and renamed into place only when complete.
 // Registered by commands/import.ts, which loads this module only when the command runs.
 
-import { renameSync, rmSync, statSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
-import { UserError } from '../errors.js';
+import { OutputFile, outputError } from '../output-file.js';
 import { readInputs } from '../../sources/open.js';
 import { TraceWriter } from '../../trace/writer.js';
 import type { Event, EventSink } from '../../model/events.js';
@@ -21,10 +19,10 @@ export interface ImportResult {
 
 /** Imports `inputs` into the trace `out` ('-' for stdout). */
 export async function importFiles(inputs: string[], out: string, opts: { from?: string; progress?: boolean } = {}): Promise<ImportResult> {
-  if (out !== '-') refuseOverwritingInput(inputs, out);
-  const tmp = out === '-' ? undefined : join(dirname(out), `.${basename(out)}.${process.pid}.tmp`);
+  let file: OutputFile | undefined;
   let writer: TraceWriter | undefined;
-  // The header needs the metadata, known once the first input has been opened.
+  // The header needs the metadata, known once the first input has been opened; the output is
+  // opened then too, so an unreadable input leaves no file behind.
   const sink: EventSink = {
     event(e: Event) {
       writer!.event(e);
@@ -35,11 +33,12 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
       from: opts.from,
       progress: opts.progress,
       onMeta: (meta) => {
-        writer = tmp === undefined ? TraceWriter.toFd(1, meta) : TraceWriter.create(tmp, meta);
+        file = OutputFile.open(out, { inputs });
+        writer = TraceWriter.toFd(file.fd, meta);
       },
     });
     await writer!.close();
-    if (tmp !== undefined) renameSync(tmp, out);
+    file!.commit();
     return {
       events: writer!.events,
       badRecords: stats.reduce((a, s) => a + s.badRecords, 0),
@@ -49,36 +48,10 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
     };
   } catch (err) {
     if (writer) await writer.close().catch(() => {});
-    if (tmp !== undefined) rmSync(tmp, { force: true });
-    throw outputError(err, out);
+    file?.discard();
+    // A write error of the trace writer is the output's (a read error was named by readInputs).
+    throw (err as NodeJS.ErrnoException)?.syscall === 'write' ? outputError(out, err) : err;
   }
-}
-
-function refuseOverwritingInput(inputs: string[], out: string): void {
-  let o;
-  try {
-    o = statSync(out);
-  } catch {
-    return;
-  }
-  if (o.isDirectory()) throw new UserError(`${out}: is a directory; give the output trace's file name`);
-  for (const i of inputs) {
-    try {
-      const s = statSync(i);
-      if (s.ino === o.ino && s.dev === o.dev) throw new UserError(`${out}: is also an input; write the trace to another file`);
-    } catch (err) {
-      if (err instanceof UserError) throw err;
-    }
-  }
-}
-
-function outputError(err: unknown, out: string): unknown {
-  const code = (err as NodeJS.ErrnoException)?.code;
-  if (code === 'ENOENT' && (err as NodeJS.ErrnoException).syscall === 'open') return new UserError(`${out}: cannot create (no such directory)`);
-  if (code === 'EACCES') return new UserError(`${out}: permission denied`);
-  if (code === 'ENOSPC') return new UserError(`${out}: no space left on device`);
-  if (code === 'EPIPE') return new UserError('output closed early (broken pipe)');
-  return err;
 }
 
 export interface ImportOpts {
