@@ -4,6 +4,7 @@
 
 import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
+import { postOrder } from '../model/tree.js';
 import type { Anomalies } from '../analyses/result.js';
 import { LiveTable } from './live-table.js';
 import { MappingTable } from './mappings.js';
@@ -493,7 +494,8 @@ export class Engine implements FastEventSink {
     if (row >= 0) this.youngDestroy(p, addr, row, t);
     else if (old) this.destroyPool(p, old, t, true);
     let parent: PoolState | undefined;
-    if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
+    if (parentAddr === addr && addr !== 0) p.anomalies.poolOwnParent = (p.anomalies.poolOwnParent ?? 0) + 1;
+    else if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
     const c = parent === undefined && addr !== 0 && this.youngOn ? this.classOf(p, kind, tag, stack) : undefined;
     // A class whose pools mostly outgrow a row (many allocations or sites: a promotion costs
     // more than the object would have) gets objects, but tries a young pool now and then.
@@ -756,7 +758,13 @@ export class Engine implements FastEventSink {
   /** Releases every allocation of the pool and destroys its children (clear semantics). */
   private emptyPool(p: ProcState, pool: PoolState, t: number): void {
     if (pool.children.size) {
-      for (const child of [...pool.children]) this.destroyPool(p, child, t);
+      // Descendants innermost first, without recursion: the input decides how deep a tree is.
+      // By a pool's turn its children are destroyed (or, in a loop, being destroyed): forget them.
+      postOrder(pool, (n) => [...n.children], (n) => {
+        if (n === pool) return;
+        n.children.clear();
+        this.destroyPool(p, n, t);
+      });
       pool.children.clear();
     }
     const sites = p.sites;

@@ -90,6 +90,7 @@ function anomalies(p: ProcessReport): string {
   if (a.unknownRealloc) parts.push(n(a.unknownRealloc, 'realloc of an unknown address', 'reallocs of unknown addresses'));
   if (a.unknownPool) parts.push(n(a.unknownPool, 'use of an unknown pool', 'uses of unknown pools'));
   if (a.unknownPoolDestroy) parts.push(n(a.unknownPoolDestroy, 'destroy/clear of an unknown pool', 'destroys/clears of unknown pools'));
+  if (a.poolOwnParent) parts.push(n(a.poolOwnParent, 'pool created as its own parent', 'pools created as their own parent'));
   const inherited = (a.inheritedFree ?? 0) + (a.inheritedPool ?? 0);
   const inh = inherited ? ` (${count(inherited)} releases of memory inherited over fork, expected)` : '';
   return parts.length ? `Anomalies: ${parts.join(', ')}${inh} — usually memory allocated before tracing began.` : `Anomalies: none${inh}.`;
