@@ -23,9 +23,16 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
   let writer: TraceWriter | undefined;
   // The header needs the metadata, known once the first input has been opened; the output is
   // opened then too, so an unreadable input leaves no file behind.
+  // A value the format cannot carry (a time step beyond 2^52) drops that record, counted.
+  let refused = 0;
   const sink: EventSink = {
     event(e: Event) {
-      writer!.event(e);
+      try {
+        writer!.event(e);
+      } catch (err) {
+        if (!(err instanceof TypeError)) throw err;
+        refused++;
+      }
     },
   };
   try {
@@ -39,11 +46,12 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
     });
     await writer!.close();
     file!.commit();
+    const why = refused ? [`${refused} record(s) the trace format cannot carry (a time step beyond 2^52) dropped`] : [];
     return {
       events: writer!.events,
-      badRecords: stats.reduce((a, s) => a + s.badRecords, 0),
-      warnings: stats.flatMap((s) => s.warnings),
-      damaged: stats.flatMap((s) => s.damaged),
+      badRecords: stats.reduce((a, s) => a + s.badRecords + s.dropped, 0) + refused,
+      warnings: [...stats.flatMap((s) => s.warnings), ...why],
+      damaged: [...stats.flatMap((s) => s.damaged), ...why],
       bytes: writer!.bytes,
     };
   } catch (err) {

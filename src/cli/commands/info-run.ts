@@ -32,7 +32,7 @@ export async function fileInfo(path: string, opts: { from?: string; progress?: b
     compression: st.compression,
     bytes: st.bytes,
     chunks: st.chunks,
-    badRecords: st.badRecords,
+    badRecords: st.badRecords + st.dropped,
     warnings: st.warnings,
     ...sink.summary(),
   };
@@ -49,7 +49,7 @@ function renderText(i: FileInfo): string {
   lines.push(`${i.path}: ${what}${comp}, ${bytes(i.bytes)}${chunks}`);
   lines.push(`  source:    ${m.source}${m.hostname ? ` on ${m.hostname}` : ''}`);
   if (m.command) lines.push(`  command:   ${oneLine(m.command)}`);
-  if (m.startWallMs !== undefined) lines.push(`  started:   ${new Date(m.startWallMs).toISOString()}`);
+  if (m.startWallMs !== undefined) lines.push(`  started:   ${isoTime(m.startWallMs)}`);
   if (m.sampleBytes) lines.push(`  sampling:  one allocation per ~${bytes(m.sampleBytes)} (probability 1 - exp(-size/${m.sampleBytes}))`);
   lines.push(`  clock:     ${m.clock === 'ns' ? 'nanoseconds' : 'event sequence numbers (no timestamps)'}`);
   if (i.firstT !== undefined && i.lastT !== undefined) {
@@ -80,6 +80,12 @@ function renderText(i: FileInfo): string {
 function oneLine(s: string): string {
   // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '⏎' : '�'));
+}
+
+/** A wall-clock time, or what it is when it is none (the header's value is a claim). */
+function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `not a valid time (${String(ms)})` : d.toISOString();
 }
 
 function bytes(n: number): string {
