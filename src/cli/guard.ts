@@ -2,6 +2,7 @@
 
 import { describeError, isBrokenPipe, UserError } from './errors.js';
 import { brokenPipeExit } from './stdout.js';
+import { terminalSafe } from '../reports/terminal.js';
 
 export function guard<A extends unknown[]>(fn: (...args: A) => Promise<void> | void): (...args: A) => Promise<void> {
   return async (...args: A) => {
@@ -9,7 +10,7 @@ export function guard<A extends unknown[]>(fn: (...args: A) => Promise<void> | v
       await fn(...args);
     } catch (err) {
       if (isBrokenPipe(err)) brokenPipeExit();
-      process.stderr.write(`leakscope: ${describeError(err)}\n`);
+      process.stderr.write(`leakscope: ${terminalSafe(describeError(err))}\n`);
       if (process.env.LEAKSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
       process.exitCode = err instanceof UserError ? err.exitCode : 70;
     }

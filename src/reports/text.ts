@@ -4,6 +4,7 @@
 import type { AnalysisResult, PoolClassReport, PoolReport, ProcessReport, SiteReport, Verdict } from '../analyses/result.js';
 import { formatAmount } from '../analyses/growth.js';
 import { growingPools } from '../analyses/pools.js';
+import { terminalLines } from './terminal.js';
 
 export interface TextOptions {
   width?: number;
@@ -28,7 +29,7 @@ export function renderText(r: AnalysisResult, opts: TextOptions = {}): string {
   if (r.processes.length === 0) out.push('', 'No process in this input (or none matches --pid).');
   const ordered = [...r.processes].sort((a, b) => rank(a.verdict) - rank(b.verdict) || total(b) - total(a));
   for (const p of ordered) out.push('', ...processText(p, r, width, opts));
-  return `${out.join('\n')}\n`;
+  return `${terminalLines(out)}\n`;
 }
 
 function rank(v: Verdict): number {

@@ -69,7 +69,7 @@ class LineRec implements Rec {
   siteS = 0;
   siteE = 0;
   get tag(): string { return this.buf.toString('utf8', this.tagS, this.tagE); }
-  get site(): string { return this.buf.toString('latin1', this.siteS, this.siteE); }
+  get site(): string { return this.buf.toString('utf8', this.siteS, this.siteE); }
   snapshot(): Rec {
     return { act: this.act, pid: this.pid, tid: this.tid, size: this.size, pool: this.pool, tag: this.tag, site: this.site,
       parent: this.parent, allocs: this.allocs, total: this.total, clears: this.clears };

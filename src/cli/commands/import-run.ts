@@ -4,6 +4,7 @@
 // Registered by commands/import.ts, which loads this module only when the command runs.
 
 import { OutputFile, outputError } from '../output-file.js';
+import { terminalSafe } from '../../reports/terminal.js';
 import { readInputs } from '../../sources/open.js';
 import { TraceWriter } from '../../trace/writer.js';
 import type { Event, EventSink } from '../../model/events.js';
@@ -70,7 +71,7 @@ export interface ImportOpts {
 export async function importCommand(files: string[], o: ImportOpts): Promise<void> {
   const r = await importFiles(files, o.output, { from: o.from, progress: true });
   const shown = r.warnings.slice(0, 10);
-  for (const w of shown) process.stderr.write(`leakscope: warning: ${w}\n`);
+  for (const w of shown) process.stderr.write(`leakscope: warning: ${terminalSafe(w)}\n`);
   if (r.warnings.length > shown.length) process.stderr.write(`leakscope: … ${r.warnings.length - shown.length} more warnings\n`);
   const dest = o.output === '-' ? 'stdout' : o.output;
   process.stderr.write(

@@ -11,6 +11,7 @@ import { renderSummary } from '../../recorder/summary.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
 import { analyzeFiles } from '../../analyses/pipeline.js';
 import { OutputFile, writeOutputFile } from '../output-file.js';
+import { terminalSafe } from '../../reports/terminal.js';
 
 export interface RunOptions {
   sample?: string;
@@ -89,7 +90,7 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
 
   if (process.stderr.isTTY) process.stderr.write('leakscope: symbolizing...\n');
   const sym = await symbolizeTrace(trace);
-  for (const w of sym.warnings) process.stderr.write(`leakscope: ${w}\n`);
+  for (const w of sym.warnings) process.stderr.write(`leakscope: ${terminalSafe(w)}\n`);
   if (sym.chunks === 0) {
     process.stderr.write(`leakscope: ${command[0]} recorded nothing: a statically linked program, or one that drops LD_PRELOAD, cannot be traced by \`leakscope run\` (try \`leakscope attach\`)\n`);
   }
