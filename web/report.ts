@@ -188,6 +188,10 @@ function axisY(): uPlot.Axis {
 }
 
 function mainChart(p: ProcessData, host: HTMLElement): void {
+  if (p.omitted) {
+    host.append(el('p', { class: 'empty' }, `This report holds ${data.limits.processes} of ${data.processes.length} processes in full (the worst verdicts and the most outstanding memory first); this one has its summary row only. Report it alone with --pid ${p.pid}.`));
+    return;
+  }
   if (p.x.length === 0) {
     host.append(el('p', { class: 'empty' }, 'This process has no memory series.'));
     return;

@@ -358,7 +358,7 @@ export class Engine implements FastEventSink {
     const p: ProcState = {
       pid, ppid: 0, command: '', exe: '', forked: false,
       startT: t, endT: t, lastGrowT: t, sawPoolAlloc: false, exited: false,
-      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: new Float64Array(RECENT_FREES),
+      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: undefined,
       poolBytes: 0, poolCount: 0, mmapBytes: 0, mappings: undefined, mmapSites: undefined,
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
@@ -407,21 +407,22 @@ export class Engine implements FastEventSink {
     p.allocBytes += w * size;
     p.sites.alloc(site, w, w * size, t);
     p.lastGrowT = t;
-    const h = recentSlot(addr);
-    if (p.recentFree[h] === addr) p.recentFree[h] = 0;
+    if (p.recentFree !== undefined) {
+      const h = recentSlot(addr);
+      if (p.recentFree[h] === addr) p.recentFree[h] = 0;
+    }
   }
 
   private heapFree(p: ProcState, addr: number, t: number): void {
     const i = p.heap.find(addr);
     if (i < 0) {
-      const h = recentSlot(addr);
-      if (p.recentFree[h] === addr) p.anomalies.doubleFree++;
+      if (p.recentFree?.[recentSlot(addr)] === addr) p.anomalies.doubleFree++;
       else if (p.forked) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
       else p.anomalies.unknownFree++;
       return;
     }
     this.heapRemove(p, i, t);
-    p.recentFree[recentSlot(addr)] = addr;
+    (p.recentFree ??= new Float64Array(RECENT_FREES))[recentSlot(addr)] = addr;
   }
 
   private heapRemove(p: ProcState, i: number, t: number): void {

@@ -76,8 +76,9 @@ export interface ProcState {
   replacedByExec?: boolean;
   forked: boolean;
   /** Direct-mapped cache of this process's recently freed addresses (tells a double free from an
-   *  unknown one). Per process: a forked child frees the same addresses as its parent. */
-  recentFree: Float64Array;
+   *  unknown one). Per process: a forked child frees the same addresses as its parent. Made at
+   *  the process's first free: a process costs little until it has data. */
+  recentFree: Float64Array | undefined;
   startT: number;
   endT: number;
   /** Time of the last event that added memory (allocation, pool creation): what follows it is teardown. */

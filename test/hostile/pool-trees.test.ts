@@ -1,6 +1,6 @@
 // Pool trees as hostile as an input can make them (issue 17 item 7): a pool that is its own
 // parent (three APR log lines), a parent cycle, a tree 100,000 levels deep (destroyed from its
-// root, and left alive), a fork chain of 3,000 processes, a stack that loops. Every command
+// root, and left alive), a fork chain of 20,000 processes, a stack that loops. Every command
 // finishes with exit 0 and the right answer: no recursion over input-controlled depth.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -102,7 +102,7 @@ test('a live tree 100,000 pools deep: the forest is cut at 64 levels, its root h
   assert.equal(depth(p.pools), 64);
 });
 
-test('a parent cycle, a looping stack and a fork chain 3,000 processes long in a trace', async () => {
+test('a parent cycle, a looping stack and a fork chain 20,000 processes long in a trace', async () => {
   const trace = f('cycle.lstrace');
   const w = TraceWriter.create(trace, { format: 1, clock: 'ns', source: 'test' });
   const pid = 7;
@@ -117,7 +117,7 @@ test('a parent cycle, a looping stack and a fork chain 3,000 processes long in a
   w.event({ kind: 'stack', pid, t: 0, id: 6, parent: 5, frame: 1 });
   w.event({ kind: 'alloc', pid, t: 4, tid: 1, addr: 0x1000, size: 100, stack: 5 });
   let parent = pid;
-  for (let child = 10_000; child < 13_000; child++) {
+  for (let child = 10_000; child < 30_000; child++) {
     w.event({ kind: 'fork', pid: child, t: 5, parentPid: parent });
     parent = child;
   }
