@@ -5,6 +5,7 @@
 
 import { OutputFile, outputError } from '../output-file.js';
 import { terminalSafe } from '../../reports/terminal.js';
+import { warnIfDamaged } from '../damage.js';
 import { readInputs } from '../../sources/open.js';
 import { TraceWriter } from '../../trace/writer.js';
 import type { Event, EventSink } from '../../model/events.js';
@@ -70,14 +71,17 @@ export interface ImportOpts {
 
 export async function importCommand(files: string[], o: ImportOpts): Promise<void> {
   const r = await importFiles(files, o.output, { from: o.from, progress: true });
-  const shown = r.warnings.slice(0, 10);
-  for (const w of shown) process.stderr.write(`leakscope: warning: ${terminalSafe(w)}\n`);
-  if (r.warnings.length > shown.length) process.stderr.write(`leakscope: … ${r.warnings.length - shown.length} more warnings\n`);
+  // One warning line at most, as every command: the damage (exit 1), else the first note;
+  // `leakscope info` on the inputs lists them all.
+  const notes = r.warnings.filter((w) => !r.damaged.includes(w));
+  if (r.damaged.length === 0 && notes.length > 0) {
+    process.stderr.write(`leakscope: warning: ${terminalSafe(notes[0]!.replace(/\s+/g, ' '))}${notes.length > 1 ? ` (and ${notes.length - 1} more: leakscope info lists them)` : ''}\n`);
+  }
   const dest = o.output === '-' ? 'stdout' : o.output;
   process.stderr.write(
     `leakscope: imported ${r.events.toLocaleString('en')} events from ${files.length} file${files.length === 1 ? '' : 's'} into ${dest} ` +
       `(${r.bytes.toLocaleString('en')} bytes); ${r.badRecords.toLocaleString('en')} bad records, ${r.warnings.length} warning${r.warnings.length === 1 ? '' : 's'}\n`,
   );
   // The trace holds the readable part; a damaged input still fails the command for scripts.
-  if (r.damaged.length > 0) process.exitCode = 1;
+  warnIfDamaged(r.damaged, 'the trace holds the readable part');
 }
