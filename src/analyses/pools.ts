@@ -4,7 +4,9 @@
 import type { PoolState } from '../engine/state.js';
 import type { PoolClassReport, PoolReport } from './result.js';
 import type { ProcContext } from './context.js';
-import { judge, toSeries } from './context.js';
+import { atExit, judge, toSeries } from './context.js';
+import { poolUse } from './uses.js';
+import { VERDICT_RANK } from './result.js';
 import { round } from './leak-sites.js';
 import { postOrder } from '../model/tree.js';
 
@@ -15,6 +17,8 @@ const MAX_CHILDREN = 1000;
 const MAX_POOLS = 5000;
 export const MAX_POOL_DEPTH = 64;
 const SITES_PER_POOL = 5;
+/** The creation site of a pool found alive in the process (attach's discovery walk). */
+export const FOUND_SITE = '(created before the trace: found alive in the process)';
 
 export function hex(n: number): string {
   return `0x${n.toString(16)}`;
@@ -68,12 +72,13 @@ export function livePools(ctx: ProcContext): PoolReport[] {
       allocs: round(pool.allocs),
       clears: pool.clears,
       createStack: shape.stack,
-      createSite: pool.createStack ? shape.label : pool.implicit ? '(creation not seen: before the trace, or in a parent process)' : '(no stack)',
+      createSite: pool.createStack ? shape.label : pool.found ? FOUND_SITE : pool.implicit ? '(creation not seen: before the trace, or in a parent process)' : '(no stack)',
       children,
       sites: feeding(ctx, pool.sites),
     };
+    if (pool.found) r.found = true;
     if (series.x.length > 0) {
-      r.verdict = judge(ctx, series, pool.createT);
+      r.verdict = atExit(ctx.p, judge(ctx, series, pool.createT, poolUse(pool.kind, pool.tag || `created at ${shape.label}`)), pool.bytes);
       r.series = series;
     }
     return r;
@@ -111,16 +116,16 @@ export function poolClasses(ctx: ProcContext): PoolClassReport[] {
       kind: c.kind,
       live: c.live,
       created: c.created,
+      found: c.found,
       destroyed: c.destroyed,
       bytes: round(c.bytes),
       peakBytes: round(c.peakBytes),
-      verdict: judge(ctx, series),
+      verdict: atExit(ctx.p, judge(ctx, series, ctx.p.startT, poolUse(c.kind, name)), c.bytes),
       series,
       sites: feeding(ctx, c.fed),
     });
   }
-  const rank = { leak: 0, growing: 1, bounded: 2, steady: 3 } as const;
-  return out.sort((a, b) => rank[a.verdict.verdict] - rank[b.verdict.verdict] || b.peakBytes - a.peakBytes);
+  return out.sort((a, b) => VERDICT_RANK[a.verdict.verdict] - VERDICT_RANK[b.verdict.verdict] || b.peakBytes - a.peakBytes);
 }
 
 /** Live pools (anywhere in the forest) whose own size keeps growing. */

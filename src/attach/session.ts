@@ -8,10 +8,13 @@ import { StackInterner } from '../model/stacks.js';
 import { BpfLoader, NOTIFY_EXIT, NOTIFY_FORK, type AggRow, type CallRecord } from './loader.js';
 import { ModuleTable } from './modules.js';
 import { ProbePoints } from './probe-point.js';
-import { poolBytes, ProcMem } from './poolwalk.js';
+import { ProcMem } from './poolwalk.js';
+import { LivePools } from './live-pools.js';
+import type { WalkCost } from './pool-discovery.js';
 import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
 import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
 import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
+import { residentBytes } from '../kernel/rss.js';
 
 export interface AttachTarget {
   pid?: number;
@@ -36,20 +39,22 @@ export interface SessionOptions {
   /** CLOCK_MONOTONIC ns at t = 0 of the trace. */
   startMono: bigint;
   onWarning?: (msg: string) => void;
-}
-
-interface LivePool {
-  profile: AllocatorProfile;
-  parent: number;
+  /** A process traced from now on, after the start: forked by a traced one (with its probes
+   *  from its first instruction: `parent`), or found and attached (`parent` 0). */
+  onTraced?: (pid: number, parent: number) => void;
 }
 
 interface Proc {
   pid: number;
   modules: ModuleTable;
-  pools: Map<number, LivePool>;
-  children: Map<number, Set<number>>;
+  /** Its pools: created, found alive (live-pools.ts), destroyed. */
+  pools: LivePools;
   mem?: ProcMem;
   probes: number;
+  /** The process whose probes it inherited at fork (it has none of its own), if any. */
+  root?: number;
+  /** The command line the trace has for it (a forked child's is its parent's until it changes). */
+  command: string;
 }
 
 export interface SessionStats {
@@ -58,6 +63,8 @@ export interface SessionStats {
   calls: number;
   lost: number;
   probeErrors: string[];
+  /** What finding the pools alive before the trace cost, summed over the processes. */
+  discovery: WalkCost;
 }
 
 /** A call's value from where the profile says it is. */
@@ -85,6 +92,8 @@ export class AttachSession {
   private timers: NodeJS.Timeout[] = [];
   private lostSeen = 0;
   private stopped = false;
+  /** The first scan is done: processes traced from now on are announced (onTraced). */
+  private started = false;
   private attachQueue: Promise<void> = Promise.resolve();
   private readonly warned = new Set<string>();
   private endResolve!: () => void;
@@ -92,7 +101,7 @@ export class AttachSession {
   private readonly startTick = uptimeTicks();
   /** Resolves when no target is left and none can come (pid targets exited). */
   readonly ended: Promise<void>;
-  readonly stats: SessionStats = { processes: 0, probes: 0, calls: 0, lost: 0, probeErrors: [] };
+  readonly stats: SessionStats = { processes: 0, probes: 0, calls: 0, lost: 0, probeErrors: [], discovery: { walks: 0, found: 0, rejected: 0, reads: 0, bytes: 0, ms: 0 } };
 
   private constructor(private readonly opts: SessionOptions) {
     this.specs = compileSpecs(opts.profiles, { poolAllocs: opts.poolAllocs, mode: opts.mode });
@@ -106,7 +115,7 @@ export class AttachSession {
       { mode: opts.mode, stackBytes: opts.stackBytes, ringbufMb: opts.ringbufMb, unwindLib: opts.unwindLib, startMono: opts.startMono },
       {
         call: (r) => s.onCall(r),
-        notify: (k, pid, ts, a0) => s.onNotify(k, pid, ts, a0),
+        notify: (k, pid, ts, a0, a1) => s.onNotify(k, pid, ts, a0, a1),
         lost: (rb, maps) => s.onLost(rb + maps),
         stack: (id, pid, pcs) => s.loaderStacks.set(id, { pid, pcs, id: 0 }),
         stacksReset: () => s.loaderStacks.clear(),
@@ -117,8 +126,9 @@ export class AttachSession {
       if (st.ok !== true) throw new Error(`loader refused spec ${spec.index}: ${String(st.error)}`);
     }
     await s.scan();
+    s.started = true;
     s.timers.push(setInterval(() => void s.scan(), opts.pollMs ?? 250));
-    if ((opts.poolSampleMs ?? 0) > 0 && opts.mode === 'events') s.timers.push(setInterval(() => s.samplePools(), opts.poolSampleMs));
+    if ((opts.poolSampleMs ?? 0) > 0 && opts.mode === 'events') s.timers.push(setInterval(() => { s.samplePools(); s.sampleProcesses(); }, opts.poolSampleMs));
     return s;
   }
 
@@ -165,14 +175,26 @@ export class AttachSession {
       if (target.children) want.push(...descendants(target.pid));
     }
     for (const pid of want) {
-      if (this.seen.has(pid)) continue;
+      // never leakscope itself or its loader (an ancestor traced with --children has them below it)
+      if (this.seen.has(pid) || pid === process.pid || pid === this.loader.pid) continue;
       // a child that existed before attach was not forked in the trace: it starts as a process
       const forkedWhileTraced = startTicks(pid) > this.startTick;
       this.queueAttach(pid, forkedWhileTraced ? ppidOf(pid) : 0);
     }
     await this.attachQueue;
-    for (const pid of [...this.procs.keys()]) if (!pidAlive(pid)) this.gone(pid, -1, this.now());
-    if (this.procs.size === 0 && target.pid !== undefined && !pidAlive(target.pid)) this.endResolve();
+    // gone from /proc: its exit notification (with its code and exact time) is on its way from
+    // the loader; only if it is still missing a scan later is the exit taken from here
+    for (const pid of [...this.procs.keys()]) {
+      if (pidAlive(pid)) continue;
+      if (this.missing.has(pid)) this.gone(pid, -1, this.missing.get(pid)!);
+      else this.missing.set(pid, this.now());
+    }
+    for (const pid of this.missing.keys()) if (!this.procs.has(pid)) this.missing.delete(pid);
+    // the targets are gone: the --pid process (and its traced descendants), or with --exe every
+    // process of it traced so far, with none running now (before the first one, --exe waits)
+    if (this.procs.size === 0) {
+      if (target.pid !== undefined ? !pidAlive(target.pid) : this.stats.processes > 0 && pidsRunning(target.exe!).length === 0) this.endResolve();
+    }
   }
 
   private queueAttach(pid: number, parentPid: number, forkT?: number): void {
@@ -182,24 +204,55 @@ export class AttachSession {
     });
   }
 
-  private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
-    if (this.stopped || !pidAlive(pid)) return;
-    const t = forkT ?? this.now();
+  /** Whether the processes a target forks are targets too (then they inherit its probes). */
+  private get followForks(): boolean {
+    return this.opts.target.exe !== undefined || this.opts.target.children === true;
+  }
+
+  /** A process's state, from its parent's when it was forked while traced (same heap, same
+   *  pools, same modules), announced to the sink. */
+  private newProc(pid: number, parentPid: number, t: number, root?: number): Proc {
     const parent = this.procs.get(parentPid);
-    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: new Map(), children: new Map(), probes: 0 };
+    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: this.livePools(pid), probes: 0, root, command: parent?.command ?? commandOf(pid) };
     if (parent) {
-      // a forked child starts as a copy of its parent: same heap, same pools
+      // a forked child starts as a copy of its parent: same heap, same pools (a walk finds the
+      // pools it inherited, in its own memory)
       this.emit({ kind: 'fork', pid, t, parentPid });
       proc.modules.inherit(parent.modules);
-      for (const [k, v] of parent.pools) proc.pools.set(k, v);
-      for (const [k, v] of parent.children) proc.children.set(k, new Set(v));
+      if (root !== undefined) proc.probes = parent.probes;
     } else {
-      this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' });
+      this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: proc.command, exe: exeOf(pid) ?? '' });
     }
     proc.modules.refresh(this.opts.sink, t);
     this.procs.set(pid, proc);
     this.stats.processes++;
-    await this.loader.command(['trace', pid]);
+    return proc;
+  }
+
+  /** A child that inherited every probe of its parent at fork: traced from its first
+   *  instruction, with nothing to attach. Synchronous, so that its calls (which follow the fork
+   *  notification in the loader's stream) find it. */
+  private adopt(pid: number, parentPid: number, t: number, root?: number): void {
+    this.seen.add(pid);
+    if (this.procs.has(pid) || this.stopped) return;
+    const parent = this.procs.get(parentPid);
+    const proc = this.newProc(pid, parentPid, t, root ?? parent?.root ?? parentPid);
+    // it has every probe since its fork: the pools it inherited are found now
+    if (this.opts.mode === 'events') proc.pools.discoverAll(this.opts.profiles, this.now());
+    if (this.started) this.opts.onTraced?.(pid, parentPid);
+  }
+
+  private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
+    if (this.stopped || !pidAlive(pid)) return;
+    const t = forkT ?? this.now();
+    // first: did it inherit its probes at fork? (its fork notification came before this reply)
+    const st = await this.loader.command(['trace', pid, this.followForks ? 1 : 0]);
+    if (st.inherited === true) {
+      this.adopt(pid, parentPid || ppidOf(pid), t, typeof st.root === 'number' ? st.root : undefined);
+      return;
+    }
+    if (this.stopped) return;
+    const proc = this.newProc(pid, parentPid, t);
     const exe = exeOf(pid);
     const maps = readMaps(pid);
     for (const spec of this.specs) {
@@ -221,19 +274,57 @@ export class AttachSession {
     }
     // calls count from here: before, some probes were attached and others not yet
     await this.loader.command(['ready', pid]);
+    if (this.started && !this.stopped) this.opts.onTraced?.(pid, 0);
     if (proc.probes === 0 && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
+    // after `ready`: a pool created from now on is probed, so the walk misses none
+    if (this.opts.mode === 'events' && this.procs.get(pid) === proc) proc.pools.discoverAll(this.opts.profiles, this.now());
+  }
+
+  private livePools(pid: number): LivePools {
+    const pools = new LivePools(pid, {
+      emit: (e) => this.emit(e),
+      mem: () => {
+        const p = this.procs.get(pid);
+        if (!p) return undefined;
+        p.mem ??= new ProcMem(pid);
+        return p.mem.ok ? p.mem : undefined;
+      },
+      warn: (key, msg) => this.warn(key, msg),
+    });
+    return pools;
+  }
+
+  private addCost(p: Proc): void {
+    const c = p.pools.cost;
+    const d = this.stats.discovery;
+    for (const k of Object.keys(d) as (keyof WalkCost)[]) d[k] += c[k];
   }
 
   private gone(pid: number, code: number, t: number): void {
     const p = this.procs.get(pid);
     if (!p) return;
     this.procs.delete(pid);
+    this.addCost(p);
     p.mem?.close();
     this.emit({ kind: 'exit', pid, t, code });
-    void this.loader.command(['untrace', pid]);
+    // A process whose probes others inherited keeps them (detaching would detach those too)
+    // until the last of them is gone.
+    const heirs = (root: number) => [...this.procs.values()].some((q) => q.root === root);
+    if (heirs(pid)) this.orphanedRoots.add(pid);
+    else void this.loader.command(['untrace', pid]);
+    if (p.root !== undefined && this.orphanedRoots.has(p.root) && !heirs(p.root)) {
+      this.orphanedRoots.delete(p.root);
+      void this.loader.command(['untrace', p.root]);
+    }
   }
 
-  private onNotify(kind: number, pid: number, ts: bigint, a0: number): void {
+  /** Traced processes found gone from /proc, and when (their exit notification may follow). */
+  private readonly missing = new Map<number, number>();
+
+  /** Exited processes whose probes live on in the processes that inherited them. */
+  private readonly orphanedRoots = new Set<number>();
+
+  private onNotify(kind: number, pid: number, ts: bigint, a0: number, a1: number): void {
     if (this.stopped) return;
     if (kind === NOTIFY_EXIT) {
       // task->exit_code: a signal in the low 7 bits, else the status in bits 8-15
@@ -241,9 +332,11 @@ export class AttachSession {
       this.gone(pid, code, this.t(ts));
     } else if (kind === NOTIFY_FORK) {
       const child = a0;
-      const { target } = this.opts;
-      if (this.seen.has(child) || !this.procs.has(pid)) return;
-      if (target.exe || target.children) this.queueAttach(child, pid, this.t(ts));
+      if (!this.procs.has(pid)) return;
+      // inherited every probe: traced since the fork, nothing to attach (even when a scan of
+      // /proc saw it first: its attach then finds it adopted)
+      if (a1 === 1) this.adopt(child, pid, this.t(ts));
+      else if (!this.seen.has(child) && this.followForks) this.queueAttach(child, pid, this.t(ts));
     }
   }
 
@@ -315,71 +408,61 @@ export class AttachSession {
         const pool = value(r, fn.pool);
         if (!pool) break;
         const parent = value(r, fn.parent);
+        if (proc && parent) proc.pools.ensure(parent, spec.profile, t);
         this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.stack) });
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
-        if (proc) {
-          proc.pools.set(pool, { profile: spec.profile, parent });
-          if (parent) {
-            let set = proc.children.get(parent);
-            if (!set) proc.children.set(parent, (set = new Set()));
-            set.add(pool);
-          }
-        }
+        proc?.pools.created(pool, parent, spec.profile);
         break;
       }
       case 'pool-destroy':
       case 'pool-clear': {
         const pool = value(r, fn.pool);
         if (!pool) break;
+        proc?.pools.ensure(pool, spec.profile, t);
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
         const stack = this.stack(proc, pid, r.stack);
         this.emit(fn.role === 'pool-destroy' ? { kind: 'pool-destroy', pid, t, pool, stack } : { kind: 'pool-clear', pid, t, pool, stack });
-        if (proc) this.forgetPool(proc, pool, fn.role === 'pool-destroy');
+        proc?.pools.forget(pool, fn.role === 'pool-destroy');
         break;
       }
       case 'pool-alloc':
+        if (proc) proc.pools.ensure(value(r, fn.pool), spec.profile, t);
         this.emit({ kind: 'pool-alloc', pid, t, tid, pool: value(r, fn.pool), size: sizeOf(r, fn), addr: value(r, fn.addr), stack: this.stack(proc, pid, r.stack) });
         break;
       case 'pool-free':
+        if (proc) proc.pools.ensure(value(r, fn.pool), spec.profile, t);
         this.emit({ kind: 'pool-free', pid, t, pool: value(r, fn.pool), addr: value(r, fn.addr) });
         break;
       case 'pool-tag': {
         const pool = value(r, fn.pool);
-        if (pool) this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
+        if (!pool) break;
+        proc?.pools.ensure(pool, spec.profile, t);
+        this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
         break;
       }
     }
   }
 
-  /** A pool destroyed (or cleared: its children only) leaves the live set with its descendants. */
-  private forgetPool(proc: Proc, pool: number, self: boolean): void {
-    const kids = proc.children.get(pool);
-    if (kids) {
-      proc.children.delete(pool);
-      for (const k of kids) this.forgetPool(proc, k, true);
-    }
-    if (self) {
-      const lp = proc.pools.get(pool);
-      proc.pools.delete(pool);
-      if (lp?.parent) proc.children.get(lp.parent)?.delete(pool);
-    }
+  /** Reads the size of every live pool (found at attach or created since) from the process' memory. */
+  samplePools(limitPerProcess = 16384): void {
+    const t = this.now();
+    for (const proc of this.procs.values()) proc.pools.sample(t, limitPerProcess);
   }
 
-  /** Reads the size of every live pool created since attach from the process' memory. */
-  samplePools(limitPerProcess = 4000): void {
+  /** Every traced process's resident set now, and its command line when it changed (a worker
+   *  retitles itself after fork). The RSS samples also give a process that makes no call its
+   *  traced time: the trace then shows it traced until the end, not for 0 µs. */
+  sampleProcesses(): void {
     const t = this.now();
     for (const proc of this.procs.values()) {
-      if (proc.pools.size === 0) continue;
-      if (!proc.mem) proc.mem = new ProcMem(proc.pid);
-      if (!proc.mem.ok) continue;
-      let n = 0;
-      for (const [pool, lp] of proc.pools) {
-        if (n++ >= limitPerProcess) break;
-        const lists = lp.profile.poolSize?.lists;
-        if (!lists) continue;
-        const bytes = poolBytes(proc.mem, pool, lists);
-        if (bytes !== undefined) this.emit({ kind: 'pool-size', pid: proc.pid, t, pool, bytes });
+      const rss = residentBytes(proc.pid);
+      if (rss === undefined) continue;
+      const command = commandOf(proc.pid);
+      if (command && command !== proc.command) {
+        proc.command = command;
+        this.emit({ kind: 'process', pid: proc.pid, t, ppid: ppidOf(proc.pid), command, exe: exeOf(proc.pid) ?? '' });
       }
+      this.emit({ kind: 'rss', pid: proc.pid, t, bytes: rss });
     }
   }
 
@@ -405,9 +488,13 @@ export class AttachSession {
     this.timers = [];
     await this.attachQueue;
     if (this.opts.mode === 'events' && (this.opts.poolSampleMs ?? 0) > 0) this.samplePools();
+    if (this.opts.mode === 'events') this.sampleProcesses();
     await this.loader.stop();
     this.stopped = true;
-    for (const p of this.procs.values()) p.mem?.close();
+    for (const p of this.procs.values()) {
+      this.addCost(p);
+      p.mem?.close();
+    }
     this.endResolve();
     return this.stats;
   }

@@ -3,7 +3,7 @@
 // exactly the master we started (which ends its own workers).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 
@@ -85,7 +85,8 @@ export async function startNginx(dir: string, port: number, workers = 2): Promis
   return { master, exe, port, stop: stopper(master, 'SIGTERM') };
 }
 
-export async function startApache(dir: string, port: number): Promise<Server> {
+/** `extra`: config lines appended (later directives win: modules, MPM limits). */
+export async function startApache(dir: string, port: number, extra = ''): Promise<Server> {
   mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'htdocs'), { recursive: true });
   writeFileSync(join(dir, 'htdocs', 'index.html'), 'ok\n');
@@ -112,7 +113,7 @@ DocumentRoot ${join(dir, 'htdocs')}
   Require all granted
 </Directory>
 DirectoryIndex index.html
-`);
+${extra}`);
   const master = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], {
     stdio: 'ignore',
     env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') },
@@ -173,4 +174,80 @@ export function curlRequests(port: number, runs: number, perRun: number, path = 
     const r = spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}${path}?[1-${perRun}]`]);
     if (r.status !== 0) throw new Error(`curl failed: ${r.stderr}`);
   }
+}
+
+/** The processes whose parent is pid, from /proc. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const n of readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const st = readFileSync(`/proc/${n}/stat`, 'latin1');
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(n));
+    } catch {
+      // gone
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return -1;
+  }
+}
+
+/** Resolves once the processes have used no CPU for three samples in a row (100 ms apart): the
+ *  work a test drove is over (a request's pool destroyed after its response was read), so a
+ *  tracer stopped now saw all of it. */
+export async function quiescent(pids: number[], timeoutMs = 60000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last = pids.map(cpuTicks).join(',');
+  let still = 0;
+  while (still < 3) {
+    if (Date.now() > end) throw new Error(`processes ${pids.join(' ')} never went quiet`);
+    await new Promise((r) => setTimeout(r, 100));
+    const now = pids.map(cpuTicks).join(',');
+    still = now === last ? still + 1 : 0;
+    last = now;
+  }
+}
+
+/** `conns` keepalive connections at once, each sending the `paths` in turn (one request after
+ *  the other's response), then closing. Resolves with every response body. */
+export async function keepaliveBursts(port: number, conns: number, paths: string[]): Promise<string[]> {
+  const one = () => new Promise<string[]>((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    const bodies: string[] = [];
+    let buf = '';
+    let i = 0;
+    const next = () => {
+      if (i === paths.length) {
+        s.end();
+        resolve(bodies);
+        return;
+      }
+      s.write(`GET ${paths[i++]} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    };
+    s.once('connect', next);
+    s.on('error', reject);
+    s.setTimeout(10000, () => { s.destroy(); reject(new Error('no response in 10 s')); });
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        const head = buf.indexOf('\r\n\r\n');
+        if (head < 0) return;
+        const len = Number(/content-length: *(\d+)/i.exec(buf.slice(0, head))?.[1] ?? 0);
+        if (buf.length < head + 4 + len) return;
+        bodies.push(buf.slice(head + 4, head + 4 + len));
+        buf = buf.slice(head + 4 + len);
+        next();
+      }
+    });
+  });
+  return (await Promise.all(Array.from({ length: conns }, one))).flat();
 }

@@ -9,7 +9,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { cli, cliArgv, root } from '../support/cli.js';
+import { cli, cliCommand, root } from '../support/cli.js';
 
 const GOOD = join(root, 'test/fixtures/nginx-debug.1worker.log.gz');
 const APR = join(root, 'test/fixtures/apr-pool-debug.httpd-1child.log.gz');
@@ -69,7 +69,7 @@ test('an unreadable input exits 2 and is named as the input; no output file appe
 });
 
 function spawnAs(user: string, args: string[]): { code: number; stderr: string } {
-  const [node, argv] = cliArgv(args);
+  const [node, argv] = cliCommand(args);
   const r = spawnSync('setpriv', [`--reuid=${user}`, `--regid=${user === 'nobody' ? 'nogroup' : user}`, '--clear-groups', node, ...argv], { cwd: '/', encoding: 'utf8', env: { ...process.env, CI: '1' } });
   return { code: r.status ?? -1, stderr: r.stderr };
 }
@@ -82,7 +82,7 @@ test('kernel -o into a missing directory: one line naming it, exit 2', async () 
 
 /** Runs the CLI with stdout redirected by the shell (`> /dev/full`, `| true`); its exit status. */
 function shellRun(args: string[], redirect: string): { code: number; stderr: string } {
-  const [node, argv] = cliArgv(args);
+  const [node, argv] = cliCommand(args);
   const r = spawnSync('bash', ['-c', `"$@" ${redirect}; exit \${PIPESTATUS[0]}`, 'bash', node, ...argv], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' } });
   return { code: r.status ?? -1, stderr: r.stderr };
 }

@@ -10,7 +10,7 @@ import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { cli, cliArgv, root, spawnCli, until } from '../support/cli.js';
+import { cli, cliCommand, root, spawnCli, until } from '../support/cli.js';
 
 const GOOD = join(root, 'test/fixtures/nginx-debug.1worker.log.gz');
 const APR = join(root, 'test/fixtures/apr-pool-debug.httpd-1child.log.gz');
@@ -139,7 +139,7 @@ test('-o - is stdout for every command that writes a file; no file named "-" app
     [['export', GOOD, '--to', 'pprof', '-o', '-'], (s: Buffer) => s[0] === 0x1f && s[1] === 0x8b],
     [['diff', GOOD, GOOD, '-o', '-'], (s: Buffer) => /What grew/.test(s.toString())],
   ] as [string[], (s: Buffer) => boolean][]) {
-    const [node, argv] = cliArgv(args);
+    const [node, argv] = cliCommand(args);
     const r = spawnSync(node, argv, { cwd: root, env: { ...process.env, CI: '1' } });
     assert.equal(r.status, 0, `${args.join(' ')}: ${r.stderr}`);
     assert.ok(check(r.stdout), `${args.join(' ')}: stdout is not the output`);
