@@ -5,10 +5,12 @@
 // back whole and gives the same analysis, each case ends in bounded time. Through the real CLI,
 // fewer cases: exit status 0, 1 or 2, at most one problem line on stderr and never a stack
 // trace, peak RSS under 512 MB, bounded time, and each output file whole or absent.
-import { test, before, after } from 'node:test';
+//
+// The seed is new each run and printed with every test (a TAP comment, and in a failure's
+// message): LEAKSCOPE_FUZZ_SEED=N npm test -- hostile/fuzz runs the same inputs again.
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
@@ -30,15 +32,17 @@ import { TraceWriter } from '../../src/trace/writer.js';
 import { frame } from '../../src/model/events.js';
 import type { AnalysisResult } from '../../src/analyses/result.js';
 import { cli } from '../support/cli.js';
+import { testDir } from '../support/tmp.js';
 import { FORMATS, FROM, inputs } from './gen.js';
 import type { Format } from './gen.js';
 
-let dir = '';
+const SEED = process.env.LEAKSCOPE_FUZZ_SEED ? Number(process.env.LEAKSCOPE_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
+const RERUN = `LEAKSCOPE_FUZZ_SEED=${SEED} npm test -- hostile/fuzz`;
+/** Each test says its seed, so a failure seen in a log can be run again. */
+const seeded = (t: { diagnostic(m: string): void }) => t.diagnostic(`fuzz seed ${SEED} (${RERUN})`);
+
+const dir = testDir('ls-fuzz');
 let n = 0;
-before(() => {
-  dir = mkdtempSync(join(tmpdir(), 'ls-fuzz-'));
-});
-after(() => rmSync(dir, { recursive: true, force: true }));
 
 // Terminal controls but the newline.
 // eslint-disable-next-line no-control-regex
@@ -52,6 +56,7 @@ const outstanding = (r: AnalysisResult) => r.processes.map((p) => [p.pid, p.outs
 /** Every reader and every output of one input, in process. */
 async function everyOutput(bytes: Buffer, from: string | undefined): Promise<void> {
   const file = join(dir, `in-${n++}`);
+  const name = file.split('/').pop()!;
   writeFileSync(file, bytes);
   const t0 = Date.now();
   try {
@@ -87,7 +92,7 @@ async function everyOutput(bytes: Buffer, from: string | undefined): Promise<voi
     const again = await analyzeWithWindow([out]);
     assert.deepEqual(outstanding(again.result!), outstanding(r), 'import keeps what the analysis saw');
   } finally {
-    for (const f of readdirSync(dir)) if (f.startsWith(`in-${n - 1}`)) rmSync(join(dir, f), { force: true });
+    for (const f of readdirSync(dir)) if (f === name || f.startsWith(`${name}.`)) rmSync(join(dir, f), { force: true });
   }
   assert.ok(Date.now() - t0 < CASE_MS, `one case took ${Date.now() - t0} ms`);
 }
@@ -98,22 +103,24 @@ async function check(...args: Parameters<typeof fc.assert>): Promise<void> {
     await fc.assert(...args);
   } catch (err) {
     const cause = (err as Error).cause as Error | undefined;
-    throw new Error(`${cause?.stack ?? cause ?? ''}\n${(err as Error).message}`);
+    throw new Error(`${cause?.stack ?? cause ?? ''}\n${(err as Error).message}\nrerun: ${RERUN}`);
   }
 }
 
 for (const format of FORMATS) {
-  test(`fuzz ${format}: every reader and output, in process`, async () => {
+  test(`fuzz ${format}: every reader and output, in process`, async (t) => {
+    seeded(t);
     await check(fc.asyncProperty(inputs[format], fc.boolean(), async (bytes, forced) => {
       await everyOutput(bytes, forced ? FROM[format] : undefined);
-    }), { numRuns: 25, seed: Number(process.env.LEAKSCOPE_FUZZ_SEED ?? 17) + FORMATS.indexOf(format) });
+    }), { numRuns: 25, seed: SEED + FORMATS.indexOf(format) });
   });
 }
 
-test('fuzz random bytes (and a leakscope header on random bytes): one-line errors or a readable part', async () => {
+test('fuzz random bytes (and a leakscope header on random bytes): one-line errors or a readable part', async (t) => {
+  seeded(t);
   await check(fc.asyncProperty(fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.constantFrom('', 'LSTRACE1', 'POOL DEBUG: [', '<valgrindoutput>', 'v 10400 3\n'), async (a, head) => {
     await everyOutput(Buffer.concat([Buffer.from(head), Buffer.from(a)]), undefined);
-  }), { numRuns: 40, seed: Number(process.env.LEAKSCOPE_FUZZ_SEED ?? 17) });
+  }), { numRuns: 40, seed: SEED + 50 });
 });
 
 /** Runs `jobs` two at a time (the machine has two cores, shared). */
@@ -139,19 +146,20 @@ const whole: Record<string, (path: string) => Promise<void> | void> = {
   diff: (p) => assert.match(readFileSync(p, 'utf8'), /What grew/),
 };
 
-test('fuzz through the CLI: exit codes, one problem line, bounded memory and time, outputs whole or absent', async () => {
-  const seed = Number(process.env.LEAKSCOPE_FUZZ_SEED ?? 17);
+test('fuzz through the CLI: exit codes, one problem line, bounded memory and time, outputs whole or absent', async (t) => {
+  seeded(t);
   const cases: { name: string; path: string; from?: string }[] = [];
   for (const format of FORMATS) {
     // One input each (the in-process tests above run many): a later sample, so a larger one;
     // every other format forced with --from.
     const k = FORMATS.indexOf(format);
-    const bytes = fc.sample(inputs[format], { numRuns: 5, seed: seed + 100 + k })[4]!;
+    const bytes = fc.sample(inputs[format], { numRuns: 5, seed: SEED + 100 + k })[4]!;
     const path = join(dir, `cli-${format}`);
     writeFileSync(path, bytes);
-    cases.push({ name: format, path, from: k % 2 === 1 ? FROM[format as Format] : undefined });
+    cases.push({ name: format, path, from: (k + SEED) % 2 === 1 ? FROM[format as Format] : undefined });
   }
-  // A stack 100,000 frames deep.
+  // A stack 100,000 frames deep (what no generator above makes: the flame graph, pprof and
+  // speedscope are cut or walk it without recursion).
   const deep = join(dir, 'cli-deep-stack.lstrace');
   const w = TraceWriter.create(deep, { format: 1, clock: 'ns', source: 'fuzz' });
   w.event({ kind: 'process', pid: 5, t: 0, ppid: 1, command: 'deep', exe: 'deep' });
@@ -161,39 +169,55 @@ test('fuzz through the CLI: exit codes, one problem line, bounded memory and tim
   }
   w.event({ kind: 'alloc', pid: 5, t: 1, tid: 1, addr: 0x10, size: 10, stack: 100_000 });
   await w.close();
-  cases.push({ name: 'deep stack', path: deep });
 
   const outDir = mkdtempSync(join(dir, 'out-'));
-  const jobs = cases.flatMap((c) => {
+  type Run = { args: string[]; out?: string; kind?: string };
+  /** Every command that reads an input or writes an output, on `c` (each run its own process). */
+  const commands = (c: { path: string; from?: string }): Record<string, Run> => {
     const from = c.from ? ['--from', c.from] : [];
     const o = (ext: string) => join(outDir, `${c.path.split('/').pop()}.${ext}`);
-    const runs: { args: string[]; out?: string; kind?: string }[] = [
-      { args: ['analyze', c.path, ...from] },
-      { args: ['info', '--format', 'json', c.path, ...from] },
-      { args: ['import', c.path, ...from, '-o', o('lstrace')], out: o('lstrace'), kind: 'lstrace' },
-      { args: ['report', c.path, ...from, '-o', o('html')], out: o('html'), kind: 'html' },
-      { args: ['export', c.path, ...from, '--to', 'pprof', '-o', o('pb')], out: o('pb'), kind: 'pb' },
-      { args: ['export', c.path, ...from, '--to', 'speedscope', '-o', o('json')], out: o('json'), kind: 'json' },
-      { args: ['export', c.path, ...from, '--to', 'collapsed', '-o', o('txt')], out: o('txt'), kind: 'txt' },
-      { args: ['diff', c.path, c.path, ...(c.from ? ['--source', c.from] : []), '-o', o('diff')], out: o('diff'), kind: 'diff' },
-    ];
-    return runs.map((x) => async () => {
-      const what = `${c.name}: ${x.args[0]}${x.kind ? ` ${x.kind}` : ''}`;
-      const r = await cli(x.args, { rss: true, timeoutMs: 120_000 });
-      assert.ok([0, 1, 2].includes(r.code), `${what}: exit ${r.code}\n${r.stderr}`);
-      const problems = r.stderr.split('\n').filter((l) => l && !/^leakscope: (wrote|imported) /.test(l));
-      assert.ok(problems.length <= 1, `${what}: ${problems.length} problem lines:\n${r.stderr}`);
-      for (const l of problems) assert.match(l, /^leakscope: /, what);
-      assert.doesNotMatch(r.stderr, /internal error|^\s+at /m, what);
-      assert.ok(r.code !== 2 || r.stdout === '', `${what}: output beside a fatal error`);
-      assert.ok(r.rssKiB! < 512 * 1024, `${what}: peak RSS ${r.rssKiB} KiB`);
-      assert.ok(r.ms < 60_000, `${what}: ${r.ms} ms`);
-      if (x.out) {
-        if (r.code === 2) assert.ok(!existsSync(x.out), `${what}: output left after a fatal error`);
-        else await whole[x.kind!]!(x.out);
-      }
-    });
+    return {
+      analyze: { args: ['analyze', c.path, ...from] },
+      json: { args: ['analyze', '--format', 'json', c.path, ...from] },
+      info: { args: ['info', '--format', 'json', c.path, ...from] },
+      import: { args: ['import', c.path, ...from, '-o', o('lstrace')], out: o('lstrace'), kind: 'lstrace' },
+      report: { args: ['report', c.path, ...from, '-o', o('html')], out: o('html'), kind: 'html' },
+      pprof: { args: ['export', c.path, ...from, '--to', 'pprof', '-o', o('pb')], out: o('pb'), kind: 'pb' },
+      speedscope: { args: ['export', c.path, ...from, '--to', 'speedscope', '-o', o('json')], out: o('json'), kind: 'json' },
+      collapsed: { args: ['export', c.path, ...from, '--to', 'collapsed', '-o', o('txt')], out: o('txt'), kind: 'txt' },
+      diff: { args: ['diff', c.path, c.path, ...(c.from ? ['--source', c.from] : []), '-o', o('diff')], out: o('diff'), kind: 'diff' },
+    };
+  };
+  // A CLI run costs a second or more (Node's start): each generated input gets three commands,
+  // the outputs taken in turn from the seed, so every output meets every reader over runs and
+  // each run covers every output; the deep stack goes through every output that draws stacks.
+  const ROTA = ['import', 'report', 'pprof', 'speedscope', 'collapsed', 'diff', 'info', 'json'];
+  const runs: { name: string; run: Run }[] = [];
+  cases.forEach((c, k) => {
+    const cmds = commands(c);
+    runs.push({ name: c.name, run: cmds.analyze! });
+    for (const j of [2 * k, 2 * k + 1]) runs.push({ name: c.name, run: cmds[ROTA[(SEED + j) % ROTA.length]!]! });
   });
-  await pool(jobs);
+  const d = commands({ path: deep });
+  for (const k of ['report', 'pprof', 'speedscope', 'collapsed']) runs.push({ name: 'deep stack', run: d[k]! });
+
+  const failed = await pool(runs.map(({ name, run: x }) => async () => {
+    const what = `${name}: ${x.args.join(' ')}`;
+    const r = await cli(x.args, { rss: true, timeoutMs: 120_000 });
+    assert.ok([0, 1, 2].includes(r.code), `${what}: exit ${r.code}\n${r.stderr}`);
+    const problems = r.stderr.split('\n').filter((l) => l && !/^leakscope: (wrote|imported) /.test(l));
+    assert.ok(problems.length <= 1, `${what}: ${problems.length} problem lines:\n${r.stderr}`);
+    for (const l of problems) assert.match(l, /^leakscope: /, what);
+    assert.doesNotMatch(r.stderr, /internal error|^\s+at /m, what);
+    assert.ok(r.code !== 2 || r.stdout === '', `${what}: output beside a fatal error`);
+    assert.ok(r.rssKiB! < 512 * 1024, `${what}: peak RSS ${r.rssKiB} KiB`);
+    assert.ok(r.ms < 60_000, `${what}: ${r.ms} ms`);
+    if (x.out) {
+      if (r.code === 2) assert.ok(!existsSync(x.out), `${what}: output left after a fatal error`);
+      else await whole[x.kind!]!(x.out);
+    }
+  }).map((job) => () => job().then(() => undefined, (err: Error) => err)));
+  const first = failed.find((e) => e !== undefined);
+  if (first) throw new Error(`${first.message}\nrerun: ${RERUN}`);
   assert.deepEqual(readdirSync(outDir).filter((f) => f.endsWith('.tmp')), [], 'temporary files left');
 });

@@ -1,7 +1,8 @@
 // Hostile inputs for the fuzz suite, in every format leakscope reads: generated records with
 // adversarial values (2^64, negatives, huge digit strings, NUL, invalid UTF-8, control
-// characters, pools that are their own parents or form cycles), random bytes, and mutations of
-// the real fixtures (lines cut, spliced, bytes flipped, adversarial tokens inserted).
+// characters, pools that are their own parents or form cycles), lines of the real fixtures cut
+// and spliced, and byte-level edits of any of them (bytes changed, ranges cut or repeated,
+// hostile bytes inserted, the end cut off), the real trace fixture included.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
@@ -11,9 +12,6 @@ import { header, NS_META, rawTrace, rec } from '../support/raw-trace.js';
 
 export type Format = 'apr' | 'nginx' | 'valgrind' | 'heaptrack' | 'lstrace';
 export const FORMATS: Format[] = ['apr', 'nginx', 'valgrind', 'heaptrack', 'lstrace'];
-
-/** What the fuzzer writes into a file: its bytes and the format it imitates (for --from). */
-export interface Input { format: Format; bytes: Buffer }
 
 const fixtureLines = (name: string, from: number, n: number) =>
   gunzipSync(readFileSync(join(root, 'test/fixtures', name))).toString('latin1').split('\n').slice(from, from + n);
@@ -140,16 +138,51 @@ const lstrace = fc.tuple(fc.array(fc.array(record, { minLength: 10, maxLength: 8
     return b;
   });
 
+/** The real trace fixture (one event of every kind, several chunks), to mutate. */
+const EVERY_KIND = readFileSync(join(root, 'test/fixtures/lstrace/every-kind.lstrace'));
+
+/** Bytes an edit may put in: NUL, invalid UTF-8, terminal escapes, a varint of 2^64, a newline. */
+const hostileBytes = fc.oneof(
+  invalidUtf8,
+  fc.constantFrom(Buffer.from([0]), Buffer.from('\u001b[2J\u001b]0;x\u0007'), Buffer.from([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]), Buffer.from('\n'), Buffer.from('\r\n')),
+  fc.uint8Array({ minLength: 1, maxLength: 16 }).map((a) => Buffer.from(a)),
+);
+
+/** One edit of a file's bytes: a byte changed, a range cut out, repeated or replaced, the end cut. */
+type Edit = (b: Buffer) => Buffer;
+const edit: fc.Arbitrary<Edit> = fc.oneof(
+  fc.tuple(fc.nat(), fc.nat({ max: 255 })).map(([at, v]): Edit => (b) => {
+    if (b.length === 0) return b;
+    const c = Buffer.from(b);
+    c[at % c.length] = v;
+    return c;
+  }),
+  fc.tuple(fc.nat(), fc.nat({ max: 400 })).map(([at, n]): Edit => (b) => Buffer.concat([b.subarray(0, at % (b.length + 1)), b.subarray((at % (b.length + 1)) + n)])),
+  fc.tuple(fc.nat(), fc.nat({ max: 400 }), fc.integer({ min: 1, max: 50 })).map(([at, n, times]): Edit => (b) => {
+    const i = at % (b.length + 1);
+    return Buffer.concat([b.subarray(0, i), ...Array<Buffer>(times).fill(b.subarray(i, i + n)), b.subarray(i)]);
+  }),
+  fc.tuple(fc.nat(), hostileBytes).map(([at, x]): Edit => (b) => {
+    const i = at % (b.length + 1);
+    return Buffer.concat([b.subarray(0, i), x, b.subarray(i)]);
+  }),
+  fc.nat().map((at): Edit => (b) => b.subarray(0, at % (b.length + 1))),
+);
+
+/** `base`, and half the time the same file with one to five byte-level edits. */
+function mutated(base: fc.Arbitrary<Buffer>): fc.Arbitrary<Buffer> {
+  return fc.tuple(base, fc.array(edit, { maxLength: 5 }), fc.boolean())
+    .map(([b, edits, keep]) => (keep ? b : edits.reduce((x, e) => e(x), b)));
+}
+
 /** Inputs of every format; `fc.sample`/`fc.assert` draw from it. */
 export const inputs: Record<Format, fc.Arbitrary<Buffer>> = {
-  apr: textLog(APR_LINES, aprLine),
-  nginx: textLog(NGINX_LINES, nginxLine),
-  valgrind: valgrindXml,
-  heaptrack,
-  lstrace,
+  apr: mutated(textLog(APR_LINES, aprLine)),
+  nginx: mutated(textLog(NGINX_LINES, nginxLine)),
+  valgrind: mutated(valgrindXml),
+  heaptrack: mutated(heaptrack),
+  lstrace: fc.oneof({ weight: 3, arbitrary: mutated(lstrace) }, { weight: 1, arbitrary: mutated(fc.constant(EVERY_KIND)) }),
 };
-
-export const anyInput: fc.Arbitrary<Input> = fc.constantFrom(...FORMATS).chain((format) => inputs[format].map((bytes) => ({ format, bytes })));
 
 /** --from name of each format. */
 export const FROM: Record<Format, string> = { apr: 'apr-log', nginx: 'nginx-log', valgrind: 'valgrind', heaptrack: 'heaptrack', lstrace: 'lstrace' };
