@@ -134,6 +134,8 @@ export interface Anomalies {
   /** Frees (and pool operations) in a forked child on memory it inherited from its parent: expected, not anomalies. */
   inheritedFree?: number;
   inheritedPool?: number;
+  /** Pools created with themselves as their parent: made roots. */
+  poolOwnParent?: number;
 }
 
 export interface ProcessReport {

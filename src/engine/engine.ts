@@ -4,6 +4,7 @@
 
 import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
+import { postOrder } from '../model/tree.js';
 import type { Anomalies } from '../analyses/result.js';
 import { LiveTable } from './live-table.js';
 import { MappingTable } from './mappings.js';
@@ -370,7 +371,7 @@ export class Engine implements FastEventSink {
     const p: ProcState = {
       pid, ppid: 0, command: '', exe: '', forked: false,
       startT: t, endT: t, lastGrowT: t, sawPoolAlloc: false, exited: false,
-      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: new Float64Array(RECENT_FREES), deadPools: undefined,
+      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: undefined, deadPools: undefined,
       poolBytes: 0, poolCount: 0, mmapBytes: 0, mappings: undefined, mmapSites: undefined,
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
@@ -419,21 +420,22 @@ export class Engine implements FastEventSink {
     p.allocBytes += w * size;
     p.sites.alloc(site, w, w * size, t);
     p.lastGrowT = t;
-    const h = recentSlot(addr);
-    if (p.recentFree[h] === addr) p.recentFree[h] = 0;
+    if (p.recentFree !== undefined) {
+      const h = recentSlot(addr);
+      if (p.recentFree[h] === addr) p.recentFree[h] = 0;
+    }
   }
 
   private heapFree(p: ProcState, addr: number, t: number): void {
     const i = p.heap.find(addr);
     if (i < 0) {
-      const h = recentSlot(addr);
-      if (p.recentFree[h] === addr) p.anomalies.doubleFree++;
+      if (p.recentFree?.[recentSlot(addr)] === addr) p.anomalies.doubleFree++;
       else if (p.forked) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
       else p.anomalies.unknownFree++;
       return;
     }
     this.heapRemove(p, i, t);
-    p.recentFree[recentSlot(addr)] = addr;
+    (p.recentFree ??= new Float64Array(RECENT_FREES))[recentSlot(addr)] = addr;
   }
 
   private heapRemove(p: ProcState, i: number, t: number): void {
@@ -565,7 +567,8 @@ export class Engine implements FastEventSink {
     else if (old) this.destroyPool(p, old, t, true);
     if (p.deadPools !== undefined) p.deadPools.delete(addr);
     let parent: PoolState | undefined;
-    if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
+    if (parentAddr === addr && addr !== 0) p.anomalies.poolOwnParent = (p.anomalies.poolOwnParent ?? 0) + 1;
+    else if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
     const c = parent === undefined && addr !== 0 && this.youngOn ? this.classOf(p, kind, tag, stack) : undefined;
     // A class whose pools mostly outgrow a row (many allocations or sites: a promotion costs
     // more than the object would have) gets objects, but tries a young pool now and then.
@@ -849,7 +852,13 @@ export class Engine implements FastEventSink {
   /** Releases every allocation of the pool and destroys its children (clear semantics). */
   private emptyPool(p: ProcState, pool: PoolState, t: number): void {
     if (pool.children.size) {
-      for (const child of [...pool.children]) this.destroyPool(p, child, t);
+      // Descendants innermost first, without recursion: the input decides how deep a tree is.
+      // By a pool's turn its children are destroyed (or, in a loop, being destroyed): forget them.
+      postOrder(pool, (n) => [...n.children], (n) => {
+        if (n === pool) return;
+        n.children.clear();
+        this.destroyPool(p, n, t);
+      });
       pool.children.clear();
     }
     const sites = p.sites;

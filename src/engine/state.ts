@@ -82,8 +82,9 @@ export interface ProcState {
   replacedByExec?: boolean;
   forked: boolean;
   /** Direct-mapped cache of this process's recently freed addresses (tells a double free from an
-   *  unknown one). Per process: a forked child frees the same addresses as its parent. */
-  recentFree: Float64Array;
+   *  unknown one). Per process: a forked child frees the same addresses as its parent. Made at
+   *  the process's first free: a process costs little until it has data. */
+  recentFree: Float64Array | undefined;
   /** Pools destroyed and not created again, oldest first, at most DEAD_POOLS (undefined until the
    *  first destroy): sources record a destroy as the call begins, and what the dying pool's
    *  cleanups and nested destroys do afterwards refers to it, not to a pool out of nothing. */

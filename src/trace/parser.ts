@@ -235,13 +235,18 @@ export class TraceParser {
     }
     const json = b.subarray(s + magicLen + 4, s + magicLen + 4 + h);
     if (crc32(json) !== b.readUInt32LE(s + magicLen + 4 + h)) throw new UserError(`${this.name}: bad trace header (metadata CRC mismatch)`);
-    this.meta = parseMeta(this.name, json.toString('utf8'));
+    const problems: string[] = [];
+    this.meta = parseMeta(this.name, json.toString('utf8'), problems);
+    for (const m of problems) this.warn(m);
     this.start = s + total;
     return true;
   }
 }
 
-function parseMeta(name: string, text: string): TraceMeta {
+/** Largest wall-clock time a Date can hold (ms from the epoch). */
+const MAX_DATE_MS = 8.64e15;
+
+function parseMeta(name: string, text: string, problems: string[]): TraceMeta {
   let m: unknown;
   try {
     m = JSON.parse(text);
@@ -256,5 +261,17 @@ function parseMeta(name: string, text: string): TraceMeta {
   }
   if (meta.clock !== 'ns' && meta.clock !== 'seq') throw new UserError(`${name}: bad trace header (clock must be "ns" or "seq")`);
   if (typeof meta.source !== 'string') meta.source = 'unknown';
+  // The optional keys are claims like any other: a value no writer makes is dropped, and said.
+  const drop = (key: string, why: string) => {
+    problems.push(`header key ${key} ${why} (${JSON.stringify(meta[key]).slice(0, 40)}); ignored`);
+    delete meta[key];
+  };
+  const w = meta.startWallMs;
+  if (w !== undefined && !(typeof w === 'number' && Math.abs(w) <= MAX_DATE_MS)) drop('startWallMs', 'is not a time');
+  const mono = meta.startMonoNs;
+  if (mono !== undefined && !(typeof mono === 'string' && /^\d{1,20}$/.test(mono))) drop('startMonoNs', 'is not a clock reading');
+  const sb = meta.sampleBytes;
+  if (sb !== undefined && !(typeof sb === 'number' && sb > 0 && sb <= 2 ** 50)) drop('sampleBytes', 'is not a sampling rate: counts are of the recorded allocations');
+  for (const key of ['command', 'hostname']) if (meta[key] !== undefined && typeof meta[key] !== 'string') drop(key, 'is not text');
   return meta as unknown as TraceMeta;
 }

@@ -161,7 +161,7 @@ test('partly good inputs (truncated gzip/zstd/trace, binary after a text log): t
     const warnings = res.stderr.split('\n').filter((l) => l.startsWith('leakscope: warning: '));
     assert.ok(warnings.some((w) => re.test(w)), `${what}: no damage warning:\n${res.stderr}`);
     // One warning; besides it only the command's own status line (report/export: "wrote").
-    if (r.cmd !== 'import') assert.equal(warnings.length, 1, `${what}: not one warning:\n${res.stderr}`);
+    assert.equal(warnings.length, 1, `${what}: not one warning:\n${res.stderr}`);
     const others = res.stderr.split('\n').filter((l) => l && !l.startsWith('leakscope: warning: '));
     assert.ok(others.every((l) => /^leakscope: (wrote|imported) /.test(l)), `${what}: unexpected lines:\n${res.stderr}`);
     if (r.output) assert.ok(statSync(r.output(tag)).size > 0, `${what}: no output`);

@@ -3,7 +3,8 @@
 // simple cases, asynchronous when the test must do something while it runs (or when several
 // run at once), spawned when the test talks to a long-running command.
 import { execFile, spawn, spawnSync, type ChildProcess, type StdioOptions } from 'node:child_process';
-import { constants } from 'node:os';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { constants, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
@@ -23,8 +24,11 @@ export interface CliOptions {
   main?: string;
   /** More node options before the entry point (e.g. another --import). */
   nodeArgs?: string[];
-  /** A shell prefix run before exec'ing node (e.g. `ulimit -v ...`); the arguments stay "$@". */
+  /** A shell prefix run before exec'ing node (e.g. `ulimit -v ...`, `ln -s ... .x.$$.tmp`: the
+   *  same pid); the arguments stay "$@". */
   shell?: string;
+  /** Measure the CLI's peak RSS (CliResult.rssKiB). */
+  rss?: boolean;
 }
 
 export interface CliResult {
@@ -34,12 +38,37 @@ export interface CliResult {
   stderr: string;
   /** stdout as bytes (binary outputs written to `-o -`). */
   stdoutBytes: Buffer;
+  /** Wall time of the command (ms). */
+  ms: number;
+  /** Peak RSS of the CLI process (KiB), when asked for with `rss`. */
+  rssKiB?: number;
 }
 
 export function cliEnv(env: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
   const out: NodeJS.ProcessEnv = { ...process.env, CI: '1', ...env };
   for (const [k, v] of Object.entries(out)) if (v === undefined) delete out[k];
   return out;
+}
+
+// Records the CLI process's peak RSS (KiB) into $LS_RSS_FILE as it exits.
+const RSS_PROBE = `data:text/javascript,${encodeURIComponent(
+  "import {writeFileSync} from 'node:fs'; process.on('exit', () => { if (process.env.LS_RSS_FILE) writeFileSync(process.env.LS_RSS_FILE, String(process.resourceUsage().maxRSS)); });",
+)}`;
+let rssFiles = 0;
+
+/** With `rss`: the options that make the CLI report its peak RSS, and how to read it afterwards. */
+function rssProbe(opts: CliOptions): { opts: CliOptions; read(): number | undefined } {
+  if (!opts.rss) return { opts, read: () => undefined };
+  const file = join(tmpdir(), `ls-rss-${process.pid}-${rssFiles++}`);
+  return {
+    opts: { ...opts, env: { ...opts.env, LS_RSS_FILE: file }, nodeArgs: [...(opts.nodeArgs ?? []), '--import', RSS_PROBE] },
+    read() {
+      if (!existsSync(file)) return undefined;
+      const kib = Number(readFileSync(file, 'utf8'));
+      rmSync(file, { force: true });
+      return kib;
+    },
+  };
 }
 
 /** The program and arguments that run `leakscope ARGS`. */
@@ -54,24 +83,30 @@ function codeOf(status: number | null, signal: NodeJS.Signals | null): number {
 }
 
 /** Runs `leakscope ARGS` to its end. */
-export function cliSync(args: string[], opts: CliOptions = {}): CliResult {
+export function cliSync(args: string[], options: CliOptions = {}): CliResult {
+  const rss = rssProbe(options);
+  const opts = rss.opts;
   const [file, argv] = cliCommand(args, opts);
+  const t0 = Date.now();
   const r = spawnSync(file, argv, {
     cwd: opts.cwd ?? root, env: cliEnv(opts.env), input: opts.input, timeout: opts.timeoutMs ?? 120_000, maxBuffer: 256 << 20,
   });
-  return { code: codeOf(r.status, r.signal), stdout: r.stdout.toString(), stderr: r.stderr.toString(), stdoutBytes: r.stdout };
+  return { code: codeOf(r.status, r.signal), stdout: r.stdout.toString(), stderr: r.stderr.toString(), stdoutBytes: r.stdout, ms: Date.now() - t0, rssKiB: rss.read() };
 }
 
 /** Runs `leakscope ARGS` without blocking the test's event loop. */
-export function cli(args: string[], opts: CliOptions = {}): Promise<CliResult> {
+export function cli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  const rss = rssProbe(options);
+  const opts = rss.opts;
   const [file, argv] = cliCommand(args, opts);
+  const t0 = Date.now();
   return new Promise((resolve) => {
     const child = execFile(file, argv, {
       cwd: opts.cwd ?? root, env: cliEnv(opts.env), maxBuffer: 256 << 20, timeout: opts.timeoutMs ?? 120_000, encoding: 'buffer',
     }, (err, stdout, stderr) => {
       const e = err as (Error & { code?: unknown; signal?: NodeJS.Signals | null }) | null;
       const code = !e ? 0 : typeof e.code === 'number' ? e.code : codeOf(null, e.signal ?? null);
-      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout });
+      resolve({ code, stdout: stdout.toString(), stderr: stderr.toString(), stdoutBytes: stdout, ms: Date.now() - t0, rssKiB: rss.read() });
     });
     child.stdin?.on('error', () => {}); // the CLI may exit before reading all its input
     child.stdin?.end(opts.input);
@@ -88,4 +123,13 @@ export function spawnCli(args: string[], opts: CliOptions & { stdio?: StdioOptio
 export function exited(child: ChildProcess): Promise<number> {
   if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve(codeOf(child.exitCode, child.signalCode));
   return new Promise((resolve) => child.once('exit', (c, s) => resolve(codeOf(c, s))));
+}
+
+/** Polls `check` every 20 ms until it is true (or throws after `ms`). */
+export async function until(check: () => boolean, ms = 60_000, what = 'condition'): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
 }

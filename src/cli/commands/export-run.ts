@@ -11,7 +11,7 @@ import { collapsed } from '../../reports/export/collapsed.js';
 import type { CollapsedValue } from '../../reports/export/collapsed.js';
 import { intOpt } from '../int-option.js';
 import { FORMATS } from './export.js';
-import { writeOutput } from '../output.js';
+import { OutputFile, writeOutputFile } from '../output-file.js';
 import { warnIfDamaged } from '../damage.js';
 
 type Format = (typeof FORMATS)[number];
@@ -28,15 +28,16 @@ export async function exportCommand(files: string[], o: ExportOpts): Promise<voi
   if (!(FORMATS as readonly string[]).includes(o.to)) throw new UserError(`--to wants one of ${FORMATS.join(', ')}, got "${o.to}"`);
   if (o.value !== 'inuse' && o.value !== 'alloc') throw new UserError(`--value wants inuse or alloc, got "${o.value}"`);
   const to = o.to as Format;
+  OutputFile.check(o.output, { inputs: files });
   const run = await analyzeWithWindow(files, { from: o.from, pid: intOpt('--pid', o.pid), windowOnly: true, progress: true });
   const body = to === 'pprof'
     ? pprofBytes(run.window, { meta: run.meta, inputs: files })
     : to === 'speedscope'
       ? JSON.stringify(speedscope(run.window, `leakscope: ${files.join(', ')}`))
       : collapsed(run.window, o.value as CollapsedValue);
-  const out = resolve(o.output);
-  await writeOutput(out, body);
+  const out = o.output === '-' ? '-' : resolve(o.output);
+  writeOutputFile(out, body, { inputs: files });
   const stacks = run.window.processes.reduce((n, p) => n + p.stacks.size, 0);
-  process.stderr.write(`leakscope: wrote ${out} (${to}, ${stacks} stacks, ${run.window.processes.length} processes)\n`);
+  process.stderr.write(`leakscope: wrote ${out === '-' ? 'stdout' : out} (${to}, ${stacks} stacks, ${run.window.processes.length} processes)\n`);
   warnIfDamaged(run.damaged, 'the profile covers the readable part');
 }

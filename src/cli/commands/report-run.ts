@@ -6,8 +6,8 @@ import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
 import { UserError } from '../errors.js';
 import { analyzeWithWindow } from '../../analyses/window-run.js';
-import { writeHtmlReport } from '../../reports/html/report.js';
-import { outputError } from '../output.js';
+import { htmlReport } from '../../reports/html/report.js';
+import { OutputFile, writeOutputFile } from '../output-file.js';
 import { warnIfDamaged } from '../damage.js';
 import { intOpt } from '../int-option.js';
 
@@ -34,13 +34,15 @@ function openInBrowser(path: string): void {
 
 export async function reportCommand(files: string[], o: ReportOpts): Promise<void> {
   const pid = intOpt('--pid', o.pid);
+  // Checked before the analysis: an output that is an input, a directory or another user's
+  // symlink is refused at once, not after minutes of reading.
+  OutputFile.check(o.output!, { inputs: files });
   const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: true });
   if (!run.result) throw new UserError('no analysis result');
-  const out = resolve(o.output!);
-  const bytes = await writeHtmlReport(out, run.result, run.window).catch((err: unknown) => {
-    throw outputError(out, err);
-  });
-  process.stderr.write(`leakscope: wrote ${out} (${(bytes / 1024).toFixed(0)} KiB)\n`);
+  const html = await htmlReport(run.result, run.window);
+  const out = o.output === '-' ? '-' : resolve(o.output!);
+  writeOutputFile(out, html, { inputs: files });
+  if (out !== '-') process.stderr.write(`leakscope: wrote ${out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)\n`);
   warnIfDamaged(run.damaged);
-  if (o.open) openInBrowser(out);
+  if (o.open && out !== '-') openInBrowser(out);
 }
