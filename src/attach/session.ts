@@ -18,6 +18,9 @@ export interface AttachTarget {
   children?: boolean;
   /** Resolved path of an executable: every process running it, now and later. */
   exe?: string;
+  /** The pids wanted now, by any rule (a process name, a systemd unit's cgroup): scanned like
+   *  `exe`, and forks of traced processes are followed. */
+  match?: () => number[];
 }
 
 export interface SessionOptions {
@@ -159,7 +162,8 @@ export class AttachSession {
     if (this.stopped) return;
     const { target } = this.opts;
     let want: number[] = [];
-    if (target.exe) want = pidsRunning(target.exe);
+    if (target.match) want = target.match();
+    else if (target.exe) want = pidsRunning(target.exe);
     else if (target.pid !== undefined) {
       if (pidAlive(target.pid)) want.push(target.pid);
       if (target.children) want.push(...descendants(target.pid));
@@ -228,6 +232,9 @@ export class AttachSession {
     const p = this.procs.get(pid);
     if (!p) return;
     this.procs.delete(pid);
+    // the pid may be given to a new process later: it is a new target then
+    this.seen.delete(pid);
+    this.interner.forget(pid);
     p.mem?.close();
     this.emit({ kind: 'exit', pid, t, code });
     void this.loader.command(['untrace', pid]);
@@ -243,7 +250,7 @@ export class AttachSession {
       const child = a0;
       const { target } = this.opts;
       if (this.seen.has(child) || !this.procs.has(pid)) return;
-      if (target.exe || target.children) this.queueAttach(child, pid, this.t(ts));
+      if (target.exe || target.children || target.match) this.queueAttach(child, pid, this.t(ts));
     }
   }
 

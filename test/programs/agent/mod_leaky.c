@@ -1,0 +1,40 @@
+/* A leaking Apache httpd module for the agent tests (test/agent): requests to a location with
+ * `SetHandler leaky` take 4000 bytes from the child's own pool (pchild, given to child_init)
+ * and never give them back, so pchild grows by a request's worth each time; every other
+ * request declines. Built with apxs (apache2-dev). */
+
+#include <string.h>
+#include "httpd.h"
+#include "http_config.h"
+#include "http_protocol.h"
+#include "apr_pools.h"
+
+static apr_pool_t *leaky_child_pool;
+
+static void leaky_child_init(apr_pool_t *pchild, server_rec *s)
+{
+  (void)s;
+  leaky_child_pool = pchild;
+}
+
+static int leaky_handler(request_rec *r)
+{
+  char *kept;
+  if (!r->handler || strcmp(r->handler, "leaky") != 0) return DECLINED;
+  kept = apr_palloc(leaky_child_pool, 4000);
+  memset(kept, 0x5a, 4000);
+  ap_set_content_type(r, "text/plain");
+  ap_rputs("ok\n", r);
+  return OK;
+}
+
+static void leaky_register_hooks(apr_pool_t *p)
+{
+  (void)p;
+  ap_hook_child_init(leaky_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+  ap_hook_handler(leaky_handler, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+module AP_MODULE_DECLARE_DATA leaky_module = {
+  STANDARD20_MODULE_STUFF, NULL, NULL, NULL, NULL, NULL, leaky_register_hooks
+};
