@@ -6,7 +6,7 @@
 
 import type { Frame } from '../model/events.js';
 import { frame as makeFrame } from '../model/events.js';
-import { LiveSymbols } from '../attach/live-symbols.js';
+import { LiveSymbols, type Locator } from '../attach/live-symbols.js';
 import { defaultFrameRules, shapeSite, type FrameRules } from '../analyses/suppressions.js';
 
 export interface FrameKey {
@@ -15,6 +15,8 @@ export interface FrameKey {
   off: number;
   /** The function (or module+0xvaddr) once symbolized; fixed names for synthetic frames. */
   name?: string;
+  /** Symbolizer runs that gave no function name. */
+  tries?: number;
 }
 
 export interface StackRec {
@@ -26,13 +28,20 @@ export interface StackRec {
   via?: string;
 }
 
+/** What the live symbolizer answers when it has no name: `module+0xvaddr`. */
+const ADDRESS_ONLY = /^[^\s]+\+0x[0-9a-f]+$/;
+const NAME_TRIES = 3;
+
 export class StackTable {
   private readonly frames = new Map<string, FrameKey>();
   private readonly byId: FrameKey[] = [];
   private readonly stacks = new Map<string, StackRec>();
   private readonly unnamed = new Set<FrameKey>();
   private readonly unlabelled = new Set<StackRec>();
+  private readonly retry = new Set<FrameKey>();
   private readonly symbols: LiveSymbols;
+  /** The symbolizer asks "where is pc of pid": our pc is a frame id, the answer its file place. */
+  private readonly locator: Locator = { locate: (_pid, id) => { const f = this.byId[id]; return f && f.path ? { path: f.path, fileOffset: f.off } : undefined; } };
   private readonly rules: FrameRules = defaultFrameRules();
   /** Stacks and frames refused at the cap. */
   dropped = 0;
@@ -40,8 +49,7 @@ export class StackTable {
   readonly none: StackRec;
 
   constructor(private readonly cap: number) {
-    // the symbolizer asks "where is pc of pid": our pc is a frame id, the answer its file place
-    this.symbols = new LiveSymbols({ locate: (_pid, id) => { const f = this.byId[id]; return f && f.path ? { path: f.path, fileOffset: f.off } : undefined; } });
+    this.symbols = new LiveSymbols(this.locator);
     this.full = this.synthetic('(stack table full)');
     this.none = this.synthetic('(no stack)');
   }
@@ -103,9 +111,23 @@ export class StackTable {
     if (this.unnamed.size > 0) {
       const todo = [...this.unnamed];
       this.unnamed.clear();
-      const labels = await this.symbols.label(todo.map((f) => ({ pid: 0, pc: f.id })));
-      for (const f of todo) f.name = labels.get(`0:${f.id}`) ?? `${basename(f.path)}+0x${f.off.toString(16)}`;
+      // frames asked about again get a symbolizer of their own (the shared one remembers answers)
+      const again = todo.filter((f) => f.tries);
+      const labels = await this.symbols.label(todo.filter((f) => !f.tries).map((f) => ({ pid: 0, pc: f.id })));
+      if (again.length) for (const [k, v] of await new LiveSymbols(this.locator).label(again.map((f) => ({ pid: 0, pc: f.id })))) labels.set(k, v);
+      let renamed = false;
+      for (const f of todo) {
+        const name = labels.get(`0:${f.id}`) ?? `${basename(f.path)}+0x${f.off.toString(16)}`;
+        if (f.name !== undefined && f.name !== name) renamed = true;
+        f.name = name;
+        // an address where a name was hoped for (the symbolizer failed, or the file has no
+        // symbols there): asked again at the next samples, a few times
+        if (ADDRESS_ONLY.test(name) && (f.tries = (f.tries ?? 0) + 1) < NAME_TRIES) this.retry.add(f);
+      }
+      if (renamed) for (const s of this.stacks.values()) this.unlabelled.add(s);
     }
+    for (const f of this.retry) this.unnamed.add(f);
+    this.retry.clear();
     if (this.unlabelled.size > 0) {
       for (const s of this.unlabelled) {
         const shape = shapeSite(this.modelFrames(s), this.rules);

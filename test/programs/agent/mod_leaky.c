@@ -1,7 +1,8 @@
 /* A leaking Apache httpd module for the agent tests (test/agent): requests to a location with
- * `SetHandler leaky` take 4000 bytes from the child's own pool (pchild, given to child_init)
- * and never give them back, so pchild grows by a request's worth each time; every other
- * request declines. Built with apxs (apache2-dev). */
+ * `SetHandler leaky` take 200 bytes from a pool of the child's ("leaky", made under pchild at
+ * the first such request) and never give them back, so that pool grows by a request's worth
+ * each time (a size read from the pool's node ring: 200 bytes keep its 8 KiB nodes under the
+ * reader's 128-node walk for a test's length); every other request declines. Built with apxs (apache2-dev). */
 
 #include <string.h>
 #include "httpd.h"
@@ -10,6 +11,7 @@
 #include "apr_pools.h"
 
 static apr_pool_t *leaky_child_pool;
+static apr_pool_t *leaky_pool;
 
 static void leaky_child_init(apr_pool_t *pchild, server_rec *s)
 {
@@ -21,8 +23,12 @@ static int leaky_handler(request_rec *r)
 {
   char *kept;
   if (!r->handler || strcmp(r->handler, "leaky") != 0) return DECLINED;
-  kept = apr_palloc(leaky_child_pool, 4000);
-  memset(kept, 0x5a, 4000);
+  if (!leaky_pool) {
+    if (apr_pool_create(&leaky_pool, leaky_child_pool) != APR_SUCCESS) return HTTP_INTERNAL_SERVER_ERROR;
+    apr_pool_tag(leaky_pool, "leaky");
+  }
+  kept = apr_palloc(leaky_pool, 200);
+  memset(kept, 0x5a, 200);
   ap_set_content_type(r, "text/plain");
   ap_rputs("ok\n", r);
   return OK;
