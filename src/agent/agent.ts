@@ -7,6 +7,7 @@ import type { AgentConfig } from './config.js';
 import type { Log } from './log.js';
 import { agentRegistry, Exposer, type AgentView } from './metrics.js';
 import { AgentServer } from './server.js';
+import type { Answer, Query, Route } from './http-handler.js';
 import { resultOf, windowOf } from './views.js';
 import { TargetWatch } from './watch.js';
 import { Segments } from './segments.js';
@@ -30,15 +31,38 @@ export class Agent implements AgentView {
     this.watches = cfg.targets.map((t) => new TargetWatch(t, cfg, this.startMono, log));
     const exposer = new Exposer(agentRegistry(this));
     this.server = new AgentServer(cfg, {
-      metrics: (accept) => exposer.render(accept),
-      heap: async (q) => pprofBytes(windowOf(this.watches, q, this.nowNs()), {
-        meta: { format: 1, clock: 'ns', source: 'agent', startWallMs: this.startWallMs },
-        inputs: [`leakscope agent${q.target ? ` target ${q.target}` : ''}${q.pid !== undefined ? ` pid ${q.pid}` : ''}`],
-      }),
-      page: (q) => htmlReport(resultOf(this.watches, q, { startWallMs: this.startWallMs, top: 100 }), windowOf(this.watches, q, this.nowNs())),
-      health: () => this.health(),
+      answer: (route, q, accept) => this.answer(route, q, accept, exposer),
       targets: () => this.watches.map((w) => w.name),
-    });
+    }, log);
+  }
+
+  private async answer(route: Route, q: Query, accept: string | undefined, exposer: Exposer): Promise<Answer> {
+    switch (route) {
+      case 'metrics': {
+        const m = await exposer.render(accept);
+        return { status: 200, type: m.type, body: m.body };
+      }
+      case 'heap': {
+        const body = pprofBytes(windowOf(this.watches, q, this.nowNs()), {
+          meta: { format: 1, clock: 'ns', source: 'agent', startWallMs: this.startWallMs },
+          inputs: [`leakscope agent${q.target ? ` target ${q.target}` : ''}${q.pid !== undefined ? ` pid ${q.pid}` : ''}`],
+        });
+        return { status: 200, type: 'application/octet-stream', body, headers: { 'Content-Disposition': 'attachment; filename="heap.pb.gz"' } };
+      }
+      case 'page': {
+        const html = await htmlReport(resultOf(this.watches, q, { startWallMs: this.startWallMs, top: 100 }), windowOf(this.watches, q, this.nowNs()));
+        return { status: 200, type: 'text/html; charset=utf-8', body: html };
+      }
+      case 'health': {
+        const h = this.health();
+        return { status: h.ok ? 200 : 503, type: 'text/plain; charset=utf-8', body: h.text };
+      }
+    }
+  }
+
+  /** The uid the HTTP side runs as (undefined when the agent serves itself). */
+  get webUid(): number | undefined {
+    return this.server.webUid;
   }
 
   seriesHeld(): number {

@@ -140,7 +140,7 @@ targets:
       const up = (await scrape(agentPort)).find((s) => s.name === 'leakscope_target_up' && s.labels.target === 'apache');
       return up?.value === 0 ? true : undefined;
     });
-    assert.match(agent.stderr(), /target apache: no process left/);
+    await until('the log line of apache gone', 10000, async () => (/target apache: no process left/.test(agent!.stderr()) ? true : undefined));
     assert.equal((await get(agentPort, '/healthz')).status, 200);
   } catch (err) {
     process.stderr.write(`agent's log:\n${agent?.stderr() ?? ''}\n`);
