@@ -88,7 +88,9 @@ class Reader {
   constructor(private readonly file: string, private readonly doc: Document | undefined, private readonly lines: LineCounter | undefined) {}
 
   fail(path: Path, msg: string): never {
-    const node = this.doc?.getIn(path, true) as Node | undefined;
+    // the key's own node, else the nearest one above it (a default that is not written)
+    let node: Node | undefined;
+    for (let n = path.length; n > 0 && !node?.range; n--) node = this.doc?.getIn(path.slice(0, n), true) as Node | undefined;
     const line = node?.range && this.lines ? `:${this.lines.linePos(node.range[0]).line}` : '';
     const key = path.length ? `${pathText(path)}: ` : '';
     throw new ConfigError(`${this.file}${line}: ${key}${msg}`);
@@ -193,7 +195,7 @@ export function parseConfig(text: string, file: string): AgentConfig {
   const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
   if (doc.errors.length > 0) {
     const e = doc.errors[0]!;
-    const line = e.linePos?.[0]?.line;
+    const line = e.linePos?.[0]?.line ?? (e.pos ? lines.linePos(e.pos[0]).line : undefined);
     throw new ConfigError(`${file}${line ? `:${line}` : ''}: not valid YAML or JSON: ${e.message.split('\n')[0]}`);
   }
   const raw: unknown = doc.toJS();
