@@ -239,7 +239,11 @@ export class TargetModel implements EventSink {
       const where = p.frames.get(def.frame);
       if (!where) break;
       const f = this.stacks.frame(where.path, where.off);
-      if (!f) break;
+      if (!f) {
+        // the frame table is full: counted as a stack it could not keep
+        p.resolved.set(id, this.stacks.full);
+        return this.stacks.full;
+      }
       frames.push(f);
       cur = def.parent;
     }

@@ -62,7 +62,10 @@ export class StackTable {
     const k = `${path}\u0000${off}`;
     let f = this.frames.get(k);
     if (!f) {
-      if (this.frames.size >= this.cap * 4) return undefined;
+      if (this.frames.size >= this.cap * 4) {
+        this.dropped++;
+        return undefined;
+      }
       f = { id: this.byId.length, path, off };
       this.byId.push(f);
       this.frames.set(k, f);
