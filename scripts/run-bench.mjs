@@ -4,7 +4,9 @@ import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const filters = process.argv.slice(2);
+// `--flag` arguments go to the scripts (`npm run bench -- agent --quick`); the others pick them
+const filters = process.argv.slice(2).filter((a) => !a.startsWith('--'));
+const flags = process.argv.slice(2).filter((a) => a.startsWith('--'));
 const files = readdirSync(join(root, 'bench'))
   .filter((f) => f.endsWith('.bench.ts') || f.endsWith('.bench.mjs'))
   .filter((f) => filters.length === 0 || filters.some((s) => f.includes(s)))
@@ -12,7 +14,7 @@ const files = readdirSync(join(root, 'bench'))
 let status = 0;
 for (const f of files) {
   console.log(`\n=== ${f}`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', join(root, 'bench', f)], { cwd: root, stdio: 'inherit' });
+  const r = spawnSync(process.execPath, ['--import', 'tsx', '--expose-gc', join(root, 'bench', f), ...flags], { cwd: root, stdio: 'inherit' });
   if (r.status !== 0) status = 1;
 }
 process.exit(status);

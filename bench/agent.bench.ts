@@ -1,0 +1,152 @@
+// The agent's soak: `leakscope agent` (built, dist/) watching Debian nginx (a private copy, 1
+// worker) kept busy by wrk for 10 minutes (--quick: 2). Each minute it prints the agent's RSS
+// (the agent, its HTTP side and the BPF loader) and CPU, and the server's req/s traced on two
+// workloads: a realistic request (a 4 KiB static file, a new connection per request: nginx's CPU
+// per request is printed, it should be >= 30 µs) and the trivial one (`return 200`, keepalive).
+// The untraced req/s of both is measured in the same run, before the agent starts and after it
+// stops, and their mean is the baseline. Targets: agent RSS growth <= 5% after the first minute;
+// realistic req/s >= 95% of untraced.
+// Needs root. `npm run bench -- agent` (add `--quick` for 2 minutes; AGENT_BENCH_MINUTES=N).
+
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startNginx } from '../test/attach/servers.js';
+import { freePort } from '../test/support/ports.js';
+
+const root = new URL('..', import.meta.url).pathname;
+const quick = process.argv.includes('--quick');
+const MINUTES = Number(process.env.AGENT_BENCH_MINUTES ?? (quick ? 2 : 10));
+const PHASE_S = quick ? 12 : 25;
+const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
+
+function cpuUs(pid: number): number {
+  try {
+    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * TICK_US;
+  } catch {
+    return 0;
+  }
+}
+
+function rssKiB(pid: number): number {
+  try {
+    return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  try {
+    for (const tid of readdirSync(`/proc/${pid}/task`)) {
+      const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
+      if (c) out.push(...c.split(' ').map(Number));
+    }
+  } catch { /* gone */ }
+  return out;
+}
+
+interface Wl { name: string; path: string; close: boolean }
+const REAL: Wl = { name: '4 KiB file, Connection: close', path: '/static/index.html', close: true };
+const TRIVIAL: Wl = { name: 'return 200, keepalive', path: '/', close: false };
+
+function wrk(port: number, w: Wl, seconds: number, worker: number): { rps: number; workerUs: number } {
+  const args = ['-t1', '-c16', `-d${seconds}s`, ...(w.close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${port}${w.path}`];
+  const c0 = cpuUs(worker);
+  const r = spawnSync('wrk', args, { encoding: 'utf8' });
+  const c1 = cpuUs(worker);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  const reqs = /(\d+) requests in/.exec(r.stdout);
+  if (!rps || !reqs) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
+  return { rps: Number(rps[1]), workerUs: (c1 - c0) / Number(reqs[1]) };
+}
+
+function newestMtime(dir: string, ext: string): number {
+  let t = 0;
+  for (const e of readdirSync(dir, { withFileTypes: true, recursive: true })) {
+    if (e.isFile() && e.name.endsWith(ext)) t = Math.max(t, statSync(join(e.parentPath, e.name)).mtimeMs);
+  }
+  return t;
+}
+
+async function main(): Promise<void> {
+  if (process.getuid?.() !== 0) throw new Error('the agent bench needs root');
+  // the built agent is what is measured: build it if the sources are newer
+  if (newestMtime(join(root, 'src'), '.ts') > newestMtime(join(root, 'dist'), '.js')) {
+    console.log('building dist/ (tsc)');
+    const b = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+    if (b.status !== 0) throw new Error('tsc failed');
+  }
+  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+  const dir = mkdtempSync(join(tmpdir(), 'leakscope-agent-bench-'));
+  const port = await freePort();
+  const server = await startNginx(dir, port, 1);
+  const load = () => loadavg()[0]!.toFixed(1);
+  try {
+    const worker = childrenOf(server.master.pid!)[0]!;
+    console.log(`agent soak at ${commit}: nginx 1 worker, wrk -t1 -c16, ${PHASE_S}s per workload; ${MINUTES} minutes; load ${load()}`);
+    wrk(port, REAL, 3, worker);
+    wrk(port, TRIVIAL, 3, worker); // warm-up
+    const before = { real: wrk(port, REAL, PHASE_S, worker), trivial: wrk(port, TRIVIAL, PHASE_S, worker) };
+    console.log(`untraced before: ${before.real.rps.toFixed(0)} req/s (${REAL.name}, nginx ${before.real.workerUs.toFixed(1)} µs/req), ${before.trivial.rps.toFixed(0)} req/s (${TRIVIAL.name}, ${before.trivial.workerUs.toFixed(1)} µs/req)`);
+
+    const aport = await freePort();
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(config, `listen: 127.0.0.1:${aport}\ntargets:\n  - name: nginx\n    exe: ${server.exe}\n`);
+    const agent = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let err = '';
+    await new Promise<void>((resolve, reject) => {
+      agent.stderr.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('serving')) resolve(); });
+      agent.once('exit', (c) => reject(new Error(`agent exited (${c}): ${err}`)));
+    });
+    const procs = (): number[] => [agent.pid!, ...childrenOf(agent.pid!)];
+    const rss = () => procs().map(rssKiB);
+    const cpu = () => procs().reduce((s, p) => s + cpuUs(p), 0);
+    console.log('\n| minute | RSS MiB: agent / HTTP side / loader (all) | agent CPU % | req/s realistic (ratio) | req/s trivial (ratio) | nginx µs/req realistic | load |');
+    console.log('|---|---|---|---|---|---|---|');
+    const rows: { rssAgent: number; real: number; trivial: number; cpu: number }[] = [];
+    const untracedMean = (w: 'real' | 'trivial', after?: { rps: number }) => (after ? (before[w].rps + after.rps) / 2 : before[w].rps);
+    for (let m = 1; m <= MINUTES; m++) {
+      const t0 = Date.now();
+      const c0 = cpu();
+      const real = wrk(port, REAL, PHASE_S, worker);
+      const trivial = wrk(port, TRIVIAL, PHASE_S, worker);
+      const rest = 60_000 - (Date.now() - t0);
+      if (rest > 0) await new Promise((r) => setTimeout(r, rest));
+      const pct = ((cpu() - c0) / ((Date.now() - t0) * 1000)) * 100;
+      const r = rss();
+      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), real: real.rps, trivial: trivial.rps, cpu: pct });
+      console.log(`| ${m} | ${r.map((k) => (k / 1024).toFixed(1)).join(' / ')} (${(rows[rows.length - 1]!.rssAgent / 1024).toFixed(1)}) | ${pct.toFixed(1)} | ${real.rps.toFixed(0)} (${((real.rps / before.real.rps) * 100).toFixed(1)}% of before) | ${trivial.rps.toFixed(0)} (${((trivial.rps / before.trivial.rps) * 100).toFixed(1)}%) | ${real.workerUs.toFixed(1)} | ${load()} |`);
+    }
+    const metrics = await fetch(`http://127.0.0.1:${aport}/metrics`).then((r) => r.text());
+    const hits = /leakscope_probe_hits_total\{target="nginx"\} (\d+)/.exec(metrics)?.[1];
+    const lost = /leakscope_events_lost_total\{target="nginx"\} (\d+)/.exec(metrics)?.[1];
+    agent.kill('SIGTERM');
+    await new Promise((r) => agent.once('exit', r));
+    const after = { real: wrk(port, REAL, PHASE_S, worker), trivial: wrk(port, TRIVIAL, PHASE_S, worker) };
+    console.log(`\nuntraced after: ${after.real.rps.toFixed(0)} req/s (${REAL.name}), ${after.trivial.rps.toFixed(0)} req/s (${TRIVIAL.name}); load ${load()}`);
+    const baseReal = untracedMean('real', after.real);
+    const baseTrivial = untracedMean('trivial', after.trivial);
+    const tracedReal = rows.reduce((s, r) => s + r.real, 0) / rows.length;
+    const tracedTrivial = rows.reduce((s, r) => s + r.trivial, 0) / rows.length;
+    const first = rows[0]!.rssAgent;
+    const later = rows.slice(1).map((r) => r.rssAgent);
+    const growth = later.length ? (Math.max(...later) - first) / first : 0;
+    console.log(`probe hits ${hits ?? '?'}, events lost ${lost ?? '?'}`);
+    console.log(`realistic (${REAL.name}): traced ${tracedReal.toFixed(0)} req/s vs untraced ${baseReal.toFixed(0)} (mean of before and after) = ${((tracedReal / baseReal) * 100).toFixed(1)}% (target >= 95%); nginx ${before.real.workerUs.toFixed(1)} µs per request untraced`);
+    console.log(`trivial (${TRIVIAL.name}): traced ${tracedTrivial.toFixed(0)} req/s vs untraced ${baseTrivial.toFixed(0)} = ${((tracedTrivial / baseTrivial) * 100).toFixed(1)}%`);
+    console.log(`agent RSS (its three processes): ${(first / 1024).toFixed(1)} MiB after minute 1, at most ${(Math.max(first, ...later) / 1024).toFixed(1)} MiB after: growth ${(growth * 100).toFixed(1)}% (target <= 5%); CPU ${(rows.reduce((s, r) => s + r.cpu, 0) / rows.length).toFixed(1)}% of a core on average`);
+  } finally {
+    await server.stop();
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+main().catch((err: unknown) => {
+  console.error(`agent bench: ${(err as Error).message}`);
+  process.exitCode = 1;
+});
