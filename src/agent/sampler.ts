@@ -6,6 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { Verdict, VerdictKind } from '../analyses/result.js';
+import { ppidOf } from '../attach/procfs.js';
 import type { TargetModel } from './model.js';
 import { Ring, SeriesTable } from './series.js';
 
@@ -141,7 +142,9 @@ export class Sampler {
       procVals.set(String(p.pid), bytes);
       procs.push({
         pid: p.pid, ppid: p.ppid, exe: p.exe, command: p.command,
-        role: p.tracedParent ? 'worker' : 'master',
+        // the parent now, not at fork: a new master of a binary upgrade is its old master's
+        // child until that one quits
+        role: model.procs.has(ppidOf(p.pid)) ? 'worker' : 'master',
         bytes, blocks: heapBlocks + p.pools.size, pools: p.pools.size, poolBytes, heapBytes,
         rssBytes: rssOf(p.pid), verdict: undefined,
       });

@@ -2,9 +2,9 @@
 // name (/proc/PID/comm), every process in a systemd unit's cgroup, or a pid and its descendants.
 // Each rule is a function the attach session calls on its scans (forks are followed besides).
 
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, realpathSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { allPids, descendants, pidAlive, pidsRunning } from '../attach/procfs.js';
+import { allPids, descendants, exeOf, pidAlive, pidsRunning, readMaps } from '../attach/procfs.js';
 import type { TargetConfig } from './config.js';
 
 export type Matcher = () => number[];
@@ -95,22 +95,13 @@ export function unitPids(root: string, unit: string): number[] {
   return [...pids].sort((a, b) => a - b);
 }
 
-/** What tells one program image from the next in a process: the executable's inode and where
- *  its first mapping is (an exec, even of the same file, maps it elsewhere). */
-export function imageOf(pid: number): string | undefined {
-  try {
-    const ino = statSync(`/proc/${pid}/exe`).ino;
-    const fd = openSync(`/proc/${pid}/maps`, 'r');
-    try {
-      const b = Buffer.alloc(64);
-      const n = readSync(fd, b, 0, 64, 0);
-      return `${ino}:${b.toString('latin1', 0, n).split('-')[0]}`;
-    } finally {
-      closeSync(fd);
-    }
-  } catch {
-    return undefined;
-  }
+/** Where the executable's code is mapped in the process now (an exec, even of the same file,
+ *  maps it elsewhere), or undefined when it cannot be read. */
+export function exeCodeBase(pid: number): number | undefined {
+  const exe = exeOf(pid);
+  if (!exe) return undefined;
+  for (const m of readMaps(pid)) if (m.perms[2] === 'x' && m.path.replace(/ \(deleted\)$/, '') === exe) return m.start;
+  return undefined;
 }
 
 export function describeTarget(t: TargetConfig): string {

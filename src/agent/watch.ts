@@ -17,7 +17,7 @@ import type { AgentConfig, TargetConfig } from './config.js';
 import { TargetModel } from './model.js';
 import { Sampler, type TargetNumbers } from './sampler.js';
 import { StackTable } from './stacks.js';
-import { describeTarget, imageOf, matcherFor, type Matcher } from './targets.js';
+import { describeTarget, exeCodeBase, matcherFor, type Matcher } from './targets.js';
 import type { Log } from './log.js';
 import { LuajitWindows } from './luajit.js';
 
@@ -43,7 +43,6 @@ export class TargetWatch {
   vanished = 0;
   private probeHitsBefore = 0;
   private readonly match: Matcher;
-  private readonly images = new Map<number, string>();
   private readonly untracedSince = new Map<number, number>();
   private lastRestart = 0;
   private backoff = RESTART_BACKOFF_MS;
@@ -161,12 +160,13 @@ export class TargetWatch {
     const now = Date.now();
     let why = '';
     for (const pid of want) {
-      const img = imageOf(pid);
       if (traced.has(pid)) {
         this.untracedSince.delete(pid);
-        const before = this.images.get(pid);
-        if (img && before && img !== before) why ||= `process ${pid} runs a new program image (exec, binary upgrade)`;
-        if (img) this.images.set(pid, img);
+        // the session read this process's maps when it attached: an exec since (a binary
+        // upgrade's new master) maps the program elsewhere, and its probes and stacks are stale
+        const base = exeCodeBase(pid);
+        const known = this.model.procs.get(pid)?.modules;
+        if (base !== undefined && known && known.size > 0 && ![...known.values()].some((m) => m.base === base)) why ||= `process ${pid} runs a new program image (exec, binary upgrade)`;
       } else {
         const since = this.untracedSince.get(pid) ?? now;
         this.untracedSince.set(pid, since);
@@ -174,7 +174,6 @@ export class TargetWatch {
       }
     }
     const alive = new Set(want);
-    for (const pid of this.images.keys()) if (!alive.has(pid)) this.images.delete(pid);
     for (const pid of this.untracedSince.keys()) if (!alive.has(pid)) this.untracedSince.delete(pid);
     if (!why || now - this.lastRestart < this.backoff) return;
     this.backoff = now - this.lastRestart > 10 * this.backoff ? RESTART_BACKOFF_MS : Math.min(300_000, this.backoff * 2);
@@ -192,7 +191,6 @@ export class TargetWatch {
       await old.stop().catch(() => undefined);
     }
     this.model.reset();
-    this.images.clear();
     this.untracedSince.clear();
     await this.startSession();
   }

@@ -2,7 +2,7 @@
 // leaking modules, the agent watching both, Debian's Prometheus scraping it with the shipped
 // alert rules (a short `for:`), and `go tool pprof` reading its heap profile. A worker killed
 // and respawned and both masters reloaded (HUP) are followed; a server that stops is a metric
-// and a log line.
+// and a log line. (A binary upgrade: agent-upgrade.test.ts.)
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';

@@ -21,7 +21,7 @@ export async function agentCommand(o: AgentFlags & { check?: boolean }): Promise
   const agent = new Agent(cfg, log);
   await agent.start();
   const scheme = cfg.tls ? 'https' : 'http';
-  log.info(`serving ${scheme}://${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${agent.port}/metrics${cfg.token ? ' (bearer token required)' : ''}; ${cfg.targets.map((t) => `${t.name}: ${describeTarget(t)}`).join('; ')}`);
+  log.info(`serving ${scheme}://${cfg.listen.host.includes(':') ? `[${cfg.listen.host}]` : cfg.listen.host}:${agent.port}/metrics${cfg.token ? ' (bearer token required)' : ''}${agent.webUid !== undefined ? ` (HTTP side as user ${cfg.user}, uid ${agent.webUid})` : ' (HTTP side in the agent, as root)'}; ${cfg.targets.map((t) => `${t.name}: ${describeTarget(t)}`).join('; ')}`);
   await new Promise<void>((resolve) => {
     process.once('SIGINT', resolve);
     process.once('SIGTERM', resolve);
