@@ -52,7 +52,7 @@ export class TargetWatch {
   /** Extra sinks fed the same events (the rolling trace segments). */
   tap: EventSink | undefined;
 
-  constructor(readonly cfg: TargetConfig, private readonly agent: AgentConfig, private readonly startMono: bigint, private readonly log: Log) {
+  constructor(readonly cfg: TargetConfig, agent: AgentConfig, private readonly startMono: bigint, private readonly log: Log) {
     this.stacks = new StackTable(agent.limits.stacks);
     this.model = new TargetModel(this.stacks, agent.limits, () => this.nowS());
     this.sampler = new Sampler({

@@ -1,7 +1,7 @@
 // `leakscope agent` on plain malloc: the in-kernel aggregate mode (chosen by itself for a
 // target without pools), targets found by systemd unit (a cgroup of ours) and by process name,
 // and names from the traced process — an executable called `mleak"<b>&x<i>` — kept intact but
-// escaped in the metrics and the live page.
+// escaped in the metrics and the live page, which a browser draws.
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,6 +13,7 @@ import { Profile } from 'pprof-format';
 import { buildProgram, stop, tempDir } from '../attach/helpers.js';
 import { freePort } from '../support/ports.js';
 import { get, parseMetrics, startAgent, until, type AgentRun } from './support.js';
+import { launch } from '../browser/chromium.js';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
@@ -86,6 +87,21 @@ targets:
     const page = (await get(port, '/?target=unit')).body.toString();
     assert.ok(!page.includes('<b>&x<i>'), 'no markup from the traced process in the page');
     assert.ok(page.includes('\\u003cb\\u003e\\u0026x\\u003ci\\u003e'), 'the name is there, escaped');
+    // the page works in a browser: the report's own code draws it, no script error
+    const { browser, close } = await launch();
+    try {
+      const p = await browser.newPage();
+      const errors: string[] = [];
+      p.on('pageerror', (e) => errors.push(e.message));
+      p.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+      await p.goto(`http://127.0.0.1:${port}/?target=unit`);
+      await p.waitForSelector('#flame svg g.frame');
+      assert.match(await p.textContent('#summary') ?? '', /keep_block/);
+      assert.ok(await p.$('#flame g.frame[name="keep_block"]'), 'keep_block in the flame graph');
+      assert.deepEqual(errors, []);
+    } finally {
+      await close();
+    }
     // the heap profile: keep_block holds the most
     const prof = Profile.decode(gunzipSync((await get(port, `/debug/pprof/heap?pid=${a.pid}`)).body));
     const strings = prof.stringTable.strings;
