@@ -111,7 +111,7 @@ async function main(): Promise<void> {
     const cpu = () => procs().reduce((s, p) => s + cpuUs(p), 0);
     console.log('\n| minute | RSS MiB: agent / HTTP side / loader (all) | agent CPU % | req/s realistic (ratio) | req/s trivial (ratio) | nginx µs/req realistic | load |');
     console.log('|---|---|---|---|---|---|---|');
-    const rows: { rssAgent: number; real: number; trivial: number; cpu: number }[] = [];
+    const rows: { rssAgent: number; rssEach: number[]; real: number; trivial: number; cpu: number }[] = [];
     const untracedMean = (w: 'real' | 'trivial', after?: { rps: number }) => (after ? (before[w].rps + after.rps) / 2 : before[w].rps);
     for (let m = 1; m <= MINUTES; m++) {
       const t0 = Date.now();
@@ -122,7 +122,7 @@ async function main(): Promise<void> {
       if (rest > 0) await new Promise((r) => setTimeout(r, rest));
       const pct = ((cpu() - c0) / ((Date.now() - t0) * 1000)) * 100;
       const r = rss();
-      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), real: real.rps, trivial: trivial.rps, cpu: pct });
+      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), rssEach: r.slice(0, 3), real: real.rps, trivial: trivial.rps, cpu: pct });
       console.log(`| ${m} | ${r.map((k) => (k / 1024).toFixed(1)).join(' / ')} (${(rows[rows.length - 1]!.rssAgent / 1024).toFixed(1)}) | ${pct.toFixed(1)} | ${real.rps.toFixed(0)} (${((real.rps / before.real.rps) * 100).toFixed(1)}% of before) | ${trivial.rps.toFixed(0)} (${((trivial.rps / before.trivial.rps) * 100).toFixed(1)}%) | ${real.workerUs.toFixed(1)} | ${load()} |`);
     }
     const metrics = await fetch(`http://127.0.0.1:${aport}/metrics`).then((r) => r.text());
@@ -148,6 +148,12 @@ async function main(): Promise<void> {
     console.log(`probe hits ${hits ?? '?'}, events lost ${lost ?? '?'}`);
     console.log(`realistic (${REAL.name}): traced ${tracedReal.toFixed(0)} req/s vs untraced ${baseReal.toFixed(0)} (mean of before and after) = ${((tracedReal / baseReal) * 100).toFixed(1)}% (target >= 95%); nginx ${before.real.workerUs.toFixed(1)} µs per request untraced`);
     console.log(`trivial (${TRIVIAL.name}): traced ${tracedTrivial.toFixed(0)} req/s vs untraced ${baseTrivial.toFixed(0)} = ${((tracedTrivial / baseTrivial) * 100).toFixed(1)}%`);
+    // the same per process: the agent (node), its HTTP side, the BPF loader
+    ['agent (node)', 'HTTP side', 'BPF loader'].forEach((name, i) => {
+      const e = mean(rows.slice(1, 1 + k).map((r) => r.rssEach[i] ?? 0));
+      const l = mean(rows.slice(-k).map((r) => r.rssEach[i] ?? 0));
+      console.log(`  ${name}: ${(e / 1024).toFixed(1)} -> ${(l / 1024).toFixed(1)} MiB (${(((l - e) / e) * 100).toFixed(1)}%)`);
+    });
     console.log(`agent RSS (all its processes): ${(first / 1024).toFixed(1)} MiB at minute 1; minutes 2-${1 + k} ${(early / 1024).toFixed(1)} MiB, last ${k} ${(late / 1024).toFixed(1)} MiB: growth ${(growth * 100).toFixed(1)}% (target <= 5%); highest ${(Math.max(...rows.map((r) => r.rssAgent)) / 1024).toFixed(1)} MiB = ${((Math.max(...rows.map((r) => r.rssAgent)) / first - 1) * 100).toFixed(1)}% over minute 1; CPU ${mean(rows.map((r) => r.cpu)).toFixed(1)}% of a core on average`);
   } finally {
     await server.stop();
