@@ -618,12 +618,13 @@ function poolsSection(p: ProcessData): HTMLElement {
   const sec = el('section', { id: 'pools-section' }, el('h2', {}, 'Pools'));
   if (p.poolClasses.length) {
     const t = el('table', { class: 'classes' });
-    t.append(el('thead', {}, el('tr', {}, ...['pool class', 'kind', 'live', 'created', 'destroyed', 'bytes', 'peak', 'verdict'].map((c) => el('th', {}, c)))));
+    t.append(el('thead', {}, el('tr', {}, ...['pool class', 'kind', 'live', 'created', 'before trace', 'destroyed', 'bytes', 'peak', 'verdict'].map((c) => el('th', {}, c)))));
     const b = el('tbody');
     for (const c of p.poolClasses) {
       b.append(el('tr', { class: c.verdict === 'leak' || c.verdict === 'growing' ? 'bad' : '' },
         el('td', {}, el('code', {}, c.name)), el('td', {}, c.kind), el('td', { class: 'num' }, fmtCount(c.live)),
-        el('td', { class: 'num' }, fmtCount(c.created)), el('td', { class: 'num' }, fmtCount(c.destroyed)),
+        el('td', { class: 'num' }, fmtCount(c.created)), el('td', { class: 'num', title: 'alive before the trace began (found in memory, or first seen in use)' }, fmtCount(c.found ?? 0)),
+        el('td', { class: 'num' }, fmtCount(c.destroyed)),
         el('td', { class: 'num' }, fmtBytes(c.bytes)), el('td', { class: 'num' }, fmtBytes(c.peakBytes)),
         el('td', { title: c.why }, verdictBadge(c.verdict))));
     }

@@ -12,6 +12,8 @@ export interface LivePool {
   stack: StackRec;
   /** The session's stack id (in the creating process's scope), for trace segments. */
   sid: number;
+  /** Alive before the trace (found in the process's memory): no creation stack. */
+  found?: boolean;
   kind: string;
   tag: string;
   bytes: number;
@@ -127,6 +129,22 @@ export class TargetModel implements EventSink {
         }
         this.dropPool(p, e.pool);
         p.pools.set(e.pool, { stack, sid: e.stack, kind: e.poolKind, tag: e.tag, bytes: 0, parent: e.parent });
+        if (e.parent) {
+          let kids = p.children.get(e.parent);
+          if (!kids) p.children.set(e.parent, (kids = new Set()));
+          kids.add(e.pool);
+        }
+        return;
+      }
+      case 'pool-found': {
+        // alive before the trace, found by the session's discovery walk (parents first)
+        const p = this.proc(e.pid);
+        if (p.pools.has(e.pool)) return;
+        if (p.pools.size >= this.limits.poolsPerProcess) {
+          this.overCap++;
+          return;
+        }
+        p.pools.set(e.pool, { stack: this.stacks.found, sid: 0, found: true, kind: e.poolKind, tag: e.tag, bytes: 0, parent: e.parent });
         if (e.parent) {
           let kids = p.children.get(e.parent);
           if (!kids) p.children.set(e.parent, (kids = new Set()));

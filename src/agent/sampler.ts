@@ -121,7 +121,7 @@ export class Sampler {
       for (const lp of p.pools.values()) {
         poolBytes += lp.bytes;
         const site = lp.stack.label ?? '(unnamed)';
-        const cls = lp.tag || `created at ${site}`;
+        const cls = lp.tag || (lp.found ? site : `created at ${site}`);
         add(classes, `${lp.kind}\u0000${cls}`, cls, lp.kind, lp.bytes, 1);
         add(sites, `pool\u0000${site}`, site, 'pool', lp.bytes, 1);
       }

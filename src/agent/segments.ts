@@ -147,7 +147,8 @@ function preamble(model: TargetModel, out: EventSink, t: number): void {
   for (const p of model.procs.values()) emit(p);
   for (const p of model.procs.values()) {
     for (const [pool, lp] of p.pools) {
-      out.event({ kind: 'pool-create', pid: p.pid, t, tid: p.pid, pool, parent: lp.parent, poolKind: lp.kind, tag: lp.tag, stack: lp.sid });
+      if (lp.found) out.event({ kind: 'pool-found', pid: p.pid, t, pool, parent: lp.parent, poolKind: lp.kind, tag: lp.tag });
+      else out.event({ kind: 'pool-create', pid: p.pid, t, tid: p.pid, pool, parent: lp.parent, poolKind: lp.kind, tag: lp.tag, stack: lp.sid });
       if (lp.bytes > 0) out.event({ kind: 'pool-size', pid: p.pid, t, pool, bytes: lp.bytes });
     }
     for (const [addr, b] of p.blocks) out.event({ kind: 'alloc', pid: p.pid, t, tid: p.pid, addr, size: b.size, stack: b.sid });

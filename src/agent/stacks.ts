@@ -8,6 +8,7 @@ import type { Frame } from '../model/events.js';
 import { frame as makeFrame } from '../model/events.js';
 import { LiveSymbols, type Locator } from '../attach/live-symbols.js';
 import { defaultFrameRules, shapeSite, type FrameRules } from '../analyses/suppressions.js';
+import { FOUND_SITE } from '../analyses/pools.js';
 
 export interface FrameKey {
   id: number;
@@ -47,11 +48,14 @@ export class StackTable {
   dropped = 0;
   readonly full: StackRec;
   readonly none: StackRec;
+  /** Pools alive before the trace: their creation was not seen. */
+  readonly found: StackRec;
 
   constructor(private readonly cap: number) {
     this.symbols = new LiveSymbols(this.locator);
     this.full = this.synthetic('(stack table full)');
     this.none = this.synthetic('(no stack)');
+    this.found = this.synthetic(FOUND_SITE);
   }
 
   get size(): number {

@@ -4,6 +4,7 @@
 
 import type { AnalysisResult, PoolClassReport, ProcessReport, Series, SiteReport, Verdict } from '../analyses/result.js';
 import { RESULT_VERSION } from '../analyses/analyze.js';
+import { FOUND_SITE } from '../analyses/pools.js';
 import { NEVER, type Cell, type WindowProcess, type WindowState } from '../analyses/window.js';
 import type { Frame } from '../model/events.js';
 import type { ProcModel } from './model.js';
@@ -132,16 +133,17 @@ export function resultOf(watches: TargetWatch[], f: ViewFilter, meta: { startWal
         s.allocatedCount += u.madeCount;
       }
       for (const lp of p.pools.values()) {
-        const name = lp.tag || `created at ${lp.stack.label ?? '(unnamed)'}`;
+        const name = lp.tag || (lp.found ? FOUND_SITE : `created at ${lp.stack.label ?? '(unnamed)'}`);
         const key = `${lp.kind}\u0000${name}`;
         let c = classes.get(key);
         if (!c) {
           const v = w.sampler.verdictOf('class', lp.kind, name) ?? NO_VERDICT;
-          c = { name, kind: lp.kind, live: 0, created: 0, destroyed: 0, bytes: 0, peakBytes: 0, verdict: v, series: { x: [], y: [] }, sites: [] };
+          c = { name, kind: lp.kind, live: 0, created: 0, found: 0, destroyed: 0, bytes: 0, peakBytes: 0, verdict: v, series: { x: [], y: [] }, sites: [] };
           classes.set(key, c);
         }
         c.live++;
-        c.created++;
+        if (lp.found) c.found++;
+        else c.created++;
         c.bytes += lp.bytes;
         c.peakBytes = Math.max(c.peakBytes, c.bytes);
       }

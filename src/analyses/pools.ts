@@ -11,6 +11,8 @@ import { round } from './leak-sites.js';
 const MAX_CHILDREN = 1000;
 const MAX_POOLS = 5000;
 const SITES_PER_POOL = 5;
+/** The creation site of a pool found alive in the process (attach's discovery walk). */
+export const FOUND_SITE = '(created before the trace: found alive in the process)';
 
 export function hex(n: number): string {
   return `0x${n.toString(16)}`;
@@ -54,10 +56,11 @@ export function livePools(ctx: ProcContext): PoolReport[] {
       allocs: round(pool.allocs),
       clears: pool.clears,
       createStack: shape.stack,
-      createSite: pool.createStack ? shape.label : pool.implicit ? '(creation not seen: before the trace, or in a parent process)' : '(no stack)',
+      createSite: pool.createStack ? shape.label : pool.found ? FOUND_SITE : pool.implicit ? '(creation not seen: before the trace, or in a parent process)' : '(no stack)',
       children,
       sites: feeding(ctx, pool.sites),
     };
+    if (pool.found) r.found = true;
     if (series.x.length > 0) {
       r.verdict = judge(ctx, series, pool.createT);
       r.series = series;
@@ -97,6 +100,7 @@ export function poolClasses(ctx: ProcContext): PoolClassReport[] {
       kind: c.kind,
       live: c.live,
       created: c.created,
+      found: c.found,
       destroyed: c.destroyed,
       bytes: round(c.bytes),
       peakBytes: round(c.peakBytes),

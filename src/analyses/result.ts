@@ -76,6 +76,9 @@ export interface PoolReport {
   clears: number;
   createStack: Frame[];
   createSite: string;
+  /** Alive before the trace: found in the process's memory (its creation time is unknown;
+   *  `createdT` is when it was found). */
+  found?: boolean;
   children: PoolReport[];
   /** Sites feeding this pool (outstanding). */
   sites: { label: string; bytes: number; count: number }[];
@@ -88,7 +91,10 @@ export interface PoolClassReport {
   name: string;
   kind: string;
   live: number;
+  /** Pools whose creation the trace saw. */
   created: number;
+  /** Pools alive before the trace (found in memory, or first seen in use): not counted in `created`. */
+  found: number;
   destroyed: number;
   bytes: number;
   peakBytes: number;

@@ -37,7 +37,7 @@ function measure(s: Site): number {
 export class LiveGrowth implements EventSink {
   private readonly sites = new Map<string, Site>();
   private readonly blocks = new Map<string, { site: Site; size: number }>();
-  private readonly pools = new Map<string, { site: Site; bytes: number }>();
+  private readonly pools = new Map<string, { site: Site; bytes: number; found?: boolean; sized?: boolean }>();
   /** stack id → leaf frame id, per pid */
   private readonly stackLeaf = new Map<string, number>();
   private readonly frames = new Map<string, { pc: number; module: string }>();
@@ -84,10 +84,20 @@ export class LiveGrowth implements EventSink {
         this.pools.set(`${e.pid}:${e.pool}`, { site: s, bytes: 0 });
         break;
       }
+      case 'pool-found': {
+        // alive before the trace (no creation stack): what it grows from now counts, neither
+        // its existence nor the bytes it already held (see pool-size)
+        const s = this.site(e.pid, 'pool', 0, e.t);
+        this.pools.set(`${e.pid}:${e.pool}`, { site: s, bytes: 0, found: true });
+        break;
+      }
       case 'pool-size': {
         const p = this.pools.get(`${e.pid}:${e.pool}`);
         if (p) {
           p.site.bytes += e.bytes - p.bytes;
+          // a found pool's first size was there before the trace: the site's baseline, not growth
+          if (p.found && !p.sized) for (let i = 0; i < p.site.series.y.length; i++) p.site.series.y[i]! += e.bytes - p.bytes;
+          p.sized = true;
           p.bytes = e.bytes;
         }
         break;
@@ -97,7 +107,7 @@ export class LiveGrowth implements EventSink {
         const p = this.pools.get(k);
         if (p) {
           p.site.bytes -= p.bytes;
-          p.site.count--;
+          if (!p.found) p.site.count--;
           this.pools.delete(k);
         }
         break;

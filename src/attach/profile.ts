@@ -58,6 +58,45 @@ export interface PoolList {
   ring?: boolean;
 }
 
+/** A place pools are found from: the address of a global symbol, followed through `path` (each
+ *  step reads the 64-bit word at address + step); the result is a pool. With `array`, the same
+ *  kind of path leads to an array of structs, each of which may point at a pool. */
+export interface DiscoveryRoot {
+  /** What these pools are (`cycle`, `connection`): their tag when they have none of their own. */
+  name: string;
+  symbol: string;
+  /** `exe` or a library file name prefix, as in `functions[].in`. */
+  in: string;
+  path?: number[];
+  array?: {
+    /** To the first element, and to the element count (a 64-bit word). */
+    path: number[];
+    count: number[];
+    stride: number;
+    /** Offset of the pool pointer in an element (null: no pool). */
+    pool: number;
+    /** Elements whose signed 32-bit value at `offset` is `i32` are not in use (a closed connection's fd -1). */
+    skip?: { offset: number; i32: number };
+  };
+}
+
+/** How to find the pools alive before the trace began (attach's discovery walk). */
+export interface PoolDiscovery {
+  /** Offsets of the tree links in a pool, when pools form a tree (APR): parent, first child, next
+   *  sibling, and `backref`, the address of the link pointing at this pool (*backref == pool):
+   *  a pool is taken only when its links agree. */
+  tree?: { parent: number; child: number; sibling: number; backref?: number };
+  /** Offset of the pool's tag (a pointer to a NUL-terminated string). */
+  tag?: number;
+  /** What every pool's own memory must satisfy: the word at pool + offset, minus the pool's
+   *  address, is within [min, max] (signed). Memory that fails is not taken for a pool. */
+  sane?: { offset: number; min: number; max: number }[];
+  roots?: DiscoveryRoot[];
+  /** The layout as the allocator's own code shows it: a function's first bytes (hex), checked
+   *  against the target's by `doctor` (`says` tells what they prove). */
+  checks?: { symbol: string; in: string; code: string; says: string }[];
+}
+
 export interface AllocatorProfile {
   name: string;
   description?: string;
@@ -68,6 +107,8 @@ export interface AllocatorProfile {
   functions: ProfileFunction[];
   /** How to read a pool's size from its own structure (at destroy/clear, and for live pools). */
   poolSize?: { lists: PoolList[] };
+  /** How to find the pools that were alive before the trace began. */
+  discover?: PoolDiscovery;
   /** Profiles combined with this one (an nginx target also gets libc when asked). */
   file?: string;
   /** Which tracer runs it: the generic uprobe loader (default) or a dedicated one ('luajit'). */
@@ -131,11 +172,65 @@ export function validateProfile(raw: unknown, file: string): AllocatorProfile {
       if (l.end === undefined && l.mallocPtr === undefined) fail(file, `poolSize.lists[${i}]: needs "end" or "mallocPtr"`);
     }
   }
+  if (p.discover !== undefined) validateDiscovery(file, p.discover);
   if (p.detect !== undefined) {
     const d = p.detect as Record<string, unknown>;
     if (typeof d.in !== 'string' || !Array.isArray(d.symbols) || !d.symbols.every((s) => typeof s === 'string')) fail(file, '"detect" needs "in" and "symbols"');
   }
   return { ...(p as unknown as AllocatorProfile), file };
+}
+
+function offsetList(v: unknown): v is number[] {
+  return Array.isArray(v) && v.length >= 1 && v.length <= 8 && v.every((x) => isInt(x, 0, 65536));
+}
+
+function validateDiscovery(file: string, raw: unknown): void {
+  const where = (k: string) => `discover.${k}`;
+  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(file, '"discover" must be an object');
+  const d = raw as Record<string, unknown>;
+  if (d.tree !== undefined) {
+    const t = (d.tree ?? {}) as Record<string, unknown>;
+    for (const k of ['parent', 'child', 'sibling']) if (!isInt(t[k], 0, 4096)) fail(file, `${where('tree')}.${k}: an offset 0-4096`);
+    if (t.backref !== undefined && !isInt(t.backref, 0, 4096)) fail(file, `${where('tree')}.backref: an offset 0-4096`);
+  }
+  if (d.tag !== undefined && !isInt(d.tag, 0, 4096)) fail(file, `${where('tag')}: an offset 0-4096`);
+  if (d.sane !== undefined) {
+    if (!Array.isArray(d.sane) || d.sane.length > 8) fail(file, `${where('sane')}: a list of at most 8 checks`);
+    for (const [i, c0] of (d.sane as unknown[]).entries()) {
+      const c = (c0 ?? {}) as Record<string, unknown>;
+      if (!isInt(c.offset, 0, 4096) || !isInt(c.min, -(2 ** 32), 2 ** 32) || !isInt(c.max, -(2 ** 32), 2 ** 32) || (c.min as number) > (c.max as number)) {
+        fail(file, `${where('sane')}[${i}]: needs "offset" (0-4096) and "min" <= "max"`);
+      }
+    }
+  }
+  if (d.roots !== undefined) {
+    if (!Array.isArray(d.roots) || d.roots.length > 8) fail(file, `${where('roots')}: a list of at most 8 roots`);
+    for (const [i, r0] of (d.roots as unknown[]).entries()) {
+      const r = (r0 ?? {}) as Record<string, unknown>;
+      const at = `${where('roots')}[${i}]`;
+      if (typeof r.name !== 'string' || !/^[A-Za-z0-9_ .>-]{1,40}$/.test(r.name)) fail(file, `${at}.name: 1-40 letters, digits, spaces, _ . - >`);
+      if (typeof r.symbol !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]{0,200}$/.test(r.symbol)) fail(file, `${at}.symbol: a C symbol name`);
+      if (typeof r.in !== 'string' || !/^(exe|[A-Za-z0-9_.+-]{1,100})$/.test(r.in)) fail(file, `${at}.in: "exe" or a library file name`);
+      if ((r.path === undefined) === (r.array === undefined)) fail(file, `${at}: needs "path" or "array" (one of them)`);
+      if (r.path !== undefined && !offsetList(r.path)) fail(file, `${at}.path: 1-8 offsets (0-65536)`);
+      if (r.array !== undefined) {
+        const a = (r.array ?? {}) as Record<string, unknown>;
+        if (!offsetList(a.path) || !offsetList(a.count)) fail(file, `${at}.array: "path" and "count" are 1-8 offsets`);
+        if (!isInt(a.stride, 8, 65536) || !isInt(a.pool, 0, 65528)) fail(file, `${at}.array: "stride" (8-65536) and "pool" (an offset) are needed`);
+        const sk = a.skip as Record<string, unknown> | undefined;
+        if (sk !== undefined && (!isInt(sk.offset, 0, 65532) || !isInt(sk.i32, -(2 ** 31), 2 ** 31 - 1))) fail(file, `${at}.array.skip: needs "offset" and "i32"`);
+      }
+    }
+  }
+  if (d.checks !== undefined) {
+    if (!Array.isArray(d.checks) || d.checks.length > 8) fail(file, `${where('checks')}: a list of at most 8 checks`);
+    for (const [i, c0] of (d.checks as unknown[]).entries()) {
+      const c = (c0 ?? {}) as Record<string, unknown>;
+      if (typeof c.symbol !== 'string' || typeof c.in !== 'string' || typeof c.says !== 'string' || typeof c.code !== 'string' || !/^([0-9a-f]{2}){1,32}$/.test(c.code)) {
+        fail(file, `${where('checks')}[${i}]: needs "symbol", "in", "code" (1-32 bytes in lower-case hex) and "says"`);
+      }
+    }
+  }
 }
 
 /** The directory of the profiles shipped with leakscope. */

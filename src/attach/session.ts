@@ -8,7 +8,9 @@ import { StackInterner } from '../model/stacks.js';
 import { BpfLoader, NOTIFY_EXIT, NOTIFY_FORK, type AggRow, type CallRecord } from './loader.js';
 import { ModuleTable } from './modules.js';
 import { ProbePoints } from './probe-point.js';
-import { poolBytes, ProcMem } from './poolwalk.js';
+import { ProcMem } from './poolwalk.js';
+import { LivePools } from './live-pools.js';
+import type { WalkCost } from './pool-discovery.js';
 import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
 import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
 import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
@@ -41,16 +43,11 @@ export interface SessionOptions {
   onWarning?: (msg: string) => void;
 }
 
-interface LivePool {
-  profile: AllocatorProfile;
-  parent: number;
-}
-
 interface Proc {
   pid: number;
   modules: ModuleTable;
-  pools: Map<number, LivePool>;
-  children: Map<number, Set<number>>;
+  /** Its pools: created, found alive (live-pools.ts), destroyed. */
+  pools: LivePools;
   mem?: ProcMem;
   probes: number;
 }
@@ -61,6 +58,8 @@ export interface SessionStats {
   calls: number;
   lost: number;
   probeErrors: string[];
+  /** What finding the pools alive before the trace cost, summed over the processes. */
+  discovery: WalkCost;
 }
 
 /** A call's value from where the profile says it is. */
@@ -95,7 +94,7 @@ export class AttachSession {
   private readonly startTick = uptimeTicks();
   /** Resolves when no target is left and none can come (pid targets exited). */
   readonly ended: Promise<void>;
-  readonly stats: SessionStats = { processes: 0, probes: 0, calls: 0, lost: 0, probeErrors: [] };
+  readonly stats: SessionStats = { processes: 0, probes: 0, calls: 0, lost: 0, probeErrors: [], discovery: { walks: 0, found: 0, rejected: 0, reads: 0, bytes: 0, ms: 0 } };
 
   private constructor(private readonly opts: SessionOptions) {
     this.specs = compileSpecs(opts.profiles, { poolAllocs: opts.poolAllocs, mode: opts.mode });
@@ -190,13 +189,12 @@ export class AttachSession {
     if (this.stopped || !pidAlive(pid)) return;
     const t = forkT ?? this.now();
     const parent = this.procs.get(parentPid);
-    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: new Map(), children: new Map(), probes: 0 };
+    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: this.livePools(pid), probes: 0 };
     if (parent) {
-      // a forked child starts as a copy of its parent: same heap, same pools
+      // a forked child starts as a copy of its parent: same heap, same pools (the walk below
+      // finds the pools it inherited, in its own memory)
       this.emit({ kind: 'fork', pid, t, parentPid });
       proc.modules.inherit(parent.modules);
-      for (const [k, v] of parent.pools) proc.pools.set(k, v);
-      for (const [k, v] of parent.children) proc.children.set(k, new Set(v));
     } else {
       this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' });
     }
@@ -226,12 +224,35 @@ export class AttachSession {
     // calls count from here: before, some probes were attached and others not yet
     await this.loader.command(['ready', pid]);
     if (proc.probes === 0 && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
+    // after `ready`: a pool created from now on is probed, so the walk misses none
+    if (this.opts.mode === 'events' && this.procs.get(pid) === proc) proc.pools.discoverAll(this.opts.profiles, this.now());
+  }
+
+  private livePools(pid: number): LivePools {
+    const pools = new LivePools(pid, {
+      emit: (e) => this.emit(e),
+      mem: () => {
+        const p = this.procs.get(pid);
+        if (!p) return undefined;
+        p.mem ??= new ProcMem(pid);
+        return p.mem.ok ? p.mem : undefined;
+      },
+      warn: (key, msg) => this.warn(key, msg),
+    });
+    return pools;
+  }
+
+  private addCost(p: Proc): void {
+    const c = p.pools.cost;
+    const d = this.stats.discovery;
+    for (const k of Object.keys(d) as (keyof WalkCost)[]) d[k] += c[k];
   }
 
   private gone(pid: number, code: number, t: number): void {
     const p = this.procs.get(pid);
     if (!p) return;
     this.procs.delete(pid);
+    this.addCost(p);
     // the pid may be given to a new process later: it is a new target then
     this.seen.delete(pid);
     this.interner.forget(pid);
@@ -322,72 +343,45 @@ export class AttachSession {
         const pool = value(r, fn.pool);
         if (!pool) break;
         const parent = value(r, fn.parent);
+        if (proc && parent) proc.pools.ensure(parent, spec.profile, t);
         this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.stack) });
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
-        if (proc) {
-          proc.pools.set(pool, { profile: spec.profile, parent });
-          if (parent) {
-            let set = proc.children.get(parent);
-            if (!set) proc.children.set(parent, (set = new Set()));
-            set.add(pool);
-          }
-        }
+        proc?.pools.created(pool, parent, spec.profile);
         break;
       }
       case 'pool-destroy':
       case 'pool-clear': {
         const pool = value(r, fn.pool);
         if (!pool) break;
+        proc?.pools.ensure(pool, spec.profile, t);
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
         const stack = this.stack(proc, pid, r.stack);
         this.emit(fn.role === 'pool-destroy' ? { kind: 'pool-destroy', pid, t, pool, stack } : { kind: 'pool-clear', pid, t, pool, stack });
-        if (proc) this.forgetPool(proc, pool, fn.role === 'pool-destroy');
+        proc?.pools.forget(pool, fn.role === 'pool-destroy');
         break;
       }
       case 'pool-alloc':
+        if (proc) proc.pools.ensure(value(r, fn.pool), spec.profile, t);
         this.emit({ kind: 'pool-alloc', pid, t, tid, pool: value(r, fn.pool), size: sizeOf(r, fn), addr: value(r, fn.addr), stack: this.stack(proc, pid, r.stack) });
         break;
       case 'pool-free':
+        if (proc) proc.pools.ensure(value(r, fn.pool), spec.profile, t);
         this.emit({ kind: 'pool-free', pid, t, pool: value(r, fn.pool), addr: value(r, fn.addr) });
         break;
       case 'pool-tag': {
         const pool = value(r, fn.pool);
-        if (pool) this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
+        if (!pool) break;
+        proc?.pools.ensure(pool, spec.profile, t);
+        this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
         break;
       }
     }
   }
 
-  /** A pool destroyed (or cleared: its children only) leaves the live set with its descendants. */
-  private forgetPool(proc: Proc, pool: number, self: boolean): void {
-    const kids = proc.children.get(pool);
-    if (kids) {
-      proc.children.delete(pool);
-      for (const k of kids) this.forgetPool(proc, k, true);
-    }
-    if (self) {
-      const lp = proc.pools.get(pool);
-      proc.pools.delete(pool);
-      if (lp?.parent) proc.children.get(lp.parent)?.delete(pool);
-    }
-  }
-
-  /** Reads the size of every live pool created since attach from the process' memory. */
-  samplePools(limitPerProcess = 4000): void {
+  /** Reads the size of every live pool (found at attach or created since) from the process' memory. */
+  samplePools(limitPerProcess = 16384): void {
     const t = this.now();
-    for (const proc of this.procs.values()) {
-      if (proc.pools.size === 0) continue;
-      if (!proc.mem) proc.mem = new ProcMem(proc.pid);
-      if (!proc.mem.ok) continue;
-      let n = 0;
-      for (const [pool, lp] of proc.pools) {
-        if (n++ >= limitPerProcess) break;
-        const lists = lp.profile.poolSize?.lists;
-        if (!lists) continue;
-        const bytes = poolBytes(proc.mem, pool, lists);
-        if (bytes !== undefined) this.emit({ kind: 'pool-size', pid: proc.pid, t, pool, bytes });
-      }
-    }
+    for (const proc of this.procs.values()) proc.pools.sample(t, limitPerProcess);
   }
 
   /** Aggregate mode: the kernel-side table (live blocks per call site). */
@@ -414,7 +408,10 @@ export class AttachSession {
     if (this.opts.mode === 'events' && (this.opts.poolSampleMs ?? 0) > 0) this.samplePools();
     await this.loader.stop();
     this.stopped = true;
-    for (const p of this.procs.values()) p.mem?.close();
+    for (const p of this.procs.values()) {
+      this.addCost(p);
+      p.mem?.close();
+    }
     this.endResolve();
     return this.stats;
   }

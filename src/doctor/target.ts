@@ -7,6 +7,7 @@ import { processInfo } from '../kernel/targets.js';
 import { check, type Check } from './check.js';
 import { ElfError, ElfFile } from '../symbols/elf.js';
 import { framePointers } from './frame-pointers.js';
+import { discoveryChecks } from './pool-discovery.js';
 
 const LIB_DIRS = ['/lib/x86_64-linux-gnu', '/usr/lib/x86_64-linux-gnu', '/lib64', '/usr/lib64', '/lib', '/usr/lib', '/usr/local/lib'];
 
@@ -166,6 +167,10 @@ export function targetChecks(t: Target): Check[] {
     }
     // attach uses the highest-priority matches (pool profiles over the libc fallback)
     const best = Math.max(...matched.map((m) => m.priority));
+    for (const m of matched) {
+      const p = profiles().find((x) => x.name === m.name);
+      if (m.priority === best && p?.poolKind) out.push(...discoveryChecks(p, { pid: t.pid, exe, libs }));
+    }
     for (const c of out) {
       const m = matched.find((x) => c.id === `profile-${x.name}`);
       if (m && m.priority < best) c.title += ' (fallback: attach prefers the higher-priority match)';

@@ -27,6 +27,9 @@ const RECENT_FREES = 4096;
 const POOL_SERIES_AFTER = 8;
 /** mmap's flag for memory that is no file's: such mappings are allocations, with a site. */
 const MAP_ANONYMOUS = 0x20;
+/** Destroyed pools remembered per process (late uses of a dying pool); addresses are reused by
+ *  new pools, so this many covers far more than any pool's teardown. */
+const DEAD_POOLS = 65536;
 /** Shared by every pool without children (most of them): never added to (see makePool). */
 const NO_CHILDREN: Set<PoolState> = new Set();
 
@@ -83,8 +86,9 @@ export class Engine implements FastEventSink {
         const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const pool = this.poolObject(p, e.pool);
-        if (!pool) this.unknownPool(p, 'destroy');
-        else {
+        if (!pool) {
+          if (!this.dead(p, e.pool)) this.unknownPool(p, 'destroy');
+        } else {
           pool.clears++;
           this.emptyPool(p, pool, t);
           this.recordPool(p, pool, t);
@@ -96,7 +100,7 @@ export class Engine implements FastEventSink {
         const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const pool = this.poolOrImplicit(p, e.pool, t);
-        if (pool.tag !== e.tag) {
+        if (pool && pool.tag !== e.tag) {
           pool.tag = e.tag;
           this.moveToClass(p, pool, t);
         }
@@ -106,6 +110,7 @@ export class Engine implements FastEventSink {
         const t = this.tick(e.t);
         const p = this.proc(e.pid, t);
         const pool = this.poolOrImplicit(p, e.pool, t);
+        if (!pool) return;
         const delta = e.bytes - pool.bytes;
         if (delta === 0) return;
         // A sampled size is growth only for sources that see no allocations: where allocations
@@ -119,6 +124,10 @@ export class Engine implements FastEventSink {
         this.recordPool(p, pool, t);
         this.afterPools(p, t);
         return;
+      }
+      case 'pool-found': {
+        const t = this.tick(e.t);
+        return this.poolFound(this.proc(e.pid, t), e.pool, e.parent, e.poolKind, e.tag, t);
       }
       case 'pool-cleanup': {
         const t = this.tick(e.t);
@@ -283,7 +292,9 @@ export class Engine implements FastEventSink {
         return;
       }
     }
-    this.allocInPool(p, this.poolOrImplicit(p, pool, t), size, addr, stack, t);
+    const target = this.poolOrImplicit(p, pool, t);
+    if (target) this.allocInPool(p, target, size, addr, stack, t);
+    else this.deadAlloc(p, size, stack, t);
   }
 
   poolCreate(pid: number, _tid: number, rawT: number, pool: number, parent: number, poolKind: string, tag: string, stack: number): void {
@@ -303,8 +314,10 @@ export class Engine implements FastEventSink {
       }
     }
     const pool = p.pools.get(addr);
-    if (!pool) this.unknownPool(p, 'destroy');
-    else {
+    if (!pool) {
+      // a child destroyed by its dying parent, after the parent's destroy was recorded
+      if (!this.dead(p, addr)) this.unknownPool(p, 'destroy');
+    } else {
       this.destroyPool(p, pool, t, true);
       this.afterPools(p, t);
     }
@@ -357,7 +370,7 @@ export class Engine implements FastEventSink {
     const p: ProcState = {
       pid, ppid: 0, command: '', exe: '', forked: false,
       startT: t, endT: t, lastGrowT: t, sawPoolAlloc: false, exited: false,
-      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: new Float64Array(RECENT_FREES),
+      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: new Float64Array(RECENT_FREES), deadPools: undefined,
       poolBytes: 0, poolCount: 0, mmapBytes: 0, mappings: undefined, mmapSites: undefined,
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
@@ -479,19 +492,78 @@ export class Engine implements FastEventSink {
     return row >= 0 ? this.promote(p, addr, row) : undefined;
   }
 
-  private poolOrImplicit(p: ProcState, addr: number, t: number): PoolState {
+  /** The pool at an address, made up (and counted as an anomaly) when unknown; undefined for a
+   *  pool destroyed and not created since (a dying pool's cleanups use it). */
+  private poolOrImplicit(p: ProcState, addr: number, t: number): PoolState | undefined {
     const pool = this.poolObject(p, addr);
     if (pool) return pool;
+    if (this.dead(p, addr)) return undefined;
     this.unknownPool(p, 'use');
     return this.makePool(p, addr, undefined, '', '', 0, t, true);
+  }
+
+  private dead(p: ProcState, addr: number): boolean {
+    return p.deadPools !== undefined && p.deadPools.has(addr);
+  }
+
+  private markDead(p: ProcState, addr: number): void {
+    const d = (p.deadPools ??= new Set());
+    d.add(addr);
+    if (d.size > DEAD_POOLS) d.delete(d.values().next().value as number);
+  }
+
+  /** An allocation into a pool whose destroy has begun: its site allocated it, and the pool's
+   *  end releases it at once (it never outlives the pool, and makes no pool of its own). */
+  private deadAlloc(p: ProcState, size: number, stack: number, t: number): void {
+    const site = p.sites.of(stack, true);
+    const w = this.weight(size);
+    const bytes = w * size;
+    p.allocCount += w;
+    p.allocBytes += bytes;
+    p.frees += w;
+    p.sites.alloc(site, w, bytes, t);
+    p.sites.release(site, w, bytes, t);
+  }
+
+  /** A pool alive before the trace, found in the process's memory. Parents come before their
+   *  children; a pool already known keeps what the trace says of it. */
+  private poolFound(p: ProcState, addr: number, parentAddr: number, kind: string, tag: string, t: number): void {
+    if (addr === 0) return;
+    const known = this.poolObject(p, addr);
+    const parent = parentAddr !== 0 ? this.poolObject(p, parentAddr) : undefined;
+    if (known) {
+      // first seen in use (an anomaly then): now placed, tagged, and known to predate the trace
+      if (!known.implicit) return;
+      if (parent && !known.parent && !ancestorOf(known, parent)) this.adopt(parent, known);
+      known.implicit = false;
+      this.leaveClass(p, known, t);
+      known.found = true;
+      known.tag = tag;
+      known.kind = kind;
+      this.joinClass(p, known, t);
+      return;
+    }
+    p.deadPools?.delete(addr);
+    this.makePool(p, addr, parent, kind, tag, 0, t, false, true);
+  }
+
+  private adopt(parent: PoolState, child: PoolState): void {
+    child.parent = parent;
+    if (parent.children === NO_CHILDREN) parent.children = new Set();
+    parent.children.add(child);
   }
 
   private createPool(p: ProcState, addr: number, parentAddr: number, kind: string, tag: string, stack: number, t: number): void {
     // Same address again without a destroy we saw: the old pool is gone.
     const row = p.young.count !== 0 ? p.young.find(addr) : -1;
     const old = row >= 0 ? undefined : p.pools.get(addr);
+    if (old && old.found && (old.parent?.addr ?? 0) === parentAddr) {
+      // A walk of the live pools read this pool before its creation reached us: it is this one.
+      return this.createdAfterAll(p, old, kind, tag, stack, t);
+    }
     if (row >= 0) this.youngDestroy(p, addr, row, t);
     else if (old) this.destroyPool(p, old, t, true);
+    if (p.deadPools !== undefined) p.deadPools.delete(addr);
     let parent: PoolState | undefined;
     if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
     const c = parent === undefined && addr !== 0 && this.youngOn ? this.classOf(p, kind, tag, stack) : undefined;
@@ -504,6 +576,17 @@ export class Engine implements FastEventSink {
     } else this.makePool(p, addr, parent, kind, tag, stack, t, false);
     p.lastGrowT = t;
     if (old || row >= 0) this.afterPools(p, t);
+  }
+
+  /** A found pool turns out to have been created in the trace: it counts as created, with its stack. */
+  private createdAfterAll(p: ProcState, pool: PoolState, kind: string, tag: string, stack: number, t: number): void {
+    this.leaveClass(p, pool, t);
+    pool.found = false;
+    pool.createStack = stack;
+    pool.createT = Math.min(pool.createT, t);
+    pool.kind = kind;
+    if (tag) pool.tag = tag;
+    this.joinClass(p, pool, t);
   }
 
   /** Allocation without an address into a young pool; false (nothing done) when the pool must
@@ -564,6 +647,7 @@ export class Engine implements FastEventSink {
     c.live--;
     c.destroyed++;
     c.youngKept++;
+    this.markDead(p, addr);
   }
 
   /** A young pool becomes the PoolState it would have been all along. */
@@ -578,7 +662,7 @@ export class Engine implements FastEventSink {
     // Kind and tag are the class's: a class is found by kind, then by tag (or, untagged, by
     // creation stack, and then its name is '' as the tag was).
     const pool: PoolState = {
-      addr, parent: undefined, children: NO_CHILDREN, kind: c.kind, tag: c.name, createT: r[o + CREATE_T]!, createStack: r[o + CREATE_STACK]!, implicit: false,
+      addr, parent: undefined, children: NO_CHILDREN, kind: c.kind, tag: c.name, createT: r[o + CREATE_T]!, createStack: r[o + CREATE_STACK]!, implicit: false, found: false,
       bytes: r[o + BYTES]!, count: r[o + COUNT]!, allocs: r[o + ALLOCS]!, clears: 0, sites,
       live: undefined, sizedBytes: 0, classKey: c.key, cls: c, series: undefined, seq: r[o + SEQ]!,
     };
@@ -599,9 +683,9 @@ export class Engine implements FastEventSink {
     p.poolsUnordered = false;
   }
 
-  private makePool(p: ProcState, addr: number, parent: PoolState | undefined, kind: string, tag: string, stack: number, t: number, implicit: boolean): PoolState {
+  private makePool(p: ProcState, addr: number, parent: PoolState | undefined, kind: string, tag: string, stack: number, t: number, implicit: boolean, found = false): PoolState {
     const pool: PoolState = {
-      addr, parent, children: NO_CHILDREN, kind, tag, createT: t, createStack: stack, implicit,
+      addr, parent, children: NO_CHILDREN, kind, tag, createT: t, createStack: stack, implicit, found,
       bytes: 0, count: 0, allocs: 0, clears: 0, sites: new Map(),
       live: undefined, sizedBytes: 0, classKey: '', cls: undefined as unknown as PoolClassState, series: undefined, seq: this.poolSeq++,
     };
@@ -624,7 +708,7 @@ export class Engine implements FastEventSink {
     if (!c) {
       const key = tag ? `${kind}\u0000${tag}` : `${kind}\u0000@${stack}`;
       c = {
-        key, kind, name: tag, stack, live: 0, created: 0, destroyed: 0,
+        key, kind, name: tag, stack, live: 0, created: 0, found: 0, destroyed: 0,
         bytes: 0, peakBytes: 0, series: new BoundedSeries(), fed: new Map(), youngLost: 0, youngKept: 0,
       };
       p.classes.set(key, c);
@@ -638,21 +722,29 @@ export class Engine implements FastEventSink {
     pool.classKey = c.key;
     pool.cls = c;
     c.live++;
-    c.created++;
+    // a pool whose creation was not seen (found alive, or first seen in use) is not "created"
+    if (pool.found || pool.implicit) c.found++;
+    else c.created++;
     if (pool.bytes !== 0) this.classBytes(c, pool.bytes, t);
     return c;
   }
 
   private moveToClass(p: ProcState, pool: PoolState, t: number): void {
+    this.leaveClass(p, pool, t);
+    this.joinClass(p, pool, t);
+  }
+
+  /** Undoes joinClass (before the pool joins another class, or the same one on other terms). */
+  private leaveClass(p: ProcState, pool: PoolState, t: number): void {
     const old = pool.cls;
     old.live--;
-    old.created--;
+    if (pool.found || pool.implicit) old.found--;
+    else old.created--;
     if (pool.bytes !== 0) this.classBytes(old, -pool.bytes, t);
-    if (old.created === 0 && old.destroyed === 0) {
+    if (old.created === 0 && old.found === 0 && old.destroyed === 0) {
       p.classes.delete(old.key);
       p.classIndex.get(old.kind)?.delete(old.name || old.stack);
     }
-    this.joinClass(p, pool, t);
   }
 
   private classBytes(c: PoolClassState, delta: number, t: number): void {
@@ -668,7 +760,8 @@ export class Engine implements FastEventSink {
       // Most pools die young after a few allocations (a request's): they get no series of their
       // own (their class has one). A pool that lives on starts its series here, from zero at its creation.
       pool.series = new BoundedSeries();
-      pool.series.add(pool.createT, 0);
+      // a found pool held its bytes before the trace: its series starts at its found size
+      if (!pool.found) pool.series.add(pool.createT, 0);
       pool.series.add(t, pool.bytes);
     }
   }
@@ -741,7 +834,7 @@ export class Engine implements FastEventSink {
 
   private poolFree(p: ProcState, addr: number, blockAddr: number, t: number): void {
     const pool = this.poolObject(p, addr);
-    if (!pool) return this.unknownPool(p, 'use');
+    if (!pool) return this.dead(p, addr) ? undefined : this.unknownPool(p, 'use');
     const i = pool.live ? pool.live.find(blockAddr) : -1;
     if (i < 0) {
       if (p.forked || pool.implicit) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
@@ -783,7 +876,14 @@ export class Engine implements FastEventSink {
     const c = pool.cls;
     c.live--;
     c.destroyed++;
+    this.markDead(p, pool.addr);
   }
+}
+
+/** Whether `a` is `of` or one of its ancestors. */
+function ancestorOf(a: PoolState, of: PoolState): boolean {
+  for (let x: PoolState | undefined = of; x; x = x.parent) if (x === a) return true;
+  return false;
 }
 
 function recentSlot(addr: number): number {

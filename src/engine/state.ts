@@ -20,6 +20,9 @@ export interface PoolState {
   destroyedT?: number;
   /** Created because an event used it before any pool-create (or it was inherited over fork). */
   implicit: boolean;
+  /** Alive before the trace, found in the process's memory (`pool-found`): its creation was not
+   *  seen, so its class does not count it as created, and its series starts at its found size. */
+  found: boolean;
   /** Own outstanding bytes and allocation count (estimates in sampled traces). */
   bytes: number;
   count: number;
@@ -54,7 +57,10 @@ export interface PoolClassState {
   name: string;
   stack: number;
   live: number;
+  /** Pools whose creation was seen; `found`: pools alive before the trace (found in memory, or
+   *  first seen in use), counted apart so that `created` counts only what was seen. */
   created: number;
+  found: number;
   destroyed: number;
   bytes: number;
   peakBytes: number;
@@ -78,6 +84,10 @@ export interface ProcState {
   /** Direct-mapped cache of this process's recently freed addresses (tells a double free from an
    *  unknown one). Per process: a forked child frees the same addresses as its parent. */
   recentFree: Float64Array;
+  /** Pools destroyed and not created again, oldest first, at most DEAD_POOLS (undefined until the
+   *  first destroy): sources record a destroy as the call begins, and what the dying pool's
+   *  cleanups and nested destroys do afterwards refers to it, not to a pool out of nothing. */
+  deadPools: Set<number> | undefined;
   startT: number;
   endT: number;
   /** Time of the last event that added memory (allocation, pool creation): what follows it is teardown. */

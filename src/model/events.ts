@@ -69,6 +69,10 @@ export interface PoolCleanupEvent extends Base { kind: 'pool-cleanup'; pool: num
 /** A measured size of a live pool (read from the pool's own structure), for sources that do
  *  not see each allocation. Replaces what the engine knows of the pool's own bytes. */
 export interface PoolSizeEvent extends Base { kind: 'pool-size'; pool: number; bytes: number }
+/** A pool that was alive before the trace began (its creation was never seen), found by reading
+ *  the process's own pool structures (`attach`'s discovery walk): its place in the tree and its
+ *  tag. It is live from `t` on but not counted as created; its size comes from `pool-size`. */
+export interface PoolFoundEvent extends Base { kind: 'pool-found'; pool: number; parent: number; poolKind: string; tag: string }
 
 // --- mappings and the kernel side --------------------------------------------------------
 export interface MmapEvent extends Base { kind: 'mmap'; tid: number; addr: number; size: number; prot: number; flags: number; stack: number }
@@ -96,7 +100,7 @@ export type Event =
   | ProcessStartEvent | ForkEvent | ExecEvent | ExitEvent
   | AllocEvent | FreeEvent | ReallocEvent
   | PoolCreateEvent | PoolDestroyEvent | PoolClearEvent | PoolAllocEvent | PoolFreeEvent
-  | PoolTagEvent | PoolCleanupEvent | PoolSizeEvent
+  | PoolTagEvent | PoolCleanupEvent | PoolSizeEvent | PoolFoundEvent
   | MmapEvent | MunmapEvent | BrkEvent | ShmEvent | RssEvent | KernelEvent
   | MarkerEvent | LostEvent | ModuleEvent | FrameDefEvent | StackDefEvent;
 

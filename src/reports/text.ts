@@ -70,7 +70,8 @@ function processText(p: ProcessReport, r: AnalysisResult, width: number, opts: T
   if (growing.length) {
     out.push('', `Live pools still growing: ${growing.length}`);
     for (const x of growing.slice(0, 5)) {
-      out.push(...wrap(`${x.tag || x.createSite} ${x.pool} (${x.verdict!.verdict}, ${formatAmount(x.bytes)}, created at ${x.createSite}): ${x.verdict!.explanation}`, width, '  ', '    '));
+      const born = x.found ? 'alive before the trace, found in the process' : `created at ${x.createSite}`;
+      out.push(...wrap(`${x.tag || x.createSite} ${x.pool} (${x.verdict!.verdict}, ${formatAmount(x.bytes)}, ${born}): ${x.verdict!.explanation}`, width, '  ', '    '));
     }
   }
   const live = countPools(p.pools);
@@ -111,10 +112,12 @@ function siteTable(sites: SiteReport[], p: ProcessReport, r: AnalysisResult, wid
 }
 
 function classTable(classes: PoolClassReport[], width: number): string[] {
-  const head = `${pad('NOW', 10)} ${pad('PEAK', 10)} ${pad('LIVE', 6)} ${pad('CREATED', 8)} ${'VERDICT'.padEnd(8)} CLASS`;
+  // pools alive before the trace are a column of their own, shown when there are any
+  const before = classes.some((c) => c.found > 0);
+  const head = `${pad('NOW', 10)} ${pad('PEAK', 10)} ${pad('LIVE', 6)} ${pad('CREATED', 8)}${before ? ` ${pad('BEFORE', 6)}` : ''} ${'VERDICT'.padEnd(8)} CLASS`;
   const rows = [head];
   for (const c of classes) {
-    rows.push(clip(`${pad(formatAmount(c.bytes), 10)} ${pad(formatAmount(c.peakBytes), 10)} ${pad(count(c.live), 6)} ${pad(count(c.created), 8)} ${c.verdict.verdict.padEnd(8)} ${c.name} (${c.kind || 'pool'})`, width));
+    rows.push(clip(`${pad(formatAmount(c.bytes), 10)} ${pad(formatAmount(c.peakBytes), 10)} ${pad(count(c.live), 6)} ${pad(count(c.created), 8)}${before ? ` ${pad(count(c.found), 6)}` : ''} ${c.verdict.verdict.padEnd(8)} ${c.name} (${c.kind || 'pool'})`, width));
   }
   return rows;
 }
@@ -133,7 +136,7 @@ function poolTree(forest: PoolReport[], p: ProcessReport, r: AnalysisResult, wid
   const rows: string[] = [];
   const walk = (x: PoolReport, depth: number) => {
     if (rows.length >= max) return;
-    const name = x.tag || (x.createSite.startsWith('(creation not seen') ? '(pool created before the trace)' : x.createSite);
+    const name = x.tag || (x.found || x.createSite.startsWith('(creation not seen') ? '(pool created before the trace)' : x.createSite);
     const v = x.verdict ? ` ${x.verdict.verdict}` : '';
     const ind = '  '.repeat(depth + 1);
     rows.push(...wrap(`${name} ${x.pool}: ${formatAmount(x.bytes)} own, ${formatAmount(x.treeBytes)} in its tree, ${count(x.allocs)} allocs, ${x.clears} clears, age ${span(x.age, r)}${v}`, width, ind, `${ind}    `));

@@ -124,6 +124,24 @@ export class ElfFile {
     return out;
   }
 
+  /** The virtual address of a defined symbol of any type (a function, or a global variable such
+   *  as httpd's `ap_pglobal`), from `.dynsym` then `.symtab`; undefined when neither defines it. */
+  symbolAddress(name: string): number | undefined {
+    for (const table of ['.dynsym', '.symtab']) {
+      const sym = this.section(table);
+      if (!sym || sym.link >= this.sections.length) continue;
+      const strs = this.readSection(this.sections[sym.link]!);
+      const data = this.readSection(sym);
+      const want = Buffer.from(`${name}\0`, 'latin1');
+      for (let o = 0; o + 24 <= data.length; o += 24) {
+        if (data.readUInt16LE(o + 6) === 0) continue; // undefined here: another module's
+        const at = data.readUInt32LE(o);
+        if (strs.compare(want, 0, want.length, at, at + want.length) === 0) return Number(data.readBigUInt64LE(o + 8));
+      }
+    }
+    return undefined;
+  }
+
   /** `length` bytes at virtual address `addr` (from the section holding it), or empty. */
   bytesAt(addr: number, length: number): Buffer {
     const s = this.sections.find((x) => x.type !== SHT_NOBITS && x.addr !== 0 && addr >= x.addr && addr < x.addr + x.size);

@@ -66,6 +66,7 @@ function scanChunk(u: Buffer, end: number, sink: EventSink): boolean {
       case 0x04: { skipVar(u); const exe = str(u); const command = str(u); sink.event({ kind: 'exec', pid, t: 0, exe, command }); break; }
       case 0x20: skipVar(u); skipVar(u); skipVar(u); skipVar(u); skipStr(u); skipStr(u); break; // POOL_CREATE
       case 0x25: skipVar(u); skipVar(u); skipStr(u); break; // POOL_TAG
+      case 0x28: skipVar(u); skipVar(u); skipVar(u); skipStr(u); skipStr(u); break; // POOL_FOUND
       case 0x26: skipVar(u); skipVar(u); p++; skipVar(u); break; // POOL_CLEANUP
       case 0x33: skipVar(u); p++; skipVar(u); skipVar(u); skipVar(u); break; // SHM
       case 0x35: skipVar(u); skipStr(u); skipVar(u); break; // KERNEL

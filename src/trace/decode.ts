@@ -297,6 +297,15 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         e = { kind: 'pool-size', pid, t, pool, bytes };
         break;
       }
+      case 0x28: { // POOL_FOUND
+        t += sv(u);
+        const pool = uv(u);
+        const parent = uv(u);
+        const poolKind = strCached(u, POOL_KIND);
+        const tag = strCached(u, POOL_TAG);
+        e = { kind: 'pool-found', pid, t, pool, parent, poolKind, tag };
+        break;
+      }
       case 0x02: { // PROCESS
         t += sv(u);
         const ppid = uv(u);

@@ -30,6 +30,7 @@ export const enum Rec {
   POOL_TAG = 0x25,
   POOL_CLEANUP = 0x26,
   POOL_SIZE = 0x27,
+  POOL_FOUND = 0x28,
   MMAP = 0x30,
   MUNMAP = 0x31,
   BRK = 0x32,

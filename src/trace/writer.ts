@@ -166,6 +166,12 @@ export class TraceWriter implements EventSink {
         this.rec(Rec.POOL_SIZE, e.t);
         this.uv(e.pool); this.uv(e.bytes);
         break;
+      case 'pool-found':
+        this.reserve(e.poolKind, e.tag);
+        this.ctxPid(e.pid);
+        this.rec(Rec.POOL_FOUND, e.t);
+        this.uv(e.pool); this.uv(e.parent); this.str(e.poolKind); this.str(e.tag);
+        break;
       case 'process':
         this.reserve(e.command, e.exe);
         this.ctxPid(e.pid);

@@ -85,7 +85,8 @@ export async function startNginx(dir: string, port: number, workers = 2): Promis
   return { master, exe, port, stop: stopper(master, 'SIGTERM') };
 }
 
-export async function startApache(dir: string, port: number): Promise<Server> {
+/** `extra`: config lines appended (later directives win: modules, MPM limits). */
+export async function startApache(dir: string, port: number, extra = ''): Promise<Server> {
   mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'htdocs'), { recursive: true });
   writeFileSync(join(dir, 'htdocs', 'index.html'), 'ok\n');
@@ -112,7 +113,7 @@ DocumentRoot ${join(dir, 'htdocs')}
   Require all granted
 </Directory>
 DirectoryIndex index.html
-`);
+${extra}`);
   const master = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], {
     stdio: 'ignore',
     env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') },
@@ -173,4 +174,39 @@ export function curlRequests(port: number, runs: number, perRun: number, path = 
     const r = spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}${path}?[1-${perRun}]`]);
     if (r.status !== 0) throw new Error(`curl failed: ${r.stderr}`);
   }
+}
+
+/** `conns` keepalive connections at once, each sending the `paths` in turn (one request after
+ *  the other's response), then closing. Resolves with every response body. */
+export async function keepaliveBursts(port: number, conns: number, paths: string[]): Promise<string[]> {
+  const one = () => new Promise<string[]>((resolve, reject) => {
+    const s = connect(port, '127.0.0.1');
+    const bodies: string[] = [];
+    let buf = '';
+    let i = 0;
+    const next = () => {
+      if (i === paths.length) {
+        s.end();
+        resolve(bodies);
+        return;
+      }
+      s.write(`GET ${paths[i++]} HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+    };
+    s.once('connect', next);
+    s.on('error', reject);
+    s.setTimeout(10000, () => { s.destroy(); reject(new Error('no response in 10 s')); });
+    s.on('data', (d: Buffer) => {
+      buf += d.toString('latin1');
+      for (;;) {
+        const head = buf.indexOf('\r\n\r\n');
+        if (head < 0) return;
+        const len = Number(/content-length: *(\d+)/i.exec(buf.slice(0, head))?.[1] ?? 0);
+        if (buf.length < head + 4 + len) return;
+        bodies.push(buf.slice(head + 4, head + 4 + len));
+        buf = buf.slice(head + 4 + len);
+        next();
+      }
+    });
+  });
+  return (await Promise.all(Array.from({ length: conns }, one))).flat();
 }

@@ -6,22 +6,25 @@ import fc from 'fast-check';
 import { Engine } from '../../src/engine/engine.js';
 import type { Event } from '../../src/model/events.js';
 
-interface MPool { parent?: number; allocs: { addr: number; size: number; stack: number }[]; sized: number }
+/** `found`: alive before the trace (pool-found); `implicit`: first seen in use. */
+interface MPool { parent?: number; allocs: { addr: number; size: number; stack: number }[]; sized: number; found?: boolean; implicit?: boolean }
 /** Mappings page by page: which mmap (id) holds the page, from which stack, anonymous or not. */
 interface MPage { id: number; stack: number; anon: boolean }
-interface MProc { heap: Map<number, { size: number; stack: number }>; pools: Map<number, MPool>; pages: Map<number, MPage> }
+/** `dead`: pools destroyed and not created again (a dying pool's late uses go nowhere). */
+interface MProc { heap: Map<number, { size: number; stack: number }>; pools: Map<number, MPool>; pages: Map<number, MPage>; dead: Set<number> }
 
 class Model {
   procs = new Map<number, MProc>();
   maps = 0;
   proc(pid: number): MProc {
     let p = this.procs.get(pid);
-    if (!p) this.procs.set(pid, (p = { heap: new Map(), pools: new Map(), pages: new Map() }));
+    if (!p) this.procs.set(pid, (p = { heap: new Map(), pools: new Map(), pages: new Map(), dead: new Set() }));
     return p;
   }
   destroy(p: MProc, addr: number) {
     for (const [a, q] of [...p.pools]) if (q.parent === addr && p.pools.has(a)) this.destroy(p, a);
     p.pools.delete(addr);
+    p.dead.add(addr);
   }
   clear(p: MProc, addr: number) {
     for (const [a, q] of [...p.pools]) if (q.parent === addr && p.pools.has(a)) this.destroy(p, a);
@@ -29,9 +32,10 @@ class Model {
     pool.allocs = [];
     pool.sized = 0;
   }
-  pool(p: MProc, addr: number): MPool {
+  /** The pool in use at addr; undefined when it was destroyed (and not created again). */
+  pool(p: MProc, addr: number): MPool | undefined {
     let q = p.pools.get(addr);
-    if (!q) p.pools.set(addr, (q = { allocs: [], sized: 0 }));
+    if (!q && !p.dead.has(addr)) p.pools.set(addr, (q = { allocs: [], sized: 0, implicit: true }));
     return q;
   }
   event(e: Event) {
@@ -43,15 +47,36 @@ class Model {
         p.heap.delete(e.oldAddr);
         p.heap.set(e.addr, { size: e.size, stack: e.stack });
         break;
-      case 'pool-create':
-        if (p.pools.has(e.pool)) this.destroy(p, e.pool);
-        if (e.parent) this.pool(p, e.parent);
-        p.pools.set(e.pool, { parent: e.parent || undefined, allocs: [], sized: 0 });
+      case 'pool-create': {
+        const old = p.pools.get(e.pool);
+        // a pool found alive, created again under the same parent: the walk raced its creation
+        if (old?.found && (old.parent ?? 0) === e.parent) {
+          old.found = false;
+          break;
+        }
+        if (old) this.destroy(p, e.pool);
+        p.dead.delete(e.pool);
+        const parent = e.parent ? this.pool(p, e.parent) : undefined;
+        p.pools.set(e.pool, { parent: parent ? e.parent : undefined, allocs: [], sized: 0 });
         break;
+      }
+      case 'pool-found': {
+        const old = p.pools.get(e.pool);
+        const parent = e.parent && p.pools.has(e.parent) && e.parent !== e.pool ? e.parent : undefined;
+        if (old) {
+          if (old.implicit && old.parent === undefined && parent !== undefined && !isAncestor(p, e.pool, parent)) old.parent = parent;
+          if (old.implicit) { old.implicit = false; old.found = true; }
+          break;
+        }
+        p.dead.delete(e.pool);
+        p.pools.set(e.pool, { parent, allocs: [], sized: 0, found: true });
+        break;
+      }
       case 'pool-destroy': if (p.pools.has(e.pool)) this.destroy(p, e.pool); break;
       case 'pool-clear': if (p.pools.has(e.pool)) this.clear(p, e.pool); break;
       case 'pool-alloc': {
         const q = this.pool(p, e.pool);
+        if (!q) break;
         if (e.addr) q.allocs = q.allocs.filter((x) => x.addr !== e.addr);
         q.allocs.push({ addr: e.addr, size: e.size, stack: e.stack });
         break;
@@ -66,6 +91,7 @@ class Model {
       }
       case 'pool-size': {
         const q = this.pool(p, e.pool);
+        if (!q) break;
         const own = q.allocs.reduce((s, x) => s + x.size, 0);
         q.sized = e.bytes - own;
         break;
@@ -105,6 +131,7 @@ const eventArb: fc.Arbitrary<Omit<Event, 't'>> = fc.oneof(
   fc.record({ kind: fc.constant('pool-free' as const), pid: PID, pool: POOLS, addr: ADDRS }),
   fc.record({ kind: fc.constant('pool-size' as const), pid: PID, pool: POOLS, bytes: fc.integer({ min: 0, max: 100000 }) }),
   fc.record({ kind: fc.constant('pool-tag' as const), pid: PID, pool: POOLS, tag: fc.constantFrom('a', 'b', 'c') }),
+  fc.record({ kind: fc.constant('pool-found' as const), pid: PID, pool: POOLS, parent: fc.oneof(fc.constant(0), POOLS), poolKind: fc.constant('apr'), tag: fc.constantFrom('a', 'd', '') }),
   fc.record({ kind: fc.constant('mmap' as const), pid: PID, tid: fc.constant(0), addr: MADDR, size: fc.integer({ min: 1, max: 5 }).map((n) => n * PAGE), prot: fc.constant(3), flags: fc.constantFrom(0x22, 0x02), stack: STACK }),
   fc.record({ kind: fc.constant('munmap' as const), pid: PID, addr: MADDR, size: fc.integer({ min: 1, max: 6 }).map((n) => n * PAGE) }),
 ) as fc.Arbitrary<Omit<Event, 't'>>;
@@ -162,6 +189,17 @@ test('engine agrees with a naive model on outstanding bytes and counts per proce
         const byClass = new Map<string, number>();
         for (const pool of p.pools.values()) byClass.set(pool.classKey, (byClass.get(pool.classKey) ?? 0) + pool.bytes);
         for (const c of p.classes.values()) assert.equal(c.bytes, byClass.get(c.key) ?? 0, `class ${c.key}`);
+        // Classes count what was seen: created (seen created) + found (alive before) - destroyed = live.
+        const liveByClass = new Map<string, number>();
+        for (const pool of p.pools.values()) liveByClass.set(pool.classKey, (liveByClass.get(pool.classKey) ?? 0) + 1);
+        for (const c of p.classes.values()) {
+          assert.equal(c.live, liveByClass.get(c.key) ?? 0, `class ${c.key} live`);
+          assert.equal(c.created + c.found - c.destroyed, c.live, `class ${c.key} counts`);
+        }
+        let found = 0;
+        for (const q of m.pools.values()) if (q.found || q.implicit) found++;
+        assert.equal([...p.pools.values()].filter((x) => x.found || x.implicit).length, found, 'pools alive before the trace');
+        for (const [addr, q] of m.pools) assert.equal(p.pools.get(addr)!.parent?.addr, q.parent, `pool ${addr} parent`);
         // Mappings: every mapped byte, and per mmap stack the anonymous bytes and ranges (runs of
         // pages of one mmap: a hole punched in one makes two).
         const ranges = new Map<number, number>();
@@ -205,5 +243,10 @@ function createsCycle(model: Model, pid: number, pool: number, parent: number): 
     if (a === pool) return true;
     a = p.pools.get(a)?.parent;
   }
+  return false;
+}
+
+function isAncestor(p: MProc, a: number, of: number): boolean {
+  for (let x: number | undefined = of; x !== undefined; x = p.pools.get(x)?.parent) if (x === a) return true;
   return false;
 }

@@ -279,3 +279,54 @@ test('pool-free of address 0 releases nothing (0 is no allocation), young pool o
     assert.equal(p.poolBytes, 157);
   }
 });
+
+test('a destroy recorded as the call begins: the dying pool\'s cleanups and its children\'s destroys refer to it, no phantom pool, no anomaly', () => {
+  const s = run([
+    pcreate(1, 1, 0xa, 0, 'conn'),
+    pcreate(1, 2, 0xb, 0xa, 'request'),
+    palloc(1, 3, 0xb, 100),
+    { kind: 'pool-destroy', pid: 1, t: 4, pool: 0xa, stack: 0 },
+    // apr_pool_destroy(conn) goes on: it destroys its child, then runs cleanups that allocate
+    { kind: 'pool-destroy', pid: 1, t: 5, pool: 0xb, stack: 0 },
+    palloc(1, 6, 0xa, 8, 0, 9),
+    { kind: 'pool-tag', pid: 1, t: 7, pool: 0xa, tag: 'late' },
+    { kind: 'pool-size', pid: 1, t: 8, pool: 0xa, bytes: 4096 },
+    { kind: 'pool-clear', pid: 1, t: 9, pool: 0xb, stack: 0 },
+    // the address is reused by a new pool: that one is live
+    pcreate(1, 10, 0xa, 0, 'conn'),
+  ]);
+  const p = proc(s, 1);
+  assert.deepEqual(p.anomalies, { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 });
+  assert.deepEqual([...p.pools.keys()], [0xa], 'only the new pool at the reused address lives');
+  assert.equal(p.poolBytes, 0);
+  const late = p.sites.of(9, true);
+  assert.equal(p.sites.outBytes(late), 0, 'the cleanup\'s allocation went with its pool');
+  const conn = p.classes.get('apr\u0000conn')!;
+  assert.deepEqual([conn.created, conn.found, conn.destroyed, conn.live], [2, 0, 1, 1]);
+});
+
+test('pools found alive: live, not created; a create racing the walk is the same pool; the series starts at the found size', () => {
+  const s = run([
+    { kind: 'pool-found', pid: 1, t: 1, pool: 0x10, parent: 0, poolKind: 'apr', tag: 'pconf' },
+    { kind: 'pool-found', pid: 1, t: 1, pool: 0x20, parent: 0x10, poolKind: 'apr', tag: 'pchild' },
+    { kind: 'pool-size', pid: 1, t: 1, pool: 0x20, bytes: 100000 },
+    // the walk read 0x30 before its creation reached the trace
+    { kind: 'pool-found', pid: 1, t: 2, pool: 0x30, parent: 0x20, poolKind: 'apr', tag: '' },
+    pcreate(1, 2, 0x30, 0x20, '', 5),
+    { kind: 'pool-size', pid: 1, t: 3, pool: 0x20, bytes: 108192 },
+    { kind: 'pool-size', pid: 1, t: 4, pool: 0x20, bytes: 116384 },
+  ]);
+  const p = proc(s, 1);
+  assert.equal(p.anomalies.unknownPool + p.anomalies.unknownPoolDestroy, 0);
+  const pchild = p.pools.get(0x20)!;
+  assert.equal(pchild.found, true);
+  assert.equal(pchild.parent?.addr, 0x10);
+  assert.deepEqual(pchild.series!.points().y, [100000, 108192, 116384], 'no zero before the trace');
+  const c = p.classes.get('apr\u0000pchild')!;
+  assert.deepEqual([c.created, c.found, c.live], [0, 1, 1]);
+  const raced = p.pools.get(0x30)!;
+  assert.equal(raced.found, false, 'its creation was seen after all');
+  assert.equal(raced.createStack, 5);
+  assert.equal(raced.parent, pchild);
+  assert.deepEqual([raced.cls.created, raced.cls.found, raced.cls.destroyed], [1, 0, 0]);
+});

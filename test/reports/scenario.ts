@@ -99,8 +99,8 @@ export function scenarioResult(s: Scenario): AnalysisResult {
       sites: [{ label: frameLabel(s.poolFrames[0]!), bytes: n * 300, count: n }], verdict: poolV, series: poolSeries,
     }],
     poolClasses: [
-      { name: s.poolTag, kind: 'apr', live: 1, created: 1, destroyed: 0, bytes: n * 300, peakBytes: n * 300, verdict: poolV, series: poolSeries, sites: [] },
-      { name: 'request', kind: 'apr', live: 0, created: n, destroyed: n, bytes: 0, peakBytes: 200, verdict: verdict('steady', n, 0, 0, 'Created and destroyed per request.'), series: { x: xs, y: xs.map(() => 0) }, sites: [] },
+      { name: s.poolTag, kind: 'apr', live: 1, created: 1, found: 0, destroyed: 0, bytes: n * 300, peakBytes: n * 300, verdict: poolV, series: poolSeries, sites: [] },
+      { name: 'request', kind: 'apr', live: 0, created: n, found: 0, destroyed: n, bytes: 0, peakBytes: 200, verdict: verdict('steady', n, 0, 0, 'Created and destroyed per request.'), series: { x: xs, y: xs.map(() => 0) }, sites: [] },
     ],
     series: {
       total: { x: xs, y: xs.map((_, i) => (i + 1) * 1300) },

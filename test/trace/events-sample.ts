@@ -26,6 +26,7 @@ export const everyKind: Event[] = [
   { kind: 'pool-cleanup', pid: 101, t: 2007, pool: 0x2000, action: 'add', handler: 0x401000 },
   { kind: 'pool-cleanup', pid: 101, t: 2008, pool: 0x2000, action: 'run', handler: 0x401000 },
   { kind: 'pool-size', pid: 101, t: 2009, pool: 0x2000, bytes: 8192 },
+  { kind: 'pool-found', pid: 101, t: 2009, pool: 0x3000, parent: 0x1000, poolKind: 'apr', tag: 'pchild' },
   { kind: 'pool-clear', pid: 101, t: 2010, pool: 0x2000, stack: 1 },
   { kind: 'pool-destroy', pid: 101, t: 2011, pool: 0x1000, stack: 2 },
   { kind: 'mmap', pid: 101, t: 2012, tid: 102, addr: 0x7f0000000000, size: 1 << 20, prot: 3, flags: 0x22, stack: 1 },

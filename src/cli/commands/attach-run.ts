@@ -203,6 +203,8 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   await writer?.close();
   if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
   if (stats.probes === 0) warn('no probe was attached; nothing was traced');
+  const d = stats.discovery;
+  if (d.walks > 0) process.stderr.write(`leakscope: ${d.found} pools alive before the trace found in the processes' memory (${d.walks} walks, ${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)\n`);
 
   if (aggRows) {
     process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);

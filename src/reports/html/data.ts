@@ -100,7 +100,7 @@ export interface ProcessData {
   sitesTotal: number;
   pools: PoolNode[];
   poolsTotal: number;
-  poolClasses: { name: string; kind: string; live: number; created: number; destroyed: number; bytes: number; peakBytes: number; verdict: string; why: string }[];
+  poolClasses: { name: string; kind: string; live: number; created: number; found?: number; destroyed: number; bytes: number; peakBytes: number; verdict: string; why: string }[];
   flame?: FlameData;
 }
 
@@ -171,7 +171,7 @@ function processData(p: ProcessReport, w: WindowProcess | undefined, strings: St
     pools: p.pools.map((r) => poolNode(r, pools, limits.pools)).filter((n): n is PoolNode => n !== undefined),
     poolsTotal: countPools(p.pools),
     poolClasses: p.poolClasses.slice(0, 200).map((c) => ({
-      name: c.name, kind: c.kind, live: c.live, created: c.created, destroyed: c.destroyed, bytes: c.bytes,
+      name: c.name, kind: c.kind, live: c.live, created: c.created, found: c.found, destroyed: c.destroyed, bytes: c.bytes,
       peakBytes: c.peakBytes, verdict: c.verdict.verdict, why: c.verdict.explanation,
     })),
     flame: w ? flameData(w, strings, limits.stacks, cellBudget, width, buckets) : undefined,
