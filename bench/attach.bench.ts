@@ -12,7 +12,7 @@
 // run there), of wrk, and of the tracer's own processes (loader + node, or bpftrace), and the
 // machine's idle share (2 cores: a busy tracer takes its CPU from wrk or nginx).
 // Then an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes: no slowdown).
-// Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 3);
+// Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 3, --quick 1);
 // ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace,floor3,floor1,libc-floor,pool-allocs-floor,
 // libc-entry,pool-allocs-entry
 // and ATTACH_BENCH_WORKLOADS=ka,static,close
@@ -23,10 +23,12 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx } from '../test/attach/servers.js';
+import { freePort } from '../test/support/ports.js';
+import { root, size, startBench, type Figure } from './support/record.js';
 
-const root = new URL('..', import.meta.url).pathname;
-const PORT = 18290;
-const SECONDS = Number(process.env.ATTACH_BENCH_SECONDS ?? 3);
+const bench = startBench('attach');
+const PORT = await freePort();
+const SECONDS = size('ATTACH_BENCH_SECONDS', 3, 1);
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-attach-bench-'));
 
@@ -224,6 +226,7 @@ try {
   const untraced = (): Run[] => workloads.map((w) => wrk(w, worker));
   let before = untraced();
   const rows: string[] = [];
+  const runs: Figure[] = [];
   const show = (runs: Run[]) => runs.forEach((r, i) => console.log(line(`untraced (${workloads[i].key})`, r)));
   show(before);
   for (const t of tracers) {
@@ -236,6 +239,7 @@ try {
       const baseUs = (before[i].workerUs + after[i].workerUs) / 2;
       const ratio = ` = ${((r.rps / base) * 100).toFixed(1)}% of ${base.toFixed(0)}`;
       console.log(line(`${t.key} (${workloads[i].key})`, r, ratio));
+      runs.push({ tracer: t.key, workload: workloads[i].key, rps: r.rps, untracedRps: [before[i].rps, after[i].rps], ratio: r.rps / base, workerUsUntraced: baseUs, workerUs: r.workerUs, tracerUs: r.tracerUs, wrkUs: r.wrkUs, idle: r.idle });
       rows.push(`| ${workloads[i].name} | ${t.name} | ${r.rps.toFixed(0)} | ${before[i].rps.toFixed(0)} / ${after[i].rps.toFixed(0)} | ${((r.rps / base) * 100).toFixed(1)}% | ${f1(baseUs)} → ${f1(r.workerUs)} | ${f1(r.tracerUs)} | ${f1(r.wrkUs)} | ${(r.idle * 100).toFixed(0)}% |`);
     });
     console.log(`    (${t.key}: ${what}; load average ${load()})`);
@@ -245,6 +249,7 @@ try {
   console.log('\n| workload | tracer | req/s | untraced before / after | ratio | nginx µs/req (untraced → traced) | tracer µs/req | wrk µs/req | idle |');
   console.log('|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) console.log(r);
+  const figures: Record<string, Figure> = { seconds: SECONDS, runs };
   if (!process.env.ATTACH_BENCH_NO_LOOP) {
     const loopBase = mallocLoop(loop);
     const h = await ours('libc', '', ['--allocator', 'libc']).start(server.exe);
@@ -252,7 +257,9 @@ try {
     await h.stop();
     const loopBase2 = mallocLoop(loop);
     console.log(`\nunrelated malloc loop (20M malloc/free) beside nginx traced with --allocator libc: ${beside.toFixed(3)} s vs ${loopBase.toFixed(3)}/${loopBase2.toFixed(3)} s untraced = ${(beside / ((loopBase + loopBase2) / 2)).toFixed(3)}x`);
+    figures.unrelated = { besideS: beside, untracedS: [loopBase, loopBase2], ratio: beside / ((loopBase + loopBase2) / 2) };
   }
+  bench.finish(figures);
   console.log(`load average at the end ${load()}`);
 } finally {
   await server.stop();

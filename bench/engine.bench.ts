@@ -10,11 +10,11 @@
 //   a freed chunk reused LIFO by the next request of its size), the realistic figure;
 // - spread: every allocation at a fresh address 4 KiB past the previous one, nothing reused,
 //   neighbours never share a cache line (the figure before 2026-11-24), the worst case.
-//   npm run bench -- engine        (LSBENCH_EVENTS=2000000 LSBENCH_LIVE=200000 for a quick run;
+//   npm run bench -- engine        (--quick: LSBENCH_EVENTS=2000000 LSBENCH_LIVE=200000;
 //                                   LSBENCH_PATTERN=glibc|spread for one pattern;
 //                                   LSBENCH_KEEP=DIR keeps the traces there, for profiling)
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Event, EventSink, FastEventSink, TraceMeta } from '../src/model/events.js';
@@ -24,9 +24,10 @@ import { Engine } from '../src/engine/engine.js';
 import { LiveTable } from '../src/engine/live-table.js';
 import { analyze } from '../src/analyses/analyze.js';
 import { rng } from '../test/support/rng.js';
+import { size, startBench, type Figure } from './support/record.js';
 
-const N = Number(process.env.LSBENCH_EVENTS ?? 10_000_000);
-const LIVE = Number(process.env.LSBENCH_LIVE ?? 1_000_000);
+const N = size('LSBENCH_EVENTS', 10_000_000, 2_000_000);
+const LIVE = size('LSBENCH_LIVE', 1_000_000, 200_000);
 const PIDS = [2001, 2002];
 const STACKS = 2000;
 const meta: TraceMeta = { format: 1, clock: 'ns', source: 'bench', startWallMs: Date.now() };
@@ -35,16 +36,23 @@ type Pattern = 'glibc' | 'spread';
 const PATTERN = process.env.LSBENCH_PATTERN as Pattern | undefined;
 
 if (PATTERN === undefined) {
-  // Parent: one child process per pattern.
+  // Parent: one child process per pattern; each hands its figures back in a file.
+  const bench = startBench('engine');
+  const tmp = mkdtempSync(join(tmpdir(), 'ls-engine-bench-figures-'));
+  const figures: Record<string, Figure> = { events: N, live: LIVE };
   let status = 0;
   for (const pattern of ['glibc', 'spread'] as const) {
     console.log(`\n--- address pattern: ${pattern}${pattern === 'spread' ? ' (worst case)' : ' (realistic)'}`);
+    const out = join(tmp, `${pattern}.json`);
     const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!], {
       stdio: 'inherit',
-      env: { ...process.env, LSBENCH_PATTERN: pattern },
+      env: { ...process.env, LSBENCH_PATTERN: pattern, LSBENCH_CHILD_OUT: out },
     });
     if (r.status !== 0) status = 1;
+    else figures[pattern] = JSON.parse(readFileSync(out, 'utf8')) as Figure;
   }
+  rmSync(tmp, { recursive: true, force: true });
+  if (status === 0) bench.finish(figures);
   process.exit(status);
 }
 if (PATTERN !== 'glibc' && PATTERN !== 'spread') throw new Error(`LSBENCH_PATTERN: glibc or spread, not ${PATTERN}`);
@@ -216,6 +224,7 @@ try {
   let state: ReturnType<Engine['finish']> | undefined = engine.finish();
   const after = liveBytes();
   const liveCount = state.processes.reduce((n, p) => n + p.heap.count, 0);
+  const engineBytes = after - before;
   const tableBytes = state.processes.reduce((n, p) => n + p.heap.memoryBytes, 0);
   console.log(`engine alone:          ${fmt(N / engCpu)} events/s of CPU time (generator subtracted; wall ${(engWall / 1000).toFixed(1)} s incl. generator)`);
   console.log(`live allocations:      ${liveCount.toLocaleString('en')}; live table ${(tableBytes / 1e6).toFixed(1)} MB = ${(tableBytes / liveCount).toFixed(1)} bytes per live allocation`);
@@ -224,6 +233,7 @@ try {
   engine = undefined;
   state = undefined;
 
+  let heapEps = 0;
   // (1b) The heap path alone: alloc/free only, one process, LIVE live allocations (no pools, no reader).
   {
     const eng = new Engine({ meta });
@@ -241,7 +251,8 @@ try {
     }
     const heapCpu = cpu() - c0;
     const st = eng.finish();
-    console.log(`heap path alone:       ${fmt(M / heapCpu)} events/s of CPU time (alloc/free only, ${st.processes[0]!.heap.count.toLocaleString('en')} live at the end)`);
+    heapEps = M / heapCpu;
+  console.log(`heap path alone:       ${fmt(M / heapCpu)} events/s of CPU time (alloc/free only, ${st.processes[0]!.heap.count.toLocaleString('en')} live at the end)`);
   }
 
   // (2) Reader alone (baseline), (3) reader + engine + analyze.
@@ -308,6 +319,26 @@ try {
   console.log(`read + engine + analyze: ${fmt(N / totalCpu)} events/s of CPU time (${fmt(N / (totalWall / 1000))} events/s wall) = ${((100 * tableCpu) / totalCpu).toFixed(0)}% of the floor's rate`);
   console.log(`peak RSS:              ${(process.resourceUsage().maxRSS / 1024).toFixed(0)} MB`);
   console.log(`load average:          ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  const child: Record<string, Figure> = {
+    engineAloneEps: N / engCpu,
+    liveAllocations: liveCount,
+    tableBytesPerLive: tableBytes / liveCount,
+    mapBytesPerLive: naivePer,
+    engineBytesPerLive: engineBytes / liveCount,
+    heapPathEps: heapEps,
+    readEps: N / readCpu,
+    fastReadEps: N / fastReadCpu,
+    tableFloorEps: N / tableCpu,
+    objectsEps: N / objCpu,
+    foldEps: N / foldCpu,
+    foldNsNoDecode: foldNs,
+    tableNsNoDecode: tableNs,
+    analyzeCpuS: totalCpu - foldCpu,
+    totalCpuEps: N / totalCpu,
+    totalWallEps: N / (totalWall / 1000),
+    peakRssMB: process.resourceUsage().maxRSS / 1024,
+  };
+  if (process.env.LSBENCH_CHILD_OUT) writeFileSync(process.env.LSBENCH_CHILD_OUT, JSON.stringify(child));
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -5,14 +5,19 @@
 // leakscope runs as installed (the tsc output, `dist/cli/main.js`, built here into a temporary
 // directory from the current sources) and, for reference, from the sources through tsx (which
 // adds its TypeScript compilation to every run).
+// A third, small file (HT_SMALL_ITER churn rounds, ~600k events) shows the other end: under a
+// million events Node's start-up and warm-up dominate.
 import { execFileSync, spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readInputs } from '../src/sources/open.js';
+import { buildCli } from './support/cli.js';
+import { root, size, startBench, type Figure } from './support/record.js';
 
-const N = Number(process.env.HT_ITER ?? 6_000_000);
-const root = new URL('..', import.meta.url).pathname;
+const bench = startBench('heaptrack');
+const N = size('HT_ITER', 6_000_000, 1_000_000);
+const SMALL = size('HT_SMALL_ITER', 300_000, 300_000);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-ht-bench-'));
 
 /** Wall and CPU (user+sys, from /usr/bin/time) seconds of one run. */
@@ -26,29 +31,30 @@ function timed(cmd: string, args: string[]): { wall: number; cpu: number } {
 }
 
 /** Records ht-leak under heaptrack in its own directory; returns the .zst path. */
-function record(name: string, hold: number): string {
+function record(name: string, iterations: number, hold: number): string {
   const d = join(dir, name);
   mkdirSync(d);
   execFileSync(exe, [], { stdio: 'ignore' }); // warm the binary, not traced
-  execFileSync('heaptrack', [exe, String(N), String(hold)], { cwd: d, stdio: 'ignore' });
+  execFileSync('heaptrack', [exe, String(iterations), String(hold)], { cwd: d, stdio: 'ignore' });
   return join(d, readdirSync(d).find((f) => /^heaptrack\.ht-leak\.\d+\.zst$/.test(f))!);
 }
 
 const exe = join(dir, 'ht-leak');
 try {
   execFileSync('gcc', ['-g', '-O2', '-o', exe, join(root, 'test/programs/ht-leak.c')]);
-  // The CLI as installed: tsc output next to links to the package's profiles and modules.
-  const built = join(dir, 'pkg');
-  execFileSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', join(root, 'tsconfig.json'), '--outDir', join(built, 'dist')], { stdio: 'inherit' });
-  copyFileSync(join(root, 'package.json'), join(built, 'package.json'));
-  symlinkSync(join(root, 'profiles'), join(built, 'profiles'));
-  symlinkSync(join(root, 'node_modules'), join(built, 'node_modules'));
+  const main = buildCli(dir);
 
   // Two workloads: every churn block freed at once (heaptrack's "temporary" allocations, the
   // case a heaptrack file is made of when a program churns), and each block held for 64 more
-  // allocations (nothing temporary: every event goes through the live table).
-  for (const [label, hold] of [['temporary (freed at once)', 0], ['held (freed 64 allocations later)', 64]] as const) {
-    const file = record(`hold-${hold}`, hold);
+  // allocations (nothing temporary: every event goes through the live table); then a small
+  // file of the first kind.
+  const figures: Record<string, Figure> = {};
+  for (const [key, label, iterations, hold] of [
+    ['temporary', 'temporary (freed at once)', N, 0],
+    ['held', 'held (freed 64 allocations later)', N, 64],
+    ['small', 'small file, temporary', SMALL, 0],
+  ] as const) {
+    const file = record(key, iterations, hold);
     let allocs = 0;
     const t0 = performance.now();
     await readInputs([file], { event(e) { if (e.kind === 'alloc' || e.kind === 'free') allocs++; } });
@@ -61,14 +67,16 @@ try {
       return { wall: Math.min(...rs.map((x) => x.wall)), cpu: Math.min(...rs.map((x) => x.cpu)) };
     };
     const pr = best(() => timed('heaptrack_print', ['-f', file, '--print-leaks', '1']));
-    const an = best(() => timed(process.execPath, [join(built, 'dist/cli/main.js'), 'analyze', file]));
+    const an = best(() => timed(process.execPath, [main, 'analyze', file]));
     const tsx = best(() => timed(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', file]));
     console.log(`heaptrack_print --print-leaks:  ${pr.wall.toFixed(2)} s wall, ${pr.cpu.toFixed(2)} s CPU (best of ${runs})`);
     console.log(`leakscope analyze (built):      ${an.wall.toFixed(2)} s wall, ${an.cpu.toFixed(2)} s CPU (best of ${runs})`);
     console.log(`leakscope analyze (tsx):        ${tsx.wall.toFixed(2)} s wall, ${tsx.cpu.toFixed(2)} s CPU (best of ${runs})`);
     console.log(`heaptrack source alone:         ${tSource.toFixed(2)} s wall (${(allocs / tSource / 1e6).toFixed(1)}M events/s, zstd decompression included)`);
     console.log(`ratio analyze (built) / heaptrack_print: ${(an.wall / pr.wall).toFixed(2)} wall, ${(an.cpu / pr.cpu).toFixed(2)} CPU (goal < 1)`);
+    figures[key] = { events: allocs, zstdBytes: statSync(file).size, heaptrackPrint: pr, analyzeBuilt: an, analyzeTsx: tsx, sourceWallS: tSource };
   }
+  bench.finish(figures);
   console.log(`load average:                   ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -7,9 +7,10 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { startKernelTrace } from '../src/kernel/trace.js';
 import { kstackAvailable } from '../src/kernel/kstack.js';
+import { root, size, startBench, type Figure } from './support/record.js';
 
-const root = new URL('..', import.meta.url).pathname;
-const N = 50000;
+const bench = startBench('kernel');
+const N = size('LSBENCH_MMAPS', 50000, 10000);
 execFileSync('make', ['-s', '-C', join(root, 'native/unwind')]);
 const dir = mkdtempSync(join(tmpdir(), 'ls-kbench-'));
 const prog = join(dir, 'loop');
@@ -32,15 +33,24 @@ async function run(mode: 'off' | 'bpftrace' | 'kstack'): Promise<{ ns: number; e
   return { ns, events, lost: stats?.lost ?? 0, stacksLost: stats?.stacksLost ?? 0 };
 }
 
+// Rounds of untraced / bpftrace / ls-kstack, each ratio against the untraced run of its round.
+const ROUNDS = size('LSBENCH_ROUNDS', 3, 1);
 try {
-  const off = await run('off');
-  const bt = await run('bpftrace');
-  console.log(`untraced:                 ${off.ns.toFixed(0)} ns per mmap+munmap`);
-  console.log(`bpftrace (no stacks):     ${bt.ns.toFixed(0)} ns (${(bt.ns / off.ns).toFixed(1)}x), ${bt.events} of ${N} mmaps seen, ${bt.lost} events reported lost`);
-  if (kstackAvailable()) {
-    const ks = await run('kstack');
-    console.log(`ls-kstack (whole stacks): ${ks.ns.toFixed(0)} ns (${(ks.ns / off.ns).toFixed(1)}x), ${ks.events} of ${N} mmaps seen, ${ks.lost} events lost, ${ks.stacksLost} stacks dropped`);
+  const rounds: Figure[] = [];
+  for (let i = 0; i < ROUNDS; i++) {
+    const off = await run('off');
+    const bt = await run('bpftrace');
+    console.log(`round ${i + 1}: untraced ${off.ns.toFixed(0)} ns per mmap+munmap`);
+    console.log(`  bpftrace (no stacks):     ${bt.ns.toFixed(0)} ns (${(bt.ns / off.ns).toFixed(1)}x), ${bt.events} of ${N} mmaps seen, ${bt.lost} events reported lost`);
+    const round: Record<string, Figure> = { untracedNs: off.ns, bpftrace: { ns: bt.ns, seen: bt.events, lost: bt.lost } };
+    if (kstackAvailable()) {
+      const ks = await run('kstack');
+      console.log(`  ls-kstack (whole stacks): ${ks.ns.toFixed(0)} ns (${(ks.ns / off.ns).toFixed(1)}x), ${ks.events} of ${N} mmaps seen, ${ks.lost} events lost, ${ks.stacksLost} stacks dropped`);
+      round.kstack = { ns: ks.ns, seen: ks.events, lost: ks.lost, stacksLost: ks.stacksLost };
+    }
+    rounds.push(round);
   }
+  bench.finish({ mmaps: N, rounds });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

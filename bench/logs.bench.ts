@@ -3,7 +3,8 @@
 // child pool, interleaved non-pool lines), then time, in one run:
 //   - baseline: `grep -c "POOL DEBUG"` over the same file (the floor of reading the text),
 //   - the source alone (parse + events into a counting sink),
-//   - `leakscope analyze` end to end (CLI process: source + engine + analyses + text report).
+//   - `leakscope analyze` end to end (the built CLI, bench/support/cli.ts: source + engine +
+//     analyses + text report).
 // Prints lines/s and the ratios. Target: analyze >= 1M lines/s.
 import { spawnSync } from 'node:child_process';
 import { createReadStream, createWriteStream, mkdtempSync, rmSync, statSync } from 'node:fs';
@@ -12,9 +13,11 @@ import { join } from 'node:path';
 import { once } from 'node:events';
 import { aprLogSource } from '../src/sources/apr-log.js';
 import { nginxLogSource } from '../src/sources/nginx-log.js';
+import { buildCli } from './support/cli.js';
+import { root, size, startBench } from './support/record.js';
 
-const LINES = Number(process.env.LINES ?? 5_200_000);
-const root = new URL('..', import.meta.url).pathname;
+const bench = startBench('logs');
+const LINES = size('LINES', 5_200_000, 1_000_000);
 
 function hex(n: number): string {
   return '0x' + n.toString(16);
@@ -130,6 +133,7 @@ function time<T>(f: () => T): [T, number] {
 const keep = process.env.KEEP_LOG;
 const dir = keep ?? mkdtempSync(join(tmpdir(), 'leakscope-logs-bench-'));
 try {
+  const main = buildCli(dir);
   const path = join(dir, 'apr-pool-debug.log');
   const lines = await generate(path);
   const mb = statSync(path).size / 1e6;
@@ -147,7 +151,7 @@ try {
   console.log(`baseline grep -c:        ${tGrep.toFixed(2)} s  ${rate(tGrep)}`);
   console.log(`apr-log source alone:    ${tSource.toFixed(2)} s  ${rate(tSource)}  (${events.toLocaleString('en')} events)`);
   // Wall time, and CPU time from /usr/bin/time (a fairer figure on a busy machine).
-  const [an, tAnalyze] = time(() => spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', path],
+  const [an, tAnalyze] = time(() => spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', process.execPath, main, 'analyze', path],
     { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' }, maxBuffer: 64 << 20 }));
   if (an.status !== 0) throw new Error(`analyze failed: ${an.stderr}`);
   const cpuM = /CPU ([\d.]+) ([\d.]+)/.exec(an.stderr);
@@ -162,13 +166,13 @@ try {
   // nginx debug log: the same measures.
   rmSync(path, { force: true });
   const npath = join(dir, 'nginx-debug.log');
-  const nlines = await generateNginx(npath, Number(process.env.NGX_LINES ?? 2_000_000));
+  const nlines = await generateNginx(npath, size('NGX_LINES', 2_000_000, 400_000));
   console.log(`\ngenerated nginx debug log: ${nlines.toLocaleString('en')} lines, ${(statSync(npath).size / 1e6).toFixed(0)} MB`);
   const n0 = performance.now();
   let nevents = 0;
   await nginxLogSource.read({ path: npath, stream: createReadStream(npath, { highWaterMark: 1 << 20 }) }, { event() { nevents++; } }, {});
   const tn = (performance.now() - n0) / 1000;
-  const [nan, tnAnalyze] = time(() => spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', process.execPath, '--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', npath],
+  const [nan, tnAnalyze] = time(() => spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', process.execPath, main, 'analyze', npath],
     { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' }, maxBuffer: 64 << 20 }));
   if (nan.status !== 0) throw new Error(`analyze failed: ${nan.stderr}`);
   const ncpuM = /CPU ([\d.]+) ([\d.]+)/.exec(nan.stderr);
@@ -178,6 +182,10 @@ try {
   console.log(`nginx-log source alone:  ${tn.toFixed(2)} s  ${nrate(tn)}  (${nevents.toLocaleString('en')} events)`);
   console.log(`leakscope analyze (CLI): ${tnAnalyze.toFixed(2)} s  ${nrate(tnAnalyze)}; CPU ${ncpu.toFixed(2)} s  ${nrate(ncpu)}`);
   console.log(`  top site: ${scratch.trim()}`);
+  bench.finish({
+    apr: { lines, grepS: tGrep, sourceS: tSource, analyzeWallS: tAnalyze, analyzeCpuS: cpu },
+    nginx: { lines: nlines, sourceS: tn, analyzeWallS: tnAnalyze, analyzeCpuS: ncpu },
+  });
 } finally {
   if (!keep) rmSync(dir, { recursive: true, force: true });
 }

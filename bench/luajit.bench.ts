@@ -20,7 +20,8 @@
 //           builds in one run; a build without BPF statistics gives no per-program split)
 // LSBENCH_SECTIONS=1 also prints what the walk did and the time of each section of the
 // allocation probe (timed in BPF; the timing itself costs ~0.2 us per allocation).
-// LSBENCH_SECONDS (6), LSBENCH_ROUNDS (2), LSBENCH_GARBAGE (30,0): window, rounds, scenarios.
+// LSBENCH_SECONDS (6; --quick 2), LSBENCH_ROUNDS (2; --quick 1), LSBENCH_GARBAGE (30,0): window,
+// rounds, scenarios.
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,9 +29,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { attachLuajit } from '../src/luajit/attach-luajit.js';
 import { startLuaServer } from '../test/luajit/nginx-server.js';
+import { size, startBench, type Figure } from './support/record.js';
 
-const SECONDS = Number(process.env.LSBENCH_SECONDS ?? 6);
-const ROUNDS = Math.max(1, Number(process.env.LSBENCH_ROUNDS ?? 2));
+const bench = startBench('luajit');
+const SECONDS = size('LSBENCH_SECONDS', 6, 2);
+const ROUNDS = Math.max(1, size('LSBENCH_ROUNDS', 2, 1));
 // Short-lived tables built per request: 30 makes an allocation-heavy handler (~60 allocator
 // calls per request), 0 a light one (the leak's few allocations only).
 const SCENARIOS = (process.env.LSBENCH_GARBAGE ?? '30,0').split(',').map(Number);
@@ -244,6 +247,7 @@ const f1 = (n: number) => n.toFixed(1);
 const f2 = (n: number) => n.toFixed(2);
 const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 let anyRejected = false;
+const summaries: Figure[] = [];
 
 const server = await startLuaServer(2);
 try {
@@ -290,6 +294,7 @@ try {
       const conv = avg(ok.map((t) => t.consumerUs));
       const perCallBase = baseCpu / Math.max(1e-9, calls);
       const perCallOver = (cpu - baseCpu) / Math.max(1e-9, calls);
+      summaries.push({ garbage, variant: v, runs: ok.length, rejected: bad, untracedRps: baseRps, rps, untracedWorkerUs: baseCpu, workerUs: cpu, callsPerRequest: calls, bpfNsPerCall: bpf, tracerUs: tracer, converterUs: conv, perCallOverUs: perCallOver });
       console.log(
         `    ${v}: req/s ratio ${(rps / baseRps).toFixed(3)} (slowdown ${f2(baseRps / rps)}x); worker CPU/request ${f1(baseCpu)} -> ${f1(cpu)} us (${f2(cpu / baseCpu)}x); ` +
           `${f1(calls)} allocator calls/request: untraced ${f2(perCallBase)} us of request CPU per call, traced +${f2(perCallOver)} us per call ` +
@@ -297,6 +302,7 @@ try {
       );
     }
   }
+  bench.finish({ seconds: SECONDS, rounds: ROUNDS, summaries });
 } finally {
   await server.stop();
   rmSync(dir, { recursive: true, force: true });

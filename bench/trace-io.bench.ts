@@ -2,7 +2,7 @@
 // realistic mix (allocs with stacks, frees, reallocs, pool lifecycles, rss samples, symbol
 // definitions; 4 worker processes with 2 threads each). Baseline measured in the same run:
 // the same events as JSON lines (NDJSON), on a 1M-event prefix.
-//   npm run bench -- trace-io            (LSBENCH_EVENTS=2000000 for a quicker run)
+//   npm run bench -- trace-io            (--quick or LSBENCH_EVENTS=2000000 for a quicker run)
 import { mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,8 +10,10 @@ import type { Event, EventSink, FastEventSink } from '../src/model/events.js';
 import { TraceWriter } from '../src/trace/writer.js';
 import { readTrace } from '../src/trace/reader.js';
 import { rng } from '../test/support/rng.js';
+import { size, startBench } from './support/record.js';
 
-const N = Number(process.env.LSBENCH_EVENTS ?? 10_000_000);
+const bench = startBench('trace-io');
+const N = size('LSBENCH_EVENTS', 10_000_000, 2_000_000);
 const BASE_N = Math.min(N, 1_000_000);
 const dir = mkdtempSync(join(tmpdir(), 'lstrace-bench-'));
 const meta = { format: 1, clock: 'ns' as const, source: 'bench', startWallMs: Date.now() };
@@ -154,6 +156,15 @@ try {
   console.log(`baseline NDJSON (${fmt(BASE_N)} events): write ${fmt(BASE_N / jsonWriteS)} events/s, read ${fmt(BASE_N / jsonReadS)} events/s, ${(jsonBytes / BASE_N).toFixed(1)} bytes/event`);
   console.log(`ratios vs NDJSON: write ${((N / writeS) / (BASE_N / jsonWriteS)).toFixed(1)}x, read ${((N / readS) / (BASE_N / jsonReadS)).toFixed(1)}x, size ${((jsonBytes / BASE_N) / (bytes / N)).toFixed(1)}x smaller`);
   void sinkCount;
+  bench.finish({
+    events: N,
+    bytesPerEvent: bytes / N,
+    writeEps: N / writeS,
+    readEps: N / readS,
+    fastReadEps: N / fastS,
+    countEps: N / countS,
+    ndjson: { events: BASE_N, bytesPerEvent: jsonBytes / BASE_N, writeEps: BASE_N / jsonWriteS, readEps: BASE_N / jsonReadS },
+  });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

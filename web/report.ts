@@ -78,7 +78,7 @@ function fmtAge(dt: number): string {
 }
 
 function verdictBadge(v: string | undefined): HTMLElement {
-  return el('span', { class: `badge v-${v ?? 'none'}` }, v ?? '–');
+  return el('span', { class: `badge v-${v ?? 'none'}`, ...(v === 'unfreed' ? { title: 'not freed at exit' } : {}) }, v === 'no-calls' ? 'no calls seen' : v ?? '–');
 }
 
 function proc(): ProcessData {
@@ -86,7 +86,7 @@ function proc(): ProcessData {
 }
 
 function pickProcess(): number {
-  const rank: Record<string, number> = { leak: 3, growing: 2, bounded: 1, steady: 0 };
+  const rank: Record<string, number> = { leak: 4, growing: 3, unfreed: 2, bounded: 1, steady: 0, 'no-calls': -1 };
   // The worst verdict first; among equals the surest trend, then the most outstanding.
   const ps = [...data.processes].sort(
     (a, b) => (rank[b.verdict.verdict] ?? 0) - (rank[a.verdict.verdict] ?? 0) || a.verdict.pValue - b.verdict.pValue ||
@@ -97,6 +97,8 @@ function pickProcess(): number {
 
 function confidence(p: ProcessData): string {
   const v = p.verdict;
+  // nothing was called: no trend to speak of, but what to try
+  if (v.verdict === 'no-calls') return `${v.explanation}${p.hint ? ` ${p.hint}` : ''}`;
   const sure = v.pValue < 0.001 ? 'very likely' : v.pValue < 0.01 ? 'likely' : v.pValue < 0.05 ? 'probably' : 'not significant';
   const rate = data.clock === 'ns' ? `${fmtBytes(v.slope * 1e9)}/s` : `${fmtBytes(v.slope)}/event`;
   return `${v.explanation} Trend ${sure}: Mann–Kendall p = ${v.pValue.toPrecision(2)}, τ = ${v.tau.toFixed(2)} over ${v.n} points, slope ${rate}.`;
@@ -244,7 +246,7 @@ const MAX_MULTIPLES = 48;
 
 /** The processes drawn as small multiples: the selected one, then the worst and biggest. */
 function multiplesShown(): ProcessData[] {
-  const rank: Record<string, number> = { leak: 3, growing: 2, bounded: 1, steady: 0 };
+  const rank: Record<string, number> = { leak: 4, growing: 3, unfreed: 2, bounded: 1, steady: 0, 'no-calls': -1 };
   const ps = [...data.processes].sort((a, b) => Number(b.pid === state.pid) - Number(a.pid === state.pid) ||
     (rank[b.verdict.verdict] ?? 0) - (rank[a.verdict.verdict] ?? 0) || b.verdict.peak - a.verdict.peak);
   return ps.slice(0, MAX_MULTIPLES).sort((a, b) => data.processes.indexOf(a) - data.processes.indexOf(b));

@@ -5,7 +5,7 @@
 // shown by name and the rest summed as "other", so the number of series stays bounded.
 
 import { readFileSync } from 'node:fs';
-import type { Verdict, VerdictKind } from '../analyses/result.js';
+import { VERDICT_RANK, type Verdict } from '../analyses/result.js';
 import { ppidOf } from '../attach/procfs.js';
 import type { TargetModel } from './model.js';
 import { Ring, SeriesTable } from './series.js';
@@ -43,7 +43,6 @@ export interface TargetNumbers {
 }
 
 export const OTHER = 'other';
-const RANK: Record<VerdictKind, number> = { leak: 3, growing: 2, bounded: 1, steady: 0 };
 
 function rssOf(pid: number): number | undefined {
   try {
@@ -171,7 +170,7 @@ export class Sampler {
       const cut = key.indexOf('\u0000');
       rows.push({ name: key.slice(cut + 1), kind: key.slice(0, cut), bytes: 0, count: 0, verdict: table.get(key)?.verdict });
     }
-    rows.sort((x, y) => (RANK[y.verdict?.verdict ?? 'steady'] - RANK[x.verdict?.verdict ?? 'steady']) || y.bytes - x.bytes || (x.name < y.name ? -1 : 1));
+    rows.sort((x, y) => (VERDICT_RANK[x.verdict?.verdict ?? 'steady'] - VERDICT_RANK[y.verdict?.verdict ?? 'steady']) || y.bytes - x.bytes || (x.name < y.name ? -1 : 1));
     const shown = rows.slice(0, k);
     const rest = rows.slice(k);
     const restBytes = rest.reduce((s, r) => s + r.bytes, 0);

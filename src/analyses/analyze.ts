@@ -1,15 +1,16 @@
 // analyze(): engine state → AnalysisResult, the one structure every report renders.
 
 import type { EngineState, ProcState } from '../engine/state.js';
-import type { AnalysisResult, PoolClassReport, ProcessReport, SiteReport, Verdict } from './result.js';
+import type { AnalysisResult, PoolClassReport, ProcessReport, Series, SiteReport, Verdict } from './result.js';
 import type { ProcContext } from './context.js';
-import { judge, teardownStart, toSeries } from './context.js';
+import { activityClock, atExit, judge, startupEnd, teardownStart, toSeries } from './context.js';
 import { leakSites, round } from './leak-sites.js';
 import { livePools, poolClasses } from './pools.js';
 import { SiteResolver } from './symbols.js';
 import { defaultFrameRules, Suppressions } from './suppressions.js';
 import type { FrameRules } from './suppressions.js';
 import { formatBytes } from '../model/units.js';
+import { noCallsHint, noCallsVerdict, sawMemoryCalls } from './no-calls.js';
 
 export const RESULT_VERSION = 1;
 
@@ -62,11 +63,17 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
     until: undefined,
   };
   const total = toSeries(p.total);
-  ctx.until = teardownStart(total, p.startT, p.endT);
+  const teardown = teardownStart(total, p.startT, p.endT);
+  ctx.until = teardown?.t;
+  ctx.position = activityClock(activityTimes(p, total));
+  // The same point as a position of the process's activity (several may share its clock reading).
+  if (teardown) ctx.untilPosition = ctx.position(total.x)[teardown.index];
+  ctx.startupUntil = startupEnd(state, p);
   const sites = leakSites(ctx, { top: o.top, minAge: o.minAge });
   const pools = livePools(ctx);
   const classes = poolClasses(ctx);
-  const verdict = processVerdict(judge(ctx, total, p.startT), sites, classes);
+  const called = sawMemoryCalls(p);
+  const verdict = called ? processVerdict(p, judge(ctx, total, p.startT), sites, classes, ctx.outstanding) : noCallsVerdict(p, state.clock);
   const r: ProcessReport = {
     pid: p.pid,
     ppid: p.ppid,
@@ -91,14 +98,30 @@ function processReport(state: EngineState, p: ProcState, o: { top: number; minAg
   if (p.exitCode !== undefined) r.exitCode = p.exitCode;
   if (p.replacedByExec) r.replacedByExec = true;
   if (p.rssBytes !== undefined) r.rssBytes = p.rssBytes;
+  if (!called) r.hint = noCallsHint(state.meta?.source);
   return r;
+}
+
+/** When the process's memory changed: its total's changes and its anonymous mappings' (the
+ *  total is heap and pools; a process whose memory grows by mappings is active too). */
+function activityTimes(p: ProcState, total: Series): Series {
+  const m = p.mmapSites;
+  if (!m || m.length === 0) return total;
+  const xs = [...total.x];
+  for (let i = 0; i < m.length; i++) xs.push(...m.series(i).x);
+  xs.sort((a, b) => a - b);
+  return { x: xs, y: xs.map(() => 0) };
 }
 
 /**
  * A process leaks when its total does, or when one of its pool classes or top sites does (a
- * leak of 2 KiB a request hides easily in the churn of a busy process's total).
+ * leak of 2 KiB a request hides easily in the churn of a busy process's total); likewise it is
+ * growing when its total is steady or bounded but one of them is growing.
  */
-function processVerdict(total: Verdict, sites: SiteReport[], classes: PoolClassReport[]): Verdict {
+function processVerdict(p: ProcState, own: Verdict, sites: SiteReport[], classes: PoolClassReport[], held: number): Verdict {
+  // Exited holding memory: not freed at exit, unless one of its entities leaked (and was released
+  // only at exit, or the leak would be `unfreed` too); the worst trend is said in words.
+  const total = p.exited && held > 0 ? atExit(p, own, held) : own;
   const leaking: { what: string; v: Verdict; bytes: number }[] = [];
   for (const c of classes) if (c.verdict.verdict === 'leak') leaking.push({ what: `pool class "${c.name}"`, v: c.verdict, bytes: c.verdict.last });
   for (const s of sites) if (s.verdict?.verdict === 'leak') leaking.push({ what: `site ${s.label}`, v: s.verdict, bytes: s.bytes });
@@ -108,10 +131,18 @@ function processVerdict(total: Verdict, sites: SiteReport[], classes: PoolClassR
   if (total.verdict === 'leak') {
     return worst ? { ...total, explanation: `${total.explanation} Most of it: ${worst.what}, ${formatBytes(worst.bytes)}${more}.` } : total;
   }
+  if (!worst && total.verdict === 'unfreed') {
+    const trends = [...classes.map((c) => ({ what: `pool class "${c.name}"`, v: c.verdict })), ...sites.map((s) => ({ what: `site ${s.label}`, v: s.verdict! }))]
+      .filter((e) => e.v && (e.v.trend === 'leak' || e.v.trend === 'growing'));
+    const t = trends.find((e) => e.v.trend === 'leak') ?? trends[0];
+    return t ? { ...total, explanation: `${total.explanation} Its ${t.what} grew ${t.v.trend === 'leak' ? 'like a leak' : ''} while it ran: ${formatBytes(t.v.atExit?.bytes ?? t.v.last)} of it held at exit.`.replace('grew  while', 'grew while') } : total;
+  }
   if (!worst) {
     if (total.verdict === 'steady' || total.verdict === 'bounded') {
-      const growing = classes.find((c) => c.verdict.verdict === 'growing');
-      if (growing) return { ...total, verdict: 'growing', explanation: `${total.explanation} But pool class "${growing.name}" is growing: ${growing.verdict.explanation}` };
+      const c = classes.find((x) => x.verdict.verdict === 'growing');
+      const s = sites.find((x) => x.verdict?.verdict === 'growing');
+      const growing = c ? { what: `pool class "${c.name}"`, v: c.verdict } : s ? { what: `site ${s.label}`, v: s.verdict! } : undefined;
+      if (growing) return { ...total, verdict: 'growing', explanation: `${total.explanation} But its ${growing.what} is growing: ${growing.v.explanation}` };
     }
     return total;
   }

@@ -3,7 +3,7 @@
 
 import type { Series, SiteReport } from './result.js';
 import type { ProcContext } from './context.js';
-import { judge } from './context.js';
+import { atExit, judge } from './context.js';
 import { sampleWeight } from '../engine/sampling.js';
 import type { SiteTable } from '../engine/sites.js';
 
@@ -110,11 +110,12 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
     const sites = g.table;
     const stack = sites.stackOf(g.key);
     const shape = ctx.resolver.shape(stack);
-    // The group's series: its largest member's (members of one group are rare: the same caller
-    // reached through different allocator internals).
+    // The group's series: the sum of its members' (the same caller reached through different
+    // stacks or allocator internals: three blocks from start-up and two late ones are one site
+    // that grew late, not the start-up member's flat line).
     let main = g.members[0]!;
     for (const m of g.members) if (sites.outBytes(m) > sites.outBytes(main)) main = m;
-    const series: Series = sites.series(main);
+    const series: Series = g.members.length === 1 ? sites.series(main) : sumSeries(g.members.map((m) => sites.series(m)));
     const r: SiteReport = {
       key: g.mmap ? `mmap:${stack}` : g.pool ? `pool:${stack}` : String(stack),
       label: shape.label,
@@ -126,7 +127,7 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
       allocatedBytes: round(g.allocatedBytes),
       oldestT: g.oldest,
       youngestT: g.youngest,
-      verdict: judge(ctx, series),
+      verdict: atExit(ctx.p, judge(ctx, series, ctx.p.startT), round(g.bytes)),
       series,
     };
     if (g.mmap) r.via = 'mmap';
@@ -144,7 +145,9 @@ function addGroups(ctx: ProcContext, groups: Map<string, Group>, sites: SiteTabl
     if (ctx.suppress.patterns.length && ctx.suppress.suppressed(ctx.resolver.frames(stack))) continue;
     const shape = ctx.resolver.shape(stack);
     const pool = sites.isPool(i);
-    const gk = `${mmap ? 'm' : pool ? 'p' : 'h'}\u0000${shape.label}\u0000${shape.via ?? ''}\u0000${shape.stack.length}`;
+    // One site per label (and allocator API): the same first frame that matters reached through
+    // different callers is one site, its series the sum of theirs.
+    const gk = `${mmap ? 'm' : pool ? 'p' : 'h'}\u0000${shape.label}\u0000${shape.via ?? ''}`;
     let g = groups.get(gk);
     if (!g) {
       g = { key: i, members: [], table: sites, pool, mmap, count: 0, bytes: 0, allocatedCount: 0, allocatedBytes: 0, oldest: Infinity, youngest: -Infinity };
@@ -158,6 +161,40 @@ function addGroups(ctx: ProcContext, groups: Map<string, Group>, sites: SiteTabl
     g.oldest = Math.min(g.oldest, a.oldest);
     g.youngest = Math.max(g.youngest, a.youngest);
   }
+}
+
+/**
+ * The sum of step series: at every time any of them changes, each contributes its last value
+ * (0 before its first point); lo/hi add a member's range at the points where it changed.
+ */
+export function sumSeries(list: Series[]): Series {
+  const xs = [...new Set(list.flatMap((s) => s.x))].sort((a, b) => a - b);
+  const out: Series = { x: [], y: [], lo: [], hi: [] };
+  const idx = list.map(() => 0);
+  const cur = list.map(() => 0);
+  for (const x of xs) {
+    let y = 0, lo = 0, hi = 0;
+    list.forEach((s, k) => {
+      let i = idx[k]!;
+      let mlo = Infinity, mhi = -Infinity;
+      while (i < s.x.length && s.x[i]! <= x) {
+        cur[k] = s.y[i]!;
+        mlo = Math.min(mlo, s.lo?.[i] ?? s.y[i]!);
+        mhi = Math.max(mhi, s.hi?.[i] ?? s.y[i]!);
+        i++;
+      }
+      const changed = i > idx[k]!;
+      idx[k] = i;
+      y += cur[k]!;
+      lo += changed ? Math.min(mlo, cur[k]!) : cur[k]!;
+      hi += changed ? Math.max(mhi, cur[k]!) : cur[k]!;
+    });
+    out.x.push(x);
+    out.y.push(y);
+    out.lo!.push(lo);
+    out.hi!.push(hi);
+  }
+  return out;
 }
 
 /** Estimates (sampled traces) are fractional; integers stay integers. */

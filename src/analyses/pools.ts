@@ -4,7 +4,9 @@
 import type { PoolState } from '../engine/state.js';
 import type { PoolClassReport, PoolReport } from './result.js';
 import type { ProcContext } from './context.js';
-import { judge, toSeries } from './context.js';
+import { atExit, judge, toSeries } from './context.js';
+import { poolUse } from './uses.js';
+import { VERDICT_RANK } from './result.js';
 import { round } from './leak-sites.js';
 
 /** Bounds on the forest in a report: children kept per pool, pools in all. */
@@ -62,7 +64,7 @@ export function livePools(ctx: ProcContext): PoolReport[] {
     };
     if (pool.found) r.found = true;
     if (series.x.length > 0) {
-      r.verdict = judge(ctx, series, pool.createT);
+      r.verdict = atExit(ctx.p, judge(ctx, series, pool.createT, poolUse(pool.kind, pool.tag || `created at ${shape.label}`)), pool.bytes);
       r.series = series;
     }
     return r;
@@ -104,13 +106,12 @@ export function poolClasses(ctx: ProcContext): PoolClassReport[] {
       destroyed: c.destroyed,
       bytes: round(c.bytes),
       peakBytes: round(c.peakBytes),
-      verdict: judge(ctx, series),
+      verdict: atExit(ctx.p, judge(ctx, series, ctx.p.startT, poolUse(c.kind, name)), c.bytes),
       series,
       sites: feeding(ctx, c.fed),
     });
   }
-  const rank = { leak: 0, growing: 1, bounded: 2, steady: 3 } as const;
-  return out.sort((a, b) => rank[a.verdict.verdict] - rank[b.verdict.verdict] || b.peakBytes - a.peakBytes);
+  return out.sort((a, b) => VERDICT_RANK[a.verdict.verdict] - VERDICT_RANK[b.verdict.verdict] || b.peakBytes - a.peakBytes);
 }
 
 /** Live pools (anywhere in the forest) whose own size keeps growing. */

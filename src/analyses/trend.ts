@@ -70,3 +70,71 @@ function erfc(x: number): number {
     );
   return x >= 0 ? r : 2 - r;
 }
+
+/**
+ * Mann–Kendall within blocks (the seasonal Mann–Kendall test): S and its variance summed over
+ * the blocks, so a shift of level between blocks does not count, only the trend inside them.
+ */
+export function mannKendallWithin(blocks: readonly (readonly number[])[]): MannKendall {
+  let s = 0;
+  let variance = 0;
+  let pairs = 0;
+  for (const y of blocks) {
+    const n = y.length;
+    if (n < 2) continue;
+    for (let i = 0; i < n - 1; i++) {
+      for (let j = i + 1; j < n; j++) {
+        const d = y[j]! - y[i]!;
+        if (d > 0) s++;
+        else if (d < 0) s--;
+      }
+    }
+    const counts = new Map<number, number>();
+    for (const v of y) counts.set(v, (counts.get(v) ?? 0) + 1);
+    let ties = 0;
+    for (const t of counts.values()) if (t > 1) ties += t * (t - 1) * (2 * t + 5);
+    variance += (n * (n - 1) * (2 * n + 5) - ties) / 18;
+    pairs += (n * (n - 1)) / 2;
+  }
+  let z = 0;
+  if (variance > 0) {
+    if (s > 0) z = (s - 1) / Math.sqrt(variance);
+    else if (s < 0) z = (s + 1) / Math.sqrt(variance);
+  }
+  return { s, z, p: Math.min(1, 2 * normalUpperTail(Math.abs(z))), tau: pairs > 0 ? s / pairs : 0 };
+}
+
+export interface ChangePoint {
+  /** The last index of the part before the change. */
+  at: number;
+  /** Pettitt's K: the largest |U_t|. */
+  k: number;
+  /** Approximate p-value of "no change point". */
+  p: number;
+}
+
+/**
+ * Pettitt's test: the single point where the series most likely shifted level, U_t summing
+ * sgn(y_j - y_i) over the pairs that straddle t (the rank statistic behind Mann–Kendall, split).
+ */
+export function pettitt(y: readonly number[]): ChangePoint {
+  const n = y.length;
+  if (n < 2) return { at: 0, k: 0, p: 1 };
+  // U_t = U_{t-1} + sum_j sgn(y_t - y_j): O(n²), n <= 128 points.
+  let u = 0;
+  let best = 0;
+  let at = 0;
+  for (let t = 0; t < n - 1; t++) {
+    const yt = y[t]!;
+    for (let j = 0; j < n; j++) {
+      const d = yt - y[j]!;
+      u -= d > 0 ? 1 : d < 0 ? -1 : 0;
+    }
+    if (Math.abs(u) > best) {
+      best = Math.abs(u);
+      at = t;
+    }
+  }
+  const p = Math.min(1, 2 * Math.exp((-6 * best * best) / (n ** 3 + n ** 2)));
+  return { at, k: best, p };
+}

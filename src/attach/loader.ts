@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { UserError } from '../cli/errors.js';
+import { notBuiltHint } from '../doctor/not-built.js';
 
 const REC_CALL = 1;
 const REC_STATUS = 2;
@@ -49,7 +50,9 @@ export interface AggRow {
 
 export interface LoaderHandlers {
   call(r: CallRecord): void;
-  notify(kind: number, pid: number, ts: bigint, a0: number): void;
+  /** fork: a0 the child, a1 1 when it inherited every probe at fork (traced from its first
+   *  instruction: it needs no attach); exit: a0 the exit code. */
+  notify(kind: number, pid: number, ts: bigint, a0: number, a1: number): void;
   lost(ringbuf: number, maps: number): void;
   /** A stack the loader saw first: caller first, return addresses (the probed function itself
    *  is not included). Calls name it by `id` from now on. */
@@ -89,6 +92,8 @@ export class BpfLoader {
   private readonly startLo: number;
   private readonly call: CallRecord = { spec: 0, pid: 0, tid: 0, t: 0, args: [0, 0, 0, 0, 0, 0], ret: 0, deref: 0, walkBytes: 0, walkNodes: 0, str: '', stack: 0 };
   unwinder = false;
+  /** Instructions the verifier walked per BPF program (kept under half its limit). */
+  verifiedInsns: Record<string, number> = {};
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly h: LoaderHandlers, startMono: bigint) {
     this.startHi = Number(startMono >> 32n);
@@ -101,7 +106,7 @@ export class BpfLoader {
 
   /** Starts the loader and waits until its programs are loaded. */
   static async start(opts: LoaderOptions, h: LoaderHandlers): Promise<BpfLoader> {
-    if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH} is missing); run 'leakscope doctor'`);
+    if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH}): ${notBuiltHint('bpf')}`);
     const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
     if (opts.unwindLib) args.push('--unwind', opts.unwindLib);
     const child = spawn(LOADER_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -116,7 +121,13 @@ export class BpfLoader {
       throw new UserError(`cannot start BPF tracing: ${why}${/doctor/.test(why) ? '' : " (run 'leakscope doctor')"}`);
     }
     l.unwinder = ready.unwinder === true;
+    if (ready.verifiedInsns && typeof ready.verifiedInsns === 'object') l.verifiedInsns = ready.verifiedInsns as Record<string, number>;
     return l;
+  }
+
+  /** The loader's own pid (never a target: tracing it would trace what it does for us). */
+  get pid(): number {
+    return this.child.pid ?? 0;
   }
 
   /** Loader messages on stderr (warnings). */
@@ -196,7 +207,7 @@ export class BpfLoader {
         totalCount: u64(p, 32), totalBytes: u64(p, 40),
       });
     } else if (type === REC_NOTIFY) {
-      this.h.notify(p.readUInt32LE(0), p.readUInt32LE(4), p.readBigUInt64LE(8), u64(p, 16));
+      this.h.notify(p.readUInt32LE(0), p.readUInt32LE(4), p.readBigUInt64LE(8), u64(p, 16), p.length >= 32 ? u64(p, 24) : 0);
     }
   }
 

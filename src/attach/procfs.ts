@@ -35,6 +35,17 @@ export function ppidOf(pid: number): number {
   }
 }
 
+/** A kernel thread (PF_KTHREAD in the flags of /proc/PID/stat): no user-space memory. */
+export function isKernelThread(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(rest[6]) & 0x00200000) !== 0;
+  } catch {
+    return false;
+  }
+}
+
 /** When the process started, in clock ticks since boot (field 22 of /proc/PID/stat). */
 export function startTicks(pid: number): number {
   try {
@@ -66,6 +77,15 @@ export function exeOf(pid: number): string | undefined {
 export function commandOf(pid: number): string {
   try {
     return readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').split('\0').join(' ');
+  } catch {
+    return '';
+  }
+}
+
+/** The process's name (/proc/PID/comm): kernel threads have no command line. */
+export function nameOf(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
   } catch {
     return '';
   }

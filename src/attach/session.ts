@@ -14,6 +14,7 @@ import type { WalkCost } from './pool-discovery.js';
 import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
 import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
 import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
+import { residentBytes } from '../kernel/rss.js';
 
 export interface AttachTarget {
   pid?: number;
@@ -41,6 +42,9 @@ export interface SessionOptions {
   /** CLOCK_MONOTONIC ns at t = 0 of the trace. */
   startMono: bigint;
   onWarning?: (msg: string) => void;
+  /** A process traced from now on, after the start: forked by a traced one (with its probes
+   *  from its first instruction: `parent`), or found and attached (`parent` 0). */
+  onTraced?: (pid: number, parent: number) => void;
 }
 
 interface Proc {
@@ -50,6 +54,10 @@ interface Proc {
   pools: LivePools;
   mem?: ProcMem;
   probes: number;
+  /** The process whose probes it inherited at fork (it has none of its own), if any. */
+  root?: number;
+  /** The command line the trace has for it (a forked child's is its parent's until it changes). */
+  command: string;
 }
 
 export interface SessionStats {
@@ -87,6 +95,8 @@ export class AttachSession {
   private timers: NodeJS.Timeout[] = [];
   private lostSeen = 0;
   private stopped = false;
+  /** The first scan is done: processes traced from now on are announced (onTraced). */
+  private started = false;
   private attachQueue: Promise<void> = Promise.resolve();
   private readonly warned = new Set<string>();
   private endResolve!: () => void;
@@ -108,7 +118,7 @@ export class AttachSession {
       { mode: opts.mode, stackBytes: opts.stackBytes, ringbufMb: opts.ringbufMb, unwindLib: opts.unwindLib, startMono: opts.startMono },
       {
         call: (r) => s.onCall(r),
-        notify: (k, pid, ts, a0) => s.onNotify(k, pid, ts, a0),
+        notify: (k, pid, ts, a0, a1) => s.onNotify(k, pid, ts, a0, a1),
         lost: (rb, maps) => s.onLost(rb + maps),
         stack: (id, pid, pcs) => s.loaderStacks.set(id, { pid, pcs, id: 0 }),
         stacksReset: () => s.loaderStacks.clear(),
@@ -119,8 +129,9 @@ export class AttachSession {
       if (st.ok !== true) throw new Error(`loader refused spec ${spec.index}: ${String(st.error)}`);
     }
     await s.scan();
+    s.started = true;
     s.timers.push(setInterval(() => void s.scan(), opts.pollMs ?? 250));
-    if ((opts.poolSampleMs ?? 0) > 0 && opts.mode === 'events') s.timers.push(setInterval(() => s.samplePools(), opts.poolSampleMs));
+    if ((opts.poolSampleMs ?? 0) > 0 && opts.mode === 'events') s.timers.push(setInterval(() => { s.samplePools(); s.sampleProcesses(); }, opts.poolSampleMs));
     return s;
   }
 
@@ -168,14 +179,27 @@ export class AttachSession {
       if (target.children) want.push(...descendants(target.pid));
     }
     for (const pid of want) {
-      if (this.seen.has(pid)) continue;
+      // never leakscope itself or its loader (an ancestor traced with --children has them below it)
+      if (this.seen.has(pid) || pid === process.pid || pid === this.loader.pid) continue;
       // a child that existed before attach was not forked in the trace: it starts as a process
       const forkedWhileTraced = startTicks(pid) > this.startTick;
       this.queueAttach(pid, forkedWhileTraced ? ppidOf(pid) : 0);
     }
     await this.attachQueue;
-    for (const pid of [...this.procs.keys()]) if (!pidAlive(pid)) this.gone(pid, -1, this.now());
-    if (this.procs.size === 0 && target.pid !== undefined && !pidAlive(target.pid)) this.endResolve();
+    // gone from /proc: its exit notification (with its code and exact time) is on its way from
+    // the loader; only if it is still missing a scan later is the exit taken from here
+    for (const pid of [...this.procs.keys()]) {
+      if (pidAlive(pid)) continue;
+      if (this.missing.has(pid)) this.gone(pid, -1, this.missing.get(pid)!);
+      else this.missing.set(pid, this.now());
+    }
+    for (const pid of this.missing.keys()) if (!this.procs.has(pid)) this.missing.delete(pid);
+    // the targets are gone: the --pid process (and its traced descendants), or with --exe every
+    // process of it traced so far, with none running now (before the first one, --exe waits)
+    // (a match() target never ends: its processes may come back, the agent waits for them)
+    if (this.procs.size === 0 && !target.match) {
+      if (target.pid !== undefined ? !pidAlive(target.pid) : this.stats.processes > 0 && pidsRunning(target.exe!).length === 0) this.endResolve();
+    }
   }
 
   private queueAttach(pid: number, parentPid: number, forkT?: number): void {
@@ -185,23 +209,56 @@ export class AttachSession {
     });
   }
 
-  private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
-    if (this.stopped || !pidAlive(pid)) return;
-    const t = forkT ?? this.now();
+  /** Whether the processes a target forks are targets too (then they inherit its probes). */
+  private get followForks(): boolean {
+    const { target } = this.opts;
+    return target.exe !== undefined || target.children === true || target.match !== undefined;
+  }
+
+  /** A process's state, from its parent's when it was forked while traced (same heap, same
+   *  pools, same modules), announced to the sink. */
+  private newProc(pid: number, parentPid: number, t: number, root?: number): Proc {
     const parent = this.procs.get(parentPid);
-    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: this.livePools(pid), probes: 0 };
+    const proc: Proc = { pid, modules: new ModuleTable(pid, this.buildIds), pools: this.livePools(pid), probes: 0, root, command: parent?.command ?? commandOf(pid) };
     if (parent) {
-      // a forked child starts as a copy of its parent: same heap, same pools (the walk below
-      // finds the pools it inherited, in its own memory)
+      // a forked child starts as a copy of its parent: same heap, same pools (a walk finds the
+      // pools it inherited, in its own memory)
       this.emit({ kind: 'fork', pid, t, parentPid });
       proc.modules.inherit(parent.modules);
+      if (root !== undefined) proc.probes = parent.probes;
     } else {
-      this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' });
+      this.emit({ kind: 'process', pid, t, ppid: ppidOf(pid), command: proc.command, exe: exeOf(pid) ?? '' });
     }
     proc.modules.refresh(this.opts.sink, t);
     this.procs.set(pid, proc);
     this.stats.processes++;
-    await this.loader.command(['trace', pid]);
+    return proc;
+  }
+
+  /** A child that inherited every probe of its parent at fork: traced from its first
+   *  instruction, with nothing to attach. Synchronous, so that its calls (which follow the fork
+   *  notification in the loader's stream) find it. */
+  private adopt(pid: number, parentPid: number, t: number, root?: number): void {
+    this.seen.add(pid);
+    if (this.procs.has(pid) || this.stopped) return;
+    const parent = this.procs.get(parentPid);
+    const proc = this.newProc(pid, parentPid, t, root ?? parent?.root ?? parentPid);
+    // it has every probe since its fork: the pools it inherited are found now
+    if (this.opts.mode === 'events') proc.pools.discoverAll(this.opts.profiles, this.now());
+    if (this.started) this.opts.onTraced?.(pid, parentPid);
+  }
+
+  private async attach(pid: number, parentPid: number, forkT?: number): Promise<void> {
+    if (this.stopped || !pidAlive(pid)) return;
+    const t = forkT ?? this.now();
+    // first: did it inherit its probes at fork? (its fork notification came before this reply)
+    const st = await this.loader.command(['trace', pid, this.followForks ? 1 : 0]);
+    if (st.inherited === true) {
+      this.adopt(pid, parentPid || ppidOf(pid), t, typeof st.root === 'number' ? st.root : undefined);
+      return;
+    }
+    if (this.stopped) return;
+    const proc = this.newProc(pid, parentPid, t);
     const exe = exeOf(pid);
     const maps = readMaps(pid);
     for (const spec of this.specs) {
@@ -223,6 +280,7 @@ export class AttachSession {
     }
     // calls count from here: before, some probes were attached and others not yet
     await this.loader.command(['ready', pid]);
+    if (this.started && !this.stopped) this.opts.onTraced?.(pid, 0);
     if (proc.probes === 0 && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
     // after `ready`: a pool created from now on is probed, so the walk misses none
     if (this.opts.mode === 'events' && this.procs.get(pid) === proc) proc.pools.discoverAll(this.opts.profiles, this.now());
@@ -258,10 +316,24 @@ export class AttachSession {
     this.interner.forget(pid);
     p.mem?.close();
     this.emit({ kind: 'exit', pid, t, code });
-    void this.loader.command(['untrace', pid]);
+    // A process whose probes others inherited keeps them (detaching would detach those too)
+    // until the last of them is gone.
+    const heirs = (root: number) => [...this.procs.values()].some((q) => q.root === root);
+    if (heirs(pid)) this.orphanedRoots.add(pid);
+    else void this.loader.command(['untrace', pid]);
+    if (p.root !== undefined && this.orphanedRoots.has(p.root) && !heirs(p.root)) {
+      this.orphanedRoots.delete(p.root);
+      void this.loader.command(['untrace', p.root]);
+    }
   }
 
-  private onNotify(kind: number, pid: number, ts: bigint, a0: number): void {
+  /** Traced processes found gone from /proc, and when (their exit notification may follow). */
+  private readonly missing = new Map<number, number>();
+
+  /** Exited processes whose probes live on in the processes that inherited them. */
+  private readonly orphanedRoots = new Set<number>();
+
+  private onNotify(kind: number, pid: number, ts: bigint, a0: number, a1: number): void {
     if (this.stopped) return;
     if (kind === NOTIFY_EXIT) {
       // task->exit_code: a signal in the low 7 bits, else the status in bits 8-15
@@ -269,9 +341,11 @@ export class AttachSession {
       this.gone(pid, code, this.t(ts));
     } else if (kind === NOTIFY_FORK) {
       const child = a0;
-      const { target } = this.opts;
-      if (this.seen.has(child) || !this.procs.has(pid)) return;
-      if (target.exe || target.children || target.match) this.queueAttach(child, pid, this.t(ts));
+      if (!this.procs.has(pid)) return;
+      // inherited every probe: traced since the fork, nothing to attach (even when a scan of
+      // /proc saw it first: its attach then finds it adopted)
+      if (a1 === 1) this.adopt(child, pid, this.t(ts));
+      else if (!this.seen.has(child) && this.followForks) this.queueAttach(child, pid, this.t(ts));
     }
   }
 
@@ -384,6 +458,23 @@ export class AttachSession {
     for (const proc of this.procs.values()) proc.pools.sample(t, limitPerProcess);
   }
 
+  /** Every traced process's resident set now, and its command line when it changed (a worker
+   *  retitles itself after fork). The RSS samples also give a process that makes no call its
+   *  traced time: the trace then shows it traced until the end, not for 0 µs. */
+  sampleProcesses(): void {
+    const t = this.now();
+    for (const proc of this.procs.values()) {
+      const rss = residentBytes(proc.pid);
+      if (rss === undefined) continue;
+      const command = commandOf(proc.pid);
+      if (command && command !== proc.command) {
+        proc.command = command;
+        this.emit({ kind: 'process', pid: proc.pid, t, ppid: ppidOf(proc.pid), command, exe: exeOf(proc.pid) ?? '' });
+      }
+      this.emit({ kind: 'rss', pid: proc.pid, t, bytes: rss });
+    }
+  }
+
   /** Aggregate mode: the kernel-side table (live blocks per call site). */
   aggregate(): Promise<AggRow[]> {
     return this.loader.aggregate();
@@ -406,6 +497,7 @@ export class AttachSession {
     this.timers = [];
     await this.attachQueue;
     if (this.opts.mode === 'events' && (this.opts.poolSampleMs ?? 0) > 0) this.samplePools();
+    if (this.opts.mode === 'events') this.sampleProcesses();
     await this.loader.stop();
     this.stopped = true;
     for (const p of this.procs.values()) {

@@ -12,7 +12,7 @@ export function renderDoctor(r: DoctorReport): string {
     lines.push(title);
     for (const c of cs) {
       lines.push(`  ${MARK[c.status]} ${c.title}${c.required && c.status === 'fail' ? '  (needed)' : ''}`);
-      lines.push(`      ${c.detail}`);
+      for (const d of c.detail.split('\n')) lines.push(`      ${d}`);
       if (c.fix && c.status !== 'ok') lines.push(`      → ${c.fix}`);
     }
     lines.push('');

@@ -19,6 +19,7 @@ import { ProtoCache } from './protos.js';
 import { LjOp, RecordParser, type LjEvent, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
 import { TraceResolver } from './traces.js';
+import { notBuiltHint } from '../doctor/not-built.js';
 
 export interface AttachLuajitOptions {
   pids: number[];
@@ -36,6 +37,8 @@ export interface AttachLuajitOptions {
   tracer?: string;
   /** Called once the trace is open with a function that adds a marker (every process, now). */
   onMarkable?: (mark: (label: string) => void) => void;
+  /** Called when a process's allocator is probed: its allocations are recorded from now on. */
+  onTraced?: (pid: number) => void;
 }
 
 export interface AttachLuajitResult {
@@ -198,7 +201,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const warnings: string[] = [];
   const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
   if (!pids.length) throw new UserError('no valid pid given to trace; pass --pid with a process id');
-  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${LUAJIT_TRACER}); install clang, libbpf-dev and libelf-dev, then run npm run build`);
+  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${LUAJIT_TRACER}): ${notBuiltHint('luajit')}`);
 
   const startMono = process.hrtime.bigint();
   const writer = TraceWriter.create(opts.out, {
@@ -255,6 +258,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     if (m.event === 'warning') warnings.push(`pid ${m.pid}: ${m.message}`);
     else if (m.event === 'error') fatal = m.message ?? 'error';
     else if (m.event === 'started') startedTargets = (m as { targets?: number }).targets ?? 0;
+    else if (m.event === 'state' && m.pid) opts.onTraced?.(m.pid);
     else if (m.event === 'gc' && m.pid) gcCycles.set(m.pid, (m as { cycles?: number }).cycles ?? 0);
     else if (m.event === 'settling') writer.event({ kind: 'marker', pid: 0, t: now(), label: 'luajit: traced time over, settling (new allocations no longer recorded)' });
     else if (m.event === 'settled' && m.pid) {

@@ -3,6 +3,7 @@
 
 import { execFile } from 'node:child_process';
 import { LUAJIT_TRACER, tracerBuilt } from './native.js';
+import { notBuiltHint } from '../doctor/not-built.js';
 
 export interface LuajitSupport {
   pid: number;
@@ -18,7 +19,7 @@ export function detectLuajit(pid: number): Promise<LuajitSupport> {
     return Promise.resolve({ pid, supported: false, module: '', reason: `bad pid ${String(pid)}` });
   }
   if (!tracerBuilt()) {
-    return Promise.resolve({ pid, supported: false, module: '', reason: `${LUAJIT_TRACER} is not built (needs clang, libbpf-dev, libelf-dev; run npm run build)` });
+    return Promise.resolve({ pid, supported: false, module: '', reason: `${LUAJIT_TRACER} is not built: ${notBuiltHint('luajit')}` });
   }
   return new Promise((resolve) => {
     execFile(LUAJIT_TRACER, ['--detect', '--pid', String(pid)], { timeout: 10_000 }, (err, stdout, stderr) => {

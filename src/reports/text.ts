@@ -2,6 +2,7 @@
 // anomalies), the top sites, pool classes and live pools. Fits a 100-column terminal.
 
 import type { AnalysisResult, PoolClassReport, PoolReport, ProcessReport, SiteReport, Verdict } from '../analyses/result.js';
+import { VERDICT_RANK } from '../analyses/result.js';
 import { formatAmount } from '../analyses/growth.js';
 import { growingPools } from '../analyses/pools.js';
 
@@ -32,7 +33,21 @@ export function renderText(r: AnalysisResult, opts: TextOptions = {}): string {
 }
 
 function rank(v: Verdict): number {
-  return { leak: 0, growing: 1, bounded: 2, steady: 3 }[v.verdict];
+  return VERDICT_RANK[v.verdict];
+}
+
+/** The verdict as the header says it. */
+function verdictWords(v: Verdict): string {
+  return v.verdict === 'unfreed' ? 'NOT FREED AT EXIT' : v.verdict === 'no-calls' ? 'NO CALLS SEEN' : v.verdict.toUpperCase();
+}
+
+/** How the process's trace ends, as far as the trace knows: an exit is a fact; without one,
+ *  "still running" would be a guess (a log has no exit lines; a launcher leaves silently). */
+function lifeWords(p: ProcessReport, r: AnalysisResult): string {
+  if (p.replacedByExec) return 'image replaced by exec';
+  if (p.exited) return `exited${p.exitCode !== undefined ? ` (code ${p.exitCode})` : ''}`;
+  const heir = r.processes.find((c) => c.ppid === p.pid && c.pid !== p.pid && c.startT >= p.startT && c.endT > p.endT);
+  return heir ? `no exit in the trace; silent after ${at(p.endT, p, r)} while its child ${heir.pid} carried on` : 'no exit in the trace';
 }
 
 function total(p: ProcessReport): number {
@@ -42,10 +57,11 @@ function total(p: ProcessReport): number {
 function processText(p: ProcessReport, r: AnalysisResult, width: number, opts: TextOptions): string[] {
   const out: string[] = [];
   const who = p.command || p.exe || '(command unknown)';
-  const life = p.replacedByExec ? 'image replaced by exec' : p.exited ? `exited${p.exitCode !== undefined ? ` (code ${p.exitCode})` : ''}` : 'still running at the end of the trace';
+  const life = lifeWords(p, r);
   out.push(clip(`=== Process ${p.pid}${p.ppid ? ` (parent ${p.ppid})` : ''}: ${who}`, width));
-  out.push(`Verdict: ${p.verdict.verdict.toUpperCase()} — ${life}, ${span(p.endT - p.startT, r)} traced.`);
+  out.push(...wrap(`Verdict: ${verdictWords(p.verdict)} — ${life}, ${span(p.endT - p.startT, r)} traced.`, width, '', '  '));
   out.push(...wrap(p.verdict.explanation, width, '  '));
+  if (p.hint) out.push(...wrap(`Hint: ${p.hint}`, width, '  ', '    '));
   const o = p.outstanding;
   out.push(`Outstanding: ${formatAmount(o.heapBytes)} heap in ${count(o.heapCount)} allocations, ${formatAmount(o.poolBytes)} in pools (${count(o.poolCount)} allocations)` +
     (o.mmapBytes ? `, ${formatAmount(o.mmapBytes)} mapped` : '') + (p.rssBytes !== undefined ? `; RSS ${formatAmount(p.rssBytes)}` : '') + '.');
@@ -102,13 +118,36 @@ function siteTable(sites: SiteReport[], p: ProcessReport, r: AnalysisResult, wid
   const fixed = head.length - 4;
   for (const s of sites) {
     const age = span(p.endT - s.oldestT, r);
-    // The label gives way (its middle) so that `via` and the pool stay on a narrow line.
+    // The label gives way so that `via` and the pool stay on a narrow line: its path first.
     const suffix = `${s.via ? ` via ${s.via}` : ''}${s.pool ? ` [pool ${s.pool}]` : ''}`;
     const room = width - fixed - 1 - suffix.length;
-    const label = room >= 12 ? clipStart(s.label, room, Math.floor(room / 3)) : s.label;
+    const label = shortLabel(s, Math.max(room, 12));
     rows.push(clip(`${pad(formatAmount(s.bytes), 10)} ${pad(count(s.count), 9)} ${pad(pct(s.share), 6)} ${pad(age, 13)} ${(s.verdict?.verdict ?? '-').padEnd(8)} ${label}${suffix}`, width, fixed));
   }
   return rows;
+}
+
+/**
+ * A site label that fits `room`: as it is; else its function whole with the path shortened to
+ * the file's base name and line (`worker_thread (worker.c:19)`), as a user reads it; else the
+ * function alone, its end clipped only when even the function does not fit.
+ */
+export function shortLabel(s: Pick<SiteReport, 'label' | 'stack'>, room: number): string {
+  const fits = (t: string) => [...t].length <= room;
+  if (fits(s.label)) return s.label;
+  const f = s.stack[0];
+  if (f && f.fn && s.label.startsWith(f.fn)) {
+    const base = f.file ? f.file.slice(f.file.lastIndexOf('/') + 1) : '';
+    const short = base ? `${f.fn} (${base}${f.line ? `:${f.line}` : ''})` : f.fn;
+    if (fits(short)) return short;
+    if (fits(f.fn)) return f.fn;
+    return `${[...f.fn].slice(0, room - 1).join('')}…`;
+  }
+  if (f && !f.fn && f.file && s.label.startsWith(f.file)) {
+    const short = `${f.file.slice(f.file.lastIndexOf('/') + 1)}${f.line ? `:${f.line}` : ''}`;
+    if (fits(short)) return short;
+  }
+  return `${[...s.label].slice(0, room - 1).join('')}…`;
 }
 
 function classTable(classes: PoolClassReport[], width: number): string[] {

@@ -2,8 +2,7 @@
 // through suppressions, options.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Engine } from '../../src/engine/engine.js';
 import { analyze } from '../../src/analyses/analyze.js';
@@ -11,6 +10,7 @@ import { Suppressions, shapeSite, defaultFrameRules } from '../../src/analyses/s
 import { StackInterner } from '../../src/model/stacks.js';
 import { frame } from '../../src/model/events.js';
 import type { Event, TraceMeta } from '../../src/model/events.js';
+import { testDir } from '../support/tmp.js';
 
 const META: TraceMeta = { format: 1, clock: 'ns', source: 'test' };
 const MS = 1e6;
@@ -105,7 +105,7 @@ test('LSan-style suppressions drop sites with a matching frame; bad lines are on
   }
   const state = engine.finish();
   assert.deepEqual(analyze(state).processes[0]!.sites.map((s) => s.label), ['OPENSSL_init', 'my_cache_put (cache.c:3)']);
-  const dir = mkdtempSync(join(tmpdir(), 'ls-supp-'));
+  const dir = testDir('ls-supp');
   const file = join(dir, 'supp.txt');
   writeFileSync(file, '# third-party\nleak:OPENSSL_*\n\nleak:^nothing$\n');
   const sup = Suppressions.load(file);

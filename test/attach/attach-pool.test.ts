@@ -5,11 +5,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { chmodSync, copyFileSync, rmSync } from 'node:fs';
 import { readTrace } from '../../src/trace/reader.js';
 import type { Event } from '../../src/model/events.js';
 import type { PoolReport } from '../../src/analyses/result.js';
-import { buildProgram, parseReport, root, runAttach, startReady, stop, tempDir } from './helpers.js';
+import { attachInBackground, buildProgram, parseReport, root, runAttach, startDriven, stop, tempDir } from './helpers.js';
 
 const dir = tempDir('att-pool');
 const prog = buildProgram('att-pool', dir);
@@ -17,10 +17,18 @@ const profile = join(root, 'test/programs/att-pool.profile.json');
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('user pool profile: the leaking pools are live, named by their creator, verdict leak; request pools balance', async () => {
-  const child = await startReady(prog, ['-1', '5', '10']);
+  const prog0 = await startDriven(prog, ['-1', '5', '10']);
+  const child = prog0.child;
   try {
     const trace = join(dir, 'pool.lstrace');
-    const r = await runAttach(['--pid', String(child.pid), '--allocator', profile, '--duration', '3s', '--format', 'json', '-o', trace]);
+    // the program starts once tracing is live, and tracing stops once it has leaked 30 pools
+    const run = attachInBackground(['--pid', String(child.pid), '--allocator', profile, '--format', 'json', '-o', trace]);
+    await run.started;
+    prog0.go();
+    await prog0.untilLeaked(30);
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
+    const leakedByNow = prog0.leaked();
     assert.equal(r.code, 0, r.stderr);
     const report = parseReport(r);
     const p = report.processes.find((x) => x.pid === child.pid);
@@ -31,8 +39,8 @@ test('user pool profile: the leaking pools are live, named by their creator, ver
     assert.equal(leaky.verdict.verdict, 'leak');
     assert.equal(leaky.destroyed, 0);
     assert.equal(leaky.live, leaky.created, `leaky class: live ${leaky.live}, created ${leaky.created}`);
-    // 3 s at one leak per 10 iterations of >= 5 ms: at most ~60, and surely more than 10
-    assert.ok(leaky.created > 10 && leaky.created <= 65, `leaky pools: ${leaky.created}`);
+    // every leak made while traced (all made before the SIGTERM), none that was not made
+    assert.ok(leaky.created >= 30 && leaky.created <= leakedByNow, `leaky pools: ${leaky.created}, leaked by the end: ${leakedByNow}`);
     assert.equal(request.created, request.destroyed, 'every request pool created while traced was destroyed');
     assert.notEqual(request.verdict.verdict, 'leak');
     assert.ok(request.created >= 9 * leaky.created, `request ${request.created} vs leaky ${leaky.created}`);
@@ -58,20 +66,27 @@ test('user pool profile: the leaking pools are live, named by their creator, ver
 });
 
 test('libc profile: the leaking malloc site is found in a -fomit-frame-pointer binary; balanced mallocs are not leaks', async () => {
-  const child = await startReady(prog, ['-1', '5', '10']);
+  const prog0 = await startDriven(prog, ['-1', '5', '10']);
+  const child = prog0.child;
   try {
-    const r = await runAttach(['--pid', String(child.pid), '--allocator', 'libc', '--duration', '3s', '--format', 'json']);
+    const run = attachInBackground(['--pid', String(child.pid), '--allocator', 'libc', '--format', 'json']);
+    await run.started;
+    prog0.go();
+    // the 200 blocks malloc'd before attach are freed at iterations 100-299 (leaks 10-29)
+    await prog0.untilLeaked(35);
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
     assert.equal(r.code, 0, r.stderr);
     const p = parseReport(r).processes.find((x) => x.pid === child.pid);
     assert.ok(p);
     const site = p.sites.find((s) => s.label.includes('leaky_malloc'));
     assert.ok(site, `sites: ${p.sites.map((s) => `${s.label} ${s.count}`).join('; ')}`);
     assert.equal(site.bytes, site.count * 100);
-    assert.ok(site.count > 10, `leaked blocks: ${site.count}`);
+    assert.ok(site.count >= 35 && site.count <= prog0.leaked(), `leaked blocks: ${site.count}`);
     assert.equal(site.verdict?.verdict, 'leak');
     assert.ok(!p.sites.some((s) => s.label.includes('balanced_malloc') && s.count > 1), 'balanced mallocs are freed');
-    // blocks malloc'd before attach and freed while traced: counted, not mistaken
-    assert.ok(p.anomalies.unknownFree >= 20 && p.anomalies.unknownFree <= 200, `unknown frees: ${p.anomalies.unknownFree}`);
+    // blocks malloc'd before attach and freed while traced: every one counted, not mistaken
+    assert.ok(p.anomalies.unknownFree >= 200 && p.anomalies.unknownFree <= 210, `unknown frees: ${p.anomalies.unknownFree}`);
     assert.equal(p.anomalies.doubleFree, 0);
   } finally {
     stop(child);
@@ -79,9 +94,13 @@ test('libc profile: the leaking malloc site is found in a -fomit-frame-pointer b
 });
 
 test('a target that exits mid-trace ends the session cleanly with its exit in the report', async () => {
-  const child = await startReady(prog, ['800', '5', '10']);
+  const prog0 = await startDriven(prog, ['800', '5', '10']);
+  const child = prog0.child;
   const t0 = Date.now();
-  const r = await runAttach(['--pid', String(child.pid), '--allocator', profile, '--duration', '120s', '--format', 'json'], { timeoutMs: 150000 });
+  const run = attachInBackground(['--pid', String(child.pid), '--allocator', profile, '--duration', '120s', '--format', 'json']);
+  await run.started;
+  prog0.go();
+  const r = await run.done;
   assert.equal(r.code, 0, r.stderr);
   // the program runs ~4 s; without exit detection attach would run its full 120 s
   assert.ok(Date.now() - t0 < 60000, 'attach stopped when its only target exited');
@@ -107,5 +126,37 @@ test('bad input: one line, non-zero exit, no stack trace', async () => {
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
+  }
+});
+
+test('--allocator libc traces the malloc family of just the traced processes: another program calling the same libc is not traced', async () => {
+  // the same program under another path: same code, same libc, not the --exe target
+  const other = join(dir, 'att-pool-other');
+  copyFileSync(prog, other);
+  chmodSync(other, 0o755);
+  const a = await startDriven(prog, ['-1', '5', '10']);
+  const b = await startDriven(other, ['-1', '5', '10']);
+  const trace = join(dir, 'libc-only.lstrace');
+  try {
+    b.go();
+    const run = attachInBackground(['--exe', prog, '--allocator', 'libc', '--format', 'json', '-o', trace]);
+    await run.started;
+    a.go();
+    const bFrom = b.leaked();
+    await a.untilLeaked(15);
+    await b.untilLeaked(bFrom + 15);
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
+    assert.equal(r.code, 0, r.stderr);
+    const report = parseReport(r);
+    assert.deepEqual(report.processes.map((p) => p.pid), [a.pid]);
+    const site = report.processes[0]!.sites.find((s) => s.label.includes('leaky_malloc'));
+    assert.ok(site && site.count >= 15, `leaky_malloc in the traced process: ${site?.count}`);
+    const pids = new Set<number>();
+    await readTrace(trace, { event: (e) => { if (e.pid !== 0) pids.add(e.pid); } });
+    assert.deepEqual([...pids], [a.pid], 'events of the traced process only');
+  } finally {
+    stop(a.child);
+    stop(b.child);
   }
 });

@@ -9,6 +9,7 @@ import { get } from 'node:http';
 import { join } from 'node:path';
 import { attachInBackground, buildProgram, parseReport, root, startReady, terminate, tempDir } from './helpers.js';
 import { freePort } from '../support/ports.js';
+import { childrenOf, quiescent } from './servers.js';
 
 const dir = tempDir('att-server');
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -27,9 +28,8 @@ test('pre-forked server: the leaking function, its count per worker, verdict lea
   const port = await freePort();
   const server = await startReady(prog, [String(port), '2']);
   try {
-    const run = attachInBackground(['--exe', prog, '--allocator', join(root, 'test/programs/att-pool.profile.json'), '--duration', '7s', '--format', 'json']);
+    const run = attachInBackground(['--exe', prog, '--allocator', join(root, 'test/programs/att-pool.profile.json'), '--format', 'json']);
     await run.started;
-    await new Promise((r) => setTimeout(r, 300));
     const leaks = new Map<number, number>();
     let ok = 0;
     for (let i = 0; i < 120; i++) {
@@ -37,8 +37,11 @@ test('pre-forked server: the leaking function, its count per worker, verdict lea
       const w = await request(port, leak ? '/leak' : '/ok');
       if (leak) leaks.set(w, (leaks.get(w) ?? 0) + 1);
       else ok++;
-      await new Promise((r) => setTimeout(r, 25));
     }
+    // each response is written before its request pool is destroyed: wait until the workers
+    // are idle, then stop tracing
+    await quiescent([server.pid!, ...childrenOf(server.pid!)]);
+    process.kill(run.pid, 'SIGTERM');
     const r = await run.done;
     assert.equal(r.code, 0, r.stderr);
     const report = parseReport(r);

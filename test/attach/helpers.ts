@@ -2,16 +2,15 @@
 // test started, run `leakscope attach` and parse its JSON report.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnalysisResult } from '../../src/analyses/result.js';
+import { testDir } from '../support/tmp.js';
 
 export const root = new URL('../..', import.meta.url).pathname;
 export const CLI = join(root, 'src/cli/main.ts');
 
 export function tempDir(tag: string): string {
-  return mkdtempSync(join(tmpdir(), `leakscope-${tag}-`));
+  return testDir(`leakscope-${tag}`);
 }
 
 /** Builds test/programs/NAME.c like a distribution binary (-O2, no frame pointers). */
@@ -34,6 +33,48 @@ export async function startReady(cmd: string, args: string[]): Promise<ChildProc
     child.on('exit', (code) => reject(new Error(`${cmd} exited (${code}) before it was ready`)));
   });
   return child;
+}
+
+/** A test program that waits for "go" on stdin after "ready" (att-pool ... go): the test starts
+ *  it once its tracer is live, then waits for what the program says it did, never for a time. */
+export interface Driven {
+  child: ChildProcess;
+  pid: number;
+  go(): void;
+  /** What the program printed so far. */
+  output(): string;
+  /** The last "leaked N" it printed (0 before the first). */
+  leaked(): number;
+  /** Resolves once the program has printed "leaked N" for at least n leaks. */
+  untilLeaked(n: number): Promise<void>;
+}
+
+export async function startDriven(cmd: string, args: string[]): Promise<Driven> {
+  const child = spawn(cmd, [...args, 'go'], { stdio: ['pipe', 'pipe', 'inherit'] });
+  let out = '';
+  const waiters: { test: () => boolean; resolve: () => void }[] = [];
+  const leaked = (): number => {
+    const all = out.match(/^leaked (\d+)$/gm);
+    return all ? Number(all[all.length - 1]!.slice(7)) : 0;
+  };
+  child.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+    for (const w of waiters.splice(0)) if (w.test()) w.resolve(); else waiters.push(w);
+  });
+  const until = (test: () => boolean, what: string): Promise<void> => new Promise((resolve, reject) => {
+    if (test()) return resolve();
+    waiters.push({ test, resolve });
+    child.once('exit', (code) => reject(new Error(`${cmd} exited (${code}) before ${what}; it printed:\n${out.slice(-500)}`)));
+  });
+  await until(() => out.includes('ready'), 'it was ready');
+  return {
+    child,
+    pid: child.pid!,
+    go: () => child.stdin!.write('go\n'),
+    output: () => out,
+    leaked,
+    untilLeaked: (n) => until(() => leaked() >= n, `it leaked ${n} times`),
+  };
 }
 
 /** Ends a server we started: SIGTERM (it ends its own workers), SIGKILL after 5 s. */
@@ -85,8 +126,9 @@ export function parseReport(r: CliRun): AnalysisResult {
   }
 }
 
-/** Starts attach; resolves `started` once it traces, `done` with its output at the end. */
-export function attachInBackground(args: string[]): { pid: number; started: Promise<void>; done: Promise<CliRun> } {
+/** Starts attach; resolves `started` once it traces (its targets' probes are all attached:
+ *  "leakscope: tracing" is printed after that), `done` with its output at the end. */
+export function attachInBackground(args: string[]): { pid: number; started: Promise<void>; done: Promise<CliRun>; stdout(): string; stderr(): string } {
   const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
@@ -98,6 +140,15 @@ export function attachInBackground(args: string[]): { pid: number; started: Prom
     if (stderr.includes('leakscope: tracing')) startedResolve();
   });
   const done = new Promise<CliRun>((resolve) => child.on('exit', (code) => { startedResolve(); resolve({ code: code ?? -1, stdout, stderr }); }));
-  return { pid: child.pid!, started, done };
+  return { pid: child.pid!, started, done, stdout: () => stdout, stderr: () => stderr };
+}
+
+/** Polls `test` every 50 ms until it holds (a readiness condition, not a time guess). */
+export async function until(test: () => boolean, what: string, timeoutMs = 60000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!test()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
 }
 

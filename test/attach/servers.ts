@@ -3,7 +3,7 @@
 // exactly the master we started (which ends its own workers).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 
@@ -173,6 +173,47 @@ export function curlRequests(port: number, runs: number, perRun: number, path = 
   for (let i = 0; i < runs; i++) {
     const r = spawnSync('curl', ['-s', '-o', '/dev/null', `http://127.0.0.1:${port}${path}?[1-${perRun}]`]);
     if (r.status !== 0) throw new Error(`curl failed: ${r.stderr}`);
+  }
+}
+
+/** The processes whose parent is pid, from /proc. */
+export function childrenOf(pid: number): number[] {
+  const out: number[] = [];
+  for (const n of readdirSync('/proc')) {
+    if (!/^\d+$/.test(n)) continue;
+    try {
+      const st = readFileSync(`/proc/${n}/stat`, 'latin1');
+      if (Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(n));
+    } catch {
+      // gone
+    }
+  }
+  return out.sort((a, b) => a - b);
+}
+
+function cpuTicks(pid: number): number {
+  try {
+    const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return -1;
+  }
+}
+
+/** Resolves once the processes have used no CPU for three samples in a row (100 ms apart): the
+ *  work a test drove is over (a request's pool destroyed after its response was read), so a
+ *  tracer stopped now saw all of it. */
+export async function quiescent(pids: number[], timeoutMs = 60000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  let last = pids.map(cpuTicks).join(',');
+  let still = 0;
+  while (still < 3) {
+    if (Date.now() > end) throw new Error(`processes ${pids.join(' ')} never went quiet`);
+    await new Promise((r) => setTimeout(r, 100));
+    const now = pids.map(cpuTicks).join(',');
+    still = now === last ? still + 1 : 0;
+    last = now;
   }
 }
 

@@ -13,7 +13,7 @@ import { WindowSink } from '../../src/analyses/window.js';
 import { htmlReport } from '../../src/reports/html/report.js';
 import { scenario, scenarioResult, STEP } from '../reports/scenario.js';
 import { TraceWriter } from '../../src/trace/writer.js';
-import { leakscope } from '../reports/cli.js';
+import { cliSync } from '../support/cli.js';
 
 let browser: BrowserContext;
 let close: () => Promise<void>;
@@ -164,8 +164,8 @@ test('hostile names in a trace run nothing and show as text (through leakscope r
   for (const e of s.events) w.event(e);
   await w.close();
   const file = join(dir, 'hostile-cli.html');
-  const r = leakscope(['report', trace, '-o', file, '--open'], { DISPLAY: '', WAYLAND_DISPLAY: '' });
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['report', trace, '-o', file, '--open'], { env: { DISPLAY: '', WAYLAND_DISPLAY: '' } });
+  assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, `${file}\n`, '--open without a desktop prints the path');
   const p = await browser.newPage();
   const errors: string[] = [];

@@ -1,35 +1,32 @@
 // `leakscope analyze` end to end: the real CLI on real and generated inputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { StackInterner } from '../../src/model/stacks.js';
 import { frame } from '../../src/model/events.js';
 import type { AnalysisResult } from '../../src/analyses/result.js';
+import { testDir } from '../support/tmp.js';
+import { cliSync } from '../support/cli.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = (name: string) => join(root, 'test/fixtures', name);
-const dir = mkdtempSync(join(tmpdir(), 'ls-analyze-'));
+const dir = testDir('ls-analyze');
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', ...args], { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' } });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+const analyze = (...args: string[]) => cliSync(['analyze', ...args]);
 
 test('text report on an APR log: event clock said, verdicts in words, fits 100 columns', () => {
-  const r = cli(fixture('apr-pool-debug.httpd-1child.log.gz'));
-  assert.equal(r.code, 0, r.err);
-  assert.match(r.out, /Clock: event sequence — times and ages count events, not seconds\./);
-  assert.match(r.out, /=== Process 3160 \(parent 3156\)/);
-  assert.match(r.out, /Verdict: LEAK/);
-  assert.match(r.out, /pchild: Grew steadily/);
-  assert.match(r.out, /Fed by\s+mod_leaky\.c:25/);
-  assert.match(r.out, /=== Process 3156[^\n]*\nVerdict: STEADY/);
-  for (const line of r.out.split('\n')) assert.ok([...line].length <= 100, `too wide: ${line}`);
+  const r = analyze(fixture('apr-pool-debug.httpd-1child.log.gz'));
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Clock: event sequence — times and ages count events, not seconds\./);
+  assert.match(r.stdout, /=== Process 3160 \(parent 3156\)/);
+  assert.match(r.stdout, /Verdict: LEAK/);
+  assert.match(r.stdout, /pchild: Grew steadily/);
+  assert.match(r.stdout, /Fed by\s+mod_leaky\.c:25/);
+  assert.match(r.stdout, /=== Process 3156[^\n]*\nVerdict: STEADY/);
+  for (const line of r.stdout.split('\n')) assert.ok([...line].length <= 100, `too wide: ${line}`);
 });
 
 test('a path longer than the terminal: header and warnings still fit 100 columns, file name kept', () => {
@@ -37,18 +34,18 @@ test('a path longer than the terminal: header and warnings still fit 100 columns
   mkdirSync(deep, { recursive: true });
   const input = join(deep, 'apr-pool-debug.httpd-1child.log.gz');
   copyFileSync(fixture('apr-pool-debug.httpd-1child.log.gz'), input);
-  const r = cli(input);
-  assert.equal(r.code, 0, r.err);
+  const r = analyze(input);
+  assert.equal(r.code, 0, r.stderr);
   assert.ok(input.length > 100);
-  assert.match(r.out, /^Input: ….*\/apr-pool-debug\.httpd-1child\.log\.gz$/m);
-  assert.match(r.out, /skipped 7 line\(s\)/);
-  for (const line of r.out.split('\n')) assert.ok([...line].length <= 100, `too wide: ${line}`);
+  assert.match(r.stdout, /^Input: ….*\/apr-pool-debug\.httpd-1child\.log\.gz$/m);
+  assert.match(r.stdout, /skipped 7 line\(s\)/);
+  for (const line of r.stdout.split('\n')) assert.ok([...line].length <= 100, `too wide: ${line}`);
 });
 
 test('JSON report is the AnalysisResult; --pid and --top apply', () => {
-  const r = cli(fixture('nginx-debug.1worker.log.gz'), '--format', 'json', '--top', '1', '--pid', '3643');
-  assert.equal(r.code, 0, r.err);
-  const j = JSON.parse(r.out) as AnalysisResult;
+  const r = analyze(fixture('nginx-debug.1worker.log.gz'), '--format', 'json', '--top', '1', '--pid', '3643');
+  assert.equal(r.code, 0, r.stderr);
+  const j = JSON.parse(r.stdout) as AnalysisResult;
   assert.equal(j.tool, 'leakscope');
   assert.equal(j.version, 1);
   assert.equal(j.clock, 'ns');
@@ -71,11 +68,11 @@ test('a sampled .lstrace: the report says figures are estimates', async () => {
   w.event({ kind: 'process', pid: 42, t: 0, ppid: 1, command: 'srv --port 1', exe: '/srv' });
   for (let i = 0; i < 500; i++) w.event({ kind: 'alloc', pid: 42, t: (i + 1) * 1e7, tid: 42, addr: 0x10000 + i * 64, size: 512, stack: leak });
   await w.close();
-  const text = cli(path);
-  assert.equal(text.code, 0, text.err);
-  assert.match(text.out, /Sampled trace: counts and bytes are unbiased estimates/);
-  assert.match(text.out, /remember_session \(srv\.c:10\)/);
-  const j = JSON.parse(cli(path, '--format', 'json').out) as AnalysisResult;
+  const text = analyze(path);
+  assert.equal(text.code, 0, text.stderr);
+  assert.match(text.stdout, /Sampled trace: counts and bytes are unbiased estimates/);
+  assert.match(text.stdout, /remember_session \(srv\.c:10\)/);
+  const j = JSON.parse(analyze(path, '--format', 'json').stdout) as AnalysisResult;
   assert.equal(j.estimated, true);
   const w1 = 1 / (1 - Math.exp(-512 / 4096));
   assert.equal(j.processes[0]!.sites[0]!.count, Math.round(500 * w1));
@@ -95,10 +92,10 @@ test('bad options and inputs: one line, non-zero exit, no stack trace', () => {
     [[garbage], /garbage\.bin/],
   ];
   for (const [args, re] of cases) {
-    const r = cli(...args);
+    const r = analyze(...args);
     assert.notEqual(r.code, 0, args.join(' '));
-    assert.match(r.err, re);
-    assert.equal(r.err.trim().split('\n').length, 1, r.err);
-    assert.doesNotMatch(r.err, /\n\s+at /);
+    assert.match(r.stderr, re);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+    assert.doesNotMatch(r.stderr, /\n\s+at /);
   }
 });

@@ -4,19 +4,19 @@
 // command. The last test failed when damage was found by a regex over the warnings' text.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { readInputs } from '../../src/sources/open.js';
 import type { InputStats } from '../../src/sources/open.js';
 import { analyzeInputs } from '../../src/analyses/pipeline.js';
+import { cli } from '../support/cli.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const fixture = (name: string) => join(root, 'test/fixtures', name);
-const tsx = pathToFileURL(join(root, 'node_modules/tsx/dist/loader.mjs')).href;
 let dir = '';
 const f = (name: string) => join(dir, name);
 
@@ -25,13 +25,6 @@ async function statsOf(path: string): Promise<InputStats> {
   return stats[0]!;
 }
 
-function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', tsx, join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' }, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? Number((err as { code?: unknown }).code ?? 128) : 0, stdout, stderr });
-    });
-  });
-}
 
 before(() => {
   dir = mkdtempSync(join(tmpdir(), 'ls-damage-kind-'));

@@ -3,16 +3,15 @@
 // Checked on copies of src/ with implementations removed or broken, run as users run the CLI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
 import { cpSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { guard } from '../../src/cli/guard.js';
 import { loadCommand } from '../../src/cli/lazy.js';
+import { cliSync } from '../support/cli.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
-const tsx = pathToFileURL(join(root, 'node_modules/tsx/dist/loader.mjs')).href;
 const GOOD = join(root, 'test/fixtures/nginx-debug.1worker.log.gz');
 const COMMANDS = ['analyze', 'info', 'import', 'run', 'snapshot', 'attach', 'doctor', 'report', 'export', 'diff', 'mark', 'kernel'];
 
@@ -25,12 +24,8 @@ function copyTree(): string {
   return dir;
 }
 
-function cli(tree: string, args: string[]) {
-  const r = spawnSync(process.execPath, ['--import', tsx, join(tree, 'src/cli/main.ts'), ...args], {
-    cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' }, timeout: 50_000,
-  });
-  return { code: r.status, out: r.stdout, err: r.stderr };
-}
+/** The CLI of a tree (the project's own, or a copy) as users run it. */
+const cli = (tree: string, args: string[]) => cliSync(args, { main: join(tree, 'src/cli/main.ts') });
 
 test('--help of the program and of every command loads no implementation', (t) => {
   const tree = copyTree();
@@ -42,19 +37,19 @@ test('--help of the program and of every command loads no implementation', (t) =
   for (const args of [['--help'], ...COMMANDS.map((c) => [c, '--help'])]) {
     const real = cli(root, args);
     const lazy = cli(tree, args);
-    assert.equal(real.code, 0, real.err);
-    assert.equal(lazy.code, 0, `${args.join(' ')}: ${lazy.err}`);
-    assert.equal(lazy.out, real.out, `${args.join(' ')}: same help without the implementations`);
-    assert.match(lazy.out, /Usage: leakscope/);
+    assert.equal(real.code, 0, real.stderr);
+    assert.equal(lazy.code, 0, `${args.join(' ')}: ${lazy.stderr}`);
+    assert.equal(lazy.stdout, real.stdout, `${args.join(' ')}: same help without the implementations`);
+    assert.match(lazy.stdout, /Usage: leakscope/);
   }
   // Commander's own usage errors need no implementation either.
   const bad = cli(tree, ['analyze']);
   assert.equal(bad.code, 1);
-  assert.match(bad.err, /^leakscope: missing required argument 'files'/);
+  assert.match(bad.stderr, /^leakscope: missing required argument 'files'/);
   // ...and a command that runs does load it.
   const ran = cli(tree, ['info', GOOD]);
   assert.equal(ran.code, 70);
-  assert.equal(ran.err, 'leakscope: internal error: the info command cannot be loaded: implementation loaded (please report this)\n');
+  assert.equal(ran.stderr, 'leakscope: internal error: the info command cannot be loaded: implementation loaded (please report this)\n');
 });
 
 test('a command whose implementation cannot be loaded fails in one line; the others still work', (t) => {
@@ -65,20 +60,20 @@ test('a command whose implementation cannot be loaded fails in one line; the oth
 
   const broken = cli(tree, ['analyze', GOOD, '--format', 'json']);
   assert.equal(broken.code, 70);
-  assert.equal(broken.out, '');
-  const lines = broken.err.split('\n').filter(Boolean);
-  assert.equal(lines.length, 1, broken.err);
+  assert.equal(broken.stdout, '');
+  const lines = broken.stderr.split('\n').filter(Boolean);
+  assert.equal(lines.length, 1, broken.stderr);
   assert.match(lines[0]!, /^leakscope: internal error: the analyze command cannot be loaded: .*pipeline.*\(please report this\)$/);
 
   const info = cli(tree, ['info', GOOD, '--format', 'json']);
-  assert.equal(info.code, 0, info.err);
-  const j = JSON.parse(info.out) as { files: { source: string; events: number }[] };
+  assert.equal(info.code, 0, info.stderr);
+  const j = JSON.parse(info.stdout) as { files: { source: string; events: number }[] };
   assert.equal(j.files[0]!.source, 'nginx-log');
   assert.ok(j.files[0]!.events > 0);
   // Another command's own user errors are unchanged.
   const snap = cli(tree, ['snapshot', 'x']);
   assert.equal(snap.code, 2);
-  assert.equal(snap.err, 'leakscope: "x" is not a process id\n');
+  assert.equal(snap.stderr, 'leakscope: "x" is not a process id\n');
 });
 
 test('guard turns a rejected lazy import into one stderr line and exit status 70', async (t) => {

@@ -2,18 +2,18 @@
 // checks that agree with independent tools (readelf) and with how the binaries were built.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DoctorReport } from '../../src/doctor/check.js';
+import { cliSync } from '../support/cli.js';
 
 const root = new URL('../..', import.meta.url).pathname;
-const cli = ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'doctor'];
 
 function doctor(args: string[]): { code: number | null; report: DoctorReport } {
-  const r = spawnSync(process.execPath, [...cli, ...args, '--format', 'json'], { cwd: root, encoding: 'utf8' });
-  return { code: r.status, report: JSON.parse(r.stdout) as DoctorReport };
+  const r = cliSync(['doctor', ...args, '--format', 'json']);
+  return { code: r.code, report: JSON.parse(r.stdout) as DoctorReport };
 }
 const get = (r: DoctorReport, id: string) => {
   const c = r.checks.find((x) => x.id === id);
@@ -102,15 +102,15 @@ test('bad targets: a missing process or a non-program fail the check (exit 1); b
   assert.equal(text.code, 1);
   assert.equal(get(text.report, 'target-elf').detail, 'not an ELF file');
   for (const args of [['--pid', 'abc'], ['--exe', '/no/such/file'], ['--format', 'xml'], ['--pid', '1', '--exe', '/bin/sh']]) {
-    const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, encoding: 'utf8' });
-    assert.equal(r.status, 2, args.join(' '));
+    const r = cliSync(['doctor', ...args]);
+    assert.equal(r.code, 2, args.join(' '));
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
     assert.match(r.stderr, /^leakscope: /);
   }
 });
 
 test('the text report has a ✓/✗ line per check', () => {
-  const r = spawnSync(process.execPath, [...cli, '--exe', '/usr/sbin/nginx'], { cwd: root, encoding: 'utf8' });
+  const r = cliSync(['doctor', '--exe', '/usr/sbin/nginx']);
   assert.match(r.stdout, /^System$/m);
   assert.match(r.stdout, /^ {2}✓ BTF: /m);
   assert.match(r.stdout, /^ {2}✓ allocator profile nginx: matches$/m);

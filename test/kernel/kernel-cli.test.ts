@@ -2,16 +2,14 @@
 // read back with readTrace; and one-line errors for bad input.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { buildKernelProgram, MiB, startKernelProgram } from './program.js';
+import { cliSync, spawnCli } from '../support/cli.js';
 
-const root = new URL('../..', import.meta.url).pathname;
-const cli = ['--import', 'tsx', join(root, 'src/cli/main.ts')];
 
 test('leakscope kernel --pid writes the events to a trace', async (t) => {
   const { path, dir } = buildKernelProgram();
@@ -22,9 +20,9 @@ test('leakscope kernel --pid writes the events to a trace', async (t) => {
   });
   const out = join(dir, 'k.lstrace');
   const before = process.hrtime.bigint();
-  const ls = spawn(process.execPath, [...cli, 'kernel', '--pid', String(run.pid), '-o', out, '--rss-interval', '100ms'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  const ls = spawnCli(['kernel', '--pid', String(run.pid), '-o', out, '--rss-interval', '100ms'], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
-  const lines = createInterface({ input: ls.stderr });
+  const lines = createInterface({ input: ls.stderr! });
   await new Promise<void>((resolve, reject) => {
     lines.on('line', (l) => {
       stderr += l + '\n';
@@ -64,8 +62,8 @@ for (const [args, re] of [
   [['kernel', '--pid', '1', '--duration', 'soon'], /--duration: not a duration/],
 ] as const) {
   test(`leakscope ${args.join(' ')} fails with one line`, () => {
-    const r = spawnSync(process.execPath, [...cli, ...args], { cwd: root, encoding: 'utf8' });
-    assert.equal(r.status, 2);
+    const r = cliSync([...args]);
+    assert.equal(r.code, 2);
     assert.match(r.stderr, re);
     assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   });

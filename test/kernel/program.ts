@@ -1,14 +1,13 @@
 // Runs test/programs/unw-kernel.c: starts it, lets it go, collects its STEP lines.
 import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { testDir } from '../support/tmp.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
 export function buildKernelProgram(): { path: string; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'ls-kernel-'));
+  const dir = testDir('ls-kernel');
   const path = join(dir, 'unw-kernel');
   execFileSync('gcc', ['-O2', '-g', '-fomit-frame-pointer', '-o', path, join(root, 'test/programs/unw-kernel.c')]);
   return { path, dir };

@@ -27,8 +27,10 @@ after(async () => {
 });
 
 async function load(until: () => boolean, tag: string): Promise<void> {
+  // Labels of the same lengths in every round (the label strings' sizes are compared across runs).
   for (let i = 0; !until(); i++) {
-    await Promise.all([curlBatch(server.port, `${tag}${i}`, 50, 5), curlBatch(server.port, `${tag}${i}i`, 20, 0, '/leaki')]);
+    const round = `${tag}${String(i).padStart(4, '0')}`;
+    await Promise.all([curlBatch(server.port, round, 50, 5), curlBatch(server.port, `${round}i`, 20, 0, '/leaki')]);
   }
 }
 
@@ -45,22 +47,52 @@ async function readAll(path: string): Promise<{ events: Event[]; syms: SymbolTab
   return { events, syms };
 }
 
-test('the allocator probed at its entry gives the same events and stacks; interpreted frames have their lines', { timeout: 30_000 }, async () => {
-  const out = join(dir, 'entry.lstrace');
-  process.env.LSTRACE_LUAJIT_NO_FAST = '1';
+/** Traces the workers for `ms` under load; LSTRACE_LUAJIT_NO_FAST=1 probes the allocator at its entry. */
+async function traceUnderLoad(out: string, ms: number, tag: string, entry: boolean): Promise<{ events: Event[]; syms: SymbolTables }> {
+  if (entry) process.env.LSTRACE_LUAJIT_NO_FAST = '1';
   let done = false;
   try {
-    const traced = attachLuajit({ pids: server.workers, durationMs: 3000, out, settleMs: 0 }).finally(() => (done = true));
-    await load(() => done, 'e');
+    const traced = attachLuajit({ pids: server.workers, durationMs: ms, out, settleMs: 0 }).finally(() => (done = true));
+    await load(() => done, tag);
     const res = await traced;
     assert.ok(res.events > 500, `${res.events} events`);
   } finally {
     delete process.env.LSTRACE_LUAJIT_NO_FAST;
   }
-  const { events, syms } = await readAll(out);
+  return readAll(out);
+}
+
+/** Allocations whose Lua stack ends in leaky.lua, as "size <- file:line fn < ..." with how often each was seen. */
+function leakyStacks(events: Event[], syms: SymbolTables): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const e of events) {
+    if (e.kind !== 'alloc') continue;
+    const st = syms.scope(e.pid).stackFrames(e.stack);
+    if (!st[0]?.file.endsWith('leaky.lua')) continue;
+    const k = `${e.size} <- ${st.map((f) => `${f.file}:${f.line} ${f.fn}`).join(' < ')}`;
+    out.set(k, (out.get(k) ?? 0) + 1);
+  }
+  return out;
+}
+
+test('the allocator probed at its entry gives the same events and stacks as the fast path; interpreted frames have their lines', { timeout: 60_000 }, async () => {
+  const fast = await traceUnderLoad(join(dir, 'fast.lstrace'), 3000, 'f', false);
+  const entry = await traceUnderLoad(join(dir, 'entry.lstrace'), 3000, 'e', true);
+  const { events, syms } = entry;
   const allocs = events.filter((e) => e.kind === 'alloc');
+  assert.ok(allocs.length > 100, `${allocs.length} allocations`);
+  // Frees are seen through the entry probe too: blocks allocated while traced, then collected.
+  const made = new Set(allocs.map((e) => `${e.pid}:${e.kind === 'alloc' ? e.addr : 0}`));
   const frees = events.filter((e) => e.kind === 'free');
-  assert.ok(allocs.length > 100 && frees.length >= 0);
+  assert.ok(frees.some((e) => e.kind === 'free' && made.has(`${e.pid}:${e.addr}`)), `${frees.length} frees, none of a block allocated while traced`);
+  // The same allocations, of the same sizes, from the same Lua stacks, as the fast path gave on
+  // the same requests: every (size, stack) the handlers make per request (seen 5 times or more
+  // in a run; a one-off such as the growth of the module table is left out) is in both.
+  const frequent = (m: Map<string, number>) => new Set([...m].filter(([, n]) => n >= 5).map(([k]) => k));
+  const a = frequent(leakyStacks(fast.events, fast.syms));
+  const b = frequent(leakyStacks(entry.events, entry.syms));
+  assert.ok(a.size >= 2, [...a].join('\n'));
+  assert.deepEqual([...b].sort(), [...a].sort());
   const leafs: Frame[] = allocs.map((e) => syms.scope(e.pid).stackFrames(e.kind === 'alloc' ? e.stack : 0)[0]!).filter(Boolean);
   assert.ok(leafs.some((f) => f.file.endsWith('leaky.lua') && f.line === LEAK_LINE), 'the leaking line was never seen');
   // The handler with the JIT off: the interpreter's saved PC gives the line.

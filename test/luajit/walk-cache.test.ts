@@ -26,20 +26,30 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Traces while driving a fixed mix of compiled and interpreted requests; env set for the tracer only. */
+/** Rounds of requests traced: a fixed amount of traffic, however slow the machine is. */
+const ROUNDS = 6;
+
+/** Traces a fixed mix of compiled and interpreted requests, sent once the worker's allocator is
+ * probed; env set for the tracer only. */
 async function trace(name: string, env: Record<string, string>): Promise<AttachLuajitResult & { out: string }> {
   const out = join(dir, `${name}.lstrace`);
   for (const [k, v] of Object.entries(env)) process.env[k] = v;
   let done = false;
+  const stop = new AbortController();
+  const probed = new Set<number>();
   let traced: Promise<AttachLuajitResult>;
   try {
-    traced = attachLuajit({ pids: server.workers, durationMs: 2500, out, settleMs: 0 }).finally(() => (done = true));
+    traced = attachLuajit({ pids: server.workers, durationMs: 120_000, out, settleMs: 0, signal: stop.signal, onTraced: (pid) => probed.add(pid) })
+      .finally(() => (done = true));
   } finally {
     for (const k of Object.keys(env)) delete process.env[k];
   }
-  for (let i = 0; !done; i++) {
+  // The tracer finds the allocator through a Lua API call: requests until it has.
+  for (let i = 0; probed.size < server.workers.length && !done; i++) await curlBatch(server.port, `${name}w${i}`, 5, 0);
+  for (let i = 0; i < ROUNDS && !done; i++) {
     await Promise.all([curlBatch(server.port, `${name}${i}`, 40, 5), curlBatch(server.port, `${name}${i}i`, 20, 0, '/leaki')]);
   }
+  stop.abort();
   return { ...(await traced), out };
 }
 

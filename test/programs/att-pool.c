@@ -1,12 +1,14 @@
 /* att-pool: a program with its own pool allocator (tests the user-profile path of
  * `leakscope attach`; profiles/allocators described in docs/allocator-profiles.md).
  *
- *   att-pool ITERATIONS SLEEP_MS LEAK_EVERY
+ *   att-pool ITERATIONS SLEEP_MS LEAK_EVERY [go]
  * Each iteration creates a request pool (child of a long-lived server pool), tags it,
  * allocates from it and destroys it; every LEAK_EVERY-th iteration leaky_handler() forgets to
- * destroy its pool, and leaky_malloc() forgets a 100-byte malloc. Prints "ready" once set up.
- * 200 blocks malloc'd at start are freed one per iteration from 2.5 s on: frees of blocks
- * allocated before a tracer attached ("unknown free", never a leak).
+ * destroy its pool, and leaky_malloc() forgets a 100-byte malloc, and the program prints
+ * "leaked N". Prints "ready" once set up; with "go" it then waits for a line on stdin before the
+ * first iteration, so a test starts it once its tracer is live (no sleep to guess how long an
+ * attach takes). 200 blocks malloc'd at start are freed one per iteration from iteration 100 on:
+ * frees of blocks allocated before a tracer attached ("unknown free", never a leak).
  * Built -O2 -fomit-frame-pointer like a distribution binary. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,21 +60,29 @@ int main(int argc, char **argv)
   long sleep_ms = argc > 2 ? atol(argv[2]) : 10;
   long leak_every = argc > 3 ? atol(argv[3]) : 10;
   if (leak_every < 1) leak_every = 1;
+  int wait_go = argc > 4 && strcmp(argv[4], "go") == 0;
   static char *early[200];
   for (int k = 0; k < 200; k++) early[k] = malloc(64);
   int early_left = 200;
-  struct timespec t0, now;
-  clock_gettime(CLOCK_MONOTONIC, &t0);
+  long leaked = 0;
   server_pool = mp_create(NULL, 8192);
   mp_tag(server_pool, "server");
   printf("ready %d\n", (int)getpid());
   fflush(stdout);
+  if (wait_go) {
+    char line[64];
+    if (!fgets(line, sizeof(line), stdin)) return 1;
+  }
   for (long i = 0; iters < 0 || i < iters; i++) {
     good_handler(i);
     balanced_malloc(i);
-    if (i % leak_every == leak_every - 1) { leaky_handler(i); leaky_malloc(i); }
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (early_left > 0 && (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > 2500) free(early[--early_left]);
+    if (i % leak_every == leak_every - 1) {
+      leaky_handler(i);
+      leaky_malloc(i);
+      printf("leaked %ld\n", ++leaked);
+      fflush(stdout);
+    }
+    if (early_left > 0 && i >= 100) free(early[--early_left]);
     if (sleep_ms > 0) { struct timespec ts = { sleep_ms / 1000, (sleep_ms % 1000) * 1000000L }; nanosleep(&ts, NULL); }
   }
   printf("done\n");

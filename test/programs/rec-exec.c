@@ -24,8 +24,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   for (int i = 0; i < 4; i++) before_exec(700);
-  struct sigaction sa;
-  if (sigaction(SIGUSR2, NULL, &sa) == 0 && sa.sa_handler != SIG_DFL && sa.sa_handler != SIG_IGN) raise(SIGUSR2);
+  // Only under the recorder (its SIGUSR2 handler is hidden from sigaction: ask the environment).
+  if (getenv("LEAKSCOPE_TRACE")) raise(SIGUSR2);
   char *args[] = {argv[0], "again", NULL};
   execv("/proc/self/exe", args);
   return 1;

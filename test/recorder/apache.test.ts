@@ -3,13 +3,13 @@
 // child (request -> transaction -> pchild) with pool allocations attributed to httpd's callers.
 import { strict as assert } from 'node:assert';
 import { execFileSync, spawn } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Event } from '../../src/model/events.js';
 import { SymbolTables } from '../../src/model/stacks.js';
-import { buildRecorder, root, traceEvents, workDir } from './harness.js';
+import { buildRecorder, programs, root, traceEvents, workDir } from './harness.js';
 import { freePort } from '../support/ports.js';
 
 let PORT = 0; // set in before(): a port the kernel picks
@@ -54,11 +54,77 @@ DocumentRoot "${dir}/htdocs"
 `;
 }
 
+/** Builds test/programs/mod_rec_leaky.c with apxs (Debian's apache2-dev) into dir. */
+function buildModule(dir: string): string {
+  copyFileSync(join(programs, 'mod_rec_leaky.c'), join(dir, 'mod_rec_leaky.c'));
+  execFileSync('apxs', ['-c', 'mod_rec_leaky.c'], { cwd: dir, stdio: 'ignore' });
+  return join(dir, '.libs', 'mod_rec_leaky.so');
+}
+
 describe('apache2 under leakscope run', () => {
   before(async () => {
     PORT = await freePort();
     buildRecorder();
     assert.ok(existsSync('/usr/sbin/apache2'), 'Debian apache2 is needed (.ci/run installs it)');
+  });
+
+  // httpd -X calls exit() from its MPM module's frame; apr_pool_terminate, an exit handler, then
+  // unloads the modules and goes on destroying pools (our hooks walk the stack through the
+  // unloaded module's frame: libunwind used to fault there, in about 40% of runs).
+  it('stopped by SIGTERM in -X mode, exits as apache2 does (0), with its report: the module\'s pool leak', async () => {
+    for (let attempt = 0; attempt < 4; attempt++) {
+      const dir = workDir('apache-x');
+      chmodSync(dir, 0o755);
+      mkdirSync(join(dir, 'htdocs'));
+      const mod = buildModule(dir);
+      // The modules Debian enables by default: more libraries unloaded at exit, as users run it.
+      const debian = ['access_compat', 'alias', 'auth_basic', 'authn_core', 'authn_file', 'authz_host', 'authz_user', 'autoindex',
+        'deflate', 'dir', 'env', 'filter', 'mime', 'negotiation', 'reqtimeout', 'setenvif', 'status']
+        .map((m) => `LoadModule ${m}_module ${MODULES}/mod_${m}.so\n`).join('');
+      writeFileSync(join(dir, 'httpd.conf'), config(dir) + debian + 'TypesConfig /etc/mime.types\n' +
+        `LoadModule rec_leaky_module ${mod}\n<Location /leak>\n  SetHandler rec-leaky\n</Location>\n`);
+      const trace = join(dir, 'apache-x.lstrace');
+      const report = join(dir, 'apache-x.json');
+      const run = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '--report', report, '-o', trace, '--',
+        '/usr/sbin/apache2', '-d', dir, '-f', join(dir, 'httpd.conf'), '-X'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      let err = '';
+      run.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((r) => run.on('exit', (code) => r(code)));
+      let httpdPid = 0;
+      try {
+        await waitFor('httpd to listen', portOpen, 20_000);
+        for (let i = 0; i < 30; i++) {
+          const body = execFileSync('curl', ['-s', '--max-time', '5', `http://127.0.0.1:${PORT}/leak`], { encoding: 'utf8' });
+          assert.equal(body, 'leaked\n');
+        }
+        httpdPid = Number(readFileSync(join(dir, 'httpd.pid'), 'utf8').trim());
+        process.kill(httpdPid, 'SIGTERM');
+        assert.equal(await exited, 0, `attempt ${attempt + 1}: ${err}`);
+      } finally {
+        if (run.exitCode === null) {
+          if (httpdPid) try { process.kill(httpdPid, 'SIGKILL'); } catch { /* gone */ }
+          run.kill('SIGKILL');
+        }
+      }
+      assert.doesNotMatch(err, /killed by/);
+      const r = JSON.parse(readFileSync(report, 'utf8')) as import('../../src/analyses/result.js').AnalysisResult;
+      const p = r.processes.find((x) => x.pid === httpdPid)!;
+      assert.equal(p.exited, true);
+      assert.equal(p.exitCode, 0);
+      // The pchild pool was destroyed at exit with its 30 leaked blocks; they were allocated by
+      // the module's handler, named from the module that is unloaded by then.
+      const { events } = await traceEvents(trace);
+      const tables = new SymbolTables();
+      for (const e of events) {
+        if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+        else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+      }
+      const leaks = events.filter((e) => e.kind === 'pool-alloc' && e.size === 2048 && tables.scope(e.pid).stackFrames(e.stack)[0]?.fn === 'handler');
+      assert.equal(leaks.length, 30);
+      assert.ok(leaks.every((e) => tables.scope(e.pid).stackFrames((e as { stack: number }).stack)[0]!.module === mod));
+      // Pools destroyed on the way out (after exit() was called from the MPM module) were recorded.
+      assert.ok(events.some((e) => e.kind === 'pool-destroy' && tables.scope(e.pid).stackFrames(e.stack).some((f) => f.fn === 'exit')));
+    }
   });
 
   it('gives a pool tree with APR pool allocations attributed to their callers', async () => {

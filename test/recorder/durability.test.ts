@@ -4,7 +4,7 @@ import { strict as assert } from 'node:assert';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
-import { buildRecorder, compile, leakscope, runJson, sitesWith, spawnRun, traceEvents, until, workDir } from './harness.js';
+import { buildRecorder, compile, leakscope, runJson, scanTrace, sitesWith, spawnRun, traceEvents, until, workDir } from './harness.js';
 
 function allocsOfSize(events: { kind: string }[], size: number): number {
   return events.filter((e) => e.kind === 'alloc' && (e as { size: number }).size === size).length;
@@ -73,21 +73,32 @@ describe('recorder durability', () => {
     }
   });
 
-  it('forks while other threads allocate: no hang, every child recorded', async () => {
+  it('forks while other threads allocate: no hang, every child and every allocation recorded', async () => {
     const exe = compile(dir, 'rec-forkstress', ['-pthread']);
     const trace = join(dir, 'forkstress.lstrace');
     const started = Date.now();
     const run = leakscope(['run', '--no-summary', '-o', trace, '--', exe], { timeout: 50_000 });
     assert.equal(run.status, 0, run.stderr);
     assert.ok(Date.now() - started < 45_000);
-    const { events, warnings } = await traceEvents(trace);
+    // The program makes a fixed amount (3 threads x 100 rounds x 400 pairs): the trace is
+    // streamed and counted, never held.
+    let parent = -1;
+    const children = new Set<number>();
+    const per = { small: 0, large: 0, leaks: new Set<number>(), exits: 0, forks: 0 };
+    const { warnings } = await scanTrace(trace, (e) => {
+      if (e.kind === 'fork') { per.forks++; children.add(e.pid); parent = e.parentPid; }
+      else if (e.kind === 'alloc' && children.has(e.pid) && e.size === 48) per.leaks.add(e.pid);
+      else if (e.kind === 'alloc' && !children.has(e.pid) && e.size === 72) per.small++;
+      else if (e.kind === 'alloc' && !children.has(e.pid) && e.size === 1032) per.large++;
+      else if (e.kind === 'exit' && children.has(e.pid)) per.exits++;
+    });
     assert.deepEqual(warnings, []);
-    const forks = events.filter((e) => e.kind === 'fork');
-    assert.equal(forks.length, 100);
-    const children = new Set(forks.map((f) => f.pid));
-    const leaks = events.filter((e) => e.kind === 'alloc' && e.size === 48 && children.has(e.pid));
-    assert.equal(leaks.length, 100);
-    assert.equal(events.filter((e) => e.kind === 'exit' && children.has(e.pid)).length, 100);
+    assert.equal(per.forks, 100);
+    assert.ok(parent > 0 && !children.has(parent));
+    assert.equal(per.leaks.size, 100, 'the leak of every child');
+    assert.equal(per.exits, 100);
+    assert.equal(per.small, 3 * 100 * 400);
+    assert.equal(per.large, 3 * 100 * 400);
   });
 
   it('survives a program that closes every descriptor it did not open', () => {

@@ -1,13 +1,12 @@
 // Shared by the recorder tests: builds the recorder and the test programs, runs `leakscope run`
 // from source, and reads traces.
 import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
+import { testDir } from '../support/tmp.js';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const programs = join(root, 'test', 'programs');
@@ -20,10 +19,9 @@ export function buildRecorder(): void {
   built = true;
 }
 
+/** A directory for a test file's programs and traces, removed when its tests pass. */
 export function workDir(name: string): string {
-  const base = join(tmpdir(), 'leakscope-rec-tests');
-  mkdirSync(base, { recursive: true });
-  return mkdtempSync(join(base, `${name}-`));
+  return testDir(`leakscope-rec-${name}`);
 }
 
 /** Compiles test/programs/<name>.c the way distributions build: -O2, no frame pointers. */
@@ -70,10 +68,26 @@ export function processWith(r: AnalysisResult, fn: string): ProcessReport[] {
   return r.processes.filter((p) => sitesWith(p, fn).length > 0);
 }
 
+/** Most events a test may hold in an array: a bigger trace is streamed (scanTrace). */
+export const MAX_HELD_EVENTS = 200_000;
+
+/** Every event of a small trace, in an array; fails on a trace too big to hold. */
 export async function traceEvents(path: string): Promise<{ events: Event[]; warnings: string[]; meta: Record<string, unknown> }> {
   const events: Event[] = [];
-  const r = await readTrace(path, { event: (e) => events.push(e) });
+  const r = await readTrace(path, {
+    event: (e) => {
+      if (events.length >= MAX_HELD_EVENTS) throw new Error(`${path}: more than ${MAX_HELD_EVENTS} events: stream it with scanTrace`);
+      events.push(e);
+    },
+  });
   return { events, warnings: r.warnings, meta: r.meta as unknown as Record<string, unknown> };
+}
+
+/** Streams a trace's events to visit (nothing held), in constant memory. */
+export async function scanTrace(path: string, visit: (e: Event) => void): Promise<{ warnings: string[]; events: number }> {
+  let n = 0;
+  const r = await readTrace(path, { event: (e) => { n++; visit(e); } });
+  return { warnings: r.warnings, events: n };
 }
 
 /** Polls fn until it gives a value; fails naming what it waited for. */

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { scenario, STEP, HOSTILE } from './scenario.js';
 import type { Scenario } from './scenario.js';
-import { leakscope } from './cli.js';
+import { cliSync } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-diff-'));
 const small = join(dir, 'small.lstrace');
@@ -30,8 +30,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 interface Row { kind: string; name: string; pid?: number; before: { bytes: number; count?: number }; after: { bytes: number; count?: number }; delta: number }
 const json = (args: string[]): { mode: string; rows: Row[] } => {
-  const r = leakscope(['diff', ...args, '--format', 'json']);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['diff', ...args, '--format', 'json']);
+  assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout);
 };
 
@@ -48,7 +48,7 @@ test('diff two traces: what grew, by site and by pool class', () => {
   // Biggest growth first within sites.
   const sites = d.rows.filter((r) => r.kind === 'site');
   assert.equal(sites[0]!.name, 'leaky_alloc (leaky.c:7)');
-  const text = leakscope(['diff', small, big]).stdout;
+  const text = cliSync(['diff', small, big]).stdout;
   assert.match(text, /^What grew from .*small\.lstrace to .*big\.lstrace:/);
   assert.match(text, /\+195 KiB\s+97\.7 KiB → 293 KiB\s+leaky_alloc \(leaky\.c:7\)\s+\(100 → 300 blocks\)/);
 });
@@ -78,17 +78,17 @@ test('diff two points of one trace: marker names and times as range edges', () =
 
 test('diff as HTML escapes names from the trace; errors are one line', () => {
   const out = join(dir, 'diff.html');
-  const r = leakscope(['diff', small, hostile, '--format', 'html', '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['diff', small, hostile, '--format', 'html', '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   const html = readFileSync(out, 'utf8');
   assert.ok(html.includes('leaky_alloc&lt;script&gt;window.__pwned=1&lt;/script&gt;'));
   assert.ok(!html.includes(HOSTILE) && !html.includes('<script'));
-  const bad = leakscope(['diff', small, '--from', 'nope']);
-  assert.notEqual(bad.status, 0);
+  const bad = cliSync(['diff', small, '--from', 'nope']);
+  assert.notEqual(bad.code, 0);
   assert.equal(bad.stderr, 'leakscope: --from "nope": not a time (e.g. 30s, 1500ms) nor a marker name (markers: "warmup done", "load")\n');
-  assert.match(leakscope(['diff', small, big, '--from', '1s']).stderr, /^leakscope: --from\/--to compare two points of one input/);
-  assert.match(leakscope(['diff', small]).stderr, /^leakscope: give a second input/);
-  assert.match(leakscope(['diff', small, '--from', 'load', '--to', 'warmup done']).stderr, /comes before/);
+  assert.match(cliSync(['diff', small, big, '--from', '1s']).stderr, /^leakscope: --from\/--to compare two points of one input/);
+  assert.match(cliSync(['diff', small]).stderr, /^leakscope: give a second input/);
+  assert.match(cliSync(['diff', small, '--from', 'load', '--to', 'warmup done']).stderr, /comes before/);
 });
 
 test('diff two traces: a heap site and an mmap site of one stack stay two rows', async () => {

@@ -14,7 +14,7 @@ import { createRequire } from 'node:module';
 import { Ajv } from 'ajv';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { scenario } from './scenario.js';
-import { leakscope } from './cli.js';
+import { cliSync } from '../support/cli.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-export-'));
 const trace = join(dir, 'scenario.lstrace');
@@ -36,8 +36,8 @@ after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('pprof: a gzip\'d heap profile that pprof-format decodes, with the workload\'s numbers', () => {
   const out = join(dir, 'heap.pb.gz');
-  const r = leakscope(['export', trace, '--to', 'pprof', '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['export', trace, '--to', 'pprof', '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   const raw = readFileSync(out);
   assert.equal(raw[0], 0x1f);
   assert.equal(raw[1], 0x8b);
@@ -96,8 +96,8 @@ function checkSpeedscope(f: any): void {
 
 test('speedscope: valid under speedscope\'s own schema, stacks outermost first, weights in bytes', () => {
   const out = join(dir, 'heap.speedscope.json');
-  const r = leakscope(['export', trace, '--to', 'speedscope', '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['export', trace, '--to', 'speedscope', '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   const f = JSON.parse(readFileSync(out, 'utf8'));
   checkSpeedscope(f);
   const [inuse, alloc] = f.profiles;
@@ -113,21 +113,21 @@ test('speedscope: valid under speedscope\'s own schema, stacks outermost first, 
 
 test('collapsed: root;...;leaf BYTES lines, outstanding by default, allocated on request', () => {
   const out = join(dir, 'heap.folded');
-  assert.equal(leakscope(['export', trace, '--to', 'collapsed', '-o', out]).status, 0);
+  assert.equal(cliSync(['export', trace, '--to', 'collapsed', '-o', out]).code, 0);
   const lines = readFileSync(out, 'utf8').trimEnd().split('\n').sort();
   assert.deepEqual(lines, ['main;handle_request;leaky_alloc 100000', 'main;remember 30000']);
-  assert.equal(leakscope(['export', trace, '--to', 'collapsed', '--value', 'alloc', '-o', out]).status, 0);
+  assert.equal(cliSync(['export', trace, '--to', 'collapsed', '--value', 'alloc', '-o', out]).code, 0);
   const all = readFileSync(out, 'utf8').trimEnd().split('\n');
   for (const l of all) assert.match(l, /^[^ ;][^;\n]*(;[^;\n]+)* \d+$/);
   assert.equal(all.reduce((a, l) => a + Number(l.split(' ').pop()), 0), 200_000);
 });
 
 test('export: bad format, missing file and garbage are one-line errors', () => {
-  const bad = leakscope(['export', trace, '--to', 'svg', '-o', join(dir, 'x')]);
-  assert.notEqual(bad.status, 0);
+  const bad = cliSync(['export', trace, '--to', 'svg', '-o', join(dir, 'x')]);
+  assert.notEqual(bad.code, 0);
   assert.match(bad.stderr, /^leakscope: --to wants one of pprof, speedscope, collapsed, got "svg"\n$/);
-  const missing = leakscope(['export', join(dir, 'nope.lstrace'), '--to', 'pprof', '-o', join(dir, 'x')]);
-  assert.notEqual(missing.status, 0);
+  const missing = cliSync(['export', join(dir, 'nope.lstrace'), '--to', 'pprof', '-o', join(dir, 'x')]);
+  assert.notEqual(missing.code, 0);
   assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);
   assert.doesNotMatch(missing.stderr, /at .*\.ts:\d+/);
 });
@@ -136,8 +136,8 @@ test('pprof of the real nginx debug log agrees with the analysis on outstanding 
   const { analyzeFiles } = await import('../../src/analyses/pipeline.js');
   const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;
   const out = join(dir, 'nginx.pb.gz');
-  const r = leakscope(['export', fixture, '--to', 'pprof', '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['export', fixture, '--to', 'pprof', '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   const p = Profile.decode(gunzipSync(readFileSync(out)));
   const inuse = new Map<number, number>();
   const objects = new Map<number, number>();

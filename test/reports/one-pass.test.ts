@@ -6,7 +6,8 @@
 // input that can be read only once (a named pipe, `report <(zcat …)`) now works.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import { spawnCli } from '../support/cli.js';
 import { createReadStream, createWriteStream, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -69,9 +70,9 @@ test('report of a named pipe (written once) works: the input is read once', { ti
   const fifo = join(dir, 'log.fifo');
   execFileSync('mkfifo', [fifo]);
   const out = join(dir, 'fifo.html');
-  const cli = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'report', fifo, '-o', out], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const cli = spawnCli(['report', fifo, '-o', out]);
   let stderr = '';
-  cli.stderr.on('data', (d) => (stderr += d));
+  cli.stderr!.on('data', (d) => (stderr += d));
   // One writer, once: a second opening of the pipe would wait forever for another.
   await pipeline(createReadStream(fixture('nginx-debug.1worker.log.gz')), createWriteStream(fifo));
   const timer = setTimeout(() => cli.kill(), 45_000);

@@ -7,7 +7,7 @@ import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { analyzeFiles } from '../../src/analyses/pipeline.js';
-import { leakscope } from './cli.js';
+import { cliSync } from '../support/cli.js';
 
 const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-report-cli-'));
@@ -19,8 +19,8 @@ function embedded(html: string): any {
 
 test('report of the nginx debug log embeds the analysis: processes, verdicts, outstanding bytes, sites', async () => {
   const out = join(dir, 'nginx.html');
-  const r = leakscope(['report', fixture, '-o', out]);
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['report', fixture, '-o', out]);
+  assert.equal(r.code, 0, r.stderr);
   const data = embedded(readFileSync(out, 'utf8'));
   const result = await analyzeFiles([fixture]);
   assert.deepEqual(data.processes.map((p: any) => p.pid), result.processes.map((p) => p.pid));
@@ -43,15 +43,15 @@ test('report of the nginx debug log embeds the analysis: processes, verdicts, ou
 test('report: garbage input and unwritable output are one-line errors', () => {
   const garbage = join(dir, 'garbage.bin');
   writeFileSync(garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) % 256)));
-  const r = leakscope(['report', garbage, '-o', join(dir, 'g.html')]);
-  assert.notEqual(r.status, 0);
+  const r = cliSync(['report', garbage, '-o', join(dir, 'g.html')]);
+  assert.notEqual(r.code, 0);
   assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
   assert.match(r.stderr, /^leakscope: /);
-  const w = leakscope(['report', fixture, '-o', join(dir, 'no', 'such', 'dir', 'x.html')]);
-  assert.notEqual(w.status, 0);
+  const w = cliSync(['report', fixture, '-o', join(dir, 'no', 'such', 'dir', 'x.html')]);
+  assert.notEqual(w.code, 0);
   assert.match(w.stderr, /^leakscope: .*x\.html: cannot write \(no such directory\); nothing was written, choose another output file\n$/);
-  const missing = leakscope(['report', fixture]);
-  assert.notEqual(missing.status, 0);
+  const missing = cliSync(['report', fixture]);
+  assert.notEqual(missing.code, 0);
   assert.match(missing.stderr, /required option '-o, --output <file>'/);
 });
 
@@ -63,12 +63,12 @@ test('report --open: with a desktop the page goes to xdg-open; without one its p
   writeFileSync(join(bin, 'xdg-open'), `#!/bin/sh\nprintf '%s\\n' "$@" > '${opened}'\n`);
   chmodSync(join(bin, 'xdg-open'), 0o755);
   const out = join(dir, 'open me "now".html');
-  const r = leakscope(['report', fixture, '-o', out, '--open'], { DISPLAY: ':97', WAYLAND_DISPLAY: '', PATH: `${bin}:${process.env.PATH}` });
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['report', fixture, '-o', out, '--open'], { env: { DISPLAY: ':97', WAYLAND_DISPLAY: '', PATH: `${bin}:${process.env.PATH}` } });
+  assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, '', 'nothing printed when a browser was started');
   for (let i = 0; i < 100 && !existsSync(opened); i++) await new Promise((res) => setTimeout(res, 50));
   assert.equal(readFileSync(opened, 'utf8'), `${out}\n`, 'xdg-open got the report, as one argument');
-  const headless = leakscope(['report', fixture, '-o', out, '--open'], { DISPLAY: '', WAYLAND_DISPLAY: '', PATH: `${bin}:${process.env.PATH}` });
-  assert.equal(headless.status, 0, headless.stderr);
+  const headless = cliSync(['report', fixture, '-o', out, '--open'], { env: { DISPLAY: '', WAYLAND_DISPLAY: '', PATH: `${bin}:${process.env.PATH}` } });
+  assert.equal(headless.code, 0, headless.stderr);
   assert.equal(headless.stdout, `${out}\n`);
 });

@@ -1,20 +1,19 @@
 // End to end: `leakscope analyze --format json` on each source's real inputs.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnalysisResult, ProcessReport, Series } from '../../src/analyses/result.js';
 import { fixture } from './collect.js';
+import { cliSync } from '../support/cli.js';
 
 const root = new URL('../..', import.meta.url).pathname;
 
 function analyze(...args: string[]): AnalysisResult {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'analyze', '--format', 'json', ...args], {
-    cwd: root, env: { ...process.env, CI: '1' }, encoding: 'utf8', maxBuffer: 256 << 20,
-  });
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['analyze', '--format', 'json', ...args]);
+  assert.equal(r.code, 0, r.stderr);
   return JSON.parse(r.stdout) as AnalysisResult;
 }
 

@@ -90,12 +90,20 @@ test('APR fixture: transaction pool is cleared per connection and destroyed with
   assert.equal(destroys.filter((e) => e.kind === 'pool-destroy' && e.pool === TX).length, 1);
 });
 
-test('APR fixture: the same events whatever the chunk boundaries', async () => {
+test('APR fixture: the same events, stacks and statistics whatever the chunk boundaries', async () => {
   const text = fixtureText(FIXTURE);
   const a = await collect(aprLogSource, text, 65536);
-  const b = await collect(aprLogSource, text, 97);
-  assert.equal(b.events.length, a.events.length);
-  assert.deepEqual(b.events.slice(-50), a.events.slice(-50));
+  // 97 bytes: most lines are cut, many twice; 4093: cuts that fall anywhere in a line.
+  for (const size of [97, 4093]) {
+    const b = await collect(aprLogSource, text, size);
+    assert.equal(b.events.length, a.events.length, `chunks of ${size}`);
+    for (let i = 0; i < a.events.length; i++) assert.deepEqual(b.events[i], a.events[i], `chunks of ${size}: event ${i}`);
+    // Stack ids are the source's own: the frames they stand for must be the same too.
+    for (const e of a.events) {
+      if ('stack' in e && e.stack) assert.deepEqual(b.frames(e.pid, e.stack), a.frames(e.pid, e.stack), `chunks of ${size}: stack ${e.stack} of ${e.pid}`);
+    }
+    assert.deepEqual(b.stats, a.stats, `chunks of ${size}: statistics`);
+  }
 });
 
 const L = (pid: number, act: string, size: number, pool: string, tag: string, site: string, parent: string, tri = '0/0/0') =>

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,12 +9,12 @@ import type { Event, Frame } from '../../src/model/events.js';
 import { heaptrackSource } from '../../src/sources/heaptrack.js';
 import { readInputs } from '../../src/sources/open.js';
 import { collect } from './collect.js';
+import { cliSync } from '../support/cli.js';
 import { Engine } from '../../src/engine/engine.js';
 import { analyze } from '../../src/analyses/analyze.js';
 import type { FastEventSink } from '../../src/model/events.js';
 
 const PROGRAM = new URL('../programs/ht-leak.c', import.meta.url).pathname;
-const ROOT = new URL('../..', import.meta.url).pathname;
 
 /** The engine's fast path without its transient call. */
 function withoutTransient(e: Engine): FastEventSink {
@@ -218,8 +218,8 @@ test('heaptrack: a file cut inside a record is damaged input: the partial record
     const r = await readInputs([path], { event: () => {} });
     assert.equal(r.stats[0]!.source, 'heaptrack');
     assert.match(r.stats[0]!.damaged?.join('\n') ?? '', /ends in the middle of a record/);
-    const cli = spawnSync(process.execPath, ['--import', 'tsx', join(ROOT, 'src/cli/main.ts'), 'analyze', path, '--format', 'json'], { encoding: 'utf8', env: { ...process.env, CI: '1' } });
-    assert.equal(cli.status, 1, cli.stderr);
+    const cli = cliSync(['analyze', path, '--format', 'json']);
+    assert.equal(cli.code, 1, cli.stderr);
     assert.match(cli.stderr, /^leakscope: warning: .*ends in the middle of a record/m);
     const j = JSON.parse(cli.stdout) as { processes: { outstanding: { heapCount: number; heapBytes: number } }[] };
     // Two blocks of info 0x1a (size 0x1b), not a third one of info 1 (size 2).

@@ -1,25 +1,22 @@
 // `leakscope import` and `leakscope info`, end to end through the CLI.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants as osConstants, tmpdir } from 'node:os';
+import { gunzipSync } from 'node:zlib';
 import { join } from 'node:path';
-import { spawnSync } from 'node:child_process';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { readInputs } from '../../src/sources/open.js';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { everyKind, meta } from './events-sample.js';
+import { cliSync as cli, exited, spawnCli } from '../support/cli.js';
 
 const root = new URL('../../', import.meta.url).pathname;
 const fixtures = join(root, 'test/fixtures');
 const dir = mkdtempSync(join(tmpdir(), 'lstrace-cli-'));
 test.after(() => rmSync(dir, { recursive: true, force: true }));
 
-function cli(args: string[], opts: { stdoutBuffer?: boolean; input?: Buffer } = {}) {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), ...args], { cwd: root, env: { ...process.env, CI: '1' }, input: opts.input });
-  return { code: r.status, stdout: opts.stdoutBuffer ? r.stdout : r.stdout.toString(), stderr: r.stderr.toString() };
-}
 
 async function events(path: string) {
   const got: Event[] = [];
@@ -52,10 +49,10 @@ test('import: a trace imports to an identical trace (byte for byte with default 
 });
 
 test('import: compressed traces and stdout output', async () => {
-  const r = cli(['import', join(fixtures, 'lstrace/every-kind.lstrace.zst'), '-o', '-'], { stdoutBuffer: true });
+  const r = cli(['import', join(fixtures, 'lstrace/every-kind.lstrace.zst'), '-o', '-']);
   assert.equal(r.code, 0, r.stderr);
   const p = join(dir, 'from-stdout.lstrace');
-  writeFileSync(p, r.stdout as Buffer);
+  writeFileSync(p, r.stdoutBytes);
   const back = await events(p);
   assert.deepStrictEqual(back.got, everyKind);
   assert.match(r.stderr, new RegExp(`imported ${everyKind.length} events from 1 file into stdout`));
@@ -108,7 +105,7 @@ test('info: JSON counts, processes, span, chunks; a truncated trace shows its wa
   writeFileSync(p, bytes.subarray(0, bytes.length - 3));
   const r = cli(['info', p, '--format', 'json']);
   assert.equal(r.code, 0, r.stderr);
-  const info = JSON.parse(r.stdout as string).files[0];
+  const info = JSON.parse(r.stdout).files[0];
   const kept = (await events(p)).events;
   assert.equal(info.events, kept);
   assert.ok(kept < everyKind.length && kept > 0);
@@ -127,16 +124,16 @@ test('info: JSON counts, processes, span, chunks; a truncated trace shows its wa
   writeFileSync(full, bytes);
   const t = cli(['info', full]);
   assert.equal(t.code, 0, t.stderr);
-  assert.match(t.stdout as string, new RegExp(`^${full}: leakscope trace, format 1, ${bytes.length} B, ${w.chunks} chunks\n`));
-  assert.match(t.stdout as string, new RegExp(`\\n {2}events: {4}${everyKind.length}\\n`));
-  assert.match(t.stdout as string, /\n +100 \(parent 1\) {2}nginx: master process {2}— 11 events {2}\[exit 0\]\n/);
-  assert.match(t.stdout as string, new RegExp(`\\n +101 \\(parent 100\\) {2}sh -c true {2}— ${everyKind.filter((e) => e.pid === 101).length} events {2}\\[exit -9\\]\\n`));
-  assert.match(t.stdout as string, /time span: 0\.000 s \.\. 1125899\.907 s/);
-  assert.match(t.stdout as string, /warnings: {2}none\n$/);
+  assert.match(t.stdout, new RegExp(`^${full}: leakscope trace, format 1, ${bytes.length} B, ${w.chunks} chunks\n`));
+  assert.match(t.stdout, new RegExp(`\\n {2}events: {4}${everyKind.length}\\n`));
+  assert.match(t.stdout, /\n +100 \(parent 1\) {2}nginx: master process {2}— 11 events {2}\[exit 0\]\n/);
+  assert.match(t.stdout, new RegExp(`\\n +101 \\(parent 100\\) {2}sh -c true {2}— ${everyKind.filter((e) => e.pid === 101).length} events {2}\\[exit -9\\]\\n`));
+  assert.match(t.stdout, /time span: 0\.000 s \.\. 1125899\.907 s/);
+  assert.match(t.stdout, /warnings: {2}none\n$/);
 
   const piped = cli(['info', '-', '--format', 'json'], { input: readFileSync(join(fixtures, 'lstrace/every-kind.lstrace.zst')) });
   assert.equal(piped.code, 0, piped.stderr);
-  const pj = JSON.parse(piped.stdout as string).files[0];
+  const pj = JSON.parse(piped.stdout).files[0];
   assert.equal(pj.path, '-');
   assert.equal(pj.compression, 'zstd');
   assert.equal(pj.events, everyKind.length);
@@ -144,4 +141,31 @@ test('info: JSON counts, processes, span, chunks; a truncated trace shows its wa
   const bad = cli(['info', join(dir, 'nothing-here')]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^leakscope: .*nothing-here: no such file\n$/);
+});
+
+test('import: interrupted while writing, it leaves the previous file and no half or temporary file', async () => {
+  // A big input (the APR log eight times over, 36 MB of text): seconds of writing to interrupt.
+  const text = gunzipSync(readFileSync(join(fixtures, 'apr-pool-debug.httpd-1child.log.gz')));
+  const big = join(dir, 'interrupted.log');
+  writeFileSync(big, Buffer.concat(Array.from({ length: 8 }, () => text)));
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    const out = join(dir, `interrupted-${signal}.lstrace`);
+    writeFileSync(out, 'the previous trace\n');
+    const child = spawnCli(['import', big, '-o', out]);
+    let stderr = '';
+    child.stderr!.on('data', (d) => (stderr += d));
+    // Interrupt once the temporary file beside the output has data in it: mid-write.
+    const tmp = join(dir, `.interrupted-${signal}.lstrace.${child.pid}.tmp`);
+    for (let i = 0; ; i++) {
+      if (existsSync(tmp) && statSync(tmp).size > 0) break;
+      assert.ok(child.exitCode === null, `import ended before it was interrupted: ${stderr}`);
+      assert.ok(i < 1200, 'no temporary file within 60 s');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    child.kill(signal);
+    const code = await exited(child);
+    assert.equal(code, 128 + osConstants.signals[signal], `${signal}: ended by the signal (${stderr})`);
+    assert.equal(readFileSync(out, 'utf8'), 'the previous trace\n', `${signal}: the previous file is intact`);
+    assert.deepStrictEqual(readdirSync(dir).filter((f) => f.endsWith('.tmp')), [], `${signal}: no temporary file left`);
+  }
 });

@@ -1,12 +1,12 @@
 // Shared by the unwinder tests: builds the native parts and the test program, runs gdb on a
 // stopped process next to ls-unwind-test, and parses both sides into comparable frame lists.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 export const root = new URL('../..', import.meta.url).pathname;
 export const unwindTool = join(root, 'native/unwind/build/ls-unwind-test');
+import { testDir } from '../support/tmp.js';
+
 const gdbFrames = join(root, 'test/unwind/gdb-frames.py');
 
 export function buildNative(): void {
@@ -14,7 +14,7 @@ export function buildNative(): void {
 }
 
 export function tempDir(prefix: string): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return testDir(prefix);
 }
 
 /** Compiles test/programs/NAME.c like Debian builds its packages: -O2, no frame pointers. */

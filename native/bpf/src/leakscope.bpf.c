@@ -30,8 +30,15 @@ struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 2); __type
 
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __uint(value_size, sizeof(struct ls_event) + LS_MAX_STACK); } scratch SEC(".maps");
 
-/* tgids being traced (fork/exit notifications) */
-struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 4096); __type(key, __u32); __type(value, __u8); } traced SEC(".maps");
+/* tgids being traced (fork/exit notifications): LS_TRACED, or LS_TRACED_INHERIT once every
+ * probe of the process is attached and inherited by the processes it forks */
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16384); __type(key, __u32); __type(value, __u8); } traced SEC(".maps");
+
+/* processes that inherited their probes at fork: tgid -> the tgid the probes were attached to
+ * (the attach cookie's owner). A probe fires for its owner and for the processes listed here
+ * with that owner: a child that inherited only some probes (forked while its parent was still
+ * being attached) is not listed, and is attached on its own instead. */
+struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 16384); __type(key, __u32); __type(value, __u32); } inherits SEC(".maps");
 
 /* aggregate mode */
 struct agg_key { __u32 pid; __u32 spec; __u64 site; };
@@ -208,6 +215,15 @@ static __always_inline int finish(void *ctx, const struct ls_spec *s, struct ls_
   return 0;
 }
 
+/* Whether the process hitting a probe attached for `owner` is traced through it. */
+static __always_inline int wanted(__u32 owner)
+{
+  __u32 tgid = bpf_get_current_pid_tgid() >> 32;
+  if (tgid == owner) return 1;
+  __u32 *root = bpf_map_lookup_elem(&inherits, &tgid);
+  return root && *root == owner;
+}
+
 static __always_inline struct ls_event *start_event(__u32 spec_idx, const struct ls_spec **sp)
 {
   __u32 zero = 0;
@@ -237,7 +253,10 @@ SEC("uprobe")
 int ls_entry(struct pt_regs *ctx)
 {
   if (bare) return 0;
-  __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+  /* cookie: the spec's index, and in the high half the process the probe was attached to */
+  __u64 cookie = bpf_get_attach_cookie(ctx);
+  __u32 spec_idx = (__u32)cookie;
+  if (!wanted(cookie >> 32)) return 0;
   const struct ls_spec *s = 0;
   if (!(spec_idx < LS_MAX_SPECS)) return 0;
   const struct ls_spec *s0 = bpf_map_lookup_elem(&specs, &spec_idx);
@@ -253,6 +272,7 @@ int ls_entry(struct pt_regs *ctx)
   }
   struct ls_event *e = start_event(spec_idx, &s);
   if (!e) return 0;
+  e->owner = cookie >> 32;
   e->args[0] = PT_REGS_PARM1(ctx);
   e->args[1] = PT_REGS_PARM2(ctx);
   e->args[2] = PT_REGS_PARM3(ctx);
@@ -274,7 +294,10 @@ SEC("uretprobe")
 int ls_return(struct pt_regs *ctx)
 {
   if (bare) return 0;
-  __u32 spec_idx = (__u32)bpf_get_attach_cookie(ctx);
+  /* cookie: the spec's index, and in the high half the process the probe was attached to */
+  __u64 cookie = bpf_get_attach_cookie(ctx);
+  __u32 spec_idx = (__u32)cookie;
+  if (!wanted(cookie >> 32)) return 0;
   const struct ls_spec *s = 0;
   if (!(spec_idx < LS_MAX_SPECS)) return 0;
   const struct ls_spec *s0 = bpf_map_lookup_elem(&specs, &spec_idx);
@@ -295,6 +318,7 @@ int ls_return(struct pt_regs *ctx)
     bpf_map_delete_elem(&inflight, &k);
   }
   e->flags = 1;
+  e->owner = cookie >> 32;
   e->ret = PT_REGS_RC(ctx);
   if (s->deref_arg >= 0 && s->deref_arg < 6) e->deref = read_u64(e->args[s->deref_arg & 7]);
   /* at the return probe the registers are the caller's: ip is the return address */
@@ -329,10 +353,22 @@ SEC("tp_btf/sched_process_fork")
 int BPF_PROG(ls_fork, struct task_struct *parent, struct task_struct *child)
 {
   __u32 ptgid = BPF_CORE_READ(parent, tgid);
-  if (!bpf_map_lookup_elem(&traced, &ptgid)) return 0;
+  __u8 *st = bpf_map_lookup_elem(&traced, &ptgid);
+  if (!st) return 0;
   __u32 cpid = BPF_CORE_READ(child, tgid);
   if (cpid == ptgid) return 0; /* a new thread, not a process */
-  notify(LS_EV_FORK, ptgid, cpid, 0);
+  __u64 inherited = 0;
+  /* The child has its parent's probes from its first instruction (perf events opened with
+   * inherit) when every probe was attached to the parent before this fork, and the forking
+   * thread is the main one (the events were opened on it; an older thread has none to give). */
+  if (*st == LS_TRACED_INHERIT && BPF_CORE_READ(parent, pid) == ptgid) {
+    __u32 root = ptgid, *r = bpf_map_lookup_elem(&inherits, &ptgid);
+    if (r) root = *r;
+    __u8 v = LS_TRACED_INHERIT;
+    if (bpf_map_update_elem(&inherits, &cpid, &root, BPF_ANY) == 0 && bpf_map_update_elem(&traced, &cpid, &v, BPF_ANY) == 0) inherited = 1;
+    else bpf_map_delete_elem(&inherits, &cpid);
+  }
+  notify(LS_EV_FORK, ptgid, cpid, inherited);
   return 0;
 }
 
@@ -344,5 +380,6 @@ int BPF_PROG(ls_exit, struct task_struct *task)
   /* the process is gone when its last thread exits */
   if (BPF_CORE_READ(task, signal, live.counter) != 0) return 0;
   notify(LS_EV_EXIT, tgid, BPF_CORE_READ(task, exit_code), 0);
+  bpf_map_delete_elem(&inherits, &tgid);
   return 0;
 }

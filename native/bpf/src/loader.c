@@ -4,7 +4,9 @@
  *   stdin  (text, one command per line, fields separated by TABs; no shell, nothing evaluated):
  *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields>
  *     probe IDX PID PATH SYMBOL      attach spec IDX to PATH:SYMBOL in process PID
- *     trace PID / untrace PID        follow forks and exits of PID / stop (drops its probes)
+ *     trace PID [INHERIT]            follow forks and exits of PID / stop (drops its probes);
+ *     untrace PID                    INHERIT 1: the processes it forks inherit its probes (they
+ *                                    are traced from their first instruction, never attached)
  *     ready PID                      every probe of PID is attached: its calls count from now
  *     aggdump                        emit the aggregate tables
  *     quit
@@ -13,7 +15,8 @@
  *     2 STATUS  a JSON object, one line of text
  *     3 LOST    u64 ring-buffer drops, u64 aggregate-map drops (totals so far)
  *     4 AGG     struct ls_agg_row
- *     5 NOTIFY  u32 kind (fork/exit), u32 pid, u64 ts, u64 a0
+ *     5 NOTIFY  u32 kind (fork/exit), u32 pid, u64 ts, u64 a0, u64 a1 (fork: 1 = the child
+ *               inherited every probe)
  *     6 STACK   u32 id, u32 pid, u64 pcs[] (caller first): sent once per distinct (pid, pcs)
  *     7 STACKS_RESET  the stack table was full and starts afresh: forget every stack id
  * Also: `leakscope-bpf symbols PATH SYM...` prints the SYMs defined in PATH, one per line.
@@ -26,16 +29,21 @@
 #include <libelf.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include <linux/perf_event.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include "ls_event.h"
 #include "unwind_shim.h"
 #include "leakscope.skel.h"
+#include "ls_verify.h"
 
 #define MAX_PCS 64
 
@@ -59,7 +67,9 @@ struct agg_key { uint32_t pid, spec; uint64_t site; };
 struct live_key { uint32_t pid, pad; uint64_t addr; }; /* as in leakscope.bpf.c */
 struct agg_val { int64_t live_count, live_bytes; uint64_t total_count, total_bytes; };
 
-struct link_ent { int pid; struct bpf_link *link; };
+/* A probe's link; for an inherited probe, `tfs` names its tracefs uprobe event (removed after
+ * it) and `inh_fd` is its inherited perf event (closed with it). */
+struct link_ent { int pid; struct bpf_link *link; char tfs[32]; int inh_fd; };
 
 static struct leakscope *skel;
 static struct link_ent *links;
@@ -67,13 +77,16 @@ static size_t nlinks, caplinks;
 static ls_unwind_fn unwind_fn;
 static ls_unwind_forget_fn unwind_forget_fn;
 static uint32_t spec_flags[LS_MAX_SPECS];
+static int32_t spec_str_arg[LS_MAX_SPECS]; /* the string argument (a pool's tag), -1 none */
 static volatile sig_atomic_t stop;
 
 /* Calls count only between the moment every probe of a process is attached ("ready PID") and
  * the moment detaching starts: outside that window some probes miss what others see (a pool
  * created with no destroy probe yet would look leaked). Open addressing, pid 0 = empty. */
 #define READY_SLOTS 16384
-static struct { uint32_t pid; uint64_t ts; } ready_tab[READY_SLOTS];
+/* per pid: inherit = its forks inherit its probes (`trace PID 1`); partial = some probe could
+ * not be attached so that forks inherit it (they are then attached on their own) */
+static struct { uint32_t pid; uint64_t ts; uint8_t inherit, partial; } ready_tab[READY_SLOTS];
 static uint64_t stop_ts = UINT64_MAX;
 
 static uint64_t mono_ns(void)
@@ -350,13 +363,35 @@ static uint32_t stack_id(uint32_t pid, const uint64_t *pcs, int n)
   return 0;
 }
 
+/* A NUL-terminated string at `addr` in process `pid`, read from user space: the probe could not
+ * read it when its page was not mapped in yet (a process just forked has not touched its
+ * program's read-only data: the probe cannot fault it in). Two pieces, so that a string ending
+ * before an unmapped page is still read. */
+static int read_str(uint32_t pid, uint64_t addr, char *out, size_t cap)
+{
+  if (!pid || !addr) return 0;
+  size_t first = 4096 - (addr & 4095);
+  if (first > cap - 1) first = cap - 1;
+  struct iovec local[2] = { { out, first }, { out + first, cap - 1 - first } };
+  struct iovec remote[2] = { { (void *)(uintptr_t)addr, first }, { (void *)(uintptr_t)(addr + first), cap - 1 - first } };
+  ssize_t n = process_vm_readv(pid, local, cap - 1 > first ? 2 : 1, remote, cap - 1 > first ? 2 : 1, 0);
+  if (n <= 0) return 0;
+  out[n] = 0;
+  return memchr(out, 0, n + 1) != NULL;
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
   const struct ls_event *e = data;
   if (size < sizeof(*e)) return 0;
   if (e->kind == LS_EV_CALL && !in_window(e->pid, e->ts)) return 0;
   if (e->kind != LS_EV_CALL) {
-    struct { uint32_t kind, pid; uint64_t ts, a0; } n = { e->kind, e->pid, e->ts, e->args[0] };
+    if (e->kind == LS_EV_FORK && e->args[1]) {
+      /* the child has every probe from the fork on: its calls count from there */
+      int k = ready_slot((uint32_t)e->args[0], 1);
+      if (k >= 0) { ready_tab[k].ts = e->ts; ready_tab[k].inherit = 1; ready_tab[k].partial = 0; }
+    }
+    struct { uint32_t kind, pid; uint64_t ts, a0, a1; } n = { e->kind, e->pid, e->ts, e->args[0], e->args[1] };
     put_rec(5, &n, sizeof(n), 0, 0);
     return 0;
   }
@@ -366,6 +401,12 @@ static int on_event(void *ctx, void *data, size_t size)
   memcpy(o.args, e->args, sizeof(o.args));
   o.ret = e->ret; o.deref = e->deref; o.walk_bytes = e->walk_bytes; o.walk_nodes = e->walk_nodes;
   memcpy(o.str, e->str, sizeof(o.str));
+  int sa = e->spec < LS_MAX_SPECS ? spec_str_arg[e->spec] : -1;
+  if (sa >= 0 && sa < 6 && !o.str[0] && e->args[sa]) {
+    /* the process itself, or (gone already) the one it was forked from: a string in a file
+     * mapping lies at the same address there */
+    if (!read_str(e->pid, e->args[sa], o.str, sizeof(o.str)) && !read_str(e->owner, e->args[sa], o.str, sizeof(o.str))) o.str[0] = 0;
+  }
   uint64_t pcs[MAX_PCS];
   int n = 0;
   uint32_t slen = e->stack_len;
@@ -482,6 +523,165 @@ static void agg_forget(uint32_t pid)
   forget_keys(bpf_map__fd(skel->maps.agg_unknown_free), sizeof(uint32_t), pid);
 }
 
+/* Inherited probes. A uprobe opened through the perf "uprobe" PMU cannot be inherited: the
+ * kernel re-reads its path from the user memory of the forking process, and the target's fork()
+ * fails with EFAULT. A uprobe event made in tracefs (uprobe_events) and opened as a tracepoint
+ * with perf's `inherit` is: every process the target forks afterwards has the probe from its
+ * first instruction (as `perf record` follows children). The BPF program is not attached to
+ * that inherited event, though: a child's copy of it carries the program too, and when the child
+ * exits the kernel takes the program off the probe for every process (the program list is the
+ * probe's, shared). So each probe has two perf events on its tracefs event: one, not inherited,
+ * runs the program; the other, inherited and disabled (it never counts), only keeps the probe in
+ * every process forked from the target — the program then runs there too, and the BPF side
+ * keeps the hits of the processes that inherited all the probes (`inherits`).
+ * The events are named after this loader's pid (leakscope_PID/pN), removed when detached, and
+ * those of a loader that died are removed by the next one. */
+static char tfs_root[64];
+static char tfs_group[32];
+static unsigned tfs_seq;
+
+static int tfs_init(void)
+{
+  const char *roots[] = { "/sys/kernel/tracing", "/sys/kernel/debug/tracing" };
+  for (int i = 0; i < 2; i++) {
+    char p[128];
+    snprintf(p, sizeof(p), "%s/uprobe_events", roots[i]);
+    if (access(p, W_OK) == 0) {
+      snprintf(tfs_root, sizeof(tfs_root), "%s", roots[i]);
+      snprintf(tfs_group, sizeof(tfs_group), "leakscope_%d", (int)getpid());
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static int tfs_write(const char *cmd)
+{
+  char p[128];
+  snprintf(p, sizeof(p), "%s/uprobe_events", tfs_root);
+  int fd = open(p, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) return -errno;
+  ssize_t n = write(fd, cmd, strlen(cmd));
+  int err = n < 0 ? -errno : 0;
+  close(fd);
+  return err;
+}
+
+static int tfs_remove(const char *name)
+{
+  char cmd[96];
+  snprintf(cmd, sizeof(cmd), "-:%s/%s\n", tfs_group, name);
+  return tfs_write(cmd);
+}
+
+/* Removes the events of loaders that are gone (killed before they could clean up). */
+static void tfs_sweep(void)
+{
+  char p[128], line[4096];
+  snprintf(p, sizeof(p), "%s/uprobe_events", tfs_root);
+  FILE *f = fopen(p, "re");
+  if (!f) return;
+  char (*stale)[80] = NULL;
+  size_t n = 0, cap = 0;
+  while (fgets(line, sizeof(line), f)) {
+    int pid;
+    char name[40];
+    if (sscanf(line, "%*c:leakscope_%d/%39[A-Za-z0-9_]", &pid, name) != 2) continue;
+    char comm[64] = "", cp[64];
+    snprintf(cp, sizeof(cp), "/proc/%d/comm", pid);
+    FILE *c = fopen(cp, "re");
+    if (c) { if (!fgets(comm, sizeof(comm), c)) comm[0] = 0; fclose(c); }
+    if (!strncmp(comm, "leakscope-bpf", 13)) continue; /* a live loader's */
+    if (n == cap) {
+      cap = cap ? cap * 2 : 16;
+      void *m = realloc(stale, cap * sizeof(*stale));
+      if (!m) break;
+      stale = m;
+    }
+    snprintf(stale[n++], sizeof(stale[0]), "-:leakscope_%d/%s\n", pid, name);
+  }
+  fclose(f);
+  for (size_t i = 0; i < n; i++) tfs_write(stale[i]);
+  free(stale);
+}
+
+/* File offset of the function `sym` in `path` (from .symtab, else .dynsym), as libbpf finds it
+ * for a PMU uprobe: versioned names (malloc@@GLIBC_2.2.5) match their base name. */
+static int sym_offset(const char *path, const char *sym, uint64_t *off)
+{
+  if (elf_version(EV_CURRENT) == EV_NONE) return -1;
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
+  int found = -1;
+  size_t l = strlen(sym);
+  for (int pass = 0; elf && pass < 2 && found < 0; pass++) {
+    Elf_Scn *scn = NULL;
+    while ((scn = elf_nextscn(elf, scn)) && found < 0) {
+      GElf_Shdr sh;
+      if (!gelf_getshdr(scn, &sh) || sh.sh_type != (pass == 0 ? SHT_SYMTAB : SHT_DYNSYM) || !sh.sh_entsize) continue;
+      Elf_Data *d = elf_getdata(scn, NULL);
+      if (!d) continue;
+      size_t cnt = sh.sh_size / sh.sh_entsize;
+      for (size_t i = 0; i < cnt; i++) {
+        GElf_Sym s;
+        if (!gelf_getsym(d, i, &s) || s.st_shndx == SHN_UNDEF || s.st_shndx >= SHN_LORESERVE || GELF_ST_TYPE(s.st_info) != STT_FUNC) continue;
+        const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
+        if (!name || strncmp(name, sym, l) || (name[l] != 0 && name[l] != '@')) continue;
+        GElf_Shdr ts;
+        Elf_Scn *text = elf_getscn(elf, s.st_shndx);
+        if (!text || !gelf_getshdr(text, &ts)) continue;
+        *off = s.st_value - ts.sh_addr + ts.sh_offset;
+        found = 0;
+        break;
+      }
+    }
+  }
+  if (elf) elf_end(elf);
+  close(fd);
+  return found;
+}
+
+/* Attaches `prog` at path:off in `pid` so that the processes it forks inherit the probe.
+ * Returns the link, or NULL (errno set) for the caller to fall back on a PMU uprobe. */
+static int perf_tp_open(long id, int pid, int inherit)
+{
+  struct perf_event_attr a;
+  memset(&a, 0, sizeof(a));
+  a.size = sizeof(a);
+  a.type = PERF_TYPE_TRACEPOINT;
+  a.config = id;
+  a.inherit = inherit;
+  a.disabled = inherit; /* the inherited one only carries the probe into children */
+  return syscall(__NR_perf_event_open, &a, pid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static struct bpf_link *attach_inherited(struct bpf_program *prog, int pid, const char *path, uint64_t off, int ret, uint64_t cookie, char *name, size_t namecap, int *inh_fd)
+{
+  if (!tfs_root[0] || strpbrk(path, " \t\n")) { errno = EINVAL; return NULL; }
+  snprintf(name, namecap, "p%u", tfs_seq++);
+  char cmd[4200];
+  int n = snprintf(cmd, sizeof(cmd), "%c:%s/%s %s:0x%llx\n", ret ? 'r' : 'p', tfs_group, name, path, (unsigned long long)off);
+  if (n < 0 || n >= (int)sizeof(cmd)) { errno = ENAMETOOLONG; return NULL; }
+  int err = tfs_write(cmd);
+  if (err) { errno = -err; return NULL; }
+  char idp[256];
+  snprintf(idp, sizeof(idp), "%s/events/%s/%s/id", tfs_root, tfs_group, name);
+  FILE *f = fopen(idp, "re");
+  long id = -1;
+  if (f) { if (fscanf(f, "%ld", &id) != 1) id = -1; fclose(f); }
+  if (id < 0) { tfs_remove(name); errno = ENOENT; return NULL; }
+  int ifd = perf_tp_open(id, pid, 1);
+  if (ifd < 0) { int e = errno; tfs_remove(name); errno = e; return NULL; }
+  int pfd = perf_tp_open(id, pid, 0);
+  if (pfd < 0) { int e = errno; close(ifd); tfs_remove(name); errno = e; return NULL; }
+  LIBBPF_OPTS(bpf_perf_event_opts, po, .bpf_cookie = cookie);
+  struct bpf_link *l = bpf_program__attach_perf_event_opts(prog, pfd, &po);
+  if (!l) { int e = errno; close(pfd); close(ifd); tfs_remove(name); errno = e; return NULL; }
+  *inh_fd = ifd;
+  return l;
+}
+
 static void add_link(int pid, struct bpf_link *l)
 {
   if (nlinks == caplinks) {
@@ -489,19 +689,35 @@ static void add_link(int pid, struct bpf_link *l)
     links = realloc(links, caplinks * sizeof(*links));
     if (!links) { fprintf(stderr, "leakscope-bpf: out of memory\n"); exit(1); }
   }
-  links[nlinks++] = (struct link_ent){ pid, l };
+  links[nlinks++] = (struct link_ent){ pid, l, "", -1 };
+}
+
+/* tracefs events whose removal failed (still busy): retried at exit */
+static char (*tfs_left)[32];
+static size_t ntfs_left;
+
+static void destroy_link(struct link_ent *e)
+{
+  bpf_link__destroy(e->link);
+  if (e->inh_fd >= 0) close(e->inh_fd);
+  if (!e->tfs[0] || tfs_remove(e->tfs) == 0) return;
+  void *m = realloc(tfs_left, (ntfs_left + 1) * sizeof(*tfs_left));
+  if (!m) return;
+  tfs_left = m;
+  snprintf(tfs_left[ntfs_left++], sizeof(tfs_left[0]), "%s", e->tfs);
 }
 
 static void drop_pid(int pid)
 {
   size_t w = 0;
   for (size_t i = 0; i < nlinks; i++) {
-    if (links[i].pid == pid) bpf_link__destroy(links[i].link);
+    if (links[i].pid == pid) destroy_link(&links[i]);
     else links[w++] = links[i];
   }
   nlinks = w;
   uint32_t k = pid;
   bpf_map_delete_elem(bpf_map__fd(skel->maps.traced), &k);
+  bpf_map_delete_elem(bpf_map__fd(skel->maps.inherits), &k);
   if (unwind_forget_fn) unwind_forget_fn(pid);
 }
 
@@ -534,8 +750,23 @@ static void do_probe(char **f, int n)
    * (chosen by the caller from the binary; the arguments and sp are still the entry's there) */
   long skip = n >= 6 ? num(f[5]) : 0;
   if (skip < 0 || skip > 32) skip = 0;
-  LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .bpf_cookie = idx, .retprobe = ret_only);
-  struct bpf_link *l = bpf_program__attach_uprobe_opts(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, skip, &uo);
+  /* the BPF side traces a hit for this pid, and for the processes that inherited the probe */
+  uint64_t cookie = (uint64_t)idx | (uint64_t)(uint32_t)pid << 32;
+  int slot = ready_slot(pid, 1);
+  int inherit = slot >= 0 && ready_tab[slot].inherit;
+  uint64_t off = 0;
+  char tfs[32] = "";
+  int inh_fd = -1;
+  struct bpf_link *l = NULL;
+  if (inherit) {
+    if (sym_offset(path, sym, &off) == 0)
+      l = attach_inherited(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, off + skip, ret_only, cookie, tfs, sizeof(tfs), &inh_fd);
+    if (!l) { ready_tab[slot].partial = 1; tfs[0] = 0; }
+  }
+  if (!l) {
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .bpf_cookie = cookie, .retprobe = ret_only);
+    l = bpf_program__attach_uprobe_opts(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, skip, &uo);
+  }
   if (!l) {
     int err = errno;
     status("{\"probe\":%d,\"pid\":%d,\"ok\":false,\"path\":\"%s\",\"symbol\":\"%s\",\"error\":\"%s\"}", idx, pid,
@@ -543,9 +774,20 @@ static void do_probe(char **f, int n)
     return;
   }
   add_link(pid, l);
+  snprintf(links[nlinks - 1].tfs, sizeof(links[0].tfs), "%s", tfs);
+  links[nlinks - 1].inh_fd = inh_fd;
   if (!(spec_flags[idx] & (LS_F_ENTRY_EMIT | LS_F_RET_ONLY))) {
-    LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = sym, .bpf_cookie = idx, .retprobe = true);
-    struct bpf_link *r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, skip, &ro);
+    struct bpf_link *r = NULL;
+    tfs[0] = 0;
+    inh_fd = -1;
+    if (inherit && tfs_root[0] && links[nlinks - 1].tfs[0]) {
+      r = attach_inherited(skel->progs.ls_return, pid, path, off + skip, 1, cookie, tfs, sizeof(tfs), &inh_fd);
+      if (!r) { ready_tab[slot].partial = 1; tfs[0] = 0; }
+    } else if (inherit) ready_tab[slot].partial = 1;
+    if (!r) {
+      LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = sym, .bpf_cookie = cookie, .retprobe = true);
+      r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, skip, &ro);
+    }
     if (!r) {
       int err = errno;
       status("{\"probe\":%d,\"pid\":%d,\"ok\":false,\"path\":\"%s\",\"symbol\":\"%s\",\"error\":\"return probe: %s\"}", idx, pid,
@@ -553,8 +795,10 @@ static void do_probe(char **f, int n)
       return;
     }
     add_link(pid, r);
+    snprintf(links[nlinks - 1].tfs, sizeof(links[0].tfs), "%s", tfs);
+    links[nlinks - 1].inh_fd = inh_fd;
   }
-  status("{\"probe\":%d,\"pid\":%d,\"ok\":true}", idx, pid);
+  status("{\"probe\":%d,\"pid\":%d,\"ok\":true,\"inherited\":%s}", idx, pid, links[nlinks - 1].tfs[0] ? "true" : "false");
 }
 
 static void do_spec(char **f, int n)
@@ -574,6 +818,7 @@ static void do_spec(char **f, int n)
   uint32_t key = idx;
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.specs), &key, &s, BPF_ANY)) { status("{\"error\":\"spec: map update failed\"}"); return; }
   spec_flags[idx] = s.flags;
+  spec_str_arg[idx] = s.str_arg;
   status("{\"spec\":%d,\"ok\":true}", idx);
 }
 
@@ -585,14 +830,28 @@ static int command(char *line)
   if (!strcmp(f[0], "spec")) do_spec(f, n);
   else if (!strcmp(f[0], "probe")) do_probe(f, n);
   else if (!strcmp(f[0], "trace") && n >= 2) {
-    uint32_t k = num(f[1]); uint8_t one = 1;
-    bpf_map_update_elem(bpf_map__fd(skel->maps.traced), &k, &one, BPF_ANY);
-    status("{\"trace\":%u,\"ok\":true}", k);
+    uint32_t k = num(f[1]), root;
+    uint8_t one = LS_TRACED;
+    int slot = ready_slot(k, 1);
+    if (bpf_map_lookup_elem(bpf_map__fd(skel->maps.inherits), &k, &root) == 0) {
+      /* it inherited its probes at fork (its notification was lost if it is not ready yet) */
+      if (slot >= 0 && !ready_tab[slot].ts) ready_tab[slot].ts = mono_ns();
+      status("{\"trace\":%u,\"ok\":true,\"inherited\":true,\"root\":%u}", k, root);
+    } else {
+      if (slot >= 0) { ready_tab[slot].inherit = n >= 3 && num(f[2]) == 1; ready_tab[slot].partial = 0; ready_tab[slot].ts = 0; }
+      bpf_map_update_elem(bpf_map__fd(skel->maps.traced), &k, &one, BPF_ANY);
+      status("{\"trace\":%u,\"ok\":true,\"inherited\":false}", k);
+    }
   } else if (!strcmp(f[0], "ready") && n >= 2) {
-    int k = ready_slot(num(f[1]), 1);
+    uint32_t pid = num(f[1]);
+    int k = ready_slot(pid, 1);
     if (k >= 0) ready_tab[k].ts = mono_ns();
-    if (skel->rodata->agg_mode) agg_forget((uint32_t)num(f[1]));
-    status("{\"ready\":%ld,\"ok\":%s}", num(f[1]), k >= 0 ? "true" : "false");
+    if (skel->rodata->agg_mode) agg_forget(pid);
+    /* from now on the processes it forks are traced through the probes they inherit */
+    int inherits = k >= 0 && ready_tab[k].inherit && !ready_tab[k].partial;
+    uint8_t v = LS_TRACED_INHERIT;
+    if (inherits && bpf_map_update_elem(bpf_map__fd(skel->maps.traced), &pid, &v, BPF_EXIST)) inherits = 0;
+    status("{\"ready\":%u,\"ok\":%s,\"inherits\":%s}", pid, k >= 0 ? "true" : "false", inherits ? "true" : "false");
   } else if (!strcmp(f[0], "untrace") && n >= 2) {
     drop_pid(num(f[1]));
     status("{\"untrace\":%ld,\"ok\":true}", num(f[1]));
@@ -638,6 +897,10 @@ static int list_symbols(const char *path, char **syms, int nsyms)
 
 static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
+  va_list ap2;
+  va_copy(ap2, ap);
+  ls_verify_libbpf(lvl, fmt, ap2);
+  va_end(ap2);
   if (lvl == LIBBPF_DEBUG) return 0;
   if (getenv("LEAKSCOPE_BPF_VERBOSE")) return vfprintf(stderr, fmt, ap);
   return 0;
@@ -645,12 +908,48 @@ static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 
 static void on_signal(int sig) { stop = 1; }
 
+/* `verify`: loads every configuration `attach` and the bench can choose (the read-only
+ * switches are fixed at load, each combination a different program for the verifier) and
+ * prints each program's verified instructions and stack as JSON lines (ls_verify.h). */
+static int verify_all(void)
+{
+  static const struct { const char *name; __u32 stack, agg, bare; } cfgs[] = {
+    { "events", 0, 0, 0 }, { "events,stack", LS_MAX_STACK, 0, 0 }, { "aggregate", 0, 1, 0 },
+    { "aggregate,stack", LS_MAX_STACK, 1, 0 }, { "bare", 0, 0, 1 },
+  };
+  int rc = 0;
+  libbpf_set_print(libbpf_log);
+  for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+    struct leakscope *s = leakscope__open();
+    if (!s) { printf("{\"loader\":\"leakscope-bpf\",\"config\":\"%s\",\"error\":\"cannot open the BPF object\"}\n", cfgs[i].name); return 1; }
+    s->rodata->stack_bytes = cfgs[i].stack;
+    s->rodata->agg_mode = cfgs[i].agg;
+    s->rodata->bare = cfgs[i].bare;
+    struct ls_verify v;
+    ls_verify_prepare(&v, s->obj, LS_VERIFY_STATS);
+    int err = leakscope__load(s);
+    if (err) {
+      char why[1024];
+      ls_verify_reason(&v, err < 0 ? -err : errno, why, sizeof why);
+      printf("{\"loader\":\"leakscope-bpf\",\"config\":\"%s\",\"error\":", cfgs[i].name);
+      ls_json_str(stdout, why);
+      printf("}\n");
+      rc = 1;
+    } else ls_verify_print(&v, s->obj, stdout, "leakscope-bpf", cfgs[i].name);
+    leakscope__destroy(s);
+    ls_verify_free(&v);
+  }
+  return rc;
+}
+
 int main(int argc, char **argv)
 {
   if (argc >= 3 && !strcmp(argv[1], "symbols")) return list_symbols(argv[2], argv + 3, argc - 3);
+  if (argc == 2 && !strcmp(argv[1], "verify")) return verify_all();
   if (argc < 2 || strcmp(argv[1], "run")) {
     fprintf(stderr, "usage: leakscope-bpf run [--mode events|aggregate] [--stack-bytes N] [--ringbuf-mb N] [--unwind LIB]\n"
-                    "       leakscope-bpf symbols PATH SYM...\n");
+                    "       leakscope-bpf symbols PATH SYM...\n"
+                    "       leakscope-bpf verify\n");
     return 2;
   }
   const char *mode = "events", *unwind_lib = NULL;
@@ -689,18 +988,39 @@ int main(int argc, char **argv)
   /* benchmarks only: the same probes with programs that do nothing, to measure the floor */
   skel->rodata->bare = getenv("LEAKSCOPE_BPF_BARE") != NULL;
   bpf_map__set_max_entries(skel->maps.events, ring);
-  if (leakscope__load(skel)) {
-    fprintf(stderr, "leakscope-bpf: cannot load the BPF programs (%s); run 'leakscope doctor'\n", strerror(errno));
+  struct ls_verify lv;
+  ls_verify_prepare(&lv, skel->obj, LS_VERIFY_ON_FAILURE);
+  int lerr = leakscope__load(skel);
+  if (lerr) {
+    char why[1024];
+    ls_verify_reason(&lv, lerr < 0 ? -lerr : errno, why, sizeof why);
+    fprintf(stderr, "leakscope-bpf: cannot load the BPF programs: %s\n", why);
     return 1;
   }
+  ls_verify_free(&lv);
   /* fork/exit notifications; uprobes are attached per process on command */
   struct bpf_link *lf = bpf_program__attach(skel->progs.ls_fork);
   struct bpf_link *le = bpf_program__attach(skel->progs.ls_exit);
   if (!lf || !le) fprintf(stderr, "leakscope-bpf: fork/exit tracepoints unavailable; relying on /proc polling\n");
 
+  if (tfs_init()) tfs_sweep();
+  else fprintf(stderr, "leakscope-bpf: tracefs is not mounted: processes forked while traced are attached after the fork (their first calls are missed)\n");
+
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
   if (!rb) { fprintf(stderr, "leakscope-bpf: cannot create the ring buffer reader\n"); return 1; }
-  status("{\"ready\":true,\"mode\":\"%s\",\"unwinder\":%s}", skel->rodata->agg_mode ? "aggregate" : "events", unwind_fn ? "true" : "false");
+  /* what the verifier walked per program: kept under half its limit (a test checks) */
+  struct bpf_program *progs[] = { skel->progs.ls_entry, skel->progs.ls_return, skel->progs.ls_fork, skel->progs.ls_exit };
+  char insns[256];
+  int io = 0;
+  for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]); i++) {
+    struct bpf_prog_info info;
+    uint32_t len = sizeof(info);
+    memset(&info, 0, sizeof(info));
+    if (bpf_obj_get_info_by_fd(bpf_program__fd(progs[i]), &info, &len)) continue;
+    io += snprintf(insns + io, sizeof(insns) - io, "%s\"%s\":%u", io ? "," : "", bpf_program__name(progs[i]), info.verified_insns);
+  }
+  insns[io] = 0;
+  status("{\"ready\":true,\"mode\":\"%s\",\"unwinder\":%s,\"verifiedInsns\":{%s}}", skel->rodata->agg_mode ? "aggregate" : "events", unwind_fn ? "true" : "false", insns);
 
   char *line = NULL;
   size_t linecap = 0, linelen = 0;
@@ -731,8 +1051,9 @@ int main(int argc, char **argv)
   }
   /* detach everything, then drain what the probes already queued */
   stop_ts = mono_ns();
-  for (size_t i = 0; i < nlinks; i++) bpf_link__destroy(links[i].link);
+  for (size_t i = 0; i < nlinks; i++) destroy_link(&links[i]);
   nlinks = 0;
+  for (size_t i = 0; i < ntfs_left; i++) tfs_remove(tfs_left[i]);
   ring_buffer__consume(rb);
   emit_lost();
   status("{\"done\":true,\"unwindCacheHits\":%llu,\"unwindCacheMisses\":%llu}", (unsigned long long)ucache_hits, (unsigned long long)ucache_misses);

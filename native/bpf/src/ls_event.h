@@ -48,9 +48,14 @@ struct ls_spec {
 #define LS_F_RET_ONLY 8   /* no argument is needed at return: attach the return probe alone (no
                            * entry program, no in-flight map; the kernel's one trap serves it) */
 
+/* values of the `traced` map */
+#define LS_TRACED 1          /* traced: fork and exit notifications */
+#define LS_TRACED_INHERIT 2  /* and every probe attached, inherited by the processes it forks */
+
 /* ev.kind */
 #define LS_EV_CALL 1  /* a probed function: entry or return */
-#define LS_EV_FORK 2  /* a traced process forked: args[0] = child pid */
+#define LS_EV_FORK 2  /* a traced process forked: args[0] = child pid, args[1] = 1 when the child
+                       * inherited every probe at fork (traced from its first instruction) */
 #define LS_EV_EXIT 3  /* a traced process' last thread exited: args[0] = exit code */
 
 struct ls_event {
@@ -60,7 +65,7 @@ struct ls_event {
   __u32 tid;
   __u64 ts;        /* CLOCK_MONOTONIC ns */
   __u32 flags;     /* bit 0: captured at the return probe */
-  __u32 pad1;
+  __u32 owner;     /* the process the probe was attached to (the pid, or the one it inherited it from) */
   __u64 caller;    /* the immediate caller's return address (0 when no stack was asked) */
   __u64 args[6];
   __u64 ret;

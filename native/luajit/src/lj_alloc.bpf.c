@@ -63,6 +63,21 @@ struct { __uint(type, BPF_MAP_TYPE_HASH); __uint(max_entries, 1024); __type(key,
 /* Set by the loader once any process settles: until then `draining` is not looked up. */
 volatile __u32 drain_any = 0;
 
+/* The state of one Lua stack walk. It lives in map memory (walkbuf), not on the BPF stack, so
+ * that the verifier checks each step once with unknown values instead of following every
+ * combination of frame count and words recorded across the steps (the cause of the "BPF
+ * program is too large" rejection before: see lj_walk_step). */
+struct walk_state {
+  __u64 lo, hi; /* lua[] holds the Lua stack's words [lo, hi) */
+  __u64 cf, bot, frame, nextframe, nextlink, nextfn;
+  __u64 t0;     /* lap() start (cfg_stats) */
+  __u32 n, copied, read, nchk, nfns, norec, gspan, pad;
+  /* user memory read in one piece, here rather than on the BPF stack (its 512 bytes are
+   * shared along the call chain lj_alloc_exit -> lj_walk -> lj_walk_step) */
+  __u64 ls[7];  /* lua_State: base, top, maxstack, stack, openupval, env, cframe */
+  __u64 hdr[6]; /* a frame's GCfunc header */
+};
+
 /* Copies of user memory, read in one piece each (one bpf_probe_read_user per block instead
  * of one per field): the top of the Lua stack, the machine stack, global_State's hot part. */
 #define LJ_LUA_WORDS 128
@@ -75,6 +90,7 @@ struct walkbuf {
   __u64 lua[LJ_LUA_WORDS];
   __u64 mach[LJ_STACK_WORDS];
   __u8 g[LJ_G_SPAN];
+  struct walk_state ws;
 };
 struct { __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY); __uint(max_entries, 1); __type(key, __u32); __type(value, struct walkbuf); } walkscratch SEC(".maps");
 /* One ring buffer per process slot (pid % 4): workers on different CPUs do not contend for
@@ -236,28 +252,25 @@ int BPF_KPROBE(lj_realloc_site, __u64 msp, __u64 ptr, __u64 nsize) {
   return 0;
 }
 
-struct walk_ctx {
-  struct lj_event *e;
-  struct walkbuf *wb;
-  __u64 lo, hi; /* wb->lua holds the Lua stack's words [lo, hi) */
-  __u64 cf, bot, frame, nextframe, nextlink, nextfn;
-  __u32 n, copied, read;
-  struct walk_cache *wc; /* records what the walk read, when not null */
-  __u32 nchk, nfns, norec;
-};
+/* The walk is split into global functions (not static, not inlined): the verifier checks a
+ * global function once, on its own, with its arguments unknown, instead of once per path that
+ * reaches it. Each takes the map memory it works on as arguments (never NULL in practice, but
+ * checked: the verifier cannot know). */
 
 /* A Lua stack word: from the copy when it holds it, else read on its own. */
-static __always_inline int lua_word(struct walk_ctx *c, __u64 addr, __u64 *v) {
-  if (addr >= c->lo && addr < c->hi && !((addr - c->lo) & 7)) {
-    __u64 i = (addr - c->lo) / 8;
+static __always_inline int lua_word(struct walkbuf *wb, struct walk_cache *wc, __u64 addr, __u64 *v) {
+  struct walk_state *c = &wb->ws;
+  __u64 lo = c->lo;
+  if (addr >= lo && addr < c->hi && !((addr - lo) & 7)) {
+    __u64 i = (addr - lo) / 8;
     asm volatile("" : "+r"(i)); /* keep the mask below where the verifier sees it */
-    *v = c->wb->lua[i & (LJ_LUA_WORDS - 1)];
+    *v = wb->lua[i & (LJ_LUA_WORDS - 1)];
     c->copied++;
-    if (c->wc) {
+    if (wc) {
       __u32 k = c->nchk;
       if (k < LJ_CK) {
-        c->wc->ck_addr[k & (LJ_CK - 1)] = addr;
-        c->wc->ck_val[k & (LJ_CK - 1)] = *v;
+        wc->ck_addr[k & (LJ_CK - 1)] = addr;
+        wc->ck_val[k & (LJ_CK - 1)] = *v;
         c->nchk = k + 1;
       } else c->norec = 1;
     }
@@ -268,37 +281,37 @@ static __always_inline int lua_word(struct walk_ctx *c, __u64 addr, __u64 *v) {
   return bpf_probe_read_user(v, 8, (void *)addr);
 }
 
-/* One frame per call (bpf_loop keeps the verifier's work independent of the depth). */
-static long walk_step(__u32 i, void *arg) {
-  struct walk_ctx *c = arg;
-  struct lj_event *e = c->e;
+/* One frame; non-zero when the walk is over. wc: the walk cache to record into, or NULL. */
+__noinline int lj_walk_step(struct lj_event *e, struct walkbuf *wb, struct walk_cache *wc) {
+  if (!e || !wb) return 1;
+  struct walk_state *c = &wb->ws;
   if (c->frame <= c->bot) return 1;
-  if (c->n >= LJ_MAX_FRAMES) { e->flags |= LJ_F_TRUNC; return 1; }
+  __u32 n = c->n;
+  if (n >= LJ_MAX_FRAMES) { e->flags |= LJ_F_TRUNC; return 1; }
   __u64 fnw = 0, link = 0;
-  if (lua_word(c, c->frame - 8, &fnw) || lua_word(c, c->frame, &link)) { e->flags |= LJ_F_BADREAD; return 1; }
+  if (lua_word(wb, wc, c->frame - 8, &fnw) || lua_word(wb, wc, c->frame, &link)) { e->flags |= LJ_F_BADREAD; return 1; }
   __u64 fn = fnw & LJ_GCVMASK;
-  if (c->wc) {
+  if (wc) {
     __u32 k = c->nfns;
-    if (k < LJ_MAX_FRAMES + 4) { c->wc->fns[k] = fn; c->nfns = k + 1; }
+    if (k < LJ_MAX_FRAMES + 4) { wc->fns[k] = fn; c->nfns = k + 1; }
     else c->norec = 1;
   }
-  __u64 hdr[6];
-  if (bpf_probe_read_user(hdr, sizeof(hdr), (void *)fn)) { e->flags |= LJ_F_BADREAD; return 1; }
+  __u64 *hdr = c->hdr;
+  if (bpf_probe_read_user(hdr, sizeof(c->hdr), (void *)fn)) { e->flags |= LJ_F_BADREAD; return 1; }
   __u8 ffid = (hdr[1] >> 16) & 0xff; /* byte 10 */
   int skip = 0;
-  __u32 n = c->n;
-  if (n >= LJ_MAX_FRAMES) return 1;
   struct lj_frame *f = &e->frames[n];
   f->ffid = ffid; f->pad = 0;
   if (ffid == 0) {
     __u64 fnpc = hdr[4]; /* GCfuncL.pc, byte 32 */
     __u64 pc = 0;
+    __u64 nextlink = c->nextlink;
     /* The top frame's saved PC: in compiled code it is stale and user space takes the
      * position from the trace's snapshot instead (src/luajit/stacks.ts): not read. */
     if (!c->nextframe) pc = (e->flags & LJ_F_TRACE) ? 0 : rd64(c->cf + LJ_CFRAME_PC);
-    else if ((c->nextlink & 3) == 0) pc = c->nextlink;
-    else if ((c->nextlink & 7) == 2) lua_word(c, c->nextframe - 16, &pc);
-    else if ((c->nextlink & 7) == 3 && c->nextfn == fn) skip = 1; /* vararg pseudo frame shown already */
+    else if ((nextlink & 3) == 0) pc = nextlink;
+    else if ((nextlink & 7) == 2) lua_word(wb, wc, c->nextframe - 16, &pc);
+    else if ((nextlink & 7) == 3 && c->nextfn == fn) skip = 1; /* vararg pseudo frame shown already */
     f->kind = LJ_K_LUA;
     f->ptr = fnpc - LJ_PROTO_SIZE;
     f->pos = (pc > fnpc && pc - fnpc < (1ULL << 24)) ? (__u32)((pc - fnpc) / 4 - 1) : ~0U;
@@ -324,65 +337,90 @@ static long walk_step(__u32 i, void *arg) {
 /* In compiled code the interpreter's PC is stale; the return address into the trace's
  * machine code (found on the stack) selects the snapshot, hence the bytecode, like
  * lj_trace_unwind() does for errors raised in C helpers called from traces. */
-static __always_inline void find_mcode(struct lj_event *e, struct walkbuf *wb, struct task_ctx *t, __u32 tgid, __u64 sp, __u64 g, __u32 gspan) {
+__noinline int lj_find_mcode(struct lj_event *e, struct walkbuf *wb, struct task_ctx *t, __u64 sp) {
+  if (!e || !wb || !t) return 0;
   __u64 jt = t->jt;
   if (!jt) {
+    __u32 tgid = e->pid;
     __u64 *jp = bpf_map_lookup_elem(&jtrace, &tgid);
-    if (!jp) return;
+    if (!jp) return 0;
     jt = *jp;
     t->jt = jt;
   }
+  __u64 g = e->g;
   __u64 arr;
   __u64 off = jt - g - LJ_G_VMSTATE; /* in the copy of global_State's hot part? */
-  if (jt >= g + LJ_G_VMSTATE && off + 8 <= gspan && !(off & 7)) {
+  if (jt >= g + LJ_G_VMSTATE && off + 8 <= wb->ws.gspan && !(off & 7)) {
     asm volatile("" : "+r"(off));
     arr = *(__u64 *)&wb->g[off & (LJ_G_SPAN - 8)];
   } else arr = rd64(jt);
-  if (!arr) return;
+  if (!arr) return 0;
   __u64 T = rd64(arr + 8 * (__u64)(__u32)e->vmstate);
-  if (!T) return;
+  if (!T) return 0;
   __u32 tm[4]; /* startins, szmcode, mcode (lo, hi): one read */
-  if (bpf_probe_read_user(tm, sizeof(tm), (void *)(T + LJ_T_SZMCODE - 4))) return;
+  if (bpf_probe_read_user(tm, sizeof(tm), (void *)(T + LJ_T_SZMCODE - 4))) return 0;
   __u64 mcode = tm[2] | ((__u64)tm[3] << 32);
   __u32 sz = tm[1];
-  if (!mcode || !sz) return;
+  if (!mcode || !sz) return 0;
   e->trace = T;
   /* The return address into the trace is a few frames up (lj_mem_newgco, lj_tab_new, ...):
    * look at the first 32 words, and only then at the rest. Plain bounded loops: no call
-   * per word. */
+   * per word (this function is verified once, so the verifier's cost of the loops is paid
+   * once). */
   __u64 lo = mcode, hi = mcode + sz;
   if (!bpf_probe_read_user(wb->mach, 32 * 8, (void *)sp)) {
     for (int i = 0; i < 32; i++) {
       __u64 w = wb->mach[i];
-      if (w >= lo && w < hi) { e->mcofs = (__u32)(w - mcode); if (cfg_stats) count(C_MC_32); return; }
+      if (w >= lo && w < hi) { e->mcofs = (__u32)(w - mcode); if (cfg_stats) count(C_MC_32); return 0; }
     }
   }
-  if (bpf_probe_read_user(wb->mach, sizeof(wb->mach), (void *)sp)) return;
+  if (bpf_probe_read_user(wb->mach, sizeof(wb->mach), (void *)sp)) return 0;
   for (int i = 32; i < LJ_STACK_WORDS; i++) {
     __u64 w = wb->mach[i];
-    if (w >= lo && w < hi) { e->mcofs = (__u32)(w - mcode); if (cfg_stats) count(C_MC_128); return; }
+    if (w >= lo && w < hi) { e->mcofs = (__u32)(w - mcode); if (cfg_stats) count(C_MC_128); return 0; }
   }
   if (cfg_stats) count(C_MC_NONE);
+  return 0;
 }
 
-static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, struct task_ctx *t, __u64 g, __u64 *t0, __u32 *gspan) {
+/* Are the Lua stack words the cached walk read the same in the new copy? */
+__noinline int lj_cache_same(struct walk_cache *wc, struct walkbuf *wb) {
+  if (!wc || !wb) return 0;
+  __u64 lo = wb->ws.lo, hi = wb->ws.hi;
+  __u32 nck = wc->nchk;
+  for (__u32 i = 0; i < LJ_CK; i++) {
+    if (i >= nck) break;
+    __u64 a = wc->ck_addr[i];
+    if (a < lo || a >= hi || ((a - lo) & 7)) return 0;
+    __u64 k = (a - lo) / 8;
+    asm volatile("" : "+r"(k));
+    if (wb->lua[k & (LJ_LUA_WORDS - 1)] != wc->ck_val[i]) return 0;
+  }
+  return 1;
+}
+
+/* The Lua stack of cur_L into e->frames (e->g: its global_State). */
+__noinline int lj_walk(struct lj_event *e, struct walkbuf *wb, struct task_ctx *t) {
+  if (!e || !wb || !t) return 0;
+  struct walk_state *ws = &wb->ws;
+  __u64 g = e->g;
   /* vmstate, cur_L and jit_base in one read */
-  *gspan = LJ_G_SPAN;
+  ws->gspan = LJ_G_SPAN;
   if (bpf_probe_read_user(wb->g, LJ_G_SPAN, (void *)(g + LJ_G_VMSTATE))) {
-    *gspan = LJ_G_SPAN_MIN;
-    if (bpf_probe_read_user(wb->g, LJ_G_SPAN_MIN, (void *)(g + LJ_G_VMSTATE))) { e->flags |= LJ_F_BADREAD; return; }
+    ws->gspan = LJ_G_SPAN_MIN;
+    if (bpf_probe_read_user(wb->g, LJ_G_SPAN_MIN, (void *)(g + LJ_G_VMSTATE))) { e->flags |= LJ_F_BADREAD; return 0; }
   }
   int vmstate = *(int *)&wb->g[0];
   e->vmstate = vmstate;
   /* ~LJ_VMST_GC = -3, ~RECORD = -5, ~OPT = -6, ~ASM = -7: the VM working for itself. */
-  if (vmstate == -3 || vmstate == -5 || vmstate == -6 || vmstate == -7) { e->flags |= LJ_F_VM; return; }
+  if (vmstate == -3 || vmstate == -5 || vmstate == -6 || vmstate == -7) { e->flags |= LJ_F_VM; return 0; }
   __u64 L = *(__u64 *)&wb->g[LJ_G_CUR_L - LJ_G_VMSTATE];
   __u64 jit_base = *(__u64 *)&wb->g[LJ_G_JIT_BASE - LJ_G_VMSTATE];
-  if (!L) { e->flags |= LJ_F_NOLUA; return; }
-  __u64 ls[7]; /* base, top, maxstack, stack, openupval, env, cframe: one read */
-  if (bpf_probe_read_user(ls, sizeof(ls), (void *)(L + LJ_L_BASE))) { e->flags |= LJ_F_BADREAD; return; }
+  if (!L) { e->flags |= LJ_F_NOLUA; return 0; }
+  __u64 *ls = ws->ls; /* base, top, maxstack, stack, openupval, env, cframe: one read */
+  if (bpf_probe_read_user(ls, sizeof(ws->ls), (void *)(L + LJ_L_BASE))) { e->flags |= LJ_F_BADREAD; return 0; }
   __u64 cf = ls[(LJ_L_CFRAME - LJ_L_BASE) / 8] & ~3ULL;
-  if (!cf) { e->flags |= LJ_F_NOLUA; return; }
+  if (!cf) { e->flags |= LJ_F_NOLUA; return 0; }
   __u64 base = 0;
   if (vmstate >= 0) {
     e->flags |= LJ_F_TRACE;
@@ -398,53 +436,49 @@ static __always_inline void walk(struct lj_event *e, struct walkbuf *wb, struct 
   if (len > sizeof(wb->lua)) len = 0;
   if (len && bpf_probe_read_user(wb->lua, len, (void *)lo)) len = 0;
   if (cfg_stats) count(C_WALKS);
-  lap(C_NS_PREP, t0);
-  __u64 hi = lo + len;
+  lap(C_NS_PREP, &ws->t0);
+  ws->lo = lo; ws->hi = lo + len;
   __u32 mode = vmstate >= 0;
   struct walk_cache *wc = cfg_nocache ? NULL : &t->wc;
-  if (wc && wc->valid && wc->L == L && wc->base == base && wc->bot == stack + 8 && wc->mode == mode) {
-    __u32 nck = wc->nchk, same = 1;
-    for (__u32 i = 0; i < LJ_CK; i++) {
-      if (i >= nck) break;
-      __u64 a = wc->ck_addr[i];
-      if (a < lo || a >= hi || ((a - lo) & 7)) { same = 0; break; }
-      __u64 k = (a - lo) / 8;
-      asm volatile("" : "+r"(k));
-      if (wb->lua[k & (LJ_LUA_WORDS - 1)] != wc->ck_val[i]) { same = 0; break; }
+  if (wc && wc->valid && wc->L == L && wc->base == base && wc->bot == stack + 8 && wc->mode == mode && lj_cache_same(wc, wb)) {
+    bpf_probe_read_kernel(e->frames, sizeof(e->frames), wc->frames);
+    e->nframes = wc->n;
+    e->flags |= wc->flags;
+    /* The top frame's position is the one thing not in the Lua stack words: the C frame's
+     * saved PC (interpreted code only). */
+    if (wc->top_lua) {
+      __u64 fnpc = e->frames[0].ptr + LJ_PROTO_SIZE;
+      __u64 pc = rd64(cf + LJ_CFRAME_PC);
+      e->frames[0].pos = (pc > fnpc && pc - fnpc < (1ULL << 24)) ? (__u32)((pc - fnpc) / 4 - 1) : ~0U;
     }
-    if (same) {
-      bpf_probe_read_kernel(e->frames, sizeof(e->frames), wc->frames);
-      e->nframes = wc->n;
-      e->flags |= wc->flags;
-      /* The top frame's position is the one thing not in the Lua stack words: the C frame's
-       * saved PC (interpreted code only). */
-      if (wc->top_lua) {
-        __u64 fnpc = e->frames[0].ptr + LJ_PROTO_SIZE;
-        __u64 pc = rd64(cf + LJ_CFRAME_PC);
-        e->frames[0].pos = (pc > fnpc && pc - fnpc < (1ULL << 24)) ? (__u32)((pc - fnpc) / 4 - 1) : ~0U;
-      }
-      if (cfg_stats) count(C_CACHE_HIT);
-      lap(C_NS_FRAMES, t0);
-      return;
-    }
+    if (cfg_stats) count(C_CACHE_HIT);
+    lap(C_NS_FRAMES, &ws->t0);
+    return 0;
   }
   if (wc) wc->valid = 0;
-  struct walk_ctx c = { .e = e, .wb = wb, .lo = lo, .hi = hi, .cf = cf, .bot = stack + 8, .frame = base - 8, .wc = wc };
-  bpf_loop(LJ_MAX_FRAMES + 4, walk_step, &c, 0);
-  e->nframes = c.n;
-  if (wc && !c.norec && !(e->flags & LJ_F_BADREAD)) {
+  ws->cf = cf; ws->bot = stack + 8; ws->frame = base - 8;
+  ws->nextframe = 0; ws->nextlink = 0; ws->nextfn = 0;
+  ws->n = 0; ws->copied = 0; ws->read = 0; ws->nchk = 0; ws->nfns = 0; ws->norec = 0;
+  /* One frame per call: the verifier checks lj_walk_step once, whatever the depth. */
+  for (int i = 0; i < LJ_MAX_FRAMES + 4; i++)
+    if (lj_walk_step(e, wb, wc)) break;
+  __u32 n = ws->n;
+  if (n > LJ_MAX_FRAMES) n = LJ_MAX_FRAMES;
+  e->nframes = n;
+  if (wc && !ws->norec && !(e->flags & LJ_F_BADREAD)) {
     wc->L = L; wc->base = base; wc->bot = stack + 8; wc->mode = mode;
-    wc->n = c.n; wc->flags = e->flags & LJ_F_TRUNC; wc->nchk = c.nchk; wc->nfns = c.nfns;
-    wc->top_lua = !mode && c.n > 0 && e->frames[0].kind == LJ_K_LUA;
+    wc->n = n; wc->flags = e->flags & LJ_F_TRUNC; wc->nchk = ws->nchk; wc->nfns = ws->nfns;
+    wc->top_lua = !mode && n > 0 && e->frames[0].kind == LJ_K_LUA;
     bpf_probe_read_kernel(wc->frames, sizeof(wc->frames), e->frames);
     wc->valid = 1;
   }
-  lap(C_NS_FRAMES, t0);
+  lap(C_NS_FRAMES, &ws->t0);
   if (cfg_stats) {
-    add(C_FRAMES, c.n);
-    add(C_WORD_COPY, c.copied);
-    add(C_WORD_READ, c.read);
+    add(C_FRAMES, n);
+    add(C_WORD_COPY, ws->copied);
+    add(C_WORD_READ, ws->read);
   }
+  return 0;
 }
 
 SEC("uretprobe")
@@ -481,10 +515,11 @@ int BPF_KRETPROBE(lj_alloc_exit, __u64 ret) {
   lap(C_NS_HEAD, &t0);
   if ((drain && !e->ptr) || cfg_mode == 1 || !wb) { }
   else if (g) {
-    __u32 gspan = 0;
-    walk(e, wb, t, g, &t0, &gspan);
+    wb->ws.t0 = t0;
+    lj_walk(e, wb, t);
+    t0 = wb->ws.t0;
     if ((e->flags & LJ_F_TRACE) && e->vmstate > 0 && cfg_mode != 3) {
-      find_mcode(e, wb, t, tgid, PT_REGS_SP(ctx), g, gspan);
+      lj_find_mcode(e, wb, t, PT_REGS_SP(ctx));
       lap(C_NS_MCODE, &t0);
     }
   }

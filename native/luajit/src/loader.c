@@ -26,6 +26,7 @@
 #include <bpf/bpf.h>
 #include "lj_event.h"
 #include "lj_alloc.skel.h"
+#include "ls_verify.h"
 
 #define MAX_PIDS 256
 #define MAX_DISC 16
@@ -476,8 +477,61 @@ static int on_record(void *ctx, void *data, size_t size) {
 }
 
 static int libbpf_quiet(enum libbpf_print_level lvl, const char *fmt, va_list ap) {
+  va_list ap2;
+  va_copy(ap2, ap);
+  ls_verify_libbpf(lvl, fmt, ap2);
+  va_end(ap2);
   if (lvl == LIBBPF_WARN && getenv("LSTRACE_LUAJIT_DEBUG")) return vfprintf(stderr, fmt, ap);
   return 0;
+}
+
+/* The switches the BPF side is built with (read-only data, fixed at load: each combination is
+ * a different program for the verifier). */
+struct lj_cfg { const char *name; __u32 mode, stats, nocache; };
+
+/* Opens and loads the programs with cfg; on failure NULL and the reason in why. */
+static struct lj_alloc_bpf *load_skel(const struct lj_cfg *cfg, struct ls_verify *v, __u32 log, char *why, size_t whysz) {
+  struct lj_alloc_bpf *s = lj_alloc_bpf__open();
+  if (!s) { snprintf(why, whysz, "cannot open the BPF object: %s", strerror(errno)); return NULL; }
+  s->rodata->cfg_mode = cfg->mode;
+  s->rodata->cfg_stats = cfg->stats;
+  s->rodata->cfg_nocache = cfg->nocache;
+  ls_verify_prepare(v, s->obj, log);
+  int err = lj_alloc_bpf__load(s);
+  if (err) {
+    ls_verify_reason(v, err < 0 ? -err : errno, why, whysz);
+    lj_alloc_bpf__destroy(s);
+    ls_verify_free(v);
+    return NULL;
+  }
+  return s;
+}
+
+/* --verify: loads every configuration a user or the bench can choose and prints, per program,
+ * the instructions the verifier processed against the kernel's limit (JSON lines on stdout). */
+static int verify_all(void) {
+  static const struct lj_cfg cfgs[] = {
+    { "default", 0, 0, 0 }, { "stats", 0, 1, 0 }, { "no-walk-cache", 0, 0, 1 }, { "stats,no-walk-cache", 0, 1, 1 },
+    { "nowalk", 1, 0, 0 }, { "bare", 2, 0, 0 }, { "nomcode", 3, 0, 0 }, { "nomcode,stats", 3, 1, 0 },
+  };
+  int rc = 0;
+  for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++) {
+    struct ls_verify v;
+    char why[1024];
+    struct lj_alloc_bpf *s = load_skel(&cfgs[i], &v, LS_VERIFY_STATS, why, sizeof why);
+    if (!s) {
+      printf("{\"loader\":\"lstrace-luajit\",\"config\":\"%s\",\"error\":", cfgs[i].name);
+      jsonstr(stdout, why);
+      printf("}\n");
+      rc = 1;
+      continue;
+    }
+    ls_verify_print(&v, s->obj, stdout, "lstrace-luajit", cfgs[i].name);
+    lj_alloc_bpf__destroy(s);
+    ls_verify_free(&v);
+  }
+  fflush(stdout);
+  return rc;
 }
 
 static unsigned long long now_ms(void) {
@@ -574,6 +628,7 @@ int main(int argc, char **argv) {
       else i++;
     }
     else if (!strcmp(argv[i], "--detect")) detect = 1;
+    else if (!strcmp(argv[i], "--verify")) { libbpf_set_print(libbpf_quiet); return verify_all(); }
     else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit [--detect] --pid PID... [--duration-ms N] [--settle-ms N] [--discover lua_fn]...\"}\n"); return 2; }
   }
   if (!nT) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"no --pid given\"}\n"); return 2; }
@@ -607,23 +662,31 @@ int main(int argc, char **argv) {
   signal(SIGTERM, on_signal);
   signal(SIGPIPE, SIG_IGN);
 
-  skel = lj_alloc_bpf__open();
-  if (skel) {
+  {
     /* Measurement switches (bench/luajit.bench.ts): what the probes do, and BPF run-time
-     * statistics (run count and time per program, printed with "done"). */
-    const char *mode = getenv("LSTRACE_LUAJIT_MODE");
-    if (mode && !strcmp(mode, "nowalk")) skel->rodata->cfg_mode = 1;
-    else if (mode && !strcmp(mode, "bare")) skel->rodata->cfg_mode = 2;
-    else if (mode && !strcmp(mode, "nomcode")) skel->rodata->cfg_mode = 3;
-    /* LSTRACE_LUAJIT_STATS=2: also count and time the sections of the allocation probe (its
+     * statistics (run count and time per program, printed with "done").
+     * LSTRACE_LUAJIT_STATS=2: also count and time the sections of the allocation probe (its
      * own timing costs ~0.2 us per allocation: not for overhead figures) */
-    if (getenv("LSTRACE_LUAJIT_NO_WALK_CACHE")) skel->rodata->cfg_nocache = 1;
+    struct lj_cfg cfg = { "run", 0, 0, 0 };
+    const char *mode = getenv("LSTRACE_LUAJIT_MODE");
+    if (mode && !strcmp(mode, "nowalk")) cfg.mode = 1;
+    else if (mode && !strcmp(mode, "bare")) cfg.mode = 2;
+    else if (mode && !strcmp(mode, "nomcode")) cfg.mode = 3;
+    if (getenv("LSTRACE_LUAJIT_NO_WALK_CACHE")) cfg.nocache = 1;
     const char *st = getenv("LSTRACE_LUAJIT_STATS");
-    if (st && atoi(st) >= 2) skel->rodata->cfg_stats = 1;
-    if (lj_alloc_bpf__load(skel)) { lj_alloc_bpf__destroy(skel); skel = NULL; }
+    if (st && atoi(st) >= 2) cfg.stats = 1;
+    struct ls_verify v;
+    char why[1024];
+    skel = load_skel(&cfg, &v, LS_VERIFY_ON_FAILURE, why, sizeof why);
+    if (!skel) {
+      fprintf(stderr, "{\"event\":\"error\",\"message\":");
+      jsonstr(stderr, why);
+      fprintf(stderr, "}\n");
+      return 1;
+    }
+    ls_verify_free(&v);
   }
-  if (skel && getenv("LSTRACE_LUAJIT_STATS")) stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
-  if (!skel) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"cannot load the BPF programs (need root or CAP_BPF+CAP_PERFMON): %s\"}\n", strerror(errno)); return 1; }
+  if (getenv("LSTRACE_LUAJIT_STATS")) stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
   int live = 0;
   for (int i = 0; i < nT; i++) {
     struct target *t = &T[i];

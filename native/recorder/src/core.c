@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -37,7 +38,13 @@ static _Atomic(lk_buf *) g_bufs;       // every buffer ever made; push-front, ne
 static pthread_mutex_t g_reg_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_key_t g_key;
 static sem_t g_flush_sem;
-static atomic_int g_timer_running;
+static atomic_int g_timer_running;   // the flusher thread exists (in this process)
+static atomic_int g_timer_stop;      // asks it to end (lk_flusher_stop)
+static atomic_int g_timer_hold;      // >0: a namespace call is in progress: do not start it
+static atomic_int g_timer_tid;
+static int g_no_flusher;             // a clone() child: flushes only when buffers fill and at exit
+static pthread_t g_timer_th;
+static pthread_mutex_t g_timer_mu = PTHREAD_MUTEX_INITIALIZER;
 static uint32_t g_pid;
 static uint64_t g_flush_ms = 500;   // LEAKSCOPE_FLUSH_MS (tests of snapshot set it high)
 static uint32_t g_crc_table[8][256];
@@ -152,6 +159,21 @@ static void thread_gone(void *unused) {
   lk_ts.guard--;
 }
 
+// One mapping per buffer: a guard page, the side stack (stacks.c runs libunwind there), the
+// buffer, then the thread's unwinding state. Nothing of it is on the thread's own stack or in TLS.
+static lk_buf *new_buf(void) {
+  size_t page = (size_t)sysconf(_SC_PAGESIZE);
+  size_t head = page + LK_SIDE_STACK, body = (sizeof(lk_buf) + 63) & ~(size_t)63;
+  uint8_t *base = lk_raw_mmap(head + body + lk_walk_size());
+  if (!base) return NULL;
+  syscall(SYS_mprotect, base, page, PROT_NONE);
+  lk_buf *b = (lk_buf *)(base + head);
+  b->side_lo = base + page;
+  b->side_top = base + head;
+  b->walk = (struct lk_walk *)(base + head + body);
+  return b;
+}
+
 static lk_buf *thread_buf(void) {
   if (!lk_ts.tid) lk_ts.tid = (uint32_t)syscall(SYS_gettid);
   if (!lk_ts.registered) {
@@ -164,16 +186,17 @@ static lk_buf *thread_buf(void) {
     if (!b->in_use) break;
   if (b) {
     b->in_use = 1;
-  } else if ((b = lk_raw_mmap(sizeof *b)) != NULL) {
+  } else if ((b = new_buf()) != NULL) {
     b->in_use = 1;
     b->next = atomic_load(&g_bufs);
     atomic_store_explicit(&g_bufs, b, memory_order_release);
   }
   pthread_mutex_unlock(&g_reg_mu);
   if (!b) return NULL;
-  // A reused buffer may still hold a dead thread's last records.
+  // A reused buffer may still hold a dead thread's last records, and its walks.
   while (atomic_exchange_explicit(&b->busy, 1, memory_order_acquire)) sched_yield();
   lk_flush_buf(b);
+  lk_walk_reset(b->walk);
   release(b);
   lk_ts.buf = b;
   return b;
@@ -231,15 +254,13 @@ static inline void timer_check(void) {
   if (LK_UNLIKELY(!atomic_load_explicit(&g_timer_running, memory_order_relaxed))) start_timer();
 }
 
-static uint32_t stack_now(lk_buf *b) { return lk_capture_stack(b); }
-
-void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp) {
+void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   if (lk_sample_bytes) lk_sampled_add((uintptr_t)p);  // the caller drew the sample
   timer_check();
   uint64_t t = lk_now();
   lk_buf *b = begin_hot(48);
   if (!b) return;
-  uint32_t st = ip ? lk_capture_stack_from(b, ip, sp) : stack_now(b);
+  uint32_t st = lk_capture_stack_from(b, ip, sp, fp);
   lk_reserve(b, 48);
   int64_t dt = (int64_t)(t - b->last_t);
   b->last_t = t;
@@ -251,7 +272,6 @@ void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp) {
   lk_end(b);
 }
 
-void lk_rec_alloc(void *p, size_t size) { lk_rec_alloc_from(p, size, 0, 0); }
 
 void lk_rec_free(void *p) {
   if (lk_sample_bytes && !lk_sampled_remove((uintptr_t)p)) return;
@@ -267,7 +287,7 @@ void lk_rec_free(void *p) {
   lk_end(b);
 }
 
-void lk_rec_realloc(void *old, void *p, size_t size) {
+void lk_rec_realloc(void *old, void *p, size_t size, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   int old_known = 1, new_known = 1;
   if (lk_sample_bytes) {
     old_known = old ? lk_sampled_remove((uintptr_t)old) : 0;
@@ -287,7 +307,7 @@ void lk_rec_realloc(void *old, void *p, size_t size) {
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(64);
   if (!b) return;
-  uint32_t st = p ? stack_now(b) : 0;
+  uint32_t st = p ? lk_capture_stack_from(b, ip, sp, fp) : 0;
   lk_reserve(b, 64);
   lk_ev(b, R_REALLOC, t);
   lk_var(b, old_known ? (uintptr_t)old : 0);
@@ -297,11 +317,11 @@ void lk_rec_realloc(void *old, void *p, size_t size) {
   lk_end(b);
 }
 
-void lk_rec_mmap(void *p, size_t size, int prot, int flags) {
+void lk_rec_mmap(void *p, size_t size, int prot, int flags, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(64);
   if (!b) return;
-  uint32_t st = stack_now(b);
+  uint32_t st = lk_capture_stack_from(b, ip, sp, fp);
   lk_reserve(b, 64);
   lk_ev(b, R_MMAP, t);
   lk_var(b, (uintptr_t)p);
@@ -322,9 +342,11 @@ void lk_rec_munmap(void *p, size_t size) {
   lk_end(b);
 }
 
-static void rec_exit(int code) {
+static void rec_exit(int code, int inside) {
   lk_buf *b = lk_ts.buf;
-  if (b && !try_acquire(b, 20)) return;
+  // A fault inside our code leaves this thread's buffer held, by this thread: its records are
+  // whole (records are encoded into it, nothing there faults), so EXIT is appended after them.
+  if (b && !try_acquire(b, 20) && !inside) return;
   if (!b && !(b = lk_begin(32))) return;
   if (b->pos == 0 || b->pid != g_pid) start_chunk(b);
   lk_reserve(b, 32);
@@ -333,14 +355,32 @@ static void rec_exit(int code) {
   lk_end(b);
 }
 
+// LEAKSCOPE_SIDE_STACK_REPORT=1 (tests): at the end, how much of the side stacks libunwind used
+// (the deepest non-zero byte: the stacks are fresh zeroed pages), on stderr.
+static int g_side_report;
+static void side_stack_report(void) {
+  if (!g_side_report) return;
+  size_t most = 0;
+  for (lk_buf *b = atomic_load_explicit(&g_bufs, memory_order_acquire); b; b = b->next) {
+    const uint8_t *p = b->side_lo, *top = (const uint8_t *)b->side_top;
+    while (p < top && *p == 0) p++;
+    if ((size_t)(top - p) > most) most = (size_t)(top - p);
+  }
+  char msg[128];
+  int n = snprintf(msg, sizeof msg, "leakscope: side stack high-water %zu of %d bytes\n", most, LK_SIDE_STACK);
+  if (write(2, msg, (size_t)n)) {}
+}
+
 // Stops recording, writes out every thread's records, then EXIT as the process's last chunk
 // (readers fold chunks in file order, so nothing of this process may follow it).
-static void finish(int code, int wait_ms) {
+static void finish(int code, int wait_ms, int inside) {
   lk_drain_marks();
   lk_state = 3;
   lk_flush_all(wait_ms);
-  rec_exit(code);
+  rec_exit(code, inside);
   if (lk_ts.buf) lk_flush_all(wait_ms);
+  if (inside && lk_ts.buf) lk_flush_buf(lk_ts.buf);
+  side_stack_report();
 }
 
 // --- the process record -------------------------------------------------------------------
@@ -450,15 +490,27 @@ static int open_trace(void) {
     snprintf(def, sizeof def, "leakscope-%u.lstrace", g_pid);
     path = def;
   }
-  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  // Never through a symbolic link, never into anything but a plain file: a user who can write
+  // to the trace's directory must not make a root-run program append to a file of their choice
+  // (O_EXCL refuses a planted link on creation; O_NOFOLLOW when the file is there already, as
+  // `leakscope run` creates it and exec'd images reopen it).
+  int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   int created = fd >= 0;
-  if (fd < 0) fd = open(path, O_WRONLY | O_APPEND | O_CLOEXEC);
+  if (fd < 0) fd = open(path, O_WRONLY | O_APPEND | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK | O_CLOEXEC);
+  const char *why = fd < 0 ? (errno == ELOOP ? "it is a symbolic link" : strerror(errno)) : NULL;
+  struct stat st;
+  if (fd >= 0 && (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode))) {
+    close(fd);
+    fd = -1;
+    why = "not a regular file";
+  }
   if (fd < 0) {
     char msg[600];
-    int n = snprintf(msg, sizeof msg, "leakscope: cannot open trace %.500s: %s (not recording)\n", path, strerror(errno));
+    int n = snprintf(msg, sizeof msg, "leakscope: cannot open trace %.500s: %s (not recording)\n", path, why);
     if (write(2, msg, (size_t)n)) {}
     return -1;
   }
+  if (!created) fcntl(fd, F_SETFL, O_APPEND);  // blocking again (O_NONBLOCK only kept a FIFO from hanging the open)
   // Keep it out of the way of programs that expect low descriptors to be theirs.
   int hi = fcntl(fd, F_DUPFD_CLOEXEC, 900);
   if (hi >= 0) { close(fd); fd = hi; }
@@ -470,7 +522,6 @@ static int open_trace(void) {
 
 // --- signals, timer, fork, exit ------------------------------------------------------------
 
-static struct sigaction g_old_act[65];
 static const int k_fatal[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTERM, SIGINT, SIGHUP, SIGQUIT};
 
 // SIGUSR2 markers. The handler only takes the time and the sender's kind into a slot and posts
@@ -568,32 +619,32 @@ void lk_drain_marks(void) {
 }
 
 static void on_fatal(int sig, siginfo_t *si, void *uc) {
+  // Inside our own machinery when the signal came (a fault there): this thread's buffer may be
+  // held by this very thread; rec_exit then takes it over instead of waiting for it.
+  int inside = lk_ts.guard > 0;
   lk_ts.guard++;
-  if (lk_state == 2) finish(128 + sig, 20);
-  sigaction(sig, &g_old_act[sig], NULL);
-  if (sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) return;  // re-faults
+  if (lk_state == 2 && (uint32_t)syscall(SYS_getpid) == g_pid) finish(128 + sig, 20, inside);
+  lk_signal_default(sig);  // the program's own disposition (default): the signal does what it would
+  // A fault the kernel raised happens again when the handler returns; one that a process sent
+  // (kill, raise: si_code <= 0) must be sent again.
+  if ((sig == SIGSEGV || sig == SIGBUS || sig == SIGILL || sig == SIGFPE) && si && si->si_code > 0) return;
   raise(sig);
 }
 
+// Our handlers go only where the program left the default; the program still sees (and sets)
+// its own dispositions through sigaction()/signal() (hooks_signal.c).
 static void install_signals(void) {
-  struct sigaction sa, cur;
-  for (size_t i = 0; i < sizeof k_fatal / sizeof k_fatal[0]; i++) {
-    int s = k_fatal[i];
-    if (sigaction(s, NULL, &cur) != 0 || cur.sa_handler != SIG_DFL) continue;  // the program's own
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_fatal;
-    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
-    sigemptyset(&sa.sa_mask);
-    g_old_act[s] = cur;
-    sigaction(s, &sa, NULL);
-  }
-  if (sigaction(SIGUSR2, NULL, &cur) == 0 && cur.sa_handler == SIG_DFL) {
-    memset(&sa, 0, sizeof sa);
-    sa.sa_sigaction = on_snapshot;
-    sa.sa_flags = SA_RESTART | SA_SIGINFO;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGUSR2, &sa, NULL);
-  }
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_fatal;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_NODEFER;
+  sigemptyset(&sa.sa_mask);
+  for (size_t i = 0; i < sizeof k_fatal / sizeof k_fatal[0]; i++) lk_signal_take(k_fatal[i], &sa);
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_snapshot;
+  sa.sa_flags = SA_RESTART | SA_SIGINFO;
+  sigemptyset(&sa.sa_mask);
+  lk_signal_take(SIGUSR2, &sa);
 }
 
 static void rec_rss(void) {
@@ -611,6 +662,7 @@ static void rec_rss(void) {
 
 static void *timer_main(void *arg) {
   lk_ts.guard = 1;  // this thread's own allocations are ours
+  atomic_store(&g_timer_tid, (int)syscall(SYS_gettid));
   sigset_t all;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, NULL);
@@ -622,6 +674,7 @@ static void *timer_main(void *arg) {
     dl.tv_nsec += (long)(g_flush_ms % 1000) * 1000000L;
     if (dl.tv_nsec >= 1000000000L) { dl.tv_sec++; dl.tv_nsec -= 1000000000L; }
     sem_timedwait(&g_flush_sem, &dl);
+    if (atomic_load(&g_timer_stop)) break;
     if (lk_state != 2) continue;
     lk_drain_marks();
     uint64_t now = lk_now();
@@ -635,18 +688,48 @@ static void *timer_main(void *arg) {
 }
 
 static void start_timer(void) {
-  int expected = 0;
-  if (!atomic_compare_exchange_strong(&g_timer_running, &expected, 1)) return;
+  if (g_no_flusher || atomic_load(&g_timer_hold)) return;
   lk_ts.guard++;
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-  pthread_attr_setstacksize(&attr, 256 * 1024);
-  pthread_t th;
-  if (pthread_create(&th, &attr, timer_main, NULL) != 0) atomic_store(&g_timer_running, 0);
-  pthread_attr_destroy(&attr);
+  pthread_mutex_lock(&g_timer_mu);
+  if (!atomic_load(&g_timer_running) && !atomic_load(&g_timer_hold)) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * 1024);
+    atomic_store(&g_timer_stop, 0);
+    atomic_store(&g_timer_tid, 0);
+    if (pthread_create(&g_timer_th, &attr, timer_main, NULL) == 0) atomic_store(&g_timer_running, 1);
+    pthread_attr_destroy(&attr);
+  }
+  pthread_mutex_unlock(&g_timer_mu);
   lk_ts.guard--;
 }
+
+// Before a call that needs a single-threaded process (unshare, setns): the flusher thread is
+// stopped, joined, and waited for until the kernel no longer counts it (a joined thread can still
+// be in the thread group for a moment). It restarts at the next record after lk_flusher_release.
+// Only in the process that started it (a vfork child shares our memory, not our threads).
+void lk_flusher_stop(void) {
+  atomic_fetch_add(&g_timer_hold, 1);
+  if ((uint32_t)syscall(SYS_getpid) != g_pid) return;
+  lk_ts.guard++;
+  pthread_mutex_lock(&g_timer_mu);
+  if (atomic_load(&g_timer_running)) {
+    atomic_store(&g_timer_stop, 1);
+    sem_post(&g_flush_sem);
+    pthread_join(g_timer_th, NULL);
+    int tid = atomic_load(&g_timer_tid);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/task/%d", tid);
+    struct timespec d = {0, 200000};
+    for (int i = 0; tid > 0 && i < 5000 && syscall(SYS_access, path, F_OK) == 0; i++) nanosleep(&d, NULL);
+    atomic_store(&g_timer_running, 0);
+    lk_flush_all(20);  // what it would have written
+  }
+  pthread_mutex_unlock(&g_timer_mu);
+  lk_ts.guard--;
+}
+
+void lk_flusher_release(void) { atomic_fetch_sub(&g_timer_hold, 1); }
 
 static void fork_prepare(void) {
   lk_ts.guard++;
@@ -689,6 +772,8 @@ static void fork_child(void) {
     }
     sem_init(&g_flush_sem, 0, 0);
     atomic_store(&g_timer_running, 0);
+    atomic_store(&g_timer_hold, 0);
+    pthread_mutex_init(&g_timer_mu, NULL);
     // Signals the parent received are the parent's markers; the child numbers its own.
     atomic_store(&g_mark_tail, atomic_load(&g_mark_head));
     atomic_store(&g_mark_count, 0);
@@ -704,22 +789,39 @@ static void fork_child(void) {
   lk_ts.guard--;
 }
 
+// clone() without CLONE_VM makes a process as fork() does, but runs no atfork handlers: the
+// clone hook (hooks_proc.c) runs ours around it. Such a child has no flusher thread (glibc's
+// thread state is not reset by a raw clone): its buffers are written when full and at its end,
+// which the hook records when the child's function returns (it leaves by the exit syscall).
+void lk_clone_prepare(void) { fork_prepare(); }
+void lk_clone_parent(void) { fork_parent(); }
+void lk_clone_child(void) {
+  g_no_flusher = 1;
+  fork_child();
+}
+void lk_clone_child_exit(int code) {
+  if (lk_state != 2) return;
+  lk_ts.guard++;
+  finish(code, 100, 0);
+  lk_ts.guard--;
+}
+
 // The exit status reaches only on_exit handlers. Ours is registered before the loader's own
 // finaliser (our constructor runs first), so it usually runs after every destructor, ours
 // included: lk_fini flushes, on_exit writes EXIT and stops recording; whichever comes last wins.
 static void on_exit_code(int code, void *arg) {
   if (lk_state != 2) return;
   lk_ts.guard++;
-  finish(code, 100);
+  finish(code, 100, 0);
   lk_ts.guard--;
 }
 
 // _exit skips on_exit handlers and destructors (forked children often leave this way).
 LK_EXPORT void _exit(int code) {
   static void (*r_exit)(int);
-  if (lk_state == 2 && !lk_ts.guard) {
+  if (lk_state == 2 && !lk_ts.guard && (uint32_t)syscall(SYS_getpid) == g_pid) {
     lk_ts.guard++;
-    finish(code, 100);
+    finish(code, 100, 0);
     lk_ts.guard--;
   }
   if (!r_exit) r_exit = (void (*)(int))dlsym(RTLD_NEXT, "_exit");
@@ -757,6 +859,7 @@ void lk_init(void) {
   uint64_t sample = env_u64("LEAKSCOPE_SAMPLE", 0);
   lk_depth = (int)env_u64("LEAKSCOPE_DEPTH", 64);
   g_flush_ms = env_u64("LEAKSCOPE_FLUSH_MS", 500);
+  g_side_report = (int)env_u64("LEAKSCOPE_SIDE_STACK_REPORT", 0);
   if (g_flush_ms < 10) g_flush_ms = 10;
   if (lk_depth < 1) lk_depth = 1;
   if (lk_depth > LK_MAX_DEPTH) lk_depth = LK_MAX_DEPTH;

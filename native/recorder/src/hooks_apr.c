@@ -43,12 +43,12 @@ static void resolve(void) {
 
 static inline int recording(void) { return lk_state == 2 && !lk_ts.guard; }
 
-static void rec_create(void *pool, void *parent) {
+static void rec_create(void *pool, void *parent, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   lk_ts.guard++;
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(64);
   if (b) {
-    uint32_t st = lk_capture_stack(b);
+    uint32_t st = lk_capture_stack_from(b, ip, sp, fp);
     lk_reserve(b, 64);
     lk_ev(b, R_POOL_CREATE, t);
     lk_var(b, (uintptr_t)pool);
@@ -61,12 +61,12 @@ static void rec_create(void *pool, void *parent) {
   lk_ts.guard--;
 }
 
-static void rec_pool_op(uint8_t type, void *pool) {
+static void rec_pool_op(uint8_t type, void *pool, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   lk_ts.guard++;
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(48);
   if (b) {
-    uint32_t st = lk_capture_stack(b);
+    uint32_t st = lk_capture_stack_from(b, ip, sp, fp);
     lk_reserve(b, 48);
     lk_ev(b, type, t);
     lk_var(b, (uintptr_t)pool);
@@ -76,13 +76,13 @@ static void rec_pool_op(uint8_t type, void *pool) {
   lk_ts.guard--;
 }
 
-static void rec_palloc(void *pool, size_t size, void *p) {
+static void rec_palloc(void *pool, size_t size, void *p, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   if (lk_sample_bytes && !lk_sample_inline(size)) return;
   lk_ts.guard++;
   uint64_t t = lk_now();
   lk_buf *b = lk_begin(64);
   if (b) {
-    uint32_t st = lk_capture_stack(b);
+    uint32_t st = lk_capture_stack_from(b, ip, sp, fp);
     lk_reserve(b, 64);
     lk_ev(b, R_POOL_ALLOC, t);
     lk_var(b, (uintptr_t)pool);
@@ -103,7 +103,7 @@ LK_EXPORT apr_status_t apr_pool_create_ex(void **newpool, void *parent, void *ab
   if (rv == 0 && recording()) {
     // A NULL parent means APR's global pool: ask APR for the real one.
     void *real_parent = r_parent_get ? r_parent_get(*newpool) : parent;
-    rec_create(*newpool, real_parent);
+    rec_create(*newpool, real_parent, LK_CALLER);
   }
   return rv;
 }
@@ -114,7 +114,7 @@ LK_EXPORT apr_status_t apr_pool_create_unmanaged_ex(void **newpool, void *abort_
   lk_ts.in_apr++;
   apr_status_t rv = r_create_unmanaged_ex(newpool, abort_fn, allocator);
   lk_ts.in_apr--;
-  if (rv == 0 && recording()) rec_create(*newpool, NULL);
+  if (rv == 0 && recording()) rec_create(*newpool, NULL, LK_CALLER);
   return rv;
 }
 
@@ -124,14 +124,14 @@ LK_EXPORT void apr_pool_destroy(void *pool) {
   resolve();
   if (!r_destroy) return;
   r_destroy(pool);
-  if (recording()) rec_pool_op(R_POOL_DESTROY, pool);
+  if (recording()) rec_pool_op(R_POOL_DESTROY, pool, LK_CALLER);
 }
 
 LK_EXPORT void apr_pool_clear(void *pool) {
   resolve();
   if (!r_clear) return;
   r_clear(pool);
-  if (recording()) rec_pool_op(R_POOL_CLEAR, pool);
+  if (recording()) rec_pool_op(R_POOL_CLEAR, pool, LK_CALLER);
 }
 
 LK_EXPORT void *apr_palloc(void *pool, size_t size) {
@@ -140,7 +140,7 @@ LK_EXPORT void *apr_palloc(void *pool, size_t size) {
   lk_ts.in_apr++;
   void *p = r_palloc(pool, size);
   lk_ts.in_apr--;
-  if (p && recording()) rec_palloc(pool, size, p);
+  if (p && recording()) rec_palloc(pool, size, p, LK_CALLER);
   return p;
 }
 
@@ -150,7 +150,7 @@ LK_EXPORT void *apr_pcalloc(void *pool, size_t size) {
   lk_ts.in_apr++;
   void *p = r_pcalloc(pool, size);
   lk_ts.in_apr--;
-  if (p && recording()) rec_palloc(pool, size, p);
+  if (p && recording()) rec_palloc(pool, size, p, LK_CALLER);
   return p;
 }
 

@@ -77,21 +77,22 @@ static inline void maybe_init(void) {
 
 static inline int recording(void) { return lk_state == 2 && !lk_ts.guard; }
 
-// ip, sp: the hook's return address and canonical frame address (the allocating frame).
-#define AFTER_ALLOC(p, n) after_alloc(p, n, (uintptr_t)__builtin_return_address(0), (uintptr_t)__builtin_dwarf_cfa())
+// The allocating frame: the hook's caller (LK_CALLER, taken in the exported hook).
+#define AFTER_ALLOC(p, n) after_alloc(p, n, LK_CALLER_IP, LK_CALLER_SP, (uintptr_t)__builtin_frame_address(0))
 
-// Out of line, so the hooks' common path (the sampled countdown) saves no registers.
-__attribute__((noinline)) static void after_alloc_slow(void *p, size_t n, uintptr_t ip, uintptr_t sp) {
+// Out of line, so the hooks' common path (the sampled countdown) saves no registers. `hook_fp`
+// is the hook's frame address: the caller's rbp is read from it only here, off the fast path.
+__attribute__((noinline)) static void after_alloc_slow(void *p, size_t n, uintptr_t ip, uintptr_t sp, uintptr_t hook_fp) {
   maybe_init();
   if (LK_LIKELY(p != NULL) && recording() && !lk_ts.in_apr) {
     if (lk_sample_bytes && !lk_sample_inline(n)) return;
     lk_ts.guard++;
-    lk_rec_alloc_from(p, n, ip, sp);
+    lk_rec_alloc_from(p, n, ip, sp, *(const uintptr_t *)hook_fp);
     lk_ts.guard--;
   }
 }
 
-static inline void after_alloc(void *p, size_t n, uintptr_t ip, uintptr_t sp) {
+static inline void after_alloc(void *p, size_t n, uintptr_t ip, uintptr_t sp, uintptr_t hook_fp) {
   if (lk_sample_bytes) {  // the sampled fast path: most allocations only count down
     int64_t left = lk_ts.sample_left - (int64_t)n;
     if (LK_LIKELY(left > 0)) {
@@ -99,7 +100,7 @@ static inline void after_alloc(void *p, size_t n, uintptr_t ip, uintptr_t sp) {
       return;
     }
   }
-  after_alloc_slow(p, n, ip, sp);
+  after_alloc_slow(p, n, ip, sp, hook_fp);
 }
 
 LK_EXPORT void *malloc(size_t n) {
@@ -161,9 +162,9 @@ LK_EXPORT void *realloc(void *old, size_t n) {
   if (!p) return NULL;  // failed: the old block is untouched
   lk_ts.guard++;
   if (!old) {
-    if (!lk_sample_bytes || lk_sample_inline(n)) lk_rec_alloc(p, n);
+    if (!lk_sample_bytes || lk_sample_inline(n)) lk_rec_alloc_from(p, n, LK_CALLER);
   } else {
-    lk_rec_realloc(old, p, n);
+    lk_rec_realloc(old, p, n, LK_CALLER);
   }
   lk_ts.guard--;
   return p;
@@ -230,7 +231,7 @@ LK_EXPORT void *mmap(void *a, size_t n, int prot, int flags, int fd, off_t off) 
   // pools' blocks, like their mallocs: the pool allocations carved from them are recorded.
   if (p != MAP_FAILED && (flags & MAP_ANONYMOUS) && recording() && !lk_ts.in_apr) {
     lk_ts.guard++;
-    lk_rec_mmap(p, n, prot, flags);
+    lk_rec_mmap(p, n, prot, flags, LK_CALLER);
     lk_ts.guard--;
   }
   return p;

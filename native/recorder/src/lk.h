@@ -29,6 +29,12 @@ enum {
 #define LK_CHUNK_HDR 12
 #define LK_CHUNK_PAYLOAD (256 * 1024)
 #define LK_MAX_DEPTH 256
+// The stack libunwind runs on (per buffer, below it in the same mapping, with a guard page).
+// libunwind's walks take at most ~LK_SIDE_STACK / 4 (test/recorder/conformance: the measured
+// high-water mark, LEAKSCOPE_SIDE_STACK_REPORT=1, must stay under half of it).
+#define LK_SIDE_STACK (64 * 1024)
+
+struct lk_walk;  // per-thread unwinding state (stacks.c)
 
 // One chunk buffer. Owned by one thread, which appends records while holding `busy`; the timer
 // thread (and fork/exit/crash paths) flush it by taking `busy` too. Never contended in steady
@@ -40,6 +46,9 @@ typedef struct lk_buf {
   uint64_t last_t;        // the chunk's running time
   size_t pos;             // payload bytes
   struct lk_buf *next;    // registry list (never unlinked; reused when in_use == 0)
+  struct lk_walk *walk;   // the owner thread's unwinding state (reset when reused)
+  void *side_top;         // top of the side stack (16-byte aligned)
+  uint8_t *side_lo;       // its lowest byte (above the guard page)
   uint8_t data[LK_CHUNK_HDR + LK_CHUNK_PAYLOAD];
 } lk_buf;
 
@@ -78,13 +87,21 @@ void lk_flush_buf(lk_buf *b);
 void lk_flush_all(int wait);
 void lk_drain_marks(void);           // writes the markers of SIGUSR2s received so far
 
+// The frame a hook was called from, taken in the exported hook itself: its return address, its
+// canonical frame address (the caller's sp after the call), and the caller's rbp (saved by the
+// hook's prologue: the library is built with frame pointers). Walks start there, so they never
+// step through our own frames.
+#define LK_CALLER_IP ((uintptr_t)__builtin_return_address(0))
+#define LK_CALLER_SP ((uintptr_t)__builtin_dwarf_cfa())
+#define LK_CALLER_FP (*(const uintptr_t *)__builtin_frame_address(0))
+#define LK_CALLER LK_CALLER_IP, LK_CALLER_SP, LK_CALLER_FP
+
 // stacks.c
 void lk_stacks_init(void);
-uint32_t lk_capture_stack(lk_buf *b);   // call with b held; returns a stack id (0 = none)
-// The same, walking from a hook's caller: pc = the hook's return address, sp = its canonical
-// frame address (__builtin_return_address(0), __builtin_dwarf_cfa() in the hook), so the walk
-// does not step through our own frames.
-uint32_t lk_capture_stack_from(lk_buf *b, uintptr_t ip, uintptr_t sp);
+size_t lk_walk_size(void);
+void lk_walk_reset(struct lk_walk *w);
+// Call with b held; returns a stack id (0 = none), walking from the frame LK_CALLER names.
+uint32_t lk_capture_stack_from(lk_buf *b, uintptr_t ip, uintptr_t sp, uintptr_t fp);
 void lk_modules_scan(lk_buf *b);        // emits MODULE records for new mappings
 void lk_stacks_atfork_prepare(void);
 void lk_stacks_atfork_parent(void);
@@ -114,12 +131,30 @@ void lk_sampled_add(uintptr_t addr);
 int lk_sampled_remove(uintptr_t addr);  // 1: addr was sampled (and is now forgotten)
 
 // Event helpers (core.c). All take care of the guard, sampling and buffering.
-void lk_rec_alloc(void *p, size_t size);   // the caller decided to record it (sampling)
-void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp);  // see lk_capture_stack_from
+// The allocation records take the allocating frame (LK_CALLER of the hook).
+void lk_rec_alloc_from(void *p, size_t size, uintptr_t ip, uintptr_t sp, uintptr_t fp);  // the caller drew the sample
 void lk_rec_free(void *p);
-void lk_rec_realloc(void *old, void *p, size_t size);
-void lk_rec_mmap(void *p, size_t size, int prot, int flags);
+void lk_rec_realloc(void *old, void *p, size_t size, uintptr_t ip, uintptr_t sp, uintptr_t fp);
+void lk_rec_mmap(void *p, size_t size, int prot, int flags, uintptr_t ip, uintptr_t sp, uintptr_t fp);
 void lk_rec_munmap(void *p, size_t size);
+
+// The flusher thread (core.c): stopped and joined around calls that need a single-threaded
+// process; it restarts at the next record once released.
+void lk_flusher_stop(void);
+void lk_flusher_release(void);
+// clone() without CLONE_VM (core.c): fork's handlers, and the child's end.
+void lk_clone_prepare(void);
+void lk_clone_parent(void);
+void lk_clone_child(void);
+void lk_clone_child_exit(int code);
+uint32_t lk_current_pid(void);
+
+// Signals (hooks_signal.c): the recorder's handlers are installed only over a default
+// disposition, and the program keeps seeing (and setting) its own through sigaction()/signal().
+struct sigaction;
+void lk_signal_take(int sig, const struct sigaction *ours);
+void lk_signal_default(int sig);  // puts the program's disposition back for real (a fatal signal)
+int lk_real_sigaction(int sig, const struct sigaction *act, struct sigaction *old);
 
 // Raw helpers that never enter our hooks.
 void *lk_raw_mmap(size_t size);

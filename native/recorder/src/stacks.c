@@ -8,13 +8,19 @@
 // written at start-up and after every dlopen.
 #define UNW_LOCAL_ONLY
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <elf.h>
 #include <libunwind.h>
 #include <limits.h>
 #include <link.h>
 #include <pthread.h>
+#include <signal.h>
+#include <stddef.h>
 #include <string.h>
 #include <stdlib.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include "enc.h"
@@ -93,12 +99,15 @@ static uint32_t map_get_or_put(u64map *m, uint64_t key, uint32_t val, int *inser
   return val;
 }
 
+static void uw_forget(uintptr_t lo, uintptr_t hi);
+
 // --- modules ----------------------------------------------------------------------------------
 
 typedef struct {
   uintptr_t lo, hi, offset;
   const char *path;
   char build_id[41];
+  int dead;  // unloaded (dlclose): kept, to name the frames recorded while it was there
 } module;
 
 #define MAX_MODULES 2048
@@ -169,11 +178,24 @@ void lk_modules_scan(lk_buf *b) {
   ctx.n = 0;
   dl_iterate_phdr(scan_cb, &ctx);  // takes the loader lock: never while holding g_mu
   pthread_mutex_lock(&g_mu);
+  // Modules gone since the last scan (dlclose): what was learned about their code is dropped,
+  // libunwind's caches too, so nothing stale is followed if other code is mapped there.
+  int forgot = 0;
+  for (int k = 0; k < g_nmods; k++) {
+    if (g_mods[k].dead) continue;
+    int present = 0;
+    for (int i = 0; i < ctx.n && !present; i++)
+      present = g_mods[k].lo == ctx.found[i].lo && g_mods[k].hi == ctx.found[i].hi && strcmp(g_mods[k].path, ctx.found[i].path) == 0;
+    if (present) continue;
+    g_mods[k].dead = 1;
+    uw_forget(g_mods[k].lo, g_mods[k].hi);
+    forgot = 1;
+  }
   for (int i = 0; i < ctx.n; i++) {
     module *f = &ctx.found[i];
     int known = 0;
     for (int k = 0; k < g_nmods; k++)
-      if (g_mods[k].lo == f->lo && g_mods[k].hi == f->hi && strcmp(g_mods[k].path, f->path) == 0) { known = 1; break; }
+      if (!g_mods[k].dead && g_mods[k].lo == f->lo && g_mods[k].hi == f->hi && strcmp(g_mods[k].path, f->path) == 0) { known = 1; break; }
     if (known || g_nmods >= MAX_MODULES) continue;
     size_t len = strlen(f->path);
     char *copy = arena_alloc(len + 1);
@@ -183,8 +205,13 @@ void lk_modules_scan(lk_buf *b) {
     int slot = g_nmods;
     for (int k = 0; k < g_nmods; k++)
       if (g_mods[k].lo < f->hi && f->lo < g_mods[k].hi) { slot = k; break; }
+    if (slot != g_nmods) {
+      uw_forget(f->lo, f->hi);
+      forgot = 1;
+    }
     g_mods[slot] = *f;
     g_mods[slot].path = copy;
+    g_mods[slot].dead = 0;
     if (slot == g_nmods) g_nmods++;
     lk_reserve(b, len + 120);
     lk_ev(b, R_MODULE, lk_now());
@@ -194,6 +221,7 @@ void lk_modules_scan(lk_buf *b) {
     lk_str(b, copy, len);
     lk_str(b, f->build_id, 40);
   }
+  if (forgot) unw_flush_cache(unw_local_addr_space, 0, 0);
   pthread_mutex_unlock(&g_mu);
   pthread_mutex_unlock(&scan_mu);
 }
@@ -297,13 +325,26 @@ static uint32_t node_id(lk_buf *b, uint32_t parent, uint32_t frame) {
 // with the return address just below it. So each step libunwind makes teaches us K for that pc;
 // once two walks agree (and the return address sat at CFA - 8), later walks through that pc take
 // one table lookup and one load. A pc that ever disagrees (alloca, signal frames) is left to
-// libunwind for good. Reads stay inside [sp, the outermost frame's sp] of the thread's own stack.
+// libunwind for good.
+//
+// What a walk may touch, so that it can never fault or overflow in the traced program:
+// - The fast walk reads only the thread's own stack, between the caller's sp and the outermost
+//   frame's sp, both inside the stack mapping found for the thread (struct lk_walk: lo, hi).
+//   A walk starting anywhere else (a signal's alternate stack, a coroutine's stack, a clone()
+//   child sharing this thread's TLS) is left to libunwind, which follows the unwind tables only.
+// - libunwind is never asked to step through a frame whose pc lies in no loaded object
+//   (_dl_find_object): after a dlclose() such a frame's unwind tables are gone (httpd calls
+//   exit() from its MPM module and unloads that module in an exit handler), and JIT code has
+//   none. The walk records that frame and ends there.
+// - libunwind runs on a side stack that comes with the thread's buffer (LK_SIDE_STACK), with
+//   asynchronous signals blocked meanwhile (a program's handler must not run on our stack), so
+//   a thread on a 16 KiB stack (PTHREAD_STACK_MIN) has room for the program, not for us. The
+//   state of the walks lives there too: nothing big is on the caller's stack or in TLS.
 
 #define UW_BITS 16
 #define UW_KQ_MAX 0x7FFF
 enum { UW_ONCE = 1, UW_OK = 2, UW_STOP = 3 };  // UW_STOP: kq 0 = outermost frame, else unusable
 static _Atomic uint64_t *g_uw;                // ip (47 bits) | kq = K / 8 (15 bits) | state (2 bits)
-static __thread uintptr_t t_max_sp;           // sp of this thread's outermost frame, once seen
 
 static inline uint64_t uw_pack(uintptr_t ip, uint32_t kq, uint32_t st) { return ((uint64_t)ip << 17) | ((uint64_t)kq << 2) | st; }
 static inline _Atomic uint64_t *uw_slot(uintptr_t ip) { return &g_uw[(ip * 0x9E3779B97F4A7C15ull) >> (64 - UW_BITS)]; }
@@ -336,13 +377,29 @@ static void uw_learn_outermost(uintptr_t ip) {
   else if ((old >> 17) != ip) atomic_store_explicit(slot, uw_pack(ip, 0, UW_STOP), memory_order_relaxed);
 }
 
+// Forgets what was learned about pcs in [lo, hi) (a library unloaded, or another mapped there).
+static void uw_forget(uintptr_t lo, uintptr_t hi) {
+  if (!g_uw) return;
+  for (size_t i = 0; i < ((size_t)1 << UW_BITS); i++) {
+    uintptr_t ip = (uintptr_t)(atomic_load_explicit(&g_uw[i], memory_order_relaxed) >> 17);
+    if (ip >= lo && ip < hi) atomic_store_explicit(&g_uw[i], 0, memory_order_relaxed);
+  }
+}
+
 static inline int is_self(uintptr_t ip) { return ip >= lk_self_lo && ip < lk_self_hi; }
+
+// A return address inside a loaded object (its unwind tables are mapped). Lock-free.
+static inline int is_live(uintptr_t ip) {
+  struct dl_find_object r;
+  return ip > 1 && _dl_find_object((void *)(ip - 1), &r) == 0;
+}
 
 // The thread's previous walk, every frame as (pc, sp), outermost FIRST. Consecutive allocations
 // mostly share their callers: once the new walk reaches a frame of the previous one (same pc at
 // the same sp), checking that each outer return-address slot still holds the same pc (loads
 // that do not depend on each other) proves the rest of the stack is unchanged. Kept root first,
 // the shared callers stay in place with their stack ids: only the new leaf frames are written.
+// Only walks of the thread's own stack are kept (their slots stay mapped while it lives).
 #define WALK_MAX (LK_MAX_DEPTH + 32)
 typedef struct {
   int n, complete;  // complete: [0] is the outermost frame
@@ -351,11 +408,26 @@ typedef struct {
   uint32_t sid[WALK_MAX];
   uint16_t cnt[WALK_MAX];  // frames outside our library among 0..k
 } walk_cache;
-static __thread walk_cache t_walk;
-static __thread unsigned t_walk_count;
+
+// Per-thread unwinding state, in the thread's buffer mapping (see lk_buf).
+struct lk_walk {
+  int bounds;            // 0: not looked up yet, 1: [lo, hi) is the stack, -1: unknown
+  int rebounds;          // times the mapping was looked up again
+  uintptr_t lo, hi;      // the mapping holding the thread's own stack
+  uintptr_t max_sp;      // sp of the outermost frame, once libunwind reached it (0: not yet)
+  unsigned count;        // walks so far (every 4096th is libunwind's, re-checking the table)
+  uint32_t last_id;      // the previous walk's stack id, reused when a walk is all the same
+  int last_n_out;        // and its number of recorded frames
+  sigset_t saved_mask;   // the thread's signal mask while libunwind runs on the side stack
+  walk_cache c;
+  uintptr_t pcs[WALK_MAX];                // recorded frames, leaf first
+  uintptr_t nip[WALK_MAX], nsp[WALK_MAX];  // a walk's new frames, leaf first
+};
+
+size_t lk_walk_size(void) { return sizeof(struct lk_walk); }
+void lk_walk_reset(struct lk_walk *w) { memset(w, 0, offsetof(struct lk_walk, c) + offsetof(walk_cache, ip)); }
+
 static int g_force_libunwind;  // LEAKSCOPE_UNWIND=libunwind: every walk by libunwind (tests, doubt)
-static __thread uint32_t t_last_id;        // the previous walk's stack id, reused when a walk is all the same
-static __thread int t_last_n_out;          // and its number of recorded frames
 
 // Stores `nn` frames given leaf first as cache positions base .. base+nn-1 (root first).
 static inline void cache_put(walk_cache *w, int base, const uintptr_t *ip, const uintptr_t *sp, int nn) {
@@ -377,16 +449,167 @@ static int cache_out(const walk_cache *w, uintptr_t *out) {
   return n;
 }
 
-// libunwind's walk, teaching the table. Records up to lk_depth frames outside our library.
-static int slow_walk(unw_context_t *uc, uintptr_t *out) {
+// --- the side stack ---
+
+// lk_on_stack(arg, fn, top): calls fn(arg) with the stack pointer at `top`, and returns. Its
+// frame keeps the caller's stack pointer in rbp (and says so in its CFI), so debuggers and
+// unwinders still see the whole call chain.
+#if defined(__x86_64__)
+void lk_on_stack(void *arg, void (*fn)(void *), void *top);
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".type lk_on_stack, @function\n"
+    ".hidden lk_on_stack\n"
+    "lk_on_stack:\n"
+    ".cfi_startproc\n"
+    "  push %rbp\n"
+    ".cfi_def_cfa_offset 16\n"
+    ".cfi_offset %rbp, -16\n"
+    "  mov %rsp, %rbp\n"
+    ".cfi_def_cfa_register %rbp\n"
+    "  mov %rdx, %rsp\n"
+    "  call *%rsi\n"
+    "  mov %rbp, %rsp\n"
+    "  pop %rbp\n"
+    ".cfi_def_cfa %rsp, 8\n"
+    "  ret\n"
+    ".cfi_endproc\n"
+    ".size lk_on_stack, .-lk_on_stack\n");
+#define LK_HAVE_SIDE_STACK 1
+#else
+static void lk_on_stack(void *arg, void (*fn)(void *), void *top) { fn(arg); }
+#define LK_HAVE_SIDE_STACK 0
+#endif
+
+// Runs fn(arg) on the buffer's side stack with asynchronous signals blocked. Faults (SIGSEGV,
+// SIGBUS, SIGILL, SIGFPE, SIGTRAP) stay deliverable: blocked, the kernel would kill silently.
+// The signal sets (128 bytes each) are kept off the caller's stack too.
+static sigset_t g_async;  // every signal but the faults, filled once
+static void on_side_stack(lk_buf *b, void (*fn)(void *), void *arg) {
+  sigset_t *old = &b->walk->saved_mask;
+  pthread_sigmask(SIG_BLOCK, &g_async, old);
+  lk_on_stack(arg, fn, b->side_top);
+  pthread_sigmask(SIG_SETMASK, old, NULL);
+}
+
+// --- the thread's stack mapping ---
+
+static uint64_t hex_field(const char **p) {
+  uint64_t v = 0;
+  for (;; (*p)++) {
+    char c = **p;
+    int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+    if (d < 0) return v;
+    v = v * 16 + (uint64_t)d;
+  }
+}
+
+// The mapping holding sp, from /proc/self/maps (raw reads: no allocation). The main thread's
+// mapping grows down, up to the stack size limit (at most 8 MiB taken here; deeper frames are
+// walked by libunwind). Returns 0 when it cannot be read (no /proc).
+static int stack_mapping(uintptr_t sp, uintptr_t *lo, uintptr_t *hi) {
+  int fd = (int)syscall(SYS_openat, AT_FDCWD, "/proc/self/maps", O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return 0;
+  char buf[4096], line[512];
+  size_t ln = 0;
+  uintptr_t prev_end = 0;
+  int found = 0;
+  for (;;) {
+    ssize_t r = syscall(SYS_read, fd, buf, sizeof buf);
+    if (r <= 0) break;
+    for (ssize_t i = 0; i < r && !found; i++) {
+      if (buf[i] != '\n') {
+        if (ln < sizeof line - 1) line[ln++] = buf[i];
+        continue;
+      }
+      line[ln] = '\0';
+      ln = 0;
+      const char *p = line;
+      uintptr_t start = (uintptr_t)hex_field(&p);
+      if (*p++ != '-') continue;
+      uintptr_t end = (uintptr_t)hex_field(&p);
+      if (sp >= start && sp < end) {
+        *lo = start;
+        *hi = end;
+        if (strstr(line, "[stack]")) {
+          struct rlimit rl;
+          uintptr_t lim = 8u << 20;
+          if (syscall(SYS_getrlimit, RLIMIT_STACK, &rl) == 0 && rl.rlim_cur < lim) lim = rl.rlim_cur;
+          uintptr_t grow = end - lim > prev_end ? end - lim : prev_end;
+          if (grow < start) *lo = grow;
+        }
+        found = 1;
+      }
+      prev_end = end;
+    }
+    if (found) break;
+  }
+  syscall(SYS_close, fd);
+  return found;
+}
+
+static void find_bounds(struct lk_walk *W, uintptr_t sp) {
+  uintptr_t lo = 0, hi = 0;
+  if (stack_mapping(sp, &lo, &hi)) {
+    W->lo = lo;
+    W->hi = hi;
+    W->bounds = 1;
+    return;
+  }
+  // No /proc: glibc knows the thread's stack (it may allocate; we are in our own hook).
+  pthread_attr_t a;
+  void *addr;
+  size_t size;
+  if (pthread_getattr_np(pthread_self(), &a) == 0) {
+    if (pthread_attr_getstack(&a, &addr, &size) == 0 && sp >= (uintptr_t)addr && sp < (uintptr_t)addr + size) {
+      W->lo = (uintptr_t)addr;
+      W->hi = (uintptr_t)addr + size;
+      W->bounds = 1;
+    }
+    pthread_attr_destroy(&a);
+  }
+  if (W->bounds != 1) W->bounds = -1;
+}
+
+static inline int own_stack(const struct lk_walk *W, uintptr_t sp) { return W->bounds == 1 && sp >= W->lo && sp < W->hi; }
+
+// --- libunwind's walk ---
+
+// libunwind's walk from the given frame (pc = a return address, its sp and rbp), teaching the
+// table. Records up to lk_depth frames outside our library into W->pcs. Runs on the side stack.
+typedef struct { struct lk_walk *W; uintptr_t ip, sp, fp; int n; } slow_args;
+
+static void slow_walk(void *arg) {
+  slow_args *a = arg;
+  struct lk_walk *W = a->W;
+  walk_cache *wc = &W->c;
+  if (W->bounds == 0) find_bounds(W, a->sp);
+  const int own = own_stack(W, a->sp);
+  uintptr_t *out = W->pcs, *lip = W->nip, *lsp = W->nsp;
+  int ln = 0, complete = 0, n = 0;
+  wc->n = 0;
+  wc->complete = 0;
+  wc->sid_ok = 0;
+  a->n = 0;
+  unw_context_t uc;
+  memset(&uc, 0, sizeof uc);
+#if defined(__x86_64__)
+  // Starts at the hook's caller. libunwind takes a context's pc as a return address (it looks
+  // up pc - 1), as it is here. CFA rules of gcc's code use rsp or rbp only.
+  uc.uc_mcontext.gregs[REG_RIP] = (greg_t)a->ip;
+  uc.uc_mcontext.gregs[REG_RSP] = (greg_t)a->sp;
+  uc.uc_mcontext.gregs[REG_RBP] = (greg_t)a->fp;
+#else
+  unw_getcontext(&uc);
+#endif
   unw_cursor_t c;
-  uintptr_t lip[WALK_MAX], lsp[WALK_MAX];
-  int ln = 0, complete = 0;
-  t_walk.n = 0;
-  t_walk.complete = 0;
-  t_walk.sid_ok = 0;
-  if (unw_init_local(&c, uc) < 0) return 0;
-  int n = 0;
+  if (!is_live(a->ip)) {
+    out[0] = a->ip;
+    a->n = 1;
+    return;
+  }
+  if (unw_init_local(&c, &uc) < 0) return;
   uintptr_t pip = 0, psp = 0;
   for (int steps = 0; steps < 4096; steps++) {
     unw_word_t ip, sp;
@@ -400,66 +623,55 @@ static int slow_walk(unw_context_t *uc, uintptr_t *out) {
     }
     pip = ip;
     psp = sp;
+    if (steps > 0 && !is_live(ip)) break;  // no unwind tables to step through: the stack ends here
     int r = unw_step(&c);
     if (r <= 0) {
       if (r == 0) {
         uw_learn_outermost(pip);
-        if (psp > t_max_sp) t_max_sp = psp;
+        if (own && psp < W->hi && psp > W->max_sp) W->max_sp = psp;
+        // The mapping found was not the thread's own stack (its first walk came from a signal's
+        // alternate stack): look again at a later walk, a few times.
+        if (own && !W->max_sp && psp >= W->hi && ++W->rebounds < 8) W->bounds = 0;
         complete = ln < WALK_MAX;
       }
       break;
     }
-    if (n >= lk_depth && t_max_sp) break;
+    if (n >= lk_depth && W->max_sp) break;
   }
-  // Only a whole walk (or one reaching the depth limit) is a usable cache.
-  if (complete || n >= lk_depth) {
-    cache_put(&t_walk, 0, lip, lsp, ln);
-    t_walk.complete = complete;
+  // Only a whole walk (or one reaching the depth limit) of the thread's own stack is a usable cache.
+  if (own && (complete || n >= lk_depth)) {
+    // cache_put takes leaf-first arrays: lip/lsp are leaf first already.
+    cache_put(wc, 0, lip, lsp, ln);
+    wc->complete = complete;
   }
-  return n;
+  a->n = n;
 }
 
-__attribute__((noinline)) static int slow_capture(uintptr_t *out) {
-  unw_context_t uc;
-  unw_getcontext(&uc);
-  return slow_walk(&uc, out);
+// libunwind's walk on the side stack; the frames are in W->pcs.
+__attribute__((noinline)) static int slow_capture(lk_buf *b, struct lk_walk *W, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
+  slow_args a = {W, ip, sp, fp, 0};
+  on_side_stack(b, slow_walk, &a);
+  return a.n;
 }
 
-// Through a pc the table cannot hold (alloca, signal frames) there is nothing to learn:
-// libunwind's own cached backtrace is far cheaper than stepping (which blocks signals around
-// every lookup).
-__attribute__((noinline)) static int backtrace_capture(uintptr_t *out) {
-  void *raw[LK_MAX_DEPTH + 32];
-  int got = unw_backtrace(raw, lk_depth + 16), n = 0;
-  for (int i = 0; i < got && n < lk_depth; i++)
-    if (!is_self((uintptr_t)raw[i])) out[n++] = (uintptr_t)raw[i];
-  t_walk.n = 0;
-  t_walk.complete = 0;
-  t_walk.sid_ok = 0;
-  return n;
-}
-
-// The fast walk starts at our caller's frame exactly as libunwind sees it: pc = our return
-// address, sp = our canonical frame address (the compiler knows it, frame pointer or not);
-// or, given ip, at that frame (a hook's caller: our own frames are not stepped through).
-// Returns the frame count; *filled: out[] holds the frames (else they are in t_walk only, see
-// cache_out); *same is set when the stack is exactly the previous walk's; *fresh is the first
-// cache position (root first) whose sid[] is not known yet.
-__attribute__((noinline)) static int capture(uintptr_t *out, int *filled, int *same_stack, int *fresh, uintptr_t ip, uintptr_t sp) {
-  if (!ip) {
-    ip = (uintptr_t)__builtin_return_address(0);
-    sp = (uintptr_t)__builtin_dwarf_cfa();
-  }
+// The fast walk starts at the hook's caller: pc = the hook's return address, sp = its canonical
+// frame address (the compiler knows it, frame pointer or not). Returns the frame count; *filled:
+// W->pcs holds the frames (else they are in W->c only, see cache_out); *same is set when the
+// stack is exactly the previous walk's; *fresh is the first cache position (root first) whose
+// sid[] is not known yet. Runs on the caller's stack with a small frame: all arrays are in W.
+__attribute__((noinline)) static int capture(lk_buf *b, struct lk_walk *W, int *filled, int *same_stack, int *fresh, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
   *same_stack = 0;
   *fresh = 0;
   *filled = 1;
   // Every 4096th walk is libunwind's, re-checking what the table learned: a pc whose frame size
   // only looked fixed (alloca of the same size twice) is caught and handed back to libunwind.
-  if (LK_UNLIKELY(!t_max_sp) || LK_UNLIKELY((++t_walk_count & 4095) == 0) || LK_UNLIKELY(g_force_libunwind)) return slow_capture(out);
-  const uintptr_t max_sp = t_max_sp;
-  walk_cache *w = &t_walk;
+  if (LK_UNLIKELY(!W->max_sp) || LK_UNLIKELY((++W->count & 4095) == 0) || LK_UNLIKELY(g_force_libunwind)) return slow_capture(b, W, ip, sp, fp);
+  // The fast walk reads [sp, max_sp]: both in the thread's own stack mapping, or libunwind walks.
+  if (LK_UNLIKELY(sp < W->lo) || LK_UNLIKELY(sp >= W->hi)) return slow_capture(b, W, ip, sp, fp);
+  const uintptr_t max_sp = W->max_sp, ip0 = ip, sp0 = sp;
+  walk_cache *w = &W->c;
   const int depth = lk_depth, last_n = w->n;
-  uintptr_t nip[WALK_MAX], nsp[WALK_MAX];  // the new frames, leaf first
+  uintptr_t *nip = W->nip, *nsp = W->nsp;  // the new frames, leaf first
   int nn = 0, n = 0, k = last_n - 1, complete = 0;
   int stale = last_n;  // a changed slot of the previous walk: only frames at or outside it can match
   for (;;) {
@@ -475,9 +687,9 @@ __attribute__((noinline)) static int capture(uintptr_t *out, int *filled, int *s
       if (m < 0) {
         int total = n + w->cnt[k];
         if (total > depth) total = depth;
-        if (!w->complete && total < depth) return slow_capture(out);
-        if (k + 1 + nn > WALK_MAX) return slow_capture(out);
-        *same_stack = (nn == 0 && k == last_n - 1 && total == t_last_n_out);
+        if (!w->complete && total < depth) return slow_capture(b, W, ip0, sp0, fp);
+        if (k + 1 + nn > WALK_MAX) return slow_capture(b, W, ip0, sp0, fp);
+        *same_stack = (nn == 0 && k == last_n - 1 && total == W->last_n_out);
         *fresh = w->sid_ok ? k + 1 : 0;
         cache_put(w, k + 1, nip, nsp, nn);
         *filled = 0;
@@ -485,21 +697,21 @@ __attribute__((noinline)) static int capture(uintptr_t *out, int *filled, int *s
       }
       stale = m;
     }
-    if (nn == WALK_MAX) return slow_capture(out);
+    if (nn == WALK_MAX) return slow_capture(b, W, ip0, sp0, fp);
     nip[nn] = ip;
     nsp[nn++] = sp;
     if (!is_self(ip) && ++n >= depth) break;
     uint64_t e = atomic_load_explicit(uw_slot(ip), memory_order_relaxed);
-    if ((e >> 17) != ip) return slow_capture(out);
+    if ((e >> 17) != ip) return slow_capture(b, W, ip0, sp0, fp);
     uint32_t st = e & 3, kq = (e >> 2) & UW_KQ_MAX;
     if (st == UW_STOP && kq == 0) {
       complete = 1;
       break;
     }
-    if (st == UW_STOP) return backtrace_capture(out);
-    if (st != UW_OK) return slow_capture(out);
+    // Not learned yet, or a frame of changing size (alloca, a signal frame): libunwind's walk.
+    if (st != UW_OK) return slow_capture(b, W, ip0, sp0, fp);
     sp += (uintptr_t)kq * 8;
-    if (sp > max_sp) return slow_capture(out);
+    if (sp > max_sp) return slow_capture(b, W, ip0, sp0, fp);
     ip = *(const uintptr_t *)(sp - 8);
   }
   cache_put(w, 0, nip, nsp, nn);
@@ -586,15 +798,13 @@ static uint32_t intern_pcs(lk_buf *b, const uintptr_t *pcs, int n) {
   return id;
 }
 
-uint32_t lk_capture_stack(lk_buf *b) { return lk_capture_stack_from(b, 0, 0); }
-
-uint32_t lk_capture_stack_from(lk_buf *b, uintptr_t ip, uintptr_t sp) {
-  uintptr_t pcs[LK_MAX_DEPTH];
+uint32_t lk_capture_stack_from(lk_buf *b, uintptr_t ip, uintptr_t sp, uintptr_t fp) {
+  struct lk_walk *W = b->walk;
   int filled, same, fresh;
-  int n = capture(pcs, &filled, &same, &fresh, ip, sp);
-  if (same && t_last_id) return t_last_id;
-  t_last_n_out = n;
-  walk_cache *w = &t_walk;
+  int n = capture(b, W, &filled, &same, &fresh, ip, sp, fp);
+  if (same && W->last_id) return W->last_id;
+  W->last_n_out = n;
+  walk_cache *w = &W->c;
   if (g_tn && w->complete && n < lk_depth && w->n > 0) {
     // All of the stack was walked and recorded: ids from the root down, reusing the callers'.
     int k = fresh;
@@ -610,12 +820,12 @@ uint32_t lk_capture_stack_from(lk_buf *b, uintptr_t ip, uintptr_t sp) {
     }
     if (k == w->n) {
       w->sid_ok = 1;
-      return t_last_id = w->sid[w->n - 1];
+      return W->last_id = w->sid[w->n - 1];
     }
   }
   w->sid_ok = 0;
-  if (!filled) n = cache_out(w, pcs);
-  return t_last_id = intern_pcs(b, pcs, n);
+  if (!filled) n = cache_out(w, W->pcs);
+  return W->last_id = intern_pcs(b, W->pcs, n);
 }
 
 static int self_cb(struct dl_phdr_info *info, size_t size, void *arg) {
@@ -646,9 +856,12 @@ void lk_stacks_init(void) {
   g_tn = lk_raw_mmap(TN_CAP * sizeof *g_tn);
   g_uw = lk_raw_mmap(sizeof(uint64_t) << UW_BITS);
   unw_set_caching_policy(unw_local_addr_space, UNW_CACHE_PER_THREAD);
-  uintptr_t warm[LK_MAX_DEPTH];
-  int filled, same, fresh;
-  capture(warm, &filled, &same, &fresh, 0, 0);  // libunwind's own set-up happens now, with our guard held
+  sigfillset(&g_async);
+  sigdelset(&g_async, SIGSEGV);
+  sigdelset(&g_async, SIGBUS);
+  sigdelset(&g_async, SIGILL);
+  sigdelset(&g_async, SIGFPE);
+  sigdelset(&g_async, SIGTRAP);
 }
 
 void lk_stacks_atfork_prepare(void) {

@@ -6,7 +6,9 @@
  *      gone since); parent: the pid it was forked from while traced (0: unknown), whose
  *      modules it has until it execs
  *   LOST <count>       stacks dropped (ring buffer full): those mmaps come with their leaf pc only
- * and stops on SIGINT/SIGTERM or when stdin closes. Targets' children are followed. */
+ * and stops on SIGINT/SIGTERM or when stdin closes. Targets' children are followed.
+ *   ls-kstack --verify   loads the program as --exe and PIDs do, prints each BPF program's
+ *   verified instructions and stack (JSON lines, ../../common/ls_verify.h) and exits. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <poll.h>
@@ -20,6 +22,7 @@
 #include "kstack.h"
 #include "kstack.skel.h"
 #include "../unwind.h"
+#include "ls_verify.h"
 
 #define MAX_PCS 128
 
@@ -105,24 +108,67 @@ static int handle(void *ctx, void *data, size_t size) {
   return 0;
 }
 
+static int verifying;
 static int quiet(enum libbpf_print_level level, const char *fmt, va_list args) {
-  return level == LIBBPF_WARN ? vfprintf(stderr, fmt, args) : 0;
+  va_list a2;
+  va_copy(a2, args);
+  ls_verify_libbpf(level, fmt, a2);
+  va_end(a2);
+  return level == LIBBPF_WARN && !verifying ? vfprintf(stderr, fmt, args) : 0;
+}
+
+/* Opens and loads the program, following exe when given; NULL and the reason in why. */
+static struct kstack *load(const char *exe, char *why, size_t whysz) {
+  struct kstack *skel = kstack__open();
+  if (!skel) { snprintf(why, whysz, "cannot open the BPF program (%s)", strerror(errno)); return NULL; }
+  if (exe) {
+    memcpy((char *)skel->rodata->exe_path, exe, strlen(exe) + 1);
+    skel->rodata->exe_len = (__u32)strlen(exe);
+  }
+  struct ls_verify v;
+  ls_verify_prepare(&v, skel->obj, verifying ? LS_VERIFY_STATS : LS_VERIFY_ON_FAILURE);
+  int err = kstack__load(skel);
+  if (err) {
+    ls_verify_reason(&v, err < 0 ? -err : errno, why, whysz);
+    kstack__destroy(skel);
+    skel = NULL;
+  } else if (verifying) ls_verify_print(&v, skel->obj, stdout, "ls-kstack", exe ? "exe" : "pids");
+  ls_verify_free(&v);
+  return skel;
+}
+
+/* Both configurations: PIDs only, and --exe with the longest path it takes. */
+static int verify_all(void) {
+  char longest[sizeof(((struct kstack__rodata *)0)->exe_path)], why[1024];
+  memset(longest, 'x', sizeof longest - 1);
+  longest[0] = '/';
+  longest[sizeof longest - 1] = 0;
+  const char *exes[] = { NULL, longest };
+  int rc = 0;
+  verifying = 1;
+  libbpf_set_print(quiet);
+  for (int i = 0; i < 2; i++) {
+    struct kstack *s = load(exes[i], why, sizeof why);
+    if (s) { kstack__destroy(s); continue; }
+    printf("{\"loader\":\"ls-kstack\",\"config\":\"%s\",\"error\":", exes[i] ? "exe" : "pids");
+    ls_json_str(stdout, why);
+    printf("}\n");
+    rc = 1;
+  }
+  return rc;
 }
 
 int main(int argc, char **argv) {
   int first = 1;
   const char *exe = NULL;
+  if (argc == 2 && strcmp(argv[1], "--verify") == 0) return verify_all();
   if (argc >= 3 && strcmp(argv[1], "--exe") == 0) { exe = argv[2]; first = 3; }
   if (argc <= first && !exe) { fprintf(stderr, "ls-kstack: usage: ls-kstack [--exe PATH] PID...\n"); return 2; }
   if (exe && (strlen(exe) == 0 || strlen(exe) >= sizeof(((struct kstack__rodata *)0)->exe_path))) { fprintf(stderr, "ls-kstack: --exe path too long\n"); return 2; }
   libbpf_set_print(quiet);
-  struct kstack *skel = kstack__open();
-  if (!skel) { fprintf(stderr, "ls-kstack: cannot open the BPF program (%s)\n", strerror(errno)); return 1; }
-  if (exe) {
-    memcpy((char *)skel->rodata->exe_path, exe, strlen(exe) + 1);
-    skel->rodata->exe_len = (__u32)strlen(exe);
-  }
-  if (kstack__load(skel)) { fprintf(stderr, "ls-kstack: cannot load the BPF program (%s)\n", strerror(errno)); return 1; }
+  char why[1024];
+  struct kstack *skel = load(exe, why, sizeof why);
+  if (!skel) { fprintf(stderr, "ls-kstack: cannot load the BPF program: %s\n", why); return 1; }
   for (int i = first; i < argc; i++) {
     char *end;
     long pid = strtol(argv[i], &end, 10);

@@ -15,7 +15,8 @@ import { parseDurationMs as parseDuration } from '../../model/units.js';
 import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
 import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
-import { pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { commandOf, descendants, pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { checkExe, checkPid, checkProcess } from '../../attach/preflight.js';
 import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
 import { LiveSymbols } from '../../attach/live-symbols.js';
 import { renderReport } from '../../attach/report.js';
@@ -39,6 +40,15 @@ export interface AttachCliOptions {
   poolSample: string;
   report: boolean;
 }
+
+/** How often the trace file is flushed while tracing (ms): what a SIGKILL can lose at most. */
+const FLUSH_MS = 1000;
+/** A command line on one line of a message, control characters escaped, at most 80 characters. */
+function clip(s: string): string {
+  const one = s.replace(/[\x00-\x1f\x7f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+  return one.length > 80 ? `${one.slice(0, 77)}...` : one;
+}
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP'];
 
 function intOption(name: string, v: string, min: number, max: number): number {
   const n = Number(v);
@@ -69,6 +79,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (o.pid !== undefined) {
     pid = intOption('pid', o.pid, 1, 2 ** 22);
     if (!pidAlive(pid)) throw new UserError(`process ${pid} does not exist`);
+    checkProcess(pid);
   } else {
     if (!existsSync(o.exe!)) throw new UserError(`${o.exe}: no such file`);
     exe = realpathSync(o.exe!);
@@ -92,6 +103,9 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
     return;
   }
+  // refuse what can never be traced, with the reason, before loading anything
+  if (pid !== undefined) checkPid(pid, profiles, o.children === true, o.children ? descendants(pid) : []);
+  else checkExe(exe!, profiles, pidsRunning(exe!));
   // An event per allocation call (malloc family, pool allocations) fills 16 MiB in well under a
   // second when the reader is starved of CPU (152k events lost in a bench run on a busy
   // machine); pool lifecycle events do not.
@@ -145,6 +159,9 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       sink,
       startMono,
       onWarning: warn,
+      onTraced: (p, parent) => process.stderr.write(parent
+        ? `leakscope: tracing process ${p} too (forked by ${parent}, traced from its first instruction)\n`
+        : `leakscope: tracing process ${p} too (${clip(commandOf(p) || exeOf(p) || '?')}: started after attach; what it did before now is not seen)\n`),
     });
   } catch (err) {
     markers.off();
@@ -172,9 +189,9 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
         tableOut.write(await aggText(await session.aggregate()));
       } else if (live) {
         live.sample(Number(process.hrtime.bigint() - startMono));
-        const rows = live.top(top);
-        const labels = await symbols.label(rows.filter((r) => r.pc).map((r) => ({ pid: r.pid, pc: r.pc })));
-        tableOut.write(formatGrowthRows(rows, labels, new Date()));
+        const view = live.top(top);
+        const labels = await symbols.label(view.rows.filter((r) => r.pc && !r.label).map((r) => ({ pid: r.pid, pc: r.pc })));
+        tableOut.write(formatGrowthRows(view, labels, new Date()));
       }
     } finally {
       ticking = false;
@@ -182,19 +199,22 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   };
   const timer = intervalMs !== undefined ? setInterval(() => void tick(), intervalMs) : undefined;
   if (live) live.sample(0);
+  // The trace reaches the file at least once a second, as `run`'s does: a SIGKILL (or a crash)
+  // loses at most the last second, never the whole trace.
+  const flusher = writer ? setInterval(() => writer.flush(), FLUSH_MS) : undefined;
 
-  // stop on the duration, a signal, or when every target is gone
+  // stop on the duration, a signal (SIGHUP too: a closed terminal ends the trace cleanly), or
+  // when every target is gone
   let onSignal: () => void = () => {};
   await new Promise<void>((resolve) => {
     onSignal = resolve;
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
+    for (const s of STOP_SIGNALS) process.once(s, onSignal);
     if (durationMs !== undefined) setTimeout(resolve, durationMs).unref();
     void session.ended.then(resolve);
   });
-  process.off('SIGINT', onSignal);
-  process.off('SIGTERM', onSignal);
+  for (const s of STOP_SIGNALS) process.off(s, onSignal);
   if (timer) clearInterval(timer);
+  if (flusher) clearInterval(flusher);
 
   let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
   const finalTable = aggRows && o.format === 'text' ? await aggText(aggRows) : '';
@@ -203,10 +223,12 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   await writer?.close();
   if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
   if (stats.probes === 0) warn('no probe was attached; nothing was traced');
+  else if (stats.calls === 0 && o.mode === 'events') warn(`no probed function was called in any traced process (allocator ${names}): see the hint under each process`);
   const d = stats.discovery;
   if (d.walks > 0) process.stderr.write(`leakscope: ${d.found} pools alive before the trace found in the processes' memory (${d.walks} walks, ${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)\n`);
 
   if (aggRows) {
+    if (tmpDir) rmSync(tmpDir, { recursive: true, force: true }); // aggregate mode writes no trace
     process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);
     aggRows = undefined;
     return;

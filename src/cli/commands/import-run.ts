@@ -6,6 +6,7 @@
 import { renameSync, rmSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { UserError } from '../errors.js';
+import { outputError as writeError } from '../output.js';
 import { readInputs } from '../../sources/open.js';
 import { TraceWriter } from '../../trace/writer.js';
 import type { Event, EventSink } from '../../model/events.js';
@@ -30,6 +31,17 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
       writer!.event(e);
     },
   };
+  // Interrupted (Ctrl-C, kill): the half-written file goes, then the signal ends us as it would have.
+  const onSignal = (sig: NodeJS.Signals) => {
+    if (tmp !== undefined) rmSync(tmp, { force: true });
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
+    process.kill(process.pid, sig);
+  };
+  if (tmp !== undefined) {
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+  }
   try {
     const { stats } = await readInputs(inputs, sink, {
       from: opts.from,
@@ -51,6 +63,9 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
     if (writer) await writer.close().catch(() => {});
     if (tmp !== undefined) rmSync(tmp, { force: true });
     throw outputError(err, out);
+  } finally {
+    process.removeListener('SIGINT', onSignal);
+    process.removeListener('SIGTERM', onSignal);
   }
 }
 
@@ -78,6 +93,8 @@ function outputError(err: unknown, out: string): unknown {
   if (code === 'EACCES') return new UserError(`${out}: permission denied`);
   if (code === 'ENOSPC') return new UserError(`${out}: no space left on device`);
   if (code === 'EPIPE') return new UserError('output closed early (broken pipe)');
+  // Any other failure to write (EFBIG, EDQUOT, EROFS, ...): one line naming the file.
+  if (out !== '-' && (err as NodeJS.ErrnoException)?.syscall === 'write') return writeError(out, err);
   return err;
 }
 

@@ -8,9 +8,12 @@ import { UserError } from '../errors.js';
 import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
 import { renderSummary } from '../../recorder/summary.js';
+import { allocatorWarnings, markEnded, signalName } from '../../recorder/outcome.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
 import { analyzeFiles } from '../../analyses/pipeline.js';
+import type { AnalysisResult } from '../../analyses/result.js';
 import { outputError, writeOutput } from '../output.js';
+import { notBuiltHint } from '../../doctor/not-built.js';
 
 export interface RunOptions {
   sample?: string;
@@ -53,13 +56,21 @@ function outputs(opts: RunOptions): { trace?: string; report?: { path: string; k
   return { trace: opts.trace, report: { path: opts.output, kind } };
 }
 
+/** Processes that made no allocation call we could see: said on stderr and in the report's warnings. */
+function warnAllocator(analysis: AnalysisResult): void {
+  for (const w of allocatorWarnings(analysis)) {
+    process.stderr.write(`leakscope: ${w}\n`);
+    analysis.warnings.push(w);
+  }
+}
+
 export async function runCommand(command: string[], opts: RunOptions): Promise<void> {
   if (opts.format !== 'text' && opts.format !== 'json') throw new UserError(`--format must be text or json, not "${opts.format}"`);
   const out = outputs(opts);
   const sampleBytes = positiveInt(opts.sample, '--sample', 2 ** 40);
   const depth = positiveInt(opts.depth, '--depth', 256);
   const library = findRecorderLibrary();
-  if (!library) throw new UserError('the recorder library is not built: run `npm run build` (needs a C compiler and libunwind-dev; `leakscope doctor` checks)');
+  if (!library) throw new UserError(`the recorder library is not built: ${notBuiltHint('recorder')}`);
   const trace = resolve(out.trace ?? defaultTrace());
 
   let result;
@@ -75,6 +86,15 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
     throw err;
   }
   const status = result.status;
+  if (result.signal) {
+    // Said in one line, and in the trace: a SIGKILL leaves the recorder no chance to write EXIT.
+    process.stderr.write(`leakscope: ${command[0]} (pid ${result.pid}) was killed by ${signalName(result.signal)}; its recording runs up to then\n`);
+  }
+  // What the report says of the command: how it ended, and whether it allocated where we look.
+  const finish = (analysis: AnalysisResult): void => {
+    markEnded(analysis, result.pid, status);
+    warnAllocator(analysis);
+  };
 
   if (process.stderr.isTTY) process.stderr.write('leakscope: symbolizing...\n');
   const sym = await symbolizeTrace(trace);
@@ -91,15 +111,18 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
     const path = resolve(out.report.path);
     const run = await analyzeWithWindow([trace], { progress: process.stderr.isTTY });
     if (!run.result) throw new UserError(`${trace}: nothing to report`);
+    finish(run.result);
     const bytes = await writeHtmlReport(path, run.result, run.window).catch((err: unknown) => {
       throw outputError(path, err);
     });
     process.stderr.write(`leakscope: wrote ${path} (${(bytes / 1024).toFixed(0)} KiB)\n`);
   } else if (out.report) {
     const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+    finish(analysis);
     await writeOutput(out.report.path, await renderSummary(analysis, out.report.kind));
   } else if (opts.summary) {
     const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+    finish(analysis);
     process.stdout.write(await renderSummary(analysis, opts.format));
   }
   process.exitCode = status;

@@ -92,6 +92,8 @@ export interface ProcessData {
   outstanding: ProcessReport['outstanding'];
   allocated: ProcessReport['allocated'];
   rssBytes?: number;
+  /** What to try when nothing could be judged (verdict no-calls). */
+  hint?: string;
   top?: { what: 'site' | 'pool'; label: string; bytes: number; peak?: number };
   x: number[];
   lines: ChartLine[];
@@ -162,6 +164,7 @@ function processData(p: ProcessReport, w: WindowProcess | undefined, strings: St
     outstanding: p.outstanding,
     allocated: p.allocated,
     rssBytes: p.rssBytes,
+    hint: p.hint,
     top,
     x,
     lines,
