@@ -2,14 +2,15 @@
 // (a non-loopback address without authentication), and what it serves to whom: the bearer
 // token, TLS, checked query parameters, and the HTTP side running as an unprivileged user.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { CLI, root, tempDir } from '../attach/helpers.js';
+import { tempDir } from '../attach/helpers.js';
+import { cliSync } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
 import { get, parseMetrics, startAgent, until } from './support.js';
 import { parseConfig } from '../../src/agent/config.js';
@@ -17,14 +18,10 @@ import { agentConfig } from '../../src/agent/flags.js';
 import { checkExposure } from '../../src/agent/server.js';
 import { UserError } from '../../src/cli/errors.js';
 
-const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 const dir = tempDir('agent-cli');
-dirs.push(dir);
 
 function agentCli(args: string[]): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'agent', ...args], { cwd: root, encoding: 'utf8', timeout: 30000 });
-  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  return cliSync(['agent', ...args], { timeoutMs: 30000 });
 }
 
 function config(name: string, text: string): string {

@@ -2,16 +2,15 @@
 // asks only for metrics the agent exports (and each panel for one), the systemd unit passes
 // systemd-analyze; docs/agent.md's scrape config is one Prometheus accepts.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, tempDir } from '../attach/helpers.js';
 import { agentRegistry } from '../../src/agent/metrics.js';
 
 const dir = tempDir('agent-deploy');
-after(() => rmSync(dir, { recursive: true, force: true }));
 
 async function exportedNames(): Promise<Set<string>> {
   const reg = agentRegistry({ watches: [], samples: 0, lastSampleSeconds: 0, seriesHeld: () => 0 });
@@ -19,8 +18,9 @@ async function exportedNames(): Promise<Set<string>> {
   for (const m of await reg.getMetricsAsJSON()) {
     names.add(m.name);
     // counters are exposed with _total; histograms with _bucket/_sum/_count
-    if (m.type === 'counter' && !m.name.endsWith('_total')) names.add(`${m.name}_total`);
-    if (m.type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
+    const type = String(m.type);
+    if (type === 'counter' && !m.name.endsWith('_total')) names.add(`${m.name}_total`);
+    if (type === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
   }
   return names;
 }

@@ -1,9 +1,9 @@
 // `leakscope agent` with `allocator: luajit`: the GC heap tracer runs in windows, and the last
 // window's leaking Lua line is a site with verdict leak in /metrics and on top of the heap profile.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rmSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
@@ -13,7 +13,6 @@ import { curlBatch, LEAK_LINE, startLuaServer } from '../luajit/nginx-server.js'
 import { get, parseMetrics, startAgent, until, type AgentRun, type Sample } from './support.js';
 
 const dir = tempDir('agent-luajit');
-after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('agent, LuaJIT windows: the leaking Lua line is a leak in the metrics and the profile', { timeout: 120_000 }, async () => {
   const server = await startLuaServer(1);

@@ -3,10 +3,10 @@
 // and names from the traced process — an executable called `mleak"<b>&x<i>` — kept intact but
 // escaped in the metrics and the live page, which a browser draws.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, rmdirSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, rmdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { Profile } from 'pprof-format';
@@ -15,8 +15,6 @@ import { freePort } from '../support/ports.js';
 import { get, parseMetrics, startAgent, until, type AgentRun } from './support.js';
 import { launch } from '../browser/chromium.js';
 
-const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 
 function startLeaker(exe: string): Promise<ChildProcess> {
   const child = spawn(exe, [], { stdio: ['ignore', 'pipe', 'ignore'] });
@@ -28,7 +26,6 @@ function startLeaker(exe: string): Promise<ChildProcess> {
 
 test('agent, aggregate mode: a malloc leak found by site, by unit and by process name; names escaped', { timeout: 120_000 }, async () => {
   const dir = tempDir('agent-malloc');
-  dirs.push(dir);
   // buildProgram builds test/programs/NAME.c into dir/NAME
   mkdirSync(join(dir, 'agent'));
   const built = buildProgram('agent/agent-mleak', dir);

@@ -4,10 +4,10 @@
 // and respawned and both masters reloaded (HUP) are followed; a server that stops is a metric
 // and a log line. (A binary upgrade: agent-upgrade.test.ts.)
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { root, tempDir } from '../attach/helpers.js';
 import { HeldConnections } from '../attach/servers.js';
@@ -15,15 +15,12 @@ import { freePort } from '../support/ports.js';
 import { nginxModule } from '../support/nginx-module.js';
 import { buildApacheModule, get, scrape, startAgent, startApacheLeak, startNginxLeak, startPrometheus, traffic, until, type AgentRun, type Sample } from './support.js';
 
-const dirs: string[] = [];
-after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
 
 const pidsOf = (ms: Sample[], target: string, role: string): number[] =>
   ms.filter((s) => s.name === 'leakscope_process_outstanding_bytes' && s.labels.target === target && s.labels.role === role).map((s) => Number(s.labels.pid)).sort((a, b) => a - b);
 
 test('agent: nginx and apache2 leaks found through Prometheus (verdict, slope, alert) and pprof; workers and reloads followed', { timeout: 240_000 }, async () => {
   const dir = tempDir('agent-e2e');
-  dirs.push(dir);
   const [ngxPort, apPort, agentPort, promPort] = [await freePort(), await freePort(), await freePort(), await freePort()];
   const ngxMod = await nginxModule('ngx_http_leak_module');
   const apMod = buildApacheModule(dir);

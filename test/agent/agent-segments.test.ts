@@ -3,18 +3,17 @@
 // alone: `leakscope analyze` of one shows the leaking pools (live from before it started, and
 // new ones), by name, and `leakscope report` writes its page.
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { AnalysisResult, PoolReport } from '../../src/analyses/result.js';
-import { buildProgram, CLI, root, startReady, terminate, tempDir } from '../attach/helpers.js';
+import { buildProgram, root, startReady, terminate, tempDir } from '../attach/helpers.js';
+import { cliSync } from '../support/cli.js';
 import { freePort } from '../support/ports.js';
 import { startAgent, traffic, until, type AgentRun } from './support.js';
 
 const dir = tempDir('agent-seg');
-after(() => rmSync(dir, { recursive: true, force: true }));
 
 test('segments: rotated, aged out, each one readable alone', { timeout: 120_000 }, async () => {
   const prog = buildProgram('att-server', dir);
@@ -58,8 +57,8 @@ targets:
   assert.ok(files.length >= 2);
   // a middle segment: the session pools it starts with were made before it began
   const seg = join(segs, files[files.length - 2]!);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'analyze', seg, '--format', 'json'], { cwd: root, encoding: 'utf8' });
-  assert.equal(r.status, 0, r.stderr);
+  const r = cliSync(['analyze', seg, '--format', 'json']);
+  assert.equal(r.code, 0, r.stderr);
   const result = JSON.parse(r.stdout) as AnalysisResult;
   const workers = result.processes.filter((p) => p.poolClasses.some((c) => c.name === 'session'));
   assert.ok(workers.length >= 1, `processes: ${result.processes.map((p) => `${p.pid} ${p.poolClasses.map((c) => c.name).join(',')}`).join('; ')}`);
@@ -73,7 +72,7 @@ targets:
   }
   assert.ok(live >= 10, `live session pools in the segment: ${live}`);
   const html = join(dir, 'seg.html');
-  const rep = spawnSync(process.execPath, ['--import', 'tsx', CLI, 'report', seg, '-o', html], { cwd: root, encoding: 'utf8' });
-  assert.equal(rep.status, 0, rep.stderr);
+  const rep = cliSync(['report', seg, '-o', html]);
+  assert.equal(rep.code, 0, rep.stderr);
   assert.ok(existsSync(html));
 });

@@ -3,10 +3,10 @@
 // the old master then quits (QUIT). The agent ends up tracing the new master and its workers,
 // with their roles, and their pools (held connections' pools appear in the new workers).
 
-import { test, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../attach/helpers.js';
 import { HeldConnections, waitForPort } from '../attach/servers.js';
@@ -15,7 +15,6 @@ import { freePort } from '../support/ports.js';
 import { scrape, startAgent, until, type AgentRun, type Sample } from './support.js';
 
 const dir = tempDir('agent-upgrade');
-after(() => rmSync(dir, { recursive: true, force: true }));
 
 const pidsOf = (ms: Sample[], role: string): number[] =>
   ms.filter((s) => s.name === 'leakscope_process_outstanding_bytes' && s.labels.role === role).map((s) => Number(s.labels.pid)).sort((a, b) => a - b);

@@ -6,7 +6,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
 import { request, Agent as HttpAgent } from 'node:http';
 import { join } from 'node:path';
-import { CLI, root } from '../attach/helpers.js';
+import { root } from '../attach/helpers.js';
+import { spawnCli } from '../support/cli.js';
 import { waitForPort } from '../attach/servers.js';
 
 export interface Proc {
@@ -116,7 +117,7 @@ export interface AgentRun extends Proc {
 
 /** Starts `leakscope agent ARGS`; resolves once it serves. */
 export async function startAgent(args: string[], opts: { timeoutMs?: number } = {}): Promise<AgentRun> {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'agent', ...args], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawnCli(['agent', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   let err = '';
   const exited = new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
   await new Promise<void>((resolve, reject) => {
