@@ -70,7 +70,7 @@ export class LuajitWindows {
           e.bytes += s.bytes;
           e.count += s.count;
           if (s.verdict?.verdict === 'leak') e.verdict = s.verdict;
-        } else sites.set(s.label, { name: s.label, kind: 'luajit', bytes: s.bytes, count: s.count, verdict: s.verdict });
+        } else sites.set(s.label, { name: s.label, kind: 'luajit', bytes: s.bytes, count: s.count, found: 0, verdict: s.verdict });
       }
     }
     const top = [...sites.values()].sort((a, b) => b.bytes - a.bytes);

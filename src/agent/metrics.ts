@@ -102,6 +102,9 @@ export function agentRegistry(view: AgentView): Registry<RegistryContentType> {
   gauge('leakscope_pool_class_live_pools', 'Live pools of the class', C, (g) => {
     for (const w of view.watches) for (const c of w.numbers.classes) g.set({ target: w.name, class: labelValue(c.name), kind: c.kind }, c.count);
   });
+  gauge('leakscope_pool_class_found_pools', 'Live pools of the class that were alive before the trace began (found in the process\'s memory: their creation was not seen)', C, (g) => {
+    for (const w of view.watches) for (const c of w.numbers.classes) g.set({ target: w.name, class: labelValue(c.name), kind: c.kind }, c.found);
+  });
   gauge('leakscope_pool_class_growth_verdict', 'Growth verdict of the class\'s bytes over the window (1 for the current state)', [...C, 'verdict'], (g) => {
     for (const w of view.watches) for (const c of w.numbers.classes) setVerdict(g, { target: w.name, class: labelValue(c.name), kind: c.kind }, c.verdict);
   });

@@ -31,6 +31,8 @@ export interface EntitySnap {
   kind: string;
   bytes: number;
   count: number;
+  /** Of `count`, the pools found alive when the trace began (their creation not seen). */
+  found: number;
   verdict: Verdict | undefined;
   /** Summed from the entities past the top K. */
   other?: boolean;
@@ -58,14 +60,16 @@ interface Acc {
   kind: string;
   bytes: number;
   count: number;
+  found: number;
 }
 
-function add(m: Map<string, Acc>, key: string, name: string, kind: string, bytes: number, count: number): void {
+function add(m: Map<string, Acc>, key: string, name: string, kind: string, bytes: number, count: number, found = 0): void {
   const a = m.get(key);
   if (a) {
     a.bytes += bytes;
     a.count += count;
-  } else m.set(key, { name, kind, bytes, count });
+    a.found += found;
+  } else m.set(key, { name, kind, bytes, count, found });
 }
 
 export interface SamplerOptions {
@@ -121,7 +125,7 @@ export class Sampler {
         poolBytes += lp.bytes;
         const site = lp.stack.label ?? '(unnamed)';
         const cls = lp.tag || (lp.found ? site : `created at ${site}`);
-        add(classes, `${lp.kind}\u0000${cls}`, cls, lp.kind, lp.bytes, 1);
+        add(classes, `${lp.kind}\u0000${cls}`, cls, lp.kind, lp.bytes, 1, lp.found ? 1 : 0);
         add(sites, `pool\u0000${site}`, site, 'pool', lp.bytes, 1);
       }
       let heapBytes = p.heapBytes;
@@ -163,12 +167,12 @@ export class Sampler {
     for (const [key, a] of all) vals.set(key, a.bytes);
     table.sample(t, vals);
     const rows: EntitySnap[] = [];
-    for (const [key, a] of all) rows.push({ name: a.name, kind: a.kind, bytes: a.bytes, count: a.count, verdict: table.get(key)?.verdict });
+    for (const [key, a] of all) rows.push({ name: a.name, kind: a.kind, bytes: a.bytes, count: a.count, found: a.found, verdict: table.get(key)?.verdict });
     // entities seen in the window and gone now (no live pool of a class) stay, at 0
     for (const key of table.keys()) {
       if (all.has(key)) continue;
       const cut = key.indexOf('\u0000');
-      rows.push({ name: key.slice(cut + 1), kind: key.slice(0, cut), bytes: 0, count: 0, verdict: table.get(key)?.verdict });
+      rows.push({ name: key.slice(cut + 1), kind: key.slice(0, cut), bytes: 0, count: 0, found: 0, verdict: table.get(key)?.verdict });
     }
     rows.sort((x, y) => (VERDICT_RANK[x.verdict?.verdict ?? 'steady'] - VERDICT_RANK[y.verdict?.verdict ?? 'steady']) || y.bytes - x.bytes || (x.name < y.name ? -1 : 1));
     const shown = rows.slice(0, k);
@@ -176,7 +180,7 @@ export class Sampler {
     const restBytes = rest.reduce((s, r) => s + r.bytes, 0);
     other.push(t, restBytes);
     if (rest.length > 0 || other.length > 1) {
-      shown.push({ name: OTHER, kind: OTHER, bytes: restBytes, count: rest.reduce((s, r) => s + r.count, 0), verdict: other.judge(), other: true });
+      shown.push({ name: OTHER, kind: OTHER, bytes: restBytes, count: rest.reduce((s, r) => s + r.count, 0), found: rest.reduce((s, r) => s + r.found, 0), verdict: other.judge(), other: true });
     }
     return shown;
   }

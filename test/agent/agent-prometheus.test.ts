@@ -1,8 +1,10 @@
 // `leakscope agent` end to end with the real components: Debian's nginx and apache2 with our
 // leaking modules, the agent watching both, Debian's Prometheus scraping it with the shipped
-// alert rules (a short `for:`), and `go tool pprof` reading its heap profile. A worker killed
-// and respawned and both masters reloaded (HUP) are followed; a server that stops is a metric
-// and a log line. (A binary upgrade: agent-upgrade.test.ts.)
+// alert rules (a short `for:`), and `go tool pprof` reading its heap profile. Apache's children
+// leak into their pchild from before the agent starts: the agent finds those pools alive and
+// judges them like the pools it sees made. A worker killed and respawned and both masters
+// reloaded (HUP) are followed; a server that stops is a metric and a log line. (A binary
+// upgrade: agent-upgrade.test.ts.)
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +17,11 @@ import { freePort } from '../support/ports.js';
 import { nginxModule } from '../support/nginx-module.js';
 import { buildApacheModule, get, scrape, startAgent, startApacheLeak, startNginxLeak, startPrometheus, traffic, until, type AgentRun, type Sample } from './support.js';
 
+
+/** The children of a process now (apache's preforked children). */
+function childrenOf(pid: number): number[] {
+  return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number).sort((a, b) => a - b);
+}
 
 const pidsOf = (ms: Sample[], target: string, role: string): number[] =>
   ms.filter((s) => s.name === 'leakscope_process_outstanding_bytes' && s.labels.target === target && s.labels.role === role).map((s) => Number(s.labels.pid)).sort((a, b) => a - b);
@@ -33,6 +40,14 @@ test('agent: nginx and apache2 leaks found through Prometheus (verdict, slope, a
     servers.push(nginx);
     const apache = await startApacheLeak(join(dir, 'ap'), apPort, apMod);
     servers.push(apache);
+    // apache's children grow their pchild before the agent is there (and go on)
+    const preTraffic = traffic(apPort, '/leak-pchild', 2, 20);
+    loads.push(preTraffic);
+    await until('requests into pchild before the agent', 10000, async () => (preTraffic.count() >= 20 ? true : undefined), 100);
+    const apacheChildren = await until('apache\'s four children', 10000, async () => {
+      const c = childrenOf(apache.child.pid!);
+      return c.length === 4 ? c : undefined;
+    }, 100);
     const config = join(dir, 'agent.yaml');
     writeFileSync(config, `# the agent under test: fast samples, a short window
 listen: 127.0.0.1:${agentPort}
@@ -56,13 +71,14 @@ targets:
     const prom = await startPrometheus(join(dir, 'prom'), promPort, agentPort, rules);
     servers.push(prom);
 
-    // both targets traced: nginx master + 2 workers, apache master + 2 children
+    // both targets traced: nginx master + 2 workers, apache master + 4 children
     const first = await until('both targets traced', 20000, async () => {
       const ms = await scrape(agentPort);
-      return pidsOf(ms, 'nginx', 'worker').length === 2 && pidsOf(ms, 'apache', 'worker').length >= 2 && pidsOf(ms, 'nginx', 'master').length === 1 ? ms : undefined;
+      return pidsOf(ms, 'nginx', 'worker').length === 2 && pidsOf(ms, 'apache', 'worker').length === 4 && pidsOf(ms, 'nginx', 'master').length === 1 ? ms : undefined;
     });
     assert.deepEqual(pidsOf(first, 'nginx', 'master'), [nginx.child.pid]);
     assert.deepEqual(pidsOf(first, 'apache', 'master'), [apache.child.pid]);
+    assert.deepEqual(pidsOf(first, 'apache', 'worker'), apacheChildren, 'the children running before the agent are traced');
 
     // a worker killed: the master forks a new one, which is traced
     const [killed, kept] = pidsOf(first, 'nginx', 'worker') as [number, number];
@@ -71,15 +87,12 @@ targets:
       const w = pidsOf(await scrape(agentPort), 'nginx', 'worker');
       return w.length === 2 && w.includes(kept) && !w.includes(killed) ? w : undefined;
     });
-    // the masters reloaded: every worker is new, and traced
+    // nginx's master reloaded: every worker is new, and traced (apache's: below, once its
+    // children that predate the agent have shown their leak)
     process.kill(nginx.child.pid!, 'SIGHUP');
-    process.kill(apache.child.pid!, 'SIGHUP');
-    const apacheBefore = pidsOf(first, 'apache', 'worker');
-    await until('new nginx workers and apache children after HUP', 20000, async () => {
-      const ms = await scrape(agentPort);
-      const w = pidsOf(ms, 'nginx', 'worker');
-      const a = pidsOf(ms, 'apache', 'worker');
-      return w.length === 2 && !w.some((p) => respawned.includes(p)) && a.length >= 2 && !a.some((p) => apacheBefore.includes(p)) ? true : undefined;
+    await until('new nginx workers after HUP', 20000, async () => {
+      const w = pidsOf(await scrape(agentPort), 'nginx', 'worker');
+      return w.length === 2 && !w.some((p) => respawned.includes(p)) ? true : undefined;
     });
 
     // traffic: the leaking handlers, a handler that makes and destroys a pool, plain requests,
@@ -89,18 +102,19 @@ targets:
     loads.push(traffic(ngxPort, '/leak', 2, 5), traffic(ngxPort, '/churn', 1, 5), traffic(ngxPort, '/', 1, 5), traffic(apPort, '/leak', 2, 5));
 
     const leakClass = 'created at ngx_http_leak_keep_handler';
-    await until('both leaking pool classes alerting in Prometheus', 60000, async () => {
+    const leaks = ['apache/leaky', 'apache/pchild', `nginx/${leakClass}`];
+    await until('the leaking pool classes alerting in Prometheus', 60000, async () => {
       const alerts = await prom.query('ALERTS{alertname="LeakscopePoolClassLeak", alertstate="firing"}');
       const classes = alerts.map((a) => `${a.metric.target}/${a.metric.class}`);
-      if (classes.includes(`nginx/${leakClass}`) && classes.includes('apache/leaky')) return true;
+      if (leaks.every((l) => classes.includes(l))) return true;
       const now = await prom.query('leakscope_pool_class_growth_verdict == 1');
       throw new Error(`firing: [${classes.join(', ')}]; verdicts: ${now.map((r) => `${r.metric.target}/${r.metric.class}=${r.metric.verdict}`).join(', ')}; requests: ${loads.map((l) => l.count()).join(' ')}`);
     }, 1000);
 
     // what Prometheus holds: the leaks with a positive slope, and nothing else as a leak
     const leaking = (await prom.query('leakscope_pool_class_growth_verdict{verdict="leak"} == 1')).map((r) => `${r.metric.target}/${r.metric.class}`).sort();
-    assert.deepEqual(leaking, ['apache/leaky', `nginx/${leakClass}`]);
-    for (const [target, cls] of [['nginx', leakClass], ['apache', 'leaky']] as const) {
+    assert.deepEqual(leaking, leaks);
+    for (const [target, cls] of [['nginx', leakClass], ['apache', 'leaky'], ['apache', 'pchild']] as const) {
       const slope = await prom.query(`leakscope_pool_class_growth_slope_bytes_per_second{target="${target}", class="${cls}"}`);
       assert.equal(slope.length, 1);
       assert.ok(Number(slope[0]!.value[1]) > 0, `${target} ${cls} slope ${slope[0]!.value[1]}`);
@@ -113,6 +127,16 @@ targets:
     assert.deepEqual(await prom.query('leakscope_process_growth_verdict{role="master", verdict="leak"} == 1'), [], 'the masters do not leak');
     const churn = await prom.query('leakscope_pool_class_growth_verdict{class="created at ngx_http_leak_churn_handler", verdict="leak"} == 1');
     assert.deepEqual(churn, [], 'a pool made and destroyed per request is no leak');
+
+    // the leaking pchild pools are the ones found alive: their children are those from before
+    // the agent (no new child made them), and the agent counts them as found
+    const now = await scrape(agentPort);
+    assert.deepEqual(pidsOf(now, 'apache', 'worker'), apacheChildren);
+    const pchild = (name: string) => now.find((m) => m.name === name && m.labels.target === 'apache' && m.labels.class === 'pchild')?.value;
+    assert.equal(pchild('leakscope_pool_class_found_pools'), apacheChildren.length, 'every child\'s pchild found alive');
+    assert.equal(pchild('leakscope_pool_class_live_pools'), apacheChildren.length);
+    // the leaky pools were made while traced
+    assert.equal(now.find((m) => m.name === 'leakscope_pool_class_found_pools' && m.labels.target === 'apache' && m.labels.class === 'leaky')?.value, 0);
 
     // pprof: go tool pprof reads the endpoint; the leaking site is first
     const pp = spawnSync('go', ['tool', 'pprof', '-top', `http://127.0.0.1:${agentPort}/debug/pprof/heap?target=nginx`], {
@@ -129,6 +153,13 @@ targets:
     assert.equal(page.status, 200);
     assert.match(page.body.toString(), /Content-Security-Policy/);
     assert.match(page.body.toString(), /ngx_http_leak_keep_handler/);
+
+    // apache's master reloaded (graceful restart): its children are all new, and traced
+    process.kill(apache.child.pid!, 'SIGHUP');
+    await until('new apache children after HUP', 20000, async () => {
+      const a = pidsOf(await scrape(agentPort), 'apache', 'worker');
+      return a.length >= 2 && !a.some((p) => apacheChildren.includes(p)) ? true : undefined;
+    });
 
     // a target that stops is a metric and a log line, and the agent goes on
     for (const l of loads.splice(0)) await l.stop();

@@ -83,9 +83,11 @@ ${m('mpm_prefork')}
 ${m('authz_core')}
 ${m('dir')}
 LoadModule leaky_module ${module}
-StartServers 2
-MinSpareServers 2
-MaxSpareServers 2
+# four children from the start, never more nor fewer: keepalive connections each hold one, and
+# the tests know which children there are
+StartServers 4
+MinSpareServers 1
+MaxSpareServers 4
 MaxRequestWorkers 4
 MaxConnectionsPerChild 0
 KeepAlive On
@@ -97,6 +99,9 @@ DocumentRoot ${join(dir, 'htdocs')}
 </Directory>
 <Location /leak>
   SetHandler leaky
+</Location>
+<Location /leak-pchild>
+  SetHandler leaky-pchild
 </Location>
 DirectoryIndex index.html
 `);

@@ -2,7 +2,10 @@
  * `SetHandler leaky` take 200 bytes from a pool of the child's ("leaky", made under pchild at
  * the first such request) and never give them back, so that pool grows by a request's worth
  * each time (a size read from the pool's node ring: 200 bytes keep its 8 KiB nodes under the
- * reader's 128-node walk for a test's length); every other request declines. Built with apxs (apache2-dev). */
+ * reader's 128-node walk for a test's length). With `SetHandler leaky-pchild` the 200 bytes come
+ * from pchild itself (the child's pool, made when the child started: a server running before the
+ * agent attaches has it already, so the agent finds it alive instead of seeing it made). Every
+ * other request declines. Built with apxs (apache2-dev). */
 
 #include <string.h>
 #include "httpd.h"
@@ -22,7 +25,15 @@ static void leaky_child_init(apr_pool_t *pchild, server_rec *s)
 static int leaky_handler(request_rec *r)
 {
   char *kept;
-  if (!r->handler || strcmp(r->handler, "leaky") != 0) return DECLINED;
+  if (!r->handler) return DECLINED;
+  if (strcmp(r->handler, "leaky-pchild") == 0) {
+    kept = apr_palloc(leaky_child_pool, 200);
+    memset(kept, 0x5b, 200);
+    ap_set_content_type(r, "text/plain");
+    ap_rputs("ok\n", r);
+    return OK;
+  }
+  if (strcmp(r->handler, "leaky") != 0) return DECLINED;
   if (!leaky_pool) {
     if (apr_pool_create(&leaky_pool, leaky_child_pool) != APR_SUCCESS) return HTTP_INTERNAL_SERVER_ERROR;
     apr_pool_tag(leaky_pool, "leaky");
