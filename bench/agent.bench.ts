@@ -6,7 +6,10 @@
 // The untraced req/s of both is measured in the same run, before the agent starts and after it
 // stops, and their mean is the baseline. Targets: agent RSS growth <= 5% after the first minute;
 // realistic req/s >= 95% of untraced.
-// Needs root. `npm run bench -- agent` (add `--quick` for 2 minutes; AGENT_BENCH_MINUTES=N).
+// The figures go to bench/results/agent.json (bench/support/record.ts), from which BENCHMARKS.md's
+// rows are generated (bench/table.ts).
+// Needs root. `npm run bench -- agent` (`npm run bench -- --quick agent`: 2 minutes;
+// LSBENCH_AGENT_MINUTES=N).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -14,10 +17,9 @@ import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx } from '../test/attach/servers.js';
 import { freePort } from '../test/support/ports.js';
+import { quick, root, size, startBench } from './support/record.js';
 
-const root = new URL('..', import.meta.url).pathname;
-const quick = process.argv.includes('--quick');
-const MINUTES = Number(process.env.AGENT_BENCH_MINUTES ?? (quick ? 2 : 10));
+const MINUTES = size('LSBENCH_AGENT_MINUTES', 10, 2);
 const PHASE_S = quick ? 12 : 25;
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
@@ -82,6 +84,7 @@ async function main(): Promise<void> {
     if (b.status !== 0) throw new Error('tsc failed');
   }
   const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
+  const run = startBench('agent');
   const dir = mkdtempSync(join(tmpdir(), 'leakscope-agent-bench-'));
   const port = await freePort();
   const server = await startNginx(dir, port, 1);
@@ -111,7 +114,7 @@ async function main(): Promise<void> {
     const cpu = () => procs().reduce((s, p) => s + cpuUs(p), 0);
     console.log('\n| minute | RSS MiB: agent / HTTP side / loader (all) | agent CPU % | req/s realistic (ratio) | req/s trivial (ratio) | nginx µs/req realistic | load |');
     console.log('|---|---|---|---|---|---|---|');
-    const rows: { rssAgent: number; rssEach: number[]; real: number; trivial: number; cpu: number }[] = [];
+    const rows: { rssAgent: number; rssEach: number[]; real: number; trivial: number; realUs: number; trivialUs: number; cpu: number; load: number }[] = [];
     const untracedMean = (w: 'real' | 'trivial', after?: { rps: number }) => (after ? (before[w].rps + after.rps) / 2 : before[w].rps);
     for (let m = 1; m <= MINUTES; m++) {
       const t0 = Date.now();
@@ -122,7 +125,7 @@ async function main(): Promise<void> {
       if (rest > 0) await new Promise((r) => setTimeout(r, rest));
       const pct = ((cpu() - c0) / ((Date.now() - t0) * 1000)) * 100;
       const r = rss();
-      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), rssEach: r.slice(0, 3), real: real.rps, trivial: trivial.rps, cpu: pct });
+      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), rssEach: r.slice(0, 3), real: real.rps, trivial: trivial.rps, realUs: real.workerUs, trivialUs: trivial.workerUs, cpu: pct, load: loadavg()[0]! });
       console.log(`| ${m} | ${r.map((k) => (k / 1024).toFixed(1)).join(' / ')} (${(rows[rows.length - 1]!.rssAgent / 1024).toFixed(1)}) | ${pct.toFixed(1)} | ${real.rps.toFixed(0)} (${((real.rps / before.real.rps) * 100).toFixed(1)}% of before) | ${trivial.rps.toFixed(0)} (${((trivial.rps / before.trivial.rps) * 100).toFixed(1)}%) | ${real.workerUs.toFixed(1)} | ${load()} |`);
     }
     const metrics = await fetch(`http://127.0.0.1:${aport}/metrics`).then((r) => r.text());
@@ -155,6 +158,49 @@ async function main(): Promise<void> {
       console.log(`  ${name}: ${(e / 1024).toFixed(1)} -> ${(l / 1024).toFixed(1)} MiB (${(((l - e) / e) * 100).toFixed(1)}%)`);
     });
     console.log(`agent RSS (all its processes): ${(first / 1024).toFixed(1)} MiB at minute 1; minutes 2-${1 + k} ${(early / 1024).toFixed(1)} MiB, last ${k} ${(late / 1024).toFixed(1)} MiB: growth ${(growth * 100).toFixed(1)}% (target <= 5%); highest ${(Math.max(...rows.map((r) => r.rssAgent)) / 1024).toFixed(1)} MiB = ${((Math.max(...rows.map((r) => r.rssAgent)) / first - 1) * 100).toFixed(1)}% over minute 1; CPU ${mean(rows.map((r) => r.cpu)).toFixed(1)}% of a core on average`);
+    const perProcess = ['node', 'httpSide', 'loader'].map((name, i) => ({
+      name,
+      earlyMiB: mean(rows.slice(1, 1 + k).map((r) => r.rssEach[i] ?? 0)) / 1024,
+      lateMiB: mean(rows.slice(-k).map((r) => r.rssEach[i] ?? 0)) / 1024,
+    }));
+    const round = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+    run.finish({
+      minutes: MINUTES,
+      workloads: { realistic: REAL.name, trivial: TRIVIAL.name },
+      perMinute: rows.map((r, i) => ({
+        minute: i + 1,
+        rssMiB: r.rssEach.map((x) => round(x / 1024)),
+        rssAllMiB: round(r.rssAgent / 1024),
+        cpuPct: round(r.cpu, 2),
+        rps: { realistic: Math.round(r.real), trivial: Math.round(r.trivial) },
+        workerUs: { realistic: round(r.realUs, 2), trivial: round(r.trivialUs, 2) },
+        load: round(r.load, 2),
+      })),
+      untraced: {
+        before: { realistic: Math.round(before.real.rps), trivial: Math.round(before.trivial.rps), realisticUs: round(before.real.workerUs, 2), trivialUs: round(before.trivial.workerUs, 2) },
+        after: { realistic: Math.round(after.real.rps), trivial: Math.round(after.trivial.rps), realisticUs: round(after.real.workerUs, 2), trivialUs: round(after.trivial.workerUs, 2) },
+      },
+      rpsRatio: { realistic: round(tracedReal / baseReal, 4), trivial: round(tracedTrivial / baseTrivial, 4) },
+      // the nginx worker's CPU per request, traced (mean over the minutes) against untraced
+      // (mean of before and after): less at the mercy of the machine's load than req/s
+      workerUsRatio: {
+        realistic: round(mean(rows.map((r) => r.realUs)) / ((before.real.workerUs + after.real.workerUs) / 2), 4),
+        trivial: round(mean(rows.map((r) => r.trivialUs)) / ((before.trivial.workerUs + after.trivial.workerUs) / 2), 4),
+      },
+      rss: {
+        firstMiB: round(first / 1024),
+        earlyMiB: round(early / 1024),
+        lateMiB: round(late / 1024),
+        highestMiB: round(Math.max(...rows.map((r) => r.rssAgent)) / 1024),
+        averagedMinutes: k,
+        growth: round(growth, 4),
+        perProcess: perProcess.map((p) => ({ name: p.name, earlyMiB: round(p.earlyMiB), lateMiB: round(p.lateMiB), growth: round((p.lateMiB - p.earlyMiB) / p.earlyMiB, 4) })),
+      },
+      cpuPct: { mean: round(mean(rows.map((r) => r.cpu)), 2), min: round(Math.min(...rows.map((r) => r.cpu)), 2), max: round(Math.max(...rows.map((r) => r.cpu)), 2) },
+      probeHits: Number(hits ?? NaN),
+      eventsLost: Number(lost ?? NaN),
+      nodeOptions,
+    });
   } finally {
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
