@@ -129,7 +129,7 @@ function existsQuiet(p: string): boolean {
 
 /** The target's live state as events: processes (forks from a live parent), their modules,
  *  frames and stacks, then their live pools and blocks. */
-function preamble(model: TargetModel, out: EventSink, t: number): void {
+export function preamble(model: TargetModel, out: EventSink, t: number): void {
   const done = new Set<number>();
   const emit = (p: ProcModel): void => {
     if (done.has(p.pid)) return;
