@@ -35,6 +35,7 @@ test('agent: nginx and apache2 leaks found through Prometheus (verdict, slope, a
   const loads: ReturnType<typeof traffic>[] = [];
   let held: HeldConnections | undefined;
   let agent: AgentRun | undefined;
+  let promStarted: ReturnType<typeof startPrometheus> | undefined;
   try {
     const nginx = await startNginxLeak(join(dir, 'ngx'), ngxPort, ngxMod, 2);
     servers.push(nginx);
@@ -67,9 +68,10 @@ targets:
     // the shipped rules, with a short `for:` so that they fire within the test
     const rules = join(dir, 'rules.yml');
     writeFileSync(rules, readFileSync(join(root, 'deploy/prometheus/leakscope-alerts.yml'), 'utf8').replace(/for: \S+/g, 'for: 3s'));
+    // Prometheus starts beside the agent (it scrapes it once it serves)
+    promStarted = startPrometheus(join(dir, 'prom'), promPort, agentPort, rules);
     agent = await startAgent(['--config', config]);
-    const prom = await startPrometheus(join(dir, 'prom'), promPort, agentPort, rules);
-    servers.push(prom);
+    const prom = await promStarted;
 
     // both targets traced: nginx master + 2 workers, apache master + 4 children
     const first = await until('both targets traced', 20000, async () => {
@@ -177,6 +179,7 @@ targets:
     held?.close();
     for (const l of loads) await l.stop();
     await agent?.stop();
+    await (await promStarted?.catch(() => undefined))?.stop();
     for (const srv of servers) await srv.stop();
   }
   assert.equal(await agent!.exited, 0, agent!.stderr());

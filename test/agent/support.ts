@@ -216,14 +216,20 @@ scrape_configs:
       - targets: ['127.0.0.1:${agentPort}']
 `);
   const child = spawn('prometheus', [`--config.file=${conf}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: 'ignore' });
-  await until('prometheus to be ready', 30000, async () => ((await get(port, '/-/ready')).status === 200 ? true : undefined), 300);
+  const stop = stopper(child);
+  try {
+    await until('prometheus to be ready', 30000, async () => ((await get(port, '/-/ready')).status === 200 ? true : undefined), 300);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
   const query = async (expr: string) => {
     const r = await get(port, `/api/v1/query?query=${encodeURIComponent(expr)}`);
     const j = JSON.parse(r.body.toString()) as { status: string; error?: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
     if (j.status !== 'success') throw new Error(`query ${expr}: ${j.error}`);
     return j.data.result;
   };
-  return { child, stop: stopper(child), query };
+  return { child, stop, query };
 }
 
 /** Requests on keepalive connections, `concurrency` at a time, until stop(). */
