@@ -231,7 +231,8 @@ const ROWS: Row[] = [
     figure: (f) => {
       const u = f.untraced ?? {};
       return `req/s ${pct(f.rpsRatio?.realistic)} / ${pct(f.rpsRatio?.trivial)} (untraced before ${u.before?.realistic} / ${u.before?.trivial}, after ${u.after?.realistic} / ${u.after?.trivial}); ` +
-        `nginx CPU per request ${times(f.workerUsRatio?.realistic, 1)} / ${times(f.workerUsRatio?.trivial, 1)} of untraced (untraced ${fx(u.before?.realisticUs, 1)} / ${fx(u.before?.trivialUs, 1)} µs before)`;
+        `the nginx worker's CPU per request ${times(f.workerUsRatio?.realistic, 1)} / ${times(f.workerUsRatio?.trivial, 1)} of untraced ` +
+        `(untraced ${fx(u.before?.realisticUs, 1)} / ${fx(u.before?.trivialUs, 1)} µs before, ${fx(u.after?.realisticUs, 1)} / ${fx(u.after?.trivialUs, 1)} after)`;
     },
     met: (f) => {
       // untraced runs before and after that disagree by more than a tenth: the machine's load
