@@ -21,10 +21,20 @@ const pending = new Map<number, (a: Answer) => void>();
 let nextId = 1;
 let server: Server | undefined;
 
+/** A request the agent has not answered in this long gets a 503 (a scraper must not hang). */
+const ASK_TIMEOUT_MS = 20_000;
+
 function ask(route: Route, q: Query, accept: string | undefined): Promise<Answer> {
   return new Promise((resolve) => {
     const id = nextId++;
-    pending.set(id, resolve);
+    const timer = setTimeout(() => {
+      pending.delete(id);
+      resolve({ status: 503, type: 'text/plain; charset=utf-8', body: `the agent did not answer within ${ASK_TIMEOUT_MS / 1000} s\n` });
+    }, ASK_TIMEOUT_MS);
+    pending.set(id, (a) => {
+      clearTimeout(timer);
+      resolve(a);
+    });
     process.send!({ type: 'ask', id, route, q, accept });
   });
 }

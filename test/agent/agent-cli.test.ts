@@ -31,7 +31,7 @@ function config(name: string, text: string): string {
 }
 
 // the agents these tests start wait on their own timers: run side by side
-describe('agent command', { concurrency: true }, () => {
+describe('agent command', { concurrency: true, timeout: 120_000 }, () => {
   it('bad config: one line naming the file, the line and the key', () => {
     const cases: [string, string, RegExp][] = [
       ['unknown.yaml', 'listen: 127.0.0.1:9464\ntargets:\n  - name: web\n    exee: /usr/sbin/nginx\n', /^\S*unknown\.yaml:4: targets\[0\]\.exee: unknown key \(did you mean "exe"\?\)$/],
@@ -92,10 +92,12 @@ describe('agent command', { concurrency: true }, () => {
 
   function httpsGet(port: number, path: string, headers: Record<string, string>): Promise<number> {
     return new Promise((resolve, reject) => {
-      const req = httpsRequest({ host: '127.0.0.1', port, path, headers, rejectUnauthorized: false }, (res) => {
+      const req = httpsRequest({ host: '127.0.0.1', port, path, headers, rejectUnauthorized: false, timeout: 30_000 }, (res) => {
         res.resume();
         res.on('end', () => resolve(res.statusCode ?? 0));
       });
+      // a request never answered fails the test instead of hanging it
+      req.on('timeout', () => req.destroy(new Error(`GET ${path}: no answer in 30 s`)));
       req.on('error', reject);
       req.end();
     });

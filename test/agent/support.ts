@@ -142,11 +142,13 @@ export async function startAgent(args: string[], opts: { timeoutMs?: number } = 
 /** A GET on loopback: status and body. */
 export function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, headers }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, timeout: 30_000 }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (d: Buffer) => parts.push(d));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), headers: res.headers }));
     });
+    // a request never answered fails the test instead of hanging it
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} on port ${port}: no answer in 30 s`)));
     req.on('error', reject);
     req.end();
   });
