@@ -237,6 +237,44 @@ const ROWS: Row[] = [
     met: (f) => yes(num(f.unrelated?.ratio) <= 1.05),
   },
   {
+    bench: 'agent',
+    what: '`leakscope agent` soak on a busy nginx (default settings, the systemd unit\'s Node options): RSS growth after the first minute',
+    target: '≤ 5%',
+    judged: 'RSS of all the agent\'s processes (node, its HTTP side, the BPF loader): the mean of the last minutes against the first ones after minute 1; each process and the agent\'s CPU beside it',
+    figure: (f) => {
+      const r = f.rss ?? {};
+      const each = ((r.perProcess as F[] | undefined) ?? []).map((p) => `${p.name} ${fx(p.earlyMiB, 1)} → ${fx(p.lateMiB, 1)} MiB`).join(', ');
+      const perS = num(f.probeHits) / (num(f.minutes) * 60);
+      return `${pct(r.growth)} over ${f.minutes} minutes (all processes ${fx(r.earlyMiB, 1)} → ${fx(r.lateMiB, 1)} MiB, means of ${r.averagedMinutes} minutes; highest ${fx(r.highestMiB, 1)} MiB, minute 1 ${fx(r.firstMiB, 1)}): ${each}. ` +
+        `CPU ${fx(f.cpuPct?.min, 1)}–${fx(f.cpuPct?.max, 1)}% of a core (mean ${fx(f.cpuPct?.mean, 1)}%) at ${fx(perS / 1000, 1)}k probe hits/s; ${f.eventsLost} events lost`;
+    },
+    met: (f) => {
+      const r = f.rss ?? {};
+      const own = ((r.perProcess as F[] | undefined) ?? []).filter((p) => p.name !== 'loader');
+      return `${yes(num(r.growth) <= 0.05)}; the agent's own processes (node, HTTP side) ${yes(own.length > 0 && own.every((p) => num(p.growth) <= 0.05))}`;
+    },
+  },
+  {
+    bench: 'agent',
+    what: '`leakscope agent` soak: nginx req/s traced, realistic request (4 KiB file, `Connection: close`) / trivial (`return 200` keepalive)',
+    target: '≥ 95% / report',
+    judged: 'req/s traced (mean over the minutes) against the mean of the untraced runs before and after, in the same run; the nginx worker\'s CPU per request beside it',
+    figure: (f) => {
+      const u = f.untraced ?? {};
+      return `req/s ${pct(f.rpsRatio?.realistic)} / ${pct(f.rpsRatio?.trivial)} (untraced before ${u.before?.realistic} / ${u.before?.trivial}, after ${u.after?.realistic} / ${u.after?.trivial}); ` +
+        `the nginx worker's CPU per request ${times(f.workerUsRatio?.realistic, 1)} / ${times(f.workerUsRatio?.trivial, 1)} of untraced ` +
+        `(untraced ${fx(u.before?.realisticUs, 1)} / ${fx(u.before?.trivialUs, 1)} µs before, ${fx(u.after?.realisticUs, 1)} / ${fx(u.after?.trivialUs, 1)} after)`;
+    },
+    met: (f) => {
+      // untraced runs before and after that disagree by more than a tenth: the machine's load
+      // moved more than the tracer costs, and the req/s ratio says nothing either way
+      const u = f.untraced ?? {};
+      const spread = Math.abs(num(u.before?.realistic) - num(u.after?.realistic)) / Math.max(num(u.before?.realistic), num(u.after?.realistic));
+      if (!(spread <= 0.1)) return `not shown: the untraced runs differ by ${pct(spread)} (machine load)`;
+      return yes(num(f.rpsRatio?.realistic) >= 0.95);
+    },
+  },
+  {
     bench: 'luajit',
     what: 'LuaJIT, OpenResty-style nginx (2 workers) under wrk: allocation-heavy handler / light handler',
     target: 'far below SystemTap\'s ~10× (read as ≤ 5×)',

@@ -241,7 +241,8 @@ export class BpfLoader {
     const done = new Promise<void>((resolve) => { this.doneResolve = resolve; });
     this.child.stdin.write('quit\n');
     this.child.stdin.end();
-    await Promise.race([done.then(() => this.exitPromise), new Promise((r) => setTimeout(r, 10000))]);
+    // the timer must not keep the process alive once the loader is gone
+    await Promise.race([done.then(() => this.exitPromise), new Promise((r) => setTimeout(r, 10000).unref())]);
     if (!this.exited) this.child.kill('SIGKILL');
     await this.exitPromise;
   }

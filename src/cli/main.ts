@@ -15,6 +15,7 @@ import { register as exportCmd } from './commands/export.js';
 import { register as diff } from './commands/diff.js';
 import { register as mark } from './commands/mark.js';
 import { register as kernel } from './commands/kernel.js';
+import { register as agent } from './commands/agent.js';
 import { handleStdoutErrors } from './stdout.js';
 
 handleStdoutErrors();
@@ -25,7 +26,7 @@ program
   .description('Find memory leaks in long-running native servers (malloc, nginx/APR pools, LuaJIT).')
   .version('0.1.0');
 
-for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, report, exportCmd, diff, mark, kernel]) reg(program);
+for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, report, exportCmd, diff, mark, kernel, agent]) reg(program);
 oneLineErrors(program, 'leakscope');
 for (const cmd of program.commands) oneLineErrors(cmd, `leakscope ${cmd.name()}`);
 

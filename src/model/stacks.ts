@@ -118,6 +118,15 @@ export class StackInterner {
     return id;
   }
 
+  /** Forgets what was interned for `pid` (it exited): a long session does not keep every past
+   *  process's ids, and a later process given the same pid gets its definitions afresh. */
+  forget(pid: number): void {
+    const f = `${pid}\u0000`;
+    const s = `${pid}:`;
+    for (const k of this.frameIds.keys()) if (k.startsWith(f)) this.frameIds.delete(k);
+    for (const k of this.stackIds.keys()) if (k.startsWith(s)) this.stackIds.delete(k);
+  }
+
   /** Interns a stack given leaf-first frames. */
   stackId(framesLeafFirst: readonly Frame[], pid = this.pid): number {
     let parent = 0;
