@@ -117,6 +117,8 @@ export function startupEnd(state: EngineState, p: ProcState): number | undefined
 export function atExit(p: ProcState, v: Verdict, held: number): Verdict {
   if (!p.exited || p.replacedByExec || held <= 0) return v;
   if (v.verdict === 'unfreed' || v.verdict === 'no-calls') return v;
+  // Sampled traces scale bytes up by the sampling rate: an estimate, said in whole bytes.
+  held = Math.round(held);
   const why = v.explanation ? `${v.explanation.charAt(0).toLowerCase()}${v.explanation.slice(1)}` : '';
   return {
     ...v, verdict: 'unfreed', trend: v.verdict, atExit: { bytes: held },
