@@ -136,6 +136,7 @@ export interface Anomalies {
   inheritedPool?: number;
   /** Pools created with themselves as their parent: made roots. */
   poolOwnParent?: number;
+  poolParentCycle?: number;
 }
 
 export interface ProcessReport {

@@ -563,6 +563,23 @@ export class Engine implements FastEventSink {
       // A walk of the live pools read this pool before its creation reached us: it is this one.
       return this.createdAfterAll(p, old, kind, tag, stack, t);
     }
+    if (old && old.implicit && old.allocs === 0 && old.sizedBytes === 0 && parentAddr !== addr) {
+      // Named only as a parent (or by a tag) before its creation reached us: it is this pool,
+      // with its children. (A pool seen in use is an older one at the same address: it goes.)
+      // The creation's parent wins; one of its own descendants named as its parent (a cycle)
+      // is cut loose from its parent first.
+      const parent = parentAddr !== 0 ? this.poolOrImplicit(p, parentAddr, t) : undefined;
+      if (parent && parent !== old.parent) {
+        if (ancestorOf(old, parent)) {
+          p.anomalies.poolParentCycle = (p.anomalies.poolParentCycle ?? 0) + 1;
+          parent.parent?.children.delete(parent);
+          parent.parent = undefined;
+        }
+        old.parent?.children.delete(old);
+        this.adopt(parent, old);
+      }
+      return this.createdAfterAll(p, old, kind, tag, stack, t);
+    }
     if (row >= 0) this.youngDestroy(p, addr, row, t);
     else if (old) this.destroyPool(p, old, t, true);
     if (p.deadPools !== undefined) p.deadPools.delete(addr);
@@ -585,6 +602,7 @@ export class Engine implements FastEventSink {
   private createdAfterAll(p: ProcState, pool: PoolState, kind: string, tag: string, stack: number, t: number): void {
     this.leaveClass(p, pool, t);
     pool.found = false;
+    pool.implicit = false;
     pool.createStack = stack;
     pool.createT = Math.min(pool.createT, t);
     pool.kind = kind;

@@ -109,6 +109,7 @@ function anomalies(p: ProcessReport): string {
   if (a.unknownPool) parts.push(n(a.unknownPool, 'use of an unknown pool', 'uses of unknown pools'));
   if (a.unknownPoolDestroy) parts.push(n(a.unknownPoolDestroy, 'destroy/clear of an unknown pool', 'destroys/clears of unknown pools'));
   if (a.poolOwnParent) parts.push(n(a.poolOwnParent, 'pool created as its own parent', 'pools created as their own parent'));
+  if (a.poolParentCycle) parts.push(n(a.poolParentCycle, 'pool created under its own descendant', 'pools created under their own descendants'));
   const inherited = (a.inheritedFree ?? 0) + (a.inheritedPool ?? 0);
   const inh = inherited ? ` (${count(inherited)} releases of memory inherited over fork, expected)` : '';
   return parts.length ? `Anomalies: ${parts.join(', ')}${inh} — usually memory allocated before tracing began.` : `Anomalies: none${inh}.`;
