@@ -8,11 +8,11 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { TraceWriter } from '../src/trace/writer.js';
+import { root, size, startBench, type Figure } from './support/record.js';
 
-const N = Number(process.env.LSBENCH_PROCS ?? 20_000);
-const root = fileURLToPath(new URL('..', import.meta.url));
+const bench = startBench('processes');
+const N = size('LSBENCH_PROCS', 20_000, 2_000);
 const dir = mkdtempSync(join(tmpdir(), 'ls-bench-procs-'));
 const probe = `data:text/javascript,${encodeURIComponent(
   "process.on('exit', () => process.stderr.write(`\\nLSBENCH_RSS ${process.resourceUsage().maxRSS}\\n`));",
@@ -46,14 +46,16 @@ try {
   write(join(dir, 'one.lstrace'), true, 1);
   const base = run(['analyze', '--format', 'json', join(dir, 'one.lstrace')]);
   console.log(`baseline (1 process): analyze ${base.s.toFixed(1)} s, peak RSS ${base.mb.toFixed(0)} MB`);
+  const shapes: Figure[] = [];
   for (const [shape, alloc] of [['lifecycle', false], ['one-alloc', true]] as const) {
     const trace = join(dir, `${shape}.lstrace`);
     write(trace, alloc);
     const a = run(['analyze', '--format', 'json', trace]);
     const h = run(['report', trace, '-o', join(dir, `${shape}.html`)]);
     console.log(`${shape.padEnd(10)} analyze --format json: ${a.s.toFixed(1)} s, peak RSS ${a.mb.toFixed(0)} MB (${(((a.mb - base.mb) * 1024) / N).toFixed(1)} KB per process above the baseline); report: ${h.s.toFixed(1)} s, peak RSS ${h.mb.toFixed(0)} MB`);
+    shapes.push({ shape, analyze: a, report: h });
   }
-  console.log(`load average: ${(await import('node:os')).loadavg().map((x) => x.toFixed(1)).join(' ')}`);
+  bench.finish({ procs: N, baseline: base, shapes });
 } finally {
   rmSync(dir, { recursive: true, force: true });
 }

@@ -122,7 +122,9 @@ export function leakSites(ctx: ProcContext, opts: LeakSitesOptions): SiteReport[
       stack: shape.stack,
       count: round(g.count),
       bytes: round(g.bytes),
-      share: ctx.outstanding > 0 ? g.bytes / ctx.outstanding : 0,
+      // Sampled traces sum float estimates in two orders (engine totals, these groups): a site
+      // holding everything may come out a rounding error above the total.
+      share: ctx.outstanding > 0 ? Math.min(1, g.bytes / ctx.outstanding) : 0,
       allocatedCount: round(g.allocatedCount),
       allocatedBytes: round(g.allocatedBytes),
       oldestT: g.oldest,
