@@ -21,21 +21,8 @@ const GOOD = fixture('nginx-debug.1worker.log.gz');
 
 interface Run { code: number; stdout: string; stderr: string; rssKiB?: number }
 
-// Records the peak RSS of the CLI process (KiB) into $LS_RSS_FILE at exit.
-const rssProbe = `data:text/javascript,${encodeURIComponent(
-  "import {writeFileSync} from 'node:fs'; process.on('exit', () => { if (process.env.LS_RSS_FILE) writeFileSync(process.env.LS_RSS_FILE, String(process.resourceUsage().maxRSS)); });",
-)}`;
-
-/** The real CLI (test/support/cli.ts), with its peak RSS when asked. */
-async function cli(args: string[], opts: CliOptions & { rss?: boolean } = {}): Promise<Run> {
-  const rssFile = opts.rss ? join(dir, `rss-${Math.random().toString(36).slice(2)}`) : undefined;
-  const r = await leakscope(args, {
-    ...opts,
-    env: { ...opts.env, ...(rssFile ? { LS_RSS_FILE: rssFile } : {}) },
-    nodeArgs: rssFile ? ['--import', rssProbe] : [],
-  });
-  return { ...r, rssKiB: rssFile && existsSync(rssFile) ? Number(readFileSync(rssFile, 'utf8')) : undefined };
-}
+/** The real CLI (test/support/cli.ts), with its peak RSS (rssKiB) when asked with `rss`. */
+const cli = (args: string[], opts: CliOptions = {}): Promise<Run> => leakscope(args, opts);
 
 /** Runs `jobs` at most four at a time. */
 async function pool<T>(jobs: (() => Promise<T>)[], width = 4): Promise<T[]> {
