@@ -166,35 +166,34 @@ function addGroups(ctx: ProcContext, groups: Map<string, Group>, sites: SiteTabl
 }
 
 /**
- * The sum of step series: at every time any of them changes, each contributes its last value
- * (0 before its first point); lo/hi add a member's range at the points where it changed.
+ * The sum of step series: each member's change is a point of the sum, the other members at their
+ * last value (0 before their first point). Changes at one reading of the clock stay apart, in
+ * each member's own order (a coarse clock ticks every few ms: 60 requests in 30 ms are 60
+ * changes, not the 8 readings they fell on). Members changing at the same reading come one after
+ * the other: their true interleaving is unknown.
  */
 export function sumSeries(list: Series[]): Series {
   const xs = [...new Set(list.flatMap((s) => s.x))].sort((a, b) => a - b);
   const out: Series = { x: [], y: [], lo: [], hi: [] };
   const idx = list.map(() => 0);
   const cur = list.map(() => 0);
+  let total = 0;
   for (const x of xs) {
-    let y = 0, lo = 0, hi = 0;
     list.forEach((s, k) => {
       let i = idx[k]!;
-      let mlo = Infinity, mhi = -Infinity;
       while (i < s.x.length && s.x[i]! <= x) {
-        cur[k] = s.y[i]!;
-        mlo = Math.min(mlo, s.lo?.[i] ?? s.y[i]!);
-        mhi = Math.max(mhi, s.hi?.[i] ?? s.y[i]!);
+        const y = s.y[i]!;
+        total += y - cur[k]!;
+        cur[k] = y;
+        const others = total - y;
+        out.x.push(x);
+        out.y.push(total);
+        out.lo!.push(others + Math.min(s.lo?.[i] ?? y, y));
+        out.hi!.push(others + Math.max(s.hi?.[i] ?? y, y));
         i++;
       }
-      const changed = i > idx[k]!;
       idx[k] = i;
-      y += cur[k]!;
-      lo += changed ? Math.min(mlo, cur[k]!) : cur[k]!;
-      hi += changed ? Math.max(mhi, cur[k]!) : cur[k]!;
     });
-    out.x.push(x);
-    out.y.push(y);
-    out.lo!.push(lo);
-    out.hi!.push(hi);
   }
   return out;
 }
