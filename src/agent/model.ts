@@ -14,6 +14,8 @@ export interface LivePool {
   sid: number;
   /** Alive before the trace (found in the process's memory): no creation stack. */
   found?: boolean;
+  /** When it was made (s on the agent's clock, like the samples); -Infinity when found. */
+  born: number;
   kind: string;
   tag: string;
   bytes: number;
@@ -128,7 +130,7 @@ export class TargetModel implements EventSink {
           return;
         }
         this.dropPool(p, e.pool);
-        p.pools.set(e.pool, { stack, sid: e.stack, kind: e.poolKind, tag: e.tag, bytes: 0, parent: e.parent });
+        p.pools.set(e.pool, { stack, sid: e.stack, born: e.t / 1e9, kind: e.poolKind, tag: e.tag, bytes: 0, parent: e.parent });
         if (e.parent) {
           let kids = p.children.get(e.parent);
           if (!kids) p.children.set(e.parent, (kids = new Set()));
@@ -144,7 +146,7 @@ export class TargetModel implements EventSink {
           this.overCap++;
           return;
         }
-        p.pools.set(e.pool, { stack: this.stacks.found, sid: 0, found: true, kind: e.poolKind, tag: e.tag, bytes: 0, parent: e.parent });
+        p.pools.set(e.pool, { stack: this.stacks.found, sid: 0, found: true, born: -Infinity, kind: e.poolKind, tag: e.tag, bytes: 0, parent: e.parent });
         if (e.parent) {
           let kids = p.children.get(e.parent);
           if (!kids) p.children.set(e.parent, (kids = new Set()));

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { VERDICT_RANK, type Verdict } from '../analyses/result.js';
 import { ppidOf } from '../attach/procfs.js';
 import type { TargetModel } from './model.js';
-import { Ring, SeriesTable } from './series.js';
+import { Parts, Ring, SeriesTable } from './series.js';
 
 export interface ProcSnap {
   pid: number;
@@ -118,6 +118,15 @@ export class Sampler {
     const procVals = new Map<string, number>();
     const classes = new Map<string, Acc>();
     const sites = new Map<string, Acc>();
+    // the pools of each class and pool site, with when each was made: growth that newer pools
+    // hold while the older ones were destroyed (a request's pool) is no memory kept
+    const classParts = new Map<string, Parts>();
+    const siteParts = new Map<string, Parts>();
+    const part = (m: Map<string, Parts>, key: string, born: number, bytes: number) => {
+      let ps = m.get(key);
+      if (!ps) m.set(key, (ps = new Parts()));
+      ps.add(born, bytes);
+    };
     const procs: ProcSnap[] = [];
     for (const p of model.procs.values()) {
       let poolBytes = 0;
@@ -127,6 +136,8 @@ export class Sampler {
         const cls = lp.tag || (lp.found ? site : `created at ${site}`);
         add(classes, `${lp.kind}\u0000${cls}`, cls, lp.kind, lp.bytes, 1, lp.found ? 1 : 0);
         add(sites, `pool\u0000${site}`, site, 'pool', lp.bytes, 1);
+        part(classParts, `${lp.kind}\u0000${cls}`, lp.born, lp.bytes);
+        part(siteParts, `pool\u0000${site}`, lp.born, lp.bytes);
       }
       let heapBytes = p.heapBytes;
       let heapBlocks = p.blocks.size;
@@ -156,16 +167,16 @@ export class Sampler {
     for (const p of procs) p.verdict = this.procSeries.get(String(p.pid))?.verdict;
     return {
       processes: procs.sort((a, b) => a.pid - b.pid),
-      classes: this.top(classes, this.classSeries, this.otherClasses, this.o.topClasses, t),
-      sites: this.top(sites, this.siteSeries, this.otherSites, this.o.topSites, t),
+      classes: this.top(classes, this.classSeries, this.otherClasses, this.o.topClasses, t, classParts),
+      sites: this.top(sites, this.siteSeries, this.otherSites, this.o.topSites, t, siteParts),
     };
   }
 
   /** The top k entities (leaks first, then the most bytes), and the rest summed as "other". */
-  private top(all: Map<string, Acc>, table: SeriesTable, other: Ring, k: number, t: number): EntitySnap[] {
+  private top(all: Map<string, Acc>, table: SeriesTable, other: Ring, k: number, t: number, parts: Map<string, Parts>): EntitySnap[] {
     const vals = new Map<string, number>();
     for (const [key, a] of all) vals.set(key, a.bytes);
-    table.sample(t, vals);
+    table.sample(t, vals, parts);
     const rows: EntitySnap[] = [];
     for (const [key, a] of all) rows.push({ name: a.name, kind: a.kind, bytes: a.bytes, count: a.count, found: a.found, verdict: table.get(key)?.verdict });
     // entities seen in the window and gone now (no live pool of a class) stay, at 0

@@ -3,7 +3,7 @@
 // reports use (analyses/growth.ts). A bounded table of them per target: past its cap the series
 // with the least memory behind it is dropped (it starts afresh if it comes back).
 
-import { growthVerdict } from '../analyses/growth.js';
+import { growthVerdict, type GrowthOptions } from '../analyses/growth.js';
 import type { Series, Verdict } from '../analyses/result.js';
 
 export class Ring {
@@ -47,8 +47,26 @@ export class Ring {
   }
 
   /** The verdict on the window so far (x in seconds: the slope is per second). */
-  judge(): Verdict {
-    return (this.verdict = growthVerdict(this.series(), { xUnit: 's', xScale: 1 }));
+  judge(more: GrowthOptions = {}): Verdict {
+    return (this.verdict = growthVerdict(this.series(), { ...more, xUnit: 's', xScale: 1 }));
+  }
+}
+
+/** The parts of one entity now: when each was made (s, -Infinity: before the trace) and what it holds. */
+export class Parts {
+  private readonly born: number[] = [];
+  private readonly bytes: number[] = [];
+
+  add(born: number, bytes: number): void {
+    this.born.push(born);
+    this.bytes.push(bytes);
+  }
+
+  /** What the parts made at or before x hold now. */
+  heldSince(x: number): number {
+    let held = 0;
+    for (let i = 0; i < this.born.length; i++) if (this.born[i]! <= x) held += this.bytes[i]!;
+    return held;
   }
 }
 
@@ -74,8 +92,9 @@ export class SeriesTable {
     return this.rings.keys();
   }
 
-  /** Adds a sample to every key of `values` (and 0 to the gone ones that are kept). */
-  sample(t: number, values: Map<string, number>): void {
+  /** Adds a sample to every key of `values` (and 0 to the gone ones that are kept); `parts`
+   *  gives the entities made of parts (pool classes) what their parts hold (growth.ts). */
+  sample(t: number, values: Map<string, number>, parts?: Map<string, Parts>): void {
     for (const k of [...this.rings.keys()]) {
       if (values.has(k)) continue;
       const z = (this.zeros.get(k) ?? 0) + 1;
@@ -111,7 +130,8 @@ export class SeriesTable {
       let r = this.rings.get(k);
       if (!r) this.rings.set(k, (r = new Ring(this.points)));
       r.push(t, values.get(k)!);
-      r.judge();
+      const held = parts?.get(k);
+      r.judge(held ? { heldSince: (x) => held.heldSince(x), parts: 'pools' } : {});
     }
   }
 }
