@@ -16,7 +16,8 @@
 //       (`leakscope setup --rebuild`).
 //
 // LEAKSCOPE_REQUIRE_NATIVE=1: fail (exit 1) unless every part is built (CI, `npm test`).
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { availableParallelism } from 'node:os';
 import { appendFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { installCommand, missing, readList } from './system-packages.mjs';
@@ -51,7 +52,18 @@ if (into) {
   // Under the lock, a private copy left by a build that was killed is garbage.
   for (const d of readdirSync(into)) if (d.startsWith('.build-')) rmSync(join(into, d), { recursive: true, force: true });
   nativeDir = mkdtempSync(join(into, '.build-'));
-  cpSync(sourceDir, nativeDir, { recursive: true, filter: (src) => !/\/native\/[^/]+\/build$/.test(src) });
+  // An error of this script (a full disk, a permission) is one line, and leaves no copy behind.
+  const copy = nativeDir;
+  process.on('uncaughtException', (e) => {
+    rmSync(copy, { recursive: true, force: true });
+    say(`the native build into ${into} failed: ${e.message}`);
+    process.exit(1);
+  });
+  // The sources only (DIR may be the package's native/ itself: not its builds, locks or copies).
+  for (const e of readdirSync(sourceDir)) {
+    if (e.startsWith('.') || e === 'build.log') continue;
+    cpSync(join(sourceDir, e), join(nativeDir, e), { recursive: true, filter: (src) => !/\/build$/.test(src) || !statSync(src).isDirectory() });
+  }
   log = join(into, 'build.log');
   writeFileSync(log, `leakscope native build, ${new Date().toISOString()}: ${parts.join(' ')}\n`);
 }
@@ -60,8 +72,8 @@ const skipped = []; // [part, packages]
 const built = [];
 let failed = 0;
 const t0 = Date.now();
+const jobs = []; // [part, make arguments]
 for (const part of parts) {
-  const dir = join(nativeDir, part);
   const lack = lackingFor(part);
   if (lack.length) { skipped.push([`native/${part}`, lack]); continue; }
   // Optional pieces of a part (native/unwind/kstack): without their packages, the part's
@@ -69,8 +81,11 @@ for (const part of parts) {
   const subs = [...new Set(list.flatMap((e) => e.parts).filter((p) => p.startsWith(`${part}/`)))];
   const subsLacking = subs.filter((s) => lackingFor(s).length);
   for (const s of subsLacking) skipped.push([`native/${s}`, lackingFor(s)]);
-  const makeArgs = ['-s', '-C', dir, ...(subsLacking.length ? ['core'] : [])];
-  if (!into) {
+  jobs.push([part, ['-s', '-C', join(nativeDir, part), ...(subsLacking.length ? ['core'] : [])]]);
+}
+if (!into) {
+  // In place, one part after the other: the compilers' messages as they come, in order.
+  for (const [part, makeArgs] of jobs) {
     try {
       execFileSync('make', makeArgs, { stdio: ['ignore', 'inherit', 'inherit'] });
       built.push(part);
@@ -78,19 +93,38 @@ for (const part of parts) {
       failed++;
       say(`native/${part} did not build (the compiler's messages are above)`);
     }
-    continue;
   }
-  appendFileSync(log, `\n$ make ${makeArgs.join(' ')}\n`);
-  const r = spawnSync('make', makeArgs, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
-  appendFileSync(log, (r.stdout ?? '') + (r.stderr ?? ''));
+} else {
+  // Into DIR: the parts at once (they do not depend on one another; a first use waits for them),
+  // their messages into the log.
+  const width = Math.max(1, availableParallelism());
+  const queue = [...jobs];
+  await Promise.all(Array.from({ length: Math.min(width, queue.length) }, async () => {
+    for (let job = queue.shift(); job; job = queue.shift()) await makeInto(...job);
+  }));
+}
+
+/** Builds a part in the private copy, then renames its built files into DIR/PART/build. */
+async function makeInto(part, makeArgs) {
+  const r = await new Promise((resolve) => {
+    const child = spawn('make', makeArgs, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.stderr.on('data', (d) => { err += d; });
+    child.on('error', (e) => resolve({ status: 127, out, err: `${err}${e.message}\n` }));
+    child.on('close', (status) => resolve({ status, out, err }));
+  });
+  appendFileSync(log, `\n$ make ${makeArgs.join(' ')}\n${r.out}${r.err}`);
   if (r.status !== 0) {
     failed++;
-    const why = r.error ? r.error.message : ((r.stderr ?? '').trim().split('\n').find((l) => /error/i.test(l)) ?? (r.stderr ?? '').trim().split('\n').pop() ?? `make exit status ${r.status}`);
+    const lines = r.err.trim().split('\n');
+    const why = lines.find((l) => /error/i.test(l)) ?? lines.pop() ?? `make exit status ${r.status}`;
     say(`native/${part} did not build: ${why.trim()} (all the compiler said is in ${log}); '${buildCommand}' tries again`);
-    continue;
+    return;
   }
   // Into place, one file at a time: a rename is atomic, so a reader never sees half a file.
-  const from = join(dir, 'build');
+  const from = join(nativeDir, part, 'build');
   const to = join(into, part, 'build');
   mkdirSync(to, { recursive: true });
   for (const f of readdirSync(from)) {
@@ -101,7 +135,7 @@ for (const part of parts) {
 }
 if (into) {
   rmSync(nativeDir, { recursive: true, force: true });
-  if (built.length) say(`built ${built.map((p) => `native/${p}`).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s, into ${into}`);
+  if (built.length) say(`built ${built.sort().map((p) => `native/${p}`).join(', ')} in ${((Date.now() - t0) / 1000).toFixed(1)} s, into ${into}`);
 }
 if (skipped.length) {
   const pkgs = [...new Set(skipped.flatMap(([, lack]) => lack.map((e) => e.pkg)))];

@@ -109,6 +109,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
     return;
   }
+  bpfParts(); // the checks below read the target's symbols with the loader
   // refuse what can never be traced, with the reason, before loading anything
   if (pid !== undefined) checkPid(pid, profiles, o.children === true, o.children ? descendants(pid) : []);
   else checkExe(exe!, profiles, pidsRunning(exe!));
@@ -120,7 +121,6 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     throw new UserError(`--pool-allocs: the allocator profile(s) ${profiles.map((p) => p.name).join(', ')} have no pool allocation functions`);
   }
 
-  bpfParts();
   const tmpDir = o.output ? undefined : mkdtempSync(join(tmpdir(), 'leakscope-attach-'));
   const tracePath = o.output ?? join(tmpDir!, 'attach.lstrace');
   const startMono = process.hrtime.bigint();
