@@ -6,6 +6,7 @@ import type { ProcContext } from './context.js';
 import { atExit, judge } from './context.js';
 import { sampleWeight } from '../engine/sampling.js';
 import type { SiteTable } from '../engine/sites.js';
+import { SITE_SERIES_CAP } from '../engine/series.js';
 
 export interface LeakSitesOptions {
   top: number;
@@ -195,7 +196,24 @@ export function sumSeries(list: Series[]): Series {
       idx[k] = i;
     });
   }
+  while (out.x.length > 2 * SITE_SERIES_CAP) halve(out);
   return out;
+}
+
+/** Pairs of consecutive points made one (the later point's value, both ranges): the sum of many
+ *  members stays as short as a report's series may be, still one point per few changes. */
+function halve(s: Series): void {
+  const n = s.x.length;
+  const m = Math.ceil(n / 2);
+  for (let k = 0; k < m; k++) {
+    const a = 2 * k;
+    const b = Math.min(a + 1, n - 1);
+    s.x[k] = s.x[b]!;
+    s.y[k] = s.y[b]!;
+    s.lo![k] = Math.min(s.lo![a]!, s.lo![b]!);
+    s.hi![k] = Math.max(s.hi![a]!, s.hi![b]!);
+  }
+  s.x.length = s.y.length = s.lo!.length = s.hi!.length = m;
 }
 
 /** Estimates (sampled traces) are fractional; integers stay integers. */

@@ -2,7 +2,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { teardownStart } from '../../src/analyses/context.js';
-import { sumSeries } from '../../src/analyses/leak-sites.js';
 
 test('a server cut while it runs (each request up 2 KiB, down 2 KiB, 5 MB held) has no teardown; a real descent has one', () => {
   const x: number[] = [];
@@ -28,18 +27,4 @@ test('a server cut while it runs (each request up 2 KiB, down 2 KiB, 5 MB held) 
   const td = teardownStart({ x: dx, y: dy }, 0, t);
   assert.ok(td, 'no teardown found');
   assert.ok(td.index <= x.length - 1, `teardown at ${td.index}, after the descent began (${x.length - 1})`);
-});
-
-test('sumSeries keeps every change at one clock reading: 60 allocations on 8 readings are 60 points', () => {
-  const a = { x: [] as number[], y: [] as number[] };
-  const b = { x: [] as number[], y: [] as number[] };
-  for (let i = 0; i < 60; i++) {
-    const s = i % 2 ? a : b;
-    s.x.push(Math.floor(i / 8));
-    s.y.push((s.y[s.y.length - 1] ?? 0) + 512);
-  }
-  const sum = sumSeries([a, b]);
-  assert.equal(sum.x.length, 60);
-  assert.equal(sum.y[sum.y.length - 1], 60 * 512);
-  for (let i = 1; i < 60; i++) assert.ok(sum.y[i]! > sum.y[i - 1]!, `not growing at ${i}`);
 });
