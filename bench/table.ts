@@ -375,6 +375,15 @@ const ROWS: Row[] = [
     met: () => '—',
   },
   {
+    bench: 'native-build',
+    what: 'a first use\'s native build from nothing (scripts/build-native.mjs --into, as an install without its install step does)',
+    target: '—',
+    judged: 'wall time, best and worst',
+    figure: (f) =>
+      `the recorder alone (first \`run\`) ${range(f.recorderSeconds ?? [], (x) => `${x.toFixed(1)} s`)}; every part (\`setup\`) ${range(f.allSeconds ?? [], (x) => `${x.toFixed(1)} s`)} (${f.runs} runs each)`,
+    met: () => '—',
+  },
+  {
     bench: 'processes',
     what: 'a trace of many processes (a fork chain): `analyze --format json` and `report`, each in a process of its own',
     target: 'report',

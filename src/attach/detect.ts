@@ -4,15 +4,15 @@
 
 import { execFileSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { LOADER_PATH } from './loader.js';
+import { loaderPath } from './loader.js';
 import { builtinProfileNames, loadProfile, type AllocatorProfile } from './profile.js';
 import { findLibrary, readMaps } from './procfs.js';
 
 /** The symbols of `wanted` that `path` defines (functions in .symtab or .dynsym). */
 export function definedSymbols(path: string, wanted: string[]): Set<string> {
-  if (!existsSync(LOADER_PATH) || !existsSync(path)) return new Set();
+  if (!existsSync(loaderPath()) || !existsSync(path)) return new Set();
   try {
-    const out = execFileSync(LOADER_PATH, ['symbols', path, ...wanted], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+    const out = execFileSync(loaderPath(), ['symbols', path, ...wanted], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
     return new Set(out.split('\n').filter(Boolean));
   } catch {
     return new Set();

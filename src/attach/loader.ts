@@ -3,10 +3,9 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { UserError } from '../cli/errors.js';
 import { notBuiltHint } from '../doctor/not-built.js';
+import { findNative, nativePath } from '../native/locate.js';
 
 const REC_CALL = 1;
 const REC_STATUS = 2;
@@ -70,9 +69,12 @@ export interface LoaderOptions {
   startMono: bigint;
 }
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-export const LOADER_PATH = join(root, 'native', 'bpf', 'build', 'leakscope-bpf');
-export const UNWIND_LIB = join(root, 'native', 'unwind', 'build', 'libleakscope-unwind.so');
+/** The loader's path (the package's native/ or the per-user cache; where the package would have it when not built). */
+export const loaderPath = (): string => nativePath('bpf');
+/** The unwinder library, when built. */
+export const unwindLib = (): string | undefined => findNative('unwind');
+/** The unwinder's path when this module was loaded (the agent builds what it needs before loading it). */
+export const UNWIND_LIB = nativePath('unwind');
 
 function u64(b: Buffer, o: number): number {
   return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
@@ -106,6 +108,7 @@ export class BpfLoader {
 
   /** Starts the loader and waits until its programs are loaded. */
   static async start(opts: LoaderOptions, h: LoaderHandlers): Promise<BpfLoader> {
+    const LOADER_PATH = loaderPath();
     if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH}): ${notBuiltHint('bpf')}`);
     const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
     if (opts.unwindLib) args.push('--unwind', opts.unwindLib);

@@ -16,6 +16,7 @@ import { register as diff } from './commands/diff.js';
 import { register as mark } from './commands/mark.js';
 import { register as kernel } from './commands/kernel.js';
 import { register as agent } from './commands/agent.js';
+import { register as setup } from './commands/setup.js';
 import { handleStdoutErrors } from './stdout.js';
 
 handleStdoutErrors();
@@ -26,7 +27,7 @@ program
   .description('Find memory leaks in long-running native servers (malloc, nginx/APR pools, LuaJIT).')
   .version('0.1.0');
 
-for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, report, exportCmd, diff, mark, kernel, agent]) reg(program);
+for (const reg of [analyze, info, importCmd, run, snapshot, attach, doctor, setup, report, exportCmd, diff, mark, kernel, agent]) reg(program);
 oneLineErrors(program, 'leakscope');
 for (const cmd of program.commands) oneLineErrors(cmd, `leakscope ${cmd.name()}`);
 

@@ -5,6 +5,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { check, type Check } from './check.js';
+import { buildCommand } from '../native/locate.js';
 
 interface Missing { pkg: string; role: string; parts: string[]; what: string }
 
@@ -20,8 +21,9 @@ export function missingPackages(root: string): Missing[] | string {
   }
 }
 
+/** The command that builds the native parts (`leakscope setup` for an installed leakscope). */
 export function rebuildCommand(root: string): string {
-  return existsSync(join(root, 'src')) ? 'npm run build' : 'npm rebuild -g leakscope';
+  return buildCommand(root);
 }
 
 export function packageChecks(root: string, miss: Missing[] | string): Check[] {

@@ -14,7 +14,7 @@ import { UserError } from '../cli/errors.js';
 import { StackInterner } from '../model/stacks.js';
 import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';
-import { LUAJIT_TRACER, tracerBuilt } from './native.js';
+import { luajitTracer, tracerBuilt } from './native.js';
 import { ProtoCache } from './protos.js';
 import { LjOp, RecordParser, type LjEvent, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
@@ -201,7 +201,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const warnings: string[] = [];
   const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
   if (!pids.length) throw new UserError('no valid pid given to trace; pass --pid with a process id');
-  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${LUAJIT_TRACER}): ${notBuiltHint('luajit')}`);
+  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${luajitTracer()}): ${notBuiltHint('luajit')}`);
 
   const startMono = process.hrtime.bigint();
   const writer = TraceWriter.create(opts.out, {
@@ -228,7 +228,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const settled = new Set<number>();
   const now = () => Math.max(0, Number(process.hrtime.bigint() - startMono));
   opts.onMarkable?.((label) => writer.event({ kind: 'marker', pid: 0, t: now(), label }));
-  const proc = spawn(opts.tracer ?? LUAJIT_TRACER, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(opts.tracer ?? luajitTracer(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
   let bpfStats: AttachLuajitResult['bpfStats'];

@@ -2,7 +2,7 @@
 // For `leakscope doctor` and `attach --allocator luajit`.
 
 import { execFile } from 'node:child_process';
-import { LUAJIT_TRACER, tracerBuilt } from './native.js';
+import { luajitTracer, tracerBuilt } from './native.js';
 import { notBuiltHint } from '../doctor/not-built.js';
 
 export interface LuajitSupport {
@@ -19,10 +19,10 @@ export function detectLuajit(pid: number): Promise<LuajitSupport> {
     return Promise.resolve({ pid, supported: false, module: '', reason: `bad pid ${String(pid)}` });
   }
   if (!tracerBuilt()) {
-    return Promise.resolve({ pid, supported: false, module: '', reason: `${LUAJIT_TRACER} is not built: ${notBuiltHint('luajit')}` });
+    return Promise.resolve({ pid, supported: false, module: '', reason: `${luajitTracer()} is not built: ${notBuiltHint('luajit')}` });
   }
   return new Promise((resolve) => {
-    execFile(LUAJIT_TRACER, ['--detect', '--pid', String(pid)], { timeout: 10_000 }, (err, stdout, stderr) => {
+    execFile(luajitTracer(), ['--detect', '--pid', String(pid)], { timeout: 10_000 }, (err, stdout, stderr) => {
       const line = stdout.split('\n').find((l) => l.startsWith('{'));
       if (err || !line) {
         resolve({ pid, supported: false, module: '', reason: `tracer failed: ${(stderr || String(err)).trim().split('\n').pop()}` });

@@ -1,11 +1,12 @@
-// Where the LuaJIT tracer binary lives (built by native/luajit/Makefile).
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+// Where the LuaJIT tracer binary lives (built by native/luajit/Makefile into the package's
+// native/ or the per-user cache, src/native/locate.ts).
+import { findNative, nativePath } from '../native/locate.js';
 
-const root = fileURLToPath(new URL('../..', import.meta.url));
-export const LUAJIT_TRACER = join(root, 'native', 'luajit', 'build', 'lstrace-luajit');
+/** The tracer's path (where it would be when it is not built, for messages). */
+export function luajitTracer(): string {
+  return nativePath('luajit');
+}
 
 export function tracerBuilt(): boolean {
-  return existsSync(LUAJIT_TRACER);
+  return findNative('luajit') !== undefined;
 }

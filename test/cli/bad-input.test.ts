@@ -211,7 +211,7 @@ test('usage errors from the option parser are one line that says where the usage
 });
 
 test('--help of the program and of every command exits 0 and prints usage', async () => {
-  const cmds = ['analyze', 'info', 'import', 'run', 'snapshot', 'attach', 'doctor', 'kernel', 'report', 'export', 'diff', 'mark'];
+  const cmds = ['analyze', 'info', 'import', 'run', 'snapshot', 'attach', 'doctor', 'setup', 'kernel', 'report', 'export', 'diff', 'mark'];
   const top = await cli(['--help']);
   assert.equal(top.code, 0, top.stderr);
   for (const c of cmds) assert.match(top.stdout, new RegExp(`\\n  ${c} `), `--help lists ${c}`);

@@ -13,7 +13,7 @@ import { cliSync } from '../support/cli.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const GOOD = join(root, 'test/fixtures/nginx-debug.1worker.log.gz');
-const COMMANDS = ['analyze', 'info', 'import', 'run', 'snapshot', 'attach', 'doctor', 'report', 'export', 'diff', 'mark', 'kernel', 'agent'];
+const COMMANDS = ['analyze', 'info', 'import', 'run', 'snapshot', 'attach', 'doctor', 'setup', 'report', 'export', 'diff', 'mark', 'kernel', 'agent'];
 
 /** A copy of the project's sources (dependencies and data shared by symlink). */
 function copyTree(): string {

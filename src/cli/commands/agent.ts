@@ -32,6 +32,9 @@ export function register(program: Command): void {
     .option('--segments <dir>', 'keep rolling trace segments in this directory (leakscope report reads them)')
     .option('--check', 'check the config and exit')
     .action(guard(async (o: AgentFlags & { check?: boolean }) => {
+      // The BPF loader and unwinder are built on first use, before the agent's modules load
+      // (they read the unwinder's path when loaded); what cannot be built, the agent reports.
+      if (!o.check) (await loadCommand('agent', () => import('../../native/ensure.js'))).ensureNative([], ['bpf', 'unwind']);
       const { agentCommand } = await loadCommand('agent', () => import('./agent-run.js'));
       await agentCommand(o);
     }));

@@ -11,6 +11,7 @@ import { monoNowNs } from '../../kernel/clock.js';
 import { parseDurationMs } from '../../model/units.js';
 import { pidsOfExe } from '../../kernel/targets.js';
 import { KernelTraceError, startKernelTrace } from '../../kernel/trace.js';
+import { ensureNative } from '../../native/ensure.js';
 
 export interface KernelOpts {
   pid?: string[];
@@ -39,6 +40,9 @@ export async function kernelCommand(o: KernelOpts): Promise<void> {
   const rssMs = o.rssInterval === '0' ? 0 : parseDurationMs(o.rssInterval);
   if (rssMs === undefined) throw new UserError(`--rss-interval: not a duration: ${o.rssInterval}`);
 
+  // ls-kstack (mmap events with whole stacks) is built on first use when it can be; without it
+  // mmap events come without stacks.
+  ensureNative([], ['kstack']);
   const start = monoNowNs();
   const writer = TraceWriter.create(o.output, {
     format: FORMAT_VERSION, clock: 'ns', startWallMs: Date.now(), startMonoNs: start.toString(),

@@ -15,6 +15,7 @@ import type { AnalysisResult } from '../../analyses/result.js';
 import { OutputFile, writeOutputFile } from '../output-file.js';
 import { terminalSafe } from '../../reports/terminal.js';
 import { notBuiltHint } from '../../doctor/not-built.js';
+import { ensureNative } from '../../native/ensure.js';
 
 export interface RunOptions {
   sample?: string;
@@ -76,6 +77,10 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
   const out = outputs(opts);
   const sampleBytes = positiveInt(opts.sample, '--sample', 2 ** 40);
   const depth = positiveInt(opts.depth, '--depth', 256);
+  if (process.env.LEAKSCOPE_LIB && !findRecorderLibrary()) {
+    throw new UserError(`LEAKSCOPE_LIB=${process.env.LEAKSCOPE_LIB}: no such file (unset it to use leakscope's own recorder; ${notBuiltHint('recorder')})`);
+  }
+  if (!process.env.LEAKSCOPE_LIB) ensureNative(['recorder']); // built on first use
   const library = findRecorderLibrary();
   if (!library) throw new UserError(`the recorder library is not built: ${notBuiltHint('recorder')}`);
   const trace = resolve(out.trace ?? defaultTrace());
