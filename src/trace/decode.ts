@@ -81,6 +81,19 @@ function sv(u: Uint8Array): number {
   return z % 2 === 0 ? z / 2 : -(z + 1) / 2;
 }
 
+/** A time step beyond 2^52 (over 52 days in ns) is one the writer cannot carry, and no recorder
+ *  makes: the record is damage (as a varint running past the chunk is), so that every command,
+ *  `import` included, reads the same events from such a file. */
+const MAX_STEP = 2 ** 52;
+function step(u: Uint8Array): number {
+  const d = sv(u);
+  if (d > MAX_STEP || d < -MAX_STEP) {
+    pos = Number.MAX_SAFE_INTEGER;
+    return 0;
+  }
+  return d;
+}
+
 function str(u: Buffer): string {
   const n = uv(u);
   const start = pos;
@@ -188,7 +201,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         if (pos > end) return { events, error: `record at payload byte ${at} runs past the chunk` };
         continue;
       case 0x10: { // ALLOC
-        t += sv(u);
+        t += step(u);
         const addr = uv(u);
         const size = uv(u);
         const stack = uv(u);
@@ -200,7 +213,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         continue;
       }
       case 0x11: { // FREE
-        t += sv(u);
+        t += step(u);
         const addr = uv(u);
         if (pos > end) return { events, error: `record at payload byte ${at} runs past the chunk` };
         const resume = pos;
@@ -210,7 +223,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         continue;
       }
       case 0x12: { // REALLOC
-        t += sv(u);
+        t += step(u);
         const oldAddr = uv(u);
         const addr = uv(u);
         const size = uv(u);
@@ -223,7 +236,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         continue;
       }
       case 0x23: { // POOL_ALLOC
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const size = uv(u);
         const addr = uv(u);
@@ -236,7 +249,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         continue;
       }
       case 0x20: { // POOL_CREATE
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const parent = uv(u);
         const stack = uv(u);
@@ -250,7 +263,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         continue;
       }
       case 0x21: { // POOL_DESTROY
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const stack = uv(u);
         if (pos > end) return { events, error: `record at payload byte ${at} runs past the chunk` };
@@ -261,28 +274,28 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         continue;
       }
       case 0x22: { // POOL_CLEAR
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const stack = uv(u);
         e = { kind: 'pool-clear', pid, t, pool, stack };
         break;
       }
       case 0x24: { // POOL_FREE
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const addr = uv(u);
         e = { kind: 'pool-free', pid, t, pool, addr };
         break;
       }
       case 0x25: { // POOL_TAG
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const tag = strCached(u, POOL_TAG);
         e = { kind: 'pool-tag', pid, t, pool, tag };
         break;
       }
       case 0x26: { // POOL_CLEANUP
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const action = u[pos++]!;
         const handler = uv(u);
@@ -291,14 +304,14 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         break;
       }
       case 0x27: { // POOL_SIZE
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const bytes = uv(u);
         e = { kind: 'pool-size', pid, t, pool, bytes };
         break;
       }
       case 0x28: { // POOL_FOUND
-        t += sv(u);
+        t += step(u);
         const pool = uv(u);
         const parent = uv(u);
         const poolKind = strCached(u, POOL_KIND);
@@ -307,7 +320,7 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         break;
       }
       case 0x02: { // PROCESS
-        t += sv(u);
+        t += step(u);
         const ppid = uv(u);
         const command = str(u);
         const exe = str(u);
@@ -315,26 +328,26 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         break;
       }
       case 0x03: { // FORK
-        t += sv(u);
+        t += step(u);
         const parentPid = uv(u);
         e = { kind: 'fork', pid, t, parentPid };
         break;
       }
       case 0x04: { // EXEC
-        t += sv(u);
+        t += step(u);
         const exe = str(u);
         const command = str(u);
         e = { kind: 'exec', pid, t, exe, command };
         break;
       }
       case 0x05: { // EXIT
-        t += sv(u);
+        t += step(u);
         const code = sv(u);
         e = { kind: 'exit', pid, t, code };
         break;
       }
       case 0x30: { // MMAP
-        t += sv(u);
+        t += step(u);
         const addr = uv(u);
         const size = uv(u);
         const prot = uv(u);
@@ -344,20 +357,20 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         break;
       }
       case 0x31: { // MUNMAP
-        t += sv(u);
+        t += step(u);
         const addr = uv(u);
         const size = uv(u);
         e = { kind: 'munmap', pid, t, addr, size };
         break;
       }
       case 0x32: { // BRK
-        t += sv(u);
+        t += step(u);
         const addr = uv(u);
         e = { kind: 'brk', pid, t, addr };
         break;
       }
       case 0x33: { // SHM
-        t += sv(u);
+        t += step(u);
         const op = SHM[u[pos++]!];
         const id = uv(u);
         const addr = uv(u);
@@ -367,33 +380,33 @@ function decodeFast(u: Buffer, sink: EventSink, fast: FastEventSink): ChunkResul
         break;
       }
       case 0x34: { // RSS
-        t += sv(u);
+        t += step(u);
         const bytes = uv(u);
         e = { kind: 'rss', pid, t, bytes };
         break;
       }
       case 0x35: { // KERNEL
-        t += sv(u);
+        t += step(u);
         const what = str(u);
         const value = sv(u);
         e = { kind: 'kernel', pid, t, what, value };
         break;
       }
       case 0x40: { // MARKER
-        t += sv(u);
+        t += step(u);
         const label = str(u);
         e = { kind: 'marker', pid, t, label };
         break;
       }
       case 0x41: { // LOST
-        t += sv(u);
+        t += step(u);
         const count = uv(u);
         const reason = str(u);
         e = { kind: 'lost', pid, t, count, reason };
         break;
       }
       case 0x50: { // MODULE
-        t += sv(u);
+        t += step(u);
         const base = uv(u);
         const size = uv(u);
         const offset = uv(u);

@@ -86,11 +86,14 @@ async function everyOutput(bytes: Buffer, from: string | undefined): Promise<voi
     await fileInfo(file, { from });
     // import: a whole trace that reads back without damage and gives the same analysis.
     const out = `${file}.lstrace`;
-    await importFiles([file], out, { from });
+    const imported = await importFiles([file], out, { from });
     const back = await readTrace(out, { event() {} });
     assert.deepEqual(back.warnings, [], 'the imported trace reads back whole');
     const again = await analyzeWithWindow([out]);
-    assert.deepEqual(outstanding(again.result!), outstanding(r), 'import keeps what the analysis saw');
+    // A value the format cannot carry (an exit code or time step beyond 2^52) drops its record,
+    // and the import says so; otherwise it keeps everything the analysis saw.
+    const dropped = imported.warnings.some((w) => /cannot carry/.test(w));
+    if (!dropped) assert.deepEqual(outstanding(again.result!), outstanding(r), 'import keeps what the analysis saw');
   } finally {
     for (const f of readdirSync(dir)) if (f === name || f.startsWith(`${name}.`)) rmSync(join(dir, f), { force: true });
   }

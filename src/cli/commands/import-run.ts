@@ -25,7 +25,7 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
   let writer: TraceWriter | undefined;
   // The header needs the metadata, known once the first input has been opened; the output is
   // opened then too, so an unreadable input leaves no file behind.
-  // A value the format cannot carry (a time step beyond 2^52) drops that record, counted.
+  // A value the format cannot carry (an integer beyond 2^52: a time step, an exit code) drops that record, counted.
   let refused = 0;
   const sink: EventSink = {
     event(e: Event) {
@@ -48,7 +48,7 @@ export async function importFiles(inputs: string[], out: string, opts: { from?: 
     });
     await writer!.close();
     file!.commit();
-    const why = refused ? [`${refused} record(s) the trace format cannot carry (a time step beyond 2^52) dropped`] : [];
+    const why = refused ? [`${refused} record(s) the trace format cannot carry (an integer beyond 2^52) dropped`] : [];
     return {
       events: writer!.events,
       badRecords: stats.reduce((a, s) => a + s.badRecords + s.dropped, 0) + refused,
