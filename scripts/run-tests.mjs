@@ -1,4 +1,5 @@
-// Runs every test file (test/**/*.test.ts) with Node's test runner, TypeScript through tsx.
+// Runs every test file (test/**/*.test.ts) with Node's test runner, TypeScript through tsx; the CLI the tests
+// start is the one built into dist/ just before (test/support/cli.ts).
 // Optional arguments filter the files by substring: `npm test -- apr nginx`.
 //
 // First the set-up a fresh machine lacks, so that nothing fails for a missing piece: the Debian
