@@ -4,22 +4,24 @@
 // does not know: up to APR's global pool, then down through every child and sibling link, each
 // checked (pool-discovery.ts). Then every found pool is sized from its node ring (what attach
 // does once per found pool, and every --pool-sample for every live pool). Reports time, reads
-// (pread of /proc/PID/mem) and bytes read, over POOL_BENCH_RUNS runs (default 5) in the
-// machine's load; the target is not stopped while it is read.
-// Needs root (reads another process's memory). `npm run bench -- pool-discovery`.
+// (pread of /proc/PID/mem) and bytes read, over POOL_BENCH_RUNS runs (default 5; --quick: 1,000
+// pools, 3 runs) in the machine's load; the target is not stopped while it is read.
+// Needs root (reads another process's memory). `npm run bench -- pool-discovery`; writes
+// bench/results/pool-discovery.json.
 
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { loadavg, tmpdir } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PoolDiscoverer } from '../src/attach/pool-discovery.js';
 import { poolBytes } from '../src/attach/poolwalk.js';
 import { ProcMem } from '../src/proc/memory.js';
 import { loadProfile } from '../src/attach/profile.js';
+import { root, size, startBench } from './support/record.js';
 
-const root = new URL('..', import.meta.url).pathname;
-const N = Number(process.env.POOL_BENCH_N ?? 10000);
-const RUNS = Number(process.env.POOL_BENCH_RUNS ?? 5);
+const bench = startBench('pool-discovery');
+const N = size('POOL_BENCH_N', 10000, 1000);
+const RUNS = size('POOL_BENCH_RUNS', 5, 3);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-pool-bench-'));
 const exe = join(dir, 'apr-many-pools');
 const cc = spawnSync('cc', ['-O2', '-I/usr/include/apr-1.0', '-o', exe, join(root, 'test/programs/apr-many-pools.c'), '-lapr-1'], { encoding: 'utf8' });
@@ -52,11 +54,11 @@ try {
   }
   const med = (k: keyof (typeof rows)[0]) => [...rows.map((r) => r[k])].sort((a, b) => a - b)[Math.floor(rows.length / 2)]!;
   const range = (k: keyof (typeof rows)[0]) => `${Math.min(...rows.map((r) => r[k])).toFixed(1)}-${Math.max(...rows.map((r) => r[k])).toFixed(1)}`;
-  const commit = spawnSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).stdout.trim();
-  console.log(`discovery walk of ${N} live APR pools (commit ${commit}, load average ${loadavg().map((x) => x.toFixed(2)).join(' ')}, ${RUNS} runs)`);
+  console.log(`discovery walk of ${N} live APR pools (${RUNS} runs)`);
   console.log(`  walk from one pool:  ${med('found')} pools found, ${med('walkMs').toFixed(1)} ms median (${range('walkMs')}), ${med('reads')} reads, ${med('bytes')} bytes read`);
   console.log(`  sizing every pool:   ${med('sizeMs').toFixed(1)} ms median (${range('sizeMs')}), ${med('sizeReads')} reads, ${med('sizeBytes')} bytes read, ${(med('total') / 1048576).toFixed(1)} MiB held`);
   console.log(`  whole first look:    ${(med('walkMs') + med('sizeMs')).toFixed(1)} ms, ${med('bytes') + med('sizeBytes')} bytes read (${((med('bytes') + med('sizeBytes')) / med('found')).toFixed(0)} per pool)`);
+  bench.finish({ pools: N, runs: rows });
   if (med('found') < N) {
     console.error(`leakscope bench: the walk found ${med('found')} of ${N} pools`);
     process.exitCode = 1;

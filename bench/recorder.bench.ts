@@ -12,7 +12,7 @@
 // - wall: the whole command, start to exit (noisy on a loaded machine).
 //   npm run bench -- recorder        (LSBENCH_ITERS=1000000 for a shorter run; --quick: 300k)
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { size, startBench } from './support/record.js';
@@ -69,30 +69,8 @@ function has(tool: string): boolean {
 
 const trace = (name: string): string => join(dir, `${name}.lstrace`);
 
-// LSBENCH_CALLGRIND=1: instructions instead of times (valgrind's callgrind, whole process, 300,000
-// rounds by default): steady on a loaded machine, for before/after comparisons of the recorder.
-// LSBENCH_LIB names another build of the library (e.g. one built from an older commit).
-if (process.env.LSBENCH_CALLGRIND) {
-  const lib = process.env.LSBENCH_LIB ?? join(root, 'native', 'recorder', 'build', 'libleakscope.so');
-  const rounds = process.env.LSBENCH_ITERS ?? '300000';
-  const instructions = (env: string[], name: string): number => {
-    const out = join(dir, `cg-${name}.%p.out`);
-    spawnSync('valgrind', ['--tool=callgrind', '--trace-children=yes', `--callgrind-out-file=${out}`, 'env', ...env, exe, '1', rounds], { stdio: 'ignore' });
-    let total = 0;
-    for (const f of readdirSync(dir).filter((x) => x.startsWith(`cg-${name}.`))) {
-      const m = /^(?:summary|totals): (\d+)/m.exec(readFileSync(join(dir, f), 'utf8'));
-      if (m) total += Number(m[1]);
-    }
-    return total;
-  };
-  const nat = instructions([], 'native');
-  const full = instructions([`LD_PRELOAD=${lib}`, `LEAKSCOPE_TRACE=${trace('cg-full')}`], 'full');
-  const sampled = instructions([`LD_PRELOAD=${lib}`, `LEAKSCOPE_TRACE=${trace('cg-sampled')}`, 'LEAKSCOPE_SAMPLE=524288'], 'sampled');
-  console.log(`callgrind, ${rounds} rounds, library ${lib}:`);
-  console.log(`  native ${(nat / 1e6).toFixed(1)}M instructions; full stacks ${(full / 1e6).toFixed(1)}M (${(full / nat).toFixed(2)}x); --sample 524288 ${(sampled / 1e6).toFixed(1)}M (${(sampled / nat).toFixed(2)}x)`);
-  rmSync(dir, { recursive: true, force: true });
-  process.exit(0);
-}
+// Instructions (callgrind) and the stack an allocation takes, against the recorder before its
+// safety pass: bench/safety.bench.ts.
 const args = [exe, '1', String(ITERS)];
 console.log(`rec-bench: 1 thread, ${ITERS} rounds (${(ITERS * 2 / 1e6).toFixed(1)}M allocation calls), median of ${REPEAT}; CLI ${cli[0] === built ? 'dist' : 'tsx'}`);
 
@@ -129,12 +107,14 @@ console.log(`  leakscope  1 thread ${perCall(t1).toFixed(1)} ns, 4 threads ${per
 // runs on a side stack, so threads with small stacks allocate as they do natively.
 const stackuse = join(dir, 'rec-stackuse');
 execFileSync('gcc', ['-O2', '-g', '-pthread', '-o', stackuse, join(root, 'test', 'programs', 'rec-stackuse.c')]);
-const su = (cmd: string[]): string => {
+const su = (cmd: string[]): { first: number; later: number } => {
   const r = spawnSync(cmd[0]!, cmd.slice(1), { encoding: 'utf8' });
   const m = /rec-stackuse first=(\d+) later=(\d+)/.exec(r.stdout);
-  return m ? `first call ${m[1]} B, later ${m[2]} B` : `failed (${r.status})`;
+  if (r.status !== 0 || !m) throw new Error(`${cmd.join(' ')} failed (${r.status}): ${r.stderr.slice(-1000)}`);
+  return { first: Number(m[1]), later: Number(m[2]) };
 };
-console.log(`\nstack below malloc's caller (rec-stackuse): native ${su([stackuse])}; leakscope run ${su(leakscope(['run', '--no-summary', '-o', trace('su'), '--', stackuse]))}`);
+const stack = { native: su([stackuse]), run: su(leakscope(['run', '--no-summary', '-o', trace('su'), '--', stackuse])) };
+console.log(`\nstack below malloc's caller (rec-stackuse), first call / deepest later: native ${stack.native.first} / ${stack.native.later} B; leakscope run ${stack.run.first} / ${stack.run.later} B`);
 
 const full = rows[1]![1], sampled = rows[2]![1], ht = rows.find(([n]) => n === 'heaptrack')?.[1];
 console.log('\ntargets:');
@@ -155,6 +135,7 @@ bench.finish({
   // Keys by tool: native, run (full stacks), sample (--sample 524288), heaptrack, valgrind.
   tools: Object.fromEntries(rows.map(([name, x]) => [KEYS[name] ?? name, m(x)])),
   traceBytesPerCall: traceBytes / native.calls,
+  stackBytes: stack,
   threads: { iterations: THREAD_ITERS, native1Ns: perCall(n1), native4Ns: perCall(n4), run1Ns: perCall(t1), run4Ns: perCall(t4) },
 });
 rmSync(dir, { recursive: true, force: true });

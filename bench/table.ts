@@ -6,6 +6,8 @@
 //   node --import tsx bench/table.ts --check        exit 1 if BENCHMARKS.md differs
 //   node --import tsx bench/table.ts --print-quick  print the table of bench/results/quick/
 // (npm run bench does the first, or the last with --quick.)
+// Besides the table, BENCHMARKS.md holds generated sections (SECTIONS: the BPF verifier margins,
+// the verdicts' confusion matrix), each between its own pair of markers.
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QUICK_RESULTS, RESULTS, readRecords, root, type BenchRecord } from './support/record.js';
@@ -166,6 +168,35 @@ const ROWS: Row[] = [
     met: (f) => yes(num(f.threads?.run4Ns) / num(f.threads?.run1Ns) <= 1.5),
   },
   {
+    bench: 'safety',
+    what: '`run`: cost of the traced-program safety pass (side-stack walks, stack bounds, live-module checks), against the recorder before it',
+    target: 'no worse (within 1%)',
+    judged: 'instructions of the whole process (callgrind; steady under load), rec-bench',
+    figure: (f) => {
+      const i = f.instructions ?? {};
+      const d = (a: unknown, b: unknown) => `${num(a) >= num(b) ? '+' : '−'}${fx(Math.abs(num(a) / num(b) - 1) * 100)}%`;
+      return `full stacks ${M(i.before?.full)} → ${M(i.after?.full)} (${d(i.after?.full, i.before?.full)}), ` +
+        `\`--sample 524288\` ${M(i.before?.sampled)} → ${M(i.after?.sampled)} (${d(i.after?.sampled, i.before?.sampled)}); native ${M(i.native)} ` +
+        `(${f.base} → the record's commit, ${fx(num(f.calls) / 1e6, 1)}M allocation calls)`;
+    },
+    met: (f) => {
+      const i = f.instructions ?? {};
+      return yes(num(i.after?.full) / num(i.before?.full) <= 1.01 && num(i.after?.sampled) / num(i.before?.sampled) <= 1.01);
+    },
+  },
+  {
+    bench: 'safety',
+    what: '`run`: stack an allocation takes below its caller (rec-stackuse), so threads with small stacks run as natively',
+    target: '≤ 1 KiB',
+    judged: 'the deepest of a thread\'s first call and 100 later ones, under `run`',
+    figure: (f) => {
+      const s = f.stackBytes ?? {};
+      const b = (x: F) => `${x?.first ?? '?'} / ${x?.later ?? '?'} B`;
+      return `first call / later: now ${b(s.after)}; before the pass (${f.base}) ${b(s.before)}; native ${b(s.native)}`;
+    },
+    met: (f) => yes(Math.max(num(f.stackBytes?.after?.first), num(f.stackBytes?.after?.later)) <= 1024),
+  },
+  {
     bench: 'attach',
     what: '`attach` nginx default (`--allocator nginx`), wrk on loopback: ' + WORKLOADS.map((w) => w[1]).join(' / '),
     target: '≥ 95% of untraced req/s',
@@ -203,6 +234,44 @@ const ROWS: Row[] = [
     judged: 'its wall time against the mean of two untraced runs',
     figure: (f) => `${fx(f.unrelated?.ratio)}× (${fx(f.unrelated?.besideS)} s vs ${(f.unrelated?.untracedS as number[] | undefined)?.map((x) => fx(x)).join(' / ') ?? '?'} s)`,
     met: (f) => yes(num(f.unrelated?.ratio) <= 1.05),
+  },
+  {
+    bench: 'agent',
+    what: '`leakscope agent` soak on a busy nginx (default settings, the systemd unit\'s Node options): RSS growth after the first minute',
+    target: '≤ 5%',
+    judged: 'RSS of all the agent\'s processes (node, its HTTP side, the BPF loader): the mean of the last minutes against the first ones after minute 1; each process and the agent\'s CPU beside it',
+    figure: (f) => {
+      const r = f.rss ?? {};
+      const each = ((r.perProcess as F[] | undefined) ?? []).map((p) => `${p.name} ${fx(p.earlyMiB, 1)} → ${fx(p.lateMiB, 1)} MiB`).join(', ');
+      const perS = num(f.probeHits) / (num(f.minutes) * 60);
+      return `${pct(r.growth)} over ${f.minutes} minutes (all processes ${fx(r.earlyMiB, 1)} → ${fx(r.lateMiB, 1)} MiB, means of ${r.averagedMinutes} minutes; highest ${fx(r.highestMiB, 1)} MiB, minute 1 ${fx(r.firstMiB, 1)}): ${each}. ` +
+        `CPU ${fx(f.cpuPct?.min, 1)}–${fx(f.cpuPct?.max, 1)}% of a core (mean ${fx(f.cpuPct?.mean, 1)}%) at ${fx(perS / 1000, 1)}k probe hits/s; ${f.eventsLost} events lost`;
+    },
+    met: (f) => {
+      const r = f.rss ?? {};
+      const own = ((r.perProcess as F[] | undefined) ?? []).filter((p) => p.name !== 'loader');
+      return `${yes(num(r.growth) <= 0.05)}; the agent's own processes (node, HTTP side) ${yes(own.length > 0 && own.every((p) => num(p.growth) <= 0.05))}`;
+    },
+  },
+  {
+    bench: 'agent',
+    what: '`leakscope agent` soak: nginx req/s traced, realistic request (4 KiB file, `Connection: close`) / trivial (`return 200` keepalive)',
+    target: '≥ 95% / report',
+    judged: 'req/s traced (mean over the minutes) against the mean of the untraced runs before and after, in the same run; the nginx worker\'s CPU per request beside it',
+    figure: (f) => {
+      const u = f.untraced ?? {};
+      return `req/s ${pct(f.rpsRatio?.realistic)} / ${pct(f.rpsRatio?.trivial)} (untraced before ${u.before?.realistic} / ${u.before?.trivial}, after ${u.after?.realistic} / ${u.after?.trivial}); ` +
+        `the nginx worker's CPU per request ${times(f.workerUsRatio?.realistic, 1)} / ${times(f.workerUsRatio?.trivial, 1)} of untraced ` +
+        `(untraced ${fx(u.before?.realisticUs, 1)} / ${fx(u.before?.trivialUs, 1)} µs before, ${fx(u.after?.realisticUs, 1)} / ${fx(u.after?.trivialUs, 1)} after)`;
+    },
+    met: (f) => {
+      // untraced runs before and after that disagree by more than a tenth: the machine's load
+      // moved more than the tracer costs, and the req/s ratio says nothing either way
+      const u = f.untraced ?? {};
+      const spread = Math.abs(num(u.before?.realistic) - num(u.after?.realistic)) / Math.max(num(u.before?.realistic), num(u.after?.realistic));
+      if (!(spread <= 0.1)) return `not shown: the untraced runs differ by ${pct(spread)} (machine load)`;
+      return yes(num(f.rpsRatio?.realistic) >= 0.95);
+    },
   },
   {
     bench: 'luajit',
@@ -273,9 +342,176 @@ const ROWS: Row[] = [
     },
     met: () => '—',
   },
+  {
+    bench: 'attach-apache',
+    what: '`attach` on Debian apache2 (prefork, 2 children), default profile (`apr`: pool lifecycle, sizes read from the pools, the discovery walk), wrk keepalive `GET /`',
+    target: 'within a few % of untraced (read as ≥ 95%)',
+    judged: 'req/s of each traced run against the mean of the untraced runs before and after it',
+    figure: (f) => {
+      const rs = (f.rounds as F[] | undefined) ?? [];
+      const swing = max(rs.flatMap((r) => [r.untracedBefore, r.untracedAfter])) / min(rs.flatMap((r) => [r.untracedBefore, r.untracedAfter]));
+      const runs = rs.map((r) => `${pct(r.ratio)} (untraced ${fx(r.untracedBefore, 0)} / ${fx(r.untracedAfter, 0)}, traced ${fx(r.traced, 0)} req/s; ${r.found} pools found at attach${r.lost ? `, ${r.lost} events lost` : ''})`).join('; ');
+      return `${runs}${swing > 1.25 ? `. Meaningless under this load: the untraced rate itself swung ${fx(swing, 1)}× between runs` : ''}`;
+    },
+    met: (f) => {
+      const rs = (f.rounds as F[] | undefined) ?? [];
+      const all = rs.flatMap((r) => [r.untracedBefore, r.untracedAfter]);
+      if (max(all) / min(all) > 1.25) return 'unknown (too loaded to judge)';
+      return yes(rs.every((r) => num(r.ratio) >= 0.95));
+    },
+  },
+  {
+    bench: 'pool-discovery',
+    what: 'discovery walk of live APR pools (attach finding pools alive before the trace; test/programs/apr-many-pools.c)',
+    target: 'report',
+    judged: 'wall time of the walk and of sizing every found pool, median of the runs; reads of /proc/PID/mem',
+    figure: (f) => {
+      const rs = (f.runs as F[] | undefined) ?? [];
+      const k = (key: string) => rs.map((r) => num(r[key]));
+      return `${fx(median(k('found')), 0)} of ${f.pools} pools found; walk ${fx(median(k('walkMs')), 0)} ms median (${range(k('walkMs'), (x) => x.toFixed(0))}), ${fx(median(k('reads')), 0)} reads, ${fx(median(k('bytes')) / 1e6, 2)} MB; ` +
+        `sizing every pool ${fx(median(k('sizeMs')), 0)} ms (${range(k('sizeMs'), (x) => x.toFixed(0))}), ${fx(median(k('sizeReads')), 0)} reads, ${fx(median(k('sizeBytes')) / 1e6, 2)} MB (${rs.length} runs)`;
+    },
+    met: () => '—',
+  },
+  {
+    bench: 'native-build',
+    what: 'a first use\'s native build from nothing (scripts/build-native.mjs --into, as an install without its install step does)',
+    target: '—',
+    judged: 'wall time, best and worst',
+    figure: (f) =>
+      `the recorder alone (first \`run\`) ${range(f.recorderSeconds ?? [], (x) => `${x.toFixed(1)} s`)}; every part (\`setup\`) ${range(f.allSeconds ?? [], (x) => `${x.toFixed(1)} s`)} (${f.runs} runs each)`,
+    met: () => '—',
+  },
+  {
+    bench: 'processes',
+    what: 'a trace of many processes (a fork chain): `analyze --format json` and `report`, each in a process of its own',
+    target: 'report',
+    judged: 'wall time and peak RSS of each command; per process above a one-process baseline',
+    figure: (f) => {
+      const shapes = (f.shapes as F[] | undefined) ?? [];
+      return `${num(f.procs).toLocaleString('en-US')} processes: ` + shapes.map((s) =>
+        `${s.shape}: analyze ${fx(s.analyze?.s, 1)} s, ${fx(s.analyze?.mb, 0)} MB (${fx(((num(s.analyze?.mb) - num(f.baseline?.mb)) * 1024) / num(f.procs), 1)} KB per process), report ${fx(s.report?.s, 1)} s, ${fx(s.report?.mb, 0)} MB`).join('; ') +
+        `; one process: ${fx(f.baseline?.s, 1)} s, ${fx(f.baseline?.mb, 0)} MB`;
+    },
+    met: () => '—',
+  },
+  {
+    bench: 'verifier',
+    what: 'BPF programs of every loader (leakscope-bpf, lstrace-luajit, ls-kstack) under the kernel verifier\'s limits, heaviest configuration each',
+    target: '≥ 2× margin on each limit',
+    judged: 'instructions processed, program size, stack; the smallest margin of any program',
+    figure: (f) => {
+      const ps = verifierPrograms(f);
+      const failed = ((f.loaders as F[] | undefined) ?? []).filter((l) => l.failed).map((l) => `${l.loader} does not load: ${l.failed}`);
+      if (!ps.length) return failed.join('; ') || '?';
+      const worst = (k: (p: F) => number) => ps.reduce((a, p) => (k(p) < k(a) ? p : a));
+      const byInsns = worst((p) => p.insnLimit / p.verifiedInsns);
+      const bySize = worst((p) => p.insnLimit / p.insns);
+      const byStack = worst((p) => p.stackLimit / Math.max(p.stack, 1));
+      return `${ps.length} programs; the least margins: processed ${fx(byInsns.insnLimit / byInsns.verifiedInsns, 0)}× (${byInsns.program}, ${byInsns.verifiedInsns.toLocaleString('en-US')} instructions), ` +
+        `size ${fx(bySize.insnLimit / bySize.insns, 0)}× (${bySize.program}), stack ${fx(byStack.stackLimit / Math.max(byStack.stack, 1), 1)}× (${byStack.program}, ${byStack.stack} B); every program below${failed.length ? `; ${failed.join('; ')}` : ''}`;
+    },
+    met: (f) => {
+      const ps = verifierPrograms(f);
+      const m = num(f.margin);
+      const failed = ((f.loaders as F[] | undefined) ?? []).some((l) => l.failed);
+      return yes(!failed && ps.length > 0 && ps.every((p) => p.verifiedInsns * m <= p.insnLimit && p.insns * m <= p.insnLimit && p.stack * m <= p.stackLimit));
+    },
+  },
+  {
+    bench: 'verdicts',
+    what: 'verdict corpus (test/verdicts): every labelled entity (process, pool class, live pool, site) of real captures, the shared fixtures and synthetic shapes, against its verdict',
+    target: '0 non-leaking called leak; ≥ 95% exact; every leaking entity leak or growing; the same verdicts in 10 runs',
+    judged: 'exact label = verdict over all entities; `run` captures made afresh 10 times each',
+    figure: (f) =>
+      `${f.agree} of ${f.total} exact (${pct(num(f.agree) / num(f.total))}, ${f.cases} cases); labelled bounded/steady/no-calls called leak: ${f.falseLeaks}; labelled leak/growing called neither: ${f.missedLeaks}. ` +
+      `Label → verdict: ${verdictMatrix(f)}. Disagreements: ${((f.disagreements as string[] | undefined) ?? []).join('; ') || 'none'}. Repeats: ${verdictRepeat(f)}`,
+    met: (f) => {
+      const cs = (f.repeat?.cases as F[] | undefined) ?? [];
+      const same = num(f.repeat?.runs) >= 10 && cs.length > 0 && cs.every((c) => c.same);
+      return `${yes(num(f.falseLeaks) === 0 && num(f.missedLeaks) === 0 && num(f.agree) >= 0.95 * num(f.total))}; repeats ${yes(same)}`;
+    },
+  },
 ];
 
-const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+// verdicts: the confusion matrix, label → verdict counts, off the diagonal named.
+function verdictMatrix(f: F): string {
+  const m = (f.matrix ?? {}) as Record<string, Record<string, number>>;
+  return Object.entries(m)
+    .map(([want, row]) => `${want} → ${Object.entries(row).map(([got, n]) => (got === want ? `${n}` : `${got} ${n}`)).join(', ')}`)
+    .join('; ');
+}
+function verdictRepeat(f: F): string {
+  const r = f.repeat ?? {};
+  const cs = (r.cases as F[] | undefined) ?? [];
+  if (!num(r.runs) || !cs.length) return 'not repeated';
+  const differ = cs.filter((c) => !c.same).map((c) => c.name);
+  return `${cs.length} cases of \`run\` captures made ${r.runs} times each: ${differ.length ? `verdicts differ in ${differ.join(', ')}` : 'the same verdicts every time'}`;
+}
+
+function verifierPrograms(f: F): F[] {
+  return ((f.loaders as F[] | undefined) ?? []).flatMap((l) => ((l.programs as F[] | undefined) ?? []).map((p) => ({ ...p, loader: l.loader })));
+}
+
+/** A generated section of BENCHMARKS.md other than the table: made from one bench's record. */
+interface Section {
+  bench: string;
+  render(rec: BenchRecord): string;
+}
+
+const runLine = (rec: BenchRecord) =>
+  `\`${rec.command}\` at ${rec.commit}${rec.dirty ? ' (uncommitted changes)' : ''}, ${hhmm(rec.date)} UTC, kernel ${rec.machine.kernel}, load average ${rec.load[0]} → ${rec.load[1]}.`;
+
+export const SECTIONS: Section[] = [
+  {
+    bench: 'verifier',
+    render: (rec) => {
+      const f = rec.figures as F;
+      const fmt = (n: number) => n.toLocaleString('en-US');
+      const out = [runLine(rec), '', '| loader | program | processed instructions (heaviest configuration) | under the limit | size (instructions) | stack (bytes, of 512) |', '|---|---|---|---|---|---|'];
+      for (const l of (f.loaders as F[]) ?? []) {
+        if (l.failed) out.push(`| ${cell(l.loader)} | — | does not load: ${cell(l.failed)} | | | |`);
+        for (const p of (l.programs as F[]) ?? []) {
+          out.push(`| ${cell(l.loader)} | ${cell(p.program)} | ${fmt(p.verifiedInsns)} (${cell(p.config)}) | ${fx(p.insnLimit / p.verifiedInsns, 0)}× | ${fmt(p.insns)} | ${p.stack} |`);
+        }
+      }
+      return out.join('\n');
+    },
+  },
+  {
+    bench: 'verdicts',
+    render: (rec) => {
+      const f = rec.figures as F;
+      const matrix = (f.matrix ?? {}) as Record<string, Record<string, number>>;
+      const states = ['leak', 'growing', 'unfreed', 'bounded', 'steady', 'no-calls'];
+      const cols = states.filter((s) => Object.values(matrix).some((m) => m[s]) || matrix[s]);
+      const out = [runLine(rec), '', `| label \\ verdict | ${cols.join(' | ')} | total |`, `|---|${cols.map(() => '---:|').join('')}---:|`];
+      for (const label of cols.filter((s) => matrix[s])) {
+        const m = matrix[label]!;
+        const n = Object.values(m).reduce((a, b) => a + b, 0);
+        out.push(`| ${label} | ${cols.map((c) => (m[c] ? String(m[c]) : '.')).join(' | ')} | ${n} |`);
+      }
+      out.push('', '| source | entities | agree |', '|---|---:|---:|');
+      for (const [source, b] of Object.entries((f.bySource ?? {}) as Record<string, { n: number; ok: number }>)) out.push(`| ${cell(source)} | ${b.n} | ${b.ok} (${pct(b.ok / b.n)}) |`);
+      const ds = (f.disagreements as string[]) ?? [];
+      out.push('', ds.length ? `Disagreements (${ds.length}; in words in \`bench/results/verdicts.md\`):` : 'No disagreements.');
+      for (const d of ds) out.push(`- ${d.replace(/\n/g, ' ')}`);
+      out.push('', `Repeats: ${verdictRepeat(f)}.`);
+      return out.join('\n');
+    },
+  },
+];
+
+const sectionBegin = (name: string) => `<!-- generated by bench/table.ts from bench/results/${name}.json (npm run bench -- ${name}): do not edit by hand -->`;
+const sectionEnd = (name: string) => `<!-- end of the generated ${name} section -->`;
+
+/** A section's text from the records ("not measured" without its record). */
+export function renderSection(s: Section, records: Map<string, BenchRecord>): string {
+  const rec = records.get(s.bench);
+  return rec ? s.render(rec) : `Not measured: no bench/results/${s.bench}.json (\`npm run bench -- ${s.bench}\`).`;
+}
+
+const cell = (s: string) => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
 const hhmm = (iso: string) => iso.slice(0, 16).replace('T', ' ');
 
 /** The generated part of BENCHMARKS.md (between BEGIN and END), from these records. */
@@ -308,21 +544,34 @@ export function renderTable(records: Map<string, BenchRecord>): string {
   return out.join('\n');
 }
 
-/** BENCHMARKS.md with its generated part replaced. */
-export function withTable(doc: string, table: string): string {
-  const a = doc.indexOf(BEGIN);
-  const b = doc.indexOf(END);
-  if (a < 0 || b < a) throw new Error(`BENCHMARKS.md has no generated table (the lines ${BEGIN} and ${END})`);
-  return `${doc.slice(0, a + BEGIN.length)}\n${table}\n${doc.slice(b)}`;
+function replaceBetween(doc: string, begin: string, end: string, text: string): string {
+  const a = doc.indexOf(begin);
+  const b = doc.indexOf(end);
+  if (a < 0 || b < a || doc.indexOf(begin, a + 1) >= 0) throw new Error(`BENCHMARKS.md needs the lines ${begin} and ${end}, once each`);
+  return `${doc.slice(0, a + begin.length)}\n${text}\n${doc.slice(b)}`;
+}
+
+/** BENCHMARKS.md with its generated parts replaced: the table, then every section. */
+export function withTable(doc: string, table: string, records?: Map<string, BenchRecord>): string {
+  let out = replaceBetween(doc, BEGIN, END, table);
+  if (records) for (const s of SECTIONS) out = replaceBetween(out, sectionBegin(s.bench), sectionEnd(s.bench), renderSection(s, records));
+  return out;
+}
+
+/** BENCHMARKS.md as the records make it. */
+export function generate(doc: string, records: Map<string, BenchRecord>): string {
+  return withTable(doc, renderTable(records), records);
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {
   const mode = process.argv[2];
   if (mode === '--print-quick') {
-    console.log(renderTable(readRecords(QUICK_RESULTS)));
+    const records = readRecords(QUICK_RESULTS);
+    console.log(renderTable(records));
+    for (const s of SECTIONS) console.log(`\n${renderSection(s, records)}`);
   } else if (mode === '--write' || mode === '--check') {
     const doc = readFileSync(BENCHMARKS, 'utf8');
-    const next = withTable(doc, renderTable(readRecords(RESULTS)));
+    const next = generate(doc, readRecords(RESULTS));
     if (mode === '--write') {
       writeFileSync(BENCHMARKS, next);
       console.log('BENCHMARKS.md: table regenerated from bench/results/*.json');

@@ -1,32 +1,33 @@
 // The verdict corpus (test/verdicts): the confusion matrix of labels against verdicts over every
-// entity (process, pool class, live pool, site) of every case, and every disagreement.
+// entity (process, pool class, live pool, site) of every case, every disagreement, and whether
+// the same `run` workload, captured again and again, gets the same verdicts.
 //
-//   npm run bench -- verdicts                      the committed captures, fixtures, synthetic shapes
-//   VERDICTS_FRESH=1 npm run bench -- verdicts     makes the real captures afresh first (apache2,
-//                                                  nginx, vd-server; attach ones need root + eBPF)
-//   VERDICTS_REPEAT=10 npm run bench -- verdicts   also runs each timing-sensitive `run` capture
-//                                                  10 times and checks the verdicts do not change
+//   npm run bench -- verdicts       the committed captures, fixtures and synthetic shapes; then
+//                                   each `run` capture made 10 times afresh (--quick: 2 times)
+//   LSBENCH_VERDICTS_FRESH=1 ...    scores captures made afresh instead of the committed ones
+//                                   (apache2, nginx, vd-server; the attach ones need root + eBPF)
+//   LSBENCH_VERDICTS_DIR=DIR ...    scores the captures in DIR (make-captures.ts DIR)
+//   LSBENCH_VERDICTS_REPEAT=N ...   N captures of each `run` workload (0: none)
 //
-// Targets (issue 13): no entity labelled bounded/steady called leak; >= 95% exact agreement; every
-// entity labelled leak/growing called leak or growing; the same workload gives the same verdicts.
+// Targets (issue 13): no entity labelled bounded/steady/no-calls called leak; >= 95% exact
+// agreement; every entity labelled leak/growing called leak or growing; the same workload gives
+// the same verdicts 10 times. Figures: bench/results/verdicts.json (the table of BENCHMARKS.md),
+// the printout in bench/results/verdicts.md.
 
-import { execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { corpus, scoreCases } from '../test/verdicts/corpus.js';
-import { disagreementText, matrixText, score } from '../test/verdicts/entities.js';
+import { disagreementText, matrixText, score, STATES } from '../test/verdicts/entities.js';
 import { CAPTURES, makeCapture } from '../test/verdicts/make-captures.js';
-import { repeatRuns } from '../test/verdicts/repeat.js';
+import { repeatRuns, TIMING_SENSITIVE } from '../test/verdicts/repeat.js';
+import { quick, root, size, startBench, type Figure } from './support/record.js';
 
-const root = new URL('..', import.meta.url).pathname;
-const fresh = process.env.VERDICTS_FRESH === '1';
-const repeat = Number(process.env.VERDICTS_REPEAT ?? 0);
-const commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: root, encoding: 'utf8' }).trim();
-const dirty = execFileSync('git', ['status', '--porcelain', '--', 'src', 'test/verdicts'], { cwd: root, encoding: 'utf8' }).trim() !== '';
+const bench = startBench('verdicts');
+const fresh = process.env.LSBENCH_VERDICTS_FRESH === '1';
+const repeat = size('LSBENCH_VERDICTS_REPEAT', 10, 2);
 
-// VERDICTS_DIR=DIR: captures made before (make-captures.ts DIR), uncompressed.
-let dir: string | undefined = process.env.VERDICTS_DIR;
+let dir: string | undefined = process.env.LSBENCH_VERDICTS_DIR || undefined;
 if (fresh) {
   dir = mkdtempSync(join(tmpdir(), 'leakscope-vd-bench-'));
   const isRoot = process.getuid?.() === 0;
@@ -49,8 +50,8 @@ try {
   const s = score(rows);
   say(`# Verdict corpus (\`bench/verdicts.bench.ts\`)`);
   say();
-  say(`Commit ${commit}${dirty ? ' (with uncommitted changes)' : ''}, ${new Date().toISOString().slice(0, 10)}; command: \`${fresh ? 'VERDICTS_FRESH=1 ' : ''}${repeat ? `VERDICTS_REPEAT=${repeat} ` : ''}npm run bench -- verdicts\`.`);
-  say(`Captures: ${fresh ? 'made afresh by test/verdicts/make-captures.ts' : dir ? `those in ${dir}` : 'the committed ones in test/verdicts/captures'}; ${cases.length} cases, ${s.total} labelled entities.`);
+  say(`Figures and the command that made them: \`bench/results/verdicts.json\` (the table of BENCHMARKS.md). ` +
+    `Captures: ${fresh ? 'made afresh by test/verdicts/make-captures.ts' : dir ? `those in ${dir}` : 'the committed ones in test/verdicts/captures'}; ${cases.length} cases, ${s.total} labelled entities.`);
   say();
   say('```');
   say(matrixText(s));
@@ -70,21 +71,44 @@ try {
   say();
   const pct = s.total ? (100 * s.agree) / s.total : 0;
   say(`Exact agreement: ${s.agree} of ${s.total} (${pct.toFixed(1)}%; target >= 95%).`);
-  say(`Labelled bounded/steady, called leak: ${s.falseLeaks.length} (target 0).`);
+  say(`Labelled bounded/steady/no-calls, called leak: ${s.falseLeaks.length} (target 0).`);
   say(`Labelled leak/growing, called neither: ${s.missedLeaks.length} (target 0).`);
   if (s.unlabelled.length) say(`Unlabelled entities (a corpus error): ${s.unlabelled.length}: ${s.unlabelled.slice(0, 5).map((r) => `${r.case}: ${r.entity.id}`).join('; ')}`);
   say();
   say(s.disagreements.length ? `Disagreements (${s.disagreements.length}):` : 'No disagreements.');
   say();
   for (const d of s.disagreements) say(`- ${disagreementText(d).replace(/\n/g, '\n  ')}`);
+
+  const rep: { name: string; runs: number; same: boolean }[] = [];
   if (repeat > 0) {
     say();
-    say(`Repeatability: each timing-sensitive \`run\` workload ${repeat} times.`);
+    say(`Repeatability: each \`run\` workload (${TIMING_SENSITIVE.join(', ')}) captured ${repeat} times afresh; per case, the verdicts of each group of entities one label rule covers.`);
     say();
     const r = await repeatRuns(repeat, (m) => console.log(m));
     for (const line of r.lines) say(line);
+    for (const c of r.cases) rep.push({ name: c.name, runs: c.runs.length, same: c.same });
   }
-  writeFileSync(join(root, 'bench', 'results', 'verdicts.md'), `${out.join('\n')}\n`);
+
+  const matrix: Record<string, Record<string, number>> = {};
+  for (const want of STATES) {
+    const m = s.matrix.get(want);
+    if (m) matrix[want] = Object.fromEntries(STATES.filter((got) => m.get(got)).map((got) => [got, m.get(got)!]));
+  }
+  const figures: Record<string, Figure> = {
+    cases: cases.length,
+    total: s.total,
+    agree: s.agree,
+    falseLeaks: s.falseLeaks.length,
+    missedLeaks: s.missedLeaks.length,
+    unlabelled: s.unlabelled.length,
+    matrix,
+    disagreements: s.disagreements.map((d) => `${d.case}: ${d.entity.id}: labelled ${d.label!.label}, called ${d.entity.verdict.verdict}`),
+    bySource: Object.fromEntries([...bySource].map(([k, b]) => [k, { n: b.n, ok: b.ok }])),
+    captures: fresh ? 'fresh' : dir ? 'dir' : 'committed',
+    repeat: { runs: repeat, cases: rep },
+  };
+  bench.finish(figures);
+  if (!quick) writeFileSync(join(root, 'bench', 'results', 'verdicts.md'), `${out.join('\n')}\n`);
 } finally {
   if (dir && fresh && !process.env.LSBENCH_KEEP) rmSync(dir, { recursive: true, force: true });
 }

@@ -1,4 +1,5 @@
-// Runs every test file (test/**/*.test.ts) with Node's test runner, TypeScript through tsx.
+// Runs every test file (test/**/*.test.ts) with Node's test runner, TypeScript through tsx; the CLI the tests
+// start is the one built into dist/ just before (test/support/cli.ts).
 // Optional arguments filter the files by substring: `npm test -- apr nginx`.
 //
 // First the set-up a fresh machine lacks, so that nothing fails for a missing piece: the Debian
@@ -49,6 +50,9 @@ const nb = spawnSync(process.execPath, [join(root, 'scripts/build-native.mjs')],
   cwd: root, stdio: ['ignore', 'inherit', 'inherit'], env: { ...process.env, LEAKSCOPE_REQUIRE_NATIVE: '1' },
 });
 if (nb.status !== 0) { say("stopped before any test: the native parts did not build (above); 'npm run build' shows it again"); process.exit(2); }
+// The CLI the tests run is the built one (test/support/cli.ts), built now from these sources.
+const tsc = spawnSync(process.execPath, [join(root, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.json'], { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+if (tsc.status !== 0) { say('stopped before any test: the TypeScript build failed (above)'); process.exit(2); }
 
 // --- the run, with a private TMPDIR, memory and temporary files sampled ---
 const tmp = mkdtempSync(join(tmpdir(), 'leakscope-tests-'));
@@ -96,7 +100,7 @@ function treeRss(pid) {
 
 const started = Date.now();
 const child = spawn(process.execPath, ['--import', 'tsx', '--test', '--test-concurrency=2', ...files], {
-  cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: tmp },
+  cwd: root, stdio: 'inherit', env: { ...process.env, TMPDIR: tmp, LEAKSCOPE_TEST_BUILT: '1' },
 });
 let peakRss = 0, peakTmp = 0;
 const sample = () => {

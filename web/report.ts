@@ -191,6 +191,10 @@ function axisY(): uPlot.Axis {
 }
 
 function mainChart(p: ProcessData, host: HTMLElement): void {
+  if (p.omitted) {
+    host.append(el('p', { class: 'empty' }, `This report holds ${data.limits.processes} of ${data.processes.length} processes in full (the worst verdicts and the most outstanding memory first); this one has its summary row only. Report it alone with --pid ${p.pid}.`));
+    return;
+  }
   if (p.x.length === 0) {
     host.append(el('p', { class: 'empty' }, 'This process has no memory series.'));
     return;
@@ -402,11 +406,30 @@ function flameSection(p: ProcessData): HTMLElement {
     el('div', { id: 'flame-details', class: 'details' }, 'Hover a frame for details; click to zoom.'),
     el('div', { id: 'flame' }),
     el('p', { class: 'limits' },
-      `Icicle graph: outermost callers on top, allocating frames at the bottom; width is the selected measure. Up to ${data.limits.stacks} stacks per process` +
+      `Icicle graph: outermost callers on top, allocating frames at the bottom; width is the selected measure. Up to ${data.limits.stacks} stacks per process, ${MAX_FLAME_DEPTH} levels deep (the middle of a deeper stack is one elided frame)` +
         (p.flame.dropped ? `; ${p.flame.dropped} smaller stacks are merged into one frame` : '') +
         (p.flame.width ? `. Time ranges snap to ${p.flame.buckets} buckets of ${fmtAge(p.flame.width)}.` : '.')),
   );
   return sec;
+}
+
+/** Levels the flame graph draws. d3-flame-graph walks the tree recursively when it zooms, resets
+ *  and searches (show(), searchTree(), clear()): a 4,096-frame stack overflowed Chromium's stack
+ *  on a click. Deeper stacks keep their outermost callers and their innermost (allocating) frames
+ *  around one "(N frames elided)" frame; Chromium failed near 4,000 levels, 8x this. */
+export const MAX_FLAME_DEPTH = 512;
+const ELIDED = -1;
+
+/** A stack's frames (root first) as the flame graph draws them: at most MAX_FLAME_DEPTH levels. */
+function flameFrames(frames: number[]): number[] {
+  if (frames.length <= MAX_FLAME_DEPTH) return frames;
+  const head = MAX_FLAME_DEPTH / 4;
+  const tail = MAX_FLAME_DEPTH - head - 1;
+  return [...frames.slice(0, head), ELIDED - (frames.length - head - tail), ...frames.slice(-tail)];
+}
+
+function frameName(fi: number): string {
+  return fi <= ELIDED ? `(${ELIDED - fi} frames elided)` : data.strings[fi]!;
 }
 
 function drawFlame(): void {
@@ -421,7 +444,7 @@ function drawFlame(): void {
     if (val <= 0) return;
     root.value += val;
     let node = root;
-    for (const fi of frames) {
+    for (const fi of flameFrames(frames)) {
       let kids = index.get(node);
       if (!kids) {
         kids = new Map();
@@ -429,7 +452,7 @@ function drawFlame(): void {
       }
       let child = kids.get(fi);
       if (!child) {
-        child = { name: data.strings[fi]!, value: 0, children: [] };
+        child = { name: frameName(fi), value: 0, children: [] };
         kids.set(fi, child);
         node.children.push(child);
       }

@@ -44,7 +44,7 @@ export function size(env: string, full: number, reduced: number): number {
 }
 
 /** Environment variables that change what a bench measures (recorded with its command). */
-const SETTINGS = /^(LSBENCH_(?!QUICK$|CHILD_OUT$|PATTERN$)|ATTACH_BENCH_|HT_|LINES$|NGX_LINES$)/;
+const SETTINGS = /^(LSBENCH_(?!QUICK$|CHILD_OUT$|PATTERN$|KEEP$)|ATTACH_BENCH_|APACHE_BENCH_|POOL_BENCH_|VERDICTS_(?!DIR$)|HT_|LINES$|NGX_LINES$)/;
 
 function git(args: string[]): string {
   try {

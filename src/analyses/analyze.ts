@@ -146,8 +146,10 @@ function processVerdict(p: ProcState, own: Verdict, sites: SiteReport[], classes
     }
     return total;
   }
+  // Raised from `unfreed`, the verdict is no longer one of those `trend` belongs to.
+  const { trend: _trend, ...rest } = total;
   return {
-    ...total,
+    ...rest,
     verdict: 'leak',
     explanation: `Its ${worst.what} leaks${more}, ${formatBytes(worst.bytes)} held: ${worst.v.explanation}`,
   };

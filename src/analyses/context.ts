@@ -32,29 +32,37 @@ export interface ProcContext {
 /** The terminal part of a process's window in which a final descent counts as teardown. */
 const TEARDOWN_TAIL = 0.05;
 
+/** Rises met on the way down, together, may be at most this share of the drop they sit in. */
+const TEARDOWN_RISES = 0.1;
+
 /**
  * Where a process's teardown begins: the final descent of its total, in the last 5% of its
  * window (a server destroying its pools, a worker freeing its caches at shutdown, a program
- * freeing everything before exit); nothing follows it that could show the release mattered. Releases from then on do not count as "released": a pool
- * destroyed at shutdown still leaked while the process ran. Tiny rises during the descent (a
- * log discovering a few unlogged bytes as it prints a destroy) do not interrupt it.
+ * freeing everything before exit); nothing follows it that could show the release mattered.
+ * Releases from then on do not count as "released": a pool destroyed at shutdown still leaked
+ * while the process ran. Tiny rises during the descent (a log discovering a few unlogged bytes as
+ * it prints a destroy) do not interrupt it; but a server still working (a trace cut while it
+ * runs) goes up and down with every request, each rise small beside its total: the rises passed
+ * on the way down, together, must stay a small share of the drop, or it is traffic, not teardown.
  */
 export function teardownStart(total: Series, w0: number, w1: number): { t: number; index: number } | undefined {
   const { x, y } = total;
   const n = Math.min(x.length, y.length);
   if (n < 2) return undefined;
   const limit = w1 - TEARDOWN_TAIL * (w1 - w0);
-  let i = n - 1;
-  while (i > 0 && x[i]! >= limit) {
+  const end = y[n - 1]!;
+  let start = n - 1;
+  let rises = 0;
+  for (let i = n - 1; i > 0 && x[i]! >= limit; i--) {
     const prev = y[i - 1]!;
     const cur = y[i]!;
     if (prev < cur - 0.01 * Math.max(Math.abs(prev), Math.abs(cur), 1)) break;
-    i--;
+    if (prev < cur) rises += cur - prev;
+    if (rises <= TEARDOWN_RISES * (prev - end)) start = i - 1;
   }
-  const from = y[i]!;
-  const end = y[n - 1]!;
-  if (i === n - 1 || from <= 0 || end >= from) return undefined;
-  return { t: x[i]!, index: i };
+  const from = y[start]!;
+  if (start === n - 1 || from <= 0 || end >= from) return undefined;
+  return { t: x[start]!, index: start };
 }
 
 /**
@@ -117,6 +125,8 @@ export function startupEnd(state: EngineState, p: ProcState): number | undefined
 export function atExit(p: ProcState, v: Verdict, held: number): Verdict {
   if (!p.exited || p.replacedByExec || held <= 0) return v;
   if (v.verdict === 'unfreed' || v.verdict === 'no-calls') return v;
+  // Sampled traces scale bytes up by the sampling rate: an estimate, said in whole bytes.
+  held = Math.round(held);
   const why = v.explanation ? `${v.explanation.charAt(0).toLowerCase()}${v.explanation.slice(1)}` : '';
   return {
     ...v, verdict: 'unfreed', trend: v.verdict, atExit: { bytes: held },

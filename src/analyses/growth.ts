@@ -15,6 +15,12 @@
 //            kept working (a cache that fills, an LRU at capacity).
 //   steady   no meaningful growth: its highs after start-up are no higher than at the start.
 //
+// A whole made of parts that come and go (a pool class: the sum of its live pools) can rise
+// because more of its parts are live at once (a request's pool per open keepalive connection),
+// with every part made and destroyed: nothing is kept. When the caller says which parts hold it
+// (`heldSince`), growth counts only if the parts alive halfway through the rise still hold a
+// good part of it (a leak's old pools stay, or its one pool grows); otherwise it is bounded.
+//
 // Where in the window something happened is measured by the process's own activity (the share of
 // its changes made before it: `position`), not by the wall clock, when the caller gives one: an
 // idle hour is no evidence that memory is held, and a slow start-up does not move the window.
@@ -50,6 +56,10 @@ export interface GrowthOptions {
   position?: (xs: readonly number[]) => number[];
   /** What one use of the entity is, in words ('a connection'), when it is released after each. */
   use?: string;
+  /** For a whole made of parts (a pool class): what the parts alive at or before x (the series'
+   *  clock) hold now, and what a part is in words ('pools'). */
+  heldSince?: (x: number) => number;
+  parts?: string;
 }
 
 /** Points the statistics look at, at most. */
@@ -186,6 +196,22 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
       explanation: `Grew from ${fmt(earlyLo)} to a peak of ${fmt(peak)}, then was released to ${fmt(afterPeakLo)}${last > afterPeakLo ? ` (${fmt(last)} at the end)` : ''}.`,
     };
   }
+  if (opts.heldSince) {
+    // Halfway through the rise of its kept level (from the point before its floor first rose to
+    // the end): the parts alive then must still hold a good part of what it kept.
+    let from = 0;
+    while (from < n - 1 && kept[from + 1]! <= kept[0]!) from++;
+    const mid = (x[from]! + x[n - 1]!) / 2;
+    const keptRise = keptEnd - earlyLo;
+    const held = opts.heldSince(mid);
+    if (keptRise > 0 && held - earlyLo < RETAINED * keptRise) {
+      const parts = opts.parts ?? 'parts';
+      return {
+        ...base, verdict: 'bounded',
+        explanation: `Rose from ${fmt(earlyLo)} to ${fmt(keptEnd)}, but no memory is kept: the ${parts} alive halfway through that rise hold ${fmt(Math.max(0, held))} now, newer ${parts} the rest, made as those before them were released; its level follows how many are live at once.`,
+      };
+    }
+  }
   const significant = n >= MIN_TREND_POINTS && mk.p < ALPHA && mk.s > 0;
   // One step up and then a level is not a trend. What the series keeps from a point on is its
   // floor from there (the lowest it comes down to later); when one jump of that floor holds at
@@ -289,14 +315,15 @@ function uses(p: Pts, floor: number, peakIdx: number): Uses | undefined {
   const heights: number[] = [];
   let tallestStart = 0;
   // A use is a rise above the floor (by more than 1% of the tallest), however small, that comes
-  // back down to it.
+  // back down to it: a point's low says it came back, even when the point (merged changes) ends
+  // on the next use's rise.
   const above = floor + 0.01 * (peak - floor);
   for (let i = 0; i < n; i++) {
     if (p.hi[i]! > above) {
       up = true;
       if (p.hi[i]! > top) { top = p.hi[i]!; topAt = i; }
     }
-    if (p.y[i]! <= above) {
+    if (p.lo[i]! <= above) {
       if (up) {
         count++;
         heights.push(top - floor);

@@ -8,10 +8,14 @@ import { atExit, judge, toSeries } from './context.js';
 import { poolUse } from './uses.js';
 import { VERDICT_RANK } from './result.js';
 import { round } from './leak-sites.js';
+import { postOrder } from '../model/tree.js';
 
-/** Bounds on the forest in a report: children kept per pool, pools in all. */
+/** Bounds on the forest in a report: children kept per pool, pools in all, and levels (real
+ *  trees are under 20 deep; pools below the last level are not listed, their bytes stay in
+ *  their ancestors' tree bytes, and the reports' recursive renderers stay shallow). */
 const MAX_CHILDREN = 1000;
 const MAX_POOLS = 5000;
+export const MAX_POOL_DEPTH = 64;
 const SITES_PER_POOL = 5;
 /** The creation site of a pool found alive in the process (attach's discovery walk). */
 export const FOUND_SITE = '(created before the trace: found alive in the process)';
@@ -20,30 +24,40 @@ export function hex(n: number): string {
   return `0x${n.toString(16)}`;
 }
 
-function treeBytes(pool: PoolState, memo: Map<PoolState, number>): number {
-  let v = memo.get(pool);
-  if (v !== undefined) return v;
-  v = pool.bytes;
-  for (const c of pool.children) v += treeBytes(c, memo);
-  memo.set(pool, v);
-  return v;
+/** Bytes of every pool's tree (its own and its descendants'), computed without recursion. */
+function treeBytesOf(roots: PoolState[]): Map<PoolState, number> {
+  const memo = new Map<PoolState, number>();
+  for (const root of roots) {
+    if (memo.has(root)) continue;
+    postOrder(root, (n) => (memo.has(n) ? [] : n.children), (n) => {
+      if (memo.has(n)) return;
+      let v = n.bytes;
+      for (const c of n.children) v += memo.get(c) ?? 0;
+      memo.set(n, v);
+    });
+  }
+  return memo;
 }
 
 export function livePools(ctx: ProcContext): PoolReport[] {
   const { p } = ctx;
-  const memo = new Map<PoolState, number>();
   const roots = [...p.pools.values()].filter((x) => !x.parent || x.parent.destroyedT !== undefined || p.pools.get(x.parent.addr) !== x.parent);
-  const byTree = (a: PoolState, b: PoolState) => treeBytes(b, memo) - treeBytes(a, memo) || a.createT - b.createT;
+  const memo = treeBytesOf(roots);
+  const tree = (x: PoolState) => memo.get(x) ?? x.bytes;
+  const byTree = (a: PoolState, b: PoolState) => tree(b) - tree(a) || a.createT - b.createT;
   roots.sort(byTree);
   let budget = MAX_POOLS;
-  const build = (pool: PoolState): PoolReport => {
+  // Recursion bounded by MAX_POOL_DEPTH, whatever the input's depth.
+  const build = (pool: PoolState, depth: number): PoolReport => {
     budget--;
     const shape = ctx.resolver.shape(pool.createStack);
-    const kids = [...pool.children].sort(byTree);
     const children: PoolReport[] = [];
-    for (const c of kids.slice(0, MAX_CHILDREN)) {
-      if (budget <= 0) break;
-      children.push(build(c));
+    if (depth + 1 < MAX_POOL_DEPTH) {
+      const kids = [...pool.children].sort(byTree);
+      for (const c of kids.slice(0, MAX_CHILDREN)) {
+        if (budget <= 0) break;
+        children.push(build(c, depth + 1));
+      }
     }
     const series = toSeries(pool.series);
     const r: PoolReport = {
@@ -54,7 +68,7 @@ export function livePools(ctx: ProcContext): PoolReport[] {
       createdT: pool.createT,
       age: p.endT - pool.createT,
       bytes: round(pool.bytes),
-      treeBytes: round(treeBytes(pool, memo)),
+      treeBytes: round(tree(pool)),
       allocs: round(pool.allocs),
       clears: pool.clears,
       createStack: shape.stack,
@@ -72,7 +86,7 @@ export function livePools(ctx: ProcContext): PoolReport[] {
   const out: PoolReport[] = [];
   for (const r of roots) {
     if (budget <= 0) break;
-    out.push(build(r));
+    out.push(build(r, 0));
   }
   return out;
 }

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import type { Frame } from '../model/events.js';
 import { frameLabel } from '../model/events.js';
 import { UserError } from '../errors.js';
-import { packagePath } from '../native.js';
+import { packagePath } from '../native/locate.js';
 
 export interface FrameRules {
   alloc: RegExp[];

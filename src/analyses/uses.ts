@@ -3,7 +3,7 @@
 // one is reported as growing "during a connection", the words a user reads.
 
 import { readFileSync } from 'node:fs';
-import { packagePath } from '../native.js';
+import { packagePath } from '../native/locate.js';
 
 interface UseRule {
   kind: string;

@@ -10,6 +10,7 @@
 import type { Clock, Event, FastEventSink, Frame, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
 import { sampleWeight } from '../engine/sampling.js';
+import { postOrder } from '../model/tree.js';
 
 /** Stands for "never released" in Cell.f. */
 export const NEVER = -1;
@@ -308,16 +309,25 @@ export class WindowSink implements FastEventSink {
     this.add(p, l.stack, this.bucket(l.t), this.bucket(t), l.size, l.n);
   }
 
-  /** Releases the pool's allocations and destroys its descendants; `destroy` removes the pool too. */
+  /** Releases the pool's allocations and destroys its descendants; `destroy` removes the pool too.
+   *  Descendants are walked without recursion, once each: the input decides how deep a tree is,
+   *  and a pool named as its own parent (or a loop of them) must end. */
   private releasePool(p: ProcState, addr: number, t: number, destroy: boolean): void {
     const pool = p.pools.get(addr);
     if (!pool) return;
+    if (pool.children.size === 0) return this.releaseOne(p, addr, pool, t, destroy);
+    postOrder(addr, (a) => [...(p.pools.get(a)?.children ?? [])], (a) => {
+      const q = p.pools.get(a);
+      if (q) this.releaseOne(p, a, q, t, a === addr ? destroy : true);
+    });
+  }
+
+  private releaseOne(p: ProcState, addr: number, pool: Pool, t: number, destroy: boolean): void {
     const f = this.bucket(t);
     for (const l of pool.byAddr.values()) this.add(p, l.stack, this.bucket(l.t), f, l.size, l.n);
     for (const g of pool.agg.values()) this.add(p, g.stack, g.a, f, g.bytes, g.count);
     pool.byAddr.clear();
     pool.agg.clear();
-    for (const child of [...pool.children]) this.releasePool(p, child, t, true);
     pool.children.clear();
     if (destroy) {
       p.pools.delete(addr);

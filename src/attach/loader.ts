@@ -5,7 +5,7 @@ import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { notBuiltHint } from '../doctor/not-built.js';
-import { NATIVE } from '../native.js';
+import { findNative, nativePath } from '../native/locate.js';
 
 const REC_CALL = 1;
 const REC_STATUS = 2;
@@ -74,8 +74,10 @@ export interface LoaderOptions {
   startMono: bigint;
 }
 
-export const LOADER_PATH = NATIVE.bpfLoader.path;
-export const UNWIND_LIB = NATIVE.unwinder.path;
+/** The loader's path (the package's native/ or the per-user cache; where the package would have it when not built). */
+export const loaderPath = (): string => nativePath('bpf');
+/** The unwinder library, when built. */
+export const unwindLib = (): string | undefined => findNative('unwind');
 
 function u64(b: Buffer, o: number): number {
   return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
@@ -109,6 +111,7 @@ export class BpfLoader {
 
   /** Starts the loader and waits until its programs are loaded. */
   static async start(opts: LoaderOptions, h: LoaderHandlers): Promise<BpfLoader> {
+    const LOADER_PATH = loaderPath();
     if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH}): ${notBuiltHint('bpf')}`);
     const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
     if (opts.unwindLib) args.push('--unwind', opts.unwindLib);
@@ -248,7 +251,8 @@ export class BpfLoader {
     const done = new Promise<void>((resolve) => { this.doneResolve = resolve; });
     this.child.stdin.write('quit\n');
     this.child.stdin.end();
-    await Promise.race([done.then(() => this.exitPromise), new Promise((r) => setTimeout(r, 10000))]);
+    // the timer must not keep the process alive once the loader is gone
+    await Promise.race([done.then(() => this.exitPromise), new Promise((r) => setTimeout(r, 10000).unref())]);
     if (!this.exited) this.child.kill('SIGKILL');
     await this.exitPromise;
   }

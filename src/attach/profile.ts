@@ -6,7 +6,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import { UserError } from '../errors.js';
-import { packagePath } from '../native.js';
+import { packagePath } from '../native/locate.js';
 
 export const ROLES = ['alloc', 'free', 'realloc', 'pool-create', 'pool-destroy', 'pool-clear', 'pool-alloc', 'pool-free', 'pool-tag'] as const;
 export type Role = (typeof ROLES)[number];

@@ -22,6 +22,9 @@ export interface AttachTarget {
   children?: boolean;
   /** Resolved path of an executable: every process running it, now and later. */
   exe?: string;
+  /** The pids wanted now, by any rule (a process name, a systemd unit's cgroup): scanned like
+   *  `exe`, and forks of traced processes are followed. */
+  match?: () => number[];
 }
 
 export interface SessionOptions {
@@ -170,7 +173,8 @@ export class AttachSession {
     if (this.stopped) return;
     const { target } = this.opts;
     let want: number[] = [];
-    if (target.exe) want = pidsRunning(target.exe);
+    if (target.match) want = target.match();
+    else if (target.exe) want = pidsRunning(target.exe);
     else if (target.pid !== undefined) {
       if (pidAlive(target.pid)) want.push(target.pid);
       if (target.children) want.push(...descendants(target.pid));
@@ -193,7 +197,8 @@ export class AttachSession {
     for (const pid of this.missing.keys()) if (!this.procs.has(pid)) this.missing.delete(pid);
     // the targets are gone: the --pid process (and its traced descendants), or with --exe every
     // process of it traced so far, with none running now (before the first one, --exe waits)
-    if (this.procs.size === 0) {
+    // (a match() target never ends: its processes may come back, the agent waits for them)
+    if (this.procs.size === 0 && !target.match) {
       if (target.pid !== undefined ? !pidAlive(target.pid) : this.stats.processes > 0 && pidsRunning(target.exe!).length === 0) this.endResolve();
     }
   }
@@ -207,7 +212,8 @@ export class AttachSession {
 
   /** Whether the processes a target forks are targets too (then they inherit its probes). */
   private get followForks(): boolean {
-    return this.opts.target.exe !== undefined || this.opts.target.children === true;
+    const { target } = this.opts;
+    return target.exe !== undefined || target.children === true || target.match !== undefined;
   }
 
   /** A process's state, from its parent's when it was forked while traced (same heap, same
@@ -309,6 +315,9 @@ export class AttachSession {
     if (!p) return;
     this.procs.delete(pid);
     this.addCost(p);
+    // the pid may be given to a new process later: it is a new target then
+    this.seen.delete(pid);
+    this.interner.forget(pid);
     p.mem?.close();
     this.emit({ kind: 'exit', pid, t, code });
     // A process whose probes others inherited keeps them (detaching would detach those too)

@@ -21,12 +21,18 @@ export function exitCodeOf(err: unknown): number {
   return err instanceof UserError ? 2 : 70;
 }
 
+/** The reader of our stdout went away (`| head`): not an error to report. */
+export function isBrokenPipe(err: unknown): boolean {
+  return (err as NodeJS.ErrnoException)?.code === 'EPIPE';
+}
+
 export function describeError(err: unknown): string {
   if (err instanceof UserError) return err.message;
   const e = err as NodeJS.ErrnoException;
   if (e && typeof e === 'object' && e.code === 'ENOENT' && e.path) return `${e.path}: no such file`;
   if (e && typeof e === 'object' && e.code === 'EACCES' && e.path) return `${e.path}: permission denied`;
   if (e && typeof e === 'object' && e.code === 'EISDIR' && e.path) return `${e.path}: is a directory, expected a file`;
+  if (e && typeof e === 'object' && e.code === 'ENOSPC') return 'no space left on device';
   // One line whatever the message holds (a module's syntax error can span several).
   const msg = (e instanceof Error ? e.message : String(err)).replace(/\s*\n\s*/g, ' ');
   return `internal error: ${msg} (please report this)`;

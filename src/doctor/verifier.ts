@@ -7,6 +7,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { check, type Check } from './check.js';
+import { nativeDirs } from '../native/locate.js';
 
 /** The loaders, their verify switch, and the native part that builds them. */
 export const LOADERS: { part: string; name: string; bin: string; args: string[]; required: boolean }[] = [
@@ -40,10 +41,16 @@ export interface VerifyResult {
   failed?: string;
 }
 
+/** Where a loader is built: the package's native/ or the per-user cache (src/native/locate.ts). */
+function loaderBin(root: string, loader: (typeof LOADERS)[number]): string | undefined {
+  const rel = loader.bin.replace(/^native\//, '');
+  return nativeDirs(root).map((d) => join(d, rel)).find((p) => existsSync(p));
+}
+
 export function runVerify(root: string, loader: (typeof LOADERS)[number]): VerifyResult {
   const res: VerifyResult = { loader: loader.name, loads: [], errors: [] };
-  const bin = join(root, loader.bin);
-  if (!existsSync(bin)) return { ...res, failed: `${loader.bin} is not built` };
+  const bin = loaderBin(root, loader);
+  if (!bin) return { ...res, failed: `${loader.bin} is not built` };
   const r = spawnSync(bin, loader.args, { encoding: 'utf8', timeout: 120_000, stdio: ['ignore', 'pipe', 'pipe'] });
   if (r.error) return { ...res, failed: `${loader.name}: ${r.error.message}` };
   for (const line of r.stdout.split('\n')) {
@@ -88,7 +95,7 @@ export function verifierChecks(root: string): Check[] {
   const out: Check[] = [];
   const root0 = process.getuid?.() === 0;
   for (const l of LOADERS) {
-    if (!existsSync(join(root, l.bin))) continue; // the native part's own check says it is not built
+    if (!loaderBin(root, l)) continue; // the native part's own check says it is not built
     const id = `verifier-${l.part}`;
     if (!root0) {
       out.push(check({ id, group: 'native', status: 'warn', title: `BPF verifier (${l.name}): not checked`, detail: 'loading BPF programs needs root', fix: 'run leakscope doctor with sudo' }));

@@ -4,6 +4,7 @@
 
 import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
+import { postOrder } from '../model/tree.js';
 import { LiveTable } from './live-table.js';
 import { MappingTable } from './mappings.js';
 import { BoundedSeries } from './series.js';
@@ -369,7 +370,7 @@ export class Engine implements FastEventSink {
     const p: ProcState = {
       pid, ppid: 0, command: '', exe: '', forked: false,
       startT: t, endT: t, lastGrowT: t, sawPoolAlloc: false, exited: false,
-      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: new Float64Array(RECENT_FREES), deadPools: undefined,
+      heap: new LiveTable(), heapBytes: 0, heapCount: 0, recentFree: undefined, deadPools: undefined,
       poolBytes: 0, poolCount: 0, mmapBytes: 0, mappings: undefined, mmapSites: undefined,
       allocCount: 0, allocBytes: 0, frees: 0,
       anomalies: { unknownFree: 0, doubleFree: 0, unknownRealloc: 0, unknownPool: 0, unknownPoolDestroy: 0 },
@@ -418,21 +419,22 @@ export class Engine implements FastEventSink {
     p.allocBytes += w * size;
     p.sites.alloc(site, w, w * size, t);
     p.lastGrowT = t;
-    const h = recentSlot(addr);
-    if (p.recentFree[h] === addr) p.recentFree[h] = 0;
+    if (p.recentFree !== undefined) {
+      const h = recentSlot(addr);
+      if (p.recentFree[h] === addr) p.recentFree[h] = 0;
+    }
   }
 
   private heapFree(p: ProcState, addr: number, t: number): void {
     const i = p.heap.find(addr);
     if (i < 0) {
-      const h = recentSlot(addr);
-      if (p.recentFree[h] === addr) p.anomalies.doubleFree++;
+      if (p.recentFree?.[recentSlot(addr)] === addr) p.anomalies.doubleFree++;
       else if (p.forked) p.anomalies.inheritedFree = (p.anomalies.inheritedFree ?? 0) + 1;
       else p.anomalies.unknownFree++;
       return;
     }
     this.heapRemove(p, i, t);
-    p.recentFree[recentSlot(addr)] = addr;
+    (p.recentFree ??= new Float64Array(RECENT_FREES))[recentSlot(addr)] = addr;
   }
 
   private heapRemove(p: ProcState, i: number, t: number): void {
@@ -560,11 +562,29 @@ export class Engine implements FastEventSink {
       // A walk of the live pools read this pool before its creation reached us: it is this one.
       return this.createdAfterAll(p, old, kind, tag, stack, t);
     }
+    if (old && old.implicit && old.allocs === 0 && old.sizedBytes === 0 && parentAddr !== addr) {
+      // Named only as a parent (or by a tag) before its creation reached us: it is this pool,
+      // with its children. (A pool seen in use is an older one at the same address: it goes.)
+      // The creation's parent wins; one of its own descendants named as its parent (a cycle)
+      // is cut loose from its parent first.
+      const parent = parentAddr !== 0 ? this.poolOrImplicit(p, parentAddr, t) : undefined;
+      if (parent && parent !== old.parent) {
+        if (ancestorOf(old, parent)) {
+          p.anomalies.poolParentCycle = (p.anomalies.poolParentCycle ?? 0) + 1;
+          parent.parent?.children.delete(parent);
+          parent.parent = undefined;
+        }
+        old.parent?.children.delete(old);
+        this.adopt(parent, old);
+      }
+      return this.createdAfterAll(p, old, kind, tag, stack, t);
+    }
     if (row >= 0) this.youngDestroy(p, addr, row, t);
     else if (old) this.destroyPool(p, old, t, true);
     if (p.deadPools !== undefined) p.deadPools.delete(addr);
     let parent: PoolState | undefined;
-    if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
+    if (parentAddr === addr && addr !== 0) p.anomalies.poolOwnParent = (p.anomalies.poolOwnParent ?? 0) + 1;
+    else if (parentAddr !== 0) parent = this.poolOrImplicit(p, parentAddr, t);
     const c = parent === undefined && addr !== 0 && this.youngOn ? this.classOf(p, kind, tag, stack) : undefined;
     // A class whose pools mostly outgrow a row (many allocations or sites: a promotion costs
     // more than the object would have) gets objects, but tries a young pool now and then.
@@ -581,6 +601,7 @@ export class Engine implements FastEventSink {
   private createdAfterAll(p: ProcState, pool: PoolState, kind: string, tag: string, stack: number, t: number): void {
     this.leaveClass(p, pool, t);
     pool.found = false;
+    pool.implicit = false;
     pool.createStack = stack;
     pool.createT = Math.min(pool.createT, t);
     pool.kind = kind;
@@ -848,7 +869,13 @@ export class Engine implements FastEventSink {
   /** Releases every allocation of the pool and destroys its children (clear semantics). */
   private emptyPool(p: ProcState, pool: PoolState, t: number): void {
     if (pool.children.size) {
-      for (const child of [...pool.children]) this.destroyPool(p, child, t);
+      // Descendants innermost first, without recursion: the input decides how deep a tree is.
+      // By a pool's turn its children are destroyed (or, in a loop, being destroyed): forget them.
+      postOrder(pool, (n) => [...n.children], (n) => {
+        if (n === pool) return;
+        n.children.clear();
+        this.destroyPool(p, n, t);
+      });
       pool.children.clear();
     }
     const sites = p.sites;

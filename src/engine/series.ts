@@ -20,11 +20,15 @@ export interface SeriesPoints {
   hi: number[];
 }
 
+const NO_X = new Float64Array(0);
+const NO_Y = new Float32Array(0);
+
 export class BoundedSeries {
-  private x = new Float64Array(8);
-  private y = new Float32Array(8);
-  private lo = new Float32Array(8);
-  private hi = new Float32Array(8);
+  // Empty until the first committed point: most series of most processes stay short or empty.
+  private x = NO_X;
+  private y = NO_Y;
+  private lo = NO_Y;
+  private hi = NO_Y;
   private n = 0;
   /** Changes per committed point. */
   private stride = 1;
@@ -71,7 +75,7 @@ export class BoundedSeries {
   }
 
   private enlarge(): void {
-    const size = Math.min(this.cap, this.x.length * 2);
+    const size = Math.min(this.cap, Math.max(4, this.x.length * 2));
     const x = new Float64Array(size);
     const y = new Float32Array(size);
     const lo = new Float32Array(size);

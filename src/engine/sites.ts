@@ -25,18 +25,19 @@ export class SiteTable {
   private readonly index = new Map<number, number>();
   /** Site key: stack * 2 + (pool ? 1 : 0). */
   readonly keys: number[] = [];
-  private rec = new Float64Array(64 * REC);
+  // Small until used: a trace can hold 100,000 processes with one site each, or none.
+  private rec = new Float64Array(0);
   /** Committed points of every site (interleaved x, y, lo, hi), in blocks of FIRST_BLOCK <<
    *  k doubles: one array, so that a commit is one store where the record says, not a chase of
    *  a per-site object (several cache misses once thousands of sites are hit at random). */
-  private arena = new Float64Array(1024);
+  private arena = new Float64Array(0);
   private arenaUsed = 0;
   /** Freed blocks (a site outgrew them) by size class, for reuse. */
   private readonly freeBlocks: number[][] = [];
   /** Tag of the last pool a pool site fed. */
   readonly poolTag: (string | undefined)[] = [];
   /** Site index + 1 by key for small keys (stack ids are dense from 1): no hashing on the hot path. */
-  private dense = new Int32Array(1024);
+  private dense = new Int32Array(16);
 
   get length(): number {
     return this.keys.length;
@@ -62,7 +63,7 @@ export class SiteTable {
       this.keys.push(key);
       this.poolTag.push(undefined);
       if ((i + 1) * REC > this.rec.length) {
-        const bigger = new Float64Array(this.rec.length * 2);
+        const bigger = new Float64Array(Math.max(4 * REC, this.rec.length * 2));
         bigger.set(this.rec);
         this.rec = bigger;
       }
@@ -199,7 +200,7 @@ export class SiteTable {
     const old = this.arena;
     let live = size;
     for (let i = 0; i < this.keys.length; i++) live += r[i * REC + PCAP]!;
-    const arena = new Float64Array(Math.max(1024, Math.ceil(live * 1.5)));
+    const arena = new Float64Array(Math.max(4 * FIRST_BLOCK, Math.ceil(live * 1.5)));
     let at = 0;
     for (let i = 0; i < this.keys.length; i++) {
       const o = i * REC;

@@ -18,6 +18,9 @@ export interface Anomalies {
   /** Frees (and pool operations) in a forked child on memory it inherited from its parent: expected, not anomalies. */
   inheritedFree?: number;
   inheritedPool?: number;
+  /** Pools created with themselves as their parent: made roots. */
+  poolOwnParent?: number;
+  poolParentCycle?: number;
 }
 
 export interface PoolState {
@@ -93,8 +96,9 @@ export interface ProcState {
   replacedByExec?: boolean;
   forked: boolean;
   /** Direct-mapped cache of this process's recently freed addresses (tells a double free from an
-   *  unknown one). Per process: a forked child frees the same addresses as its parent. */
-  recentFree: Float64Array;
+   *  unknown one). Per process: a forked child frees the same addresses as its parent. Made at
+   *  the process's first free: a process costs little until it has data. */
+  recentFree: Float64Array | undefined;
   /** Pools destroyed and not created again, oldest first, at most DEAD_POOLS (undefined until the
    *  first destroy): sources record a destroy as the call begins, and what the dying pool's
    *  cleanups and nested destroys do afterwards refers to it, not to a pool out of nothing. */

@@ -21,8 +21,8 @@ export const ROW = ACC + SLOTS * ACC_W;
 
 export class YoungPools {
   readonly byAddr = new LiveTable();
-  /** Starts small (a process may never create a pool) and doubles. */
-  rows = new Float64Array(4 * ROW);
+  /** Empty until the first young pool (a process may never create one), then doubles. */
+  rows = new Float64Array(0);
   /** Class of each row (its kind and tag are the class's: see Engine.promote). */
   readonly cls: (PoolClassState | undefined)[] = [];
   private readonly freeRows: number[] = [];
@@ -44,7 +44,7 @@ export class YoungPools {
     if (row === undefined) {
       row = this.used++;
       if (this.used * ROW > this.rows.length) {
-        const bigger = new Float64Array(this.rows.length * 2);
+        const bigger = new Float64Array(Math.max(4 * ROW, this.rows.length * 2));
         bigger.set(this.rows);
         this.rows = bigger;
       }

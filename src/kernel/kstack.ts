@@ -1,14 +1,16 @@
 // The kernel side's mmap events with whole user stacks: native/unwind/build/ls-kstack (a small
 // libbpf program: registers + a copy of the stack at sys_exit_mmap, unwound with ls_unwind).
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
-import { NATIVE } from '../native.js';
+import { findNative } from '../native/locate.js';
 
-export const KSTACK_PATH = NATIVE.kstack.path;
+/** ls-kstack's path (the package's native/ or the per-user cache), when built. */
+export function kstackPath(): string | undefined {
+  return findNative('kstack');
+}
 
 export function kstackAvailable(): boolean {
-  return existsSync(KSTACK_PATH);
+  return kstackPath() !== undefined;
 }
 
 export interface KstackMmap {
@@ -42,6 +44,7 @@ export interface Kstack {
  *  gets every stdout line. */
 export function startKstack(pids: number[], exe: string | undefined, onLine: (line: string) => void, onError: (msg: string) => void): Kstack {
   const args = [...(exe ? ['--exe', exe] : []), ...pids.map(String)];
+  const KSTACK_PATH = kstackPath() ?? 'ls-kstack';
   const child = spawn(KSTACK_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
   let stderr = '';
   let isReady = false;

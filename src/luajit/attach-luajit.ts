@@ -15,7 +15,7 @@ import { UserError } from '../errors.js';
 import { StackInterner } from '../model/stacks.js';
 import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';
-import { isBuilt, NATIVE } from '../native.js';
+import { findNative, nativePath } from '../native/locate.js';
 import { ProtoCache } from './protos.js';
 import { detectLuajit } from './detect.js';
 import { LjOp, RecordParser, type LjEvent, type LjRecord } from './records.js';
@@ -176,7 +176,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const warnings: string[] = [];
   const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
   if (!pids.length) throw new UserError('no valid pid given to trace; pass --pid with a process id');
-  if (!isBuilt(NATIVE.luajitTracer)) throw new UserError(`the LuaJIT tracer is not built (${NATIVE.luajitTracer.path}): ${notBuiltHint('luajit')}`);
+  if (!findNative('luajit')) throw new UserError(`the LuaJIT tracer is not built (${nativePath('luajit')}): ${notBuiltHint('luajit')}`);
 
   const startMono = process.hrtime.bigint();
   const writer = TraceWriter.create(opts.out, {
@@ -213,7 +213,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const settled = new Set<number>();
   const now = () => Math.max(0, Number(process.hrtime.bigint() - startMono));
   opts.onMarkable?.((label) => writer.event({ kind: 'marker', pid: 0, t: now(), label }));
-  const proc = spawn(opts.tracer ?? NATIVE.luajitTracer.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(opts.tracer ?? nativePath('luajit'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
   let bpfStats: AttachLuajitResult['bpfStats'];

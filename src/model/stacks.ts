@@ -7,6 +7,10 @@
 import type { EventSink, Frame } from './events.js';
 import { frame as makeFrame } from './events.js';
 
+/** Forks a definition is looked up through (a fork chain is as long as the input makes it; real
+ *  ones are a few processes deep, and each lookup must stay cheap). */
+const MAX_ANCESTORS = 256;
+
 /** The frames and stacks one process has defined, falling back to the process it forked from. */
 export class SymbolScope {
   private readonly frames = new Map<number, Frame>();
@@ -25,7 +29,12 @@ export class SymbolScope {
   }
 
   frame(id: number): Frame | undefined {
-    return this.frames.get(id) ?? this.parent?.frame(id);
+    let s: SymbolScope | undefined = this;
+    for (let n = 0; s && n <= MAX_ANCESTORS; s = s.parent, n++) {
+      const f = s.frames.get(id);
+      if (f) return f;
+    }
+    return undefined;
   }
 
   /** Frame ids of a stack, leaf first. Unknown stack ids end the walk (a cut trace). */
@@ -53,9 +62,12 @@ export class SymbolScope {
   }
 
   private lookupStack(id: number): [number, number] | undefined {
-    const f = this.stackFrame.get(id);
-    if (f !== undefined) return [this.stackParent.get(id)!, f];
-    return this.parent?.lookupStack(id);
+    let s: SymbolScope | undefined = this;
+    for (let n = 0; s && n <= MAX_ANCESTORS; s = s.parent, n++) {
+      const f = s.stackFrame.get(id);
+      if (f !== undefined) return [s.stackParent.get(id)!, f];
+    }
+    return undefined;
   }
 }
 
@@ -104,6 +116,15 @@ export class StackInterner {
       this.sink.event({ kind: 'frame', pid, t: 0, id, frame: f });
     }
     return id;
+  }
+
+  /** Forgets what was interned for `pid` (it exited): a long session does not keep every past
+   *  process's ids, and a later process given the same pid gets its definitions afresh. */
+  forget(pid: number): void {
+    const f = `${pid}\u0000`;
+    const s = `${pid}:`;
+    for (const k of this.frameIds.keys()) if (k.startsWith(f)) this.frameIds.delete(k);
+    for (const k of this.stackIds.keys()) if (k.startsWith(s)) this.stackIds.delete(k);
   }
 
   /** Interns a stack given leaf-first frames. */

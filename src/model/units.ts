@@ -1,9 +1,10 @@
 // How amounts read to a person, the same in every report: 512 B, 3.2 KiB, 41 MiB.
 
-const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
+const UNITS = ['B', 'KiB', 'MiB', 'GiB', 'TiB', 'PiB', 'EiB'];
 
 /** Bytes in binary units: whole numbers from 100 up, one decimal below. */
 export function formatBytes(v: number): string {
+  if (!Number.isFinite(v)) return '?';
   let x = Math.abs(v);
   let u = 0;
   while (x >= 1024 && u < UNITS.length - 1) {

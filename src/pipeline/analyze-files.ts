@@ -74,6 +74,7 @@ export async function foldFiles(paths: string[], opts: { from?: string; progress
   for (const s of stats) {
     for (const w of s.warnings) warnings.push(named(s, w));
     for (const w of s.damaged) damaged.push(named(s, w));
+    bad += s.dropped;
     if (s.badRecords > 0) {
       bad += s.badRecords;
       warnings.push(`${s.path}: ${s.badRecords} record(s) not understood${s.badSamples.length ? `, e.g. ${s.badSamples[0]}` : ''}`);

@@ -77,10 +77,10 @@ export function commandOf(pid: number): string {
   }
 }
 
-/** The process's name (/proc/PID/comm): kernel threads have no command line. */
+/** The process's name (/proc/PID/comm, exactly: it may hold spaces): kernel threads have no command line. */
 export function nameOf(pid: number): string {
   try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
+    return readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
   } catch {
     return '';
   }

@@ -3,6 +3,8 @@
 
 import type { AnalysisResult } from '../analyses/result.js';
 import { frameLabel } from '../model/events.js';
+import { terminalLines } from '../reports/terminal.js';
+import { safeJson } from '../reports/json.js';
 
 type TextRenderer = (r: AnalysisResult) => string;
 
@@ -38,11 +40,11 @@ export function compactText(r: AnalysisResult, top = 10): string {
     }
   }
   for (const w of r.warnings) out.push(`warning: ${w}`);
-  return out.join('\n') + '\n';
+  return `${terminalLines(out)}\n`;
 }
 
 export async function renderSummary(r: AnalysisResult, format: 'text' | 'json'): Promise<string> {
-  if (format === 'json') return JSON.stringify(r, null, 2) + '\n';
+  if (format === 'json') return `${safeJson(r)}\n`;
   const text = await reportsText();
   return text ? text(r) : compactText(r);
 }

@@ -3,6 +3,8 @@
 import type { DiffResult, DiffRow } from '../analyses/diff.js';
 import { escapeHtml } from './html/render.js';
 import { formatBytes as bytes } from '../model/units.js';
+import { terminalLines } from './terminal.js';
+import { safeJson } from './json.js';
 
 function signed(n: number): string {
   return n > 0 ? `+${bytes(n)}` : n < 0 ? bytes(n) : '0';
@@ -24,11 +26,11 @@ export function diffText(d: DiffResult, limit = 40): string {
     }
     if (rows.length > limit) out.push(`  … ${rows.length - limit} more`);
   }
-  return `${out.join('\n')}\n`;
+  return `${terminalLines(out)}\n`;
 }
 
 export function diffJson(d: DiffResult): string {
-  return `${JSON.stringify(d, null, 2)}\n`;
+  return `${safeJson(d)}\n`;
 }
 
 export function diffHtml(d: DiffResult): string {

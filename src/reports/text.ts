@@ -5,6 +5,7 @@ import type { AnalysisResult, PoolClassReport, PoolReport, ProcessReport, SiteRe
 import { VERDICT_RANK } from '../analyses/result.js';
 import { formatAmount } from '../analyses/growth.js';
 import { growingPools } from '../analyses/pools.js';
+import { terminalLines } from './terminal.js';
 
 export interface TextOptions {
   width?: number;
@@ -29,7 +30,7 @@ export function renderText(r: AnalysisResult, opts: TextOptions = {}): string {
   if (r.processes.length === 0) out.push('', 'No process in this input (or none matches --pid).');
   const ordered = [...r.processes].sort((a, b) => rank(a.verdict) - rank(b.verdict) || total(b) - total(a));
   for (const p of ordered) out.push('', ...processText(p, r, width, opts));
-  return `${out.join('\n')}\n`;
+  return `${terminalLines(out)}\n`;
 }
 
 function rank(v: Verdict): number {
@@ -107,6 +108,8 @@ function anomalies(p: ProcessReport): string {
   if (a.unknownRealloc) parts.push(n(a.unknownRealloc, 'realloc of an unknown address', 'reallocs of unknown addresses'));
   if (a.unknownPool) parts.push(n(a.unknownPool, 'use of an unknown pool', 'uses of unknown pools'));
   if (a.unknownPoolDestroy) parts.push(n(a.unknownPoolDestroy, 'destroy/clear of an unknown pool', 'destroys/clears of unknown pools'));
+  if (a.poolOwnParent) parts.push(n(a.poolOwnParent, 'pool created as its own parent', 'pools created as their own parent'));
+  if (a.poolParentCycle) parts.push(n(a.poolParentCycle, 'pool created under its own descendant', 'pools created under their own descendants'));
   const inherited = (a.inheritedFree ?? 0) + (a.inheritedPool ?? 0);
   const inh = inherited ? ` (${count(inherited)} releases of memory inherited over fork, expected)` : '';
   return parts.length ? `Anomalies: ${parts.join(', ')}${inh} — usually memory allocated before tracing began.` : `Anomalies: none${inh}.`;

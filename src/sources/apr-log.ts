@@ -29,6 +29,7 @@ import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { decodeLines, hexDigit, sampleLine } from './line-reader.js';
+import { postOrder } from '../model/tree.js';
 
 const PREFIX = Buffer.from('POOL DEBUG: [', 'latin1');
 const MAX_PENDING = 32;
@@ -68,7 +69,7 @@ class LineRec implements Rec {
   siteS = 0;
   siteE = 0;
   get tag(): string { return this.buf.toString('utf8', this.tagS, this.tagE); }
-  get site(): string { return this.buf.toString('latin1', this.siteS, this.siteE); }
+  get site(): string { return this.buf.toString('utf8', this.siteS, this.siteE); }
   snapshot(): Rec {
     return { act: this.act, pid: this.pid, tid: this.tid, size: this.size, pool: this.pool, tag: this.tag, site: this.site,
       parent: this.parent, allocs: this.allocs, total: this.total, clears: this.clears };
@@ -619,19 +620,33 @@ export class AprLogDecoder {
     if (!kids) return;
     pr.children.delete(addr);
     for (const k of kids) {
+      if (k === addr) continue; // a pool logged as its own parent is not its own child
       const child = pr.pools.get(k);
       if (child?.live && child.parent === addr) this.destroyTree(pr, child, stack);
     }
   }
 
-  /** Destroys a pool after its descendants, innermost first, each exactly once. */
+  /** Destroys a pool after its descendants, innermost first, each exactly once (a tree as deep as
+   *  the log makes it, or one that loops, walked without recursion). */
   private destroyTree(pr: Proc, pool: Pool, stack: number): void {
+    postOrder(pool, (n) => this.enterForDestroy(pr, n), (n) => {
+      n.live = false;
+      pr.children.get(n.parent)?.delete(n.addr);
+      pr.pools.delete(n.addr);
+      this.emit({ kind: 'pool-destroy', pid: pr.pid, t: pr.t, pool: n.addr, stack });
+    });
+  }
+
+  /** A pool about to be destroyed: its waiting lines are settled, and its live children follow. */
+  private *enterForDestroy(pr: Proc, pool: Pool): Iterable<Pool> {
     if (pool.pending) this.flushPending(pr, pool, undefined);
-    this.destroyChildren(pr, pool.addr, stack);
-    pool.live = false;
-    pr.children.get(pool.parent)?.delete(pool.addr);
-    pr.pools.delete(pool.addr);
-    this.emit({ kind: 'pool-destroy', pid: pr.pid, t: pr.t, pool: pool.addr, stack });
+    const kids = pr.children.get(pool.addr);
+    if (!kids) return;
+    pr.children.delete(pool.addr);
+    for (const k of kids) {
+      const child = pr.pools.get(k);
+      if (child?.live && child.parent === pool.addr) yield child;
+    }
   }
 
   finish(): SourceStats {

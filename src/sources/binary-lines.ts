@@ -13,9 +13,14 @@ export class BinaryLines {
     if (this.count++ === 0) this.first = lineNo;
   }
 
+  /** Notes line `lineNo` as holding a NUL byte (found by the line reader). */
+  note(lineNo: number): void {
+    if (this.count++ === 0) this.first = lineNo;
+  }
+
   /** The warning for the stats (a damage warning), when there were such lines. */
   warning(path: string): string | undefined {
     if (!this.count) return undefined;
-    return `${path}: binary data (NUL bytes) in ${this.count} line(s), first at line ${this.first}: not text from the server (damaged or not a log?); the text lines were read`;
+    return `${path}: binary data (NUL bytes) in ${this.count} line(s), first at line ${this.first}: not text from the server (damaged or not a log?); those lines were skipped, the text lines read`;
   }
 }

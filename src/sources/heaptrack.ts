@@ -20,6 +20,7 @@ import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { hexDigit, sampleLine } from './line-reader.js';
 import { addDamage } from './damage.js';
+import { BinaryLines } from './binary-lines.js';
 
 /** Synthetic block addresses: small, so they stay V8 small integers (no boxing per event). */
 const ADDR_BASE = 0x10;
@@ -70,6 +71,8 @@ export class HeaptrackDecoder {
   /** Per info: blocks allocated and freed within this tick. */
   private tickGone = new Int32Array(256);
   private readonly transient: FastEventSink['transient'];
+  /** Lines holding NUL bytes. */
+  readonly binary = new BinaryLines();
   attached = false;
   /** The sink's fast path (the engine): + and - records become direct calls, no Event objects. */
   private readonly fast: FastEventSink | undefined;
@@ -99,6 +102,11 @@ export class HeaptrackDecoder {
   line(buf: Buffer, start: number, end: number): void {
     this.lineNo++;
     if (end <= start) return;
+    // A NUL byte is no text heaptrack wrote: damage, as in every text source (line-reader.ts).
+    if (buf.subarray(start, end).includes(0)) {
+      this.binary.note(this.lineNo);
+      return;
+    }
     const c = buf[start]!;
     // Hot path first: + and - lines are almost all of a trace.
     if ((c === 43 || c === 45) && buf[start + 1] === 32) {
@@ -450,6 +458,8 @@ export const heaptrackSource: Source = {
     const dec = new HeaptrackDecoder(sink, heaptrackPid(input.path));
     for await (const chunk of input.stream) dec.feed(chunk);
     if (dec.end()) addDamage(dec.stats, `${input.path}: ends in the middle of a record (cut short?); the records before it were read`);
+    const binary = dec.binary.warning(input.path);
+    if (binary) addDamage(dec.stats, binary, true);
     return dec.finish();
   },
 };

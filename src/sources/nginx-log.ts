@@ -328,7 +328,7 @@ export class NginxLogDecoder {
     // "GET /scratch?forget=1 HTTP/1.1"
     let q = buf.indexOf(34, p);
     if (q < 0 || q > end) q = end;
-    const text = buf.toString('latin1', p, q);
+    const text = buf.toString('utf8', p, q);
     const sp = text.indexOf(' ');
     const method = sp > 0 ? text.slice(0, sp) : text;
     let target = sp > 0 ? text.slice(sp + 1) : '';
@@ -345,7 +345,7 @@ export class NginxLogDecoder {
     let q = buf.indexOf(34, p);
     if (q < 0 || q > end) q = end;
     const c = this.conn(pr, connNo);
-    const label = `${c.method || '?'} ${buf.toString('latin1', p, q)}`;
+    const label = `${c.method || '?'} ${buf.toString('utf8', p, q)}`;
     if (label !== c.label) this.setLabel(pr, c, label);
   }
 

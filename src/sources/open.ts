@@ -8,7 +8,8 @@ import { createReadStream, ReadStream } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import type { Event, EventSink, FastEventSink, TraceMeta } from '../model/events.js';
 import { fastSink } from '../model/events.js';
-import { UserError } from '../errors.js';
+import { fastOutOfRange, outOfRange } from '../model/limits.js';
+import { inputError, UserError } from '../errors.js';
 import { noProgress } from '../progress.js';
 import type { Progress, StartProgress } from '../progress.js';
 import type { Source, SourceInput, SourceStats } from './source.js';
@@ -41,6 +42,8 @@ export interface InputStats extends SourceStats {
   chunks?: number;
   /** The damage warnings among `warnings` (the decompressor's, then the source's), in order. */
   damaged: string[];
+  /** Records dropped for a value out of range (model/limits.ts), apart from badRecords. */
+  dropped: number;
 }
 
 export interface InputsResult {
@@ -87,12 +90,15 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
         placer.startFile(fileMeta, meta);
         if (i === 0) opts.onMeta?.({ ...meta });
         st = await source.read(opened.input, placer);
+      } catch (err) {
+        throw inputError(path, err);
       } finally {
         await opened.close();
       }
-      const warnings = [...opened.warnings, ...st.warnings];
-      const damaged = [...opened.warnings, ...(st.damaged ?? [])];
-      stats.push({ ...st, warnings, damaged, path, source: source.name, compression: opened.compression, bytes: opened.rawSize ?? rawRead });
+      const dropped = placer.droppedWarning(path);
+      const warnings = [...opened.warnings, ...(dropped ? [dropped] : []), ...st.warnings];
+      const damaged = [...opened.warnings, ...(dropped ? [dropped] : []), ...(st.damaged ?? [])];
+      stats.push({ ...st, dropped: placer.dropped, warnings, damaged, path, source: source.name, compression: opened.compression, bytes: opened.rawSize ?? rawRead });
       doneBefore += sizes[i] ?? rawRead;
     }
   } finally {
@@ -109,12 +115,10 @@ async function checkFile(path: string): Promise<number | undefined> {
   try {
     st = await stat(path);
   } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${path}: no such file`);
-    if (code === 'EACCES') throw new UserError(`${path}: permission denied`);
-    throw err;
+    throw inputError(path, err);
   }
   if (st.isDirectory()) throw new UserError(`${path}: is a directory; give the trace or log files inside it`);
+  if (st.isSocket()) throw new UserError(`${path}: is a socket, not a file; give the trace or log file`);
   if (st.isFile() && st.size === 0) throw new UserError(`${path}: empty file; nothing to analyze (check the path, or that the server has written its log yet)`);
   return st.isFile() ? st.size : undefined;
 }
@@ -124,7 +128,12 @@ export async function openInput(path: string, onRaw?: (bytes: number) => void, o
   const size = await checkFile(path);
   const rawStream: AsyncIterable<Buffer> = path === '-' ? process.stdin : createReadStream(path, { highWaterMark: 1024 * 1024 });
   const raw = peekable(counted(rawStream, onRaw));
-  const rawHead = await raw.peek(4);
+  let rawHead: Buffer;
+  try {
+    rawHead = await raw.peek(4);
+  } catch (err) {
+    throw inputError(path, err);
+  }
   const compression = detectCompression(rawHead);
   const warnings: string[] = [];
   const warn = (msg: string) => {
@@ -142,7 +151,7 @@ export async function openInput(path: string, onRaw?: (bytes: number) => void, o
     head = await plain.peek(HEAD_BYTES);
   } catch (err) {
     await close();
-    throw err;
+    throw inputError(path, err);
   }
   if (head.length === 0) {
     await close();
@@ -202,16 +211,22 @@ function clockName(c: TraceMeta['clock']): string {
 /**
  * Puts each file's times on the first file's timeline: for 'ns' clocks by the difference of
  * their wall-clock starts; for 'seq' clocks after the last sequence number seen so far.
- * Frame and stack definitions (t = 0) are left alone.
+ * Frame and stack definitions (t = 0) are left alone. Events with values out of range (limits.ts)
+ * are dropped here, for every source at once, and counted per file.
  */
 class TimePlacer implements EventSink {
   protected shift = 0;
   protected maxT = 0;
   private first = true;
+  /** Events of the current file dropped for a value out of range, and the first reason. */
+  dropped = 0;
+  droppedWhy = '';
 
   constructor(private readonly sink: EventSink) {}
 
   startFile(fileMeta: TraceMeta, merged: TraceMeta): void {
+    this.dropped = 0;
+    this.droppedWhy = '';
     if (this.first) {
       this.first = false;
       this.shift = 0;
@@ -224,8 +239,20 @@ class TimePlacer implements EventSink {
     }
   }
 
+  /** The damage warning for the current file's dropped events, if any. */
+  droppedWarning(path: string): string | undefined {
+    if (this.dropped === 0) return undefined;
+    return `${path}: ${this.dropped.toLocaleString('en')} record(s) with values out of range dropped (first: ${this.droppedWhy}); sizes above 1 PiB, ids beyond a pid_t, numbers beyond 2^53 are no real process's`;
+  }
+
+  protected drop(kind: string, why: string): void {
+    if (this.dropped++ === 0) this.droppedWhy = `${kind} with ${why}`;
+  }
+
   event(e: Event): void {
     if (this.shift !== 0 && e.kind !== 'frame' && e.kind !== 'stack') e.t += this.shift;
+    const bad = outOfRange(e);
+    if (bad !== undefined) return this.drop(e.kind, bad);
     if (e.t > this.maxT) this.maxT = e.t;
     this.sink.event(e);
   }
@@ -239,32 +266,56 @@ class FastTimePlacer extends TimePlacer implements FastEventSink {
   constructor(private readonly fast: FastEventSink) {
     super(fast);
     const transient = fast.transient;
-    if (transient) this.transient = (pid, tid, t, size, stack, count) => transient.call(fast, pid, tid, this.place(t), size, stack, count);
+    if (transient) {
+      this.transient = (pid, tid, t, size, stack, count) => {
+        const u = t + this.shift;
+        const bad = fastOutOfRange(pid, tid, u, 0, 0, size, stack);
+        if (bad !== undefined) return this.drop('alloc', bad);
+        transient.call(fast, pid, tid, this.place(u), size, stack, count);
+      };
+    }
   }
 
-  private place(t: number): number {
-    const u = t + this.shift;
+  private place(u: number): number {
     if (u > this.maxT) this.maxT = u;
     return u;
   }
 
   alloc(pid: number, tid: number, t: number, addr: number, size: number, stack: number): void {
-    this.fast.alloc(pid, tid, this.place(t), addr, size, stack);
+    const u = t + this.shift;
+    const bad = fastOutOfRange(pid, tid, u, addr, 0, size, stack);
+    if (bad !== undefined) return this.drop('alloc', bad);
+    this.fast.alloc(pid, tid, this.place(u), addr, size, stack);
   }
   free(pid: number, tid: number, t: number, addr: number): void {
-    this.fast.free(pid, tid, this.place(t), addr);
+    const u = t + this.shift;
+    const bad = fastOutOfRange(pid, tid, u, addr, 0, 0, 0);
+    if (bad !== undefined) return this.drop('free', bad);
+    this.fast.free(pid, tid, this.place(u), addr);
   }
   realloc(pid: number, tid: number, t: number, oldAddr: number, addr: number, size: number, stack: number): void {
-    this.fast.realloc(pid, tid, this.place(t), oldAddr, addr, size, stack);
+    const u = t + this.shift;
+    const bad = fastOutOfRange(pid, tid, u, oldAddr, addr, size, stack);
+    if (bad !== undefined) return this.drop('realloc', bad);
+    this.fast.realloc(pid, tid, this.place(u), oldAddr, addr, size, stack);
   }
   poolAlloc(pid: number, tid: number, t: number, pool: number, size: number, addr: number, stack: number): void {
-    this.fast.poolAlloc(pid, tid, this.place(t), pool, size, addr, stack);
+    const u = t + this.shift;
+    const bad = fastOutOfRange(pid, tid, u, pool, addr, size, stack);
+    if (bad !== undefined) return this.drop('pool-alloc', bad);
+    this.fast.poolAlloc(pid, tid, this.place(u), pool, size, addr, stack);
   }
   poolCreate(pid: number, tid: number, t: number, pool: number, parent: number, poolKind: string, tag: string, stack: number): void {
-    this.fast.poolCreate(pid, tid, this.place(t), pool, parent, poolKind, tag, stack);
+    const u = t + this.shift;
+    const bad = fastOutOfRange(pid, tid, u, pool, parent, 0, stack);
+    if (bad !== undefined) return this.drop('pool-create', bad);
+    this.fast.poolCreate(pid, tid, this.place(u), pool, parent, poolKind, tag, stack);
   }
   poolDestroy(pid: number, t: number, pool: number, stack: number): void {
-    this.fast.poolDestroy(pid, this.place(t), pool, stack);
+    const u = t + this.shift;
+    const bad = fastOutOfRange(pid, 0, u, pool, 0, 0, stack);
+    if (bad !== undefined) return this.drop('pool-destroy', bad);
+    this.fast.poolDestroy(pid, this.place(u), pool, stack);
   }
 }
 

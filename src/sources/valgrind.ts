@@ -18,6 +18,7 @@ import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { addDamage } from './damage.js';
+import { MAX_PID, MAX_SIZE } from '../model/limits.js';
 
 const KIND_LABEL: Record<string, string> = {
   Leak_DefinitelyLost: '[definitely lost]',
@@ -40,6 +41,9 @@ interface RawFrame { ip: string; obj: string; fn: string; dir: string; file: str
 
 /** Fake addresses for the leaked blocks: the XML has none, and they must not collide. */
 const ADDR_BASE = 0x7e00_0000_0000;
+/** Blocks expanded into allocations per file. A count in the XML is a claim, not memory to
+ *  spend: past this many, each further record becomes one allocation holding all its bytes. */
+export const MAX_EXPANDED_BLOCKS = 1_000_000;
 
 export class ValgrindDecoder {
   readonly stats: SourceStats = emptyStats();
@@ -91,8 +95,8 @@ export class ValgrindDecoder {
         this.finishError(this.err);
         this.err = null;
         this.inStack = 0;
-      } else if (this.path.length === 2 && name === 'pid') this.pid = Number(v) || 0;
-      else if (this.path.length === 2 && name === 'ppid') this.ppid = Number(v) || 0;
+      } else if (this.path.length === 2 && name === 'pid') this.pid = pidOf(v);
+      else if (this.path.length === 2 && name === 'ppid') this.ppid = pidOf(v);
       else if (this.inArgv && (name === 'exe' || name === 'arg')) this.argv.push(v);
       else if (name === 'argv') {
         this.inArgv = false;
@@ -116,7 +120,7 @@ export class ValgrindDecoder {
       this.otherErrors++;
       return;
     }
-    if (!Number.isFinite(e.bytes) || !Number.isFinite(e.blocks) || e.bytes < 0 || e.blocks < 0) {
+    if (!Number.isSafeInteger(e.bytes) || !Number.isSafeInteger(e.blocks) || e.bytes < 0 || e.blocks < 0 || e.bytes > MAX_SIZE) {
       this.stats.badRecords++;
       if (this.stats.badSamples.length < 5) this.stats.badSamples.push(`line ${this.parser.line}: loss record ${this.records.length + 1}: bad byte or block count`);
       return;
@@ -151,11 +155,20 @@ export class ValgrindDecoder {
     const hasIndirect = this.records.some((r) => r.kind === 'Leak_IndirectlyLost');
     let addr = ADDR_BASE;
     let t = 0;
+    let budget = MAX_EXPANDED_BLOCKS;
+    let cut = 0;
+    let claimed = 0;
     for (const r of this.records) {
       t++;
       const stack = interner.stackId(r.frames);
       const bytes = hasIndirect ? r.directBytes : r.bytes;
-      const blocks = Math.max(r.blocks, bytes > 0 ? 1 : 0);
+      const claim = Math.max(r.blocks, bytes > 0 ? 1 : 0);
+      const blocks = Math.min(claim, Math.max(budget, claim > 0 ? 1 : 0));
+      budget = Math.max(0, budget - blocks);
+      if (blocks < claim) {
+        cut++;
+        claimed += claim;
+      }
       // Split the bytes over the blocks exactly (the XML gives only the sum).
       const each = blocks ? Math.floor(bytes / blocks) : 0;
       let extra = bytes - each * blocks;
@@ -166,7 +179,16 @@ export class ValgrindDecoder {
         addr += Math.max(16, size + 16);
       }
     }
+    if (cut) {
+      this.stats.warnings.push(`${cut} loss record(s) claim ${claimed.toLocaleString('en')} blocks, more than the ${MAX_EXPANDED_BLOCKS.toLocaleString('en')} leakscope expands per file: their bytes are all kept, in fewer allocations, so block counts are lower than Valgrind's`);
+    }
   }
+}
+
+/** A pid from the XML, or 0 (unknown) when it is no pid. */
+function pidOf(v: string): number {
+  const n = Number(v);
+  return Number.isInteger(n) && n > 0 && n <= MAX_PID ? n : 0;
 }
 
 /** A stand-in pid for a file without <pid> (cut before it): stable per path. */
@@ -190,11 +212,9 @@ export const valgrindSource: Source = {
   async read(input: SourceInput, sink: EventSink): Promise<SourceStats> {
     const dec = new ValgrindDecoder();
     const td = new TextDecoder('utf-8');
-    let bytes = 0;
     let broken = '';
     try {
       for await (const chunk of input.stream) {
-        bytes += chunk.length;
         dec.write(td.decode(chunk, { stream: true }));
       }
       dec.write(td.decode());

@@ -110,6 +110,8 @@ const local = (name: string) => `f_${name}`;
 
 /** Reads a varint at `pos` into the variable `v` (declared by the caller). */
 const readUv = (v: string) => `${v} = u[pos]; if (${v} < 128) pos++; else { ${v} = uvLong(u, pos); pos = next.pos; }`;
+/** The largest time step a record may carry (the writer's limit). */
+const MAX_STEP = 2 ** 52;
 /** Zigzag decoding of the varint in z. */
 const unzig = '(z < 4294967296 ? ((z >>> 1) ^ -(z & 1)) : (z % 2 === 0 ? z / 2 : -(z + 1) / 2))';
 
@@ -231,7 +233,10 @@ export function decoderSource(opts: DecoderOptions = {}): { source: string; enum
       continue;
     }
     const skip = opts.only !== undefined && !opts.only.includes(r.kind);
-    const time = r.timed ? `${readUv('z')} t += ${unzig};` : '';
+    // A time step beyond 2^52 (over 52 days in ns) is one the writer cannot carry and no recorder
+    // makes: the record is damage, as one running past the chunk is, so that every command,
+    // `import` included, reads the same events from such a file.
+    const time = r.timed ? `${readUv('z')} z = ${unzig}; if (z > ${MAX_STEP} || z < -${MAX_STEP}) return overrun(events, at); t += z;` : '';
     const tail = skip ? 'continue;' : `${emit(r, opts.fast === true)}\n        events++;\n        continue;`;
     cases.push(`case ${r.code}: { // ${r.name}
         ${time}

@@ -12,6 +12,8 @@ export interface Header {
   meta: TraceMeta;
   /** Bytes of the header: the first chunk starts here. */
   bytes: number;
+  /** Optional keys holding values no writer makes, dropped from `meta` (one line each). */
+  warnings: string[];
 }
 
 /** The header at the start of `b`; undefined when `b` holds only a part of it and more may come
@@ -36,7 +38,8 @@ export function parseHeader(name: string, b: Uint8Array, eof: boolean): Header |
   }
   const json = view.subarray(magicLen + 4, magicLen + 4 + h);
   if (crc32(json) !== view.readUInt32LE(magicLen + 4 + h)) throw new UserError(`${name}: bad trace header (metadata CRC mismatch)`);
-  return { meta: parseMeta(name, json.toString('utf8')), bytes: total };
+  const warnings: string[] = [];
+  return { meta: parseMeta(name, json.toString('utf8'), warnings), bytes: total, warnings };
 }
 
 /** The header of the trace file at `path`, read with as few bytes as it takes. */
@@ -62,7 +65,10 @@ export function readHeader(path: string): Header {
   }
 }
 
-function parseMeta(name: string, text: string): TraceMeta {
+/** Largest wall-clock time a Date can hold (ms from the epoch). */
+const MAX_DATE_MS = 8.64e15;
+
+function parseMeta(name: string, text: string, problems: string[]): TraceMeta {
   let m: unknown;
   try {
     m = JSON.parse(text);
@@ -77,5 +83,17 @@ function parseMeta(name: string, text: string): TraceMeta {
   }
   if (meta.clock !== 'ns' && meta.clock !== 'seq') throw new UserError(`${name}: bad trace header (clock must be "ns" or "seq")`);
   if (typeof meta.source !== 'string') meta.source = 'unknown';
+  // The optional keys are claims like any other: a value no writer makes is dropped, and said.
+  const drop = (key: string, why: string) => {
+    problems.push(`header key ${key} ${why} (${JSON.stringify(meta[key]).slice(0, 40)}); ignored`);
+    delete meta[key];
+  };
+  const w = meta.startWallMs;
+  if (w !== undefined && !(typeof w === 'number' && Math.abs(w) <= MAX_DATE_MS)) drop('startWallMs', 'is not a time');
+  const mono = meta.startMonoNs;
+  if (mono !== undefined && !(typeof mono === 'string' && /^\d{1,20}$/.test(mono))) drop('startMonoNs', 'is not a clock reading');
+  const sb = meta.sampleBytes;
+  if (sb !== undefined && !(typeof sb === 'number' && sb > 0 && sb <= 2 ** 50)) drop('sampleBytes', 'is not a sampling rate: counts are of the recorded allocations');
+  for (const key of ['command', 'hostname']) if (meta[key] !== undefined && typeof meta[key] !== 'string') drop(key, 'is not text');
   return meta as unknown as TraceMeta;
 }

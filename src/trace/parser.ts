@@ -223,6 +223,7 @@ export class TraceParser {
     const h = parseHeader(this.name, this.buf.subarray(this.start, this.end), eof);
     if (!h) return false;
     this.meta = h.meta;
+    for (const m of h.warnings) this.warn(m);
     this.start += h.bytes;
     return true;
   }

@@ -3,7 +3,7 @@
 import { open, stat } from 'node:fs/promises';
 import type { FileHandle } from 'node:fs/promises';
 import type { EventSink } from '../model/events.js';
-import { UserError } from '../errors.js';
+import { inputError, UserError } from '../errors.js';
 import { TraceParser } from './parser.js';
 import { decompress, detectCompression } from '../io/decompress.js';
 import type { TraceReadResult } from './parser.js';
@@ -97,9 +97,7 @@ async function openTrace(path: string, opts: ReadTraceOptions): Promise<FileHand
         await sleep(opts.pollMs ?? 100, opts.signal);
         continue;
       }
-      if (code === 'ENOENT') throw new UserError(`${path}: no such file`);
-      if (code === 'EACCES') throw new UserError(`${path}: permission denied`);
-      throw err;
+      throw inputError(path, err);
     }
   }
 }

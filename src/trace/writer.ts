@@ -6,6 +6,7 @@
 // CTX record.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
+import { openLiveOutput } from '../io/output-file.js';
 import { crc32 } from 'node:zlib';
 import type { Event, EventSink, TraceMeta } from '../model/events.js';
 import { CHUNK_HEADER_BYTES, CHUNK_MAGIC_U32, CTX, FILE_MAGIC, FORMAT_VERSION, MAX_PAYLOAD } from './format.js';
@@ -53,9 +54,12 @@ export class TraceWriter implements EventSink, RecordWriter {
     this.buf = Buffer.allocUnsafe(CHUNK_HEADER_BYTES + this.target + 64 * 1024);
   }
 
-  /** Creates (or truncates) `path` and writes the file header. */
+  /** Creates (or truncates) `path` and writes the file header. `path` is opened as every live
+   *  output is (io/output-file.ts): never through another user's symlink, a device or FIFO in
+   *  place, '-' for stdout; a failure is a UserError naming the file. */
   static create(path: string, meta: TraceMeta, opts: TraceWriterOptions = {}): TraceWriter {
-    const fd = openSync(path, 'w');
+    const fd = openLiveOutput(path);
+    if (fd === 1) return TraceWriter.toFd(1, meta, opts);
     const w = new TraceWriter(fd, true, opts);
     try {
       w.writeHeader(meta);

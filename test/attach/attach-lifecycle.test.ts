@@ -6,10 +6,11 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { rmSync, writeFileSync } from 'node:fs';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import type { Event, TraceMeta } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
-import { attachInBackground, buildProgram, CLI, parseReport, root, runAttach, startDriven, stop, tempDir } from './helpers.js';
+import { attachInBackground, buildProgram, parseReport, root, runAttach, startDriven, stop, tempDir } from './helpers.js';
+import { spawnCli } from '../support/cli.js';
 
 const dir = tempDir('att-life');
 const prog = buildProgram('att-pool', dir);
@@ -71,12 +72,13 @@ test('attach: SIGHUP ends the trace cleanly, like SIGTERM: probes detached, trac
   }
 });
 
-/** Runs the CLI through `sh -c` with an `exec`, so the attach process has the shell's pid ($$). */
-function attachAsShell(args: string): Promise<{ code: number; stderr: string }> {
+/** Runs `leakscope attach ARGS --pid $$` through `sh -c` with an `exec`, so the attach process
+ *  has the shell's pid ($$). */
+function attachAsShell(args: string[]): Promise<{ code: number; stderr: string }> {
   return new Promise((resolve) => {
-    const child = spawn('sh', ['-c', `exec "$0" --import tsx "$1" attach ${args}`, process.execPath, CLI], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+    const child = spawnCli(['attach', ...args], { shell: 'set -- "$@" --pid $$', stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), 60000);
     child.on('exit', (code) => { clearTimeout(timer); resolve({ code: code ?? -1, stderr }); });
   });
@@ -93,7 +95,7 @@ test('attach refuses, up front and in one line, what it could never trace', asyn
   // a kernel thread: kthreadd is pid 2 on every Linux
   refused(await runAttach(['--pid', '2', '--duration', '30s']), /process 2 \(kthreadd\) is a kernel thread/);
   // itself
-  refused(await attachAsShell('--pid $$ --duration 30s'), /is this leakscope attach itself/);
+  refused(await attachAsShell(['--duration', '30s']), /is this leakscope attach itself/);
   // a statically linked program: the libc profile's functions live in a library it never loads
   const staticProg = join(dir, 'att-pool-static');
   const cc = spawnSync('cc', ['-O2', '-static', '-o', staticProg, join(root, 'test/programs/att-pool.c')], { encoding: 'utf8' });

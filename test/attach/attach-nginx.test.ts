@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import type { ProcessReport } from '../../src/analyses/result.js';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
-import { attachInBackground, parseReport, tempDir, until } from './helpers.js';
+import { attachInBackground, parseReport, poolSampleRounds, tempDir, traceStart, until, untilTrace } from './helpers.js';
 import { Callers } from './callers.js';
 import { childrenOf, curlRequests, HeldConnections, prepareNginx, startNginx, waitForPort } from './servers.js';
 import { freePort } from '../support/ports.js';
@@ -28,16 +28,17 @@ test('nginx --exe: request pools balance; held keepalive connections are live an
   const server = await startNginx(dir, port);
   let held: HeldConnections | undefined;
   try {
-    const run = attachInBackground(['--exe', server.exe, '--format', 'json', '--pool-sample', '500ms']);
+    const trace = join(dir, 'held.lstrace');
+    const run = attachInBackground(['--exe', server.exe, '--format', 'json', '--pool-sample', '500ms', '-o', trace]);
     await run.started;
+    const start = await traceStart(trace);
     held = await HeldConnections.open(port, 4);
     held.every(400);
     curlRequests(port, 20, 10);
     // traced until the held connections answered 10 requests each, and two pool samples more
     const h = held;
     await until(() => h.responses >= 40, 'the held connections\' requests');
-    const t0 = Date.now();
-    await until(() => Date.now() - t0 >= 1000, 'two pool samples');
+    await untilTrace(trace, poolSampleRounds(Number(process.hrtime.bigint() - start), 2), 'two pool samples');
     process.kill(run.pid, 'SIGTERM');
     const r = await run.done;
     assert.equal(r.code, 0, r.stderr);

@@ -4,11 +4,12 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { rmSync } from 'node:fs';
-import { attachInBackground, buildProgram, CLI, parseReport, root, stop, tempDir } from './helpers.js';
+import { attachInBackground, buildProgram, parseReport, stop, tempDir } from './helpers.js';
+import { cliSync } from '../support/cli.js';
 import { curlRequests, quiescent, childrenOf, startApache } from './servers.js';
 import { freePort } from '../support/ports.js';
 import { launch } from '../browser/chromium.js';
@@ -18,8 +19,8 @@ const idle = buildProgram('att-fork', dir); // waits on stdin: calls nothing whi
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 function cli(args: string[]): { status: number; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', CLI, ...args], { cwd: root, encoding: 'utf8', timeout: 120_000 });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  const r = cliSync(args);
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 test('a process that calls nothing: "no calls seen" with its traced time and a hint, in JSON, text and HTML', async () => {
@@ -45,7 +46,7 @@ test('a process that calls nothing: "no calls seen" with its traced time and a h
 
     const text = cli(['analyze', trace]);
     assert.equal(text.status, 0, text.stderr);
-    assert.match(text.stdout, /Verdict: NO CALLS SEEN — still running at the end of the trace, \d+\.\d+ s traced\./);
+    assert.match(text.stdout, /Verdict: NO CALLS SEEN — no exit in the trace, \d+\.\d+ s traced\./);
     assert.match(text.stdout, /Hint: Its allocator may not be the one probed/);
     assert.doesNotMatch(text.stdout, /STEADY|µs traced/);
 

@@ -10,8 +10,11 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachInBackground, parseReport, root, tempDir, type CliRun } from './helpers.js';
-import { keepaliveBursts, startApache, type Server } from './servers.js';
+import { attachInBackground, parseReport, root, tempDir, until, type CliRun } from './helpers.js';
+import { cliSync } from '../support/cli.js';
+import { readTrace } from '../../src/trace/reader.js';
+import type { Event } from '../../src/model/events.js';
+import { childrenOf, keepaliveBursts, quiescent, startApache, type Server } from './servers.js';
 import { aprTypes, gdbPools } from './gdb-pools.js';
 import { freePort } from '../support/ports.js';
 import { FOUND_SITE } from '../../src/analyses/pools.js';
@@ -48,13 +51,31 @@ async function traffic(ms: number): Promise<void> {
   }
 }
 
-async function attach(extra: string[]): Promise<AnalysisResult> {
-  const run = attachInBackground(['--pid', String(server.master.pid), '--children', '--duration', '9s', '--pool-sample', '500ms', '--format', 'json', ...extra]);
+/** Attach, 8 s of traffic, then stop once the server has finished it (not after a fixed
+ *  duration: on a loaded machine the traffic may outlast any) — gdb's walk afterwards sees the
+ *  pools as the trace ended. `traced`: wall time from tracing live to the stop, in ns. */
+async function attach(extra: string[]): Promise<{ report: AnalysisResult; traced: number }> {
+  const master = server.master.pid!;
+  const run = attachInBackground(['--pid', String(master), '--children', '--pool-sample', '500ms', '--format', 'json', ...extra]);
   await run.started;
+  const t0 = process.hrtime.bigint();
   await traffic(8000);
+  await quiescent([master, ...childrenOf(master)]);
+  const traced = Number(process.hrtime.bigint() - t0);
+  process.kill(run.pid, 'SIGTERM');
   const r: CliRun = await run.done;
   assert.equal(r.code, 0, r.stderr);
-  return parseReport(r);
+  return { report: parseReport(r), traced };
+}
+
+/** The master serves no request: its pools (found at attach) are steady, and it is shown traced
+ *  for the whole session, not "0 µs traced — No data". */
+function steadyParent(report: AnalysisResult, traced: number): void {
+  const m = report.processes.find((p) => p.pid === server.master.pid);
+  assert.ok(m, `the master is in the report: ${report.processes.map((p) => p.pid).join(' ')}`);
+  assert.equal(m.verdict.verdict, 'steady', m.verdict.explanation);
+  assert.ok(m.endT - m.startT >= traced, `master traced ${(m.endT - m.startT) / 1e9} s, at least ${traced / 1e9} s expected`);
+  assert.ok(flat(m.pools).some((x) => x.tag === 'pconf' && x.found), `master's pools: ${flat(m.pools).map((x) => x.tag).join(' ')}`);
 }
 
 function flat(forest: PoolReport[]): PoolReport[] {
@@ -67,7 +88,7 @@ function flat(forest: PoolReport[]): PoolReport[] {
   return out;
 }
 
-function childrenOf(report: AnalysisResult): ProcessReport[] {
+function tracedChildren(report: AnalysisResult): ProcessReport[] {
   const kids = report.processes.filter((p) => p.ppid === server.master.pid);
   assert.deepEqual(kids.map((p) => p.pid).sort(), [...pchild.keys()].sort(), 'every child that served requests is traced, and no other');
   return kids;
@@ -104,10 +125,11 @@ after(async () => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('default profile: the pchild that grew before the attach is found by its tag and grows; the transaction pool is bounded; the live pools are gdb\'s', async () => {
-  const report = await attach([]);
+test('default profile: the pchild that grew before the attach is found by its tag and grows; the transaction pool is bounded; the live pools are gdb\'s; the master is steady for its traced time', async () => {
+  const { report, traced } = await attach([]);
   assert.equal(report.lost, 0);
-  for (const p of childrenOf(report)) {
+  steadyParent(report, traced);
+  for (const p of tracedChildren(report)) {
     noAnomalies(p);
     const pools = flat(p.pools);
     const child = pools.find((x) => x.tag === 'pchild');
@@ -140,9 +162,10 @@ test('default profile: the pchild that grew before the attach is found by its ta
 });
 
 test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with no anomaly', async () => {
-  const report = await attach(['--pool-allocs']);
+  const { report, traced } = await attach(['--pool-allocs']);
   assert.equal(report.lost, 0);
-  for (const p of childrenOf(report)) {
+  steadyParent(report, traced);
+  for (const p of tracedChildren(report)) {
     noAnomalies(p);
     const child = flat(p.pools).find((x) => x.tag === 'pchild');
     assert.ok(child?.found, `process ${p.pid}: a found pchild`);
@@ -161,7 +184,152 @@ test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with n
 test('doctor --pid CHILD: says the pools alive before attach are found, as many as gdb walks, with the layout confirmed', () => {
   const pid = [...pchild.keys()][0]!;
   const truth = gdbPools(pid, types, 'gdb-apr-pools.py');
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'doctor', '--pid', String(pid)], { cwd: root, encoding: 'utf8' });
+  const r = cliSync(['doctor', '--pid', String(pid)]);
   assert.match(r.stdout, new RegExp(`pools alive before attach \\(apr\\): ${truth.length} found in process ${pid} now`), r.stdout);
   assert.match(r.stdout, /Layout confirmed by the allocator's code: the parent link is at \+0/);
+});
+
+/** One `--interval` print: its end on the trace's clock (the "s traced" it shows, 0.1 s steps)
+ *  and its rows. */
+interface Print { tracedNs: number; rows: { pid: number; growth: number; total: number; site: string }[]; text: string }
+
+const UNIT: Record<string, number> = { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 };
+const bytes = (n: string, u: string): number => Number(n) * UNIT[u]!;
+
+/** The complete prints in the table output so far (a print is whole once it has its N rows). */
+const pchildRows = (p: Print) => p.rows.filter((r) => r.site.includes('"pchild" (made before attach)'));
+
+function prints(out: string): Print[] {
+  const res: Print[] = [];
+  const lines = out.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const h = /^\[\d\d:\d\d:\d\d\] Top (\d+) growing sites in the last [\d.]+ s \(([\d.]+) s traced\):$/.exec(lines[i]!);
+    if (!h) continue;
+    const n = Math.max(Number(h[1]), 1);
+    const body = lines.slice(i + 1, i + 1 + n);
+    if (body.length < n || (i + 1 + n === lines.length)) break; // not all there yet
+    const rows = [];
+    for (const l of body) {
+      const m = /^ {2}pid (\d+) {2}\+([\d.]+) (B|KiB|MiB|GiB) in [\d.]+ s {2}\(([+-][\d.]+) (B|KiB|MiB|GiB) since attach; .*\) {2}\S+ {2}(.*)$/.exec(l);
+      if (m) rows.push({ pid: Number(m[1]), growth: bytes(m[2]!, m[3]!), total: Number(m[4]![0] === '-' ? -1 : 1) * bytes(m[4]!.slice(1), m[5]!), site: m[6]! });
+      // before the first request no probed function has run (the pools were found, not called)
+      else assert.match(l, /^ {2}\((nothing grew in the last [\d.]+ s|no call seen yet: .*)\)$/, `a row of the --interval view: ${l}`);
+    }
+    res.push({ tracedNs: Number(h[2]) * 1e9, rows, text: [lines[i], ...body].join('\n') });
+  }
+  return res;
+}
+
+test('--interval: each interval in which the module leaked shows the pre-existing pchild grown by what it leaked then, the next quiet interval shows nothing of it', async () => {
+  const master = server.master.pid!;
+  const trace = join(dir, 'interval.lstrace');
+  // pool sizes read every 7 s only: the interval's own reading is what must show its growth
+  const run = attachInBackground(['--pid', String(master), '--children', '--interval', '2s', '--pool-sample', '7s', '--top', '50', '-o', trace, '--no-report']);
+  await run.started;
+  try {
+    const next = async (after: number): Promise<Print> => {
+      await until(() => prints(run.stdout()).length > after, `--interval print ${after + 1}`);
+      return prints(run.stdout())[after]!;
+    };
+    // The trace's t = 0 in CLOCK_MONOTONIC (process.hrtime's clock): its header is written first.
+    const { meta } = await readTrace(trace, { event() {} }, { onWarning() {} });
+    const start = BigInt(meta.startMonoNs!);
+    const traceNow = () => Number(process.hrtime.bigint() - start);
+    // Rounds, each on readiness: after a print P, a burst of /leak requests (each response names
+    // the child that served it); Q is the first print that ended after the burst did (its end is
+    // shown to 0.1 s: 0.05 s of margin). When Q is the print right after P, the burst fell in one
+    // interval, and Q must show for every child served its pchild grown by what it leaked (2 KiB
+    // a request, taken in 8 KiB blocks), and no other child's; on a loaded machine a burst may
+    // straddle an interval's end instead, and the round is run again. The print R after Q, with
+    // no request sent since the burst ended, shows no pchild growth at all.
+    let checked = 0;
+    let seen = 0;
+    await next(seen++);
+    for (let attempt = 0; checked < 3 && attempt < 12; attempt++) {
+      const from = seen;
+      const served = new Map<number, number>();
+      for (const b of await keepaliveBursts(server.port, 2, Array.from({ length: 6 }, () => '/leak'))) {
+        const pid = Number(/^pid (\d+)/.exec(b)?.[1]);
+        served.set(pid, (served.get(pid) ?? 0) + 1);
+      }
+      const end = traceNow();
+      let q = await next(seen++);
+      while (q.tracedNs - 0.05e9 <= end) q = await next(seen++);
+      if (seen - 1 === from) {
+        checked++;
+        const grown = new Map(pchildRows(q).map((x) => [x.pid, x]));
+        assert.deepEqual([...grown.keys()].sort(), [...served.keys()].sort(), `children with a grown pchild in\n${q.text}\nafter requests to ${JSON.stringify([...served])}`);
+        for (const [pid, n] of served) {
+          const g = grown.get(pid)!.growth;
+          assert.ok(g >= 8192 && g <= n * 2048 + 8192 && g % 8192 === 0, `pid ${pid}: +${g} B for ${n} leaks of 2 KiB`);
+        }
+      }
+      const r = await next(seen++);
+      assert.deepEqual(pchildRows(r), [], `nothing leaked in the interval after:\n${r.text}`);
+    }
+    assert.equal(checked, 3, 'three bursts each inside one interval');
+  } finally {
+    // an assertion failed: the test's own attach still ends cleanly (probes off)
+    try { process.kill(run.pid, 'SIGTERM'); } catch { /* ended */ }
+  }
+  const done = await run.done;
+  assert.equal(done.code, 0, done.stderr);
+  // growth since attach is the sum of what each interval showed
+  const all = prints(done.stdout);
+  for (const pid of pchild.keys()) {
+    const rows = all.flatMap((x) => pchildRows(x).filter((y) => y.pid === pid));
+    if (rows.length === 0) continue;
+    assert.equal(rows.at(-1)!.total, rows.reduce((a, y) => a + y.growth, 0), `pid ${pid}: since attach`);
+  }
+});
+
+test('graceful restart while traced: the new children\'s pchild is seen made, with its tag, and grows with what the module leaks into it', async () => {
+  const master = server.master.pid!;
+  const before = childrenOf(master);
+  const trace = join(dir, 'restart.lstrace');
+  const run = attachInBackground(['--pid', String(master), '--children', '--format', 'json', '-o', trace]);
+  await run.started;
+  const t0 = process.hrtime.bigint();
+  process.kill(master, 'SIGUSR1');
+  await until(() => childrenOf(master).filter((x) => !before.includes(x)).length >= 2, 'two new children');
+  const fresh = childrenOf(master).filter((x) => !before.includes(x));
+  // leak in both new children: requests until each has served 20 /leak
+  const leaks = new Map<number, number>();
+  for (let i = 0; i < 200 && fresh.some((x) => (leaks.get(x) ?? 0) < 20); i++) {
+    for (const b of await keepaliveBursts(server.port, 2, ['/leak', '/leak'])) {
+      const m = /^pid (\d+) pchild (?:0x)?([0-9a-f]+)/.exec(b)!;
+      const pid = Number(m[1]);
+      leaks.set(pid, (leaks.get(pid) ?? 0) + 1);
+      pchild.set(pid, `0x${m[2]}`);
+    }
+  }
+  assert.ok(fresh.every((x) => (leaks.get(x) ?? 0) >= 20), `leaks per child: ${JSON.stringify([...leaks])}`);
+  await quiescent([master, ...childrenOf(master)]);
+  const traced = Number(process.hrtime.bigint() - t0);
+  process.kill(run.pid, 'SIGTERM');
+  const r = await run.done;
+  assert.equal(r.code, 0, r.stderr);
+  const report = parseReport(r);
+  // the master re-read its configuration (pconf cleared and filled again): traced all along
+  const m = report.processes.find((x) => x.pid === master)!;
+  assert.ok(m.endT - m.startT >= traced && m.verdict.verdict !== 'no-calls', `master: ${m.verdict.verdict}, traced ${(m.endT - m.startT) / 1e9} s`);
+  const events: Event[] = [];
+  await readTrace(trace, { event: (e) => events.push(e) });
+  for (const pid of fresh) {
+    const fork = events.find((e) => e.kind === 'fork' && e.pid === pid && e.parentPid === master);
+    assert.ok(fork, `child ${pid} was forked in the trace`);
+    const p = report.processes.find((x) => x.pid === pid)!;
+    noAnomalies(p);
+    const pools = flat(p.pools);
+    const child = pools.filter((x) => x.tag === 'pchild');
+    assert.equal(child.length, 1, `child ${pid}: pools ${pools.map((x) => x.tag).join(' ')}`);
+    assert.equal(child[0]!.pool, pchild.get(pid), 'the pchild the module leaks into');
+    assert.ok(!child[0]!.found && child[0]!.createdT >= fork.t, 'seen made, after the fork, not found by a walk');
+    assert.notEqual(child[0]!.createSite, FOUND_SITE);
+    assert.ok(child[0]!.bytes >= leaks.get(pid)! * 2048, `pchild holds what was leaked: ${child[0]!.bytes} B for ${leaks.get(pid)} leaks`);
+    const cls = p.poolClasses.find((c) => c.name === 'pchild');
+    assert.deepEqual([cls?.created, cls?.found], [1, 0]);
+    // the module's own pools of the new generation's first moments: the transaction pool under pchild
+    assert.ok(pools.some((x) => x.tag === 'transaction' && x.parent === child[0]!.pool), `child ${pid}: its transaction pool under pchild`);
+  }
 });

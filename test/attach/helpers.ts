@@ -4,10 +4,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import type { AnalysisResult } from '../../src/analyses/result.js';
+import type { Event } from '../../src/model/events.js';
+import { readTrace } from '../../src/trace/reader.js';
+import { spawnCli } from '../support/cli.js';
 import { testDir } from '../support/tmp.js';
 
 export const root = new URL('../..', import.meta.url).pathname;
-export const CLI = join(root, 'src/cli/main.ts');
 
 export function tempDir(tag: string): string {
   return testDir(`leakscope-${tag}`);
@@ -102,14 +104,14 @@ export interface CliRun {
   stderr: string;
 }
 
-/** Runs `leakscope attach ARGS` (through tsx) and waits for it. */
+/** Runs `leakscope attach ARGS` (test/support/cli.ts) and waits for it. */
 export function runAttach(args: string[], opts: { timeoutMs?: number } = {}): Promise<CliRun> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawnCli(['attach', ...args]);
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     const timer = setTimeout(() => child.kill('SIGKILL'), opts.timeoutMs ?? 45000);
     child.on('exit', (code) => {
       clearTimeout(timer);
@@ -129,13 +131,13 @@ export function parseReport(r: CliRun): AnalysisResult {
 /** Starts attach; resolves `started` once it traces (its targets' probes are all attached:
  *  "leakscope: tracing" is printed after that), `done` with its output at the end. */
 export function attachInBackground(args: string[]): { pid: number; started: Promise<void>; done: Promise<CliRun>; stdout(): string; stderr(): string } {
-  const child = spawn(process.execPath, ['--import', 'tsx', CLI, 'attach', ...args], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawnCli(['attach', ...args]);
   let stdout = '';
   let stderr = '';
   let startedResolve!: () => void;
   const started = new Promise<void>((r) => (startedResolve = r));
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => {
+  child.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr!.on('data', (d: Buffer) => {
     stderr += d.toString();
     if (stderr.includes('leakscope: tracing')) startedResolve();
   });
@@ -152,3 +154,32 @@ export async function until(test: () => boolean, what: string, timeoutMs = 60000
   }
 }
 
+
+/** The trace's t = 0 on CLOCK_MONOTONIC, process.hrtime's clock (its header is written first,
+ *  as attach starts): a test's own moments put on the trace's timeline. */
+export async function traceStart(path: string): Promise<bigint> {
+  const { meta } = await readTrace(path, { event() {} }, { onWarning() {} });
+  return BigInt(meta.startMonoNs!);
+}
+
+/** Reads the trace attach is writing (it reaches the file at least once a second) until what
+ *  the tracer saw is enough: a readiness signal from the tracer itself, not a time guess. Each
+ *  reading starts a fresh count (`count()` makes one); a chunk being written is skipped. */
+export async function untilTrace(path: string, count: () => { event(e: Event): void; enough(): boolean }, what: string, timeoutMs = 120000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const c = count();
+    await readTrace(path, c, { onWarning() {} });
+    if (c.enough()) return;
+    if (Date.now() > end) throw new Error(`timed out waiting for the trace to hold ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Counts rounds of pool-size samples (one t per round) taken from `sinceNs` on. */
+export function poolSampleRounds(sinceNs: number, rounds: number): () => { event(e: Event): void; enough(): boolean } {
+  return () => {
+    const ts = new Set<number>();
+    return { event: (e) => { if (e.kind === 'pool-size' && e.t >= sinceNs) ts.add(e.t); }, enough: () => ts.size >= rounds };
+  };
+}

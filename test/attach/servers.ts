@@ -3,7 +3,7 @@
 // exactly the master we started (which ends its own workers).
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
 
@@ -29,10 +29,34 @@ export async function waitForPort(port: number, timeoutMs = 10000): Promise<void
   throw new Error(`nothing listens on port ${port}`);
 }
 
-/** The port answered; make sure it is our server that did (not a leftover holding the port). */
+/** The socket inode listening on 127.0.0.1:port (from /proc/net/tcp), if any. */
+function listener(port: number): string | undefined {
+  const local = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const line of readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+    const f = line.trim().split(/\s+/);
+    if (f[1] === local && f[3] === '0A') return f[9];
+  }
+  return undefined;
+}
+
+/** The port answered; make sure it is our server that listens on it (the socket is one of the
+ *  master's open files), not a leftover of another run holding the port. */
 async function ours(master: ChildProcess, port: number): Promise<void> {
-  await new Promise((r) => setTimeout(r, 300));
-  if (master.exitCode !== null || master.signalCode !== null) throw new Error(`the server exited: is port ${port} taken?`);
+  const inode = listener(port);
+  let fds: string[] = [];
+  try {
+    fds = readdirSync(`/proc/${master.pid}/fd`);
+  } catch {
+    // exited
+  }
+  const held = fds.some((fd) => {
+    try {
+      return readlinkSync(`/proc/${master.pid}/fd/${fd}`) === `socket:[${inode}]`;
+    } catch {
+      return false;
+    }
+  });
+  if (!inode || !held) throw new Error(`port ${port} is not our server's (${master.exitCode !== null ? 'it exited' : `listener socket ${inode ?? 'none'}`}): is the port taken?`);
 }
 
 function stopper(master: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
@@ -191,28 +215,47 @@ export function childrenOf(pid: number): number[] {
   return out.sort((a, b) => a - b);
 }
 
-function cpuTicks(pid: number): number {
+/** What a process has run, as far as /proc tells: every thread's context switches (a thread
+ *  woken to do anything, however little, switches at least once more), and whether a thread is
+ *  running or waiting for a CPU (R) or in an uninterruptible wait (D). Undefined once gone. */
+function activity(pid: number): { switches: number; busy: boolean } | undefined {
+  let tasks: string[];
   try {
-    const f = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    const rest = f.slice(f.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
+    tasks = readdirSync(`/proc/${pid}/task`);
   } catch {
-    return -1;
+    return undefined;
   }
+  let switches = 0;
+  let busy = false;
+  for (const tid of tasks) {
+    try {
+      const status = readFileSync(`/proc/${pid}/task/${tid}/status`, 'latin1');
+      for (const m of status.matchAll(/^(?:non)?voluntary_ctxt_switches:\s+(\d+)$/gm)) switches += Number(m[1]);
+      const state = /^State:\s+(\S)/m.exec(status)?.[1];
+      if (state === 'R' || state === 'D') busy = true;
+    } catch {
+      // the thread ended
+    }
+  }
+  return { switches, busy };
 }
 
-/** Resolves once the processes have used no CPU for three samples in a row (100 ms apart): the
- *  work a test drove is over (a request's pool destroyed after its response was read), so a
- *  tracer stopped now saw all of it. */
+/** Resolves once none of the processes has run at all for three samples in a row (100 ms
+ *  apart): no context switch, no thread running, runnable or in a disk wait. The work a test
+ *  drove is then over (a request's pool destroyed after its response was read), so a tracer
+ *  stopped now saw all of it. On a loaded machine a process waiting for a CPU is runnable, not
+ *  quiet (CPU time alone would call it quiet). */
 export async function quiescent(pids: number[], timeoutMs = 60000): Promise<void> {
   const end = Date.now() + timeoutMs;
-  let last = pids.map(cpuTicks).join(',');
+  const read = () => pids.map(activity);
+  let last = read();
   let still = 0;
   while (still < 3) {
     if (Date.now() > end) throw new Error(`processes ${pids.join(' ')} never went quiet`);
     await new Promise((r) => setTimeout(r, 100));
-    const now = pids.map(cpuTicks).join(',');
-    still = now === last ? still + 1 : 0;
+    const now = read();
+    const quiet = now.every((a, i) => a === undefined || (!a.busy && a.switches === last[i]?.switches));
+    still = quiet ? still + 1 : 0;
     last = now;
   }
 }

@@ -1,7 +1,8 @@
 // `attach --stack-bytes 0`: no user stack is copied, so a binary without frame pointers gets the
 // exact immediate caller and nothing more; with the default copy the same site has its whole
 // stack down to main. On a program that allocates until told to stop (test/programs/rec-churn.c:
-// churn_block keeps one block in 1000), traced with --allocator libc for a few seconds each way.
+// churn_block keeps one block in 1000), traced with --allocator libc until the trace holds
+// 12,000 of its allocations, each way.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
@@ -9,7 +10,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AnalysisResult } from '../../src/analyses/result.js';
-import { cli, root } from '../support/cli.js';
+import { root } from '../support/cli.js';
+import { attachInBackground, untilTrace } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-stack-bytes-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -23,15 +25,26 @@ test('--stack-bytes 0 keeps the exact immediate caller only; the default copy gi
     child.stderr!.on('data', (d: Buffer) => { if (d.toString().includes('churn pid')) resolve(); });
     child.once('exit', () => reject(new Error('rec-churn ended before it started')));
   });
+  let runs = 0;
   const site = async (extra: string[]) => {
-    const r = await cli(['attach', '--pid', String(child.pid), '--allocator', 'libc', '--duration', '3s', '--format', 'json', ...extra]);
+    // traced until the trace holds 12,000 of its allocations (12 blocks kept at least), then
+    // stopped: the amount traced is what the tracer saw, not what a few seconds allowed
+    const trace = join(dir, `churn-${runs++}.lstrace`);
+    const run = attachInBackground(['--pid', String(child.pid), '--allocator', 'libc', '-o', trace, '--format', 'json', ...extra]);
+    await run.started;
+    await untilTrace(trace, () => {
+      let n = 0;
+      return { event: (e) => { if (e.kind === 'alloc' && e.pid === child.pid) n++; }, enough: () => n >= 12_000 };
+    }, '12,000 allocations');
+    process.kill(run.pid, 'SIGTERM');
+    const r = await run.done;
     assert.equal(r.code, 0, r.stderr);
     const res = JSON.parse(r.stdout) as AnalysisResult;
     const p = res.processes.find((x) => x.pid === child.pid);
     assert.ok(p, r.stdout.slice(0, 2000));
     const s = p.sites.find((x) => x.stack[0]?.fn === 'churn_block');
     assert.ok(s, `no churn_block site: ${p.sites.map((x) => x.label).join(', ')}`);
-    assert.ok(s.count >= 10, `${s.count} blocks kept in 3 s`);
+    assert.ok(s.count >= 10, `${s.count} blocks kept of 12,000 allocations`);
     return s;
   };
   const bare = await site(['--stack-bytes', '0']);

@@ -7,7 +7,7 @@ import { Engine } from '../../src/engine/engine.js';
 import type { Event } from '../../src/model/events.js';
 
 /** `found`: alive before the trace (pool-found); `implicit`: first seen in use. */
-interface MPool { parent?: number; allocs: { addr: number; size: number; stack: number }[]; sized: number; found?: boolean; implicit?: boolean }
+interface MPool { parent?: number; allocs: { addr: number; size: number; stack: number }[]; sized: number; found?: boolean; implicit?: boolean; used?: boolean }
 /** Mappings page by page: which mmap (id) holds the page, from which stack, anonymous or not. */
 interface MPage { id: number; stack: number; anon: boolean }
 /** `dead`: pools destroyed and not created again (a dying pool's late uses go nowhere). */
@@ -54,6 +54,12 @@ class Model {
           old.found = false;
           break;
         }
+        // named only as a parent (or tagged) before its creation: it is this pool, children kept
+        if (old?.implicit && !old.used && old.sized === 0) {
+          old.implicit = false;
+          old.parent = e.parent ? (this.pool(p, e.parent), e.parent) : undefined;
+          break;
+        }
         if (old) this.destroy(p, e.pool);
         p.dead.delete(e.pool);
         const parent = e.parent ? this.pool(p, e.parent) : undefined;
@@ -77,6 +83,7 @@ class Model {
       case 'pool-alloc': {
         const q = this.pool(p, e.pool);
         if (!q) break;
+        q.used = true;
         if (e.addr) q.allocs = q.allocs.filter((x) => x.addr !== e.addr);
         q.allocs.push({ addr: e.addr, size: e.size, stack: e.stack });
         break;

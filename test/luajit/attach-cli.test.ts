@@ -2,12 +2,11 @@
 // tracer, and its JSON report names the leaking Lua line with verdict `leak`.
 
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { curlBatch, LEAK_LINE, startLuaServer, type LuaServer } from './nginx-server.js';
 import type { AnalysisResult } from '../../src/analyses/result.js';
+import { cli as runCli } from '../support/cli.js';
 
-const root = new URL('../..', import.meta.url).pathname;
 let server: LuaServer;
 
 before(async () => {
@@ -19,11 +18,7 @@ after(async () => {
 });
 
 function cli(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], { cwd: root, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
-      resolve({ code: err ? (typeof err.code === 'number' ? err.code : 1) : 0, stdout, stderr });
-    });
-  });
+  return runCli(args);
 }
 
 test('attach --allocator luajit reports the leaking Lua line as a leak', { timeout: 90_000 }, async () => {

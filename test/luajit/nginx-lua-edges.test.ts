@@ -10,7 +10,7 @@ import type { Event, Frame } from '../../src/model/events.js';
 import { SymbolTables } from '../../src/model/stacks.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { attachLuajit } from '../../src/luajit/attach-luajit.js';
-import { curlBatch, LEAK_LINE, LEAK_LINE_INTERP, startLuaServer, type LuaServer } from './nginx-server.js';
+import { curlBatch, INTERP_FN_LINE, LEAK_LINE, LEAK_LINE_INTERP, startLuaServer, type LuaServer } from './nginx-server.js';
 
 let server: LuaServer;
 let dir: string;
@@ -86,13 +86,19 @@ test('the allocator probed at its entry gives the same events and stacks as the 
   const frees = events.filter((e) => e.kind === 'free');
   assert.ok(frees.some((e) => e.kind === 'free' && made.has(`${e.pid}:${e.addr}`)), `${frees.length} frees, none of a block allocated while traced`);
   // The same allocations, of the same sizes, from the same Lua stacks, as the fast path gave on
-  // the same requests: every (size, stack) the handlers make per request (seen 5 times or more
-  // in a run; a one-off such as the growth of the module table is left out) is in both.
-  const frequent = (m: Map<string, number>) => new Set([...m].filter(([, n]) => n >= 5).map(([k]) => k));
-  const a = frequent(leakyStacks(fast.events, fast.syms));
-  const b = frequent(leakyStacks(entry.events, entry.syms));
-  assert.ok(a.size >= 2, [...a].join('\n'));
-  assert.deepEqual([...b].sort(), [...a].sort());
+  // the same requests: every (size, stack) the interpreted handler makes per request (seen 5
+  // times or more in one run; a one-off is left out) is seen in the other run too. Only the
+  // handler the JIT never compiles is compared: the compiled one's stacks change with whatever
+  // the JIT has compiled by then (an interpreted line in one run, a compiled trace in the next).
+  // (Not "5 times in both": how many requests 3 s hold depends on the machine's load.)
+  const interpKeys = (m: Map<string, number>) => new Map([...m].filter(([k]) => k.includes(`leaky.lua:${INTERP_FN_LINE}>`)));
+  const fastSeen = interpKeys(leakyStacks(fast.events, fast.syms));
+  const entrySeen = interpKeys(leakyStacks(entry.events, entry.syms));
+  const frequent = (m: Map<string, number>) => [...m].filter(([, n]) => n >= 5).map(([k]) => k);
+  const a = frequent(fastSeen);
+  assert.ok(a.length >= 2, [...fastSeen.keys()].join('\n'));
+  assert.deepEqual(a.filter((k) => !entrySeen.has(k)), [], 'made on every request by the fast path, never seen at the entry probe');
+  assert.deepEqual(frequent(entrySeen).filter((k) => !fastSeen.has(k)), [], 'made on every request at the entry probe, never seen by the fast path');
   const leafs: Frame[] = allocs.map((e) => syms.scope(e.pid).stackFrames(e.kind === 'alloc' ? e.stack : 0)[0]!).filter(Boolean);
   assert.ok(leafs.some((f) => f.file.endsWith('leaky.lua') && f.line === LEAK_LINE), 'the leaking line was never seen');
   // The handler with the JIT off: the interpreter's saved PC gives the line.

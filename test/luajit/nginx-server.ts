@@ -46,6 +46,8 @@ return _M
 
 /** The line of \`leaky.lua\` that leaks in the interpreted handler. */
 export const LEAK_LINE_INTERP = 24;
+/** The line where the interpreted handler (jit.off) is defined: its frames' function name. */
+export const INTERP_FN_LINE = LEAKY_LUA.split('\n').findIndex((l) => l.startsWith('function _M.handle_interp')) + 1;
 
 export interface LuaServer {
   prefix: string;

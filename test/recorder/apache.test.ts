@@ -2,15 +2,16 @@
 // it serves curl requests, is stopped by its PID, and the trace holds the APR pool tree of the
 // child (request -> transaction -> pchild) with pool allocations attributed to httpd's callers.
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, copyFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { Event } from '../../src/model/events.js';
 import { SymbolTables } from '../../src/model/stacks.js';
-import { buildRecorder, programs, root, traceEvents, workDir } from './harness.js';
+import { buildRecorder, programs, traceEvents, workDir } from './harness.js';
 import { freePort } from '../support/ports.js';
+import { spawnCli } from '../support/cli.js';
 
 let PORT = 0; // set in before(): a port the kernel picks
 const MODULES = '/usr/lib/apache2/modules';
@@ -85,10 +86,10 @@ describe('apache2 under leakscope run', () => {
         `LoadModule rec_leaky_module ${mod}\n<Location /leak>\n  SetHandler rec-leaky\n</Location>\n`);
       const trace = join(dir, 'apache-x.lstrace');
       const report = join(dir, 'apache-x.json');
-      const run = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '--report', report, '-o', trace, '--',
-        '/usr/sbin/apache2', '-d', dir, '-f', join(dir, 'httpd.conf'), '-X'], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      const run = spawnCli(['run', '--format', 'json', '--report', report, '-o', trace, '--',
+        '/usr/sbin/apache2', '-d', dir, '-f', join(dir, 'httpd.conf'), '-X'], { detached: true });
       let err = '';
-      run.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      run.stderr!.on('data', (d: Buffer) => (err += d.toString()));
       const exited = new Promise<number | null>((r) => run.on('exit', (code) => r(code)));
       let httpdPid = 0;
       try {
@@ -134,14 +135,14 @@ describe('apache2 under leakscope run', () => {
     writeFileSync(join(dir, 'htdocs', 'index.html'), 'hello from leakscope\n');
     writeFileSync(join(dir, 'httpd.conf'), config(dir));
     const trace = join(dir, 'apache.lstrace');
-    const run = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '-o', trace, '--',
+    const run = spawnCli(['run', '--format', 'json', '-o', trace, '--',
       '/usr/sbin/apache2', '-d', dir, '-f', join(dir, 'httpd.conf'), '-DFOREGROUND'],
       // httpd signals its whole process group when it stops: give it one of its own.
-      { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      { detached: true });
     let out = '';
     let err = '';
-    run.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    run.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    run.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    run.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => run.on('exit', (code) => r(code)));
     let httpdPid = 0;
     try {

@@ -11,8 +11,8 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
-import { SymbolTables } from '../../src/model/stacks.js';
-import { buildRecorder, programs, root, traceEvents, workDir } from './harness.js';
+import { allocStacks, buildRecorder, programs, workDir } from './harness.js';
+import { cliSync } from '../support/cli.js';
 
 interface Outcome { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
 
@@ -33,9 +33,7 @@ function native(cmd: string[]): Outcome {
 function traced(dir: string, tag: string, cmd: string[], env: Record<string, string> = {}): Outcome & { ours: string[]; report: AnalysisResult; trace: string } {
   const trace = join(dir, `${tag}.lstrace`);
   const report = join(dir, `${tag}.json`);
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--format', 'json', '--report', report, '-o', trace, '--', ...cmd], {
-    cwd: root, encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env },
-  });
+  const r = cliSync(['run', '--format', 'json', '--report', report, '-o', trace, '--', ...cmd], { env });
   const lines = r.stderr.split('\n');
   const ours = lines.filter((l) => l.startsWith('leakscope:'));
   const stderr = lines.filter((l) => !l.startsWith('leakscope:')).join('\n');
@@ -43,9 +41,10 @@ function traced(dir: string, tag: string, cmd: string[], env: Record<string, str
   try {
     parsed = JSON.parse(readFileSync(report, 'utf8')) as AnalysisResult;
   } catch {
-    throw new Error(`no report from leakscope run (status ${r.status}):\n${r.stderr}`);
+    throw new Error(`no report from leakscope run (status ${r.code}):\n${r.stderr}`);
   }
-  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr, ours, report: parsed, trace };
+  // run exits with its command's status, 128 + N when a signal N ended it.
+  return { status: r.code, signal: null, stdout: r.stdout, stderr, ours, report: parsed, trace };
 }
 
 /** Runs natively and traced RUNS times each; asserts they agree; returns the last traced run. */
@@ -152,20 +151,21 @@ describe('traced-program conformance: native and under leakscope run alike', () 
     const t = conform(dir, 'dlclose', [compileConf(dir, 'conf-dlclose'), lib], { LEAKSCOPE_SIDE_STACK_REPORT: '1' });
     const p = t.report.processes[0]!;
     assert.equal(p.exitCode, 6);
-    const leak = sitesOf(p, 'dl_lib_leak').find((s) => s.count === 5)!;
-    assert.equal(leak.bytes, 5 * 300);
-    assert.equal(leak.stack[0]!.module, lib, 'named from the unloaded library\'s module record');
+    // dl_lib_leak: 5 blocks of 300 from main, 10 bytes from each of the 51 dl_lib_run calls; one
+    // site (its label), named from the unloaded library's module record.
+    const leak = sitesOf(p, 'dl_lib_leak');
+    assert.equal(leak.length, 1, leak.map((s) => s.label).join(', '));
+    assert.deepEqual([leak[0]!.count, leak[0]!.bytes], [5 + 51, 5 * 300 + 51 * 10]);
+    assert.equal(leak[0]!.stack[0]!.module, lib, 'named from the unloaded library\'s module record');
+    const allocs = await allocStacks(t.trace);
+    const fromMain = allocs.filter((a) => a.frames[0]?.fn === 'dl_lib_leak' && a.frames[1]?.fn === 'main');
+    assert.deepEqual(fromMain.map((a) => a.size), [300, 300, 300, 300, 300]);
+    for (const a of fromMain) assert.equal(a.frames[0]!.module, lib);
     // Allocations after the unload were recorded, their stacks through the dead frame intact up to it.
-    const { events } = await traceEvents(t.trace);
-    const tables = new SymbolTables();
-    for (const e of events) {
-      if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
-      else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
-    }
-    const late = events.filter((e) => e.kind === 'alloc' && tables.scope(e.pid).stackFrames(e.stack).some((f) => f.fn === 'after_unload'));
+    const late = allocs.filter((a) => a.frames.some((f) => f.fn === 'after_unload'));
     assert.ok(late.length >= 21, `${late.length} allocations in the exit handler`);
-    for (const e of late) {
-      const fns = tables.scope(e.pid).stackFrames((e as { stack: number }).stack).map((f) => f.fn);
+    for (const a of late) {
+      const fns = a.frames.map((f) => f.fn);
       assert.ok(fns.includes('exit') && fns.includes('leave'), fns.join(' < '));
       assert.ok(fns.includes('dl_lib_run'), `the unloaded library's frame is kept: ${fns.join(' < ')}`);
     }

@@ -63,7 +63,7 @@ describe('recorder durability', () => {
       const snap = leakscope(['snapshot', String(pid)]);
       assert.equal(snap.status, 0, snap.stderr);
       assert.match(snap.stdout, new RegExp(`process ${pid}`));
-      await until('flushed leaks', async () => (allocsOfSize((await traceEvents(trace)).events, 1024) === 40 ? true : undefined), 5000);
+      await until('flushed leaks', async () => (allocsOfSize((await traceEvents(trace)).events, 1024) === 40 ? true : undefined));
       child.kill('SIGTERM');  // to leakscope, which passes it on
       assert.equal(await exited, 128 + 15, err());
       const result = JSON.parse(out().slice(out().indexOf('{'))) as import('../../src/analyses/result.js').AnalysisResult;
@@ -76,10 +76,10 @@ describe('recorder durability', () => {
   it('forks while other threads allocate: no hang, every child and every allocation recorded', async () => {
     const exe = compile(dir, 'rec-forkstress', ['-pthread']);
     const trace = join(dir, 'forkstress.lstrace');
-    const started = Date.now();
-    const run = leakscope(['run', '--no-summary', '-o', trace, '--', exe], { timeout: 50_000 });
-    assert.equal(run.status, 0, run.stderr);
-    assert.ok(Date.now() - started < 45_000);
+    // A hang never ends: the timeout catches it (status null). It is far above a normal run
+    // (15 s at load 16, 56 s at load 28) so that load alone never trips it.
+    const run = leakscope(['run', '--no-summary', '-o', trace, '--', exe], { timeout: 300_000 });
+    assert.equal(run.status, 0, `status ${run.status}${run.status === -1 ? ' (killed after 300 s: a hang)' : ''}\n${run.stderr}`);
     // The program makes a fixed amount (3 threads x 100 rounds x 400 pairs): the trace is
     // streamed and counted, never held.
     let parent = -1;

@@ -1,12 +1,14 @@
 // Shared by the recorder tests: builds the recorder and the test programs, runs `leakscope run`
 // from source, and reads traces.
-import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
-import type { Event } from '../../src/model/events.js';
+import type { Event, Frame } from '../../src/model/events.js';
+import { SymbolTables } from '../../src/model/stacks.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { testDir } from '../support/tmp.js';
+import { cliSync, spawnCli } from '../support/cli.js';
 
 export const root = fileURLToPath(new URL('../../', import.meta.url));
 export const programs = join(root, 'test', 'programs');
@@ -38,13 +40,9 @@ export interface CliRun {
 }
 
 export function leakscope(args: string[], opts: { env?: Record<string, string>; cwd?: string; timeout?: number } = {}): CliRun {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), ...args], {
-    cwd: opts.cwd ?? root,
-    encoding: 'utf8',
-    env: { ...process.env, ...opts.env },
-    timeout: opts.timeout ?? 60_000,
-  });
-  return { status: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+  // Only a hang should reach the timeout, not a loaded machine.
+  const r = cliSync(args, { cwd: opts.cwd, env: opts.env, timeoutMs: opts.timeout ?? 180_000 });
+  return { status: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** `leakscope run --format json -o TRACE -- CMD...`: the exit status and the parsed analysis. */
@@ -83,6 +81,19 @@ export async function traceEvents(path: string): Promise<{ events: Event[]; warn
   return { events, warnings: r.warnings, meta: r.meta as unknown as Record<string, unknown> };
 }
 
+/** Each allocation of a small trace with its whole recorded stack (leaf first), as the recorder
+ *  wrote it: the analyses group sites by label, so a test of the stacks themselves reads these. */
+export async function allocStacks(path: string): Promise<{ pid: number; size: number; frames: Frame[] }[]> {
+  const { events } = await traceEvents(path);
+  const tables = new SymbolTables();
+  for (const e of events) {
+    if (e.kind === 'frame') tables.scope(e.pid).defineFrame(e.id, e.frame);
+    else if (e.kind === 'stack') tables.scope(e.pid).defineStack(e.id, e.parent, e.frame);
+  }
+  // Resolved once every definition is read: run appends the frames' symbols after the events.
+  return events.flatMap((e) => (e.kind === 'alloc' ? [{ pid: e.pid, size: e.size, frames: tables.scope(e.pid).stackFrames(e.stack) }] : []));
+}
+
 /** Streams a trace's events to visit (nothing held), in constant memory. */
 export async function scanTrace(path: string, visit: (e: Event) => void): Promise<{ warnings: string[]; events: number }> {
   let n = 0;
@@ -90,8 +101,10 @@ export async function scanTrace(path: string, visit: (e: Event) => void): Promis
   return { warnings: r.warnings, events: n };
 }
 
-/** Polls fn until it gives a value; fails naming what it waited for. */
-export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 10_000): Promise<T> {
+/** Polls fn until it gives a value; fails naming what it waited for. The bound is only there to
+ *  end a broken test: a loaded shared machine (load average 25) took over 10 s to start
+ *  `leakscope run` from source and its program, so it is generous. */
+export async function until<T>(what: string, fn: () => T | undefined | Promise<T | undefined>, ms = 120_000): Promise<T> {
   const end = Date.now() + ms;
   for (;;) {
     const v = await fn();
@@ -103,9 +116,7 @@ export async function until<T>(what: string, fn: () => T | undefined | Promise<T
 
 /** `leakscope run` as a child that the test drives while it runs; its output so far. */
 export function spawnRun(args: string[], env: Record<string, string> = {}): { child: ChildProcess; out: () => string; err: () => string; exited: Promise<number | null> } {
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', ...args], {
-    cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawnCli(['run', ...args], { env });
   let out = '';
   let err = '';
   child.stdout!.on('data', (d: Buffer) => (out += d.toString()));

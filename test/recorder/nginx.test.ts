@@ -3,14 +3,15 @@
 // the master and each forked worker as its own process, with the worker's allocations on
 // nginx's own stacks.
 import { strict as assert } from 'node:assert';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { AnalysisResult } from '../../src/analyses/result.js';
 import { prepareNginx, waitForPort } from '../attach/servers.js';
-import { buildRecorder, root, workDir } from './harness.js';
+import { buildRecorder, workDir } from './harness.js';
 import { freePort } from '../support/ports.js';
+import { spawnCli } from '../support/cli.js';
 
 let PORT = 0; // set in before(): a port the kernel picks
 
@@ -26,10 +27,10 @@ describe('nginx under leakscope run', () => {
     const { exe, conf } = prepareNginx(dir, PORT, 2);
     const trace = join(dir, 'nginx.lstrace');
     const report = join(dir, 'nginx.json');
-    const run = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), 'run', '--trace', trace, '-o', report, '--',
-      exe, '-p', dir, '-c', conf, '-e', join(dir, 'logs/error.log')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+    const run = spawnCli(['run', '--trace', trace, '-o', report, '--',
+      exe, '-p', dir, '-c', conf, '-e', join(dir, 'logs/error.log')]);
     let err = '';
-    run.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    run.stderr!.on('data', (d: Buffer) => (err += d.toString()));
     const exited = new Promise<number | null>((r) => run.on('exit', (code) => r(code)));
     let master = 0;
     try {

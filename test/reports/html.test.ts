@@ -35,7 +35,7 @@ test('report data: limits cap stacks and points, the rest is merged and stated',
   const s = scenario();
   const w = new WindowSink();
   for (const e of s.events) w.event(e);
-  const d = buildReportData(scenarioResult(s), w.finish(), { points: 50, stacks: 2, sites: 1, pools: 10, lines: 1, cells: 100_000 });
+  const d = buildReportData(scenarioResult(s), w.finish(), { points: 50, stacks: 2, sites: 1, pools: 10, lines: 1, cells: 100_000, processes: 500 });
   const p = d.processes[0]!;
   assert.equal(p.x.length, 50);
   for (const l of p.lines) assert.equal(l.y.length, 50);
@@ -61,7 +61,7 @@ test('report data: over the cell budget, buckets merge in pairs, then stacks; no
   assert.equal(full.width, ws.width);
   // 20 processes sharing 2,000 cells: 100 for each.
   const many = { ...r, processes: Array(20).fill(r.processes[0]) };
-  const squeezed = buildReportData(many, ws, { points: 50, stacks: 2000, sites: 10, pools: 10, lines: 1, cells: 2000 }).processes[0]!.flame!;
+  const squeezed = buildReportData(many, ws, { points: 50, stacks: 2000, sites: 10, pools: 10, lines: 1, cells: 2000, processes: 500 }).processes[0]!.flame!;
   assert.ok(squeezed.s.length <= 100, `${squeezed.s.length} cells`);
   assert.ok(squeezed.width >= 2 * full.width);
   assert.equal(Math.log2(squeezed.width / full.width) % 1, 0, 'merged in pairs');

@@ -10,6 +10,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Ajv } from 'ajv';
+import { TraceWriter } from '../../src/trace/writer.js';
 import { cliSync, root } from '../support/cli.js';
 
 const schema = JSON.parse(readFileSync(join(root, 'docs/json-output.schema.json'), 'utf8')) as object;
@@ -72,6 +73,52 @@ test('log fixtures and the every-kind trace: the JSON output matches docs/json-o
   const both = analyzeJson([fixture('lstrace/every-kind.lstrace'), fixture('nginx-debug.1worker.log.gz'), '--top', '3']) as { source: string };
   assert.ok(validate(both), errors());
   assert.match(both.source, /,/);
+  // The APR fixture's transaction pools are bounded per use: perUse is exercised.
+  assert.match(JSON.stringify(analyzeJson([fixture('apr-pool-debug.httpd-1child.log.gz')])), /"perUse":\{"peak":\d+/);
+});
+
+test('the verdict corpus captures (apache2 attach and run, nginx + Lua, vd-server, a short program) match it: unfreed with its trend, no-calls with its hint, found pools counted', () => {
+  const captures = join(root, 'test/verdicts/captures');
+  const all: string[] = [];
+  for (const f of readdirSync(captures).filter((x) => x.endsWith('.zst')).sort()) {
+    const j = analyzeJson([join(captures, f)]);
+    assert.ok(validate(j), `${f}:\n${errors()}`);
+    all.push(JSON.stringify(j));
+  }
+  const json = all.join('\n');
+  assert.match(json, /"verdict":"unfreed"[^{}]*"trend":"(leak|growing|bounded|steady)","atExit":\{"bytes":\d+\}/);
+  assert.match(json, /"verdict":\{"verdict":"no-calls"[^]*?"hint":"[^"]+"/);
+  assert.match(json, /"found":[1-9]/);
+  // The schema ties them: a trend without unfreed, or a hint without no-calls, fails.
+  const withHint = JSON.parse(all.find((s) => s.includes('"no-calls"'))!) as { processes: { verdict: { verdict: string }; hint?: string }[] };
+  const called = withHint.processes.find((p) => p.verdict.verdict !== 'no-calls')!;
+  called.hint = 'try something';
+  assert.equal(validate(withHint), false);
+  const withTrend = JSON.parse(all.find((s) => s.includes('"unfreed"'))!) as { processes: { verdict: { verdict: string } }[] };
+  withTrend.processes.find((p) => p.verdict.verdict === 'unfreed')!.verdict.verdict = 'steady';
+  assert.equal(validate(withTrend), false);
+});
+
+test('a pool found alive at attach, and a process that made no call, match it', async () => {
+  // An attach trace: the walk found a pool tree before the trace (sizes read), one of them then
+  // grew; a second traced process called nothing.
+  const trace = join(dir, 'found.lstrace');
+  const w = TraceWriter.create(trace, { format: 1, clock: 'ns', source: 'attach', startWallMs: Date.now() });
+  w.event({ kind: 'process', pid: 500, t: 0, ppid: 1, command: 'httpd -k start', exe: '/usr/sbin/apache2' });
+  w.event({ kind: 'process', pid: 501, t: 0, ppid: 500, command: 'httpd -k start', exe: '/usr/sbin/apache2' });
+  w.event({ kind: 'pool-found', pid: 500, t: 10, pool: 0x1000, parent: 0, poolKind: 'apr', tag: 'pglobal' });
+  w.event({ kind: 'pool-found', pid: 500, t: 10, pool: 0x2000, parent: 0x1000, poolKind: 'apr', tag: 'pconf' });
+  w.event({ kind: 'pool-size', pid: 500, t: 11, pool: 0x1000, bytes: 8192 });
+  w.event({ kind: 'pool-size', pid: 500, t: 11, pool: 0x2000, bytes: 16384 });
+  for (let i = 1; i <= 20; i++) w.event({ kind: 'pool-alloc', pid: 500, t: 100 * i, tid: 500, pool: 0x2000, size: 512, addr: 0, stack: 0 });
+  w.event({ kind: 'rss', pid: 501, t: 2000, bytes: 4 << 20 });
+  await w.close();
+  const j = analyzeJson([trace]);
+  assert.ok(validate(j), errors());
+  const s = JSON.stringify(j);
+  assert.match(s, /"pool":"0x2000"[^]*?"found":true/);
+  assert.match(s, /"name":"pconf"[^{}]*"found":1/);
+  assert.match(s, /"verdict":"no-calls"[^]*"hint":"[^"]+"/);
 });
 
 test('recorder traces of real programs (mmap sites, a stripped binary, forked children, sampled) match it', () => {

@@ -33,6 +33,8 @@ export interface Case {
   name: string;
   /** Where the capture comes from ('synthetic', 'apache2 run', 'fixture', ...). */
   source: string;
+  /** What the capture is, in one line (test/verdicts/README.md lists it with the rules). */
+  what: string;
   load: () => Promise<AnalysisResult>;
   rules: Rule[];
 }
@@ -72,11 +74,12 @@ export function labelAll(c: Case, r: AnalysisResult): Scored[] {
 }
 
 /** The verdict states, in the order a matrix lists them. */
-export const STATES: VerdictKind[] = ['leak', 'growing', 'bounded', 'steady', 'unfreed'];
+export const STATES: VerdictKind[] = ['leak', 'growing', 'bounded', 'steady', 'unfreed', 'no-calls'];
 /** Labels that say the entity leaks (the verdict must then be leak or growing). */
 export const LEAKING: ReadonlySet<VerdictKind> = new Set<VerdictKind>(['leak', 'growing']);
-/** Labels that say the entity does not leak (the verdict must never be leak). */
-export const NOT_LEAKING: ReadonlySet<VerdictKind> = new Set<VerdictKind>(['bounded', 'steady']);
+/** Labels that say the entity does not leak (the verdict must never be leak): a process that
+ *  made no call in the trace (`no-calls`) has nothing that could leak in it. */
+export const NOT_LEAKING: ReadonlySet<VerdictKind> = new Set<VerdictKind>(['bounded', 'steady', 'no-calls']);
 
 export interface Score {
   total: number;
@@ -116,7 +119,7 @@ export function score(rows: Scored[]): Score {
 /** The confusion matrix as text: a row per label, a column per verdict. */
 export function matrixText(s: Score): string {
   const states = [...new Set([...STATES, ...s.matrix.keys(), ...[...s.matrix.values()].flatMap((m) => [...m.keys()])])];
-  const w = 9;
+  const w = 10;
   const lines = [`${'label \\ verdict'.padEnd(16)}${states.map((x) => x.padStart(w)).join('')}${'total'.padStart(w)}`];
   for (const want of states) {
     const m = s.matrix.get(want);

@@ -5,7 +5,7 @@
 //   node --import tsx test/verdicts/make-captures.ts OUTDIR [NAME...]
 //
 // writes OUTDIR/NAME.lstrace (or NAME.log for a debug log) for each capture (all by default).
-// `npm run bench -- verdicts` with VERDICTS_FRESH=1 makes them afresh and scores them; the small
+// `npm run bench -- verdicts` with LSBENCH_VERDICTS_FRESH=1 makes them afresh and scores them; the small
 // ones the tests read are committed, zstd-compressed, in test/verdicts/captures/.
 
 import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
@@ -82,14 +82,21 @@ async function drive(port: number, paths: string[]): Promise<void> {
 }
 
 /** `leakscope ...` from the source tree, as the tests run it. */
-function cli(args: string[], opts: { detached?: boolean } = {}): { child: ChildProcess; done: Promise<{ code: number | null; err: string }> } {
+function cli(args: string[], opts: { detached?: boolean } = {}): { child: ChildProcess; done: Promise<{ code: number | null; err: string }>; stderr(): string } {
   const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src', 'cli', 'main.ts'), ...args], {
     cwd: root, stdio: ['ignore', 'ignore', 'pipe'], detached: opts.detached,
   });
   let err = '';
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()));
   const done = new Promise<{ code: number | null; err: string }>((r) => child.on('exit', (code) => r({ code, err })));
-  return { child, done };
+  return { child, done, stderr: () => err };
+}
+
+/** Attach is tracing once it says so on stderr (every target's probes placed); an attach that
+ *  exits before that is an error. */
+async function attachReady(att: ReturnType<typeof cli>): Promise<void> {
+  await waitFor('attach to trace', () => att.stderr().includes('leakscope: tracing') || att.child.exitCode !== null, 60_000);
+  if (att.child.exitCode !== null) throw new Error(`attach exited: ${(await att.done).err}`);
 }
 
 async function symbolize(trace: string): Promise<void> {
@@ -218,6 +225,15 @@ const APACHE_MIXED = [
   ...times(60, '/vd/ok'),
 ];
 
+/** Before the attach: 120 leaks into pchild, the cache filled with all its 24 keys. */
+const APACHE_WARMUP = times(240, (i) => (i % 2 ? '/vd/leak' : `/vd/cache?k${(i >> 1) % 24}`));
+/** While traced: 80 more leaks, cache hits only, one 300-chunk stream, quiet traffic. */
+const APACHE_WARM_TRACED = [
+  ...times(160, (i) => (i % 2 ? '/vd/leak' : `/vd/cache?k${(i >> 1) % 24}`)),
+  '/vd/stream?300',
+  ...times(60, '/vd/ok'),
+];
+
 async function stopApache(dir: string): Promise<void> {
   const pid = Number(readFileSync(join(dir, 'httpd.pid'), 'utf8').trim());
   process.kill(pid, 'SIGTERM');
@@ -256,9 +272,7 @@ async function apacheUnderAttach(dir: string, outDir: string, name: string, traf
   const port = await freePort();
   const conf = apacheConf(dir, port, mod);
   const att = cli(['attach', '--exe', exe, '--allocator', 'apr', '--pool-allocs', '--no-report', '-o', out]);
-  await waitFor('attach to trace', () => existsSync(out) || att.child.exitCode !== null);
-  await sleep(1500); // the probes are placed once the trace file exists
-  if (att.child.exitCode !== null) throw new Error(`attach exited: ${(await att.done).err}`);
+  await attachReady(att);
   const start = spawnSync(exe, ['-f', conf], { env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') } });
   if (start.status !== 0) throw new Error(`apache2: ${start.stderr}`);
   let attached: Awaited<typeof att.done>;
@@ -277,6 +291,37 @@ async function apacheUnderAttach(dir: string, outDir: string, name: string, traf
   }
   if (attached.code !== 0) throw new Error(`leakscope attach: ${attached.code}\n${attached.err}`);
   await symbolize(out); // while the module's file is there
+}
+
+/** apache2 started untraced and warmed up (the module's leak into pchild, the cache filled),
+ *  then traced by `leakscope attach --pid PARENT --children`: pchild, the cache pool and the
+ *  connection pool are alive before the attach, so only the discovery walk finds them (`found`);
+ *  the trace sees pchild go on growing, the cache only hit, one long stream. */
+async function apacheAttachWarm(dir: string, outDir: string): Promise<void> {
+  const out = join(outDir, 'apache-attach-warm.lstrace');
+  chmodSync(dir, 0o755);
+  const mod = buildModule(dir);
+  const port = await freePort();
+  const conf = apacheConf(dir, port, mod);
+  const start = spawnSync('/usr/sbin/apache2', ['-f', conf], { env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') } });
+  if (start.status !== 0) throw new Error(`apache2: ${start.stderr}`);
+  try {
+    await waitPort(port);
+    await drive(port, APACHE_WARMUP);
+    const parent = Number(readFileSync(join(dir, 'httpd.pid'), 'utf8').trim());
+    const att = cli(['attach', '--pid', String(parent), '--children', '--allocator', 'apr', '--pool-allocs', '--no-report', '-o', out]);
+    try {
+      await attachReady(att);
+      await drive(port, APACHE_WARM_TRACED);
+    } finally {
+      att.child.kill('SIGINT');
+    }
+    const r = await att.done;
+    if (r.code !== 0) throw new Error(`leakscope attach: ${r.code}\n${r.err}`);
+  } finally {
+    await stopApache(dir);
+  }
+  await symbolize(out);
 }
 
 // --- nginx with Lua ---------------------------------------------------------------------------
@@ -430,6 +475,10 @@ export const CAPTURES: CaptureSpec[] = [
   {
     name: 'apache-attach-mixed', files: ['apache-attach-mixed.lstrace'], root: true, what: 'apache2 + mod_vd under attach: the cache, the stream, quiet traffic; the trace ends with the server running',
     make: (d, o) => apacheUnderAttach(d, o, 'apache-attach-mixed', APACHE_MIXED),
+  },
+  {
+    name: 'apache-attach-warm', files: ['apache-attach-warm.lstrace'], root: true, what: 'apache2 + mod_vd warmed up untraced (pchild leaking, the cache filled), then attach --pid --children: pools found alive at attach',
+    make: (d, o) => apacheAttachWarm(d, o),
   },
   {
     name: 'nginx-lua-debug', files: ['nginx-lua-debug.log'], what: 'Debian nginx + Lua (daemonizing, one worker), its debug log: Lua churn, a Lua-table leak (invisible to the log), late regexes cached in the cycle pool',

@@ -13,7 +13,7 @@ import { readInputs } from '../../src/sources/open.js';
 import type { Event } from '../../src/model/events.js';
 import type { AnalysisResult, ProcessReport } from '../../src/analyses/result.js';
 import type { Case, Entity, Rule } from './entities.js';
-import { CUT_MARKER } from './make-captures.js';
+import { CAPTURES, CUT_MARKER } from './make-captures.js';
 
 export const CAPTURE_DIR = fileURLToPath(new URL('./captures/', import.meta.url));
 const FIXTURES = fileURLToPath(new URL('../fixtures/', import.meta.url));
@@ -78,6 +78,12 @@ function loadCut(path: string): () => Promise<AnalysisResult> {
   };
 }
 
+/** What a capture is (make-captures.ts says it), and how the case reads it. */
+function captureWhat(name: string, live = false): string {
+  const w = CAPTURES.find((c) => c.name === name)!.what;
+  return live ? `${w}; cut at the marker written before it was stopped: the server still running` : `${w}; to its end`;
+}
+
 /** A capture file: the committed one (.zst) or, with `dir`, a fresh one. */
 function capture(dir: string | undefined, file: string): string {
   if (dir) return join(dir, file);
@@ -95,11 +101,12 @@ const SERVER_COMMON: Rule[] = [
   rule(kind('site'), 'steady', 'libc and loader start-up allocations, made once'),
 ];
 
-function serverCase(dir: string | undefined, name: string, live: boolean, what: string, own: Rule[]): Case {
+function serverCase(dir: string | undefined, name: string, live: boolean, _shape: string, own: Rule[]): Case {
   const path = capture(dir, `${name}.lstrace`);
   return {
     name: `${name}${live ? '-live' : ''}`,
     source: live ? 'vd-server run (cut at a snapshot while running)' : 'vd-server run',
+    what: captureWhat(name, live),
     load: live ? loadCut(path) : load([path]),
     rules: [...own, ...SERVER_COMMON],
   };
@@ -107,7 +114,7 @@ function serverCase(dir: string | undefined, name: string, live: boolean, what: 
 
 function serverCases(dir?: string): Case[] {
   const out: Case[] = [{
-    name: 'short-program', source: 'C program run', load: load([capture(dir, 'short-program.lstrace')]),
+    name: 'short-program', source: 'C program run', what: captureWhat('short-program'), load: load([capture(dir, 'short-program.lstrace')]),
     rules: [
       rule(site('keep'), 'unfreed', '1,000 blocks of 64 B kept in a loop and never freed: the program exits holding them'),
       rule(heldAtExit, 'unfreed', 'held when the program exited (its blocks, libc)'),
@@ -187,7 +194,7 @@ function apacheCases(dir?: string): Case[] {
     rule(and(kind('process'), child), 'bounded', 'the child: its cache fills early and holds; one long stream grows the connection pool, released at close'),
     rule(classOrPool('transaction'), 'bounded', 'the connection pool grows during the 300-chunk stream and is cleared when the connection ends'),
     rule(site('vd_stream_chunk'), 'bounded', 'the stream chunks, released when the connection ends'),
-    rule((e) => !!e.pool && Math.max(...(e.pool.series?.hi ?? [0])) >= 100 * 1024, 'bounded', "the child's only pool that can reach 100 KiB: the connection pool during the 300-chunk stream (150 KiB of chunks), its tag unseen by an attach that began after its creation; cleared when the connection ends"),
+    rule(and(child, (e) => !!e.pool && !e.pool.tag && Math.max(...(e.pool.series?.hi ?? [0])) >= 100 * 1024), 'bounded', "the child's only untagged pool that can reach 100 KiB: the connection pool during the 300-chunk stream (150 KiB of chunks), its tag unseen by an attach that began after its creation; cleared when the connection ends"),
     rule(fedBy('vd_stream_chunk'), 'bounded', 'the pool vd_stream_chunk feeds (the connection pool, its tag unseen by an attach that began after its creation): grows during the stream, cleared when the connection ends'),
     rule(classOrPool('vd-cache'), 'bounded', 'the cache: fills with 24 entries in its first 24 requests (a fifth of the traffic), then only hits'),
     rule(fedBy('vd_cache_get'), 'bounded', 'the pool vd_cache_get feeds (the cache pool, its tag unseen by an attach that began after its creation)'),
@@ -195,14 +202,27 @@ function apacheCases(dir?: string): Case[] {
     rule(site('vd_cache_get'), 'bounded', 'the cache entries: 24, made in the first 24 cache requests'),
     rule(classOrPool('pchild'), 'steady', 'pchild: the cache pool is its child, nothing else'),
   ];
-  const cases: Case[] = [
-    { name: 'apache-run-leak', source: 'apache2 run', load: load([capture(dir, 'apache-run-leak.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...leak, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
-    { name: 'apache-run-mixed', source: 'apache2 run', load: load([capture(dir, 'apache-run-mixed.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...mixed, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
+  // Warmed up before the attach: pchild, the cache pool and the connection pool were made (and
+  // pchild leaked, the cache filled) before the trace began: the walk finds them alive.
+  const warm: Rule[] = [
+    rule(and(kind('process'), child), 'leak', 'the child: its pchild, alive before the attach, goes on growing by 2 KiB a /vd/leak request'),
+    rule(classOrPool('pchild'), 'leak', "pchild, found alive at attach holding the warm-up's 120 leaks: 2 KiB more per /vd/leak request while traced"),
+    rule(fedBy('vd_leak'), 'leak', 'the pool vd_leak feeds (pchild, found alive at attach): 2 KiB per /vd/leak request'),
+    rule(site('vd_leak'), 'leak', 'vd_leak: 2 KiB per /vd/leak request into pchild'),
+    rule(classOrPool('transaction'), 'bounded', 'the connection pool, found alive at attach: grows during the 300-chunk stream and is cleared when the connection ends'),
+    rule(fedBy('vd_stream_chunk'), 'bounded', 'the pool vd_stream_chunk feeds (the connection pool): grows during the stream, cleared when the connection ends'),
+    rule(site('vd_stream_chunk'), 'bounded', 'the stream chunks, released when the connection ends'),
+    rule(classOrPool('vd-cache'), 'steady', 'the cache pool, filled with its 24 entries during the warm-up before the attach: while traced, only hits'),
+    rule(site('vd_cache_get'), 'steady', 'the cache: no new entry while traced (only hits)'),
   ];
-  for (const c of [['apache-attach-leak', leak], ['apache-attach-mixed', mixed]] as const) {
+  const cases: Case[] = [
+    { name: 'apache-run-leak', source: 'apache2 run', what: captureWhat('apache-run-leak'), load: load([capture(dir, 'apache-run-leak.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...leak, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
+    { name: 'apache-run-mixed', source: 'apache2 run', what: captureWhat('apache-run-mixed'), load: load([capture(dir, 'apache-run-mixed.lstrace')]), rules: [...APACHE_COMMON.slice(0, 5), ...mixed, ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] },
+  ];
+  for (const c of [['apache-attach-leak', leak], ['apache-attach-mixed', mixed], ['apache-attach-warm', warm]] as const) {
     const path = capture(dir, `${c[0]}.lstrace`);
     if (!existsSync(path)) continue; // attach needs root and eBPF: made where they exist
-    cases.push({ name: c[0], source: 'apache2 attach', load: load([path]), rules: [...APACHE_COMMON.slice(0, 5), ...c[1], ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] });
+    cases.push({ name: c[0], source: 'apache2 attach', what: CAPTURES.find((x) => x.name === c[0])!.what, load: load([path]), rules: [...APACHE_COMMON.slice(0, 5), ...c[1], ...APACHE_COMMON.slice(5), rule(any, 'steady', 'the child: the rest of its pools, made at its start')] });
   }
   return cases;
 }
@@ -213,34 +233,38 @@ const leaf = (r: AnalysisResult, p: ProcessReport): boolean => children(r, p).le
 /** nginx's worker: named so in a debug log; under `run`, the process at the bottom of the tree
  *  that allocated (the launcher forks the master, the master the worker). */
 const worker: Test = (e, r) => /worker process/.test(e.proc.command) || (leaf(r, e.proc) && children(r, e.proc).length === 0 && r.processes.some((p) => p.pid === e.proc.ppid && !leaf(r, p)) && r.processes.some((p) => children(r, p).some((c) => c.pid === e.proc.ppid)));
+/** nginx's master under `run`: the parent of the worker. */
+const master: Test = (e, r) => children(r, e.proc).some((c) => worker({ ...e, proc: c }, r));
 const viaMmapIn = (module: RegExp): Test => (e) => e.kind === 'site' && e.site!.via === 'mmap' && module.test(e.site!.label);
 
 function nginxCases(dir?: string): Case[] {
   const run = capture(dir, 'nginx-lua-run.lstrace');
   return [
     {
-      name: 'nginx-lua-debug', source: 'nginx debug log', load: load([capture(dir, 'nginx-lua-debug.log')]),
+      name: 'nginx-lua-debug', source: 'nginx debug log', what: captureWhat('nginx-lua-debug'), load: load([capture(dir, 'nginx-lua-debug.log')]),
       rules: [
         rule(and(kind('process'), worker), 'leak', "the worker: the last 60 requests each compile a new regex its cache keeps (the Lua-table leak is in LuaJIT's own heap, which a debug log does not show)"),
         rule(worker, 'steady', "the worker's start-up memory and per-request allocations, released with their requests"),
-        rule(any, 'steady', 'the master and the start-up process: no allocation lines of their own after start-up'),
+        rule(and(kind('process'), (e) => !/master process/.test(e.proc.command)), 'no-calls', 'the start-up process: it parsed the configuration before the debug log was open, so the log holds no allocation line of it'),
+        rule(any, 'steady', 'the master: its configuration came from the start-up process; it frees a block at exit'),
       ],
     },
     {
-      name: 'nginx-lua-run', source: 'nginx run', load: load([run]),
+      name: 'nginx-lua-run', source: 'nginx run', what: captureWhat('nginx-lua-run'), load: load([run]),
       rules: [
         rule(heldAtExit, 'unfreed', 'held when the process exited: its configuration, LuaJIT, OpenSSL and the loader (the worker closes its Lua state, so the Lua leak is released at exit)'),
         rule(any, 'steady', 'released by exit: the master (the launcher made what it holds)'),
       ],
     },
     {
-      name: 'nginx-lua-run-live', source: 'nginx run (cut at a marker while running)', load: loadCut(run),
+      name: 'nginx-lua-run-live', source: 'nginx run (cut at a marker while running)', what: captureWhat('nginx-lua-run', true), load: loadCut(run),
       rules: [
         rule(and(kind('process'), worker), 'leak', "the worker: keeps 16 KiB a /leak request in a Lua table, LuaJIT's heap growing by mapped chunks"),
         rule(and(worker, viaMmapIn(/luajit/), (e) => e.site!.bytes === Math.max(...e.proc.sites.filter((s) => s.via === 'mmap' && /luajit/.test(s.label)).map((s) => s.bytes))), 'leak', "LuaJIT's heap chunks (mmap, its largest mapping site) in the worker: the Lua table of 16 KiB strings keeps growing"),
         rule(and(worker, viaMmapIn(/luajit/)), 'steady', "LuaJIT's other mappings in the worker (its machine-code area for compiled traces), made once"),
         rule(and(worker, site('ngx_http_lua_ffi_compile_regex')), 'leak', "the last 60 requests each compile a new regex with \"o\": the worker's cache keeps every one (its limit, 1,024, is far away), so within this trace it grows like a leak"),
         rule(heldAtExit, 'unfreed', 'the start-up process exited (before the cut) holding its configuration, LuaJIT and OpenSSL'),
+        rule(and(kind('process'), master), 'no-calls', 'the master: its configuration was made by the start-up process before the fork; it allocates nothing until told to quit (after the cut)'),
         rule(any, 'steady', "start-up memory of the master and the worker (configuration, connections), made once"),
       ],
     },
@@ -252,7 +276,7 @@ function nginxCases(dir?: string): Case[] {
 function fixtureCases(): Case[] {
   return [
     {
-      name: 'fixture-apr-httpd', source: 'fixture (APR pool-debug log)', load: load([join(FIXTURES, 'apr-pool-debug.httpd-1child.log.gz')]),
+      name: 'fixture-apr-httpd', source: 'fixture (APR pool-debug log)', what: 'test/fixtures/apr-pool-debug.httpd-1child.log.gz: httpd 2.4.62 prefork, one child, 40 × (/ok, /leak: 2 KiB into pchild), one /stream?40, 20 × /ok, a graceful stop', load: load([join(FIXTURES, 'apr-pool-debug.httpd-1child.log.gz')]),
       rules: [
         rule((e) => e.proc.pid === 3153, 'steady', "httpd's start-up process (3153): parses the configuration, forks the parent, never heard from again"),
         rule((e) => e.proc.pid === 3156, 'steady', 'the parent (3156): its configuration, then it watches the child'),
@@ -263,8 +287,10 @@ function fixtureCases(): Case[] {
       ],
     },
     {
-      name: 'fixture-nginx', source: 'fixture (nginx debug log)', load: load([join(FIXTURES, 'nginx-debug.1worker.log.gz')]),
+      name: 'fixture-nginx', source: 'fixture (nginx debug log)', what: 'test/fixtures/nginx-debug.1worker.log.gz: nginx 1.31.4 --with-debug, one worker, 30 × (/ok, /scratch?forget: a 4 KiB pool never destroyed), 30 × /scratch, nginx -s quit', load: load([join(FIXTURES, 'nginx-debug.1worker.log.gz')]),
       rules: [
+        rule((e) => e.kind === 'process' && e.proc.pid === 3640, 'no-calls', 'the start-up process (3640): it parsed the configuration before the debug log was open, so the log holds no allocation line of it'),
+        rule((e) => e.kind === 'process' && e.proc.pid === 3737, 'no-calls', 'the `nginx -s quit` signal process (3737): it only sends a signal, with no allocation line'),
         rule((e) => e.kind === 'site' && e.site!.label === 'GET /scratch', 'leak', '/scratch?forget=i leaks a 4 KiB pool per request for the first half'),
         rule((e) => e.kind === 'process' && e.proc.sites.some((s) => s.label === 'GET /scratch'), 'leak', 'the worker: 30 leaked 4 KiB pools'),
         rule(any, 'steady', 'the master and the worker outside /scratch: start-up memory and per-connection churn'),

@@ -10,8 +10,9 @@ import { labelAll } from './entities.js';
 import { CAPTURES, makeCapture } from './make-captures.js';
 import { realCases } from './real.js';
 
-/** The `run` captures whose verdicts could depend on timing. */
-export const TIMING_SENSITIVE = ['short-program', 'srv-slow-leak', 'srv-sawtooth', 'srv-step', 'srv-lru', 'srv-daemon'];
+/** The `run` captures: their verdicts could depend on timing (every one of the corpus's captures
+ *  made by `leakscope run`; the attach ones need root and take half a minute each). */
+export const TIMING_SENSITIVE = CAPTURES.filter((c) => !c.root && c.files.every((f) => f.endsWith('.lstrace'))).map((c) => c.name);
 
 export interface RepeatResult {
   /** Per case: the verdicts of each entity group (by the rule that labelled it) in every run. */
@@ -19,16 +20,16 @@ export interface RepeatResult {
   lines: string[];
 }
 
-/** Entity groups (kind and label rule) → the sorted verdicts of their entities. */
+/** Entity groups (kind and label rule) → the verdicts their entities got, each once, sorted (how
+ *  many libc or loader sites a catch-all rule labels is not a verdict). */
 function groups(rows: ReturnType<typeof labelAll>): Map<string, VerdictKind[]> {
   const out = new Map<string, VerdictKind[]>();
   for (const r of rows) {
     if (!r.label) continue;
     const k = `${r.entity.kind}: ${r.label.why}`;
-    out.set(k, [...(out.get(k) ?? []), r.entity.verdict.verdict]);
+    out.set(k, [...new Set([...(out.get(k) ?? []), r.entity.verdict.verdict])].sort());
   }
-  for (const v of out.values()) v.sort();
-  return out;
+  return new Map([...out].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
 }
 
 const show = (m: Map<string, VerdictKind[]>) => [...m].map(([k, v]) => `${k} → ${[...new Set(v)].join('/')}`).join('; ');

@@ -320,11 +320,11 @@ const sync = (f: () => AnalysisResult) => () => Promise.resolve(f());
 
 export const SYNTHETIC: Case[] = [
   {
-    name: 'syn-short-program', source: 'synthetic', load: sync(() => shortProgram(1.7 * MS)),
+    name: 'syn-short-program', source: 'synthetic', what: "a short program on the recorder's 4 ms clock: 1,000 blocks of 64 B kept in a 3 ms loop, then exit (the tick's phase 1.7 ms; the test tries ten phases)", load: sync(() => shortProgram(1.7 * MS)),
     rules: [rule(any, 'unfreed', 'a short program that exits holding what it allocated: a fact, not a trend (its life is one or two clock ticks)')],
   },
   {
-    name: 'syn-apr-launcher', source: 'synthetic', load: sync(aprLauncher),
+    name: 'syn-apr-launcher', source: 'synthetic', what: "an APR pool-debug log without exit lines: httpd's start-up process fills pconf, forks the parent and is never heard from again; the parent forks a child whose connection pool is cleared after each of 300 connections", load: sync(aprLauncher),
     rules: [
       rule(pid(10), 'steady', "httpd's start-up process: all it did was parse the configuration before forking the parent"),
       rule(pid(11), 'steady', 'the parent: its own configuration at start-up, then quiet'),
@@ -332,7 +332,7 @@ export const SYNTHETIC: Case[] = [
     ],
   },
   {
-    name: 'syn-stream-connection', source: 'synthetic', load: sync(perConnectionStream),
+    name: 'syn-stream-connection', source: 'synthetic', what: 'an httpd child: 80 short connections, one stream of 200 chunks of 600 B (one every 20 ms) on one connection, 40 short ones, the trace ending inside one; the connection pool cleared after each, a request pool per request', load: sync(perConnectionStream),
     rules: [
       rule(is('class', 'request'), 'steady', 'request pools: created and destroyed in every request'),
       rule(is('class', 'pchild'), 'steady', 'the child pool is never used'),
@@ -342,34 +342,34 @@ export const SYNTHETIC: Case[] = [
     ],
   },
   {
-    name: 'syn-late-cycle-pool', source: 'synthetic', load: sync(lateCyclePool),
+    name: 'syn-late-cycle-pool', source: 'synthetic', what: 'an nginx worker: three 16 KiB blocks of its cycle pool at start-up, 2,000 requests, two more 16 KiB blocks late (from another caller, one site) never released', load: sync(lateCyclePool),
     rules: [
       rule(is('class', /ngx_http_create_request/), 'steady', 'request pools: created and destroyed per request'),
       rule(any, 'growing', 'the cycle pool gains two 16 KiB blocks late and keeps them: too few to call a leak, too many to call steady'),
     ],
   },
   {
-    name: 'syn-bursty-leak', source: 'synthetic', load: sync(burstyLeak),
+    name: 'syn-bursty-leak', source: 'synthetic', what: 'a session kept in every third request, traffic in five bursts with long idle gaps', load: sync(burstyLeak),
     rules: [rule(is('site', /^handle/), 'steady', 'per-request buffers, freed at once'), rule(any, 'leak', 'a session kept per third request, in five bursts of traffic with idle gaps')],
   },
   {
-    name: 'syn-long-slow-leak', source: 'synthetic', load: sync(longSlowLeak),
+    name: 'syn-long-slow-leak', source: 'synthetic', what: '200,000 requests (many changes per series point): 16 B kept in one request of 50', load: sync(longSlowLeak),
     rules: [rule(is('site', /^parse/), 'steady', 'buffers in flight, at most a few at a time'), rule(any, 'leak', '16 B kept in one request of 50 over 200,000 requests')],
   },
   {
-    name: 'syn-startup-then-flat', source: 'synthetic', load: sync(startupThenFlat),
+    name: 'syn-startup-then-flat', source: 'synthetic', what: 'a 2 MiB table built in the first tenth, then churn only', load: sync(startupThenFlat),
     rules: [rule(any, 'steady', 'a 2 MiB table built in the first tenth, then only churn')],
   },
   {
-    name: 'syn-many-teeth', source: 'synthetic', load: sync(manyTeeth),
+    name: 'syn-many-teeth', source: 'synthetic', what: 'a buffer flushed every 25 requests over 500 requests: twenty teeth alike', load: sync(manyTeeth),
     rules: [rule(any, 'steady', 'a buffer flushed every 25 requests: twenty teeth, each like the first')],
   },
   {
-    name: 'syn-exited-long-leak', source: 'synthetic', load: sync(exitedAfterLongLeak),
+    name: 'syn-exited-long-leak', source: 'synthetic', what: 'a block kept every 10 ms for 10 s, then exit without freeing', load: sync(exitedAfterLongLeak),
     rules: [rule(is('site', /^handle/), 'steady', 'per-request buffers, freed at once'), rule(any, 'unfreed', 'a block kept every 10 ms for 10 s, then exit without freeing: not freed at exit (the trend while it ran, a leak)')],
   },
   {
-    name: 'syn-late-starting-leak', source: 'synthetic', load: sync(lateStartingLeak),
+    name: 'syn-late-starting-leak', source: 'synthetic', what: 'churn for four fifths of 5,000 requests, then 64 B kept per request', load: sync(lateStartingLeak),
     rules: [rule(is('site', /^handle/), 'steady', 'per-request buffers, freed at once'), rule(any, 'leak', 'churn only, then 64 B kept per request for the last fifth of the run (1,000 requests)')],
   },
 ];

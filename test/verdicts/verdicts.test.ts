@@ -11,6 +11,8 @@ import { shortProgram } from './synthetic.js';
 import { analyzeFiles } from '../../src/pipeline/analyze-files.js';
 import { renderText, shortLabel } from '../../src/reports/text.js';
 import { frame } from '../../src/model/events.js';
+import { readFileSync } from 'node:fs';
+import { BEGIN, README, renderLabels, withLabels } from './labels.js';
 
 const fixture = (name: string) => fileURLToPath(new URL(`../fixtures/${name}`, import.meta.url));
 
@@ -122,4 +124,36 @@ test('5. the text table keeps a site\'s function whole and shortens its path to 
   assert.equal(shortLabel(site, 8), 'worker_…');
   assert.equal(shortLabel({ label: 'tables/apr_tables.c:66', stack: [frame({ file: 'tables/apr_tables.c', line: 66 })] }, 16), 'apr_tables.c:66');
   assert.equal(shortLabel({ label: 'GET /a/very/long/request/path', stack: [] }, 12), 'GET /a/very…');
+});
+
+test('pools alive before the attach (found by the walk) are judged on what the trace saw: a pchild that leaked before and goes on leaking is a leak', async () => {
+  const rows = (await scored()).filter((x) => x.case === 'apache-attach-warm');
+  const proc = rows.find((x) => x.entity.kind === 'process' && x.label?.label === 'leak')!.entity.proc;
+  const cls = (name: string) => proc.poolClasses.find((c) => c.name === name)!;
+  // pchild, the cache and the connection pool were made before the attach: found, none created.
+  for (const name of ['pchild', 'vd-cache', 'transaction']) {
+    assert.deepEqual([cls(name).created, cls(name).found, cls(name).destroyed], [0, 1, 0], name);
+  }
+  // Request pools are made while traced: created, none found.
+  assert.ok(cls('request').created >= 200 && cls('request').found === 0, JSON.stringify(cls('request')));
+  const flat = (ps: typeof proc.pools): typeof proc.pools => ps.flatMap((p) => [p, ...flat(p.children)]);
+  const pchild = flat(proc.pools).find((p) => p.tag === 'pchild')!;
+  assert.equal(pchild.found, true);
+  // It held the warm-up's 120 leaks of 2 KiB when found, and 80 more while traced.
+  assert.ok(pchild.bytes >= (120 + 80) * 2048, String(pchild.bytes));
+  for (const v of [pchild.verdict!, cls('pchild').verdict, proc.verdict]) assert.ok(['leak', 'growing'].includes(v.verdict), v.explanation);
+  // What it held before the attach is the baseline, not growth: the rate is the traced 80 leaks'.
+  assert.match(cls('pchild').verdict.explanation, /^Grew steadily from [\d.]+ KiB/);
+  assert.ok(cls('pchild').verdict.first >= 120 * 2048, `the series starts at the found size: ${cls('pchild').verdict.first}`);
+  assert.equal(cls('vd-cache').verdict.verdict, 'steady', cls('vd-cache').verdict.explanation);
+  assert.equal(cls('transaction').verdict.verdict, 'bounded', cls('transaction').verdict.explanation);
+  assert.match(cls('transaction').verdict.explanation, /Grows during a connection/);
+});
+
+test('the README lists every case with what it is and its label rules, as the cases hold them', () => {
+  const doc = readFileSync(README, 'utf8');
+  assert.equal(doc.split(BEGIN).length, 2, 'one generated label list');
+  const all = corpus();
+  assert.equal(doc, withLabels(doc, renderLabels(all)), 'test/verdicts/README.md differs from the cases: run node --import tsx test/verdicts/labels.ts --write');
+  for (const c of all) assert.ok(c.what.length > 20, `${c.name}: what it is`);
 });

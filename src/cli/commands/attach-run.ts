@@ -14,7 +14,8 @@ import { eventPerCall, loadProfile, type AllocatorProfile } from '../../attach/p
 import { parseDurationMs as parseDuration } from '../../model/units.js';
 import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
-import { UNWIND_LIB, type AggRow } from '../../attach/loader.js';
+import { unwindLib, type AggRow } from '../../attach/loader.js';
+import { ensureNative } from '../../native/ensure.js';
 import { commandOf, descendants, pidAlive, pidsRunning, exeOf } from '../../proc/processes.js';
 import { checkExe, checkPid, checkProcess } from '../../attach/preflight.js';
 import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
@@ -86,9 +87,13 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     if (!statSync(exe).isFile() || !readElfInfo(exe)) throw new UserError(`${o.exe}: not an ELF executable; give the server's binary (e.g. /usr/sbin/nginx)`);
   }
 
+  // The native parts are built on first use: the BPF loader (it also reads a target's symbols
+  // to choose its allocators) and the unwinder, or the LuaJIT tracer.
+  const bpfParts = (): void => ensureNative(['bpf'], o.unwind ? ['unwind'] : []);
   let profiles: AllocatorProfile[];
   if (o.allocator?.length) profiles = o.allocator.map((a) => loadProfile(a));
   else {
+    bpfParts();
     const first = pid ?? (exe ? pidsRunning(exe)[0] : undefined);
     const exePath = exe ?? (pid !== undefined ? exeOf(pid) : undefined);
     profiles = exePath ? detectProfiles({ pid: first, exe: exePath }) : [];
@@ -100,9 +105,11 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
     if (durationMs === undefined) throw new UserError('--allocator luajit needs --duration (after it, the tracer waits for a GC cycle so garbage is not reported as outstanding)');
     const pids = pid !== undefined ? [pid] : pidsRunning(exe!);
     if (pids.length === 0) throw new UserError(`no running process of ${exe}`);
+    ensureNative(['luajit']);
     await attachLuajitCommand({ pids, children: o.children === true, durationMs, output: o.output, report: o.report, format: o.format as 'text' | 'json', top });
     return;
   }
+  bpfParts(); // the checks below read the target's symbols with the loader
   // refuse what can never be traced, with the reason, before loading anything
   if (pid !== undefined) checkPid(pid, profiles, o.children === true, o.children ? descendants(pid) : []);
   else checkExe(exe!, profiles, pidsRunning(exe!));
@@ -153,7 +160,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       mode: o.mode as 'events' | 'aggregate',
       stackBytes,
       ringbufMb,
-      unwindLib: o.unwind && existsSync(UNWIND_LIB) ? UNWIND_LIB : undefined,
+      unwindLib: o.unwind ? unwindLib() : undefined,
       pollMs: 200,
       poolSampleMs: o.mode === 'events' ? poolSampleMs : 0,
       sink,
@@ -188,6 +195,10 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       if (o.mode === 'aggregate') {
         tableOut.write(await aggText(await session.aggregate()));
       } else if (live) {
+        // the pools' sizes as they are now, not as the last --pool-sample read them: what grew
+        // in this interval is counted in this interval (a pool sampled every 2 s would show its
+        // growth an interval late, or in every other 1 s interval)
+        if (poolSampleMs > 0) session.samplePools();
         live.sample(Number(process.hrtime.bigint() - startMono));
         const view = live.top(top);
         const labels = await symbols.label(view.rows.filter((r) => r.pc && !r.label).map((r) => ({ pid: r.pid, pc: r.pc })));

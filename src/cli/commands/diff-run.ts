@@ -8,7 +8,7 @@ import { analyzeWithWindow } from '../../pipeline/window-run.js';
 import { analyzeInputs } from '../../pipeline/analyze-files.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
 import { DIFF_FORMATS, formatByName } from '../../reports/formats.js';
-import { writeOutput } from '../output.js';
+import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { warnIfDamaged } from '../damage.js';
 
 export interface DiffOpts {
@@ -21,6 +21,8 @@ export interface DiffOpts {
 
 export async function diffCommand(a: string, b: string | undefined, o: DiffOpts): Promise<void> {
   if (!['text', 'json', 'html'].includes(o.format)) throw new UserError(`--format wants text, json or html, got "${o.format}"`);
+  const inputs = b === undefined ? [a] : [a, b];
+  if (o.output !== undefined) OutputFile.check(o.output, { inputs });
   let diff;
   let damaged: string[];
   if (b !== undefined) {
@@ -42,7 +44,7 @@ export async function diffCommand(a: string, b: string | undefined, o: DiffOpts)
     damaged = r.damaged;
   }
   const text = await formatByName(DIFF_FORMATS, o.format).render(diff);
-  if (o.output) await writeOutput(o.output, text);
+  if (o.output !== undefined) writeOutputFile(o.output, text, { inputs });
   else process.stdout.write(text);
   warnIfDamaged(damaged, 'the diff covers the readable part');
 }

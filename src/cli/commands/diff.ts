@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .option('--from <point>', 'with one input: the earlier point (e.g. 30s, 1500ms, an event number, or a marker name)')
     .option('--to <point>', 'with one input: the later point (default: the end)')
     .option('--format <format>', 'text, json or html', 'text')
-    .option('-o, --output <file>', 'write here instead of stdout')
+    .option('-o, --output <file>', 'write here instead of stdout (- is stdout too)')
     .option('--source <name>', 'read the inputs as this source instead of detecting it')
     .action(guard(async (a: string, b: string | undefined, o: DiffOpts) => {
       const { diffCommand } = await loadCommand('diff', () => import('./diff-run.js'));

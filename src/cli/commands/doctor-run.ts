@@ -5,7 +5,7 @@ import { resolve } from 'node:path';
 import { UserError } from '../../errors.js';
 import { runDoctor } from '../../doctor/doctor.js';
 import { renderDoctor } from '../../doctor/render.js';
-import { PACKAGE_ROOT } from '../../native.js';
+import { PACKAGE_ROOT } from '../../native/locate.js';
 
 export interface DoctorOpts {
   pid?: string;

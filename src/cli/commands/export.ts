@@ -16,7 +16,7 @@ export function register(program: Command): void {
     .description('export heap profiles by full stack: pprof (go tool pprof), speedscope JSON, collapsed stacks')
     .argument('<files...>', 'traces (.lstrace) or logs the input layer reads')
     .requiredOption('--to <format>', `one of ${FORMATS.join(', ')}`)
-    .requiredOption('-o, --output <file>', 'the file to write')
+    .requiredOption('-o, --output <file>', 'the file to write, or - for stdout')
     .option('--from <source>', 'read the inputs as this source instead of detecting it')
     .option('--pid <pid>', 'only this process')
     .option('--value <what>', 'collapsed: inuse (outstanding bytes, default) or alloc (allocated bytes)', 'inuse')

@@ -5,6 +5,8 @@
 import { UserError } from '../../errors.js';
 import type { StartProgress } from '../../progress.js';
 import { startProgress } from '../progress.js';
+import { terminalLines } from '../../reports/terminal.js';
+import { safeJson } from '../../reports/json.js';
 import { readInputs } from '../../sources/open.js';
 import type { InputStats } from '../../sources/open.js';
 import { SummarySink } from '../../trace/summary.js';
@@ -34,7 +36,7 @@ export async function fileInfo(path: string, opts: { from?: string; progress?: S
     compression: st.compression,
     bytes: st.bytes,
     chunks: st.chunks,
-    badRecords: st.badRecords,
+    badRecords: st.badRecords + st.dropped,
     warnings: st.warnings,
     ...sink.summary(),
   };
@@ -50,8 +52,8 @@ function renderText(i: FileInfo): string {
   const chunks = i.chunks === undefined ? '' : `, ${num(i.chunks)} chunks`;
   lines.push(`${i.path}: ${what}${comp}, ${bytes(i.bytes)}${chunks}`);
   lines.push(`  source:    ${m.source}${m.hostname ? ` on ${m.hostname}` : ''}`);
-  if (m.command) lines.push(`  command:   ${oneLine(m.command)}`);
-  if (m.startWallMs !== undefined) lines.push(`  started:   ${new Date(m.startWallMs).toISOString()}`);
+  if (m.command) lines.push(`  command:   ${m.command}`);
+  if (m.startWallMs !== undefined) lines.push(`  started:   ${isoTime(m.startWallMs)}`);
   if (m.sampleBytes) lines.push(`  sampling:  one allocation per ~${bytes(m.sampleBytes)} (probability 1 - exp(-size/${m.sampleBytes}))`);
   lines.push(`  clock:     ${m.clock === 'ns' ? 'nanoseconds' : 'event sequence numbers (no timestamps)'}`);
   if (i.firstT !== undefined && i.lastT !== undefined) {
@@ -65,22 +67,24 @@ function renderText(i: FileInfo): string {
   for (const p of i.processes.slice(0, 50)) {
     const exit = p.exitCode === undefined ? '' : `  [exit ${p.exitCode}]`;
     const parent = p.ppid ? ` (parent ${p.ppid})` : '';
-    lines.push(`    ${String(p.pid).padStart(8)}${parent}  ${oneLine(p.command || p.exe || '?')}  — ${num(p.events)} events${exit}`);
+    lines.push(`    ${String(p.pid).padStart(8)}${parent}  ${p.command || p.exe || '?'}  — ${num(p.events)} events${exit}`);
   }
   if (i.processes.length > 50) lines.push(`    … ${i.processes.length - 50} more`);
   if (i.badRecords) lines.push(`  bad records: ${num(i.badRecords)}`);
   if (i.warnings.length) {
     lines.push(`  warnings:  ${i.warnings.length}`);
-    for (const w of i.warnings) lines.push(`    ${oneLine(w)}`);
+    for (const w of i.warnings) lines.push(`    ${w}`);
   } else {
     lines.push('  warnings:  none');
   }
-  return `${lines.join('\n')}\n`;
+  // Trace text is untrusted (source, hostname, command, warnings): no control character reaches the terminal.
+  return `${terminalLines(lines)}\n`;
 }
 
-/** Trace text is untrusted: no control characters reach the terminal. */
-function oneLine(s: string): string {
-  return s.replace(/[\u0000-\u001f\u007f-\u009f]/g, (c) => (c === '\n' ? '⏎' : '�'));
+/** A wall-clock time, or what it is when it is none (the header's value is a claim). */
+function isoTime(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? `not a valid time (${String(ms)})` : d.toISOString();
 }
 
 function bytes(n: number): string {
@@ -103,6 +107,6 @@ export async function infoCommand(files: string[], o: InfoOpts): Promise<void> {
   if (o.format !== 'text' && o.format !== 'json') throw new UserError(`--format must be text or json, not "${o.format}"`);
   const infos: FileInfo[] = [];
   for (const f of files) infos.push(await fileInfo(f, { from: o.from, progress: startProgress }));
-  if (o.format === 'json') process.stdout.write(`${JSON.stringify({ files: infos }, null, 2)}\n`);
+  if (o.format === 'json') process.stdout.write(`${safeJson({ files: infos })}\n`);
   else process.stdout.write(infos.map(renderText).join('\n'));
 }

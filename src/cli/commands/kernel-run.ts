@@ -3,7 +3,7 @@
 // Registered by commands/kernel.ts, which loads this module only when the command runs.
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
-import { existsSync, rmSync } from 'node:fs';
+import { existsSync, lstatSync, rmSync } from 'node:fs';
 import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { FORMAT_VERSION } from '../../trace/format.js';
@@ -11,6 +11,7 @@ import { monoNowNs } from '../../kernel/clock.js';
 import { parseDurationMs } from '../../model/units.js';
 import { pidsRunning } from '../../proc/processes.js';
 import { KernelTraceError, startKernelTrace } from '../../kernel/trace.js';
+import { ensureNative } from '../../native/ensure.js';
 
 export interface KernelOpts {
   pid?: string[];
@@ -39,6 +40,9 @@ export async function kernelCommand(o: KernelOpts): Promise<void> {
   const rssMs = o.rssInterval === '0' ? 0 : parseDurationMs(o.rssInterval);
   if (rssMs === undefined) throw new UserError(`--rss-interval: not a duration: ${o.rssInterval}`);
 
+  // ls-kstack (mmap events with whole stacks) is built on first use when it can be; without it
+  // mmap events come without stacks.
+  ensureNative([], ['kstack']);
   const start = monoNowNs();
   const writer = TraceWriter.create(o.output, {
     format: FORMAT_VERSION, clock: 'ns', startWallMs: Date.now(), startMonoNs: start.toString(),
@@ -52,7 +56,8 @@ export async function kernelCommand(o: KernelOpts): Promise<void> {
     });
   } catch (err) {
     await writer.close();
-    rmSync(o.output, { force: true });  // nothing was traced: leave no header-only file behind
+    // Nothing was traced: leave no header-only file behind (a device or FIFO is not ours to remove).
+    if (o.output !== '-' && lstatSync(o.output, { throwIfNoEntry: false })?.isFile()) rmSync(o.output, { force: true });
     throw err instanceof KernelTraceError ? new UserError(err.message) : err;
   }
   process.stderr.write(`leakscope: tracing the kernel side of ${trace.pids.size ? `pid ${[...trace.pids].join(',')}` : ''}${exe ? `${trace.pids.size ? ' and ' : ''}processes of ${exe}` : ''}; Ctrl-C to stop\n`);
@@ -65,5 +70,5 @@ export async function kernelCommand(o: KernelOpts): Promise<void> {
   process.off('SIGINT', stop);
   process.off('SIGTERM', stop);
   await writer.close();
-  process.stderr.write(`leakscope: wrote ${stats.events} events to ${o.output}${stats.lost ? ` (${stats.lost} lost)` : ''}\n`);
+  process.stderr.write(`leakscope: wrote ${stats.events} events to ${o.output === '-' ? 'stdout' : o.output}${stats.lost ? ` (${stats.lost} lost)` : ''}\n`);
 }

@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .option('-p, --pid <pid...>', 'trace these processes and their descendants')
     .option('--exe <path>', 'trace every process running or starting this executable')
     .option('-d, --duration <time>', 'stop after this long (30s, 5m, 1h); default: until Ctrl-C or the targets exit')
-    .option('-o, --output <trace>', 'trace file to write', 'kernel.lstrace')
+    .option('-o, --output <trace>', 'trace file to write, or - for stdout', 'kernel.lstrace')
     .option('--rss-interval <time>', 'RSS sampling period (0 = none)', '1s')
     .option('--faults', 'also count user page faults per process (every second)')
     .option('--no-machine', 'leave out machine-wide OOM kills and direct-reclaim stalls')

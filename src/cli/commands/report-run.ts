@@ -8,7 +8,7 @@ import { UserError } from '../../errors.js';
 import { startProgress } from '../progress.js';
 import { analyzeWithWindow } from '../../pipeline/window-run.js';
 import { ANALYSIS_FORMATS, formatByName } from '../../reports/formats.js';
-import { writeOutput } from '../output.js';
+import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { warnIfDamaged } from '../damage.js';
 import { intOpt } from '../int-option.js';
 
@@ -35,12 +35,15 @@ function openInBrowser(path: string): void {
 
 export async function reportCommand(files: string[], o: ReportOpts): Promise<void> {
   const pid = intOpt('--pid', o.pid);
+  // Checked before the analysis: an output that is an input, a directory or another user's
+  // symlink is refused at once, not after minutes of reading.
+  OutputFile.check(o.output!, { inputs: files });
   const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: startProgress });
   if (!run.result) throw new UserError('no analysis result');
-  const out = resolve(o.output!);
   const html = await formatByName(ANALYSIS_FORMATS, 'html').render({ result: run.result, window: run.window });
-  await writeOutput(out, html);
-  process.stderr.write(`leakscope: wrote ${out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)\n`);
+  const out = o.output === '-' ? '-' : resolve(o.output!);
+  writeOutputFile(out, html, { inputs: files });
+  if (out !== '-') process.stderr.write(`leakscope: wrote ${out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)\n`);
   warnIfDamaged(run.damaged);
-  if (o.open) openInBrowser(out);
+  if (o.open && out !== '-') openInBrowser(out);
 }

@@ -12,7 +12,7 @@ export function register(program: Command): void {
     .command('report')
     .description('write a self-contained HTML report (charts, flame graph, sites, pools) of traces or logs')
     .argument('<files...>', 'traces (.lstrace) or logs the input layer reads')
-    .requiredOption('-o, --output <file>', 'the HTML file to write')
+    .requiredOption('-o, --output <file>', 'the HTML file to write, or - for stdout')
     .option('--open', 'open the report in a browser when a desktop is available (else print its path)')
     .option('--from <source>', 'read the inputs as this source instead of detecting it')
     .option('--pid <pid>', 'only this process')

@@ -4,7 +4,7 @@
 
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { PACKAGE_ROOT } from '../../native.js';
+import { PACKAGE_ROOT } from '../../native/locate.js';
 
 export interface WebAssets {
   js: string;
@@ -26,7 +26,8 @@ async function load(): Promise<WebAssets> {
     return { js: readFileSync(join(built, 'report.js'), 'utf8'), css: readFileSync(join(built, 'report.css'), 'utf8') };
   }
   if (!existsSync(join(root, 'web', 'report.ts'))) {
-    throw new Error('the report page was not built (run npm run build)');
+    // No web/ sources: an installed package that lost its bundle; only a reinstall brings it back.
+    throw new Error(`the report page is missing from this installation (${join(built, 'report.js')}): reinstall leakscope`);
   }
   const mod = (await import(join(root, 'scripts', 'build-web.mjs'))) as { bundleWeb: () => Promise<WebAssets> };
   return mod.bundleWeb();

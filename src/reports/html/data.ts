@@ -22,9 +22,13 @@ export interface ReportLimits {
   /** Grid cells embedded for the whole report: past it, time buckets are merged in pairs
    *  (coarser ranges), then the smallest stacks are merged. */
   cells: number;
+  /** Processes embedded in full (charts, sites, pools, flame graph): the worst verdicts and the
+   *  most outstanding memory first; the others keep their summary row only, so a trace of
+   *  20,000 short-lived processes gives a page a browser can open. */
+  processes: number;
 }
 
-export const DEFAULT_LIMITS: ReportLimits = { points: 800, stacks: 2000, sites: 500, pools: 2000, lines: 3, cells: 400_000 };
+export const DEFAULT_LIMITS: ReportLimits = { points: 800, stacks: 2000, sites: 500, pools: 2000, lines: 3, cells: 400_000, processes: 500 };
 
 export interface ChartLine {
   name: string;
@@ -104,6 +108,8 @@ export interface ProcessData {
   poolsTotal: number;
   poolClasses: { name: string; kind: string; live: number; created: number; found?: number; destroyed: number; bytes: number; peakBytes: number; verdict: string; why: string }[];
   flame?: FlameData;
+  /** Past limits.processes: only the summary row is embedded (no series, sites, pools, flame). */
+  omitted?: boolean;
 }
 
 /** The page's data: the analysis' header fields as they are, plus what the page adds. */
@@ -139,8 +145,31 @@ export function buildReportData(result: AnalysisResult, window: WindowState | un
     bucketWidth: window?.width ?? 0,
     buckets: window?.buckets ?? 0,
     strings: strings.values,
-    processes: result.processes.map((p) => processData(p, byPid.get(p.pid), strings, limits,
-      Math.max(100, Math.floor(limits.cells / Math.max(1, result.processes.length))), window?.width ?? 0, window?.buckets ?? 0)),
+    processes: (() => {
+      const full = fullProcesses(result.processes, limits.processes);
+      const budget = Math.max(100, Math.floor(limits.cells / Math.max(1, Math.min(result.processes.length, limits.processes ?? Infinity))));
+      return result.processes.map((p) => (full.has(p)
+        ? processData(p, byPid.get(p.pid), strings, limits, budget, window?.width ?? 0, window?.buckets ?? 0)
+        : summaryOnly(p)));
+    })(),
+  };
+}
+
+const RANK: Record<string, number> = { leak: 3, growing: 2, bounded: 1, steady: 0 };
+
+/** The processes embedded in full: the worst verdicts, then the most outstanding memory. */
+function fullProcesses(ps: ProcessReport[], max = Infinity): Set<ProcessReport> {
+  if (ps.length <= max) return new Set(ps);
+  const out = (p: ProcessReport) => p.outstanding.heapBytes + p.outstanding.poolBytes + p.outstanding.mmapBytes;
+  return new Set([...ps].sort((a, b) => (RANK[b.verdict.verdict] ?? 0) - (RANK[a.verdict.verdict] ?? 0) || out(b) - out(a)).slice(0, max));
+}
+
+/** A process past the limit: its summary row. */
+function summaryOnly(p: ProcessReport): ProcessData {
+  return {
+    pid: p.pid, ppid: p.ppid, command: p.command, exited: p.exited, startT: p.startT, endT: p.endT, verdict: p.verdict,
+    outstanding: p.outstanding, allocated: p.allocated, rssBytes: p.rssBytes, x: [], lines: [], markers: [],
+    sites: [], sitesTotal: p.sites.length, pools: [], poolsTotal: 0, poolClasses: [], omitted: true,
   };
 }
 

@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import type { ReportData } from './data.js';
 import { loadWebAssets } from './assets.js';
+import { terminalSafe } from '../terminal.js';
 
 /** JSON that cannot end its <script> element or open a comment, and that survives any JS parser. */
 export function safeJson(value: unknown): string {
@@ -16,8 +17,9 @@ export function safeJson(value: unknown): string {
     .replace(/\u2029/g, '\\u2029');
 }
 
+/** Text for HTML: markup characters escaped, control characters shown as stand-ins (terminal.ts). */
 export function escapeHtml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
+  return terminalSafe(s).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]!);
 }
 
 export async function renderHtml(data: ReportData): Promise<string> {

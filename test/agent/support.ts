@@ -1,0 +1,264 @@
+// Shared by the agent tests: Debian's nginx and apache2 (private copies of their executables, so
+// an --exe target sees only ours) with our leaking modules, the agent run through the CLI,
+// Prometheus started on its own port and data directory, and a Prometheus text parser.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { copyFileSync, mkdirSync, writeFileSync } from 'node:fs';
+import { request, Agent as HttpAgent } from 'node:http';
+import { join } from 'node:path';
+import { root } from '../attach/helpers.js';
+import { spawnCli } from '../support/cli.js';
+import { waitForPort } from '../attach/servers.js';
+
+export interface Proc {
+  child: ChildProcess;
+  stop(signal?: NodeJS.Signals): Promise<void>;
+}
+
+function stopper(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): (s?: NodeJS.Signals) => Promise<void> {
+  return async (s = signal) => {
+    if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    process.kill(child.pid, s);
+    await Promise.race([gone, new Promise((r) => setTimeout(r, 8000))]);
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
+  };
+}
+
+export async function startNginxLeak(dir: string, port: number, module: string, workers = 2): Promise<Proc & { exe: string }> {
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  const exe = join(dir, 'nginx');
+  copyFileSync('/usr/sbin/nginx', exe);
+  const t = (n: string) => join(dir, n);
+  const conf = t('nginx.conf');
+  writeFileSync(conf, `load_module ${module};
+daemon off;
+master_process on;
+worker_processes ${workers};
+pid ${t('nginx.pid')};
+error_log ${t('logs/error.log')};
+events { worker_connections 256; }
+http {
+  access_log off;
+  keepalive_timeout 300s;
+  keepalive_requests 1000000;
+  client_body_temp_path ${t('cb')}; proxy_temp_path ${t('px')}; fastcgi_temp_path ${t('fc')};
+  uwsgi_temp_path ${t('uw')}; scgi_temp_path ${t('sc')};
+  server {
+    listen 127.0.0.1:${port};
+    location /leak { leak_keep; }
+    location /churn { leak_churn; }
+    location / { return 200 "ok\\n"; }
+  }
+}
+`);
+  const child = spawn(exe, ['-p', dir, '-c', conf, '-e', t('logs/error.log')], { stdio: 'ignore' });
+  await waitForPort(port);
+  return { child, exe, stop: stopper(child) };
+}
+
+/** Builds test/programs/agent/mod_leaky.c with apxs into dir; returns the .so. */
+export function buildApacheModule(dir: string): string {
+  copyFileSync(join(root, 'test/programs/agent/mod_leaky.c'), join(dir, 'mod_leaky.c'));
+  const r = spawnSync('apxs', ['-c', 'mod_leaky.c'], { cwd: dir, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`apxs: ${r.stderr}`);
+  return join(dir, '.libs/mod_leaky.so');
+}
+
+export async function startApacheLeak(dir: string, port: number, module: string): Promise<Proc & { exe: string }> {
+  mkdirSync(join(dir, 'logs'), { recursive: true });
+  mkdirSync(join(dir, 'htdocs'), { recursive: true });
+  writeFileSync(join(dir, 'htdocs', 'index.html'), 'ok\n');
+  const exe = join(dir, 'apache2');
+  copyFileSync('/usr/sbin/apache2', exe);
+  const conf = join(dir, 'httpd.conf');
+  const m = (n: string) => `LoadModule ${n}_module /usr/lib/apache2/modules/mod_${n}.so`;
+  writeFileSync(conf, `ServerRoot ${dir}
+ServerName localhost
+Listen 127.0.0.1:${port}
+PidFile ${join(dir, 'httpd.pid')}
+ErrorLog ${join(dir, 'logs/error.log')}
+Mutex file:${join(dir, 'logs')}
+${m('mpm_prefork')}
+${m('authz_core')}
+${m('dir')}
+LoadModule leaky_module ${module}
+# four children from the start, never more nor fewer: keepalive connections each hold one, and
+# the tests know which children there are
+StartServers 4
+MinSpareServers 1
+MaxSpareServers 4
+MaxRequestWorkers 4
+MaxConnectionsPerChild 0
+KeepAlive On
+KeepAliveTimeout 300
+MaxKeepAliveRequests 0
+DocumentRoot ${join(dir, 'htdocs')}
+<Directory ${join(dir, 'htdocs')}>
+  Require all granted
+</Directory>
+<Location /leak>
+  SetHandler leaky
+</Location>
+<Location /leak-pchild>
+  SetHandler leaky-pchild
+</Location>
+DirectoryIndex index.html
+`);
+  const child = spawn(exe, ['-f', conf, '-DFOREGROUND'], {
+    stdio: 'ignore',
+    env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') },
+    // prefork's shutdown signals its whole process group: give it its own
+    detached: true,
+  });
+  await waitForPort(port);
+  return { child, exe, stop: stopper(child) };
+}
+
+export interface AgentRun extends Proc {
+  stderr(): string;
+  exited: Promise<number>;
+}
+
+/** Starts `leakscope agent ARGS`; resolves once it serves. */
+export async function startAgent(args: string[], opts: { timeoutMs?: number } = {}): Promise<AgentRun> {
+  const child = spawnCli(['agent', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  let err = '';
+  const exited = new Promise<number>((r) => child.on('exit', (code) => r(code ?? -1)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`the agent did not start: ${err}`)), opts.timeoutMs ?? 30000);
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('leakscope agent: serving')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    void exited.then((code) => { clearTimeout(timer); reject(new Error(`the agent exited (${code}): ${err}`)); });
+  });
+  return { child, exited, stderr: () => err, stop: stopper(child) };
+}
+
+/** A GET on loopback: status and body. */
+export function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; body: Buffer; headers: Record<string, unknown> }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers, timeout: 30_000 }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (d: Buffer) => parts.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(parts), headers: res.headers }));
+    });
+    // a request never answered fails the test instead of hanging it
+    req.on('timeout', () => req.destroy(new Error(`GET ${path} on port ${port}: no answer in 30 s`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface Sample {
+  name: string;
+  labels: Record<string, string>;
+  value: number;
+}
+
+/** The Prometheus text format, samples only (escapes in label values undone). */
+export function parseMetrics(text: string): Sample[] {
+  const out: Sample[] = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m) throw new Error(`not a sample line: ${JSON.stringify(line)}`);
+    const labels: Record<string, string> = {};
+    const re = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g;
+    let lm: RegExpExecArray | null;
+    let seen = 0;
+    while ((lm = re.exec(m[2] ?? '')) !== null) {
+      labels[lm[1]!] = lm[2]!.replace(/\\(.)/g, (_, c: string) => (c === 'n' ? '\n' : c));
+      seen += lm[0].length;
+    }
+    if (seen !== (m[2] ?? '').length) throw new Error(`labels not understood: ${line}`);
+    out.push({ name: m[1]!, labels, value: Number(m[3]) });
+  }
+  return out;
+}
+
+export async function scrape(port: number): Promise<Sample[]> {
+  const r = await get(port, '/metrics');
+  if (r.status !== 200) throw new Error(`/metrics: ${r.status}`);
+  return parseMetrics(r.body.toString());
+}
+
+/** Polls until `check` returns a value (not undefined), or fails with what it last saw. */
+export async function until<T>(what: string, timeoutMs: number, check: () => Promise<T | undefined>, everyMs = 500): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const v = await check();
+      if (v !== undefined) return v;
+    } catch (err) {
+      last = err;
+    }
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
+/** Prometheus (Debian's package), scraping the agent every second, rules evaluated every second. */
+export async function startPrometheus(dir: string, port: number, agentPort: number, rulesFile: string): Promise<Proc & { query(expr: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> }> {
+  mkdirSync(dir, { recursive: true });
+  const conf = join(dir, 'prometheus.yml');
+  writeFileSync(conf, `global:
+  scrape_interval: 1s
+  evaluation_interval: 1s
+rule_files:
+  - ${rulesFile}
+scrape_configs:
+  - job_name: leakscope
+    static_configs:
+      - targets: ['127.0.0.1:${agentPort}']
+`);
+  const child = spawn('prometheus', [`--config.file=${conf}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=warn'], { stdio: 'ignore' });
+  const stop = stopper(child);
+  try {
+    await until('prometheus to be ready', 30000, async () => ((await get(port, '/-/ready')).status === 200 ? true : undefined), 300);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  const query = async (expr: string) => {
+    const r = await get(port, `/api/v1/query?query=${encodeURIComponent(expr)}`);
+    const j = JSON.parse(r.body.toString()) as { status: string; error?: string; data: { result: { metric: Record<string, string>; value: [number, string] }[] } };
+    if (j.status !== 'success') throw new Error(`query ${expr}: ${j.error}`);
+    return j.data.result;
+  };
+  return { child, stop, query };
+}
+
+/** Requests on keepalive connections, `concurrency` at a time, until stop(). */
+export function traffic(port: number, path: string, concurrency: number, pauseMs: number): { stop(): Promise<void>; count(): number } {
+  const agent = new HttpAgent({ keepAlive: true, maxSockets: concurrency });
+  let running = true;
+  let n = 0;
+  const one = (): Promise<void> => new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, agent }, (res) => {
+      res.resume();
+      res.on('end', () => { n++; resolve(); });
+    });
+    req.on('error', () => resolve());
+    req.end();
+  });
+  const loops = Array.from({ length: concurrency }, async () => {
+    while (running) {
+      await one();
+      await new Promise((r) => setTimeout(r, pauseMs));
+    }
+  });
+  return {
+    count: () => n,
+    stop: async () => {
+      running = false;
+      await Promise.all(loops);
+      agent.destroy();
+    },
+  };
+}
