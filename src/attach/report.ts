@@ -1,20 +1,21 @@
 // The report at the end of `attach`: the trace is symbolized (src/symbols) and goes through the
-// same analyses and renderers as `leakscope analyze`.
+// same analyses and output formats (reports/formats.ts) as `leakscope analyze`.
 
 import { analyzeFiles } from '../pipeline/analyze-files.js';
-import { renderJson } from '../reports/json.js';
-import { renderText } from '../reports/text.js';
+import { ANALYSIS_FORMATS, formatByName } from '../reports/formats.js';
 import { symbolizeTrace } from '../symbols/symbolize.js';
 
 export interface ReportOptions {
-  format: 'text' | 'json';
+  /** An analysis format's name (text, json). */
+  format: string;
   top: number;
   warnings: string[];
 }
 
-export async function renderReport(tracePath: string, opts: ReportOptions): Promise<void> {
+/** The report of an attach trace, in `opts.format`. */
+export async function reportTrace(tracePath: string, opts: ReportOptions): Promise<string | Uint8Array> {
   await symbolizeTrace(tracePath, { onWarning: (m) => opts.warnings.push(m) });
   const result = await analyzeFiles([tracePath], { top: opts.top });
   result.warnings = [...opts.warnings, ...result.warnings];
-  process.stdout.write(opts.format === 'json' ? renderJson(result) : renderText(result));
+  return formatByName(ANALYSIS_FORMATS, opts.format).render({ result });
 }

@@ -8,6 +8,8 @@ import type { DiffResult } from '../analyses/diff.js';
 import type { WindowState } from '../analyses/window.js';
 import type { TraceMeta } from '../model/events.js';
 import type { CollapsedValue } from './export/collapsed.js';
+import type { AggRow } from '../attach/loader.js';
+import type { SpecInfo } from './aggregate.js';
 
 export interface Format<I> {
   readonly name: string;
@@ -87,6 +89,36 @@ export const DIFF_FORMATS: readonly Format<DiffResult>[] = [
   { name: 'text', extensions: ['.txt'], description: 'a table for a terminal', render: async (d) => (await import('./diff.js')).diffText(d) },
   { name: 'json', extensions: ['.json'], description: 'the DiffResult', render: async (d) => (await import('./diff.js')).diffJson(d) },
   { name: 'html', extensions: ['.html', '.htm'], description: 'a small self-contained table', render: async (d) => (await import('./diff.js')).diffHtml(d) },
+];
+
+/** `attach --mode aggregate`'s table of live blocks by call site, kept in kernel maps. */
+export interface AggregateInput {
+  rows: AggRow[];
+  /** The probed functions, by the rows' spec index. */
+  specs: SpecInfo;
+  top: number;
+  /** When the table was read (the text's time stamp). */
+  when: Date;
+  /** Call sites' names by `pid:pc`. */
+  labels: Map<string, string>;
+  /** Events lost (ring buffer full). */
+  lost: number;
+}
+
+/** What `attach --mode aggregate` prints (its periodic tables are the text one). */
+export const AGGREGATE_FORMATS: readonly Format<AggregateInput>[] = [
+  {
+    name: 'text',
+    extensions: ['.txt'],
+    description: 'the largest live call sites, for a terminal',
+    render: async ({ rows, specs, top, when, labels }) => (await import('./aggregate.js')).formatAggregate(rows, specs, top, when, labels),
+  },
+  {
+    name: 'json',
+    extensions: ['.json'],
+    description: 'every row of the kernel table, and the events lost',
+    render: async ({ rows, lost }) => `${JSON.stringify({ mode: 'aggregate', lost, rows }, null, 2)}\n`,
+  },
 ];
 
 export function formatNames(table: readonly Format<never>[]): string[] {

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { guard } from '../guard.js';
 import { loadCommand } from '../lazy.js';
 import type { AttachCliOptions } from './attach-run.js';
+import { choiceOption, durationOption, intOption, pidOption } from '../options.js';
 
 function collect(v: string, prev: string[] = []): string[] {
   return [...prev, ...v.split(',').filter(Boolean)];
@@ -15,20 +16,20 @@ export function register(program: Command): void {
   program
     .command('attach')
     .description('trace running processes with eBPF uprobes (malloc family, nginx/APR/custom pools), no restart')
-    .option('-p, --pid <pid>', 'trace this process')
+    .addOption(pidOption('-p, --pid <pid>', 'trace this process'))
     .option('--children', 'with --pid: also its descendants, present and future')
     .option('--exe <path>', 'trace every process running this executable, including ones started later')
     .option('-a, --allocator <name|file>', 'allocator profile(s): libc, nginx, apr, or a .json file (default: chosen from the target\'s symbols)', collect)
     .option('--pool-allocs', 'also probe every pool allocation (costly: one uprobe per allocation)')
-    .option('--mode <mode>', 'events (stream every call into a trace, full report) or aggregate (live table kept in kernel maps, cheapest)', 'events')
-    .option('-d, --duration <time>', 'stop after this long (30s, 5m); default: until Ctrl-C / SIGTERM or the targets exit')
-    .option('-i, --interval <time>', 'every interval, print the sites and pools that grew most')
+    .addOption(choiceOption('--mode <mode>', 'events (stream every call into a trace, full report) or aggregate (live table kept in kernel maps, cheapest)', ['events', 'aggregate'], 'events'))
+    .addOption(durationOption('-d, --duration <time>', 'stop after this long (30s, 5m); default: until Ctrl-C / SIGTERM or the targets exit'))
+    .addOption(durationOption('-i, --interval <time>', 'every interval, print the sites and pools that grew most', { minMs: 100 }))
     .option('-o, --output <file>', 'keep the trace in this .lstrace file')
-    .option('-f, --format <format>', 'report format: text or json', 'text')
-    .option('--stack-bytes <n>', 'user stack bytes copied per event for unwinding (0: immediate caller and frame pointers only)', '8192')
-    .option('--ringbuf-mb <n>', 'ring buffer size in MiB (events beyond it are lost and counted); default 16, 64 with --pool-allocs or --allocator libc (an event per call)')
-    .option('--pool-sample <time>', 'how often live pools\' sizes are read from process memory', '2s')
-    .option('--top <n>', 'rows per report section', '20')
+    .addOption(choiceOption('-f, --format <format>', 'report format', ['text', 'json'], 'text'))
+    .addOption(intOption('--stack-bytes <n>', 'user stack bytes copied per event for unwinding (0: immediate caller and frame pointers only)', 0, 16384, 8192))
+    .addOption(intOption('--ringbuf-mb <n>', 'ring buffer size in MiB (events beyond it are lost and counted); default 16, 64 with --pool-allocs or --allocator libc (an event per call)', 1, 1024))
+    .addOption(durationOption('--pool-sample <time>', 'how often live pools\' sizes are read from process memory', { defaultText: '2s' }))
+    .addOption(intOption('--top <n>', 'rows per report section', 1, 10000, 20))
     .option('--no-unwind', 'do not use the CFI unwinder (native/unwind)')
     .option('--no-report', 'with -o: keep the trace, print no report')
     .addHelpText('after', '\nMarkers: SIGUSR1 to the attach process (kill -USR1 <leakscope pid>) drops a marker "SIGUSR1 #N" for\nevery traced process on the trace\'s timeline (in -o FILE, the report, and the --interval view);\ntracing goes on. `diff --from/--to` take marker names as range edges.\n')

@@ -9,10 +9,10 @@ import { startProgress } from '../progress.js';
 import { ExitError } from '../errors.js';
 import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
-import { renderSummary } from '../../recorder/summary.js';
 import { allocatorWarnings, markEnded, signalName } from '../../recorder/outcome.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
 import { analyzeFiles } from '../../pipeline/analyze-files.js';
+import { ANALYSIS_FORMATS, formatByName, formatOfPath } from '../../reports/formats.js';
 import type { AnalysisResult } from '../../analyses/result.js';
 import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { terminalSafe } from '../../reports/terminal.js';
@@ -20,19 +20,13 @@ import { notBuiltHint } from '../../doctor/not-built.js';
 import { ensureNative } from '../../native/ensure.js';
 
 export interface RunOptions {
-  sample?: string;
-  depth?: string;
+  sample?: number;
+  depth: number;
   output?: string;
   trace?: string;
   report?: string;
   format: string;
   summary: boolean;
-}
-
-function positiveInt(v: string | undefined, what: string, max: number): number | undefined {
-  if (v === undefined) return undefined;
-  if (!/^\d+$/.test(v) || Number(v) < 1 || Number(v) > max) throw new UserError(`${what} must be a whole number from 1 to ${max}, not "${v}"`);
-  return Number(v);
 }
 
 function defaultTrace(): string {
@@ -41,13 +35,14 @@ function defaultTrace(): string {
   return `leakscope-${d.getFullYear()}${p(d.getMonth() + 1)}${p(d.getDate())}-${p(d.getHours())}${p(d.getMinutes())}${p(d.getSeconds())}.lstrace`;
 }
 
-type ReportKind = 'html' | 'json' | 'text';
-const REPORT_EXT: Record<string, ReportKind> = { '.html': 'html', '.htm': 'html', '.json': 'json', '.txt': 'text' };
+/** A report's format: the analysis format its file's extension names (reports/formats.ts), else --format. */
+type ReportKind = string;
+const kindOfPath = (path: string): ReportKind | undefined => formatOfPath(ANALYSIS_FORMATS, path)?.name;
 
 /** `-o` names the trace or the report by its extension, as users write either. */
 function outputs(opts: RunOptions): { trace?: string; report?: { path: string; kind: ReportKind } } {
-  const fmt = opts.format as ReportKind;
-  const report = opts.report ? { path: opts.report, kind: REPORT_EXT[extname(opts.report).toLowerCase()] ?? fmt } : undefined;
+  const fmt = opts.format;
+  const report = opts.report ? { path: opts.report, kind: kindOfPath(opts.report) ?? fmt } : undefined;
   if (opts.trace === '-') throw new UserError('--trace -: the trace cannot go to stdout (every traced process appends to it, and stdout is the command\'s); give a file name');
   if (!opts.output) return { trace: opts.trace, report };
   // `-o -`, as everywhere: stdout, here the report in --format (what is printed by default).
@@ -60,7 +55,7 @@ function outputs(opts: RunOptions): { trace?: string; report?: { path: string; k
     if (opts.trace) throw new UserError('give the trace file once: -o FILE.lstrace or --trace FILE');
     return { trace: opts.output, report };
   }
-  const kind = REPORT_EXT[ext];
+  const kind = kindOfPath(opts.output);
   if (!kind) throw new UserError(`-o ${opts.output}: say which file it is by its extension: .lstrace for the trace, .html, .json or .txt for the report`);
   if (report) throw new UserError('give the report file once: -o FILE.html|.json|.txt or --report FILE');
   return { trace: opts.trace, report: { path: opts.output, kind } };
@@ -75,10 +70,8 @@ function warnAllocator(analysis: AnalysisResult): void {
 }
 
 export async function runCommand(command: string[], opts: RunOptions): Promise<void> {
-  if (opts.format !== 'text' && opts.format !== 'json') throw new UserError(`--format must be text or json, not "${opts.format}"`);
   const out = outputs(opts);
-  const sampleBytes = positiveInt(opts.sample, '--sample', 2 ** 40);
-  const depth = positiveInt(opts.depth, '--depth', 256);
+  const { sample: sampleBytes, depth } = opts;
   if (process.env.LEAKSCOPE_LIB && !findRecorderLibrary()) {
     throw new UserError(`LEAKSCOPE_LIB=${process.env.LEAKSCOPE_LIB}: no such file (unset it to use leakscope's own recorder; ${notBuiltHint('recorder')})`);
   }
@@ -123,27 +116,27 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
   }
   process.stderr.write(`leakscope: trace written to ${trace}\n`);
 
-  if (out.report?.kind === 'html') {
-    // Loaded here only: the page's bundled scripts are large and most runs print text.
-    const { analyzeWithWindow } = await import('../../pipeline/window-run.js');
-    const { ANALYSIS_FORMATS, formatByName } = await import('../../reports/formats.js');
+  if (out.report) {
+    const format = formatByName(ANALYSIS_FORMATS, out.report.kind);
     const path = out.report.path === '-' ? '-' : resolve(out.report.path);
-    const run = await analyzeWithWindow([trace], { progress: startProgress });
-    if (!run.result) throw new UserError(`${trace}: nothing to report`);
-    finish(run.result);
-    const html = await formatByName(ANALYSIS_FORMATS, 'html').render({ result: run.result, window: run.window });
-    writeOutputFile(path, html, { inputs: [trace] });
-    if (path !== '-') process.stderr.write(`leakscope: wrote ${path} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)\n`);
-  } else if (out.report) {
-    const analysis = await analyzeFiles([trace], { progress: startProgress });
-    finish(analysis);
-    const text = await renderSummary(analysis, out.report.kind);
-    if (out.report.path === '-') process.stdout.write(text);
-    else writeOutputFile(out.report.path, text, { inputs: [trace] });
+    let input;
+    if (format.needsWindow) {
+      // Loaded here only: the page's bundled scripts are large and most runs print text.
+      const { analyzeWithWindow } = await import('../../pipeline/window-run.js');
+      const run = await analyzeWithWindow([trace], { progress: startProgress });
+      if (!run.result) throw new UserError(`${trace}: nothing to report`);
+      input = { result: run.result, window: run.window };
+    } else {
+      input = { result: await analyzeFiles([trace], { progress: startProgress }) };
+    }
+    finish(input.result);
+    const body = await format.render(input);
+    writeOutputFile(path, body, { inputs: [trace] });
+    if (format.needsWindow && path !== '-') process.stderr.write(`leakscope: wrote ${path} (${(Buffer.byteLength(body) / 1024).toFixed(0)} KiB)\n`);
   } else if (opts.summary) {
-    const analysis = await analyzeFiles([trace], { progress: startProgress });
-    finish(analysis);
-    process.stdout.write(await renderSummary(analysis, opts.format));
+    const result = await analyzeFiles([trace], { progress: startProgress });
+    finish(result);
+    process.stdout.write(await formatByName(ANALYSIS_FORMATS, opts.format).render({ result }));
   }
   process.exitCode = status;
 }

@@ -6,18 +6,19 @@ import type { Command } from 'commander';
 import { guard } from '../guard.js';
 import { loadCommand } from '../lazy.js';
 import type { RunOptions } from './run-run.js';
+import { choiceOption, intOption } from '../options.js';
 
 export function register(program: Command): void {
   program
     .command('run')
     .description('run a command under the in-process recorder, then print its leaks')
     .argument('<command...>', 'the command and its arguments (after --)')
-    .option('--sample <bytes>', 'record an allocation of n bytes with probability 1-exp(-n/BYTES) (low overhead)')
-    .option('--depth <n>', 'stack depth limit', '64')
+    .addOption(intOption('--sample <bytes>', 'record an allocation of n bytes with probability 1-exp(-n/BYTES) (low overhead)', 1, 2 ** 40))
+    .addOption(intOption('--depth <n>', 'stack depth limit', 1, 256, 64))
     .option('-o, --output <file>', 'FILE.lstrace: the trace; FILE.html, .json or .txt: the report (HTML, JSON or text) instead of the summary on stdout')
     .option('--trace <file>', 'trace file to write (default leakscope-DATE-TIME.lstrace)')
     .option('--report <file>', 'write the report to FILE (its format from the extension as for -o, else --format)')
-    .option('--format <fmt>', 'summary format: text or json', 'text')
+    .addOption(choiceOption('--format <fmt>', 'summary format', ['text', 'json'], 'text'))
     .option('--no-summary', 'only record and symbolize; print no summary')
     .addHelpText('after', '\nMarkers: SIGUSR2 to a traced process (kill -USR2 PID, or `leakscope snapshot PID`) flushes its\nrecording and drops a marker "SIGUSR2 #N" ("snapshot #N") on its timeline; `leakscope mark PID LABEL`\nnames one. Reports draw markers and `diff --from/--to` take them as range edges.\n')
     .action(guard(async (command: string[], opts: RunOptions) => {

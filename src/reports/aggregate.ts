@@ -2,9 +2,9 @@
 // site) as text, largest live bytes first.
 
 import { formatAmount } from '../analyses/growth.js';
-import type { AggRow } from './loader.js';
+import type { AggRow } from '../attach/loader.js';
 
-interface SpecInfo {
+export interface SpecInfo {
   specOf(index: number): { fn: { symbol: string; role: string } } | undefined;
 }
 
