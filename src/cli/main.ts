@@ -38,7 +38,7 @@ function oneLineErrors(cmd: Command, usage: string): void {
   cmd.configureOutput({
     outputError: (str, write) => {
       const msg = str.replace(/^error: /, '').split('\n').map((l) => l.trim()).filter(Boolean).join(' ')
-        .replace('(Did you mean', '(did you mean');
+        .replace('(Did you mean', '(did you mean').replace(/\.$/, '');
       write(`leakscope: ${msg}; see \`${usage} --help\`\n`);
     },
   });

@@ -238,6 +238,9 @@ export class OutputFile {
       const dir = dirname(t.path);
       reapStale(dir, basename(t.path));
       const temp = tempName(dir, basename(t.path));
+      // The signal handlers go in before the file exists: a signal between its creation and
+      // addTemp would otherwise end us by default and leave it (JS handlers run after this code).
+      watch();
       // A new file gets the mode open() gives it (0666 less the umask); a replaced one its own.
       const fd = openSync(temp, C.O_WRONLY | C.O_CREAT | C.O_EXCL | C.O_NOFOLLOW, t.st ? 0o600 : 0o666);
       addTemp(temp);

@@ -113,12 +113,12 @@ test('a target that exits mid-trace ends the session cleanly with its exit in th
 
 test('bad input: one line, non-zero exit, no stack trace', async () => {
   const cases: [string[], RegExp][] = [
-    [['--pid', '999999999'], /--pid must be/],
+    [['--pid', '999999999'], /argument '999999999' is invalid\. It must be a whole number from 1 to 4194304/],
     [['--pid', '4194000'], /process 4194000 does not exist/],
     [['--exe', '/nonexistent/bin'], /no such file/],
     [['--pid', String(process.pid), '--allocator', 'nosuch'], /unknown allocator "nosuch"/],
-    [['--pid', String(process.pid), '--mode', 'fast'], /--mode must be/],
-    [['--pid', String(process.pid), '--duration', 'soon'], /is not a duration/],
+    [['--pid', String(process.pid), '--mode', 'fast'], /argument 'fast' is invalid\. Allowed choices are events, aggregate/],
+    [['--pid', String(process.pid), '--duration', 'soon'], /argument 'soon' is invalid\. It must be a duration/],
     [[], /say what to trace/],
   ];
   for (const [args, re] of cases) {

@@ -83,9 +83,9 @@ test('bad options and inputs: one line, non-zero exit, no stack trace', () => {
   const garbage = join(dir, 'garbage.bin');
   writeFileSync(garbage, Buffer.from(Array.from({ length: 4096 }, (_, i) => (i * 7919) & 0xff)));
   const cases: [string[], RegExp][] = [
-    [[fixture('nginx-debug.1worker.log.gz'), '--top', 'x'], /--top must be a positive whole number, not "x"/],
+    [[fixture('nginx-debug.1worker.log.gz'), '--top', 'x'], /argument 'x' is invalid\. It must be a whole number from 1 to 1000000/],
     [[fixture('nginx-debug.1worker.log.gz'), '--min-age', '5q'], /--min-age "5q": expected a duration/],
-    [[fixture('nginx-debug.1worker.log.gz'), '--format', 'xml'], /--format must be text or json/],
+    [[fixture('nginx-debug.1worker.log.gz'), '--format', 'xml'], /argument 'xml' is invalid\. Allowed choices are text, json/],
     [[fixture('nginx-debug.1worker.log.gz'), '--suppress', join(dir, 'none.txt')], /no such suppression file/],
     [[fixture('nginx-debug.1worker.log.gz'), '--pid', '99999'], /no process 99999/],
     [[join(dir, 'missing.lstrace')], /no such file/],

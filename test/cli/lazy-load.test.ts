@@ -71,9 +71,9 @@ test('a command whose implementation cannot be loaded fails in one line; the oth
   assert.equal(j.files[0]!.source, 'nginx-log');
   assert.ok(j.files[0]!.events > 0);
   // Another command's own user errors are unchanged.
-  const snap = cli(tree, ['snapshot', 'x']);
+  const snap = cli(tree, ['snapshot', '4194000']);
   assert.equal(snap.code, 2);
-  assert.equal(snap.stderr, 'leakscope: "x" is not a process id\n');
+  assert.equal(snap.stderr, 'leakscope: no process 4194000\n');
 });
 
 test('guard turns a rejected lazy import into one stderr line and exit status 70', async (t) => {

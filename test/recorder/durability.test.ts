@@ -115,6 +115,6 @@ describe('recorder durability', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1);
     const bad = leakscope(['snapshot', 'abc']);
     assert.notEqual(bad.status, 0);
-    assert.match(bad.stderr, /not a process id/);
+    assert.match(bad.stderr, /argument 'pid'\. It must be a whole number/);
   });
 });

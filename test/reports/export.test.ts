@@ -125,7 +125,7 @@ test('collapsed: root;...;leaf BYTES lines, outstanding by default, allocated on
 test('export: bad format, missing file and garbage are one-line errors', () => {
   const bad = cliSync(['export', trace, '--to', 'svg', '-o', join(dir, 'x')]);
   assert.notEqual(bad.code, 0);
-  assert.match(bad.stderr, /^leakscope: --to wants one of pprof, speedscope, collapsed, got "svg"\n$/);
+  assert.match(bad.stderr, /^leakscope: option '--to <format>' argument 'svg' is invalid\. Allowed choices are pprof, speedscope, collapsed; see `leakscope export --help`\n$/);
   const missing = cliSync(['export', join(dir, 'nope.lstrace'), '--to', 'pprof', '-o', join(dir, 'x')]);
   assert.notEqual(missing.code, 0);
   assert.equal(missing.stderr.trim().split('\n').length, 1, missing.stderr);

@@ -10,25 +10,16 @@ import { ANALYSIS_FORMATS, formatByName } from '../../reports/formats.js';
 import { warnIfDamaged } from '../damage.js';
 
 export interface AnalyzeOpts {
-  top: string;
-  pid?: string;
+  top: number;
+  pid?: number;
   minAge?: string;
   suppress?: string;
   from?: string;
   format: string;
 }
 
-function positiveInt(name: string, v: string): number {
-  if (!/^\d+$/.test(v.trim()) || Number(v) < 1 || !Number.isSafeInteger(Number(v))) {
-    throw new UserError(`${name} must be a positive whole number, not "${v}"`);
-  }
-  return Number(v);
-}
-
 export async function analyzeCommand(files: string[], o: AnalyzeOpts): Promise<void> {
-  if (o.format !== 'text' && o.format !== 'json') throw new UserError(`--format must be text or json, not "${o.format}"`);
-  const top = positiveInt('--top', o.top);
-  const pid = o.pid === undefined ? undefined : positiveInt('--pid', o.pid);
+  const { top, pid } = o;
   const minAge = o.minAge === undefined ? undefined : parseAge(o.minAge);
   const { result, damaged } = await analyzeInputs(files, {
     top, pid, minAge, suppress: o.suppress, from: o.from, progress: startProgress,

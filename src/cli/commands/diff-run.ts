@@ -20,7 +20,6 @@ export interface DiffOpts {
 }
 
 export async function diffCommand(a: string, b: string | undefined, o: DiffOpts): Promise<void> {
-  if (!['text', 'json', 'html'].includes(o.format)) throw new UserError(`--format wants text, json or html, got "${o.format}"`);
   const inputs = b === undefined ? [a] : [a, b];
   if (o.output !== undefined) OutputFile.check(o.output, { inputs });
   let diff;

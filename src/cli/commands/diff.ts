@@ -6,6 +6,8 @@ import type { Command } from 'commander';
 import { guard } from '../guard.js';
 import { loadCommand } from '../lazy.js';
 import type { DiffOpts } from './diff-run.js';
+import { choiceOption } from '../options.js';
+import { DIFF_FORMATS, formatNames } from '../../reports/formats.js';
 
 export function register(program: Command): void {
   program
@@ -15,7 +17,7 @@ export function register(program: Command): void {
     .argument('[b]', 'a second trace or log (the "after")')
     .option('--from <point>', 'with one input: the earlier point (e.g. 30s, 1500ms, an event number, or a marker name)')
     .option('--to <point>', 'with one input: the later point (default: the end)')
-    .option('--format <format>', 'text, json or html', 'text')
+    .addOption(choiceOption('--format <format>', 'what to write', formatNames(DIFF_FORMATS), 'text'))
     .option('-o, --output <file>', 'write here instead of stdout (- is stdout too)')
     .option('--source <name>', 'read the inputs as this source instead of detecting it')
     .action(guard(async (a: string, b: string | undefined, o: DiffOpts) => {

@@ -7,6 +7,7 @@ import { guard } from '../guard.js';
 import { loadCommand } from '../lazy.js';
 import type { ExportOpts } from './export-run.js';
 import { formatNames, PROFILE_FORMATS } from '../../reports/formats.js';
+import { choiceOption, pidOption } from '../options.js';
 
 const FORMATS = formatNames(PROFILE_FORMATS);
 
@@ -15,11 +16,11 @@ export function register(program: Command): void {
     .command('export')
     .description('export heap profiles by full stack: pprof (go tool pprof), speedscope JSON, collapsed stacks')
     .argument('<files...>', 'traces (.lstrace) or logs the input layer reads')
-    .requiredOption('--to <format>', `one of ${FORMATS.join(', ')}`)
+    .addOption(choiceOption('--to <format>', 'the profile format', FORMATS).makeOptionMandatory())
     .requiredOption('-o, --output <file>', 'the file to write, or - for stdout')
     .option('--from <source>', 'read the inputs as this source instead of detecting it')
-    .option('--pid <pid>', 'only this process')
-    .option('--value <what>', 'collapsed: inuse (outstanding bytes, default) or alloc (allocated bytes)', 'inuse')
+    .addOption(pidOption('--pid <pid>', 'only this process'))
+    .addOption(choiceOption('--value <what>', 'collapsed: inuse (outstanding bytes) or alloc (allocated bytes)', ['inuse', 'alloc'], 'inuse'))
     .action(guard(async (files: string[], o: ExportOpts) => {
       const { exportCommand } = await loadCommand('export', () => import('./export-run.js'));
       await exportCommand(files, o);

@@ -2,7 +2,6 @@
 // event counts by kind, processes, time span, chunks and warnings. Text or JSON.
 // Registered by commands/info.ts, which loads this module only when the command runs.
 
-import { UserError } from '../../errors.js';
 import type { StartProgress } from '../../progress.js';
 import { startProgress } from '../progress.js';
 import { terminalLines } from '../../reports/terminal.js';
@@ -104,7 +103,6 @@ export interface InfoOpts {
 }
 
 export async function infoCommand(files: string[], o: InfoOpts): Promise<void> {
-  if (o.format !== 'text' && o.format !== 'json') throw new UserError(`--format must be text or json, not "${o.format}"`);
   const infos: FileInfo[] = [];
   for (const f of files) infos.push(await fileInfo(f, { from: o.from, progress: startProgress }));
   if (o.format === 'json') process.stdout.write(`${safeJson({ files: infos })}\n`);

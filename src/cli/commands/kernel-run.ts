@@ -8,26 +8,24 @@ import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { FORMAT_VERSION } from '../../trace/format.js';
 import { monoNowNs } from '../../kernel/clock.js';
-import { parseDurationMs } from '../../model/units.js';
 import { pidsRunning } from '../../proc/processes.js';
 import { KernelTraceError, startKernelTrace } from '../../kernel/trace.js';
 import { ensureNative } from '../../native/ensure.js';
 
 export interface KernelOpts {
-  pid?: string[];
+  pid?: number[];
   exe?: string;
-  duration?: string;
+  /** Milliseconds. */
+  duration?: number;
   output: string;
-  rssInterval: string;
+  /** Milliseconds; 0: no RSS samples. */
+  rssInterval: number;
   faults?: boolean;
   machine: boolean;
 }
 
 export async function kernelCommand(o: KernelOpts): Promise<void> {
-  const pids = (o.pid ?? []).flatMap((s) => s.split(',')).filter(Boolean).map((s) => {
-    if (!/^\d+$/.test(s) || Number(s) <= 0) throw new UserError(`--pid: not a process id: ${s}`);
-    return Number(s);
-  });
+  const pids = [...(o.pid ?? [])];
   let exe: string | undefined;
   if (o.exe) {
     exe = resolve(o.exe);
@@ -35,10 +33,8 @@ export async function kernelCommand(o: KernelOpts): Promise<void> {
     pids.push(...pidsRunning(exe));
   }
   if (!o.pid?.length && !o.exe) throw new UserError('give --pid PID or --exe PATH (see leakscope kernel --help)');
-  const durationMs = o.duration === undefined ? undefined : parseDurationMs(o.duration);
-  if (o.duration !== undefined && durationMs === undefined) throw new UserError(`--duration: not a duration: ${o.duration} (e.g. 30s, 5m)`);
-  const rssMs = o.rssInterval === '0' ? 0 : parseDurationMs(o.rssInterval);
-  if (rssMs === undefined) throw new UserError(`--rss-interval: not a duration: ${o.rssInterval}`);
+  const durationMs = o.duration;
+  const rssMs = o.rssInterval;
 
   // ls-kstack (mmap events with whole stacks) is built on first use when it can be; without it
   // mmap events come without stacks.

@@ -36,9 +36,7 @@ function traceOfProcess(pid: number): string {
   }
 }
 
-export async function markCommand(pidArg: string, label: string, o: MarkOpts): Promise<void> {
-  if (!/^\d+$/.test(pidArg) || Number(pidArg) <= 0) throw new UserError(`PID must be a process id, got "${pidArg}"`);
-  const pid = Number(pidArg);
+export async function markCommand(pid: number, label: string, o: MarkOpts): Promise<void> {
   if (label.length === 0) throw new UserError('the label is empty: give the marker some text');
   if (label.length > 4096) throw new UserError('the label is longer than 4096 characters');
   const path = o.trace ? resolve(o.trace) : traceOfProcess(pid);

@@ -10,14 +10,13 @@ import { analyzeWithWindow } from '../../pipeline/window-run.js';
 import { ANALYSIS_FORMATS, formatByName } from '../../reports/formats.js';
 import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { warnIfDamaged } from '../damage.js';
-import { intOpt } from '../int-option.js';
 
 export interface ReportOpts {
   output?: string;
   open?: boolean;
   from?: string;
-  pid?: string;
-  top?: string;
+  pid?: number;
+  top?: number;
   suppress?: string;
 }
 
@@ -34,11 +33,11 @@ function openInBrowser(path: string): void {
 }
 
 export async function reportCommand(files: string[], o: ReportOpts): Promise<void> {
-  const pid = intOpt('--pid', o.pid);
+  const { pid, top } = o;
   // Checked before the analysis: an output that is an input, a directory or another user's
   // symlink is refused at once, not after minutes of reading.
   OutputFile.check(o.output!, { inputs: files });
-  const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: startProgress });
+  const run = await analyzeWithWindow(files, { from: o.from, pid, top, suppress: o.suppress, progress: startProgress });
   if (!run.result) throw new UserError('no analysis result');
   const html = await formatByName(ANALYSIS_FORMATS, 'html').render({ result: run.result, window: run.window });
   const out = o.output === '-' ? '-' : resolve(o.output!);

@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { guard } from '../guard.js';
 import { loadCommand } from '../lazy.js';
 import type { ReportOpts } from './report-run.js';
+import { intOption, pidOption } from '../options.js';
 
 export function register(program: Command): void {
   program
@@ -15,8 +16,8 @@ export function register(program: Command): void {
     .requiredOption('-o, --output <file>', 'the HTML file to write, or - for stdout')
     .option('--open', 'open the report in a browser when a desktop is available (else print its path)')
     .option('--from <source>', 'read the inputs as this source instead of detecting it')
-    .option('--pid <pid>', 'only this process')
-    .option('--top <n>', 'sites per process in the analysis')
+    .addOption(pidOption('--pid <pid>', 'only this process'))
+    .addOption(intOption('--top <n>', 'sites per process in the analysis', 1, 1_000_000))
     .option('--suppress <file>', 'suppressions file')
     .action(guard(async (files: string[], o: ReportOpts) => {
       const { reportCommand } = await loadCommand('report', () => import('./report-run.js'));

@@ -31,9 +31,7 @@ function recorderLoaded(pid: number): boolean {
   return readMaps(pid).some((m) => m.path.includes('libleakscope.so'));
 }
 
-export function snapshotCommand(pidArg: string): void {
-  if (!/^\d+$/.test(pidArg) || Number(pidArg) < 1) throw new UserError(`"${pidArg}" is not a process id`);
-  const pid = Number(pidArg);
+export function snapshotCommand(pid: number): void {
   const trace = traceOf(pid);
   // SIGUSR2 would kill a process without the recorder's handler: check first.
   if (!trace || !recorderLoaded(pid)) throw new UserError(`process ${pid} is not running under \`leakscope run\``);

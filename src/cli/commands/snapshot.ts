@@ -2,7 +2,8 @@
 // has recorded so far (SIGUSR2; the recorder flushes every buffer at once).
 // The implementation (snapshot-run.ts) is loaded only when the command runs.
 
-import type { Command } from 'commander';
+import { Argument, type Command } from 'commander';
+import { MAX_PID, parseWhole } from '../options.js';
 import { guard } from '../guard.js';
 import { loadCommand } from '../lazy.js';
 
@@ -10,8 +11,8 @@ export function register(program: Command): void {
   program
     .command('snapshot')
     .description('make a process running under `leakscope run` write out its recording now, with a marker "snapshot #N" (a plain SIGUSR2 does the same, marker "SIGUSR2 #N")')
-    .argument('<pid>', 'process id')
-    .action(guard(async (pidArg: string) => {
+    .addArgument(new Argument('<pid>', 'process id').argParser((v: string) => parseWhole(v, 1, MAX_PID)))
+    .action(guard(async (pidArg: number) => {
       const { snapshotCommand } = await loadCommand('snapshot', () => import('./snapshot-run.js'));
       await snapshotCommand(pidArg);
     }));
