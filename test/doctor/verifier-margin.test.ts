@@ -8,6 +8,7 @@ import { chmodSync, copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DoctorReport } from '../../src/doctor/check.js';
+import { cliSync } from '../support/cli.js';
 import { LOADERS, MARGIN, runVerify, worstPerProgram } from '../../src/doctor/verifier.js';
 
 const root = new URL('../..', import.meta.url).pathname;
@@ -51,7 +52,7 @@ for (const loader of LOADERS) {
 }
 
 test('doctor lists each loader\'s programs with their verified instruction counts and margin', () => {
-  const r = spawnSync(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'doctor', '--format', 'json'], { cwd: root, encoding: 'utf8' });
+  const r = cliSync(['doctor', '--format', 'json']);
   const report = JSON.parse(r.stdout) as DoctorReport;
   for (const loader of LOADERS) {
     const c = report.checks.find((x) => x.id === `verifier-${loader.part}`);
