@@ -67,9 +67,9 @@ function treeCpuUs(pid: number): number {
 
 /** Busy and total jiffies of the whole machine. */
 function machine(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1).map(Number);
   const total = f.reduce((a, b) => a + b, 0);
-  return { busy: total - f[3] - f[4], total };
+  return { busy: total - f[3]! - f[4]!, total };
 }
 
 interface Run { rps: number; requests: number; workerUs: number; wrkUs: number; tracerUs: number; idle: number }
@@ -227,7 +227,7 @@ try {
   let before = untraced();
   const rows: string[] = [];
   const runs: Figure[] = [];
-  const show = (runs: Run[]) => runs.forEach((r, i) => console.log(line(`untraced (${workloads[i].key})`, r)));
+  const show = (runs: Run[]) => runs.forEach((r, i) => console.log(line(`untraced (${workloads[i]!.key})`, r)));
   show(before);
   for (const t of tracers) {
     const h = await t.start(server.exe);
@@ -235,12 +235,15 @@ try {
     const what = await h.stop();
     const after = untraced();
     traced.forEach((r, i) => {
-      const base = (before[i].rps + after[i].rps) / 2;
-      const baseUs = (before[i].workerUs + after[i].workerUs) / 2;
+      const b = before[i]!;
+      const a = after[i]!;
+      const w = workloads[i]!;
+      const base = (b.rps + a.rps) / 2;
+      const baseUs = (b.workerUs + a.workerUs) / 2;
       const ratio = ` = ${((r.rps / base) * 100).toFixed(1)}% of ${base.toFixed(0)}`;
-      console.log(line(`${t.key} (${workloads[i].key})`, r, ratio));
-      runs.push({ tracer: t.key, workload: workloads[i].key, rps: r.rps, untracedRps: [before[i].rps, after[i].rps], ratio: r.rps / base, workerUsUntraced: baseUs, workerUs: r.workerUs, tracerUs: r.tracerUs, wrkUs: r.wrkUs, idle: r.idle });
-      rows.push(`| ${workloads[i].name} | ${t.name} | ${r.rps.toFixed(0)} | ${before[i].rps.toFixed(0)} / ${after[i].rps.toFixed(0)} | ${((r.rps / base) * 100).toFixed(1)}% | ${f1(baseUs)} → ${f1(r.workerUs)} | ${f1(r.tracerUs)} | ${f1(r.wrkUs)} | ${(r.idle * 100).toFixed(0)}% |`);
+      console.log(line(`${t.key} (${w.key})`, r, ratio));
+      runs.push({ tracer: t.key, workload: w.key, rps: r.rps, untracedRps: [b.rps, a.rps], ratio: r.rps / base, workerUsUntraced: baseUs, workerUs: r.workerUs, tracerUs: r.tracerUs, wrkUs: r.wrkUs, idle: r.idle });
+      rows.push(`| ${w.name} | ${t.name} | ${r.rps.toFixed(0)} | ${b.rps.toFixed(0)} / ${a.rps.toFixed(0)} | ${((r.rps / base) * 100).toFixed(1)}% | ${f1(baseUs)} → ${f1(r.workerUs)} | ${f1(r.tracerUs)} | ${f1(r.wrkUs)} | ${(r.idle * 100).toFixed(0)}% |`);
     });
     console.log(`    (${t.key}: ${what}; load average ${load()})`);
     show(after);

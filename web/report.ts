@@ -362,7 +362,7 @@ function windowValues(p: ProcessData, metric: Metric): Float64Array | null {
       const outstanding = state.range ? f === -1 || f > a1 : f === -1;
       if (!outstanding) continue;
     }
-    v[fd.s[i]!] += metric === 'count' ? fd.c[i]! : fd.b[i]!;
+    v[fd.s[i]!]! += metric === 'count' ? fd.c[i]! : fd.b[i]!;
   }
   return v;
 }

@@ -626,12 +626,12 @@ export class Engine implements FastEventSink {
     }
     if (k === SLOTS) return false;
     const bytes = w * size;
-    r[o + BYTES] += bytes;
-    r[o + COUNT] += w;
-    r[o + ALLOCS] += w;
+    r[o + BYTES] = r[o + BYTES]! + bytes;
+    r[o + COUNT] = r[o + COUNT]! + w;
+    r[o + ALLOCS] = r[o + ALLOCS]! + w;
     if (k < n) {
-      r[a + 1] += bytes;
-      r[a + 2] += w;
+      r[a + 1] = r[a + 1]! + bytes;
+      r[a + 2] = r[a + 2]! + w;
       r[a + 4] = t;
     } else {
       r[a] = site;

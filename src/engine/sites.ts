@@ -98,25 +98,25 @@ export class SiteTable {
   alloc(i: number, count: number, bytes: number, t: number): void {
     const r = this.rec;
     const o = i * REC;
-    r[o + ALLOC_COUNT] += count;
-    r[o + ALLOC_BYTES] += bytes;
-    r[o + OUT_COUNT] += count;
-    r[o + OUT_BYTES] += bytes;
+    r[o + ALLOC_COUNT] = r[o + ALLOC_COUNT]! + count;
+    r[o + ALLOC_BYTES] = r[o + ALLOC_BYTES]! + bytes;
+    r[o + OUT_COUNT] = r[o + OUT_COUNT]! + count;
+    r[o + OUT_BYTES] = r[o + OUT_BYTES]! + bytes;
     if (bytes !== 0) this.record(r, o, i, t);
   }
 
   /** Allocated and freed at once: the allocation totals only (outstanding is unchanged). */
   allocated(i: number, count: number, bytes: number): void {
     const o = i * REC;
-    this.rec[o + ALLOC_COUNT] += count;
-    this.rec[o + ALLOC_BYTES] += bytes;
+    this.rec[o + ALLOC_COUNT] = this.rec[o + ALLOC_COUNT]! + count;
+    this.rec[o + ALLOC_BYTES] = this.rec[o + ALLOC_BYTES]! + bytes;
   }
 
   release(i: number, count: number, bytes: number, t: number): void {
     const r = this.rec;
     const o = i * REC;
-    r[o + OUT_COUNT] -= count;
-    r[o + OUT_BYTES] -= bytes;
+    r[o + OUT_COUNT] = r[o + OUT_COUNT]! - count;
+    r[o + OUT_BYTES] = r[o + OUT_BYTES]! - bytes;
     // Float sums of sampled weights may leave dust.
     if (r[o + OUT_COUNT]! < 1e-6) {
       r[o + OUT_COUNT] = 0;
@@ -133,7 +133,7 @@ export class SiteTable {
     if (v < r[o + PLO]!) r[o + PLO] = v;
     if (v > r[o + PHI]!) r[o + PHI] = v;
     if (++r[o + PENDING]! >= r[o + STRIDE]!) {
-      if (this.push(r, o, t, v, r[o + PLO]!, r[o + PHI]!)) r[o + STRIDE] *= 2;
+      if (this.push(r, o, t, v, r[o + PLO]!, r[o + PHI]!)) r[o + STRIDE] = r[o + STRIDE]! * 2;
       r[o + PENDING] = 0;
       r[o + PLO] = Infinity;
       r[o + PHI] = -Infinity;

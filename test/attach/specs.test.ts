@@ -26,12 +26,12 @@ test('aggregate mode counts the creation size argument: ngx_create_pool keeps it
 
 test('calls whose arguments are read at return keep entry + return programs', () => {
   // malloc's size is arg0; APR writes the new pool through arg0 and names the parent in arg1
-  for (const [profile, symbol] of [['libc', 'malloc'], ['apr', 'apr_pool_create_ex'], ['nginx', 'ngx_palloc']]) {
+  for (const [profile, symbol] of [['libc', 'malloc'], ['apr', 'apr_pool_create_ex'], ['nginx', 'ngx_palloc']] as const) {
     const s = spec(profile, symbol, { poolAllocs: true, mode: 'events' });
     assert.equal(s.flags & (F_RET_ONLY | F_ENTRY_EMIT), 0, `${symbol}: entry + return`);
   }
   // free and ngx_destroy_pool need no return value: entry alone
-  for (const [profile, symbol] of [['libc', 'free'], ['nginx', 'ngx_destroy_pool']]) {
+  for (const [profile, symbol] of [['libc', 'free'], ['nginx', 'ngx_destroy_pool']] as const) {
     assert.equal(spec(profile, symbol, { poolAllocs: false, mode: 'events' }).flags & F_ENTRY_EMIT, F_ENTRY_EMIT, symbol);
   }
 });

@@ -35,7 +35,7 @@ before(() => {
   const trace = readFileSync(fixture('lstrace/every-kind.lstrace'));
   writeFileSync(f('trunc.lstrace'), trace.subarray(0, trace.length - 7));
   const flipped = Buffer.from(trace);
-  flipped[flipped.length - 20] ^= 0xff; // inside the last chunk's payload: a CRC mismatch
+  flipped[flipped.length - 20]! ^= 0xff; // inside the last chunk's payload: a CRC mismatch
   writeFileSync(f('crc.lstrace'), flipped);
   const gz = gzipSync(trace);
   writeFileSync(f('trace.lstrace.gz'), gz.subarray(0, gz.length >> 1));

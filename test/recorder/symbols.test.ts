@@ -135,7 +135,7 @@ describe('symbols', () => {
     // Damage: a flipped byte inside the first chunk, and a cut last chunk.
     const bytes = readFileSync(trace);
     const first = bytes.indexOf('LSCK');
-    bytes[first + 20] ^= 0xff;
+    bytes[first + 20]! ^= 0xff;
     const damaged = join(dir, 'damaged.lstrace');
     writeFileSync(damaged, bytes.subarray(0, bytes.length - 5));
     const c = await both(damaged);

@@ -103,10 +103,10 @@ test('speedscope: valid under speedscope\'s own schema, stacks outermost first, 
   const [inuse, alloc] = f.profiles;
   assert.equal(inuse.name, `pid ${s.pid}: outstanding bytes`);
   assert.equal(inuse.unit, 'bytes');
-  const byLeaf = (p: any) => Object.fromEntries(p.samples.map((st: number[], i: number) => [f.shared.frames[st[st.length - 1]].name, p.weights[i]]));
+  const byLeaf = (p: any) => Object.fromEntries(p.samples.map((st: number[], i: number) => [f.shared.frames[st[st.length - 1]!].name, p.weights[i]]));
   assert.deepEqual(byLeaf(inuse), { leaky_alloc: 100_000, remember: 30_000 });
   assert.deepEqual(byLeaf(alloc), { leaky_alloc: 100_000, temp_buf: 50_000, make_request: 20_000, remember: 30_000 });
-  const leak = inuse.samples.find((st: number[]) => f.shared.frames[st[st.length - 1]].name === 'leaky_alloc');
+  const leak = inuse.samples.find((st: number[]) => f.shared.frames[st[st.length - 1]!].name === 'leaky_alloc');
   assert.deepEqual(leak.map((i: number) => f.shared.frames[i].name), ['main', 'handle_request', 'leaky_alloc']);
   assert.deepEqual(f.shared.frames[leak[2]], { name: 'leaky_alloc', file: 'leaky.c', line: 7 });
 });

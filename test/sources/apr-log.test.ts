@@ -126,7 +126,7 @@ test('APR: destroy of a tree emits each descendant once, innermost first; CLEARE
   checkPoolStream(c.events);
   const allocs = c.events.filter((e) => e.kind === 'pool-alloc');
   assert.deepEqual(allocs.map((e) => e.kind === 'pool-alloc' && e.size), [100, 50]);
-  assert.deepEqual(c.frames(10, allocs[0]!.kind === 'pool-alloc' ? allocs[0].stack : 0).map((f) => `${f.file}:${f.line}`), ['x.c:9']);
+  assert.deepEqual(c.frames(10, allocs[0]!.kind === 'pool-alloc' ? allocs[0]!.stack : 0).map((f) => `${f.file}:${f.line}`), ['x.c:9']);
   assert.ok(c.events.some((e) => e.kind === 'pool-tag' && e.pool === 0x3000 && e.tag === 'grand'));
   const destroys = c.events.filter((e) => e.kind === 'pool-destroy').map((e) => e.kind === 'pool-destroy' && e.pool);
   assert.deepEqual(destroys, [0x3000, 0x2000, 0x1000]);
