@@ -5,6 +5,7 @@
 
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { UserError } from '../errors.js';
 import { packagePath } from '../native/locate.js';
 
@@ -19,17 +20,44 @@ export function eventPerCall(profiles: AllocatorProfile[], poolAllocs: boolean):
   return profiles.some((p) => p.functions.some((f) => PER_CALL_ROLES.has(f.role) && (f.level !== 'pool-allocs' || poolAllocs)));
 }
 
-/** Where a value comes from: `arg0`..`arg5`, `ret`, or `*argN` (the word argN points to, read after return). */
+/** Where a value comes from: `arg0`..`arg5`, `ret`, or `*argN` (the word argN points to, read after return).
+ *  @pattern ^(arg[0-5]|ret|\*arg[0-5])$ */
 export type ValueSource = string;
 
+/** Several sources multiplied (calloc: ["arg0", "arg1"]).
+ *  @minItems 1
+ *  @maxItems 2 */
+export type ValueSources = ValueSource[];
+
+/** `exe` (the target's executable) or a library file name prefix (`libc.so.6`, `libapr-1.so`).
+ *  @pattern ^(exe|[A-Za-z0-9_.+-]{1,100})$ */
+export type ModuleName = string;
+
+/** An offset into a structure.
+ *  @asType integer
+ *  @minimum 0
+ *  @maximum 4096 */
+export type Offset = number;
+
+/** An offset along a path of pointers.
+ *  @asType integer
+ *  @minimum 0
+ *  @maximum 65536 */
+export type PathOffset = number;
+
+/** 1 to 8 offsets: each step reads the 64-bit word at address + offset.
+ *  @minItems 1
+ *  @maxItems 8 */
+export type OffsetPath = PathOffset[];
+
 export interface ProfileFunction {
+  /** @pattern ^[A-Za-z_][A-Za-z0-9_.@]{0,200}$ */
   symbol: string;
-  /** `exe` (the target's executable) or a library file name prefix (`libc.so.6`, `libapr-1.so`). */
-  in: string;
+  in: ModuleName;
   role: Role;
   addr?: ValueSource;
   /** One source, or several multiplied (calloc: ["arg0", "arg1"]). */
-  size?: ValueSource | ValueSource[];
+  size?: ValueSource | ValueSources;
   /** realloc: the old block. */
   old?: ValueSource;
   pool?: ValueSource;
@@ -47,13 +75,13 @@ export interface ProfileFunction {
 /** One linked list (or ring) of memory blocks reachable from a pool. */
 export interface PoolList {
   /** The first node: `pool + offset`, or the pointer stored there when `deref`. */
-  first: { offset: number; deref: boolean };
+  first: { offset: Offset; deref: boolean };
   /** Offset of the next-node pointer in a node. */
-  next: number;
+  next: Offset;
   /** A node spans [node, *(node + end)): its capacity counts. */
-  end?: number;
+  end?: Offset;
   /** A node points at a malloc'd block at this offset: the block's size counts (glibc chunk header). */
-  mallocPtr?: number;
+  mallocPtr?: Offset;
   /** The list is circular (APR's active ring). */
   ring?: boolean;
 }
@@ -62,21 +90,38 @@ export interface PoolList {
  *  step reads the 64-bit word at address + step); the result is a pool. With `array`, the same
  *  kind of path leads to an array of structs, each of which may point at a pool. */
 export interface DiscoveryRoot {
-  /** What these pools are (`cycle`, `connection`): their tag when they have none of their own. */
+  /** What these pools are (`cycle`, `connection`): their tag when they have none of their own.
+   *  @pattern ^[A-Za-z0-9_ .>-]{1,40}$ */
   name: string;
+  /** @pattern ^[A-Za-z_][A-Za-z0-9_.]{0,200}$ */
   symbol: string;
-  /** `exe` or a library file name prefix, as in `functions[].in`. */
-  in: string;
-  path?: number[];
+  /** As in `functions[].in`. */
+  in: ModuleName;
+  path?: OffsetPath;
   array?: {
     /** To the first element, and to the element count (a 64-bit word). */
-    path: number[];
-    count: number[];
+    path: OffsetPath;
+    count: OffsetPath;
+    /** @asType integer
+     *  @minimum 8
+     *  @maximum 65536 */
     stride: number;
-    /** Offset of the pool pointer in an element (null: no pool). */
+    /** Offset of the pool pointer in an element (null: no pool).
+     *  @asType integer
+     *  @minimum 0
+     *  @maximum 65528 */
     pool: number;
     /** Elements whose signed 32-bit value at `offset` is `i32` are not in use (a closed connection's fd -1). */
-    skip?: { offset: number; i32: number };
+    skip?: {
+      /** @asType integer
+       *  @minimum 0
+       *  @maximum 65532 */
+      offset: number;
+      /** @asType integer
+       *  @minimum -2147483648
+       *  @maximum 2147483647 */
+      i32: number;
+    };
   };
 }
 
@@ -85,152 +130,130 @@ export interface PoolDiscovery {
   /** Offsets of the tree links in a pool, when pools form a tree (APR): parent, first child, next
    *  sibling, and `backref`, the address of the link pointing at this pool (*backref == pool):
    *  a pool is taken only when its links agree. */
-  tree?: { parent: number; child: number; sibling: number; backref?: number };
+  tree?: { parent: Offset; child: Offset; sibling: Offset; backref?: Offset };
   /** Offset of the pool's tag (a pointer to a NUL-terminated string). */
-  tag?: number;
+  tag?: Offset;
   /** What every pool's own memory must satisfy: the word at pool + offset, minus the pool's
-   *  address, is within [min, max] (signed). Memory that fails is not taken for a pool. */
-  sane?: { offset: number; min: number; max: number }[];
+   *  address, is within [min, max] (signed). Memory that fails is not taken for a pool.
+   *  @maxItems 8 */
+  sane?: SaneCheck[];
+  /** @maxItems 8 */
   roots?: DiscoveryRoot[];
   /** The layout as the allocator's own code shows it: a function's first bytes (hex), checked
-   *  against the target's by `doctor` (`says` tells what they prove). */
-  checks?: { symbol: string; in: string; code: string; says: string }[];
+   *  against the target's by `doctor` (`says` tells what they prove).
+   *  @maxItems 8 */
+  checks?: CodeCheck[];
+}
+
+/** The word at pool + offset, minus the pool's address, is within [min, max]. */
+export interface SaneCheck {
+  offset: Offset;
+  /** @asType integer
+   *  @minimum -4294967296
+   *  @maximum 4294967296 */
+  min: number;
+  /** @asType integer
+   *  @minimum -4294967296
+   *  @maximum 4294967296 */
+  max: number;
+}
+
+export interface CodeCheck {
+  symbol: string;
+  in: string;
+  /** 1-32 bytes in lower-case hex.
+   *  @pattern ^([0-9a-f]{2}){1,32}$ */
+  code: string;
+  says: string;
 }
 
 export interface AllocatorProfile {
+  /** @pattern ^[A-Za-z0-9_.-]{1,40}$ */
   name: string;
   description?: string;
   /** Pool family for pool-create events ('nginx', 'apr', or the profile's own). */
   poolKind?: string;
   /** Chosen automatically when these symbols are defined where `in` says. */
   detect?: { in: string; symbols: string[]; priority?: number };
+  /** @minItems 1
+   *  @maxItems 48 */
   functions: ProfileFunction[];
   /** How to read a pool's size from its own structure (at destroy/clear, and for live pools). */
-  poolSize?: { lists: PoolList[] };
+  poolSize?: { lists: PoolLists };
   /** How to find the pools that were alive before the trace began. */
   discover?: PoolDiscovery;
   /** Profiles combined with this one (an nginx target also gets libc when asked). */
   file?: string;
   /** Which tracer runs it: the generic uprobe loader (default) or a dedicated one ('luajit'). */
   engine?: 'uprobes' | 'luajit';
+  /** The LuaJIT tracer's facts, documented beside the profile (native/luajit holds them in C). */
+  luajit?: {
+    /** Functions whose calls yield a lua_State. */
+    discover: string[];
+    /** The builds whose layout this is. */
+    versions: string;
+    /** Field offsets by structure. */
+    layout: Record<string, Record<string, number>>;
+  };
 }
 
-const SRC_RE = /^(arg[0-5]|ret|\*arg[0-5])$/;
+/** @minItems 1
+ *  @maxItems 2 */
+export type PoolLists = PoolList[];
 
 function fail(file: string, msg: string): never {
   throw new UserError(`allocator profile ${file}: ${msg}`);
 }
 
-function checkSource(file: string, where: string, v: unknown): void {
-  if (v === undefined) return;
-  const list = Array.isArray(v) ? v : [v];
-  if (list.length === 0 || list.length > 2) fail(file, `${where}: expected a source or a list of two`);
-  for (const s of list) if (typeof s !== 'string' || !SRC_RE.test(s)) fail(file, `${where}: "${String(s)}" is not arg0..arg5, ret or *argN`);
+/** The schema the AllocatorProfile type generates (scripts/schemas.mjs), compiled on first use. */
+let schemaCheck: ValidateFunction | undefined;
+function checkSchema(raw: unknown): ErrorObject | undefined {
+  schemaCheck ??= new Ajv({ allErrors: false }).compile(JSON.parse(readFileSync(packagePath('docs', 'allocator-profile.schema.json'), 'utf8')) as object);
+  return schemaCheck(raw) ? undefined : (schemaCheck.errors ?? [])[0];
 }
 
-function isInt(v: unknown, min: number, max: number): v is number {
-  return typeof v === 'number' && Number.isInteger(v) && v >= min && v <= max;
+/** One schema error as a user reads it: where in the profile, and what is wrong there. */
+function schemaMessage(e: ErrorObject): string {
+  const where = e.instancePath ? e.instancePath.slice(1).replace(/\/(\d+)/g, '[$1]').replace(/\//g, '.') : 'the profile';
+  const p = e.params as Record<string, unknown>;
+  if (e.keyword === 'enum') return `${where}: must be one of ${(p.allowedValues as unknown[]).join(', ')}`;
+  if (e.keyword === 'pattern') return `${where}: must match ${String(p.pattern)}`;
+  if (e.keyword === 'additionalProperties') return `${where}: unknown key "${String(p.additionalProperty)}"`;
+  if (e.keyword === 'required') return `${where}: needs "${String(p.missingProperty)}"`;
+  return `${where}: ${e.message ?? 'invalid'}`;
 }
 
-/** Validates a parsed profile; throws a UserError naming the file and the problem. */
+/** The fields each role reads (its probe needs them). */
+const NEEDS: Record<Role, (keyof ProfileFunction)[]> = {
+  alloc: ['addr', 'size'], free: ['addr'], realloc: ['old', 'addr', 'size'], 'pool-create': ['pool'],
+  'pool-destroy': ['pool'], 'pool-clear': ['pool'], 'pool-alloc': ['pool', 'size'], 'pool-free': ['pool', 'addr'], 'pool-tag': ['pool', 'tag'],
+};
+
+/** Validates a parsed profile against its schema (docs/allocator-profile.schema.json, generated
+ *  from the types above), then what a schema does not say: the fields each role needs, a
+ *  function listed once, a list's size, a range's order, a root's one way. Throws a UserError
+ *  naming the file and the problem. */
 export function validateProfile(raw: unknown, file: string): AllocatorProfile {
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(file, 'expected a JSON object');
-  const p = raw as Record<string, unknown>;
-  if (typeof p.name !== 'string' || !/^[A-Za-z0-9_.-]{1,40}$/.test(p.name)) fail(file, '"name" must be 1-40 letters, digits, _ . -');
-  if (!Array.isArray(p.functions) || p.functions.length === 0) fail(file, '"functions" must be a non-empty list');
-  if (p.functions.length > 48) fail(file, 'at most 48 functions');
+  const e = checkSchema(raw);
+  if (e) fail(file, schemaMessage(e));
+  const p = raw as AllocatorProfile;
   const seen = new Set<string>();
-  for (const [i, f0] of (p.functions as unknown[]).entries()) {
-    const where = `functions[${i}]`;
-    if (!f0 || typeof f0 !== 'object') fail(file, `${where}: expected an object`);
-    const f = f0 as Record<string, unknown>;
-    if (typeof f.symbol !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.@]{0,200}$/.test(f.symbol)) fail(file, `${where}: "symbol" must be a C symbol name`);
-    if (typeof f.in !== 'string' || !/^(exe|[A-Za-z0-9_.+-]{1,100})$/.test(f.in)) fail(file, `${where}: "in" must be "exe" or a library file name`);
-    if (!ROLES.includes(f.role as Role)) fail(file, `${where}: "role" must be one of ${ROLES.join(', ')}`);
-    for (const k of ['addr', 'size', 'old', 'pool', 'parent', 'tag']) checkSource(file, `${where}.${k}`, f[k]);
-    if (f.level !== undefined && f.level !== 'default' && f.level !== 'pool-allocs') fail(file, `${where}: "level" must be "default" or "pool-allocs"`);
-    const role = f.role as Role;
-    const need: Record<Role, string[]> = {
-      alloc: ['addr', 'size'], free: ['addr'], realloc: ['old', 'addr', 'size'], 'pool-create': ['pool'],
-      'pool-destroy': ['pool'], 'pool-clear': ['pool'], 'pool-alloc': ['pool', 'size'], 'pool-free': ['pool', 'addr'], 'pool-tag': ['pool', 'tag'],
-    };
-    for (const k of need[role]) if (f[k] === undefined) fail(file, `${where}: role ${role} needs "${k}"`);
+  for (const [i, f] of p.functions.entries()) {
+    for (const k of NEEDS[f.role]) if (f[k] === undefined) fail(file, `functions[${i}]: role ${f.role} needs "${k}"`);
     const key = `${f.in}:${f.symbol}`;
-    if (seen.has(key)) fail(file, `${where}: ${key} listed twice`);
+    if (seen.has(key)) fail(file, `functions[${i}]: ${key} listed twice`);
     seen.add(key);
   }
-  if (p.poolSize !== undefined) {
-    const ps = p.poolSize as Record<string, unknown>;
-    if (!ps || !Array.isArray(ps.lists) || ps.lists.length === 0 || ps.lists.length > 2) fail(file, '"poolSize.lists" must hold one or two lists');
-    for (const [i, l0] of (ps.lists as unknown[]).entries()) {
-      const l = (l0 ?? {}) as Record<string, unknown>;
-      const first = (l.first ?? {}) as Record<string, unknown>;
-      if (!isInt(first.offset, 0, 4096) || typeof first.deref !== 'boolean') fail(file, `poolSize.lists[${i}].first: needs "offset" (0-4096) and "deref" (true/false)`);
-      if (!isInt(l.next, 0, 4096)) fail(file, `poolSize.lists[${i}].next: an offset 0-4096`);
-      if (l.end !== undefined && !isInt(l.end, 0, 4096)) fail(file, `poolSize.lists[${i}].end: an offset 0-4096`);
-      if (l.mallocPtr !== undefined && !isInt(l.mallocPtr, 0, 4096)) fail(file, `poolSize.lists[${i}].mallocPtr: an offset 0-4096`);
-      if (l.end === undefined && l.mallocPtr === undefined) fail(file, `poolSize.lists[${i}]: needs "end" or "mallocPtr"`);
-    }
+  for (const [i, l] of (p.poolSize?.lists ?? []).entries()) {
+    if (l.end === undefined && l.mallocPtr === undefined) fail(file, `poolSize.lists[${i}]: needs "end" or "mallocPtr"`);
   }
-  if (p.discover !== undefined) validateDiscovery(file, p.discover);
-  if (p.detect !== undefined) {
-    const d = p.detect as Record<string, unknown>;
-    if (typeof d.in !== 'string' || !Array.isArray(d.symbols) || !d.symbols.every((s) => typeof s === 'string')) fail(file, '"detect" needs "in" and "symbols"');
+  for (const [i, c] of (p.discover?.sane ?? []).entries()) {
+    if (c.min > c.max) fail(file, `discover.sane[${i}]: "min" must not be above "max"`);
   }
-  return { ...(p as unknown as AllocatorProfile), file };
-}
-
-function offsetList(v: unknown): v is number[] {
-  return Array.isArray(v) && v.length >= 1 && v.length <= 8 && v.every((x) => isInt(x, 0, 65536));
-}
-
-function validateDiscovery(file: string, raw: unknown): void {
-  const where = (k: string) => `discover.${k}`;
-  if (!raw || typeof raw !== 'object' || Array.isArray(raw)) fail(file, '"discover" must be an object');
-  const d = raw as Record<string, unknown>;
-  if (d.tree !== undefined) {
-    const t = (d.tree ?? {}) as Record<string, unknown>;
-    for (const k of ['parent', 'child', 'sibling']) if (!isInt(t[k], 0, 4096)) fail(file, `${where('tree')}.${k}: an offset 0-4096`);
-    if (t.backref !== undefined && !isInt(t.backref, 0, 4096)) fail(file, `${where('tree')}.backref: an offset 0-4096`);
+  for (const [i, r] of (p.discover?.roots ?? []).entries()) {
+    if ((r.path === undefined) === (r.array === undefined)) fail(file, `discover.roots[${i}]: needs "path" or "array" (one of them)`);
   }
-  if (d.tag !== undefined && !isInt(d.tag, 0, 4096)) fail(file, `${where('tag')}: an offset 0-4096`);
-  if (d.sane !== undefined) {
-    if (!Array.isArray(d.sane) || d.sane.length > 8) fail(file, `${where('sane')}: a list of at most 8 checks`);
-    for (const [i, c0] of (d.sane as unknown[]).entries()) {
-      const c = (c0 ?? {}) as Record<string, unknown>;
-      if (!isInt(c.offset, 0, 4096) || !isInt(c.min, -(2 ** 32), 2 ** 32) || !isInt(c.max, -(2 ** 32), 2 ** 32) || (c.min as number) > (c.max as number)) {
-        fail(file, `${where('sane')}[${i}]: needs "offset" (0-4096) and "min" <= "max"`);
-      }
-    }
-  }
-  if (d.roots !== undefined) {
-    if (!Array.isArray(d.roots) || d.roots.length > 8) fail(file, `${where('roots')}: a list of at most 8 roots`);
-    for (const [i, r0] of (d.roots as unknown[]).entries()) {
-      const r = (r0 ?? {}) as Record<string, unknown>;
-      const at = `${where('roots')}[${i}]`;
-      if (typeof r.name !== 'string' || !/^[A-Za-z0-9_ .>-]{1,40}$/.test(r.name)) fail(file, `${at}.name: 1-40 letters, digits, spaces, _ . - >`);
-      if (typeof r.symbol !== 'string' || !/^[A-Za-z_][A-Za-z0-9_.]{0,200}$/.test(r.symbol)) fail(file, `${at}.symbol: a C symbol name`);
-      if (typeof r.in !== 'string' || !/^(exe|[A-Za-z0-9_.+-]{1,100})$/.test(r.in)) fail(file, `${at}.in: "exe" or a library file name`);
-      if ((r.path === undefined) === (r.array === undefined)) fail(file, `${at}: needs "path" or "array" (one of them)`);
-      if (r.path !== undefined && !offsetList(r.path)) fail(file, `${at}.path: 1-8 offsets (0-65536)`);
-      if (r.array !== undefined) {
-        const a = (r.array ?? {}) as Record<string, unknown>;
-        if (!offsetList(a.path) || !offsetList(a.count)) fail(file, `${at}.array: "path" and "count" are 1-8 offsets`);
-        if (!isInt(a.stride, 8, 65536) || !isInt(a.pool, 0, 65528)) fail(file, `${at}.array: "stride" (8-65536) and "pool" (an offset) are needed`);
-        const sk = a.skip as Record<string, unknown> | undefined;
-        if (sk !== undefined && (!isInt(sk.offset, 0, 65532) || !isInt(sk.i32, -(2 ** 31), 2 ** 31 - 1))) fail(file, `${at}.array.skip: needs "offset" and "i32"`);
-      }
-    }
-  }
-  if (d.checks !== undefined) {
-    if (!Array.isArray(d.checks) || d.checks.length > 8) fail(file, `${where('checks')}: a list of at most 8 checks`);
-    for (const [i, c0] of (d.checks as unknown[]).entries()) {
-      const c = (c0 ?? {}) as Record<string, unknown>;
-      if (typeof c.symbol !== 'string' || typeof c.in !== 'string' || typeof c.says !== 'string' || typeof c.code !== 'string' || !/^([0-9a-f]{2}){1,32}$/.test(c.code)) {
-        fail(file, `${where('checks')}[${i}]: needs "symbol", "in", "code" (1-32 bytes in lower-case hex) and "says"`);
-      }
-    }
-  }
+  return { ...p, file };
 }
 
 /** The directory of the profiles shipped with leakscope. */
