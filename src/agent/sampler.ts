@@ -4,9 +4,9 @@
 // worker that is replaced keeps its class's series going); the top K of each, leaks first, are
 // shown by name and the rest summed as "other", so the number of series stays bounded.
 
-import { readFileSync } from 'node:fs';
 import { VERDICT_RANK, type Verdict } from '../analyses/result.js';
 import { ppidOf } from '../proc/processes.js';
+import { residentBytes } from '../proc/rss.js';
 import type { TargetModel } from './model.js';
 import { Parts, Ring, SeriesTable } from './series.js';
 
@@ -45,15 +45,6 @@ export interface TargetNumbers {
 }
 
 export const OTHER = 'other';
-
-function rssOf(pid: number): number | undefined {
-  try {
-    const f = readFileSync(`/proc/${pid}/statm`, 'latin1').split(' ');
-    return Number(f[1]) * 4096;
-  } catch {
-    return undefined;
-  }
-}
 
 interface Acc {
   name: string;
@@ -160,7 +151,7 @@ export class Sampler {
         // child until that one quits
         role: model.procs.has(ppidOf(p.pid)) ? 'worker' : 'master',
         bytes, blocks: heapBlocks + p.pools.size, pools: p.pools.size, poolBytes, heapBytes,
-        rssBytes: rssOf(p.pid), verdict: undefined,
+        rssBytes: residentBytes(p.pid), verdict: undefined,
       });
     }
     this.procSeries.sample(t, procVals);
