@@ -95,7 +95,7 @@ test('a running process: its executable, libraries and profiles', async (t) => {
 });
 
 test('bad targets: a missing process or a non-program fail the check (exit 1); bad options exit 2', () => {
-  const gone = doctor(['--pid', '999999999']);
+  const gone = doctor(['--pid', '4194000']); // a pid Linux could give, not running
   assert.equal(gone.code, 1);
   assert.equal(get(gone.report, 'target-process').status, 'fail');
   const text = doctor(['--exe', '/etc/hostname']);

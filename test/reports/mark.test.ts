@@ -83,8 +83,8 @@ test('mark: helpful one-line errors', async () => {
   const w = TraceWriter.create(seq, { format: 1, clock: 'seq', source: 'apr-log' });
   await w.close();
   assert.match(cliSync(['mark', '1', 'x', '--trace', seq]).stderr, /no monotonic start time/);
-  assert.match(cliSync(['mark', 'abc', 'x']).stderr, /^leakscope: PID must be a process id, got "abc"\n$/);
-  assert.match(cliSync(['mark', '999999999', 'x']).stderr, /^leakscope: no process 999999999\n$/);
+  assert.match(cliSync(['mark', 'abc', 'x']).stderr, /^leakscope: command-argument value 'abc' is invalid for argument 'pid'\. It must be a whole number from 1 to 4194304; see `leakscope mark --help`\n$/);
+  assert.match(cliSync(['mark', '4194000', 'x']).stderr, /^leakscope: no process 4194000\n$/);
 });
 
 test('a marker added by mark shows in the report and serves as a diff range edge', async () => {
