@@ -72,8 +72,13 @@ export class TargetWatch {
     return Number(process.hrtime.bigint() - this.startMono) / 1e9;
   }
 
+  /** Whether processes of the target are traced now: as the last check found them (every 2 s,
+   *  the moment it logs that none is left), not as the last sample (every 15 s by default) did. */
   get up(): boolean {
-    return this.numbers.processes.length > 0;
+    if (!this.wasUp) return false;
+    if (this.session) return this.session.pids.length > 0;
+    if (this.luajit) return this.luajit.pids.length > 0;
+    return false;
   }
 
   get probeHits(): number {

@@ -5,7 +5,7 @@
 // destroy's probe (at the call's entry) reported them gone.
 
 import type { Event } from '../model/events.js';
-import { layoutChecks, PoolDiscoverer, type PoolSet, type WalkCost } from './pool-discovery.js';
+import { layoutChecks, PoolDiscoverer, type FoundPool, type PoolSet, type WalkCost } from './pool-discovery.js';
 import { poolBytes, type ProcMem } from './poolwalk.js';
 import type { AllocatorProfile } from './profile.js';
 import { exeOf, findLibrary, readMaps } from './procfs.js';
@@ -13,7 +13,12 @@ import { exeOf, findLibrary, readMaps } from './procfs.js';
 interface LivePool {
   profile: AllocatorProfile;
   parent: number;
+  /** Its tag as the trace has it ('' none yet). */
+  tag: string;
 }
+
+/** What a walk from the roots is told: nothing is known, so it reports every pool it reaches. */
+const EVERY_POOL: PoolSet = { known: () => false, dead: () => false };
 
 /** Destroyed pools remembered (addresses are reused by new pools: this covers any teardown). */
 const DEAD_POOLS = 65536;
@@ -33,7 +38,9 @@ export class LivePools implements PoolSet {
   /** Per profile: its discoverer, or null when the profile has none or its layout checks failed. */
   private readonly discoverers = new Map<AllocatorProfile, PoolDiscoverer | null>();
 
-  constructor(readonly pid: number, private readonly host: LivePoolsHost) {}
+  /** @param tagAt per profile, where its pools hold their tag when tags are read from the pools
+   *  (specs.ts tagFromPool), or -1 */
+  constructor(readonly pid: number, private readonly host: LivePoolsHost, private readonly tagAt: (profile: AllocatorProfile) => number = () => -1) {}
 
   known(pool: number): boolean {
     return this.pools.has(pool);
@@ -53,9 +60,17 @@ export class LivePools implements PoolSet {
     return c;
   }
 
-  created(pool: number, parent: number, profile: AllocatorProfile): void {
+  created(pool: number, parent: number, profile: AllocatorProfile, tag = ''): void {
     this.gone.delete(pool);
-    this.add(pool, parent, profile);
+    this.add(pool, parent, profile, tag);
+  }
+
+  /** A pool's tag as a probe read it: whether the trace did not have it yet (a live pool's). */
+  retag(pool: number, tag: string): boolean {
+    const lp = this.pools.get(pool);
+    if (!lp || lp.tag === tag) return false;
+    lp.tag = tag;
+    return true;
   }
 
   /** A pool destroyed (or cleared: its children only) leaves the live set with its descendants. */
@@ -94,6 +109,43 @@ export class LivePools implements PoolSet {
     if (!this.pools.has(pool)) this.announce([{ pool, parent: 0, tag: '' }], profile, t);
   }
 
+  /**
+   * Walk mode (no probes): the pools reachable from the profiles' roots now. A pool not known
+   * yet is announced as found; a known pool no longer reachable (or now under another parent: its
+   * address was reused) is destroyed at this walk's time. What lives and dies between two walks is
+   * not seen; what grows, or piles up under a parent, is.
+   */
+  rewalk(profiles: AllocatorProfile[], t: number): void {
+    const reached = new Set<number>();
+    let walked = false;
+    for (const profile of profiles) {
+      const d = this.discoverer(profile);
+      if (!d) continue;
+      walked = true;
+      const fresh: FoundPool[] = [];
+      for (const f of d.fromRoots(EVERY_POOL)) {
+        if (reached.has(f.pool)) continue;
+        reached.add(f.pool);
+        const lp = this.pools.get(f.pool);
+        if (lp && lp.parent === f.parent) continue;
+        if (lp) this.destroyed(f.pool, t);
+        fresh.push(f);
+      }
+      this.announce(fresh, profile, t);
+    }
+    if (!walked) return;
+    for (const pool of [...this.pools.keys()]) if (!reached.has(pool) && this.pools.has(pool)) this.destroyed(pool, t);
+  }
+
+  /** A pool and its descendants gone (children first, as the allocator destroys them). */
+  private destroyed(pool: number, t: number): void {
+    for (const k of [...(this.children.get(pool) ?? [])]) this.destroyed(k, t);
+    this.host.emit({ kind: 'pool-destroy', pid: this.pid, t, pool, stack: 0 });
+    this.forget(pool, true);
+    // the address may hold a new pool at the next walk
+    this.gone.delete(pool);
+  }
+
   /** Reads the size of live pools from the process's memory, at most `limit` of them. */
   sample(t: number, limit: number): void {
     if (this.pools.size === 0) return;
@@ -102,6 +154,14 @@ export class LivePools implements PoolSet {
     let n = 0;
     for (const [pool, lp] of this.pools) {
       if (n++ >= limit) break;
+      // a pool tagged after its creation, when tags are not probed: its tag from its memory
+      if (lp.tag === '' && this.tagAt(lp.profile) >= 0) {
+        const tag = this.discoverer(lp.profile)?.tagOf(pool);
+        if (tag) {
+          lp.tag = tag;
+          this.host.emit({ kind: 'pool-tag', pid: this.pid, t, pool, tag });
+        }
+      }
       const lists = lp.profile.poolSize?.lists;
       if (!lists) continue;
       const bytes = poolBytes(mem, pool, lists);
@@ -109,8 +169,8 @@ export class LivePools implements PoolSet {
     }
   }
 
-  private add(pool: number, parent: number, profile: AllocatorProfile): void {
-    this.pools.set(pool, { profile, parent });
+  private add(pool: number, parent: number, profile: AllocatorProfile, tag: string): void {
+    this.pools.set(pool, { profile, parent, tag });
     if (parent) {
       let set = this.children.get(parent);
       if (!set) this.children.set(parent, (set = new Set()));
@@ -124,7 +184,7 @@ export class LivePools implements PoolSet {
     const kind = kindOf(profile);
     for (const f of found) {
       this.host.emit({ kind: 'pool-found', pid: this.pid, t, pool: f.pool, parent: f.parent, poolKind: kind, tag: f.tag });
-      this.add(f.pool, f.parent, profile);
+      this.add(f.pool, f.parent, profile, f.tag);
       const bytes = mem && lists ? poolBytes(mem, f.pool, lists) : undefined;
       if (bytes !== undefined) this.host.emit({ kind: 'pool-size', pid: this.pid, t, pool: f.pool, bytes });
     }

@@ -2,7 +2,7 @@
  *
  * Driven by `leakscope attach` (src/attach/loader.ts) over pipes:
  *   stdin  (text, one command per line, fields separated by TABs; no shell, nothing evaluated):
- *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields>
+ *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields> [TAGOFF]
  *     probe IDX PID PATH SYMBOL      attach spec IDX to PATH:SYMBOL in process PID
  *     trace PID [INHERIT]            follow forks and exits of PID / stop (drops its probes);
  *     untrace PID                    INHERIT 1: the processes it forks inherit its probes (they
@@ -815,6 +815,7 @@ static void do_spec(char **f, int n)
     char **w = f + 10 + 6 * k;
     s.walk[k] = (struct ls_walk){ num(w[0]), num(w[1]), num(w[2]), num(w[3]), num(w[4]), num(w[5]) };
   }
+  s.tag_off = n >= 23 ? num(f[22]) : -1;
   uint32_t key = idx;
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.specs), &key, &s, BPF_ANY)) { status("{\"error\":\"spec: map update failed\"}"); return; }
   spec_flags[idx] = s.flags;

@@ -60,7 +60,10 @@ function intOption(name: string, v: string, min: number, max: number): number {
 export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (!o.pid && !o.exe) throw new UserError('say what to trace: --pid PID (optionally --children) or --exe PATH');
   if (o.pid && o.exe) throw new UserError('use either --pid or --exe, not both');
-  if (o.mode !== 'events' && o.mode !== 'aggregate') throw new UserError('--mode must be "events" or "aggregate"');
+  if (o.mode !== 'events' && o.mode !== 'aggregate' && o.mode !== 'walk') throw new UserError('--mode must be "events", "aggregate" or "walk"');
+  // walk: events mode's trace and report, with no probe (the pool trees walked at each sample)
+  const walkOnly = o.mode === 'walk';
+  const timeline = o.mode === 'events' || walkOnly;
   if (o.format !== 'text' && o.format !== 'json') throw new UserError('--format must be "text" or "json"');
   if (!o.report && !o.output) throw new UserError('--no-report needs -o FILE (otherwise nothing would be kept)');
   if (o.mode === 'aggregate' && o.output) throw new UserError('--mode aggregate keeps its table in kernel maps; it writes no trace (drop -o, or use --mode events)');
@@ -70,6 +73,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (o.interval !== undefined && (intervalMs === undefined || intervalMs < 100)) throw new UserError(`--interval: "${o.interval}" is not a duration of at least 100ms`);
   const poolSampleMs = parseDuration(o.poolSample);
   if (poolSampleMs === undefined) throw new UserError(`--pool-sample: "${o.poolSample}" is not a duration`);
+  if (walkOnly && poolSampleMs === 0) throw new UserError('--mode walk finds pools by walking them at every --pool-sample: give it a period (e.g. --pool-sample 2s)');
   const stackBytes = intOption('stack-bytes', o.stackBytes, 0, 16384);
   const ringbufOpt = o.ringbufMb !== undefined ? intOption('ringbuf-mb', o.ringbufMb, 1, 1024) : undefined;
   const top = intOption('top', o.top, 1, 10000);
@@ -101,7 +105,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   }
   if (profiles.some((p) => p.engine === 'luajit')) {
     if (profiles.length > 1) throw new UserError('--allocator luajit runs its own tracer: trace it alone (a second attach can trace the other allocators)');
-    if (o.mode !== 'events') throw new UserError('--allocator luajit has no aggregate mode; use --mode events');
+    if (o.mode !== 'events') throw new UserError(`--allocator luajit has no ${o.mode} mode; use --mode events`);
     if (durationMs === undefined) throw new UserError('--allocator luajit needs --duration (after it, the tracer waits for a GC cycle so garbage is not reported as outstanding)');
     const pids = pid !== undefined ? [pid] : pidsRunning(exe!);
     if (pids.length === 0) throw new UserError(`no running process of ${exe}`);
@@ -125,7 +129,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   const tracePath = o.output ?? join(tmpDir!, 'attach.lstrace');
   const startMono = process.hrtime.bigint();
   const targetText = pid !== undefined ? `--pid ${pid}${o.children ? ' --children' : ''}` : `--exe ${exe}`;
-  const writer = o.mode === 'events'
+  const writer = timeline
     ? TraceWriter.create(tracePath, {
         format: 1, clock: 'ns', startWallMs: Date.now(), startMonoNs: startMono.toString(), source: 'attach',
         command: `leakscope attach ${targetText} --allocator ${profiles.map((p) => p.name).join(',')}${o.poolAllocs ? ' --pool-allocs' : ''}`,
@@ -133,12 +137,12 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       })
     : undefined;
   const nullSink = { event() {} };
-  const live = intervalMs !== undefined && o.mode === 'events' ? new LiveGrowth(writer!) : undefined;
+  const live = intervalMs !== undefined && timeline ? new LiveGrowth(writer!) : undefined;
   const sink = live ?? writer ?? nullSink;
   // SIGUSR1: a marker for every traced process, now (on the trace's timeline).
   const markers = onMarkerSignal((label) => {
     const t = Number(process.hrtime.bigint() - startMono);
-    if (o.mode !== 'events') {
+    if (!timeline) {
       process.stderr.write(`leakscope: ${label}: --mode aggregate keeps no timeline, so no marker\n`);
       return;
     }
@@ -157,12 +161,13 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
       target: { pid, children: o.children, exe },
       profiles,
       poolAllocs: o.poolAllocs === true,
-      mode: o.mode as 'events' | 'aggregate',
+      mode: walkOnly ? 'events' : (o.mode as 'events' | 'aggregate'),
+      walkOnly,
       stackBytes,
       ringbufMb,
       unwindLib: o.unwind ? unwindLib() : undefined,
       pollMs: 200,
-      poolSampleMs: o.mode === 'events' ? poolSampleMs : 0,
+      poolSampleMs: timeline ? poolSampleMs : 0,
       sink,
       startMono,
       onWarning: warn,
@@ -233,10 +238,13 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   markers.off();
   await writer?.close();
   if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
-  if (stats.probes === 0) warn('no probe was attached; nothing was traced');
+  if (walkOnly) {
+    if (stats.discovery.walks === 0) warn(`--mode walk: no pool tree could be walked (allocator ${names}: its profile gives no roots, or their layout did not match; run 'leakscope doctor')`);
+  } else if (stats.probes === 0) warn('no probe was attached; nothing was traced');
   else if (stats.calls === 0 && o.mode === 'events') warn(`no probed function was called in any traced process (allocator ${names}): see the hint under each process`);
   const d = stats.discovery;
-  if (d.walks > 0) process.stderr.write(`leakscope: ${d.found} pools alive before the trace found in the processes' memory (${d.walks} walks, ${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)\n`);
+  if (d.walks > 0 && walkOnly) process.stderr.write(`leakscope: ${d.walks} pool walks found ${d.found} pools in all (${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)\n`);
+  else if (d.walks > 0) process.stderr.write(`leakscope: ${d.found} pools alive before the trace found in the processes' memory (${d.walks} walks, ${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)\n`);
 
   if (aggRows) {
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true }); // aggregate mode writes no trace
