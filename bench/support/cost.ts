@@ -128,6 +128,7 @@ export function loaderOf(nodePid: number): number | undefined {
 // ---- stopping what a bench started, when it is killed ----
 
 const started = new Set<ChildProcess>();
+const startedPids = new Set<number>();
 const exitHooks: (() => void)[] = [];
 let installed = false;
 
@@ -141,6 +142,9 @@ function install(): void {
         if (c.pid && c.exitCode === null && c.signalCode === null) {
           try { process.kill(c.pid, 'SIGTERM'); } catch { /* gone */ }
         }
+      }
+      for (const pid of startedPids) {
+        try { process.kill(pid, 'SIGTERM'); } catch { /* gone */ }
       }
       for (const h of exitHooks.splice(0)) h();
       console.error(`bench: stopped by ${sig}; the processes it started were sent SIGTERM`);
@@ -156,6 +160,17 @@ export function track<T extends ChildProcess>(c: T): T {
   started.add(c);
   c.once('exit', () => started.delete(c));
   return c;
+}
+
+/** A process the bench started that is not its child object (a server helper's master pid):
+ *  sent SIGTERM if the bench is killed; untrack() once the bench stopped it itself. */
+export function trackPid(pid: number): void {
+  install();
+  startedPids.add(pid);
+}
+
+export function untrackPid(pid: number): void {
+  startedPids.delete(pid);
 }
 
 /** Runs at exit, or when the bench is killed. */

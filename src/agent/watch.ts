@@ -26,7 +26,7 @@ const UNTRACED_GRACE_MS = 5000;
 /** Restarts of one target's session are at least this far apart (doubling to 5 minutes). */
 const RESTART_BACKOFF_MS = 10_000;
 
-export type Mode = 'events' | 'aggregate' | 'luajit';
+export type Mode = 'events' | 'aggregate' | 'walk' | 'luajit';
 
 export class TargetWatch {
   readonly model: TargetModel;
@@ -138,7 +138,9 @@ export class TargetWatch {
   }
 
   private async startSession(): Promise<void> {
-    const mode = this.mode as 'events' | 'aggregate';
+    // walk: the events mode's model fed by walks of the pool trees alone, no probe
+    const walkOnly = this.mode === 'walk';
+    const mode = walkOnly ? 'events' : (this.mode as 'events' | 'aggregate');
     const sink: EventSink = this.tap && mode === 'events' ? teeSink(this.model, this.tap) : this.model;
     const session = await AttachSession.start({
       target: { match: this.match },
@@ -150,6 +152,7 @@ export class TargetWatch {
       unwindLib: existsSync(UNWIND_LIB) ? UNWIND_LIB : undefined,
       pollMs: 1000,
       poolSampleMs: mode === 'events' ? this.cfg.poolSampleMs : 0,
+      walkOnly,
       sink,
       startMono: this.startMono,
       onWarning: (m) => this.log.warn(`target ${this.name}: ${m}`),
