@@ -12,7 +12,7 @@
 // programs' own run time per request and probe hits per request (kernel BPF stats), and the
 // agent's node and loader CPU per request, so a cost that grows over the soak shows where it is.
 // Needs root. `npm run bench -- agent` (`npm run bench -- --quick agent`: 2 minutes;
-// LSBENCH_AGENT_MINUTES=N).
+// LSBENCH_AGENT_MINUTES=N; LSBENCH_AGENT_MODE=walk for the target's mode).
 
 import { spawn, spawnSync } from 'node:child_process';
 import { atExit, bpfStatsOn, childrenOf, cpuUs, loaderOf, Meter, run, track } from './support/cost.js';
@@ -25,6 +25,9 @@ import { quick, root, size, startBench } from './support/record.js';
 
 const MINUTES = size('LSBENCH_AGENT_MINUTES', 10, 2);
 const PHASE_S = quick ? 12 : 25;
+/** The target's mode (LSBENCH_AGENT_MODE=walk|events|aggregate); the agent's default when unset. */
+const MODE = process.env.LSBENCH_AGENT_MODE;
+if (MODE !== undefined && !['walk', 'events', 'aggregate', 'auto'].includes(MODE)) throw new Error(`LSBENCH_AGENT_MODE: ${MODE} is not walk, events, aggregate or auto`);
 function rssKiB(pid: number): number {
   try {
     return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -88,7 +91,7 @@ async function main(): Promise<void> {
 
     const aport = await freePort();
     const config = join(dir, 'agent.yaml');
-    writeFileSync(config, `listen: 127.0.0.1:${aport}\ntargets:\n  - name: nginx\n    exe: ${server.exe}\n`);
+    writeFileSync(config, `listen: 127.0.0.1:${aport}\ntargets:\n  - name: nginx\n    exe: ${server.exe}\n${MODE ? `    mode: ${MODE}\n` : ''}`);
     // the Node options the shipped systemd unit gives the agent
     const nodeOptions = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(root, 'deploy/systemd/leakscope-agent.service'), 'utf8'))?.[1] ?? '';
     console.log(`agent: dist/cli/main.js, NODE_OPTIONS=${nodeOptions} (as deploy/systemd/leakscope-agent.service)`);
@@ -193,6 +196,7 @@ async function main(): Promise<void> {
       probeHits: Number(hits ?? NaN),
       eventsLost: Number(lost ?? NaN),
       nodeOptions,
+      mode: MODE ?? 'auto',
     });
   } finally {
     restoreStats();

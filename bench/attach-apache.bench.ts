@@ -9,7 +9,7 @@
 // and of node per request.
 // Needs root. `npm run bench -- attach` (with attach.bench.ts) or `-- attach-apache`;
 // ATTACH_BENCH_SECONDS per wrk run (default 3; --quick 1), APACHE_BENCH_ROUNDS (default 3;
-// --quick 1), APACHE_BENCH_TRACERS=default,floor,nostack,... (default: default,floor).
+// --quick 1), APACHE_BENCH_TRACERS=default,floor,nostack,walk (default: default,floor,walk).
 // Writes bench/results/attach-apache.json.
 
 import { spawn } from 'node:child_process';
@@ -32,9 +32,9 @@ const TRACERS: Tracer[] = [
   { key: 'default', name: 'default profile (apr)', args: [] },
   { key: 'floor', name: 'the same probes, programs that return at once', args: [], env: { LEAKSCOPE_BPF_BARE: '1' } },
   { key: 'nostack', name: 'default profile, --stack-bytes 0', args: ['--stack-bytes', '0'] },
-  { key: 'sampled', name: 'default profile, no pool sampling', args: ['--pool-sample', '0'] },
+  { key: 'walk', name: '--mode walk: no probe, the pool trees walked every 2 s', args: ['--mode', 'walk'] },
 ];
-const want = (process.env.APACHE_BENCH_TRACERS ?? 'default,floor').split(',');
+const want = (process.env.APACHE_BENCH_TRACERS ?? 'default,floor,walk').split(',');
 const tracers = TRACERS.filter((t) => want.includes(t.key));
 
 /** wrk's request rate and count; the shell's `times` gives wrk's own CPU. */
