@@ -140,8 +140,10 @@ try {
   if (byTracer.has('floor') && byTracer.has('default')) {
     const traps = (split.floor as Record<string, number>).apacheExtraUs!;
     const d = split.default as Record<string, number>;
-    split.defaultSplit = { trapsUs: traps, bpfUs: d.bpfUs!, apacheRestUs: d.apacheExtraUs! - traps - d.bpfUs!, loaderUs: d.loaderUs!, nodeUs: d.nodeUs!, trapsShareOfUntraced: traps / untracedUs };
-    console.log(`  default = traps ${f1(traps)} + BPF programs ${f1(d.bpfUs!)} + rest of apache ${f1(d.apacheExtraUs! - traps - d.bpfUs!)} µs in apache, + loader ${f1(d.loaderUs!)} + node ${f1(d.nodeUs!)} µs beside it; the traps alone are ${((traps / untracedUs) * 100).toFixed(1)}% of an untraced request's apache CPU`);
+    // APR's probes are entry and return probes with a program each: a hit is a trap
+    const perHit = traps / (split.floor as Record<string, number>).hitsPerRequest!;
+    split.defaultSplit = { trapsUs: traps, trapUsPerHit: perHit, bpfUs: d.bpfUs!, apacheRestUs: d.apacheExtraUs! - traps - d.bpfUs!, loaderUs: d.loaderUs!, nodeUs: d.nodeUs!, trapsShareOfUntraced: traps / untracedUs };
+    console.log(`  default = traps ${f1(traps)} + BPF programs ${f1(d.bpfUs!)} + rest of apache ${f1(d.apacheExtraUs! - traps - d.bpfUs!)} µs in apache, + loader ${f1(d.loaderUs!)} + node ${f1(d.nodeUs!)} µs beside it; the traps alone (${f1(perHit)} µs per probe hit) are ${((traps / untracedUs) * 100).toFixed(1)}% of an untraced request's apache CPU`);
   }
   bench.finish({ seconds: SECONDS, untracedApacheUs: untracedUs, rounds, split });
   console.log(`load average at the end ${load()}`);

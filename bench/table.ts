@@ -367,7 +367,7 @@ const ROWS: Row[] = [
       const runs = rs.map((r) => `${pct(r.ratio)} (untraced ${fx(r.untracedBefore, 0)} / ${fx(r.untracedAfter, 0)}, traced ${fx(r.traced, 0)} req/s; ${r.found} pools found at attach${r.lost ? `, ${r.lost} events lost` : ''})`).join('; ');
       const d = f.split?.defaultSplit;
       const split = d
-        ? `. Per request (µs; apache untraced ${fx(f.untracedApacheUs, 1)}): traps ${fx(d.trapsUs, 1)} (${pct(d.trapsShareOfUntraced)} of it), BPF programs ${fx(d.bpfUs, 1)}, rest of apache ${fx(d.apacheRestUs, 1)}; loader ${fx(d.loaderUs, 1)}, node ${fx(d.nodeUs, 1)} (${fx(f.split?.default?.hitsPerRequest, 1)} probe hits per request)`
+        ? `. Per request (µs; apache untraced ${fx(f.untracedApacheUs, 1)}): traps ${fx(d.trapsUs, 1)} (${pct(d.trapsShareOfUntraced)} of it${d.trapUsPerHit !== undefined ? `; ${fx(d.trapUsPerHit, 2)} µs per probe hit` : ''}), BPF programs ${fx(d.bpfUs, 1)}, rest of apache ${fx(d.apacheRestUs, 1)}; loader ${fx(d.loaderUs, 1)}, node ${fx(d.nodeUs, 1)} (${fx(f.split?.default?.hitsPerRequest, 1)} probe hits per request)`
         : '';
       const walk = all.filter((r) => r.tracer === 'walk');
       const walkText = walk.length ? `; --mode walk ${walk.map((r) => pct(r.ratio)).join(', ')} (node ${fx(f.split?.walk?.nodeUs, 1)}, loader ${fx(f.split?.walk?.loaderUs, 1)} µs per request)` : '';
