@@ -144,7 +144,7 @@ try {
 
   const t0 = performance.now();
   let events = 0;
-  await aprLogSource.read({ path, stream: createReadStream(path, { highWaterMark: 1 << 20 }) }, { event() { events++; } }, {});
+  await aprLogSource.read({ path, stream: createReadStream(path, { highWaterMark: 1 << 20 }) }, { event() { events++; } });
   const tSource = (performance.now() - t0) / 1000;
 
   const rate = (t: number) => `${(lines / t / 1e6).toFixed(2)}M lines/s`;
@@ -170,7 +170,7 @@ try {
   console.log(`\ngenerated nginx debug log: ${nlines.toLocaleString('en')} lines, ${(statSync(npath).size / 1e6).toFixed(0)} MB`);
   const n0 = performance.now();
   let nevents = 0;
-  await nginxLogSource.read({ path: npath, stream: createReadStream(npath, { highWaterMark: 1 << 20 }) }, { event() { nevents++; } }, {});
+  await nginxLogSource.read({ path: npath, stream: createReadStream(npath, { highWaterMark: 1 << 20 }) }, { event() { nevents++; } });
   const tn = (performance.now() - n0) / 1000;
   const [nan, tnAnalyze] = time(() => spawnSync('/usr/bin/time', ['-f', 'CPU %U %S', process.execPath, main, 'analyze', npath],
     { cwd: root, encoding: 'utf8', env: { ...process.env, CI: '1' }, maxBuffer: 64 << 20 }));

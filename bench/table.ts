@@ -17,7 +17,6 @@ export const END = '<!-- end of the generated table -->';
 export const BENCHMARKS = join(root, 'BENCHMARKS.md');
 
 // Records are JSON: their figures are read loosely, and a missing one shows as '?'.
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type F = any;
 
 interface Row {

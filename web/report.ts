@@ -7,6 +7,7 @@ import { formatBytes } from '../src/model/units.js';
 import uPlot from 'uplot';
 import { select } from 'd3-selection';
 import flamegraph from 'd3-flame-graph';
+import type { FlameGraph } from 'd3-flame-graph';
 import type { ReportData, ProcessData, SiteRow, PoolNode } from '../src/reports/html/data.js';
 
 type Metric = 'bytes' | 'count' | 'allocated';
@@ -30,7 +31,7 @@ const state: { pid: number; range: Range | null; metric: Metric; sort: { key: st
   search: '',
 };
 const charts = new Map<string, uPlot>();
-let flameChart: any = null;
+let flameChart: FlameGraph | null = null;
 let lastTableRows: { label: string; bytes: number; count: number; age?: number }[] = [];
 const PALETTE = ['#c0392b', '#2c7fb8', '#31a354', '#7f7f7f', '#e6550d', '#756bb1', '#d6616b', '#3182bd', '#8c6d31', '#17becf'];
 const GROUP_COLOR: Record<string, string> = { total: '#c0392b', heap: '#2c7fb8', pools: '#31a354', rss: '#7f7f7f' };
@@ -581,7 +582,7 @@ function disambiguate(rows: { row: Row; names: string[] }[]): void {
   }
 }
 
-function sitesSection(p: ProcessData): HTMLElement {
+function sitesSection(_p: ProcessData): HTMLElement {
   return el('section', { id: 'sites-section' },
     el('h2', {}, 'Allocation sites'),
     el('p', { class: 'limits', id: 'sites-caption' }, ''),

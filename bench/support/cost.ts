@@ -56,7 +56,7 @@ export function bpfRun(pid: number): { ns: number; runs: number } {
   let ns = 0;
   let runs = 0;
   const seen = new Set<string>();
-  let fds: string[] = [];
+  let fds: string[];
   try {
     fds = readdirSync(`/proc/${pid}/fd`);
   } catch {

@@ -118,7 +118,7 @@ function round(x: number): number {
 /** Every record in a directory, by bench name. */
 export function readRecords(dir: string): Map<string, BenchRecord> {
   const out = new Map<string, BenchRecord>();
-  let names: string[] = [];
+  let names: string[];
   try {
     names = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
   } catch {

@@ -4,7 +4,7 @@
 
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, type Document, type Node } from 'yaml';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { parseDurationMs } from '../model/units.js';
 
 export type TargetMode = 'auto' | 'events' | 'aggregate' | 'walk';

@@ -3,7 +3,7 @@
 // targets given as flags are added to the file's.
 
 import { readFileSync } from 'node:fs';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { parseDurationMs } from '../model/units.js';
 import { configFromObject, loadConfigFile, parseListen, DEFAULTS, type AgentConfig } from './config.js';
 

@@ -19,7 +19,6 @@ export class Log {
   }
 
   private line(level: string, msg: string): void {
-    // eslint-disable-next-line no-control-regex
     const text = msg.replace(/[\u0000-\u001f\u007f]/g, ' ');
     const now = Date.now();
     const last = this.seen.get(text);

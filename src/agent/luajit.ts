@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachLuajit } from '../luajit/attach-luajit.js';
-import { analyzeWithWindow } from '../analyses/window-run.js';
+import { analyzeWithWindow } from '../pipeline/window-run.js';
 import type { AnalysisResult } from '../analyses/result.js';
 import type { WindowState } from '../analyses/window.js';
 import type { TargetConfig } from './config.js';

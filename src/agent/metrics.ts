@@ -13,7 +13,6 @@ const MAX_LABEL = 200;
 
 /** A label value from a traced process: printable, one line, bounded. */
 export function labelValue(s: string): string {
-  // eslint-disable-next-line no-control-regex
   const one = s.replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]/g, ' ');
   return one.length > MAX_LABEL ? `${one.slice(0, MAX_LABEL - 1)}…` : one;
 }

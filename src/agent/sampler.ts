@@ -6,7 +6,7 @@
 
 import { readFileSync } from 'node:fs';
 import { VERDICT_RANK, type Verdict } from '../analyses/result.js';
-import { ppidOf } from '../attach/procfs.js';
+import { ppidOf } from '../proc/processes.js';
 import type { TargetModel } from './model.js';
 import { Parts, Ring, SeriesTable } from './series.js';
 

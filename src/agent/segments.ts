@@ -36,7 +36,7 @@ export class Segments {
     try {
       mkdirSync(cfg.dir, { recursive: true, mode: 0o750 });
     } catch (err) {
-      throw new Error(`segments.dir ${cfg.dir}: cannot create it (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+      throw new Error(`segments.dir ${cfg.dir}: cannot create it (${(err as NodeJS.ErrnoException).code ?? 'error'})`, { cause: err });
     }
   }
 
@@ -84,7 +84,7 @@ export class Segments {
 
   /** Deletes segments past the age, then the oldest while over the size (never the open one). */
   retain(): void {
-    let files: { path: string; bytes: number; mtime: number }[] = [];
+    let files: { path: string; bytes: number; mtime: number }[];
     try {
       files = readdirSync(this.cfg.dir).filter((n) => NAME_RE.test(n)).sort().map((n) => {
         const st = statSync(join(this.cfg.dir, n));

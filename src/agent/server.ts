@@ -12,7 +12,7 @@ import { createServer as createNet, isIP, type Server as NetServer } from 'node:
 import { readFileSync } from 'node:fs';
 import { dirname, extname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import type { AgentConfig } from './config.js';
 import { requestHandler, tokenDigest, type Answer, type Query, type Route } from './http-handler.js';
 import type { WebInit } from './web.js';

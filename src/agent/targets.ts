@@ -4,7 +4,8 @@
 
 import { existsSync, readFileSync, readdirSync, realpathSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { allPids, descendants, exeOf, pidAlive, pidsRunning, readMaps } from '../attach/procfs.js';
+import { allPids, descendants, exeOf, nameOf, pidAlive, pidsRunning } from '../proc/processes.js';
+import { readMaps } from '../proc/maps.js';
 import type { TargetConfig } from './config.js';
 
 export type Matcher = () => number[];
@@ -25,7 +26,7 @@ export function matcherFor(t: TargetConfig, cgroupRoot = '/sys/fs/cgroup'): Matc
   }
   if (t.process !== undefined) {
     const name = t.process;
-    return () => allPids().filter((p) => p !== process.pid && commOf(p) === name && pidAlive(p));
+    return () => allPids().filter((p) => p !== process.pid && nameOf(p) === name && pidAlive(p));
   }
   if (t.unit !== undefined) {
     const unit = t.unit;
@@ -33,14 +34,6 @@ export function matcherFor(t: TargetConfig, cgroupRoot = '/sys/fs/cgroup'): Matc
   }
   const pid = t.pid!;
   return () => (pidAlive(pid) ? [pid, ...descendants(pid)] : []);
-}
-
-export function commOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').replace(/\n$/, '');
-  } catch {
-    return '';
-  }
 }
 
 /** The cgroup directories of a unit (cgroup v2 and the v1 systemd hierarchy). */

@@ -5,12 +5,11 @@
 // watch starts it again when it cannot: a traced process that exec'd another image (a binary
 // upgrade), or a process that stays untraced (the loader died).
 
-import { existsSync } from 'node:fs';
 import { AttachSession } from '../attach/session.js';
 import { detectProfiles } from '../attach/detect.js';
 import { loadProfile, type AllocatorProfile } from '../attach/profile.js';
-import { UNWIND_LIB } from '../attach/loader.js';
-import { exeOf } from '../attach/procfs.js';
+import { unwindLib } from '../attach/loader.js';
+import { exeOf } from '../proc/processes.js';
 import type { EventSink } from '../model/events.js';
 import { teeSink } from '../sources/tee.js';
 import type { AgentConfig, TargetConfig } from './config.js';
@@ -149,7 +148,7 @@ export class TargetWatch {
       mode,
       stackBytes: this.cfg.stackBytes,
       ringbufMb: mode === 'events' && (this.cfg.poolAllocs || this.profiles.some((p) => p.functions.some((f) => f.role === 'alloc'))) ? 64 : 16,
-      unwindLib: existsSync(UNWIND_LIB) ? UNWIND_LIB : undefined,
+      unwindLib: unwindLib(),
       pollMs: 1000,
       poolSampleMs: mode === 'events' ? this.cfg.poolSampleMs : 0,
       walkOnly,

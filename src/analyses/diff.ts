@@ -5,7 +5,7 @@ import type { AnalysisResult, ProcessReport, Series, SiteReport } from './result
 import type { WindowState } from './window.js';
 import { outstandingAt } from './window.js';
 import { frameLabel } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 
 export interface DiffSide {
   bytes: number;

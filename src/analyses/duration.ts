@@ -2,7 +2,7 @@
 // clock, or a bare number of events for traces whose clock is an event sequence.
 
 import type { Clock } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 
 export interface Age {
   value: number;

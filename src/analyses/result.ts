@@ -3,6 +3,7 @@
 // (docs/json-output.md); change it only compatibly.
 
 import type { Clock, Frame } from '../model/events.js';
+import type { Anomalies } from '../engine/state.js';
 
 /**
  * What an entity's memory did. The first four judge its growth while the process ran (growth.ts):
@@ -125,19 +126,8 @@ export interface PoolClassReport {
   sites: { label: string; bytes: number; count: number }[];
 }
 
-export interface Anomalies {
-  unknownFree: number;
-  doubleFree: number;
-  unknownRealloc: number;
-  unknownPool: number;
-  unknownPoolDestroy: number;
-  /** Frees (and pool operations) in a forked child on memory it inherited from its parent: expected, not anomalies. */
-  inheritedFree?: number;
-  inheritedPool?: number;
-  /** Pools created with themselves as their parent: made roots. */
-  poolOwnParent?: number;
-  poolParentCycle?: number;
-}
+/** What the engine counted as not adding up (engine/state.ts). */
+export type { Anomalies } from '../engine/state.js';
 
 export interface ProcessReport {
   pid: number;

@@ -5,7 +5,8 @@
 import { readFileSync } from 'node:fs';
 import type { Frame } from '../model/events.js';
 import { frameLabel } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
+import { packagePath } from '../native/locate.js';
 
 export interface FrameRules {
   alloc: RegExp[];
@@ -20,7 +21,7 @@ export interface SiteShape {
   via?: string;
 }
 
-const DEFAULT_RULES_URL = new URL('../../profiles/suppressions/default.txt', import.meta.url);
+const DEFAULT_RULES_URL = packagePath('profiles', 'suppressions', 'default.txt');
 let defaults: FrameRules | undefined;
 
 /** The built-in rules (profiles/suppressions/default.txt). */

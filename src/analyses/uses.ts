@@ -3,6 +3,7 @@
 // one is reported as growing "during a connection", the words a user reads.
 
 import { readFileSync } from 'node:fs';
+import { packagePath } from '../native/locate.js';
 
 interface UseRule {
   kind: string;
@@ -10,7 +11,7 @@ interface UseRule {
   use: string;
 }
 
-const USES_URL = new URL('../../profiles/verdicts/pool-uses.json', import.meta.url);
+const USES_URL = packagePath('profiles', 'verdicts', 'pool-uses.json');
 let rules: UseRule[] | undefined;
 
 function load(): UseRule[] {

@@ -6,9 +6,11 @@
 
 import type { Event } from '../model/events.js';
 import { layoutChecks, PoolDiscoverer, type FoundPool, type PoolSet, type WalkCost } from './pool-discovery.js';
-import { poolBytes, type ProcMem } from './poolwalk.js';
+import { poolBytes } from './poolwalk.js';
+import { type ProcMem } from '../proc/memory.js';
 import type { AllocatorProfile } from './profile.js';
-import { exeOf, findLibrary, readMaps } from './procfs.js';
+import { exeOf } from '../proc/processes.js';
+import { findLibrary, readMaps } from '../proc/maps.js';
 
 interface LivePool {
   profile: AllocatorProfile;

@@ -3,7 +3,7 @@
 
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { notBuiltHint } from '../doctor/not-built.js';
 import { findNative, nativePath } from '../native/locate.js';
 
@@ -14,7 +14,12 @@ const REC_AGG = 4;
 const REC_NOTIFY = 5;
 const REC_STACK = 6;
 const REC_STACKS_RESET = 7;
-const OUT_HEADER = 168; // sizeof(struct ls_out)
+/** Byte offsets of the fields of the loader's records as its C compiler lays them out
+ *  (native/bpf/src/loader.c: struct ls_out, struct ls_agg_row, the NOTIFY record; `size` is
+ *  sizeof). test/trace/c-side.test.ts compiles those structs and checks these numbers. */
+export const LS_OUT = { kind: 0, spec: 4, pid: 8, tid: 12, ts: 16, args: 24, ret: 72, deref: 80, walk_bytes: 88, walk_nodes: 96, stack: 100, str: 104, size: 168 } as const;
+export const LS_AGG_ROW = { pid: 0, spec: 4, site: 8, live_count: 16, live_bytes: 24, total_count: 32, total_bytes: 40, size: 48 } as const;
+export const LS_NOTIFY = { kind: 0, pid: 4, ts: 8, a0: 16, a1: 24, size: 32 } as const;
 export const NOTIFY_FORK = 2;
 export const NOTIFY_EXIT = 3;
 
@@ -73,8 +78,6 @@ export interface LoaderOptions {
 export const loaderPath = (): string => nativePath('bpf');
 /** The unwinder library, when built. */
 export const unwindLib = (): string | undefined => findNative('unwind');
-/** The unwinder's path when this module was loaded (the agent builds what it needs before loading it). */
-export const UNWIND_LIB = nativePath('unwind');
 
 function u64(b: Buffer, o: number): number {
   return b.readUInt32LE(o) + b.readUInt32LE(o + 4) * 0x100000000;
@@ -154,7 +157,7 @@ export class BpfLoader {
       const at = o + 8;
       o += 8 + len;
       try {
-        if (type === REC_CALL && len >= OUT_HEADER) this.callRecord(b, at);
+        if (type === REC_CALL && len >= LS_OUT.size) this.callRecord(b, at);
         else this.record(type, b.subarray(at, at + len));
       } catch (err) {
         // a bad record must not take the session down; it is reported as lost
@@ -168,23 +171,24 @@ export class BpfLoader {
   /** struct ls_out at b[o..], decoded in place into the one reused CallRecord. */
   private callRecord(b: Buffer, o: number): void {
     const c = this.call;
-    c.spec = b.readUInt32LE(o + 4);
-    c.pid = b.readUInt32LE(o + 8);
-    c.tid = b.readUInt32LE(o + 12);
+    const L = LS_OUT;
+    c.spec = b.readUInt32LE(o + L.spec);
+    c.pid = b.readUInt32LE(o + L.pid);
+    c.tid = b.readUInt32LE(o + L.tid);
     // 64-bit nanoseconds as two halves: exact without a BigInt per call
-    const t = (b.readUInt32LE(o + 20) - this.startHi) * 0x100000000 + (b.readUInt32LE(o + 16) - this.startLo);
+    const t = (b.readUInt32LE(o + L.ts + 4) - this.startHi) * 0x100000000 + (b.readUInt32LE(o + L.ts) - this.startLo);
     c.t = t > 0 ? t : 0;
     const a = c.args;
-    for (let i = 0; i < 6; i++) a[i] = u64(b, o + 24 + 8 * i);
-    c.ret = u64(b, o + 72);
-    c.deref = u64(b, o + 80);
-    c.walkBytes = u64(b, o + 88);
-    c.walkNodes = b.readUInt32LE(o + 96);
-    c.stack = b.readUInt32LE(o + 100);
-    if (b[o + 104] === 0) c.str = '';
+    for (let i = 0; i < 6; i++) a[i] = u64(b, o + L.args + 8 * i);
+    c.ret = u64(b, o + L.ret);
+    c.deref = u64(b, o + L.deref);
+    c.walkBytes = u64(b, o + L.walk_bytes);
+    c.walkNodes = b.readUInt32LE(o + L.walk_nodes);
+    c.stack = b.readUInt32LE(o + L.stack);
+    if (b[o + L.str] === 0) c.str = '';
     else {
-      const end = b.indexOf(0, o + 104);
-      c.str = b.toString('utf8', o + 104, end < 0 || end > o + OUT_HEADER ? o + OUT_HEADER : end);
+      const end = b.indexOf(0, o + L.str);
+      c.str = b.toString('utf8', o + L.str, end < 0 || end > o + L.size ? o + L.size : end);
     }
     this.h.call(c);
   }
@@ -204,13 +208,15 @@ export class BpfLoader {
     } else if (type === REC_LOST) {
       this.h.lost(u64(p, 0), u64(p, 8));
     } else if (type === REC_AGG) {
+      const A = LS_AGG_ROW;
       this.aggRows.push({
-        pid: p.readUInt32LE(0), spec: p.readUInt32LE(4), site: u64(p, 8),
-        liveCount: Number(p.readBigInt64LE(16)), liveBytes: Number(p.readBigInt64LE(24)),
-        totalCount: u64(p, 32), totalBytes: u64(p, 40),
+        pid: p.readUInt32LE(A.pid), spec: p.readUInt32LE(A.spec), site: u64(p, A.site),
+        liveCount: Number(p.readBigInt64LE(A.live_count)), liveBytes: Number(p.readBigInt64LE(A.live_bytes)),
+        totalCount: u64(p, A.total_count), totalBytes: u64(p, A.total_bytes),
       });
     } else if (type === REC_NOTIFY) {
-      this.h.notify(p.readUInt32LE(0), p.readUInt32LE(4), p.readBigUInt64LE(8), u64(p, 16), p.length >= 32 ? u64(p, 24) : 0);
+      const N = LS_NOTIFY;
+      this.h.notify(p.readUInt32LE(N.kind), p.readUInt32LE(N.pid), p.readBigUInt64LE(N.ts), u64(p, N.a0), p.length >= N.size ? u64(p, N.a1) : 0);
     }
   }
 
@@ -224,9 +230,10 @@ export class BpfLoader {
     });
   }
 
-  /** Attaches spec `index` to `path`:`symbol` in `pid`, `skip` bytes into the function. */
-  async probe(index: number, pid: number, path: string, symbol: string, skip = 0): Promise<{ ok: boolean; error?: string }> {
-    const s = await this.command(['probe', index, pid, path, symbol, skip]);
+  /** Attaches spec `index` to `path`:`symbol` in `pid`, at `offset` in the file (the function's
+   *  entry, found by symbols/elf.ts: the loader looks no symbol up itself) plus `skip` bytes. */
+  async probe(index: number, pid: number, path: string, symbol: string, offset: number, skip = 0): Promise<{ ok: boolean; error?: string }> {
+    const s = await this.command(['probe', index, pid, path, symbol, skip, offset]);
     return { ok: s.ok === true, error: typeof s.error === 'string' ? s.error : undefined };
   }
 

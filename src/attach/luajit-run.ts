@@ -6,7 +6,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { attachLuajit } from '../luajit/attach-luajit.js';
-import { descendants } from './procfs.js';
+import { descendants } from '../proc/processes.js';
 import { renderReport } from './report.js';
 import { onMarkerSignal } from './marker-signal.js';
 

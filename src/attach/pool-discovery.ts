@@ -10,9 +10,10 @@
 // says). A pool being destroyed or garbage fails these and is left out.
 
 import { ElfFile } from '../symbols/elf.js';
-import { ProcMem, u64At } from './poolwalk.js';
+import { ProcMem, u64At } from '../proc/memory.js';
 import type { DiscoveryRoot, PoolDiscovery } from './profile.js';
-import { exeOf, findLibrary, readMaps, type Mapping } from './procfs.js';
+import { exeOf, runningFile } from '../proc/processes.js';
+import { findLibrary, readMaps, type Mapping } from '../proc/maps.js';
 
 export interface FoundPool {
   pool: number;
@@ -271,7 +272,7 @@ export function symbolInProcess(pid: number, maps: Mapping[], exe: string | unde
   let elf: ElfFile | undefined;
   try {
     // the exe through /proc: the very file it runs, even if replaced on disk since
-    elf = ElfFile.open(where === 'exe' ? `/proc/${pid}/exe` : path);
+    elf = ElfFile.open(where === 'exe' ? runningFile(pid) : path);
     const vaddr = elf.symbolAddress(symbol);
     if (vaddr === undefined) return undefined;
     const loads = elf.loads();

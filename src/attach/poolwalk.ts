@@ -2,67 +2,13 @@
 // block lists the BPF side walks at destroy (profile.poolSize), so live pools get sizes without
 // a probe per allocation.
 
-import { closeSync, openSync, readSync } from 'node:fs';
 import type { PoolList } from './profile.js';
+import { u64At } from '../proc/memory.js';
+import type { ProcMem } from '../proc/memory.js';
 
 /** Nodes visited per list. The BPF side stops at 128 (the verifier's bound); here a pool that
  *  grows for hours (APR's pchild: a node per few requests) must still be sized whole. */
 export const MAX_NODES = 1 << 16;
-const MAX_ADDR = 0x7fffffffffff;
-
-/**
- * The traced process's memory, read with pread(2) on /proc/PID/mem: the kernel's
- * access_process_vm, as process_vm_readv uses, without a native helper. Counts what it reads
- * (the discovery walk's cost is reported from these).
- */
-export class ProcMem {
-  private fd: number | undefined;
-  private readonly word = Buffer.alloc(8);
-  reads = 0;
-  bytes = 0;
-
-  constructor(readonly pid: number) {
-    try {
-      this.fd = openSync(`/proc/${pid}/mem`, 'r');
-    } catch {
-      this.fd = undefined;
-    }
-  }
-
-  get ok(): boolean {
-    return this.fd !== undefined;
-  }
-
-  /** `len` bytes at addr into buf (from its start), or false when they cannot all be read. */
-  readInto(addr: number, buf: Buffer, len = buf.length): boolean {
-    if (this.fd === undefined || addr <= 0 || addr + len > MAX_ADDR || len > buf.length) return false;
-    this.reads++;
-    try {
-      const n = readSync(this.fd, buf, 0, len, addr);
-      this.bytes += n;
-      return n === len;
-    } catch {
-      return false;
-    }
-  }
-
-  /** The 64-bit word at addr, or undefined when it cannot be read. */
-  u64(addr: number): number | undefined {
-    if (!this.readInto(addr, this.word, 8)) return undefined;
-    return u64At(this.word, 0);
-  }
-
-  close(): void {
-    if (this.fd !== undefined) closeSync(this.fd);
-    this.fd = undefined;
-  }
-}
-
-/** A user-space pointer (below 2^47) read from buf; a larger word reads as 0 (no pointer). */
-export function u64At(buf: Buffer, off: number): number {
-  const hi = buf.readUInt32LE(off + 4);
-  return hi >= 0x8000 ? 0 : buf.readUInt32LE(off) + hi * 0x100000000;
-}
 
 const nodeBuf = Buffer.alloc(4096 + 8);
 

@@ -4,11 +4,12 @@
 // profile looks, a profile none of whose functions the target defines.
 
 import { basename } from 'node:path';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { ElfFile } from '../symbols/elf.js';
-import { definedSymbols } from './detect.js';
+import { definedFunctions } from '../symbols/elf.js';
 import type { AllocatorProfile, ProfileFunction } from './profile.js';
-import { exeOf, findLibrary, isKernelThread, nameOf, readMaps } from './procfs.js';
+import { exeOf, isKernelThread, nameOf } from '../proc/processes.js';
+import { findLibrary, readMaps } from '../proc/maps.js';
 
 /** Whether `exe` loads no shared library (no DT_NEEDED: static, or static-pie). */
 export function isStatic(exe: string): boolean {
@@ -57,7 +58,7 @@ function resolvable(profiles: AllocatorProfile[], exe: string, pid: number | und
     }
   }
   let n = 0;
-  for (const [path, syms] of byPath) n += definedSymbols(path, syms).size;
+  for (const [path, syms] of byPath) n += definedFunctions(path, syms).size;
   return n === 0 && unknown ? -1 : n;
 }
 

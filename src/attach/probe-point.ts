@@ -7,7 +7,7 @@
 // endbr64): the arguments, the stack pointer and the return address on top of the stack are
 // still those of the entry, so the entry and return programs read the same values.
 
-import { ElfFile } from '../symbols/elf.js';
+import { ElfFile, vaddrToOffset, type ElfLoad } from '../symbols/elf.js';
 
 /** Bytes of a ModRM operand (ModRM, SIB, displacement) at b[i], or -1. */
 function modrmLength(b: Buffer, i: number): number {
@@ -89,6 +89,7 @@ export function jumpedInto(code: Buffer, skip: number): boolean {
 export class ProbePoints {
   private readonly addrs = new Map<string, Map<string, { addr: number; size: number }> | undefined>();
   private readonly skips = new Map<string, number>();
+  private readonly loads = new Map<string, ElfLoad[]>();
 
   /** `atEntry`: every probe on the function's first byte (LEAKSCOPE_PROBE_AT_ENTRY=1, for the bench). */
   constructor(private readonly atEntry = process.env.LEAKSCOPE_PROBE_AT_ENTRY !== undefined) {}
@@ -101,6 +102,39 @@ export class ProbePoints {
     return v;
   }
 
+  /** Where the loader places the probe of `symbol` in `path`: the function's offset in the file
+   *  (the loader looks nothing up itself) and the bytes to skip past its entry; undefined when
+   *  the file does not define it. */
+  place(path: string, symbol: string): { offset: number; skip: number } | undefined {
+    const f = this.functionsOf(path)?.get(symbol);
+    if (!f) return undefined;
+    const offset = vaddrToOffset(this.loads.get(path) ?? [], f.addr);
+    return offset === undefined ? undefined : { offset, skip: this.skip(path, symbol) };
+  }
+
+  /** The defined functions of `path` by name (versioned names by their base name too). */
+  private functionsOf(path: string): Map<string, { addr: number; size: number }> | undefined {
+    if (this.addrs.has(path)) return this.addrs.get(path);
+    let m: Map<string, { addr: number; size: number }> | undefined;
+    let elf: ElfFile | undefined;
+    try {
+      elf = ElfFile.open(path);
+      m = new Map();
+      for (const f of [...elf.functions('.dynsym'), ...elf.functions('.symtab')]) {
+        if (!m.has(f.name)) m.set(f.name, f);
+        const at = f.name.indexOf('@');
+        if (at > 0 && !m.has(f.name.slice(0, at))) m.set(f.name.slice(0, at), f);
+      }
+      this.loads.set(path, elf.loads());
+    } catch {
+      m = undefined; // not readable, or damaged: no placement
+    } finally {
+      elf?.close();
+    }
+    this.addrs.set(path, m);
+    return m;
+  }
+
   private compute(path: string, symbol: string): number {
     let elf: ElfFile;
     try {
@@ -110,12 +144,7 @@ export class ProbePoints {
     }
     try {
       if (elf.machine !== 62) return 0; // x86-64 only
-      if (!this.addrs.has(path)) {
-        const m = new Map<string, { addr: number; size: number }>();
-        for (const f of [...elf.functions('.dynsym'), ...elf.functions('.symtab')]) if (!m.has(f.name)) m.set(f.name, f);
-        this.addrs.set(path, m);
-      }
-      const f = this.addrs.get(path)?.get(symbol);
+      const f = this.functionsOf(path)?.get(symbol);
       if (!f) return 0;
       const skip = entrySkip(elf.bytesAt(f.addr, 16));
       if (skip === 0) return 0;

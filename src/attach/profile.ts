@@ -5,8 +5,8 @@
 
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
+import { packagePath } from '../native/locate.js';
 
 export const ROLES = ['alloc', 'free', 'realloc', 'pool-create', 'pool-destroy', 'pool-clear', 'pool-alloc', 'pool-free', 'pool-tag'] as const;
 export type Role = (typeof ROLES)[number];
@@ -235,8 +235,7 @@ function validateDiscovery(file: string, raw: unknown): void {
 
 /** The directory of the profiles shipped with leakscope. */
 export function profilesDir(): string {
-  // src/attach/profile.ts and dist/attach/profile.js both sit two levels below the package root
-  return join(fileURLToPath(new URL('../..', import.meta.url)), 'profiles', 'allocators');
+  return packagePath('profiles', 'allocators');
 }
 
 export function builtinProfileNames(): string[] {

@@ -1,7 +1,7 @@
 // The report at the end of `attach`: the trace is symbolized (src/symbols) and goes through the
 // same analyses and renderers as `leakscope analyze`.
 
-import { analyzeFiles } from '../analyses/pipeline.js';
+import { analyzeFiles } from '../pipeline/analyze-files.js';
 import { renderJson } from '../reports/json.js';
 import { renderText } from '../reports/text.js';
 import { symbolizeTrace } from '../symbols/symbolize.js';

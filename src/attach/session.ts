@@ -6,15 +6,16 @@ import type { Event, EventSink, Frame } from '../model/events.js';
 import { frame as makeFrame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
 import { BpfLoader, NOTIFY_EXIT, NOTIFY_FORK, type AggRow, type CallRecord } from './loader.js';
-import { ModuleTable } from './modules.js';
+import { ModuleTable } from '../proc/modules.js';
 import { ProbePoints } from './probe-point.js';
-import { ProcMem } from './poolwalk.js';
+import { ProcMem } from '../proc/memory.js';
 import { LivePools } from './live-pools.js';
 import type { WalkCost } from './pool-discovery.js';
 import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
-import { commandOf, descendants, exeOf, findLibrary, pidAlive, pidsRunning, ppidOf, readMaps, startTicks, uptimeTicks } from './procfs.js';
+import { commandOf, descendants, exeOf, pidAlive, pidsRunning, ppidOf, startTicks, uptimeTicks } from '../proc/processes.js';
+import { findLibrary, readMaps } from '../proc/maps.js';
 import { compileSpecs, specLine, tagFromPool, type ProbeSpec } from './specs.js';
-import { residentBytes } from '../kernel/rss.js';
+import { residentBytes } from '../proc/rss.js';
 
 export interface AttachTarget {
   pid?: number;
@@ -271,7 +272,10 @@ export class AttachSession {
         this.warn(`nolib:${spec.profile.name}:${where}`, `allocator ${spec.profile.name}: ${where} is not mapped in process ${pid}; its functions are not traced there`);
         continue;
       }
-      const r = await this.loader.probe(spec.index, pid, path, spec.fn.symbol, this.probePoints.skip(path, spec.fn.symbol));
+      const at = this.probePoints.place(path, spec.fn.symbol);
+      const r = at
+        ? await this.loader.probe(spec.index, pid, path, spec.fn.symbol, at.offset, at.skip)
+        : { ok: false, error: 'the file defines no such function' };
       if (r.ok) {
         proc.probes++;
         this.stats.probes++;

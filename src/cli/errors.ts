@@ -1,38 +1,24 @@
-// A UserError is a problem with the user's input or machine: the CLI prints its message as one
-// line and exits non-zero, never with a stack trace.
+// How the CLI says an error: the library's UserError (src/errors.ts) as one line and exit 2, a
+// command's own ExitError with its code (127/126 when `run` cannot start the command), anything
+// else as an internal error (70), never with a stack trace.
+// UserError is re-exported so that code written against this module before the library error
+// moved to src/errors.ts still compiles (src/ itself imports it from there: test/layers.test.ts).
 
-export class UserError extends Error {
-  constructor(message: string, readonly exitCode = 2) {
+import { UserError } from '../errors.js';
+
+export { UserError };
+
+/** A UserError with an exit code of its own. */
+export class ExitError extends UserError {
+  constructor(message: string, readonly exitCode: number) {
     super(message);
-    this.name = 'UserError';
   }
 }
 
-/** What an errno means to a user, in a few words. */
-const ERRNO: Record<string, string> = {
-  EACCES: 'permission denied',
-  EPERM: 'permission denied',
-  EISDIR: 'is a directory',
-  ENXIO: 'no such device or address',
-  EIO: 'input/output error',
-  ENODEV: 'no such device',
-  ETXTBSY: 'text file busy',
-  ELOOP: 'too many levels of symbolic links',
-  ENAMETOOLONG: 'file name too long',
-  ENOTDIR: 'a part of the path is not a directory',
-  EMFILE: 'too many open files',
-  ENFILE: 'too many open files on the system',
-};
-
-/** An error reading an input file as a UserError (exit 2) naming the input; other errors unchanged. */
-export function inputError(path: string, err: unknown): unknown {
-  if (err instanceof UserError) return err;
-  const e = err as NodeJS.ErrnoException;
-  if (!e || typeof e !== 'object' || typeof e.code !== 'string') return err;
-  // Only errors of reading (a write error of a sink is the output's, not the input's).
-  if (e.syscall && !['open', 'read', 'stat', 'fstat', 'lstat', 'scandir'].includes(e.syscall)) return err;
-  if (e.code === 'ENOENT') return new UserError(`${path}: no such file`);
-  return new UserError(`${path}: cannot read (${ERRNO[e.code] ?? e.code}); check the file and its permissions`);
+/** The exit code for an error a command threw. */
+export function exitCodeOf(err: unknown): number {
+  if (err instanceof ExitError) return err.exitCode;
+  return err instanceof UserError ? 2 : 70;
 }
 
 /** The reader of our stdout went away (`| head`): not an error to report. */

@@ -1,6 +1,6 @@
 // Wraps a command's action so that every failure becomes one line on stderr and an exit code.
 
-import { describeError, isBrokenPipe, UserError } from './errors.js';
+import { describeError, exitCodeOf, isBrokenPipe } from './errors.js';
 import { brokenPipeExit } from './stdout.js';
 import { terminalSafe } from '../reports/terminal.js';
 
@@ -12,7 +12,7 @@ export function guard<A extends unknown[]>(fn: (...args: A) => Promise<void> | v
       if (isBrokenPipe(err)) brokenPipeExit();
       process.stderr.write(`leakscope: ${terminalSafe(describeError(err))}\n`);
       if (process.env.LEAKSCOPE_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
-      process.exitCode = err instanceof UserError ? err.exitCode : 70;
+      process.exitCode = exitCodeOf(err);
     }
   };
 }

@@ -1,6 +1,6 @@
 // A whole-number option of report and export (--pid, --top), so export does not load the HTML report to check one.
 
-import { UserError } from './errors.js';
+import { UserError } from '../errors.js';
 
 export function intOpt(name: string, v: string | undefined): number | undefined {
   if (v === undefined) return undefined;

@@ -1,17 +1,13 @@
 // Progress for long work: a bar with counts and rate on a TTY, silence when piped.
 
 import cliProgress from 'cli-progress';
+import { noProgress } from '../progress.js';
+import type { Progress, StartProgress } from '../progress.js';
 
-export interface Progress {
-  update(done: number): void;
-  stop(): void;
-}
-
-const quiet: Progress = { update() {}, stop() {} };
-
-/** A byte- or item-count progress bar on stderr, or nothing when stderr is not a terminal. */
-export function startProgress(label: string, total: number | undefined, unit = 'B'): Progress {
-  if (!process.stderr.isTTY || process.env.CI || !total) return quiet;
+/** A byte- or item-count progress bar on stderr, or nothing when stderr is not a terminal: what
+ *  the commands give the library as its StartProgress. */
+export const startProgress: StartProgress = (label, total, unit = 'B'): Progress => {
+  if (!process.stderr.isTTY || process.env.CI || !total) return noProgress;
   const bar = new cliProgress.SingleBar(
     {
       stream: process.stderr,
@@ -37,4 +33,4 @@ export function startProgress(label: string, total: number | undefined, unit = '
       bar.stop();
     },
   };
-}
+};

@@ -2,7 +2,8 @@
 // status a program killed by SIGPIPE has (128 + 13), as `cat` and `grep` end; any other failure
 // (`> /dev/full`: no space left) is one line on stderr and exit 2. Never a stack trace.
 
-import { UserError } from './errors.js';
+import { exitCodeOf } from './errors.js';
+import { UserError } from '../errors.js';
 
 /** Exit status of a process ended by SIGPIPE. */
 export const BROKEN_PIPE_STATUS = 141;
@@ -26,6 +27,6 @@ export function handleStdoutErrors(): void {
     failed = true;
     if (err.code === 'EPIPE') brokenPipeExit();
     process.stderr.write(`leakscope: cannot write to stdout (${WHY[err.code ?? ''] ?? err.code ?? err.message}); the output is incomplete\n`);
-    process.exit(new UserError('').exitCode);
+    process.exit(exitCodeOf(new UserError('')));
   });
 }

@@ -1,7 +1,8 @@
 // Runs every check: the machine, leakscope's native parts, tools, and optionally a target.
 import { check, type DoctorReport } from './check.js';
 import { nativeChecks } from './native.js';
-import { missingPackages, packageChecks } from './packages.js';
+import { packageChecks } from './packages.js';
+import { missingPackages } from '../native/packages.js';
 import { systemChecks } from './system.js';
 import { targetChecks, type Target } from './target.js';
 import { toolChecks } from './tools.js';

@@ -6,9 +6,11 @@ import { existsSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { check, type Check } from './check.js';
 import { buildCommand, buildTarget, findNative, nativeDirs } from '../native/locate.js';
-import type { NativeName } from '../native/parts.js';
+import { NATIVE, NATIVE_NAMES, type NativeName } from '../native/parts.js';
 
 type Missing = { pkg: string; parts: string[] }[] | string;
+
+const artifactOf = (n: NativeName) => NATIVE[n].file.split('/').pop()!;
 
 /** Why a part (native/PART or PART/SUB) is not built, whether that fails its check, and the fix. */
 function notBuilt(root: string, part: string, missing: Missing): { why: string; fix: string; buildable: boolean } {
@@ -26,13 +28,11 @@ function where(root: string, path: string): { short: string; long: string } {
   return { short: inOwn ? 'in the package' : 'in the user cache', long: dir };
 }
 
-/** What each part is for and the native file that shows it was built. Parts not listed are checked generically. */
-const PARTS: Record<string, { name: NativeName; what: string; artifact: string; required: boolean }> = {
-  bpf: { name: 'bpf', what: 'BPF loader for `attach` (uprobes on the allocator functions)', artifact: 'leakscope-bpf', required: true },
-  unwind: { name: 'unwind', what: 'CFI stack unwinder (full stacks on binaries without frame pointers)', artifact: 'libleakscope-unwind.so', required: true },
-  recorder: { name: 'recorder', what: 'in-process recorder for `run` (LD_PRELOAD)', artifact: 'libleakscope.so', required: false },
-  luajit: { name: 'luajit', what: 'LuaJIT allocator tracer', artifact: 'lstrace-luajit', required: false },
-};
+/** What each part is for and the native file that shows it was built (native/parts.ts). Parts not listed are checked generically. */
+const PARTS: Record<string, { name: NativeName; what: string; artifact: string; required: boolean }> = Object.fromEntries(
+  NATIVE_NAMES.filter((n) => !NATIVE[n].part.includes('/'))
+    .map((n) => [NATIVE[n].part, { name: n, what: NATIVE[n].role, artifact: artifactOf(n), required: NATIVE[n].required }]),
+);
 
 export function nativeChecks(root: string, missing: Missing = []): Check[] {
   const dir = join(root, 'native');
@@ -72,6 +72,7 @@ export function nativeChecks(root: string, missing: Missing = []): Check[] {
   return out;
 }
 
-const EXTRAS: { part: string; sub: string; name: NativeName; artifact: string; what: string; without: string }[] = [
-  { part: 'unwind', sub: 'unwind/kstack', name: 'kstack', artifact: 'ls-kstack', what: 'kernel side: mmap events with whole user stacks', without: 'kernel side: mmap events come without stacks' },
-];
+/** Optional extras of a part (native/parts.ts: a part with a slash, PART/SUB). */
+const EXTRAS = NATIVE_NAMES.filter((n) => NATIVE[n].part.includes('/')).map((n) => ({
+  part: NATIVE[n].part.split('/')[0]!, sub: NATIVE[n].part, name: n, artifact: artifactOf(n), what: NATIVE[n].role, without: NATIVE[n].without ?? '',
+}));

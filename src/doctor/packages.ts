@@ -1,30 +1,9 @@
 // Checks of the system packages leakscope uses (scripts/debian-packages.txt, the same list
 // `npm test`, .ci/run and the native build read): which build and run ones are missing, what
 // that costs, and the one command that installs them.
-import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { check, type Check } from './check.js';
 import { buildCommand } from '../native/locate.js';
-
-interface Missing { pkg: string; role: string; parts: string[]; what: string }
-
-/** Missing build and run packages, by scripts/system-packages.mjs; a reason when it cannot tell. */
-export function missingPackages(root: string): Missing[] | string {
-  const script = join(root, 'scripts/system-packages.mjs');
-  if (!existsSync(script)) return `${script} is missing`;
-  const r = spawnSync(process.execPath, [script, 'missing', 'build,run', '--json'], { encoding: 'utf8', timeout: 30_000 });
-  try {
-    return JSON.parse(r.stdout) as Missing[];
-  } catch {
-    return (r.stderr || r.error?.message || `exit status ${r.status}`).trim().split('\n')[0]!;
-  }
-}
-
-/** The command that builds the native parts (`leakscope setup` for an installed leakscope). */
-export function rebuildCommand(root: string): string {
-  return buildCommand(root);
-}
+import type { Missing } from '../native/packages.js';
 
 export function packageChecks(root: string, miss: Missing[] | string): Check[] {
   if (typeof miss === 'string') {
@@ -41,7 +20,7 @@ export function packageChecks(root: string, miss: Missing[] | string): Check[] {
       detail: build.length
         ? `without them ${parts.join(', ')} cannot be built (${build.map((m) => `${m.pkg}: ${m.what}`).join('; ')}); analysis of files works without them`
         : 'the native parts can be built (scripts/debian-packages.txt)',
-      fix: build.length ? `apt-get install -y ${names(build)}, then ${rebuildCommand(root)}` : undefined,
+      fix: build.length ? `apt-get install -y ${names(build)}, then ${buildCommand(root)}` : undefined,
     }),
     check({
       id: 'packages-run', group: 'system', status: run.length ? 'info' : 'ok',

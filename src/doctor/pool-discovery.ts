@@ -4,7 +4,9 @@
 
 import { existsSync } from 'node:fs';
 import { layoutChecks, PoolDiscoverer } from '../attach/pool-discovery.js';
-import { poolBytes, ProcMem } from '../attach/poolwalk.js';
+import { poolBytes } from '../attach/poolwalk.js';
+import { ProcMem } from '../proc/memory.js';
+import { runningFile } from '../proc/processes.js';
 import type { AllocatorProfile } from '../attach/profile.js';
 import { ElfFile } from '../symbols/elf.js';
 import { formatBytes } from '../model/units.js';
@@ -48,7 +50,7 @@ export function discoveryChecks(p: AllocatorProfile, t: DiscoveryTarget): Check[
   const proven = layout.length ? ` Layout confirmed by the allocator's code: ${layout.map((c) => c.says).join('; ')}.` : '';
   const roots = (d.roots ?? []).filter((r) => {
     const path = pathOf(r.in);
-    return path !== undefined && existsSync(path) && definedIn(t.pid !== undefined && r.in === 'exe' ? `/proc/${t.pid}/exe` : path, r.symbol);
+    return path !== undefined && existsSync(path) && definedIn(t.pid !== undefined && r.in === 'exe' ? runningFile(t.pid) : path, r.symbol);
   });
   const via = d.tree ? 'walked through their parent/child/sibling links from any pool a probe names' : 'pools a probe names are checked one by one';
   const rootText = roots.length ? `from ${roots.map((r) => `${r.name} (${r.symbol})`).join(', ')} at attach, and ${via}` : `no root symbol here (${(d.roots ?? []).map((r) => r.symbol).join(', ') || 'none in the profile'}): ${via}`;

@@ -1,9 +1,10 @@
 // Checks of one target (a running process or an executable): symbols, frame pointers, unwind
 // tables, build id, which allocator profiles apply, and the libraries it maps.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { builtinProfileNames, loadProfile, type AllocatorProfile } from '../attach/profile.js';
-import { processInfo } from '../kernel/targets.js';
+import { bestMatches, matchingProfiles, type ProfileMatch } from '../attach/detect.js';
+import { processInfo, runningFile, tracerOf } from '../proc/processes.js';
+import { readMaps } from '../proc/maps.js';
 import { check, type Check } from './check.js';
 import { ElfError, ElfFile } from '../symbols/elf.js';
 import { framePointers } from './frame-pointers.js';
@@ -23,13 +24,10 @@ interface Mapped { path: string; name: string }
 
 function mappedFiles(pid: number): Mapped[] {
   const seen = new Map<string, Mapped>();
-  try {
-    for (const line of readFileSync(`/proc/${pid}/maps`, 'utf8').split('\n')) {
-      const path = line.split(/\s+/).slice(5).join(' ');
-      if (!path.startsWith('/') || seen.has(path)) continue;
-      seen.set(path, { path: path.replace(/ \(deleted\)$/, ''), name: basename(path) });
-    }
-  } catch { /* gone */ }
+  for (const m of readMaps(pid)) {
+    if (!m.path.startsWith('/') || seen.has(m.path)) continue;
+    seen.set(m.path, { path: m.path.replace(/ \(deleted\)$/, ''), name: basename(m.path) });
+  }
   return [...seen.values()];
 }
 
@@ -40,26 +38,6 @@ function resolveNeeded(names: string[]): Mapped[] {
     if (dir) out.push({ path: join(dir, name), name });
   }
   return out;
-}
-
-function symbolNames(path: string): Set<string> {
-  let elf: ElfFile | undefined;
-  try {
-    elf = ElfFile.open(path);
-    return new Set([...elf.functions('.dynsym'), ...elf.functions('.symtab')].map((f) => f.name));
-  } catch {
-    return new Set();
-  } finally {
-    elf?.close();
-  }
-}
-
-function profiles(): AllocatorProfile[] {
-  try {
-    return builtinProfileNames().map((n) => loadProfile(n));
-  } catch {
-    return [];
-  }
 }
 
 export function targetChecks(t: Target): Check[] {
@@ -73,10 +51,10 @@ export function targetChecks(t: Target): Check[] {
       out.push(check({ id: 'target-process', group: 'target', required: true, status: 'fail', title: `process ${t.pid}: not running`, detail: 'no such process (or it is a thread, not a process)' }));
       return out;
     }
-    exe = info.exe || `/proc/${t.pid}/exe`;
-    readPath = `/proc/${t.pid}/exe`; // the very file it runs, even if replaced on disk since
+    exe = info.exe || runningFile(t.pid);
+    readPath = runningFile(t.pid); // the very file it runs, even if replaced on disk since
     out.push(check({ id: 'target-process', group: 'target', status: 'ok', title: `process ${t.pid}: ${info.command.slice(0, 120)}`, detail: `runs ${exe || '(unknown executable)'}, parent ${info.ppid}` }));
-    const tracer = Number(/^TracerPid:\s+(\d+)/m.exec(readFileSync(`/proc/${t.pid}/status`, 'utf8'))?.[1] ?? 0);
+    const tracer = tracerOf(t.pid);
     if (tracer) out.push(check({ id: 'target-traced', group: 'target', status: 'warn', title: `process ${t.pid} is being ptraced by ${tracer}`, detail: 'a debugger holds it: while it is stopped nothing runs, so nothing is traced' }));
     libs = mappedFiles(t.pid).filter((m) => m.path !== exe);
   }
@@ -146,31 +124,24 @@ export function targetChecks(t: Target): Check[] {
 
     if (t.pid === undefined) libs = resolveNeeded(elf.needed());
     const names = new Set([...dyn, ...sym].map((f) => f.name));
-    const matched: { name: string; priority: number }[] = [];
-    const tried: string[] = [];
-    for (const p of profiles()) {
-      if (!p.detect) continue;
-      tried.push(p.name);
-      const where = p.detect.in === 'exe' ? { path: exe, syms: names } : (() => {
-        const lib = libs.find((l) => l.name.startsWith(p.detect!.in));
-        return lib ? { path: lib.path, syms: symbolNames(lib.path) } : undefined;
-      })();
-      if (!where) continue;
-      const missing = p.detect.symbols.filter((s) => !where.syms.has(s));
-      if (missing.length) continue;
-      matched.push({ name: p.name, priority: (p.detect as { priority?: number }).priority ?? 0 });
+    let found: { matches: ProfileMatch[]; tried: string[] } = { matches: [], tried: [] };
+    try {
+      // The very matching attach does (attach/detect.ts), with this target's libraries.
+      found = matchingProfiles(readPath, (prefix) => libs.find((l) => l.name.startsWith(prefix))?.path);
+    } catch { /* a broken profile: its own check says so */ }
+    const { tried } = found;
+    const matched = found.matches.map((m) => ({ name: m.profile.name, priority: m.priority }));
+    for (const m of found.matches) {
+      const p = m.profile;
       out.push(check({
         id: `profile-${p.name}`, group: 'target', status: 'ok',
         title: `allocator profile ${p.name}: matches`,
-        detail: `${p.detect.symbols.join(', ')} defined in ${p.detect.in === 'exe' ? basename(exe) : basename(where.path)}${p.description ? ` — ${p.description.split(/[.:]\s/)[0]}` : ''}`,
+        detail: `${p.detect!.symbols.join(', ')} defined in ${p.detect!.in === 'exe' ? basename(exe) : basename(m.path)}${p.description ? ` — ${p.description.split(/[.:]\s/)[0]}` : ''}`,
       }));
     }
     // attach uses the highest-priority matches (pool profiles over the libc fallback)
     const best = Math.max(...matched.map((m) => m.priority));
-    for (const m of matched) {
-      const p = profiles().find((x) => x.name === m.name);
-      if (m.priority === best && p?.poolKind) out.push(...discoveryChecks(p, { pid: t.pid, exe, libs }));
-    }
+    for (const m of bestMatches(found.matches)) if (m.profile.poolKind) out.push(...discoveryChecks(m.profile, { pid: t.pid, exe, libs }));
     for (const c of out) {
       const m = matched.find((x) => c.id === `profile-${x.name}`);
       if (m && m.priority < best) c.title += ' (fallback: attach prefers the higher-priority match)';

@@ -5,7 +5,6 @@
 import type { Clock, Event, FastEventSink, TraceMeta } from '../model/events.js';
 import { SymbolTables } from '../model/stacks.js';
 import { postOrder } from '../model/tree.js';
-import type { Anomalies } from '../analyses/result.js';
 import { LiveTable } from './live-table.js';
 import { MappingTable } from './mappings.js';
 import { BoundedSeries } from './series.js';

@@ -2,12 +2,26 @@
 
 import type { Clock, TraceMeta } from '../model/events.js';
 import type { SymbolScope, SymbolTables } from '../model/stacks.js';
-import type { Anomalies } from '../analyses/result.js';
 import type { LiveTable } from './live-table.js';
 import type { MappingTable } from './mappings.js';
 import type { BoundedSeries } from './series.js';
 import type { SiteTable } from './sites.js';
 import type { YoungPools } from './young-pools.js';
+
+/** Events that do not add up, counted per process (they never stop the fold). */
+export interface Anomalies {
+  unknownFree: number;
+  doubleFree: number;
+  unknownRealloc: number;
+  unknownPool: number;
+  unknownPoolDestroy: number;
+  /** Frees (and pool operations) in a forked child on memory it inherited from its parent: expected, not anomalies. */
+  inheritedFree?: number;
+  inheritedPool?: number;
+  /** Pools created with themselves as their parent: made roots. */
+  poolOwnParent?: number;
+  poolParentCycle?: number;
+}
 
 export interface PoolState {
   addr: number;

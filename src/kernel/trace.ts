@@ -3,17 +3,16 @@
 // optional page-fault counts, and machine-wide OOM kills and direct-reclaim stalls, all as
 // model events on the trace's clock. Used by `leakscope kernel` and `leakscope attach --kernel`.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { Event, EventSink } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
 import { kstackAvailable, parseKstackLine, startKstack, type Kstack } from './kstack.js';
-import { ProcModules } from './proc-modules.js';
+import { ModuleMaps } from '../proc/modules.js';
 import { monoNowNs, traceTime } from './clock.js';
 import { exitCodeOf, parseKernelLine, type KernelRecord } from './parse.js';
-import { residentBytes } from './rss.js';
+import { residentBytes } from '../proc/rss.js';
 import { kernelScript } from './script.js';
-import { descendants, processInfo } from './targets.js';
+import { descendants, isThreadOf, processInfo } from '../proc/processes.js';
 import { ensureTracefs } from './tracefs.js';
 
 export interface KernelTraceOptions {
@@ -114,7 +113,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
   }
   // mmap with stacks from ls-kstack when it is built (it follows forks and execs of `exe` itself)
   const interner = o.interner ?? new StackInterner(o.sink);
-  const modules = new ProcModules(o.modules === false ? { event() {} } : o.sink);
+  const modules = new ModuleMaps(o.modules === false ? { event() {} } : o.sink);
   let kstack: Kstack | undefined;
   if ((o.mmapStacks ?? true) && kstackAvailable()) {
     const ks = startKstack(initial, exes[0], (line) => {
@@ -173,7 +172,7 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       }
       case 'fork': {
         // The fork tracepoint also fires for new threads; a thread is in its process's task/.
-        if (existsSync(`/proc/${r.pid}/task/${r.child}`) && r.child !== r.pid) return;
+        if (isThreadOf(r.pid, r.child)) return;
         pids.add(r.child);
         modules.inherit(r.child, r.pid);
         if (lifecycle) emit({ kind: 'fork', pid: r.child, t: traceTime(r.ns, start), parentPid: r.pid });

@@ -6,16 +6,18 @@
 // model events: alloc / realloc / free with interned Lua stacks, one scope per pid.
 
 import { spawn } from 'node:child_process';
-import { readFileSync, readlinkSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
+import { commandOf, exeOf, pidAlive, ppidOf } from '../proc/processes.js';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { profilesDir } from '../attach/profile.js';
-import { UserError } from '../cli/errors.js';
+import { UserError } from '../errors.js';
 import { StackInterner } from '../model/stacks.js';
 import type { Event, EventSink } from '../model/events.js';
 import { TraceWriter } from '../trace/writer.js';
-import { luajitTracer, tracerBuilt } from './native.js';
+import { findNative, nativePath } from '../native/locate.js';
 import { ProtoCache } from './protos.js';
+import { detectLuajit } from './detect.js';
 import { LjOp, RecordParser, type LjEvent, type LjRecord } from './records.js';
 import { recordFrames } from './stacks.js';
 import { TraceResolver } from './traces.js';
@@ -82,33 +84,6 @@ function discoverFunctions(): string[] {
     if (Array.isArray(list)) return list.filter((s): s is string => typeof s === 'string' && /^lua[L_]?[A-Za-z_]\w*$/.test(s)).slice(0, 16);
   } catch { /* the tracer's defaults */ }
   return [];
-}
-
-/** Running (a zombie has exited). */
-function alive(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    return stat[stat.lastIndexOf(')') + 2] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-function procInfo(pid: number): { ppid: number; command: string; exe: string } {
-  let ppid = 0;
-  let command = '';
-  let exe = '';
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
-    ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) || 0;
-  } catch { /* gone */ }
-  try {
-    command = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean).join(' ');
-  } catch { /* gone */ }
-  try {
-    exe = readlinkSync(`/proc/${pid}/exe`);
-  } catch { /* gone or no rights */ }
-  return { ppid, command, exe };
 }
 
 /** Converts tracer records to model events (usable on its own, e.g. in tests). */
@@ -201,7 +176,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const warnings: string[] = [];
   const pids = [...new Set(opts.pids)].filter((p) => Number.isInteger(p) && p > 0);
   if (!pids.length) throw new UserError('no valid pid given to trace; pass --pid with a process id');
-  if (!tracerBuilt()) throw new UserError(`the LuaJIT tracer is not built (${luajitTracer()}): ${notBuiltHint('luajit')}`);
+  if (!findNative('luajit')) throw new UserError(`the LuaJIT tracer is not built (${nativePath('luajit')}): ${notBuiltHint('luajit')}`);
 
   const startMono = process.hrtime.bigint();
   const writer = TraceWriter.create(opts.out, {
@@ -215,12 +190,22 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   });
   const conv = new LuajitEventConverter(writer, Number(startMono));
   for (const pid of pids) {
-    const p = procInfo(pid);
+    const p = { ppid: ppidOf(pid), command: commandOf(pid), exe: exeOf(pid) ?? '' };
     writer.event({ kind: 'process', pid, t: 0, ppid: p.ppid, command: p.command, exe: p.exe });
   }
   writer.event({ kind: 'marker', pid: 0, t: 0, label: 'luajit: outstanding = GC memory not freed yet; the GC frees lazily, only growth across several GC cycles is a leak' });
 
-  const args = pids.flatMap((p) => ['--pid', String(p)]);
+  // Which module of each process to probe, found here (detect.ts); the tracer looks nothing up.
+  const args: string[] = [];
+  for (const pid of pids) {
+    const lj = detectLuajit(pid);
+    if (lj.supported) args.push('--pid', String(pid), '--lib', lj.module);
+    else warnings.push(`pid ${pid}: ${lj.reason}`);
+  }
+  if (args.length === 0) {
+    await writer.close();
+    throw new UserError(`no process could be traced for LuaJIT: ${warnings[0] ?? 'no supported LuaJIT found'}`);
+  }
   for (const fn of discoverFunctions()) args.push('--discover', fn);
   args.push('--duration-ms', String(Math.max(0, Math.floor(opts.durationMs))));
   const settleMs = Math.max(0, Math.floor(opts.settleMs ?? 10_000));
@@ -228,7 +213,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
   const settled = new Set<number>();
   const now = () => Math.max(0, Number(process.hrtime.bigint() - startMono));
   opts.onMarkable?.((label) => writer.event({ kind: 'marker', pid: 0, t: now(), label }));
-  const proc = spawn(opts.tracer ?? luajitTracer(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(opts.tracer ?? nativePath('luajit'), args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let lost = 0;
   let tracerEvents = -1;
   let bpfStats: AttachLuajitResult['bpfStats'];
@@ -305,7 +290,7 @@ export async function attachLuajit(opts: AttachLuajitOptions): Promise<AttachLua
     } else warnings.push(`pid ${pid}: at least ${n} full GC cycles while traced`);
   }
   // A process that died late, or while the tracer was busy, may not have been reported.
-  for (const pid of pids) if (!gone.has(pid) && !alive(pid)) exited(pid);
+  for (const pid of pids) if (!gone.has(pid) && !pidAlive(pid)) exited(pid);
   if (conv.badEvents) warnings.push(`luajit tracer: ${conv.badEvents} event(s) with out-of-range values dropped`);
   if (conv.badStacks) warnings.push(`luajit tracer: ${conv.badStacks} stack(s) could not be decoded; their allocations have no stack`);
   if (parser.bad) warnings.push(`luajit tracer: ${parser.bad} corrupt record stream(s) dropped`);

@@ -2,7 +2,7 @@
 // first line and the compressed line map, to turn (prototype, bytecode position) into
 // file:line as lj_debug_line() does. Layouts: docs/luajit.md.
 
-import { ProcMem } from './proc-mem.js';
+import { ProcMem } from '../proc/memory.js';
 
 const PROTO_SIZE = 104;
 const GCT_PROTO = 7; // ~LJ_TPROTO

@@ -7,8 +7,8 @@
 // naming the packages and the one command that installs them; an optional part is left out.
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { UserError } from '../cli/errors.js';
-import { missingPackages } from '../doctor/packages.js';
+import { UserError } from '../errors.js';
+import { missingPackages } from './packages.js';
 import { buildCommand, buildTarget, cacheNativeDir, findNative, PACKAGE_ROOT } from './locate.js';
 import { NATIVE, type NativeName } from './parts.js';
 

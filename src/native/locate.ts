@@ -1,4 +1,4 @@
-// Where the native parts are: built into the package's own native/ (at install, by
+// Where leakscope's own files are: the package root, and where the native parts are: built into the package's own native/ (at install, by
 // `npm run build`, or on first use when that directory is writable), else into a per-user
 // cache, $XDG_CACHE_HOME (or ~/.cache)/leakscope/VERSION/native, when the package directory is
 // not writable (a root-owned global install used by another user). Both are looked in, the
@@ -11,6 +11,11 @@ import { NATIVE, type NativeName } from './parts.js';
 
 /** The package root: two levels above this file, from src/native/ (tsx) and dist/native/ alike. */
 export const PACKAGE_ROOT = fileURLToPath(new URL('../..', import.meta.url));
+
+/** A path inside the package (its shipped data: profiles/, the web bundle). */
+export function packagePath(...parts: string[]): string {
+  return join(PACKAGE_ROOT, ...parts);
+}
 
 export function packageVersion(root = PACKAGE_ROOT): string {
   try {

@@ -1,12 +1,10 @@
-// Renders a DiffResult as text, JSON or a small self-contained HTML table.
+// Renders a DiffResult as text, JSON or a small self-contained HTML table (reports/formats.ts lists them).
 
 import type { DiffResult, DiffRow } from '../analyses/diff.js';
 import { escapeHtml } from './html/render.js';
 import { formatBytes as bytes } from '../model/units.js';
 import { terminalLines } from './terminal.js';
 import { safeJson } from './json.js';
-
-export type DiffFormat = 'text' | 'json' | 'html';
 
 function signed(n: number): string {
   return n > 0 ? `+${bytes(n)}` : n < 0 ? bytes(n) : '0';
@@ -54,8 +52,4 @@ ${rows}
 </tbody></table>
 </body></html>
 `;
-}
-
-export function renderDiff(d: DiffResult, format: DiffFormat): string {
-  return format === 'json' ? diffJson(d) : format === 'html' ? diffHtml(d) : diffText(d);
 }

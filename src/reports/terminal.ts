@@ -4,7 +4,6 @@
 // column each, so tables keep their width: C0 controls and DEL their Unicode control pictures
 // (ESC is ␛, a newline ␊), C1 controls and the bidirectional overrides U+FFFD.
 
-// eslint-disable-next-line no-control-regex
 const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
 
 function standIn(c: string): string {

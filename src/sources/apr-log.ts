@@ -26,7 +26,7 @@ import type { EventSink, TraceMeta } from '../model/events.js';
 import { frame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
 import { FORMAT_VERSION } from '../trace/format.js';
-import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
+import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { decodeLines, hexDigit, sampleLine } from './line-reader.js';
 import { postOrder } from '../model/tree.js';
@@ -674,8 +674,8 @@ export const aprLogSource: Source = {
   meta(input: SourceInput): TraceMeta {
     return { format: FORMAT_VERSION, clock: 'seq', source: 'apr-log', command: input.path };
   },
-  async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
+  async read(input: SourceInput, sink: EventSink): Promise<SourceStats> {
     const dec = new AprLogDecoder(sink);
-    return decodeLines(input, dec, opts);
+    return decodeLines(input, dec);
   },
 };

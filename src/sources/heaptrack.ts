@@ -16,7 +16,7 @@
 import type { Event, EventSink, FastEventSink, TraceMeta } from '../model/events.js';
 import { fastSink, frame } from '../model/events.js';
 import { FORMAT_VERSION } from '../trace/format.js';
-import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
+import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { hexDigit, sampleLine } from './line-reader.js';
 import { addDamage } from './damage.js';
@@ -287,7 +287,7 @@ export class HeaptrackDecoder {
       if ((c === 43 || c === 45) && chunk[pos + 1] === 32) {
         let p = pos + 2;
         let v = 0;
-        let x = 0;
+        let x: number;
         while (p < n && (x = hexDigit(chunk[p]!)) >= 0) { v = v * 16 + x; p++; }
         if (p < n && chunk[p] === 10 && p > pos + 2) {
           this.lineNo++;
@@ -454,14 +454,9 @@ export const heaptrackSource: Source = {
   meta(input: SourceInput): TraceMeta {
     return { format: FORMAT_VERSION, clock: 'ns', source: 'heaptrack', command: input.path };
   },
-  async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
+  async read(input: SourceInput, sink: EventSink): Promise<SourceStats> {
     const dec = new HeaptrackDecoder(sink, heaptrackPid(input.path));
-    let bytes = 0;
-    for await (const chunk of input.stream) {
-      dec.feed(chunk);
-      bytes += chunk.length;
-      opts.onProgress?.(bytes);
-    }
+    for await (const chunk of input.stream) dec.feed(chunk);
     if (dec.end()) addDamage(dec.stats, `${input.path}: ends in the middle of a record (cut short?); the records before it were read`);
     const binary = dec.binary.warning(input.path);
     if (binary) addDamage(dec.stats, binary, true);

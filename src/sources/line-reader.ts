@@ -2,7 +2,7 @@
 // line's [start, end) byte range (no '\n', a trailing '\r' kept). Text sources parse fields
 // straight from the bytes, so a line costs no string unless a field needs one.
 
-import type { SourceInput, SourceOptions, SourceStats } from './source.js';
+import type { SourceInput, SourceStats } from './source.js';
 import type { BinaryLines } from './binary-lines.js';
 import { addDamage } from './damage.js';
 
@@ -18,12 +18,12 @@ export interface LineDecoder {
 }
 
 /** Reads a text log line by line into its decoder; the stats say what was cut or binary. */
-export async function decodeLines(input: SourceInput, dec: LineDecoder, opts: SourceOptions): Promise<SourceStats> {
+export async function decodeLines(input: SourceInput, dec: LineDecoder): Promise<SourceStats> {
   let long = 0;
   // A line holding a NUL byte is no text a server wrote: it reaches the decoder empty (so line
   // numbers still count it) and is counted as binary damage, whatever the format.
   await forEachLine(input.stream, (b, s, e) => dec.line(b, s, e), {
-    onProgress: opts.onProgress, onLongLine: () => long++, onBinaryLine: (n) => dec.binary.note(n),
+    onLongLine: () => long++, onBinaryLine: (n) => dec.binary.note(n),
   });
   const stats = dec.finish();
   const binary = dec.binary.warning(input.path);
@@ -34,8 +34,6 @@ export async function decodeLines(input: SourceInput, dec: LineDecoder, opts: So
 }
 
 export interface LineReaderOptions {
-  /** Called with bytes consumed so far. */
-  onProgress?: (bytes: number) => void;
   /** Longer lines are cut to this many bytes (a runaway line must not eat memory). */
   maxLine?: number;
   /** Called once for every line that was cut to maxLine, so the source can say so. */
@@ -81,7 +79,6 @@ export async function forEachLine(
         if (nulAt >= 0) carryNul = true;
         if (carry.length + chunk.length > maxLine) carryCut = true;
         if (carry.length < maxLine) carry = Buffer.concat([carry, chunk.subarray(0, maxLine - carry.length)]);
-        opts.onProgress?.(bytes);
         continue;
       }
       if (nulBefore(nl)) carryNul = true;
@@ -106,28 +103,12 @@ export async function forEachLine(
       carryCut = chunk.length - pos > maxLine;
       carryNul = nulAt >= 0;
     }
-    opts.onProgress?.(bytes);
   }
   if (carry && carry.length > 0) {
     if (carryCut) opts.onLongLine?.();
     line(carry, 0, carry.length, carryNul);
   }
   return bytes;
-}
-
-/** Parses a decimal number at buf[pos..end), skipping leading spaces; -1 when there is none. */
-export function parseDec(buf: Buffer, pos: number, end: number): number {
-  while (pos < end && buf[pos] === 32) pos++;
-  let n = 0;
-  let digits = 0;
-  while (pos < end) {
-    const c = buf[pos]! - 48;
-    if (c < 0 || c > 9) break;
-    n = n * 10 + c;
-    pos++;
-    digits++;
-  }
-  return digits ? n : -1;
 }
 
 /** Value of a hex digit byte, or -1. */

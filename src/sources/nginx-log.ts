@@ -17,7 +17,7 @@ import type { Event, EventSink, Frame, TraceMeta } from '../model/events.js';
 import { frame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
 import { FORMAT_VERSION } from '../trace/format.js';
-import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
+import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { decodeLines, hexDigit, sampleLine, startsWith } from './line-reader.js';
 
@@ -446,8 +446,8 @@ export const nginxLogSource: Source = {
     if (m) meta.startWallMs = new Date(+m[1]!, +m[2]! - 1, +m[3]!, +m[4]!, +m[5]!, +m[6]!).getTime();
     return meta;
   },
-  async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
+  async read(input: SourceInput, sink: EventSink): Promise<SourceStats> {
     const dec = new NginxLogDecoder(sink);
-    return decodeLines(input, dec, opts);
+    return decodeLines(input, dec);
   },
 };

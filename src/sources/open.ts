@@ -9,21 +9,21 @@ import { stat } from 'node:fs/promises';
 import type { Event, EventSink, FastEventSink, TraceMeta } from '../model/events.js';
 import { fastSink } from '../model/events.js';
 import { fastOutOfRange, outOfRange } from '../model/limits.js';
-import { inputError, UserError } from '../cli/errors.js';
-import { startProgress } from '../cli/progress.js';
-import type { Progress } from '../cli/progress.js';
+import { inputError, UserError } from '../errors.js';
+import { noProgress } from '../progress.js';
+import type { Progress, StartProgress } from '../progress.js';
 import type { Source, SourceInput, SourceStats } from './source.js';
 import { sources, sourceByName } from './registry.js';
-import { decompress, detectCompression } from './decompress.js';
-import type { Compression } from './decompress.js';
+import { decompress, detectCompression } from '../io/decompress.js';
+import type { Compression } from '../io/decompress.js';
 
 export const HEAD_BYTES = 64 * 1024;
 
 export interface ReadInputsOptions {
   /** Force this source (by name) instead of detecting the format. */
   from?: string;
-  /** Show a byte progress bar on a TTY. */
-  progress?: boolean;
+  /** Reports the bytes read of all inputs (the CLI draws a bar on a TTY). */
+  progress?: StartProgress;
   /** Each warning of the input layer and of trace files as it happens (they are also in the
    *  stats); `damaged`: it says the input is damaged. */
   onWarning?: (msg: string, damaged: boolean) => void;
@@ -67,7 +67,7 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
   const forced = opts.from === undefined ? undefined : forcedSource(opts.from);
   const sizes = await Promise.all(paths.map(checkFile));
   const total = sizes.reduce<number>((a, b) => a + (b ?? 0), 0);
-  const progress: Progress = opts.progress ? startProgress('reading', total) : { update() {}, stop() {} };
+  const progress: Progress = opts.progress ? opts.progress('reading', total) : noProgress;
   let doneBefore = 0;
   const stats: InputStats[] = [];
   let meta: TraceMeta | undefined;
@@ -89,7 +89,7 @@ export async function readInputs(paths: string[], sink: EventSink, opts: ReadInp
         meta = meta === undefined ? { ...fileMeta } : mergeMeta(meta, fileMeta, paths[0]!, path);
         placer.startFile(fileMeta, meta);
         if (i === 0) opts.onMeta?.({ ...meta });
-        st = await source.read(opened.input, placer, {});
+        st = await source.read(opened.input, placer);
       } catch (err) {
         throw inputError(path, err);
       } finally {

@@ -30,11 +30,6 @@ export interface SourceInput {
   head?: Buffer;
 }
 
-export interface SourceOptions {
-  /** Called with bytes consumed so far, for progress display. */
-  onProgress?: (bytes: number) => void;
-}
-
 export interface Source {
   /** Short name used by `--from NAME`. */
   readonly name: string;
@@ -44,7 +39,7 @@ export interface Source {
   /** Metadata for the trace made from this input (clock kind, source name). */
   meta(input: SourceInput): TraceMeta;
   /** Streams the input's events to the sink. Throws a UserError for an unreadable input. */
-  read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats>;
+  read(input: SourceInput, sink: EventSink): Promise<SourceStats>;
 }
 
 export function emptyStats(): SourceStats {

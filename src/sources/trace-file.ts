@@ -5,7 +5,7 @@ import type { Source, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { readTraceStream } from '../trace/reader.js';
 import { FILE_MAGIC } from '../trace/format.js';
-import { TraceParser } from '../trace/parser.js';
+import { parseHeader } from '../trace/header.js';
 
 export const traceFileSource: Source = {
   name: 'lstrace',
@@ -19,16 +19,13 @@ export const traceFileSource: Source = {
 
   meta(input): TraceMeta {
     // The header is normally well inside the peeked head; a larger one is read with the events.
-    if (input.head) {
-      const p = new TraceParser(input.path, { event() {} });
-      p.push(input.head.subarray(0, Math.min(input.head.length, headerEnd(input.head))));
-      if (p.meta) return p.meta;
-    }
+    const h = input.head ? parseHeader(input.path, input.head, false) : undefined;
+    if (h) return h.meta;
     return { format: 1, clock: 'ns', source: 'lstrace' };
   },
 
-  async read(input, sink, opts) {
-    const r = await readTraceStream(input.path, input.stream, sink, { onProgress: opts.onProgress });
+  async read(input, sink) {
+    const r = await readTraceStream(input.path, input.stream, sink);
     const stats: SourceStats & { chunks: number } = { ...emptyStats(), chunks: r.chunks };
     stats.events = r.events;
     stats.badRecords = r.corruptChunks;
@@ -37,9 +34,3 @@ export const traceFileSource: Source = {
     return stats;
   },
 };
-
-/** Bytes of the file header, or the whole head when it is cut. */
-function headerEnd(head: Buffer): number {
-  if (head.length < 12) return head.length;
-  return 12 + head.readUInt32LE(8) + 4;
-}

@@ -15,7 +15,7 @@ import type { Event, EventSink, Frame, TraceMeta } from '../model/events.js';
 import { frame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
 import { FORMAT_VERSION } from '../trace/format.js';
-import type { Source, SourceInput, SourceOptions, SourceStats } from './source.js';
+import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { addDamage } from './damage.js';
 import { MAX_PID, MAX_SIZE } from '../model/limits.js';
@@ -209,16 +209,13 @@ export const valgrindSource: Source = {
   meta(input: SourceInput): TraceMeta {
     return { format: FORMAT_VERSION, clock: 'seq', source: 'valgrind', command: input.path };
   },
-  async read(input: SourceInput, sink: EventSink, opts: SourceOptions): Promise<SourceStats> {
+  async read(input: SourceInput, sink: EventSink): Promise<SourceStats> {
     const dec = new ValgrindDecoder();
     const td = new TextDecoder('utf-8');
-    let bytes = 0;
     let broken = '';
     try {
       for await (const chunk of input.stream) {
-        bytes += chunk.length;
         dec.write(td.decode(chunk, { stream: true }));
-        opts.onProgress?.(bytes);
       }
       dec.write(td.decode());
       dec.close();

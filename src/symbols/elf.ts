@@ -245,10 +245,47 @@ export function readElfInfo(path: string): ElfInfo | undefined {
   }
 }
 
+/** Which of `wanted` the file at `path` defines as functions (in `.dynsym` or `.symtab`; a
+ *  versioned name such as `malloc@@GLIBC_2.2.5` counts as its base name). Empty when the file
+ *  cannot be read. The one answer to "does this binary define these" for attach, doctor and the
+ *  LuaJIT tracer, which are told what to probe instead of looking for themselves. */
+export function definedFunctions(path: string, wanted: readonly string[]): Set<string> {
+  const want = new Set(wanted);
+  const got = new Set<string>();
+  let elf: ElfFile;
+  try {
+    elf = ElfFile.open(path);
+  } catch {
+    return got;
+  }
+  try {
+    for (const table of ['.dynsym', '.symtab'] as const) {
+      for (const f of elf.functions(table)) {
+        const at = f.name.indexOf('@');
+        const name = at < 0 ? f.name : f.name.slice(0, at);
+        if (want.has(name)) got.add(name);
+      }
+    }
+  } catch {
+    // a damaged symbol table: what was found before it
+  } finally {
+    elf.close();
+  }
+  return got;
+}
+
 /** The virtual address (as in the file's symbol tables) of a file offset, or undefined. */
 export function offsetToVaddr(info: ElfInfo, fileOffset: number): number | undefined {
   for (const l of info.loads) {
     if (fileOffset >= l.offset && fileOffset < l.offset + l.filesz) return fileOffset - l.offset + l.vaddr;
+  }
+  return undefined;
+}
+
+/** The file offset of a virtual address (as in the file's symbol tables), or undefined. */
+export function vaddrToOffset(loads: ElfLoad[], vaddr: number): number | undefined {
+  for (const l of loads) {
+    if (vaddr >= l.vaddr && vaddr < l.vaddr + l.filesz) return vaddr - l.vaddr + l.offset;
   }
   return undefined;
 }

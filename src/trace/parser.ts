@@ -1,14 +1,15 @@
-// Splits a byte stream into the header and chunks of a `.lstrace` file, checks each chunk's
-// CRC and hands the payloads to the record decoder. Memory is bounded by one chunk (plus the
+// Splits a byte stream into the header (header.ts) and chunks of a `.lstrace` file, checks each
+// chunk's CRC and hands the payloads to the record decoder (codec.ts). Memory is bounded by one chunk (plus the
 // read block). Damage is never fatal past the header: a chunk with a bad CRC or header is
 // skipped up to the next chunk magic that starts a valid chunk; a partial final chunk is a
 // writer that was killed mid-write (or one still writing: follow mode just waits).
 
 import { crc32 } from 'node:zlib';
 import type { EventSink, TraceMeta } from '../model/events.js';
-import { UserError } from '../cli/errors.js';
-import { decodeChunk } from './decode.js';
-import { CHUNK_HEADER_BYTES, CHUNK_MAGIC, CHUNK_MAGIC_U32, FILE_MAGIC, FORMAT_VERSION, MAX_META, MAX_PAYLOAD } from './format.js';
+import { decodeChunk } from './codec.js';
+import type { ChunkDecoder } from './codec.js';
+import { CHUNK_HEADER_BYTES, CHUNK_MAGIC, CHUNK_MAGIC_U32, MAX_PAYLOAD } from './format.js';
+import { parseHeader } from './header.js';
 
 /** Warnings kept in the result; past this many, only a count is kept. */
 const MAX_WARNINGS = 100;
@@ -52,6 +53,9 @@ export class TraceParser {
     private readonly name: string,
     private readonly sink: EventSink,
     private readonly onWarning?: (msg: string, damaged: boolean) => void,
+    /** The record decoder: every event by default (the symbol scanner passes one that builds
+     *  definitions only). */
+    private readonly decode: ChunkDecoder = decodeChunk,
   ) {}
 
   /** Room for at least `n` more bytes at the end of the buffer: read into buf[off..off+n), then commit(). */
@@ -167,7 +171,7 @@ export class TraceParser {
       }
       if (this.corruptFrom >= 0) this.endDamage(this.base + s);
       this.start = s + CHUNK_HEADER_BYTES + p;
-      const r = decodeChunk(payload, this.sink);
+      const r = this.decode(payload, this.sink);
       this.events += r.events;
       this.chunks++;
       if (r.error) {
@@ -216,62 +220,11 @@ export class TraceParser {
   }
 
   private parseHeader(eof: boolean): boolean {
-    const b = this.buf;
-    const avail = this.end - this.start;
-    const s = this.start;
-    const magicLen = FILE_MAGIC.length;
-    const seen = Math.min(avail, magicLen);
-    if (b.compare(FILE_MAGIC, 0, seen, s, s + seen) !== 0) throw new UserError(`${this.name}: not a leakscope trace (no LSTRACE1 header)`);
-    if (avail < magicLen + 4) {
-      if (!eof) return false;
-      throw new UserError(avail === 0 ? `${this.name}: empty file` : `${this.name}: trace header truncated (${avail} bytes)`);
-    }
-    const h = b.readUInt32LE(s + magicLen);
-    if (h > MAX_META) throw new UserError(`${this.name}: bad trace header (metadata length ${h})`);
-    const total = magicLen + 4 + h + 4;
-    if (avail < total) {
-      if (!eof) return false;
-      throw new UserError(`${this.name}: trace header truncated (${avail} of ${total} bytes)`);
-    }
-    const json = b.subarray(s + magicLen + 4, s + magicLen + 4 + h);
-    if (crc32(json) !== b.readUInt32LE(s + magicLen + 4 + h)) throw new UserError(`${this.name}: bad trace header (metadata CRC mismatch)`);
-    const problems: string[] = [];
-    this.meta = parseMeta(this.name, json.toString('utf8'), problems);
-    for (const m of problems) this.warn(m);
-    this.start = s + total;
+    const h = parseHeader(this.name, this.buf.subarray(this.start, this.end), eof);
+    if (!h) return false;
+    this.meta = h.meta;
+    for (const m of h.warnings) this.warn(m);
+    this.start += h.bytes;
     return true;
   }
-}
-
-/** Largest wall-clock time a Date can hold (ms from the epoch). */
-const MAX_DATE_MS = 8.64e15;
-
-function parseMeta(name: string, text: string, problems: string[]): TraceMeta {
-  let m: unknown;
-  try {
-    m = JSON.parse(text);
-  } catch {
-    throw new UserError(`${name}: bad trace header (metadata is not JSON)`);
-  }
-  if (!m || typeof m !== 'object' || Array.isArray(m)) throw new UserError(`${name}: bad trace header (metadata is not an object)`);
-  const meta = m as Record<string, unknown>;
-  if (typeof meta.format !== 'number') throw new UserError(`${name}: bad trace header (no format version)`);
-  if (meta.format > FORMAT_VERSION) {
-    throw new UserError(`${name}: trace format ${meta.format} is newer than this leakscope reads (${FORMAT_VERSION}); upgrade leakscope`);
-  }
-  if (meta.clock !== 'ns' && meta.clock !== 'seq') throw new UserError(`${name}: bad trace header (clock must be "ns" or "seq")`);
-  if (typeof meta.source !== 'string') meta.source = 'unknown';
-  // The optional keys are claims like any other: a value no writer makes is dropped, and said.
-  const drop = (key: string, why: string) => {
-    problems.push(`header key ${key} ${why} (${JSON.stringify(meta[key]).slice(0, 40)}); ignored`);
-    delete meta[key];
-  };
-  const w = meta.startWallMs;
-  if (w !== undefined && !(typeof w === 'number' && Math.abs(w) <= MAX_DATE_MS)) drop('startWallMs', 'is not a time');
-  const mono = meta.startMonoNs;
-  if (mono !== undefined && !(typeof mono === 'string' && /^\d{1,20}$/.test(mono))) drop('startMonoNs', 'is not a clock reading');
-  const sb = meta.sampleBytes;
-  if (sb !== undefined && !(typeof sb === 'number' && sb > 0 && sb <= 2 ** 50)) drop('sampleBytes', 'is not a sampling rate: counts are of the recorded allocations');
-  for (const key of ['command', 'hostname']) if (meta[key] !== undefined && typeof meta[key] !== 'string') drop(key, 'is not text');
-  return meta as unknown as TraceMeta;
 }

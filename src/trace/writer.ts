@@ -1,15 +1,17 @@
 // Writes events to a `.lstrace` file (docs/trace-format.md).
 //
-// Records are encoded into one reusable buffer (no allocation per event); a chunk is written
+// Records are encoded (codec.ts, from the record table of format.ts) into one reusable buffer (no allocation per event); a chunk is written
 // with a single write() once it holds ~1 MiB, or on flush()/close(). Each chunk restarts the
 // decoding state (pid, tid, t), so the first event of a chunk carries its absolute time and a
 // CTX record.
 
 import { closeSync, openSync, writeSync } from 'node:fs';
-import { openLiveOutput } from '../cli/output-file.js';
+import { openLiveOutput } from '../io/output-file.js';
 import { crc32 } from 'node:zlib';
 import type { Event, EventSink, TraceMeta } from '../model/events.js';
-import { CHUNK_HEADER_BYTES, CHUNK_MAGIC_U32, FILE_MAGIC, FORMAT_VERSION, MAX_PAYLOAD, Rec } from './format.js';
+import { CHUNK_HEADER_BYTES, CHUNK_MAGIC_U32, CTX, FILE_MAGIC, FORMAT_VERSION, MAX_PAYLOAD } from './format.js';
+import { encodeEvent } from './codec.js';
+import type { RecordWriter } from './codec.js';
 
 /** Chunk payload size at which the writer emits the chunk. */
 const CHUNK_TARGET = 1024 * 1024;
@@ -23,7 +25,7 @@ export interface TraceWriterOptions {
   chunkBytes?: number;
 }
 
-export class TraceWriter implements EventSink {
+export class TraceWriter implements EventSink, RecordWriter {
   private buf: Buffer;
   private pos = CHUNK_HEADER_BYTES;
   private pid = 0;
@@ -53,7 +55,7 @@ export class TraceWriter implements EventSink {
   }
 
   /** Creates (or truncates) `path` and writes the file header. `path` is opened as every live
-   *  output is (cli/output-file.ts): never through another user's symlink, a device or FIFO in
+   *  output is (io/output-file.ts): never through another user's symlink, a device or FIFO in
    *  place, '-' for stdout; a failure is a UserError naming the file. */
   static create(path: string, meta: TraceMeta, opts: TraceWriterOptions = {}): TraceWriter {
     const fd = openLiveOutput(path);
@@ -112,162 +114,7 @@ export class TraceWriter implements EventSink {
   }
 
   private encode(e: Event): void {
-    switch (e.kind) {
-      case 'alloc':
-        this.ctx(e.pid, e.tid);
-        this.rec(Rec.ALLOC, e.t);
-        this.uv(e.addr); this.uv(e.size); this.uv(e.stack);
-        break;
-      case 'free':
-        this.ctx(e.pid, e.tid);
-        this.rec(Rec.FREE, e.t);
-        this.uv(e.addr);
-        break;
-      case 'realloc':
-        this.ctx(e.pid, e.tid);
-        this.rec(Rec.REALLOC, e.t);
-        this.uv(e.oldAddr); this.uv(e.addr); this.uv(e.size); this.uv(e.stack);
-        break;
-      case 'pool-alloc':
-        this.ctx(e.pid, e.tid);
-        this.rec(Rec.POOL_ALLOC, e.t);
-        this.uv(e.pool); this.uv(e.size); this.uv(e.addr); this.uv(e.stack);
-        break;
-      case 'pool-create':
-        this.reserve(e.poolKind, e.tag);
-        this.ctx(e.pid, e.tid);
-        this.rec(Rec.POOL_CREATE, e.t);
-        this.uv(e.pool); this.uv(e.parent); this.uv(e.stack); this.str(e.poolKind); this.str(e.tag);
-        break;
-      case 'pool-destroy':
-        this.ctxPid(e.pid);
-        this.rec(Rec.POOL_DESTROY, e.t);
-        this.uv(e.pool); this.uv(e.stack);
-        break;
-      case 'pool-clear':
-        this.ctxPid(e.pid);
-        this.rec(Rec.POOL_CLEAR, e.t);
-        this.uv(e.pool); this.uv(e.stack);
-        break;
-      case 'pool-free':
-        this.ctxPid(e.pid);
-        this.rec(Rec.POOL_FREE, e.t);
-        this.uv(e.pool); this.uv(e.addr);
-        break;
-      case 'pool-tag':
-        this.reserve(e.tag);
-        this.ctxPid(e.pid);
-        this.rec(Rec.POOL_TAG, e.t);
-        this.uv(e.pool); this.str(e.tag);
-        break;
-      case 'pool-cleanup':
-        this.ctxPid(e.pid);
-        this.rec(Rec.POOL_CLEANUP, e.t);
-        this.uv(e.pool); this.u8(e.action === 'run' ? 1 : 0); this.uv(e.handler);
-        break;
-      case 'pool-size':
-        this.ctxPid(e.pid);
-        this.rec(Rec.POOL_SIZE, e.t);
-        this.uv(e.pool); this.uv(e.bytes);
-        break;
-      case 'pool-found':
-        this.reserve(e.poolKind, e.tag);
-        this.ctxPid(e.pid);
-        this.rec(Rec.POOL_FOUND, e.t);
-        this.uv(e.pool); this.uv(e.parent); this.str(e.poolKind); this.str(e.tag);
-        break;
-      case 'process':
-        this.reserve(e.command, e.exe);
-        this.ctxPid(e.pid);
-        this.rec(Rec.PROCESS, e.t);
-        this.uv(e.ppid); this.str(e.command); this.str(e.exe);
-        break;
-      case 'fork':
-        this.ctxPid(e.pid);
-        this.rec(Rec.FORK, e.t);
-        this.uv(e.parentPid);
-        break;
-      case 'exec':
-        this.reserve(e.exe, e.command);
-        this.ctxPid(e.pid);
-        this.rec(Rec.EXEC, e.t);
-        this.str(e.exe); this.str(e.command);
-        break;
-      case 'exit':
-        this.ctxPid(e.pid);
-        this.rec(Rec.EXIT, e.t);
-        this.sv(e.code);
-        break;
-      case 'mmap':
-        this.ctx(e.pid, e.tid);
-        this.rec(Rec.MMAP, e.t);
-        this.uv(e.addr); this.uv(e.size); this.uv(e.prot); this.uv(e.flags); this.uv(e.stack);
-        break;
-      case 'munmap':
-        this.ctxPid(e.pid);
-        this.rec(Rec.MUNMAP, e.t);
-        this.uv(e.addr); this.uv(e.size);
-        break;
-      case 'brk':
-        this.ctxPid(e.pid);
-        this.rec(Rec.BRK, e.t);
-        this.uv(e.addr);
-        break;
-      case 'shm': {
-        const op = SHM_CODE[e.op];
-        if (op === undefined) throw new TypeError(`TraceWriter: shm.op must be get/attach/detach/remove, got ${String(e.op)}`);
-        this.ctxPid(e.pid);
-        this.rec(Rec.SHM, e.t);
-        this.u8(op); this.uv(e.id); this.uv(e.addr); this.uv(e.size);
-        break;
-      }
-      case 'rss':
-        this.ctxPid(e.pid);
-        this.rec(Rec.RSS, e.t);
-        this.uv(e.bytes);
-        break;
-      case 'kernel':
-        this.reserve(e.what);
-        this.ctxPid(e.pid);
-        this.rec(Rec.KERNEL, e.t);
-        this.str(e.what); this.sv(e.value);
-        break;
-      case 'marker':
-        this.reserve(e.label);
-        this.ctxPid(e.pid);
-        this.rec(Rec.MARKER, e.t);
-        this.str(e.label);
-        break;
-      case 'lost':
-        this.reserve(e.reason);
-        this.ctxPid(e.pid);
-        this.rec(Rec.LOST, e.t);
-        this.uv(e.count); this.str(e.reason);
-        break;
-      case 'module':
-        this.reserve(e.path, e.buildId);
-        this.ctxPid(e.pid);
-        this.rec(Rec.MODULE, e.t);
-        this.uv(e.base); this.uv(e.size); this.uv(e.offset); this.str(e.path); this.str(e.buildId);
-        break;
-      case 'frame': {
-        const f = e.frame;
-        this.reserve(f.module, f.fn, f.file);
-        this.ctxPid(e.pid);
-        this.u8(Rec.FRAME);
-        this.uv(e.id); this.uv(f.pc); this.str(f.module); this.str(f.fn); this.str(f.file); this.uv(f.line);
-        this.uv((f.inlined ? 1 : 0) | (f.vaddr !== undefined ? 2 : 0));
-        if (f.vaddr !== undefined) this.uv(f.vaddr);
-        break;
-      }
-      case 'stack':
-        this.ctxPid(e.pid);
-        this.u8(Rec.STACK);
-        this.uv(e.id); this.uv(e.parent); this.uv(e.frame);
-        break;
-      default:
-        throw new TypeError(`TraceWriter: unknown event kind ${String((e as { kind: unknown }).kind)}`);
-    }
+    encodeEvent(this, e);
   }
 
   /** Writes the pending records as a chunk. */
@@ -283,7 +130,7 @@ export class TraceWriter implements EventSink {
     if (this.ownsFd) closeSync(this.fd);
   }
 
-  // --- encoding ------------------------------------------------------------------------------
+  // --- encoding: the primitives the record encoder (codec.ts, from the record table) calls -----
 
   private flushChunk(): void {
     const end = this.pos;
@@ -315,7 +162,7 @@ export class TraceWriter implements EventSink {
   }
 
   /** Makes room for a record holding these strings (UTF-8 takes at most 3 bytes per UTF-16 unit). */
-  private reserve(a: string, b = '', c = ''): void {
+  reserve(a: string, b = '', c = ''): void {
     const need = SLACK + 3 * (Math.min(len(a), MAX_STRING) + Math.min(len(b), MAX_STRING) + Math.min(len(c), MAX_STRING));
     if (this.pos + need <= this.buf.length) return;
     this.flushChunk();
@@ -325,9 +172,9 @@ export class TraceWriter implements EventSink {
     }
   }
 
-  private ctx(pid: number, tid: number): void {
+  ctx(pid: number, tid: number): void {
     if (pid !== this.pid || tid !== this.tid) {
-      this.u8(Rec.CTX);
+      this.u8(CTX);
       this.uv(pid);
       this.uv(tid);
       this.pid = pid;
@@ -336,22 +183,22 @@ export class TraceWriter implements EventSink {
   }
 
   /** For events without a thread: only a change of process needs a CTX. */
-  private ctxPid(pid: number): void {
+  ctxPid(pid: number): void {
     if (pid !== this.pid) this.ctx(pid, 0);
   }
 
-  private rec(type: number, t: number): void {
+  rec(type: number, t: number): void {
     this.buf[this.pos++] = type;
     const dt = t - this.t;
     this.t = t;
     this.sv(dt);
   }
 
-  private u8(v: number): void {
+  u8(v: number): void {
     this.buf[this.pos++] = v;
   }
 
-  private uv(v: number): void {
+  uv(v: number): void {
     const b = this.buf;
     let p = this.pos;
     if (v >>> 0 === v) {
@@ -383,12 +230,12 @@ export class TraceWriter implements EventSink {
     this.pos = p;
   }
 
-  private sv(v: number): void {
+  sv(v: number): void {
     if ((v | 0) !== v && !Number.isSafeInteger(v)) throw new TypeError(`TraceWriter: expected an integer, got ${String(v)}`);
     this.uv(v >= 0 ? v * 2 : -v * 2 - 1);
   }
 
-  private str(s: string): void {
+  str(s: string): void {
     if (typeof s !== 'string') s = s == null ? '' : String(s);
     if (s.length > MAX_STRING) s = s.slice(0, MAX_STRING);
     const n = s.length;
@@ -414,7 +261,6 @@ export class TraceWriter implements EventSink {
   }
 }
 
-const SHM_CODE: Record<string, number> = { get: 0, attach: 1, detach: 2, remove: 3 };
 
 function len(s: string): number {
   return typeof s === 'string' ? s.length : s == null ? 0 : String(s).length;

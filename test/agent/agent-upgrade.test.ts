@@ -10,7 +10,7 @@ import { copyFileSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../attach/helpers.js';
 import { HeldConnections, waitForPort } from '../attach/servers.js';
-import { commandOf, pidAlive, ppidOf } from '../../src/attach/procfs.js';
+import { commandOf, pidAlive, ppidOf } from '../../src/proc/processes.js';
 import { freePort } from '../support/ports.js';
 import { scrape, startAgent, until, type AgentRun, type Sample } from './support.js';
 

@@ -146,7 +146,7 @@ test('teardown: a final descent at the end of a process does not count as releas
     }
     // Teardown: a few unlogged bytes discovered, then everything destroyed.
     ev({ kind: 'pool-alloc', pid, t: t++, tid: 0, pool: 0xa, size: 31, addr: 0, stack: 0 });
-    ev({ kind: 'pool-destroy', pid, t: t++, pool: 0xa, stack: 0 });
+    ev({ kind: 'pool-destroy', pid, t, pool: 0xa, stack: 0 });
     return analyze(engine.finish()).processes[0]!;
   };
   const atEnd = run(-1);

@@ -134,7 +134,7 @@ test('a mapping over mapped addresses replaces them; an unmap across several ran
   let s = analyze(engine.finish(), {}).processes[0]!.sites;
   assert.deepEqual(s.map((x) => [x.label, x.bytes, x.count]), [['first_map', 8 * PAGE, 2], ['second_map', 2 * PAGE, 1]]);
   // One unmap over pages 3..6 takes a page of each first_map range and all of second_map's.
-  ev({ kind: 'munmap', pid: 3, t: ++t, addr: base + 3 * PAGE, size: 4 * PAGE });
+  ev({ kind: 'munmap', pid: 3, t: t + 1, addr: base + 3 * PAGE, size: 4 * PAGE });
   const state = engine.finish();
   s = analyze(state, {}).processes[0]!.sites;
   assert.deepEqual(s.map((x) => [x.label, x.bytes, x.count]), [['first_map', 6 * PAGE, 2]]);

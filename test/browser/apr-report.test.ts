@@ -12,7 +12,7 @@ import { pathToFileURL } from 'node:url';
 import { launch } from './chromium.js';
 import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
-import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { analyzeFiles } from '../../src/pipeline/analyze-files.js';
 import { cliSync } from '../support/cli.js';
 
 const fixture = new URL('../fixtures/apr-pool-debug.httpd-1child.log.gz', import.meta.url).pathname;

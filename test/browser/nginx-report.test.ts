@@ -14,7 +14,7 @@ import type { Page } from 'playwright-core';
 import { launch } from './chromium.js';
 import { cliSync } from '../support/cli.js';
 import { formatBytes } from '../../src/model/units.js';
-import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { analyzeFiles } from '../../src/pipeline/analyze-files.js';
 
 const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-nginx-report-'));

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { readInputs } from '../../src/sources/open.js';
 import type { InputStats } from '../../src/sources/open.js';
-import { analyzeInputs } from '../../src/analyses/pipeline.js';
+import { analyzeInputs } from '../../src/pipeline/analyze-files.js';
 import { cli } from '../support/cli.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));

@@ -56,7 +56,7 @@ test('a command whose implementation cannot be loaded fails in one line; the oth
   const tree = copyTree();
   t.after(() => rmSync(tree, { recursive: true, force: true }));
   // The analysis pipeline is gone (a broken install): analyze, diff and run need it; info does not.
-  rmSync(join(tree, 'src/analyses/pipeline.ts'));
+  rmSync(join(tree, 'src/pipeline/analyze-files.ts'));
 
   const broken = cli(tree, ['analyze', GOOD, '--format', 'json']);
   assert.equal(broken.code, 70);

@@ -13,7 +13,7 @@ import { TraceWriter } from '../../src/trace/writer.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { Engine } from '../../src/engine/engine.js';
 import { analyze } from '../../src/analyses/analyze.js';
-import { foldFiles } from '../../src/analyses/pipeline.js';
+import { foldFiles } from '../../src/pipeline/analyze-files.js';
 import { readInputs } from '../../src/sources/open.js';
 import { eventsArb } from '../trace/arbitrary-events.js';
 

@@ -15,12 +15,13 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { Profile } from 'pprof-format';
-import { UserError } from '../../src/cli/errors.js';
-import { analyzeWithWindow } from '../../src/analyses/window-run.js';
+import { UserError } from '../../src/errors.js';
+import { analyzeWithWindow } from '../../src/pipeline/window-run.js';
 import { diffPoints, diffTraces } from '../../src/analyses/diff.js';
 import { renderText } from '../../src/reports/text.js';
 import { renderJson } from '../../src/reports/json.js';
-import { renderDiff } from '../../src/reports/diff.js';
+import { DIFF_FORMATS, formatByName } from '../../src/reports/formats.js';
+import type { DiffResult } from '../../src/analyses/diff.js';
 import { htmlReport } from '../../src/reports/html/report.js';
 import { pprofBytes } from '../../src/reports/export/pprof.js';
 import { speedscope } from '../../src/reports/export/speedscope.js';
@@ -45,10 +46,12 @@ const dir = testDir('ls-fuzz');
 let n = 0;
 
 // Terminal controls but the newline.
-// eslint-disable-next-line no-control-regex
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 const ABSURD = /\d{5,} TiB|\d[\d.]*e\+\d+ |-\d[\d.]* [KMGTPE]?i?B|NaN|Infinity/;
 const CASE_MS = 20_000;
+
+/** A diff in one of its output formats (reports/formats.ts). */
+const renderDiff = async (d: DiffResult, f: string): Promise<string> => String(await formatByName(DIFF_FORMATS, f).render(d));
 
 /** Outstanding memory per process: what an imported trace must give again. */
 const outstanding = (r: AnalysisResult) => r.processes.map((p) => [p.pid, p.outstanding.heapBytes, p.outstanding.poolBytes, p.outstanding.heapCount]);
@@ -80,9 +83,9 @@ async function everyOutput(bytes: Buffer, from: string | undefined): Promise<voi
     JSON.parse(JSON.stringify(speedscope(run.window, 'fuzz')));
     for (const line of collapsed(run.window).split('\n').filter(Boolean)) assert.match(line, /^[^\n]+ \d+$/);
     const d = diffTraces(r, r);
-    for (const f of ['text', 'json', 'html'] as const) assert.doesNotMatch(renderDiff(d, f), f === 'html' ? /\u001b/ : RAW);
+    for (const f of ['text', 'json', 'html'] as const) assert.doesNotMatch(await renderDiff(d, f), f === 'html' ? /\u001b/ : RAW);
     const end = Math.max(0, ...r.processes.map((p) => p.endT));
-    renderDiff(diffPoints(r, run.window, { t: 0, label: 'start' }, { t: end, label: 'end' }), 'text');
+    await renderDiff(diffPoints(r, run.window, { t: 0, label: 'start' }, { t: end, label: 'end' }), 'text');
     await fileInfo(file, { from });
     // import: a whole trace that reads back without damage and gives the same analysis.
     const out = `${file}.lstrace`;
@@ -106,7 +109,7 @@ async function check(...args: Parameters<typeof fc.assert>): Promise<void> {
     await fc.assert(...args);
   } catch (err) {
     const cause = (err as Error).cause as Error | undefined;
-    throw new Error(`${cause?.stack ?? cause ?? ''}\n${(err as Error).message}\nrerun: ${RERUN}`);
+    throw new Error(`${cause?.stack ?? cause ?? ''}\n${(err as Error).message}\nrerun: ${RERUN}`, { cause: err });
   }
 }
 

@@ -23,7 +23,6 @@ const CLEAR = '\u001b[2J\u001b[H';
 const CSI8 = '\u009b31m';
 const BIDI = '\u202egnp.exe';
 // Terminal controls: C0 (but the newline between lines), DEL, C1, bidi overrides.
-// eslint-disable-next-line no-control-regex
 const RAW = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/;
 
 function clean(out: string, what: string): void {

@@ -1,5 +1,6 @@
 // Runs test/programs/unw-kernel.c: starts it, lets it go, collects its STEP lines.
-import { execFileSync, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcessByStdio } from 'node:child_process';
+import type { Readable, Writable } from 'node:stream';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { testDir } from '../support/tmp.js';
@@ -14,7 +15,7 @@ export function buildKernelProgram(): { path: string; dir: string } {
 }
 
 export interface Run {
-  child: ChildProcessWithoutNullStreams;
+  child: ChildProcessByStdio<Writable, Readable, null>;
   pid: number;
   steps: Map<string, number>;
   /** Resolves when the program printed STEP name. */

@@ -7,7 +7,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { analyzeFiles, foldFiles } from '../../src/analyses/pipeline.js';
+import { analyzeFiles, foldFiles } from '../../src/pipeline/analyze-files.js';
 import { attachLuajit } from '../../src/luajit/attach-luajit.js';
 import { detectLuajit } from '../../src/luajit/detect.js';
 import { curlBatch, GARBAGE_LINE, LEAK_LINE, startLuaServer, type LuaServer } from './nginx-server.js';

@@ -11,7 +11,7 @@ import { constants } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import type { AnalysisResult, ProcessReport, SiteReport } from '../../src/analyses/result.js';
-import { allocStacks, buildRecorder, programs, root, workDir } from './harness.js';
+import { allocStacks, buildRecorder, programs, workDir } from './harness.js';
 import { cliSync } from '../support/cli.js';
 
 interface Outcome { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }

@@ -6,8 +6,8 @@ import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { buildRecorder, compile, leakscope, runJson, scanTrace, sitesWith, spawnRun, traceEvents, until, workDir } from './harness.js';
 
-function allocsOfSize(events: { kind: string }[], size: number): number {
-  return events.filter((e) => e.kind === 'alloc' && (e as { size: number }).size === size).length;
+function allocsOfSize(events: { kind: string; size?: number }[], size: number): number {
+  return events.filter((e) => e.kind === 'alloc' && e.size === size).length;
 }
 
 function childPids(pid: number): number[] {

@@ -19,7 +19,7 @@ async function both(path: string): Promise<{ read: string[]; scan: string[]; sca
   const scan: string[] = [];
   const scanWarnings: string[] = [];
   await readTrace(path, { event: (e: Event) => { if (KEEP.has(e.kind)) read.push(JSON.stringify({ ...e, t: 0 })); } }, { onWarning: () => {} });
-  await scanDefinitions(path, { event: (e) => scan.push(JSON.stringify(e)) }, (w) => scanWarnings.push(w));
+  await scanDefinitions(path, { event: (e) => scan.push(JSON.stringify({ ...e, t: 0 })) }, (w) => scanWarnings.push(w));
   return { read, scan, scanWarnings };
 }
 

@@ -68,7 +68,7 @@ test('pprof: a gzip\'d heap profile that pprof-format decodes, with the workload
 });
 
 const speedscopeSchema = JSON.parse(readFileSync(createRequire(import.meta.url).resolve('speedscope/dist/release/file-format-schema.json'), 'utf8'));
-const validSpeedscope = new Ajv({ allErrors: true, strict: false }).compile(speedscopeSchema);
+const validSpeedscope = new Ajv({ allErrors: true, strict: false }).compile<any>(speedscopeSchema);
 
 /** speedscope's file format: its own schema, then what the schema cannot express. */
 function checkSpeedscope(f: any): void {
@@ -133,7 +133,7 @@ test('export: bad format, missing file and garbage are one-line errors', () => {
 });
 
 test('pprof of the real nginx debug log agrees with the analysis on outstanding bytes per process', async () => {
-  const { analyzeFiles } = await import('../../src/analyses/pipeline.js');
+  const { analyzeFiles } = await import('../../src/pipeline/analyze-files.js');
   const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;
   const out = join(dir, 'nginx.pb.gz');
   const r = cliSync(['export', fixture, '--to', 'pprof', '-o', out]);

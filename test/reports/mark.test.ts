@@ -78,7 +78,7 @@ test('mark: helpful one-line errors', async () => {
   }
   const garbage = join(dir, 'garbage');
   writeFileSync(garbage, 'hello world, not a trace');
-  assert.match(cliSync(['mark', '1', 'x', '--trace', garbage]).stderr, /^leakscope: .*garbage: not a leakscope trace\n$/);
+  assert.match(cliSync(['mark', '1', 'x', '--trace', garbage]).stderr, /^leakscope: .*garbage: not a leakscope trace \(no LSTRACE1 header\)\n$/);
   const seq = join(dir, 'seq.lstrace');
   const w = TraceWriter.create(seq, { format: 1, clock: 'seq', source: 'apr-log' });
   await w.close();

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { analyzeFiles } from '../../src/pipeline/analyze-files.js';
 import { cliSync } from '../support/cli.js';
 
 const fixture = new URL('../fixtures/nginx-debug.1worker.log.gz', import.meta.url).pathname;

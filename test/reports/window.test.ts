@@ -100,7 +100,7 @@ test('window run: the grid takes the sampling rate from the trace metadata', asy
   const { tmpdir } = await import('node:os');
   const { join } = await import('node:path');
   const { TraceWriter } = await import('../../src/trace/writer.js');
-  const { analyzeWithWindow } = await import('../../src/analyses/window-run.js');
+  const { analyzeWithWindow } = await import('../../src/pipeline/window-run.js');
   const dir = mkdtempSync(join(tmpdir(), 'leakscope-window-run-'));
   try {
     const path = join(dir, 'sampled.lstrace');

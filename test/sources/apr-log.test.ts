@@ -12,7 +12,7 @@ const FIXTURE = 'apr-pool-debug.httpd-1child.log.gz';
 function checkPoolStream(events: Event[]): { live: Map<string, { tag: string; parent: number; bytes: number }>; destroyed: string[] } {
   const live = new Map<string, { tag: string; parent: number; bytes: number }>();
   const destroyed: string[] = [];
-  let lastT = new Map<number, number>();
+  const lastT = new Map<number, number>();
   for (const e of events) {
     if (e.kind === 'frame' || e.kind === 'stack') continue;
     const prev = lastT.get(e.pid) ?? 0;
@@ -155,7 +155,7 @@ test('APR: allocations logged before CREATE wait for it; clear keeps the pool an
     L(20, 'PALLOC', 5016, '0x7000', 'pconf', 'y.c:3', '0x5000', '301/301/0'),
     'POOL DEBUG: [20/140113293346688]  GLOBAL                                    0x9000 <memory/unix/apr_pools.c:apr_pool_initialize> \n',
     'POOL DEBUG: [20/140113293346688]  PALLOC (  garbage\n',
-    'POOL DEBUG: [20/140113293346688] ACTION  (SIZE      /POOL SIZE /TOTAL SIZE) POOL \"TAG\" <__FILE__:__LINE__> PARENT (ALLOCS/TOTAL ALLOCS/CLEARS) \n',
+    'POOL DEBUG: [20/140113293346688] ACTION  (SIZE      /POOL SIZE /TOTAL SIZE) POOL "TAG" <__FILE__:__LINE__> PARENT (ALLOCS/TOTAL ALLOCS/CLEARS) \n',
   ].join('');
   const c = await collect(aprLogSource, log);
   checkPoolStream(c.events);

@@ -28,13 +28,13 @@ async function* chunks(buf: Buffer, size: number): AsyncIterable<Buffer> {
 export async function collect(source: Source, input: Buffer | string, chunkSize = 65536): Promise<Collected> {
   const buf = typeof input === 'string' ? Buffer.from(input) : input;
   const events: Event[] = [];
-  const stats = await source.read({ path: 'test-input', stream: chunks(buf, chunkSize), head: buf.subarray(0, 65536) }, { event: (e) => events.push(e) }, {});
+  const stats = await source.read({ path: 'test-input', stream: chunks(buf, chunkSize), head: buf.subarray(0, 65536) }, { event: (e) => events.push(e) });
   return withFrames(events, stats);
 }
 
 export async function collectFile(source: Source, path: string): Promise<Collected> {
   const events: Event[] = [];
-  const stats = await source.read({ path, stream: createReadStream(path) }, { event: (e) => events.push(e) }, {});
+  const stats = await source.read({ path, stream: createReadStream(path) }, { event: (e) => events.push(e) });
   return withFrames(events, stats);
 }
 

@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { gzipSync } from 'node:zlib';
 import type { Event } from '../../src/model/events.js';
 import { readInputs } from '../../src/sources/open.js';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/errors.js';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { everyKind, meta } from '../trace/events-sample.js';
 

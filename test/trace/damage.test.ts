@@ -9,7 +9,7 @@ import fc from 'fast-check';
 import type { Event } from '../../src/model/events.js';
 import { TraceWriter } from '../../src/trace/writer.js';
 import { readTrace } from '../../src/trace/reader.js';
-import { UserError } from '../../src/cli/errors.js';
+import { UserError } from '../../src/errors.js';
 import { everyKind, meta } from './events-sample.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lstrace-dmg-'));

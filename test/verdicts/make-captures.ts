@@ -275,6 +275,7 @@ async function apacheUnderAttach(dir: string, outDir: string, name: string, traf
   await attachReady(att);
   const start = spawnSync(exe, ['-f', conf], { env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') } });
   if (start.status !== 0) throw new Error(`apache2: ${start.stderr}`);
+  let attached: Awaited<typeof att.done>;
   try {
     await waitPort(port);
     // The child is traced once attach has seen it: a few requests and a pause first, so the
@@ -285,10 +286,10 @@ async function apacheUnderAttach(dir: string, outDir: string, name: string, traf
     await sleep(500);
   } finally {
     att.child.kill('SIGINT');
-    const r = await att.done;
+    attached = await att.done;
     await stopApache(dir);
-    if (r.code !== 0) throw new Error(`leakscope attach: ${r.code}\n${r.err}`);
   }
+  if (attached.code !== 0) throw new Error(`leakscope attach: ${attached.code}\n${attached.err}`);
   await symbolize(out); // while the module's file is there
 }
 

@@ -6,7 +6,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { analyzeFiles } from '../../src/pipeline/analyze-files.js';
 import { analyze } from '../../src/analyses/analyze.js';
 import { Engine } from '../../src/engine/engine.js';
 import { readInputs } from '../../src/sources/open.js';

@@ -88,7 +88,6 @@ const is = (kind: Entity['kind'], name?: string | RegExp) => (e: Entity): boolea
   return typeof name === 'string' ? n === name || n.startsWith(`${name} (`) : name.test(n);
 };
 const pid = (p: number) => (e: Entity): boolean => e.proc.pid === p;
-const and = (...fs: ((e: Entity) => boolean)[]) => (e: Entity): boolean => fs.every((f) => f(e));
 const any = () => true;
 const rule = (test: (e: Entity) => boolean, label: Rule['label'], why: string): Rule => ({ test, label, why });
 

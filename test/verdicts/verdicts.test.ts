@@ -8,7 +8,7 @@ import { corpus, scoreCases } from './corpus.js';
 import { disagreementText, score } from './entities.js';
 import type { Case, Scored } from './entities.js';
 import { shortProgram } from './synthetic.js';
-import { analyzeFiles } from '../../src/analyses/pipeline.js';
+import { analyzeFiles } from '../../src/pipeline/analyze-files.js';
 import { renderText, shortLabel } from '../../src/reports/text.js';
 import { frame } from '../../src/model/events.js';
 import { readFileSync } from 'node:fs';

@@ -3,7 +3,8 @@
  * Driven by `leakscope attach` (src/attach/loader.ts) over pipes:
  *   stdin  (text, one command per line, fields separated by TABs; no shell, nothing evaluated):
  *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields> [TAGOFF]
- *     probe IDX PID PATH SYMBOL      attach spec IDX to PATH:SYMBOL in process PID
+ *     probe IDX PID PATH SYMBOL SKIP OFFSET  attach spec IDX in process PID at file offset
+ *                                    OFFSET + SKIP of PATH (the caller found SYMBOL there)
  *     trace PID [INHERIT]            follow forks and exits of PID / stop (drops its probes);
  *     untrace PID                    INHERIT 1: the processes it forks inherit its probes (they
  *                                    are traced from their first instruction, never attached)
@@ -19,14 +20,11 @@
  *               inherited every probe)
  *     6 STACK   u32 id, u32 pid, u64 pcs[] (caller first): sent once per distinct (pid, pcs)
  *     7 STACKS_RESET  the stack table was full and starts afresh: forget every stack id
- * Also: `leakscope-bpf symbols PATH SYM...` prints the SYMs defined in PATH, one per line.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdint.h>
@@ -605,43 +603,6 @@ static void tfs_sweep(void)
   free(stale);
 }
 
-/* File offset of the function `sym` in `path` (from .symtab, else .dynsym), as libbpf finds it
- * for a PMU uprobe: versioned names (malloc@@GLIBC_2.2.5) match their base name. */
-static int sym_offset(const char *path, const char *sym, uint64_t *off)
-{
-  if (elf_version(EV_CURRENT) == EV_NONE) return -1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return -1;
-  Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
-  int found = -1;
-  size_t l = strlen(sym);
-  for (int pass = 0; elf && pass < 2 && found < 0; pass++) {
-    Elf_Scn *scn = NULL;
-    while ((scn = elf_nextscn(elf, scn)) && found < 0) {
-      GElf_Shdr sh;
-      if (!gelf_getshdr(scn, &sh) || sh.sh_type != (pass == 0 ? SHT_SYMTAB : SHT_DYNSYM) || !sh.sh_entsize) continue;
-      Elf_Data *d = elf_getdata(scn, NULL);
-      if (!d) continue;
-      size_t cnt = sh.sh_size / sh.sh_entsize;
-      for (size_t i = 0; i < cnt; i++) {
-        GElf_Sym s;
-        if (!gelf_getsym(d, i, &s) || s.st_shndx == SHN_UNDEF || s.st_shndx >= SHN_LORESERVE || GELF_ST_TYPE(s.st_info) != STT_FUNC) continue;
-        const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
-        if (!name || strncmp(name, sym, l) || (name[l] != 0 && name[l] != '@')) continue;
-        GElf_Shdr ts;
-        Elf_Scn *text = elf_getscn(elf, s.st_shndx);
-        if (!text || !gelf_getshdr(text, &ts)) continue;
-        *off = s.st_value - ts.sh_addr + ts.sh_offset;
-        found = 0;
-        break;
-      }
-    }
-  }
-  if (elf) elf_end(elf);
-  close(fd);
-  return found;
-}
-
 /* Attaches `prog` at path:off in `pid` so that the processes it forks inherit the probe.
  * Returns the link, or NULL (errno set) for the caller to fall back on a PMU uprobe. */
 static int perf_tp_open(long id, int pid, int inherit)
@@ -750,22 +711,23 @@ static void do_probe(char **f, int n)
    * (chosen by the caller from the binary; the arguments and sp are still the entry's there) */
   long skip = n >= 6 ? num(f[5]) : 0;
   if (skip < 0 || skip > 32) skip = 0;
+  /* the function's offset in the file, found by the caller (symbols/elf.ts): no lookup here */
+  if (n < 7 || num(f[6]) <= 0) { status("{\"error\":\"probe: expected the function's file offset\"}"); return; }
+  uint64_t off = (uint64_t)num(f[6]);
   /* the BPF side traces a hit for this pid, and for the processes that inherited the probe */
   uint64_t cookie = (uint64_t)idx | (uint64_t)(uint32_t)pid << 32;
   int slot = ready_slot(pid, 1);
   int inherit = slot >= 0 && ready_tab[slot].inherit;
-  uint64_t off = 0;
   char tfs[32] = "";
   int inh_fd = -1;
   struct bpf_link *l = NULL;
   if (inherit) {
-    if (sym_offset(path, sym, &off) == 0)
-      l = attach_inherited(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, off + skip, ret_only, cookie, tfs, sizeof(tfs), &inh_fd);
+    l = attach_inherited(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, off + skip, ret_only, cookie, tfs, sizeof(tfs), &inh_fd);
     if (!l) { ready_tab[slot].partial = 1; tfs[0] = 0; }
   }
   if (!l) {
-    LIBBPF_OPTS(bpf_uprobe_opts, uo, .func_name = sym, .bpf_cookie = cookie, .retprobe = ret_only);
-    l = bpf_program__attach_uprobe_opts(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, skip, &uo);
+    LIBBPF_OPTS(bpf_uprobe_opts, uo, .bpf_cookie = cookie, .retprobe = ret_only);
+    l = bpf_program__attach_uprobe_opts(ret_only ? skel->progs.ls_return : skel->progs.ls_entry, pid, path, off + skip, &uo);
   }
   if (!l) {
     int err = errno;
@@ -785,8 +747,8 @@ static void do_probe(char **f, int n)
       if (!r) { ready_tab[slot].partial = 1; tfs[0] = 0; }
     } else if (inherit) ready_tab[slot].partial = 1;
     if (!r) {
-      LIBBPF_OPTS(bpf_uprobe_opts, ro, .func_name = sym, .bpf_cookie = cookie, .retprobe = true);
-      r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, skip, &ro);
+      LIBBPF_OPTS(bpf_uprobe_opts, ro, .bpf_cookie = cookie, .retprobe = true);
+      r = bpf_program__attach_uprobe_opts(skel->progs.ls_return, pid, path, off + skip, &ro);
     }
     if (!r) {
       int err = errno;
@@ -862,40 +824,6 @@ static int command(char *line)
   return 0;
 }
 
-static int list_symbols(const char *path, char **syms, int nsyms)
-{
-  if (elf_version(EV_CURRENT) == EV_NONE) return 1;
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) { fprintf(stderr, "leakscope-bpf: %s: %s\n", path, strerror(errno)); return 1; }
-  Elf *elf = elf_begin(fd, ELF_C_READ, NULL);
-  if (!elf) { fprintf(stderr, "leakscope-bpf: %s: not an ELF file\n", path); close(fd); return 1; }
-  char found[nsyms];
-  memset(found, 0, nsyms);
-  Elf_Scn *scn = NULL;
-  while ((scn = elf_nextscn(elf, scn))) {
-    GElf_Shdr sh;
-    if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) || !sh.sh_entsize) continue;
-    Elf_Data *d = elf_getdata(scn, NULL);
-    if (!d) continue;
-    size_t cnt = sh.sh_size / sh.sh_entsize;
-    for (size_t i = 0; i < cnt; i++) {
-      GElf_Sym s;
-      if (!gelf_getsym(d, i, &s) || s.st_shndx == SHN_UNDEF || GELF_ST_TYPE(s.st_info) != STT_FUNC) continue;
-      const char *name = elf_strptr(elf, sh.sh_link, s.st_name);
-      if (!name) continue;
-      for (int j = 0; j < nsyms; j++) {
-        size_t l = strlen(syms[j]);
-        /* versioned names (malloc@@GLIBC_2.2.5) match their base name */
-        if (!found[j] && !strncmp(name, syms[j], l) && (name[l] == 0 || name[l] == '@')) found[j] = 1;
-      }
-    }
-  }
-  for (int j = 0; j < nsyms; j++) if (found[j]) printf("%s\n", syms[j]);
-  elf_end(elf);
-  close(fd);
-  return 0;
-}
-
 static int libbpf_log(enum libbpf_print_level lvl, const char *fmt, va_list ap)
 {
   va_list ap2;
@@ -945,11 +873,9 @@ static int verify_all(void)
 
 int main(int argc, char **argv)
 {
-  if (argc >= 3 && !strcmp(argv[1], "symbols")) return list_symbols(argv[2], argv + 3, argc - 3);
   if (argc == 2 && !strcmp(argv[1], "verify")) return verify_all();
   if (argc < 2 || strcmp(argv[1], "run")) {
     fprintf(stderr, "usage: leakscope-bpf run [--mode events|aggregate] [--stack-bytes N] [--ringbuf-mb N] [--unwind LIB]\n"
-                    "       leakscope-bpf symbols PATH SYM...\n"
                     "       leakscope-bpf verify\n");
     return 2;
   }

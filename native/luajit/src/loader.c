@@ -1,7 +1,8 @@
 /* lstrace-luajit: traces the LuaJIT GC allocator of running processes.
  *
- *   lstrace-luajit --pid PID [--pid PID...] [--duration-ms N]   trace; records on stdout
- *   lstrace-luajit --detect --pid PID [--pid PID...]            one JSON line per pid
+ *   lstrace-luajit --pid PID --lib PATH [--pid PID --lib PATH...] [--duration-ms N]
+ *     trace; records on stdout. PATH is the module of PID that exports the Lua C API (LuaJIT
+ *     2.1), as the caller found it (src/luajit/detect.ts): this program looks up no symbol.
  *
  * stdout: per record a u32 length, then LJ_REC_STACK (u8 kind, u32 id, struct lj_event with
  * its frames: a stack's first use) or LJ_REC_EVENT (struct lj_rec_event), little-endian.
@@ -12,8 +13,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include <fcntl.h>
-#include <gelf.h>
-#include <libelf.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -43,7 +42,7 @@ static int ndiscover_arg;
 struct target {
   int pid;
   char lib[4096];       /* module exporting the Lua API */
-  int has_lib, is_luajit, v21;
+  int has_lib;
   char why[4600];
   struct bpf_link *disc[MAX_DISC];
   int ndisc;
@@ -87,80 +86,6 @@ static void warnj(int pid, const char *fmt, ...) {
   jsonstr(stderr, buf);
   fprintf(stderr, "}\n");
   fflush(stderr);
-}
-
-/* Does the ELF file export (dynsym) or define (symtab) `name`? */
-static int elf_has_symbol(Elf *e, const char *name, int *dyn_only) {
-  Elf_Scn *scn = NULL;
-  int found = 0;
-  while ((scn = elf_nextscn(e, scn)) != NULL) {
-    GElf_Shdr sh;
-    if (!gelf_getshdr(scn, &sh)) continue;
-    if (sh.sh_type != SHT_DYNSYM && sh.sh_type != SHT_SYMTAB) continue;
-    Elf_Data *d = elf_getdata(scn, NULL);
-    if (!d || !sh.sh_entsize) continue;
-    size_t n = sh.sh_size / sh.sh_entsize;
-    for (size_t i = 0; i < n; i++) {
-      GElf_Sym sym;
-      if (!gelf_getsym(d, (int)i, &sym)) continue;
-      if (sym.st_shndx == SHN_UNDEF || GELF_ST_TYPE(sym.st_info) != STT_FUNC) continue;
-      const char *s = elf_strptr(e, sh.sh_link, sym.st_name);
-      if (s && strcmp(s, name) == 0) {
-        found = 1;
-        if (dyn_only && sh.sh_type == SHT_DYNSYM) *dyn_only = 1;
-      }
-    }
-  }
-  return found;
-}
-
-static int probe_file(const char *path, int *is_luajit, int *v21) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return 0;
-  Elf *e = elf_begin(fd, ELF_C_READ, NULL);
-  int ok = 0;
-  if (e && elf_kind(e) == ELF_K_ELF) {
-    ok = elf_has_symbol(e, "lua_gettop", NULL);
-    if (ok) {
-      *is_luajit = elf_has_symbol(e, "luaJIT_setmode", NULL);
-      *v21 = elf_has_symbol(e, "luaJIT_version_2_1_0", NULL) || elf_has_symbol(e, "luaJIT_profile_start", NULL);
-    }
-  }
-  if (e) elf_end(e);
-  close(fd);
-  return ok;
-}
-
-/* Finds the mapped module that exports the Lua C API. */
-static void find_lib(struct target *t) {
-  char p[64];
-  snprintf(p, sizeof p, "/proc/%d/maps", t->pid);
-  FILE *f = fopen(p, "r");
-  if (!f) { snprintf(t->why, sizeof t->why, "cannot read /proc/%d/maps: %s", t->pid, strerror(errno)); return; }
-  char line[4608], seen[64][512];
-  int nseen = 0;
-  while (fgets(line, sizeof line, f)) {
-    char perms[8], path[4096] = "";
-    unsigned long lo, hi, off;
-    if (sscanf(line, "%lx-%lx %7s %lx %*s %*s %4095[^\n]", &lo, &hi, perms, &off, path) < 4) continue;
-    if (perms[2] != 'x' || path[0] != '/') continue;
-    int dup = 0;
-    for (int i = 0; i < nseen; i++) if (strncmp(seen[i], path, 511) == 0) dup = 1;
-    if (dup) continue;
-    if (nseen < 64) snprintf(seen[nseen++], 512, "%s", path);
-    char full[4200];
-    snprintf(full, sizeof full, "/proc/%d/root%s", t->pid, path);
-    int lj = 0, v = 0;
-    if (probe_file(full, &lj, &v)) {
-      snprintf(t->lib, sizeof t->lib, "%s", path);
-      t->has_lib = 1; t->is_luajit = lj; t->v21 = v;
-      break;
-    }
-  }
-  fclose(f);
-  if (!t->has_lib) snprintf(t->why, sizeof t->why, "no mapped module exports the Lua C API (lua_gettop): not a Lua process, or Lua linked in without exported symbols");
-  else if (!t->is_luajit) snprintf(t->why, sizeof t->why, "%s is PUC Lua, not LuaJIT (no luaJIT_setmode)", t->lib);
-  else if (!t->v21) snprintf(t->why, sizeof t->why, "%s is LuaJIT but not 2.1 (struct layouts known for 2.1 GC64 only)", t->lib);
 }
 
 /* The file mapping of pid containing addr: module path and file offset. */
@@ -615,38 +540,27 @@ static void print_stats(void) {
 
 int main(int argc, char **argv) {
   long duration = -1, settle_ms = 0;
-  int detect = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--pid") && i + 1 < argc) {
       int pid = atoi(argv[++i]);
       if (pid <= 0 || nT >= MAX_PIDS) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"bad --pid\"}\n"); return 2; }
       T[nT++].pid = pid;
+    } else if (!strcmp(argv[i], "--lib") && i + 1 < argc && nT > 0) {
+      snprintf(T[nT - 1].lib, sizeof T[nT - 1].lib, "%s", argv[++i]);
+      T[nT - 1].has_lib = 1;
     } else if (!strcmp(argv[i], "--duration-ms") && i + 1 < argc) duration = atol(argv[++i]);
     else if (!strcmp(argv[i], "--settle-ms") && i + 1 < argc) settle_ms = atol(argv[++i]);
     else if (!strcmp(argv[i], "--discover") && i + 1 < argc) {
       if (ndiscover_arg < MAX_DISC) discover_arg[ndiscover_arg++] = argv[++i];
       else i++;
     }
-    else if (!strcmp(argv[i], "--detect")) detect = 1;
     else if (!strcmp(argv[i], "--verify")) { libbpf_set_print(libbpf_quiet); return verify_all(); }
-    else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit [--detect] --pid PID... [--duration-ms N] [--settle-ms N] [--discover lua_fn]...\"}\n"); return 2; }
+    else { fprintf(stderr, "{\"event\":\"error\",\"message\":\"usage: lstrace-luajit --pid PID --lib PATH... [--duration-ms N] [--settle-ms N] [--discover lua_fn]...\"}\n"); return 2; }
   }
   if (!nT) { fprintf(stderr, "{\"event\":\"error\",\"message\":\"no --pid given\"}\n"); return 2; }
-  elf_version(EV_CURRENT);
   for (int i = 0; i < nT; i++) {
     if (kill(T[i].pid, 0) && errno == ESRCH) { snprintf(T[i].why, sizeof T[i].why, "process %d does not exist", T[i].pid); T[i].gone = 1; continue; }
-    find_lib(&T[i]);
-  }
-  if (detect) {
-    for (int i = 0; i < nT; i++) {
-      int ok = T[i].has_lib && T[i].is_luajit && T[i].v21;
-      printf("{\"pid\":%d,\"supported\":%s,\"module\":", T[i].pid, ok ? "true" : "false");
-      jsonstr(stdout, T[i].has_lib ? T[i].lib : "");
-      printf(",\"luajit\":%s,\"v21\":%s,\"reason\":", T[i].is_luajit ? "true" : "false", T[i].v21 ? "true" : "false");
-      jsonstr(stdout, ok ? "" : T[i].why);
-      printf("}\n");
-    }
-    return 0;
+    if (!T[i].has_lib) snprintf(T[i].why, sizeof T[i].why, "no --lib given for process %d", T[i].pid);
   }
   libbpf_set_print(libbpf_quiet);
   stack_hash = calloc(STACK_SLOTS, sizeof *stack_hash);
@@ -691,7 +605,7 @@ int main(int argc, char **argv) {
   for (int i = 0; i < nT; i++) {
     struct target *t = &T[i];
     if (t->gone) { warnj(t->pid, "%s", t->why); continue; }
-    if (!(t->has_lib && t->is_luajit && t->v21)) { warnj(t->pid, "%s", t->why); continue; }
+    if (!t->has_lib) { warnj(t->pid, "%s", t->why); continue; }
     uint32_t k = (uint32_t)t->pid, v = 1;
     bpf_map_update_elem(bpf_map__fd(skel->maps.targets), &k, &v, BPF_ANY);
     char full[4200];
@@ -769,7 +683,7 @@ int main(int argc, char **argv) {
       for (int i = 0; i < ncpu; i++) lostn += vals[i];
   }
   int undiscovered = 0;
-  for (int i = 0; i < nT; i++) if (T[i].has_lib && T[i].is_luajit && T[i].found == 0 && !T[i].gone) {
+  for (int i = 0; i < nT; i++) if (T[i].has_lib && T[i].found == 0 && !T[i].gone) {
     undiscovered++;
     warnj(T[i].pid, "no Lua API call seen: the Lua VM of process %d ran no code while traced", T[i].pid);
   }

@@ -2,11 +2,11 @@
 // per process a verdict, the top sites, pool classes and live pools. Text or JSON.
 // Registered by commands/analyze.ts, which loads this module only when the command runs.
 
-import { UserError } from '../errors.js';
-import { analyzeInputs } from '../../analyses/pipeline.js';
+import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
+import { analyzeInputs } from '../../pipeline/analyze-files.js';
 import { parseAge } from '../../analyses/duration.js';
-import { renderText } from '../../reports/text.js';
-import { renderJson } from '../../reports/json.js';
+import { ANALYSIS_FORMATS, formatByName } from '../../reports/formats.js';
 import { warnIfDamaged } from '../damage.js';
 
 export interface AnalyzeOpts {
@@ -31,9 +31,9 @@ export async function analyzeCommand(files: string[], o: AnalyzeOpts): Promise<v
   const pid = o.pid === undefined ? undefined : positiveInt('--pid', o.pid);
   const minAge = o.minAge === undefined ? undefined : parseAge(o.minAge);
   const { result, damaged } = await analyzeInputs(files, {
-    top, pid, minAge, suppress: o.suppress, from: o.from, progress: process.stderr.isTTY,
+    top, pid, minAge, suppress: o.suppress, from: o.from, progress: startProgress,
   });
   if (pid !== undefined && result.processes.length === 0) throw new UserError(`no process ${pid} in the input`);
-  process.stdout.write(o.format === 'json' ? renderJson(result) : renderText(result));
+  process.stdout.write(await formatByName(ANALYSIS_FORMATS, o.format).render({ result }));
   warnIfDamaged(damaged);
 }

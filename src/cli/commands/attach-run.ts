@@ -6,7 +6,7 @@ import { existsSync, realpathSync, rmSync, mkdtempSync, statSync } from 'node:fs
 import { readElfInfo } from '../../symbols/elf.js';
 import { hostname, tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { AttachSession } from '../../attach/session.js';
 import { detectProfiles } from '../../attach/detect.js';
@@ -16,7 +16,7 @@ import { attachLuajitCommand } from '../../attach/luajit-run.js';
 import { LiveGrowth, formatGrowthRows } from '../../attach/live-growth.js';
 import { unwindLib, type AggRow } from '../../attach/loader.js';
 import { ensureNative } from '../../native/ensure.js';
-import { commandOf, descendants, pidAlive, pidsRunning, exeOf } from '../../attach/procfs.js';
+import { commandOf, descendants, pidAlive, pidsRunning, exeOf } from '../../proc/processes.js';
 import { checkExe, checkPid, checkProcess } from '../../attach/preflight.js';
 import { formatAggregate, topAggregate } from '../../attach/aggregate-view.js';
 import { LiveSymbols } from '../../attach/live-symbols.js';
@@ -232,7 +232,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (timer) clearInterval(timer);
   if (flusher) clearInterval(flusher);
 
-  let aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
+  const aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
   const finalTable = aggRows && o.format === 'text' ? await aggText(aggRows) : '';
   const stats = await session.stop();
   markers.off();
@@ -249,7 +249,6 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   if (aggRows) {
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true }); // aggregate mode writes no trace
     process.stdout.write(o.format === 'json' ? `${JSON.stringify({ mode: 'aggregate', lost: stats.lost, rows: aggRows }, null, 2)}\n` : finalTable);
-    aggRows = undefined;
     return;
   }
   try {

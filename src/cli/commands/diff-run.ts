@@ -2,13 +2,13 @@
 // (between two points of one trace: times such as 30s, or marker names).
 // Registered by commands/diff.ts, which loads this module only when the command runs.
 
-import { UserError } from '../errors.js';
-import { analyzeWithWindow } from '../../analyses/window-run.js';
-import { analyzeInputs } from '../../analyses/pipeline.js';
+import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
+import { analyzeWithWindow } from '../../pipeline/window-run.js';
+import { analyzeInputs } from '../../pipeline/analyze-files.js';
 import { diffPoints, diffTraces, resolvePoint } from '../../analyses/diff.js';
-import { renderDiff } from '../../reports/diff.js';
-import type { DiffFormat } from '../../reports/diff.js';
-import { OutputFile, writeOutputFile } from '../output-file.js';
+import { DIFF_FORMATS, formatByName } from '../../reports/formats.js';
+import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { warnIfDamaged } from '../damage.js';
 
 export interface DiffOpts {
@@ -28,13 +28,13 @@ export async function diffCommand(a: string, b: string | undefined, o: DiffOpts)
   if (b !== undefined) {
     if (o.from !== undefined || o.to !== undefined) throw new UserError('--from/--to compare two points of one input: give one file, or drop them to compare two files');
     // Two ends of two traces: the analyses alone (no window grid needed).
-    const ra = await analyzeInputs([a], { from: o.source, top: 1000, progress: true });
-    const rb = await analyzeInputs([b], { from: o.source, top: 1000, progress: true });
+    const ra = await analyzeInputs([a], { from: o.source, top: 1000, progress: startProgress });
+    const rb = await analyzeInputs([b], { from: o.source, top: 1000, progress: startProgress });
     diff = diffTraces(ra.result, rb.result);
     damaged = [...ra.damaged, ...rb.damaged];
   } else {
     if (o.from === undefined && o.to === undefined) throw new UserError('give a second input to compare with, or --from/--to points of this one');
-    const r = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: true });
+    const r = await analyzeWithWindow([a], { from: o.source, top: 1000, progress: startProgress });
     const res = r.result!;
     const end = Math.max(0, ...res.processes.map((p) => p.endT));
     const from = o.from !== undefined ? resolvePoint(o.from, res, '--from') : { t: 0, label: 'the start' };
@@ -43,7 +43,7 @@ export async function diffCommand(a: string, b: string | undefined, o: DiffOpts)
     diff = diffPoints(res, r.window, from, to);
     damaged = r.damaged;
   }
-  const text = renderDiff(diff, o.format as DiffFormat);
+  const text = await formatByName(DIFF_FORMATS, o.format).render(diff);
   if (o.output !== undefined) writeOutputFile(o.output, text, { inputs });
   else process.stdout.write(text);
   warnIfDamaged(damaged, 'the diff covers the readable part');

@@ -2,10 +2,10 @@
 // Registered by commands/doctor.ts, which loads this module only when the command runs.
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { runDoctor } from '../../doctor/doctor.js';
 import { renderDoctor } from '../../doctor/render.js';
+import { PACKAGE_ROOT } from '../../native/locate.js';
 
 export interface DoctorOpts {
   pid?: string;
@@ -19,8 +19,7 @@ export function doctorCommand(o: DoctorOpts): void {
   if (o.pid !== undefined && !/^[1-9]\d*$/.test(o.pid)) throw new UserError(`--pid: not a process id: ${o.pid}`);
   const exe = o.exe === undefined ? undefined : resolve(o.exe);
   if (exe && !existsSync(exe)) throw new UserError(`--exe: ${exe}: no such file`);
-  const root = fileURLToPath(new URL('../../..', import.meta.url));
-  const report = runDoctor({ root, target: o.pid !== undefined ? { pid: Number(o.pid) } : exe ? { exe } : undefined });
+  const report = runDoctor({ root: PACKAGE_ROOT, target: o.pid !== undefined ? { pid: Number(o.pid) } : exe ? { exe } : undefined });
   process.stdout.write(o.format === 'json' ? JSON.stringify(report, null, 2) + '\n' : renderDoctor(report));
   process.exitCode = report.ok ? 0 : 1;
 }

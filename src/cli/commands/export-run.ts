@@ -3,18 +3,14 @@
 // Registered by commands/export.ts, which loads this module only when the command runs.
 
 import { resolve } from 'node:path';
-import { UserError } from '../errors.js';
-import { analyzeWithWindow } from '../../analyses/window-run.js';
-import { pprofBytes } from '../../reports/export/pprof.js';
-import { speedscope } from '../../reports/export/speedscope.js';
-import { collapsed } from '../../reports/export/collapsed.js';
+import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
+import { analyzeWithWindow } from '../../pipeline/window-run.js';
 import type { CollapsedValue } from '../../reports/export/collapsed.js';
+import { formatByName, formatNames, PROFILE_FORMATS } from '../../reports/formats.js';
 import { intOpt } from '../int-option.js';
-import { FORMATS } from './export.js';
-import { OutputFile, writeOutputFile } from '../output-file.js';
+import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { warnIfDamaged } from '../damage.js';
-
-type Format = (typeof FORMATS)[number];
 
 export interface ExportOpts {
   to: string;
@@ -25,16 +21,12 @@ export interface ExportOpts {
 }
 
 export async function exportCommand(files: string[], o: ExportOpts): Promise<void> {
-  if (!(FORMATS as readonly string[]).includes(o.to)) throw new UserError(`--to wants one of ${FORMATS.join(', ')}, got "${o.to}"`);
+  if (!formatNames(PROFILE_FORMATS).includes(o.to)) throw new UserError(`--to wants one of ${formatNames(PROFILE_FORMATS).join(', ')}, got "${o.to}"`);
   if (o.value !== 'inuse' && o.value !== 'alloc') throw new UserError(`--value wants inuse or alloc, got "${o.value}"`);
-  const to = o.to as Format;
+  const to = o.to;
   OutputFile.check(o.output, { inputs: files });
-  const run = await analyzeWithWindow(files, { from: o.from, pid: intOpt('--pid', o.pid), windowOnly: true, progress: true });
-  const body = to === 'pprof'
-    ? pprofBytes(run.window, { meta: run.meta, inputs: files })
-    : to === 'speedscope'
-      ? JSON.stringify(speedscope(run.window, `leakscope: ${files.join(', ')}`))
-      : collapsed(run.window, o.value as CollapsedValue);
+  const run = await analyzeWithWindow(files, { from: o.from, pid: intOpt('--pid', o.pid), windowOnly: true, progress: startProgress });
+  const body = await formatByName(PROFILE_FORMATS, to).render({ window: run.window, meta: run.meta, inputs: files, value: o.value as CollapsedValue });
   const out = o.output === '-' ? '-' : resolve(o.output);
   writeOutputFile(out, body, { inputs: files });
   const stacks = run.window.processes.reduce((n, p) => n + p.stacks.size, 0);

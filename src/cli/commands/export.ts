@@ -6,8 +6,9 @@ import type { Command } from 'commander';
 import { guard } from '../guard.js';
 import { loadCommand } from '../lazy.js';
 import type { ExportOpts } from './export-run.js';
+import { formatNames, PROFILE_FORMATS } from '../../reports/formats.js';
 
-export const FORMATS = ['pprof', 'speedscope', 'collapsed'] as const;
+const FORMATS = formatNames(PROFILE_FORMATS);
 
 export function register(program: Command): void {
   program

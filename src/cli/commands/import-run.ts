@@ -3,7 +3,9 @@
 // written beside its final name and renamed into place only when complete.
 // Registered by commands/import.ts, which loads this module only when the command runs.
 
-import { OutputFile, outputError } from '../output-file.js';
+import type { StartProgress } from '../../progress.js';
+import { startProgress } from '../progress.js';
+import { OutputFile, outputError } from '../../io/output-file.js';
 import { terminalSafe } from '../../reports/terminal.js';
 import { warnIfDamaged } from '../damage.js';
 import { readInputs } from '../../sources/open.js';
@@ -20,7 +22,7 @@ export interface ImportResult {
 }
 
 /** Imports `inputs` into the trace `out` ('-' for stdout). */
-export async function importFiles(inputs: string[], out: string, opts: { from?: string; progress?: boolean } = {}): Promise<ImportResult> {
+export async function importFiles(inputs: string[], out: string, opts: { from?: string; progress?: StartProgress } = {}): Promise<ImportResult> {
   let file: OutputFile | undefined;
   let writer: TraceWriter | undefined;
   // The header needs the metadata, known once the first input has been opened; the output is
@@ -70,7 +72,7 @@ export interface ImportOpts {
 }
 
 export async function importCommand(files: string[], o: ImportOpts): Promise<void> {
-  const r = await importFiles(files, o.output, { from: o.from, progress: true });
+  const r = await importFiles(files, o.output, { from: o.from, progress: startProgress });
   // One warning line at most, as every command: the damage (exit 1), else the first note;
   // `leakscope info` on the inputs lists them all.
   const notes = r.warnings.filter((w) => !r.damaged.includes(w));

@@ -2,7 +2,9 @@
 // event counts by kind, processes, time span, chunks and warnings. Text or JSON.
 // Registered by commands/info.ts, which loads this module only when the command runs.
 
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
+import type { StartProgress } from '../../progress.js';
+import { startProgress } from '../progress.js';
 import { terminalLines } from '../../reports/terminal.js';
 import { safeJson } from '../../reports/json.js';
 import { readInputs } from '../../sources/open.js';
@@ -23,7 +25,7 @@ export interface FileInfo extends EventSummary {
   warnings: string[];
 }
 
-export async function fileInfo(path: string, opts: { from?: string; progress?: boolean } = {}): Promise<FileInfo> {
+export async function fileInfo(path: string, opts: { from?: string; progress?: StartProgress } = {}): Promise<FileInfo> {
   const sink = new SummarySink();
   const { meta, stats } = await readInputs([path], sink, { from: opts.from, progress: opts.progress });
   const st: InputStats = stats[0]!;
@@ -104,7 +106,7 @@ export interface InfoOpts {
 export async function infoCommand(files: string[], o: InfoOpts): Promise<void> {
   if (o.format !== 'text' && o.format !== 'json') throw new UserError(`--format must be text or json, not "${o.format}"`);
   const infos: FileInfo[] = [];
-  for (const f of files) infos.push(await fileInfo(f, { from: o.from, progress: true }));
+  for (const f of files) infos.push(await fileInfo(f, { from: o.from, progress: startProgress }));
   if (o.format === 'json') process.stdout.write(`${safeJson({ files: infos })}\n`);
   else process.stdout.write(infos.map(renderText).join('\n'));
 }

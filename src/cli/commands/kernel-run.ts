@@ -4,12 +4,12 @@
 import { hostname } from 'node:os';
 import { resolve } from 'node:path';
 import { existsSync, lstatSync, rmSync } from 'node:fs';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
 import { FORMAT_VERSION } from '../../trace/format.js';
 import { monoNowNs } from '../../kernel/clock.js';
 import { parseDurationMs } from '../../model/units.js';
-import { pidsOfExe } from '../../kernel/targets.js';
+import { pidsRunning } from '../../proc/processes.js';
 import { KernelTraceError, startKernelTrace } from '../../kernel/trace.js';
 import { ensureNative } from '../../native/ensure.js';
 
@@ -32,7 +32,7 @@ export async function kernelCommand(o: KernelOpts): Promise<void> {
   if (o.exe) {
     exe = resolve(o.exe);
     if (!existsSync(exe)) throw new UserError(`--exe: ${exe}: no such file`);
-    pids.push(...pidsOfExe(exe));
+    pids.push(...pidsRunning(exe));
   }
   if (!o.pid?.length && !o.exe) throw new UserError('give --pid PID or --exe PATH (see leakscope kernel --help)');
   const durationMs = o.duration === undefined ? undefined : parseDurationMs(o.duration);

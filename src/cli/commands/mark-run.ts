@@ -4,12 +4,11 @@
 // chunk, one write() on an O_APPEND descriptor: safe beside the recorder's own writes.
 // Registered by commands/mark.ts, which loads this module only when the command runs.
 
-import { openSync, readSync, closeSync, readFileSync, readlinkSync } from 'node:fs';
+import { cwdOf, environOf } from '../../proc/processes.js';
 import { isAbsolute, resolve } from 'node:path';
-import { UserError } from '../errors.js';
-import type { TraceMeta } from '../../model/events.js';
+import { UserError } from '../../errors.js';
 import { TraceWriter } from '../../trace/writer.js';
-import { FILE_MAGIC, MAX_META } from '../../trace/format.js';
+import { readHeader } from '../../trace/header.js';
 
 export interface MarkOpts {
   trace?: string;
@@ -17,50 +16,23 @@ export interface MarkOpts {
 
 /** The trace a process writes, from LEAKSCOPE_TRACE in its environment (relative to its cwd). */
 function traceOfProcess(pid: number): string {
-  let env: Buffer;
+  let env: string[];
   try {
-    env = readFileSync(`/proc/${pid}/environ`);
+    env = environOf(pid);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === 'ENOENT') throw new UserError(`no process ${pid}`);
     if (code === 'EACCES' || code === 'EPERM') throw new UserError(`cannot read the environment of process ${pid} (run as its user or root, or pass --trace FILE)`);
     throw err;
   }
-  const entry = env.toString('utf8').split('\0').find((v) => v.startsWith('LEAKSCOPE_TRACE='));
+  const entry = env.find((v) => v.startsWith('LEAKSCOPE_TRACE='));
   const value = entry?.slice('LEAKSCOPE_TRACE='.length);
   if (!value) throw new UserError(`process ${pid} has no LEAKSCOPE_TRACE in its environment (was it started by leakscope run?): pass --trace FILE`);
   if (isAbsolute(value)) return value;
   try {
-    return resolve(readlinkSync(`/proc/${pid}/cwd`), value);
+    return resolve(cwdOf(pid), value);
   } catch {
     throw new UserError(`process ${pid} names a relative trace path "${value}" and its working directory cannot be read: pass --trace FILE`);
-  }
-}
-
-/** The trace's header metadata (docs/trace-format.md: magic, u32 length, JSON). */
-function readMeta(path: string): TraceMeta {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'ENOENT') throw new UserError(`${path}: no such trace file`);
-    throw new UserError(`${path}: cannot open (${code ?? String(err)})`);
-  }
-  try {
-    const head = Buffer.alloc(12);
-    if (readSync(fd, head, 0, 12, 0) < 12 || !head.subarray(0, 8).equals(FILE_MAGIC)) throw new UserError(`${path}: not a leakscope trace`);
-    const len = head.readUInt32LE(8);
-    if (len === 0 || len > MAX_META) throw new UserError(`${path}: damaged trace header`);
-    const json = Buffer.alloc(len);
-    if (readSync(fd, json, 0, len, 12) < len) throw new UserError(`${path}: truncated trace header`);
-    try {
-      return JSON.parse(json.toString('utf8')) as TraceMeta;
-    } catch {
-      throw new UserError(`${path}: damaged trace header`);
-    }
-  } finally {
-    closeSync(fd);
   }
 }
 
@@ -70,7 +42,7 @@ export async function markCommand(pidArg: string, label: string, o: MarkOpts): P
   if (label.length === 0) throw new UserError('the label is empty: give the marker some text');
   if (label.length > 4096) throw new UserError('the label is longer than 4096 characters');
   const path = o.trace ? resolve(o.trace) : traceOfProcess(pid);
-  const meta = readMeta(path);
+  const { meta } = readHeader(path);
   if (meta.clock !== 'ns' || meta.startMonoNs === undefined || !/^\d+$/.test(meta.startMonoNs)) {
     throw new UserError(`${path}: this trace has no monotonic start time (startMonoNs), so a marker cannot be placed on its timeline`);
   }

@@ -4,10 +4,11 @@
 
 import { spawn, spawnSync } from 'node:child_process';
 import { resolve } from 'node:path';
-import { UserError } from '../errors.js';
-import { analyzeWithWindow } from '../../analyses/window-run.js';
-import { htmlReport } from '../../reports/html/report.js';
-import { OutputFile, writeOutputFile } from '../output-file.js';
+import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
+import { analyzeWithWindow } from '../../pipeline/window-run.js';
+import { ANALYSIS_FORMATS, formatByName } from '../../reports/formats.js';
+import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { warnIfDamaged } from '../damage.js';
 import { intOpt } from '../int-option.js';
 
@@ -37,9 +38,9 @@ export async function reportCommand(files: string[], o: ReportOpts): Promise<voi
   // Checked before the analysis: an output that is an input, a directory or another user's
   // symlink is refused at once, not after minutes of reading.
   OutputFile.check(o.output!, { inputs: files });
-  const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: true });
+  const run = await analyzeWithWindow(files, { from: o.from, pid, top: intOpt('--top', o.top), suppress: o.suppress, progress: startProgress });
   if (!run.result) throw new UserError('no analysis result');
-  const html = await htmlReport(run.result, run.window);
+  const html = await formatByName(ANALYSIS_FORMATS, 'html').render({ result: run.result, window: run.window });
   const out = o.output === '-' ? '-' : resolve(o.output!);
   writeOutputFile(out, html, { inputs: files });
   if (out !== '-') process.stderr.write(`leakscope: wrote ${out} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)\n`);

@@ -4,15 +4,17 @@
 
 import { lstatSync, rmSync } from 'node:fs';
 import { extname, resolve } from 'node:path';
-import { UserError } from '../errors.js';
+import { UserError } from '../../errors.js';
+import { startProgress } from '../progress.js';
+import { ExitError } from '../errors.js';
 import { findRecorderLibrary } from '../../recorder/library.js';
 import { runRecorded } from '../../recorder/launch.js';
 import { renderSummary } from '../../recorder/summary.js';
 import { allocatorWarnings, markEnded, signalName } from '../../recorder/outcome.js';
 import { symbolizeTrace } from '../../symbols/symbolize.js';
-import { analyzeFiles } from '../../analyses/pipeline.js';
+import { analyzeFiles } from '../../pipeline/analyze-files.js';
 import type { AnalysisResult } from '../../analyses/result.js';
-import { OutputFile, writeOutputFile } from '../output-file.js';
+import { OutputFile, writeOutputFile } from '../../io/output-file.js';
 import { terminalSafe } from '../../reports/terminal.js';
 import { notBuiltHint } from '../../doctor/not-built.js';
 import { ensureNative } from '../../native/ensure.js';
@@ -98,8 +100,8 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
     // as the trace is no file of ours to remove).
     if (lstatSync(trace, { throwIfNoEntry: false })?.isFile()) rmSync(trace, { force: true });
     // The shell's statuses: 127 not found, 126 found but not executable.
-    if (e.code === 'ENOENT') throw new UserError(`${command[0]}: command not found (check the name, or give its path)`, 127);
-    if (e.code === 'EACCES') throw new UserError(`${command[0]}: permission denied (not an executable file?)`, 126);
+    if (e.code === 'ENOENT') throw new ExitError(`${command[0]}: command not found (check the name, or give its path)`, 127);
+    if (e.code === 'EACCES') throw new ExitError(`${command[0]}: permission denied (not an executable file?)`, 126);
     throw err;
   }
   const status = result.status;
@@ -123,23 +125,23 @@ export async function runCommand(command: string[], opts: RunOptions): Promise<v
 
   if (out.report?.kind === 'html') {
     // Loaded here only: the page's bundled scripts are large and most runs print text.
-    const { analyzeWithWindow } = await import('../../analyses/window-run.js');
-    const { htmlReport } = await import('../../reports/html/report.js');
+    const { analyzeWithWindow } = await import('../../pipeline/window-run.js');
+    const { ANALYSIS_FORMATS, formatByName } = await import('../../reports/formats.js');
     const path = out.report.path === '-' ? '-' : resolve(out.report.path);
-    const run = await analyzeWithWindow([trace], { progress: process.stderr.isTTY });
+    const run = await analyzeWithWindow([trace], { progress: startProgress });
     if (!run.result) throw new UserError(`${trace}: nothing to report`);
     finish(run.result);
-    const html = await htmlReport(run.result, run.window);
+    const html = await formatByName(ANALYSIS_FORMATS, 'html').render({ result: run.result, window: run.window });
     writeOutputFile(path, html, { inputs: [trace] });
     if (path !== '-') process.stderr.write(`leakscope: wrote ${path} (${(Buffer.byteLength(html) / 1024).toFixed(0)} KiB)\n`);
   } else if (out.report) {
-    const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+    const analysis = await analyzeFiles([trace], { progress: startProgress });
     finish(analysis);
     const text = await renderSummary(analysis, out.report.kind);
     if (out.report.path === '-') process.stdout.write(text);
     else writeOutputFile(out.report.path, text, { inputs: [trace] });
   } else if (opts.summary) {
-    const analysis = await analyzeFiles([trace], { progress: process.stderr.isTTY });
+    const analysis = await analyzeFiles([trace], { progress: startProgress });
     finish(analysis);
     process.stdout.write(await renderSummary(analysis, opts.format));
   }

@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--report <file>', 'write the report to FILE (its format from the extension as for -o, else --format)')
     .option('--format <fmt>', 'summary format: text or json', 'text')
     .option('--no-summary', 'only record and symbolize; print no summary')
-    .addHelpText('after', '\nMarkers: SIGUSR2 to a traced process (kill -USR2 PID, or `leakscope snapshot PID`) flushes its\nrecording and drops a marker "SIGUSR2 #N" (\"snapshot #N\") on its timeline; `leakscope mark PID LABEL`\nnames one. Reports draw markers and `diff --from/--to` take them as range edges.\n')
+    .addHelpText('after', '\nMarkers: SIGUSR2 to a traced process (kill -USR2 PID, or `leakscope snapshot PID`) flushes its\nrecording and drops a marker "SIGUSR2 #N" ("snapshot #N") on its timeline; `leakscope mark PID LABEL`\nnames one. Reports draw markers and `diff --from/--to` take them as range edges.\n')
     .action(guard(async (command: string[], opts: RunOptions) => {
       const { runCommand } = await loadCommand('run', () => import('./run-run.js'));
       await runCommand(command, opts);

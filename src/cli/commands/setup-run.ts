@@ -1,7 +1,7 @@
 // `leakscope setup` — builds every native part that is not built (all with --rebuild), then
 // says per part where it is, or what it lacks and the command that fixes it. Exit 0 when every
 // part is built, 1 when one is not. Registered by commands/setup.ts.
-import { missingPackages } from '../../doctor/packages.js';
+import { missingPackages } from '../../native/packages.js';
 import { buildNative, lackingHint } from '../../native/ensure.js';
 import { findNative, PACKAGE_ROOT } from '../../native/locate.js';
 import { NATIVE, NATIVE_NAMES } from '../../native/parts.js';

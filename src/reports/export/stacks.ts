@@ -31,6 +31,5 @@ export function frameName(f: Frame): string {
 
 /** Names come from the trace: no control characters in line-based formats. */
 export function oneLine(s: string): string {
-  // eslint-disable-next-line no-control-regex
   return s.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, ' ');
 }

@@ -3,15 +3,15 @@
 // page never lags behind its source.
 
 import { existsSync, readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
+import { PACKAGE_ROOT } from '../../native/locate.js';
 
 export interface WebAssets {
   js: string;
   css: string;
 }
 
-const root = fileURLToPath(new URL('../../../', import.meta.url));
+const root = PACKAGE_ROOT;
 let cached: Promise<WebAssets> | undefined;
 
 export function loadWebAssets(): Promise<WebAssets> {
