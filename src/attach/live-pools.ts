@@ -17,7 +17,12 @@ interface LivePool {
   parent: number;
   /** Its tag as the trace has it ('' none yet). */
   tag: string;
+  /** Its creation stack (the trace's id; 0 none): the site whose tag it remembers. */
+  stack: number;
 }
+
+/** Creation sites whose tag is remembered, per process (a bound: sites are few, stacks may not be). */
+const SITE_TAGS = 65536;
 
 /** What a walk from the roots is told: nothing is known, so it reports every pool it reaches. */
 const EVERY_POOL: PoolSet = { known: () => false, dead: () => false };
@@ -62,17 +67,38 @@ export class LivePools implements PoolSet {
     return c;
   }
 
-  created(pool: number, parent: number, profile: AllocatorProfile, tag = ''): void {
+  created(pool: number, parent: number, profile: AllocatorProfile, tag = '', stack = 0): void {
     this.gone.delete(pool);
-    this.add(pool, parent, profile, tag);
+    this.add(pool, parent, profile, tag, stack);
   }
+
+  /**
+   * The tag a pool made at this creation stack will be given, when tags are read from the pools
+   * (not probed): the tag the last pool made there had. A pool is tagged just after its creation,
+   * at the same place in the code, so its site names it; until then a pool alive for a few
+   * milliseconds (a keepalive connection's request pool) would sit in its creation site's class.
+   * A pool whose own tag turns out otherwise is retagged when its tag is read.
+   */
+  siteTag(stack: number): string {
+    return stack ? (this.siteTags.get(stack) ?? '') : '';
+  }
+
+  private readonly siteTags = new Map<number, string>();
 
   /** A pool's tag as a probe read it: whether the trace did not have it yet (a live pool's). */
   retag(pool: number, tag: string): boolean {
     const lp = this.pools.get(pool);
-    if (!lp || lp.tag === tag) return false;
+    if (!lp) return false;
+    this.learn(lp, tag);
+    if (lp.tag === tag) return false;
     lp.tag = tag;
     return true;
+  }
+
+  private learn(lp: LivePool, tag: string): void {
+    if (!lp.stack || !tag) return;
+    if (this.siteTags.size >= SITE_TAGS && !this.siteTags.has(lp.stack)) this.siteTags.clear();
+    this.siteTags.set(lp.stack, tag);
   }
 
   /** A pool destroyed (or cleared: its children only) leaves the live set with its descendants. */
@@ -161,6 +187,7 @@ export class LivePools implements PoolSet {
         const tag = this.discoverer(lp.profile)?.tagOf(pool);
         if (tag) {
           lp.tag = tag;
+          this.learn(lp, tag);
           this.host.emit({ kind: 'pool-tag', pid: this.pid, t, pool, tag });
         }
       }
@@ -171,8 +198,8 @@ export class LivePools implements PoolSet {
     }
   }
 
-  private add(pool: number, parent: number, profile: AllocatorProfile, tag: string): void {
-    this.pools.set(pool, { profile, parent, tag });
+  private add(pool: number, parent: number, profile: AllocatorProfile, tag: string, stack = 0): void {
+    this.pools.set(pool, { profile, parent, tag, stack });
     if (parent) {
       let set = this.children.get(parent);
       if (!set) this.children.set(parent, (set = new Set()));

@@ -425,9 +425,12 @@ export class AttachSession {
         if (!pool) break;
         const parent = value(r, fn.parent);
         if (proc && parent) proc.pools.ensure(parent, spec.profile, t);
-        this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.stack) });
+        const stack = this.stack(proc, pid, r.stack);
+        // tags not probed: the tag its creation site's pools had (read again at its destroy)
+        const tag = fn.tag ? r.str : (proc?.pools.siteTag(stack) ?? '');
+        this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag, stack });
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
-        proc?.pools.created(pool, parent, spec.profile, fn.tag ? r.str : '');
+        proc?.pools.created(pool, parent, spec.profile, tag, stack);
         break;
       }
       case 'pool-destroy':
