@@ -19,6 +19,8 @@ interface LivePool {
   tag: string;
   /** Its creation stack (the trace's id; 0 none): the site whose tag it remembers. */
   stack: number;
+  /** Its tag was read (from a probe, a walk or its memory), not guessed from its site. */
+  tagRead: boolean;
 }
 
 /** Creation sites whose tag is remembered, per process (a bound: sites are few, stacks may not be). */
@@ -67,9 +69,11 @@ export class LivePools implements PoolSet {
     return c;
   }
 
-  created(pool: number, parent: number, profile: AllocatorProfile, tag = '', stack = 0): void {
+  /** `guessed`: the tag is its site's (siteTag), to be read from the pool by the next sample. */
+  created(pool: number, parent: number, profile: AllocatorProfile, tag = '', stack = 0, guessed = false): void {
     this.gone.delete(pool);
     this.add(pool, parent, profile, tag, stack);
+    if (guessed) this.pools.get(pool)!.tagRead = false;
   }
 
   /**
@@ -90,6 +94,7 @@ export class LivePools implements PoolSet {
     const lp = this.pools.get(pool);
     if (!lp) return false;
     this.learn(lp, tag);
+    lp.tagRead = true;
     if (lp.tag === tag) return false;
     lp.tag = tag;
     return true;
@@ -183,12 +188,15 @@ export class LivePools implements PoolSet {
     for (const [pool, lp] of this.pools) {
       if (n++ >= limit) break;
       // a pool tagged after its creation, when tags are not probed: its tag from its memory
-      if (lp.tag === '' && this.tagAt(lp.profile) >= 0) {
+      if ((lp.tag === '' || !lp.tagRead) && this.tagAt(lp.profile) >= 0) {
         const tag = this.discoverer(lp.profile)?.tagOf(pool);
         if (tag) {
-          lp.tag = tag;
+          lp.tagRead = true;
           this.learn(lp, tag);
-          this.host.emit({ kind: 'pool-tag', pid: this.pid, t, pool, tag });
+          if (tag !== lp.tag) {
+            lp.tag = tag;
+            this.host.emit({ kind: 'pool-tag', pid: this.pid, t, pool, tag });
+          }
         }
       }
       const lists = lp.profile.poolSize?.lists;
@@ -199,7 +207,7 @@ export class LivePools implements PoolSet {
   }
 
   private add(pool: number, parent: number, profile: AllocatorProfile, tag: string, stack = 0): void {
-    this.pools.set(pool, { profile, parent, tag, stack });
+    this.pools.set(pool, { profile, parent, tag, stack, tagRead: tag !== '' });
     if (parent) {
       let set = this.children.get(parent);
       if (!set) this.children.set(parent, (set = new Set()));

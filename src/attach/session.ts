@@ -430,7 +430,7 @@ export class AttachSession {
         const tag = fn.tag ? r.str : (proc?.pools.siteTag(stack) ?? '');
         this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag, stack });
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
-        proc?.pools.created(pool, parent, spec.profile, tag, stack);
+        proc?.pools.created(pool, parent, spec.profile, tag, stack, !fn.tag && tag !== '');
         break;
       }
       case 'pool-destroy':
