@@ -141,7 +141,7 @@ export function toSeries(s: BoundedSeries | undefined): Series {
 
 /** Judges an entity's series within its process: window from `from` (the entity's creation; by
  *  default its first point) to the process end, releases after teardown began ignored. */
-export function judge(ctx: ProcContext, series: Series, from?: number, use?: string): Verdict {
+export function judge(ctx: ProcContext, series: Series, from?: number, use?: string, more: Pick<GrowthOptions, 'heldSince' | 'parts'> = {}): Verdict {
   const { p, state } = ctx;
   const start = from ?? series.x[0] ?? p.startT;
   // Before its first point the entity held nothing: a site first allocating half-way grew then.
@@ -157,6 +157,7 @@ export function judge(ctx: ProcContext, series: Series, from?: number, use?: str
     ...(ctx.position ? { position: ctx.position } : {}),
     ...(ctx.startupUntil !== undefined ? { startupUntil: ctx.startupUntil } : {}),
     ...(use ? { use } : {}),
+    ...more,
   };
   return growthVerdict(series, opts);
 }

@@ -1,7 +1,7 @@
 // Pool lifecycles: pools still alive at the end (a forest: tag, kind, creation site, age, own and
 // tree bytes, feeding sites, growth verdict) and pool classes (pools of one use, summed).
 
-import type { PoolState } from '../engine/state.js';
+import type { PoolClassState, PoolState } from '../engine/state.js';
 import type { PoolClassReport, PoolReport } from './result.js';
 import type { ProcContext } from './context.js';
 import { atExit, judge, toSeries } from './context.js';
@@ -106,9 +106,33 @@ function feeding(ctx: ProcContext, bySite: Map<number, { bytes: number; count: n
     .map((e) => ({ label: e.label, bytes: round(e.bytes), count: round(e.count) }));
 }
 
+/** What each class's live pools hold, by creation time: a class rises when more of its pools are
+ *  live at once (a request pool per open keepalive connection) without keeping anything, and
+ *  growth.ts tells that from a leak by what the pools made before the rise's midpoint hold. */
+function classParts(ctx: ProcContext): Map<PoolClassState, { born: number[]; bytes: number[] }> {
+  const out = new Map<PoolClassState, { born: number[]; bytes: number[] }>();
+  for (const pool of ctx.p.pools.values()) {
+    let e = out.get(pool.cls);
+    if (!e) out.set(pool.cls, (e = { born: [], bytes: [] }));
+    // A pool alive before the trace (found, or its creation unseen) was held from the start.
+    e.born.push(pool.found || pool.implicit ? -Infinity : pool.createT);
+    e.bytes.push(pool.bytes);
+  }
+  return out;
+}
+
 export function poolClasses(ctx: ProcContext): PoolClassReport[] {
   const out: PoolClassReport[] = [];
+  // Only the pools alive at the end are known; in a process that exited or began its teardown
+  // they are not those that held the class's level, so the rule applies to running processes.
+  const parts = !ctx.p.exited && ctx.until === undefined ? classParts(ctx) : undefined;
   for (const c of ctx.p.classes.values()) {
+    const own = parts?.get(c);
+    const heldSince = (x: number): number => {
+      let held = 0;
+      if (own) for (let i = 0; i < own.born.length; i++) if (own.born[i]! <= x) held += own.bytes[i]!;
+      return held;
+    };
     const series = toSeries(c.series);
     const name = c.name || `created at ${ctx.resolver.shape(c.stack).label}`;
     out.push({
@@ -120,7 +144,7 @@ export function poolClasses(ctx: ProcContext): PoolClassReport[] {
       destroyed: c.destroyed,
       bytes: round(c.bytes),
       peakBytes: round(c.peakBytes),
-      verdict: atExit(ctx.p, judge(ctx, series, ctx.p.startT, poolUse(c.kind, name)), c.bytes),
+      verdict: atExit(ctx.p, judge(ctx, series, ctx.p.startT, poolUse(c.kind, name), parts ? { heldSince, parts: 'pools' } : {}), c.bytes),
       series,
       sites: feeding(ctx, c.fed),
     });
