@@ -8,10 +8,14 @@
 // realistic req/s >= 95% of untraced.
 // The figures go to bench/results/agent.json (bench/support/record.ts), from which BENCHMARKS.md's
 // rows are generated (bench/table.ts).
+// Each minute also splits the nginx worker's CPU per request (bench/support/cost.ts): the BPF
+// programs' own run time per request and probe hits per request (kernel BPF stats), and the
+// agent's node and loader CPU per request, so a cost that grows over the soak shows where it is.
 // Needs root. `npm run bench -- agent` (`npm run bench -- --quick agent`: 2 minutes;
-// LSBENCH_AGENT_MINUTES=N).
+// LSBENCH_AGENT_MINUTES=N; LSBENCH_AGENT_MODE=walk for the target's mode).
 
 import { spawn, spawnSync } from 'node:child_process';
+import { atExit, bpfStatsOn, childrenOf, cpuUs, loaderOf, Meter, run, track } from './support/cost.js';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,18 +25,9 @@ import { quick, root, size, startBench } from './support/record.js';
 
 const MINUTES = size('LSBENCH_AGENT_MINUTES', 10, 2);
 const PHASE_S = quick ? 12 : 25;
-const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
-
-function cpuUs(pid: number): number {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * TICK_US;
-  } catch {
-    return 0;
-  }
-}
-
+/** The target's mode (LSBENCH_AGENT_MODE=walk|events|aggregate); the agent's default when unset. */
+const MODE = process.env.LSBENCH_AGENT_MODE;
+if (MODE !== undefined && !['walk', 'events', 'aggregate', 'auto'].includes(MODE)) throw new Error(`LSBENCH_AGENT_MODE: ${MODE} is not walk, events, aggregate or auto`);
 function rssKiB(pid: number): number {
   try {
     return Number(/^VmRSS:\s+(\d+)/m.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
@@ -41,30 +36,24 @@ function rssKiB(pid: number): number {
   }
 }
 
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      if (c) out.push(...c.split(' ').map(Number));
-    }
-  } catch { /* gone */ }
-  return out;
-}
-
 interface Wl { name: string; path: string; close: boolean }
 const REAL: Wl = { name: '4 KiB file, Connection: close', path: '/static/index.html', close: true };
 const TRIVIAL: Wl = { name: 'return 200, keepalive', path: '/', close: false };
 
-function wrk(port: number, w: Wl, seconds: number, worker: number): { rps: number; workerUs: number } {
+interface WrkRun { rps: number; workerUs: number; bpfUs: number; hits: number; nodeUs: number; loaderUs: number }
+
+/** One wrk run; with the agent's pid, the worker's extra CPU split (bench/support/cost.ts). */
+async function wrk(port: number, w: Wl, seconds: number, worker: number, agentPid?: number): Promise<WrkRun> {
   const args = ['-t1', '-c16', `-d${seconds}s`, ...(w.close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${port}${w.path}`];
-  const c0 = cpuUs(worker);
-  const r = spawnSync('wrk', args, { encoding: 'utf8' });
-  const c1 = cpuUs(worker);
+  const loader = agentPid ? loaderOf(agentPid) : undefined;
+  const m = new Meter({ worker: () => [worker], node: () => (agentPid ? [agentPid] : []), loader: () => (loader ? [loader] : []) }, () => loader);
+  m.start();
+  const r = await run('wrk', args);
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
   const reqs = /(\d+) requests in/.exec(r.stdout);
   if (!rps || !reqs) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
-  return { rps: Number(rps[1]), workerUs: (c1 - c0) / Number(reqs[1]) };
+  const c = m.stop(Number(reqs[1]));
+  return { rps: Number(rps[1]), workerUs: c.worker!, bpfUs: c.bpf ?? 0, hits: c.hits ?? 0, nodeUs: c.node!, loaderUs: c.loader! };
 }
 
 function newestMtime(dir: string, ext: string): number {
@@ -88,22 +77,25 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'leakscope-agent-bench-'));
   const port = await freePort();
   const server = await startNginx(dir, port, 1);
+  track(server.master);
+  atExit(() => rmSync(dir, { recursive: true, force: true }));
+  const restoreStats = bpfStatsOn();
   const load = () => loadavg()[0]!.toFixed(1);
   try {
     const worker = childrenOf(server.master.pid!)[0]!;
     console.log(`agent soak at ${commit}: nginx 1 worker, wrk -t1 -c16, ${PHASE_S}s per workload; ${MINUTES} minutes; load ${load()}`);
-    wrk(port, REAL, 3, worker);
-    wrk(port, TRIVIAL, 3, worker); // warm-up
-    const before = { real: wrk(port, REAL, PHASE_S, worker), trivial: wrk(port, TRIVIAL, PHASE_S, worker) };
+    await wrk(port, REAL, 3, worker);
+    await wrk(port, TRIVIAL, 3, worker); // warm-up
+    const before = { real: await wrk(port, REAL, PHASE_S, worker), trivial: await wrk(port, TRIVIAL, PHASE_S, worker) };
     console.log(`untraced before: ${before.real.rps.toFixed(0)} req/s (${REAL.name}, nginx ${before.real.workerUs.toFixed(1)} µs/req), ${before.trivial.rps.toFixed(0)} req/s (${TRIVIAL.name}, ${before.trivial.workerUs.toFixed(1)} µs/req)`);
 
     const aport = await freePort();
     const config = join(dir, 'agent.yaml');
-    writeFileSync(config, `listen: 127.0.0.1:${aport}\ntargets:\n  - name: nginx\n    exe: ${server.exe}\n`);
+    writeFileSync(config, `listen: 127.0.0.1:${aport}\ntargets:\n  - name: nginx\n    exe: ${server.exe}\n${MODE ? `    mode: ${MODE}\n` : ''}`);
     // the Node options the shipped systemd unit gives the agent
     const nodeOptions = /^Environment=NODE_OPTIONS=(.*)$/m.exec(readFileSync(join(root, 'deploy/systemd/leakscope-agent.service'), 'utf8'))?.[1] ?? '';
     console.log(`agent: dist/cli/main.js, NODE_OPTIONS=${nodeOptions} (as deploy/systemd/leakscope-agent.service)`);
-    const agent = spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions } });
+    const agent = track(spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions } }));
     let err = '';
     await new Promise<void>((resolve, reject) => {
       agent.stderr.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('serving')) resolve(); });
@@ -112,28 +104,28 @@ async function main(): Promise<void> {
     const procs = (): number[] => [agent.pid!, ...childrenOf(agent.pid!)];
     const rss = () => procs().map(rssKiB);
     const cpu = () => procs().reduce((s, p) => s + cpuUs(p), 0);
-    console.log('\n| minute | RSS MiB: agent / HTTP side / loader (all) | agent CPU % | req/s realistic (ratio) | req/s trivial (ratio) | nginx µs/req realistic | load |');
-    console.log('|---|---|---|---|---|---|---|');
-    const rows: { rssAgent: number; rssEach: number[]; real: number; trivial: number; realUs: number; trivialUs: number; cpu: number; load: number }[] = [];
+    console.log('\n| minute | RSS MiB: agent / HTTP side / loader (all) | agent CPU % | req/s realistic (ratio) | req/s trivial (ratio) | nginx µs/req realistic | of which BPF (hits/req) | node + loader µs/req | load |');
+    console.log('|---|---|---|---|---|---|---|---|---|');
+    const rows: { rssAgent: number; rssEach: number[]; real: number; trivial: number; realUs: number; trivialUs: number; cpu: number; load: number; split: { realistic: WrkRun; trivial: WrkRun } }[] = [];
     const untracedMean = (w: 'real' | 'trivial', after?: { rps: number }) => (after ? (before[w].rps + after.rps) / 2 : before[w].rps);
     for (let m = 1; m <= MINUTES; m++) {
       const t0 = Date.now();
       const c0 = cpu();
-      const real = wrk(port, REAL, PHASE_S, worker);
-      const trivial = wrk(port, TRIVIAL, PHASE_S, worker);
+      const real = await wrk(port, REAL, PHASE_S, worker, agent.pid);
+      const trivial = await wrk(port, TRIVIAL, PHASE_S, worker, agent.pid);
       const rest = 60_000 - (Date.now() - t0);
       if (rest > 0) await new Promise((r) => setTimeout(r, rest));
       const pct = ((cpu() - c0) / ((Date.now() - t0) * 1000)) * 100;
       const r = rss();
-      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), rssEach: r.slice(0, 3), real: real.rps, trivial: trivial.rps, realUs: real.workerUs, trivialUs: trivial.workerUs, cpu: pct, load: loadavg()[0]! });
-      console.log(`| ${m} | ${r.map((k) => (k / 1024).toFixed(1)).join(' / ')} (${(rows[rows.length - 1]!.rssAgent / 1024).toFixed(1)}) | ${pct.toFixed(1)} | ${real.rps.toFixed(0)} (${((real.rps / before.real.rps) * 100).toFixed(1)}% of before) | ${trivial.rps.toFixed(0)} (${((trivial.rps / before.trivial.rps) * 100).toFixed(1)}%) | ${real.workerUs.toFixed(1)} | ${load()} |`);
+      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), rssEach: r.slice(0, 3), real: real.rps, trivial: trivial.rps, realUs: real.workerUs, trivialUs: trivial.workerUs, cpu: pct, load: loadavg()[0]!, split: { realistic: real, trivial } });
+      console.log(`| ${m} | ${r.map((k) => (k / 1024).toFixed(1)).join(' / ')} (${(rows[rows.length - 1]!.rssAgent / 1024).toFixed(1)}) | ${pct.toFixed(1)} | ${real.rps.toFixed(0)} (${((real.rps / before.real.rps) * 100).toFixed(1)}% of before) | ${trivial.rps.toFixed(0)} (${((trivial.rps / before.trivial.rps) * 100).toFixed(1)}%) | ${real.workerUs.toFixed(1)} | ${real.bpfUs.toFixed(1)} (${real.hits.toFixed(1)}) | ${real.nodeUs.toFixed(1)} + ${real.loaderUs.toFixed(1)} | ${load()} |`);
     }
     const metrics = await fetch(`http://127.0.0.1:${aport}/metrics`).then((r) => r.text());
     const hits = /leakscope_probe_hits_total\{target="nginx"\} (\d+)/.exec(metrics)?.[1];
     const lost = /leakscope_events_lost_total\{target="nginx"\} (\d+)/.exec(metrics)?.[1];
     agent.kill('SIGTERM');
     await new Promise((r) => agent.once('exit', r));
-    const after = { real: wrk(port, REAL, PHASE_S, worker), trivial: wrk(port, TRIVIAL, PHASE_S, worker) };
+    const after = { real: await wrk(port, REAL, PHASE_S, worker), trivial: await wrk(port, TRIVIAL, PHASE_S, worker) };
     console.log(`\nuntraced after: ${after.real.rps.toFixed(0)} req/s (${REAL.name}), ${after.trivial.rps.toFixed(0)} req/s (${TRIVIAL.name}); load ${load()}`);
     const baseReal = untracedMean('real', after.real);
     const baseTrivial = untracedMean('trivial', after.trivial);
@@ -174,6 +166,10 @@ async function main(): Promise<void> {
         cpuPct: round(r.cpu, 2),
         rps: { realistic: Math.round(r.real), trivial: Math.round(r.trivial) },
         workerUs: { realistic: round(r.realUs, 2), trivial: round(r.trivialUs, 2) },
+        // the worker's CPU per request split: BPF programs' run time, probe hits; the agent's own
+        bpfUs: { realistic: round(r.split.realistic.bpfUs, 2), trivial: round(r.split.trivial.bpfUs, 2) },
+        hitsPerRequest: { realistic: round(r.split.realistic.hits, 2), trivial: round(r.split.trivial.hits, 2) },
+        agentUs: { realistic: round(r.split.realistic.nodeUs + r.split.realistic.loaderUs, 2), trivial: round(r.split.trivial.nodeUs + r.split.trivial.loaderUs, 2) },
         load: round(r.load, 2),
       })),
       untraced: {
@@ -200,8 +196,10 @@ async function main(): Promise<void> {
       probeHits: Number(hits ?? NaN),
       eventsLost: Number(lost ?? NaN),
       nodeOptions,
+      mode: MODE ?? 'auto',
     });
   } finally {
+    restoreStats();
     await server.stop();
     rmSync(dir, { recursive: true, force: true });
   }

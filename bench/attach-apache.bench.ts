@@ -3,41 +3,83 @@
 // --pid MASTER --children` with the default profile (apr: pool lifecycle probes, sizes read
 // from the pools, and the discovery walk of the pools alive at attach). Traced runs sit between
 // untraced runs and are compared to the mean of their two neighbours.
+// The cost per request is split (bench/support/cost.ts) in the same run: the uprobe traps alone
+// (the same probes with programs that return at once, LEAKSCOPE_BPF_BARE), the BPF programs'
+// own run time (kernel BPF stats), the rest of apache's extra CPU, and the CPU of the loader
+// and of node per request.
 // Needs root. `npm run bench -- attach` (with attach.bench.ts) or `-- attach-apache`;
 // ATTACH_BENCH_SECONDS per wrk run (default 3; --quick 1), APACHE_BENCH_ROUNDS (default 3;
-// --quick 1). Writes bench/results/attach-apache.json.
+// --quick 1), APACHE_BENCH_TRACERS=default,floor,nostack,walk (default: default,floor,walk).
+// Writes bench/results/attach-apache.json.
 
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { buildCli } from './support/cli.js';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startApache } from '../test/attach/servers.js';
 import { freePort } from '../test/support/ports.js';
-import { root, size, startBench } from './support/record.js';
+import { atExit, bpfStatsOn, loaderOf, Meter, run, track, treeOf } from './support/cost.js';
+import { root, size, startBench, type Figure } from './support/record.js';
 
 const bench = startBench('attach-apache');
 const SECONDS = size('ATTACH_BENCH_SECONDS', 3, 1);
 const ROUNDS = size('APACHE_BENCH_ROUNDS', 3, 1);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-apache-bench-'));
+// The CLI as users run it (tsc output): under tsx, its loader thread's compiling was counted as
+// tracer CPU per request.
+const cli = buildCli(dir);
+atExit(() => rmSync(dir, { recursive: true, force: true }));
 
-function wrk(port: number): number {
-  const r = spawnSync('wrk', ['-t1', '-c2', `-d${SECONDS}s`, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+interface Tracer { key: string; name: string; args: string[]; env?: Record<string, string> }
+const TRACERS: Tracer[] = [
+  { key: 'default', name: 'default profile (apr)', args: [] },
+  { key: 'floor', name: 'the same probes, programs that return at once', args: [], env: { LEAKSCOPE_BPF_BARE: '1' } },
+  { key: 'nostack', name: 'default profile, --stack-bytes 0', args: ['--stack-bytes', '0'] },
+  { key: 'walk', name: '--mode walk: no probe, the pool trees walked every 2 s', args: ['--mode', 'walk'] },
+];
+const want = (process.env.APACHE_BENCH_TRACERS ?? 'default,floor,walk').split(',');
+const tracers = TRACERS.filter((t) => want.includes(t.key));
+
+/** wrk's request rate and count; the shell's `times` gives wrk's own CPU. */
+async function wrk(port: number): Promise<{ rps: number; requests: number; wrkUs: number }> {
+  const script = 'trap \'kill $p 2>/dev/null\' TERM INT; wrk "$@" & p=$!; wait $p; times';
+  const r = await run('bash', ['-c', script, 'wrk', '-t1', '-c2', `-d${SECONDS}s`, `http://127.0.0.1:${port}/`]);
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
-  if (!rps || /Non-2xx|Socket errors/.test(r.stdout)) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
-  return Number(rps[1]);
+  const reqs = /(\d+) requests in/.exec(r.stdout);
+  if (!rps || !reqs || /Non-2xx|Socket errors/.test(r.stdout)) throw new Error(`wrk: ${r.stdout}${r.stderr}`);
+  const times = r.stdout.trim().split('\n').pop()!.match(/(\d+)m([\d.]+)s/g) ?? [];
+  const sec = (t: string) => { const m = /(\d+)m([\d.]+)s/.exec(t)!; return Number(m[1]) * 60 + Number(m[2]); };
+  const requests = Number(reqs[1]);
+  return { rps: Number(rps[1]), requests, wrkUs: times.length >= 2 ? ((sec(times[0]!) + sec(times[1]!)) * 1e6) / requests : NaN };
+}
+
+interface Measured { rps: number; requests: number; wrkUs: number; apacheUs: number; loaderUs: number; nodeUs: number; bpfUs: number; hits: number }
+
+async function measure(port: number, master: number, tracerPid?: number): Promise<Measured> {
+  const loader = tracerPid ? loaderOf(tracerPid) : undefined;
+  const m = new Meter({
+    apache: () => treeOf(master),
+    loader: () => (loader ? [loader] : []),
+    node: () => (tracerPid ? [tracerPid] : []),
+  }, () => loader);
+  m.start();
+  const w = await wrk(port);
+  const c = m.stop(w.requests);
+  return { ...w, apacheUs: c.apache!, loaderUs: c.loader!, nodeUs: c.node!, bpfUs: c.bpf ?? 0, hits: c.hits ?? 0 };
 }
 
 interface Note { calls: number; found: number; lost: number }
-async function traced<T>(master: number, f: () => T): Promise<{ value: T; note: string; counts: Note }> {
+async function traced<T>(master: number, t: Tracer, f: (pid: number) => Promise<T>): Promise<{ value: T; note: string; counts: Note }> {
   const trace = join(dir, 'bench.lstrace');
-  const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'attach', '--pid', String(master), '--children', '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = track(spawn(process.execPath, [cli, 'attach', '--pid', String(master), '--children', ...t.args, '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...t.env } }));
   let err = '';
   await new Promise<void>((resolve, reject) => {
     child.stderr!.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('leakscope: tracing')) resolve(); });
     child.once('exit', () => reject(new Error(`attach exited: ${err}`)));
   });
   await new Promise((r) => setTimeout(r, 1000)); // every child attached and walked
-  const value = f();
+  const value = await f(child.pid!);
   const done = new Promise<void>((r) => child.once('exit', () => r()));
   child.kill('SIGINT');
   await done;
@@ -48,28 +90,69 @@ async function traced<T>(master: number, f: () => T): Promise<{ value: T; note: 
   return { value, note: `${calls} calls, ${found} pools found at attach${lost ? `, ${lost} LOST` : ''}`, counts: { calls: Number(calls), found: Number(found), lost: Number(lost ?? 0) } };
 }
 
+const f1 = (x: number) => x.toFixed(1);
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
+const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
 const port = await freePort();
 const server = await startApache(join(dir, 'srv'), port, 'StartServers 2\nMinSpareServers 2\nMaxSpareServers 2\nMaxRequestWorkers 2\n');
+track(server.master);
+const restoreStats = bpfStatsOn();
 try {
   const master = server.master.pid!;
-  wrk(port); // warm-up
-  const plain: number[] = [wrk(port)];
-  const ratios: string[] = [];
-  const rows: string[] = [];
-  const rounds: { untracedBefore: number; untracedAfter: number; traced: number; ratio: number; calls: number; found: number; lost: number }[] = [];
+  console.log(`apache2 prefork, 2 children, wrk -t1 -c2 -d${SECONDS}s keepalive GET /; load average ${load()}`);
+  await wrk(port); // warm-up
+  const plain: Measured[] = [await measure(port, master)];
+  const line = (label: string, r: Measured, extra = '') =>
+    `  ${label.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  apache ${f1(r.apacheUs).padStart(5)} µs/req  bpf ${f1(r.bpfUs).padStart(5)} (${f1(r.hits)} hits)  loader ${f1(r.loaderUs).padStart(5)}  node ${f1(r.nodeUs).padStart(5)}  wrk ${f1(r.wrkUs).padStart(5)}${extra}`;
+  console.log(line('untraced', plain[0]!));
+  const rounds: Record<string, Figure>[] = [];
+  const byTracer = new Map<string, { r: Measured; base: Measured }[]>();
   for (let i = 0; i < ROUNDS; i++) {
-    const t = await traced(master, () => wrk(port));
-    plain.push(wrk(port));
-    const base = (plain[i]! + plain[i + 1]!) / 2;
-    ratios.push(`${((100 * t.value) / base).toFixed(1)}%`);
-    rounds.push({ untracedBefore: plain[i]!, untracedAfter: plain[i + 1]!, traced: t.value, ratio: t.value / base, ...t.counts });
-    rows.push(`  round ${i + 1}: untraced ${plain[i]!.toFixed(0)} / ${plain[i + 1]!.toFixed(0)} req/s, traced ${t.value.toFixed(0)} req/s = ${ratios[i]} (${t.note})`);
+    for (const t of tracers) {
+      const before = plain[plain.length - 1]!;
+      const tr = await traced(master, t, (pid) => measure(port, master, pid));
+      const after = await measure(port, master);
+      plain.push(after);
+      const base: Measured = { ...before, rps: (before.rps + after.rps) / 2, apacheUs: (before.apacheUs + after.apacheUs) / 2, wrkUs: (before.wrkUs + after.wrkUs) / 2 };
+      const ratio = tr.value.rps / base.rps;
+      console.log(line(`${t.key} (round ${i + 1})`, tr.value, ` = ${(ratio * 100).toFixed(1)}% of ${base.rps.toFixed(0)} (${tr.note}; load ${loadavg()[0]!.toFixed(2)})`));
+      console.log(line('untraced', after));
+      if (!byTracer.has(t.key)) byTracer.set(t.key, []);
+      byTracer.get(t.key)!.push({ r: tr.value, base });
+      rounds.push({ round: i + 1, tracer: t.key, untracedBefore: before.rps, untracedAfter: after.rps, traced: tr.value.rps, ratio, ...tr.counts,
+        apacheUs: tr.value.apacheUs, apacheUsUntraced: base.apacheUs, bpfUs: tr.value.bpfUs, hitsPerRequest: tr.value.hits, loaderUs: tr.value.loaderUs, nodeUs: tr.value.nodeUs, wrkUs: tr.value.wrkUs, load: loadavg()[0]! });
+    }
   }
-  console.log(`apache2 prefork, 2 children, wrk -t1 -c2 -d${SECONDS}s keepalive GET /`);
-  console.log(rows.join('\n'));
-  console.log(`  default profile keeps ${ratios.join(', ')} of the untraced request rate`);
-  bench.finish({ seconds: SECONDS, rounds });
+  // the split per request, from the means over the rounds
+  const avg = (key: string, f: (x: { r: Measured; base: Measured }) => number) => mean((byTracer.get(key) ?? []).map(f));
+  const split: Record<string, Figure> = {};
+  const untracedUs = mean(plain.map((p) => p.apacheUs));
+  console.log(`\nper request (µs, means over ${ROUNDS} round(s)); apache untraced ${f1(untracedUs)} µs/req:`);
+  for (const t of tracers) {
+    const extra = avg(t.key, (x) => x.r.apacheUs - x.base.apacheUs);
+    const s = {
+      ratio: avg(t.key, (x) => x.r.rps / x.base.rps),
+      apacheExtraUs: extra,
+      bpfUs: avg(t.key, (x) => x.r.bpfUs),
+      hitsPerRequest: avg(t.key, (x) => x.r.hits),
+      loaderUs: avg(t.key, (x) => x.r.loaderUs),
+      nodeUs: avg(t.key, (x) => x.r.nodeUs),
+    };
+    split[t.key] = s;
+    console.log(`  ${t.key.padEnd(8)} ${(s.ratio * 100).toFixed(1)}% of untraced req/s; apache +${f1(extra)} (of which BPF programs ${f1(s.bpfUs)}, ${f1(s.hitsPerRequest)} probe hits), loader ${f1(s.loaderUs)}, node ${f1(s.nodeUs)}`);
+  }
+  if (byTracer.has('floor') && byTracer.has('default')) {
+    const traps = (split.floor as Record<string, number>).apacheExtraUs!;
+    const d = split.default as Record<string, number>;
+    // APR's probes are entry and return probes with a program each: a hit is a trap
+    const perHit = traps / (split.floor as Record<string, number>).hitsPerRequest!;
+    split.defaultSplit = { trapsUs: traps, trapUsPerHit: perHit, bpfUs: d.bpfUs!, apacheRestUs: d.apacheExtraUs! - traps - d.bpfUs!, loaderUs: d.loaderUs!, nodeUs: d.nodeUs!, trapsShareOfUntraced: traps / untracedUs };
+    console.log(`  default = traps ${f1(traps)} + BPF programs ${f1(d.bpfUs!)} + rest of apache ${f1(d.apacheExtraUs! - traps - d.bpfUs!)} µs in apache, + loader ${f1(d.loaderUs!)} + node ${f1(d.nodeUs!)} µs beside it; the traps alone (${f1(perHit)} µs per probe hit) are ${((traps / untracedUs) * 100).toFixed(1)}% of an untraced request's apache CPU`);
+  }
+  bench.finish({ seconds: SECONDS, untracedApacheUs: untracedUs, rounds, split });
+  console.log(`load average at the end ${load()}`);
 } finally {
+  restoreStats();
   await server.stop();
   rmSync(dir, { recursive: true, force: true });
 }

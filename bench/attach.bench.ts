@@ -19,18 +19,23 @@
 // pick a subset.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { buildCli } from './support/cli.js';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx } from '../test/attach/servers.js';
 import { freePort } from '../test/support/ports.js';
 import { root, size, startBench, type Figure } from './support/record.js';
+import { atExit, run, track } from './support/cost.js';
 
 const bench = startBench('attach');
 const PORT = await freePort();
 const SECONDS = size('ATTACH_BENCH_SECONDS', 3, 1);
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-attach-bench-'));
+// The CLI as users run it (tsc output): under tsx, its loader thread's compiling was counted as
+// tracer CPU per request.
+const cli = buildCli(dir);
 
 interface Workload { key: string; name: string; path: string; close: boolean }
 const WORKLOADS: Workload[] = [
@@ -75,12 +80,13 @@ function machine(): { busy: number; total: number } {
 interface Run { rps: number; requests: number; workerUs: number; wrkUs: number; tracerUs: number; idle: number }
 
 /** One wrk run; wrk's own CPU comes from the shell's `times` (its children's user and system). */
-function wrk(w: Workload, worker: number, tracerPid?: number): Run {
+async function wrk(w: Workload, worker: number, tracerPid?: number): Promise<Run> {
   const args = ['-t1', '-c16', `-d${SECONDS}s`, ...(w.close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${PORT}${w.path}`];
   const w0 = cpuUs(worker);
   const t0 = tracerPid ? treeCpuUs(tracerPid) : 0;
   const m0 = machine();
-  const r = spawnSync('bash', ['-c', 'wrk "$@"; times', 'wrk', ...args], { encoding: 'utf8' });
+  // the shell's `times`: wrk's CPU; a kill of the bench stops wrk too (the trap)
+  const r = await run('bash', ['-c', 'trap \'kill $p 2>/dev/null\' TERM INT; wrk "$@" & p=$!; wait $p; times', 'wrk', ...args]);
   const m1 = machine();
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
   const reqs = /(\d+) requests in/.exec(r.stdout);
@@ -125,7 +131,7 @@ function ours(key: string, name: string, args: string[], env: Record<string, str
     key, name,
     async start(exe) {
       const trace = join(dir, 'bench.lstrace');
-      const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'attach', '--exe', exe, ...args, '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } });
+      const child = track(spawn(process.execPath, [cli, 'attach', '--exe', exe, ...args, '-o', trace, '--no-report'], { cwd: root, stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, ...env } }));
       const text = await started(child, /leakscope: tracing/);
       return {
         pid: child.pid!,
@@ -153,7 +159,7 @@ const bpftrace: Tracer = {
   async start(exe) {
     const script = join(dir, 'pools.bt');
     writeFileSync(script, BPFTRACE_POOLS);
-    const child = spawn('bpftrace', [script, exe], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' } });
+    const child = track(spawn('bpftrace', [script, exe], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, BPFTRACE_MAP_KEYS_MAX: '65536' } }));
     const text = await started(child, /Attaching \d+ probes?/);
     return {
       pid: child.pid!,
@@ -173,7 +179,7 @@ function floor(key: string, name: string, probes: string[]): Tracer {
     async start(exe) {
       const script = join(dir, `${key}.bt`);
       writeFileSync(script, probes.map((p) => `${p} {}`).join('\n'));
-      const child = spawn('bpftrace', [script, exe], { stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = track(spawn('bpftrace', [script, exe], { stdio: ['ignore', 'pipe', 'pipe'] }));
       const text = await started(child, /Attaching \d+ probes?/);
       return { pid: child.pid!, async stop() { await stopChild(child, text); return `${probes.length} empty probe${probes.length > 1 ? 's' : ''}`; } };
     },
@@ -203,13 +209,15 @@ function pick<T extends { key: string }>(all: T[], env: string | undefined): T[]
   return all.filter((x) => want.includes(x.key));
 }
 
-function mallocLoop(bin: string): number {
-  return Number(spawnSync(bin, ['20000000'], { encoding: 'utf8' }).stdout.trim());
+async function mallocLoop(bin: string): Promise<number> {
+  return Number((await run(bin, ['20000000'])).stdout.trim());
 }
 
 const f1 = (x: number) => x.toFixed(1);
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 const server = await startNginx(dir, PORT, 1);
+track(server.master);
+atExit(() => rmSync(dir, { recursive: true, force: true }));
 const cc = spawnSync('cc', ['-O2', '-o', join(dir, 'att-mallocloop'), join(root, 'test/programs/att-mallocloop.c')]);
 if (cc.status !== 0) throw new Error(String(cc.stderr));
 const loop = join(dir, 'att-mallocloop');
@@ -222,18 +230,19 @@ try {
   console.log(`nginx 1 worker, wrk -t1 -c16 -d${SECONDS}s on loopback; load average ${load()}`);
   const line = (label: string, r: Run, extra = '') =>
     `    ${label.padEnd(36)} ${r.rps.toFixed(0).padStart(7)} req/s  nginx ${f1(r.workerUs).padStart(5)} µs/req  wrk ${f1(r.wrkUs).padStart(5)}  tracer ${f1(r.tracerUs).padStart(5)}  idle ${(r.idle * 100).toFixed(0).padStart(2)}%${extra}`;
-  for (const w of workloads) wrk(w, worker); // warm-up
-  const untraced = (): Run[] => workloads.map((w) => wrk(w, worker));
-  let before = untraced();
+  for (const w of workloads) await wrk(w, worker); // warm-up
+  const untraced = async (): Promise<Run[]> => { const out: Run[] = []; for (const w of workloads) out.push(await wrk(w, worker)); return out; };
+  let before = await untraced();
   const rows: string[] = [];
   const runs: Figure[] = [];
   const show = (runs: Run[]) => runs.forEach((r, i) => console.log(line(`untraced (${workloads[i]!.key})`, r)));
   show(before);
   for (const t of tracers) {
     const h = await t.start(server.exe);
-    const traced = workloads.map((w) => wrk(w, worker, h.pid));
+    const traced: Run[] = [];
+    for (const w of workloads) traced.push(await wrk(w, worker, h.pid));
     const what = await h.stop();
-    const after = untraced();
+    const after = await untraced();
     traced.forEach((r, i) => {
       const b = before[i]!;
       const a = after[i]!;
@@ -254,11 +263,11 @@ try {
   for (const r of rows) console.log(r);
   const figures: Record<string, Figure> = { seconds: SECONDS, runs };
   if (!process.env.ATTACH_BENCH_NO_LOOP) {
-    const loopBase = mallocLoop(loop);
+    const loopBase = await mallocLoop(loop);
     const h = await ours('libc', '', ['--allocator', 'libc']).start(server.exe);
-    const beside = mallocLoop(loop);
+    const beside = await mallocLoop(loop);
     await h.stop();
-    const loopBase2 = mallocLoop(loop);
+    const loopBase2 = await mallocLoop(loop);
     console.log(`\nunrelated malloc loop (20M malloc/free) beside nginx traced with --allocator libc: ${beside.toFixed(3)} s vs ${loopBase.toFixed(3)}/${loopBase2.toFixed(3)} s untraced = ${(beside / ((loopBase + loopBase2) / 2)).toFixed(3)}x`);
     figures.unrelated = { besideS: beside, untracedS: [loopBase, loopBase2], ratio: beside / ((loopBase + loopBase2) / 2) };
   }

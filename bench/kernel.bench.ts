@@ -8,6 +8,7 @@ import { createInterface } from 'node:readline';
 import { startKernelTrace } from '../src/kernel/trace.js';
 import { kstackAvailable } from '../src/kernel/kstack.js';
 import { root, size, startBench, type Figure } from './support/record.js';
+import { track } from './support/cost.js';
 
 const bench = startBench('kernel');
 const N = size('LSBENCH_MMAPS', 50000, 10000);
@@ -17,7 +18,7 @@ const prog = join(dir, 'loop');
 execFileSync('gcc', ['-O2', '-fomit-frame-pointer', '-o', prog, join(root, 'test/programs/unw-mmaploop.c')]);
 
 async function run(mode: 'off' | 'bpftrace' | 'kstack'): Promise<{ ns: number; events: number; lost: number; stacksLost: number }> {
-  const child = spawn(prog, [String(N)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const child = track(spawn(prog, [String(N)], { stdio: ['pipe', 'pipe', 'inherit'] }));
   const lines = createInterface({ input: child.stdout });
   const it = lines[Symbol.asyncIterator]();
   await it.next(); // pid

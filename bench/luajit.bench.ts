@@ -30,6 +30,7 @@ import { promisify } from 'node:util';
 import { attachLuajit } from '../src/luajit/attach-luajit.js';
 import { startLuaServer } from '../test/luajit/nginx-server.js';
 import { size, startBench, type Figure } from './support/record.js';
+import { track, trackPid } from './support/cost.js';
 
 const bench = startBench('luajit');
 const SECONDS = size('LSBENCH_SECONDS', 6, 2);
@@ -124,7 +125,7 @@ async function measured(seconds: number, workers: number[]): Promise<Run> {
 // Asynchronous: the event loop must keep reading the tracer's output while wrk runs.
 function wrkRun(seconds: number): Promise<{ rps: number; requests: number }> {
   return new Promise((resolve, reject) => {
-    const c = spawn('wrk', ['-t2', '-c32', `-d${seconds}s`, '-s', script, `http://127.0.0.1:${server.port}/`]);
+    const c = track(spawn('wrk', ['-t2', '-c32', `-d${seconds}s`, '-s', script, `http://127.0.0.1:${server.port}/`]));
     let out = '';
     c.stdout.on('data', (d: Buffer) => (out += d.toString()));
     c.stderr.on('data', (d: Buffer) => (out += d.toString()));
@@ -250,6 +251,7 @@ let anyRejected = false;
 const summaries: Figure[] = [];
 
 const server = await startLuaServer(2);
+trackPid(server.master);
 try {
   for (const garbage of SCENARIOS) {
     writeScript(garbage, `g${garbage}w`);

@@ -18,6 +18,7 @@ import { poolBytes } from '../src/attach/poolwalk.js';
 import { ProcMem } from '../src/proc/memory.js';
 import { loadProfile } from '../src/attach/profile.js';
 import { root, size, startBench } from './support/record.js';
+import { track } from './support/cost.js';
 
 const bench = startBench('pool-discovery');
 const N = size('POOL_BENCH_N', 10000, 1000);
@@ -26,7 +27,7 @@ const dir = mkdtempSync(join(tmpdir(), 'leakscope-pool-bench-'));
 const exe = join(dir, 'apr-many-pools');
 const cc = spawnSync('cc', ['-O2', '-I/usr/include/apr-1.0', '-o', exe, join(root, 'test/programs/apr-many-pools.c'), '-lapr-1'], { encoding: 'utf8' });
 if (cc.status !== 0) throw new Error(`cc: ${cc.stderr}`);
-const child = spawn(exe, [String(N)], { stdio: ['ignore', 'pipe', 'inherit'] });
+const child = track(spawn(exe, [String(N)], { stdio: ['ignore', 'pipe', 'inherit'] }));
 try {
   const leaf = await new Promise<number>((resolve, reject) => {
     let buf = '';

@@ -42,6 +42,16 @@ const min = (xs: number[]) => Math.min(...xs);
 const max = (xs: number[]) => Math.max(...xs);
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 /** "a–b" over several values, one value when they agree to the shown precision. */
+
+/** The agent soak's split of the worker's CPU per request (records since the split): BPF
+ *  programs' µs and probe hits per request, and the agent's own µs per request, means over the minutes. */
+function bpfShare(f: F): string {
+  const ms = ((f.perMinute as F[] | undefined) ?? []).filter((m) => m.bpfUs !== undefined);
+  if (!ms.length) return '';
+  const avg = (g: (m: F) => unknown) => ms.reduce((a, m) => a + num(g(m)), 0) / ms.length;
+  return `; of the realistic request's worker CPU, BPF programs ${fx(avg((m) => m.bpfUs?.realistic), 1)} µs (${fx(avg((m) => m.hitsPerRequest?.realistic), 1)} probe hits), the agent's node + loader ${fx(avg((m) => m.agentUs?.realistic), 1)} µs per request beside it`;
+}
+
 function range(xs: number[], show: (x: number) => string): string {
   if (!xs.length) return '?';
   const lo = show(min(xs));
@@ -262,7 +272,8 @@ const ROWS: Row[] = [
       const u = f.untraced ?? {};
       return `req/s ${pct(f.rpsRatio?.realistic)} / ${pct(f.rpsRatio?.trivial)} (untraced before ${u.before?.realistic} / ${u.before?.trivial}, after ${u.after?.realistic} / ${u.after?.trivial}); ` +
         `the nginx worker's CPU per request ${times(f.workerUsRatio?.realistic, 1)} / ${times(f.workerUsRatio?.trivial, 1)} of untraced ` +
-        `(untraced ${fx(u.before?.realisticUs, 1)} / ${fx(u.before?.trivialUs, 1)} µs before, ${fx(u.after?.realisticUs, 1)} / ${fx(u.after?.trivialUs, 1)} after)`;
+        `(untraced ${fx(u.before?.realisticUs, 1)} / ${fx(u.before?.trivialUs, 1)} µs before, ${fx(u.after?.realisticUs, 1)} / ${fx(u.after?.trivialUs, 1)} after)` +
+        bpfShare(f) + (f.mode && f.mode !== 'auto' ? `; target mode ${f.mode}` : '');
     },
     met: (f) => {
       // untraced runs before and after that disagree by more than a tenth: the machine's load
@@ -344,19 +355,28 @@ const ROWS: Row[] = [
   },
   {
     bench: 'attach-apache',
-    what: '`attach` on Debian apache2 (prefork, 2 children), default profile (`apr`: pool lifecycle, sizes read from the pools, the discovery walk), wrk keepalive `GET /`',
+    what: '`attach` on Debian apache2 (prefork, 2 children), default profile (`apr`: pool lifecycle, tags and sizes read from the pools, the discovery walk), wrk keepalive `GET /`; beside it the same probes with empty programs (the traps alone) and `--mode walk` (no probe)',
     target: 'within a few % of untraced (read as ≥ 95%)',
-    judged: 'req/s of each traced run against the mean of the untraced runs before and after it',
+    judged: 'req/s of each traced run against the mean of the untraced runs before and after it; apache\'s CPU per request split into traps, BPF programs and the rest, with the loader\'s and node\'s CPU per request beside it',
     figure: (f) => {
-      const rs = (f.rounds as F[] | undefined) ?? [];
-      const swing = max(rs.flatMap((r) => [r.untracedBefore, r.untracedAfter])) / min(rs.flatMap((r) => [r.untracedBefore, r.untracedAfter]));
+      // records before the split have rounds of the default profile only, with no tracer key
+      const all = (f.rounds as F[] | undefined) ?? [];
+      const rs = all.filter((r) => (r.tracer ?? 'default') === 'default');
+      const swing = max(all.flatMap((r) => [r.untracedBefore, r.untracedAfter])) / min(all.flatMap((r) => [r.untracedBefore, r.untracedAfter]));
       const runs = rs.map((r) => `${pct(r.ratio)} (untraced ${fx(r.untracedBefore, 0)} / ${fx(r.untracedAfter, 0)}, traced ${fx(r.traced, 0)} req/s; ${r.found} pools found at attach${r.lost ? `, ${r.lost} events lost` : ''})`).join('; ');
-      return `${runs}${swing > 1.25 ? `. Meaningless under this load: the untraced rate itself swung ${fx(swing, 1)}× between runs` : ''}`;
+      const d = f.split?.defaultSplit;
+      const split = d
+        ? `. Per request (µs; apache untraced ${fx(f.untracedApacheUs, 1)}): traps ${fx(d.trapsUs, 1)} (${pct(d.trapsShareOfUntraced)} of it${d.trapUsPerHit !== undefined ? `; ${fx(d.trapUsPerHit, 2)} µs per probe hit` : ''}), BPF programs ${fx(d.bpfUs, 1)}, rest of apache ${fx(d.apacheRestUs, 1)}; loader ${fx(d.loaderUs, 1)}, node ${fx(d.nodeUs, 1)} (${fx(f.split?.default?.hitsPerRequest, 1)} probe hits per request)`
+        : '';
+      const walk = all.filter((r) => r.tracer === 'walk');
+      const walkText = walk.length ? `; --mode walk ${walk.map((r) => pct(r.ratio)).join(', ')} (node ${fx(f.split?.walk?.nodeUs, 1)}, loader ${fx(f.split?.walk?.loaderUs, 1)} µs per request)` : '';
+      return `${runs}${split}${walkText}${swing > 1.25 ? `. Meaningless under this load: the untraced rate itself swung ${fx(swing, 1)}× between runs` : ''}`;
     },
     met: (f) => {
-      const rs = (f.rounds as F[] | undefined) ?? [];
-      const all = rs.flatMap((r) => [r.untracedBefore, r.untracedAfter]);
-      if (max(all) / min(all) > 1.25) return 'unknown (too loaded to judge)';
+      const all = (f.rounds as F[] | undefined) ?? [];
+      const rs = all.filter((r) => (r.tracer ?? 'default') === 'default');
+      const xs = all.flatMap((r) => [r.untracedBefore, r.untracedAfter]);
+      if (max(xs) / min(xs) > 1.25) return 'unknown (too loaded to judge)';
       return yes(rs.every((r) => num(r.ratio) >= 0.95));
     },
   },

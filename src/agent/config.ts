@@ -7,7 +7,7 @@ import { LineCounter, parseDocument, isMap, type Document, type Node } from 'yam
 import { UserError } from '../errors.js';
 import { parseDurationMs } from '../model/units.js';
 
-export type TargetMode = 'auto' | 'events' | 'aggregate';
+export type TargetMode = 'auto' | 'events' | 'aggregate' | 'walk';
 
 export interface TargetConfig {
   /** The `target` label of its metrics. */
@@ -305,7 +305,7 @@ function readTarget(raw: unknown, r: Reader, path: Path): TargetConfig {
   if (!/^[A-Za-z0-9_.:@-]{1,64}$/.test(name)) r.fail([...path, 'name'], `"${name}" must be 1-64 letters, digits, _ . : @ -`);
   const allocator = r.list(t.allocator, [...path, 'allocator']).map((a, i) => r.str(a, [...path, 'allocator', i]));
   const mode = t.mode === undefined ? 'auto' : r.str(t.mode, [...path, 'mode']);
-  if (mode !== 'auto' && mode !== 'events' && mode !== 'aggregate') r.fail([...path, 'mode'], `"${mode}" must be auto, events or aggregate`);
+  if (mode !== 'auto' && mode !== 'events' && mode !== 'aggregate' && mode !== 'walk') r.fail([...path, 'mode'], `"${mode}" must be auto, events, aggregate or walk`);
   const lj = r.obj(t.luajit, [...path, 'luajit'], ['every', 'for']);
   const luajitEveryMs = r.duration(lj.every, [...path, 'luajit', 'every'], DEFAULTS.luajitEvery, 1000);
   const luajitForMs = r.duration(lj.for, [...path, 'luajit', 'for'], DEFAULTS.luajitFor, 1000);

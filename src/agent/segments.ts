@@ -64,7 +64,7 @@ export class Segments {
       command: `leakscope agent (${this.watches.map((w) => w.name).join(', ')})`, hostname: hostname(),
     });
     const t = this.now();
-    for (const w of this.watches) if (w.mode === 'events') preamble(w.model, this.writer, t);
+    for (const w of this.watches) if (w.mode === 'events' || w.mode === 'walk') preamble(w.model, this.writer, t);
   }
 
   private rotate(): void {

@@ -25,7 +25,7 @@ const UNTRACED_GRACE_MS = 5000;
 /** Restarts of one target's session are at least this far apart (doubling to 5 minutes). */
 const RESTART_BACKOFF_MS = 10_000;
 
-export type Mode = 'events' | 'aggregate' | 'luajit';
+export type Mode = 'events' | 'aggregate' | 'walk' | 'luajit';
 
 export class TargetWatch {
   readonly model: TargetModel;
@@ -71,8 +71,13 @@ export class TargetWatch {
     return Number(process.hrtime.bigint() - this.startMono) / 1e9;
   }
 
+  /** Whether processes of the target are traced now: as the last check found them (every 2 s,
+   *  the moment it logs that none is left), not as the last sample (every 15 s by default) did. */
   get up(): boolean {
-    return this.numbers.processes.length > 0;
+    if (!this.wasUp) return false;
+    if (this.session) return this.session.pids.length > 0;
+    if (this.luajit) return this.luajit.pids.length > 0;
+    return false;
   }
 
   get probeHits(): number {
@@ -132,7 +137,9 @@ export class TargetWatch {
   }
 
   private async startSession(): Promise<void> {
-    const mode = this.mode as 'events' | 'aggregate';
+    // walk: the events mode's model fed by walks of the pool trees alone, no probe
+    const walkOnly = this.mode === 'walk';
+    const mode = walkOnly ? 'events' : (this.mode as 'events' | 'aggregate');
     const sink: EventSink = this.tap && mode === 'events' ? teeSink(this.model, this.tap) : this.model;
     const session = await AttachSession.start({
       target: { match: this.match },
@@ -144,6 +151,7 @@ export class TargetWatch {
       unwindLib: unwindLib(),
       pollMs: 1000,
       poolSampleMs: mode === 'events' ? this.cfg.poolSampleMs : 0,
+      walkOnly,
       sink,
       startMono: this.startMono,
       onWarning: (m) => this.log.warn(`target ${this.name}: ${m}`),

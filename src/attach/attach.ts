@@ -31,7 +31,7 @@ export interface AttachOptions {
   /** Allocator profile names or files; chosen from the target's symbols when none. */
   allocators: string[];
   poolAllocs: boolean;
-  mode: 'events' | 'aggregate';
+  mode: 'events' | 'aggregate' | 'walk';
   durationMs?: number;
   /** Print the sites and pools that grew most every interval. */
   intervalMs?: number;
@@ -74,6 +74,10 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   if (o.pid !== undefined && o.exe) throw new UserError('use either --pid or --exe, not both');
   if (!o.report && !o.output) throw new UserError('--no-report needs -o FILE (otherwise nothing would be kept)');
   if (o.mode === 'aggregate' && o.output) throw new UserError('--mode aggregate keeps its table in kernel maps; it writes no trace (drop -o, or use --mode events)');
+  // walk: events mode's trace and report, with no probe (the pool trees walked at each sample)
+  const walkOnly = o.mode === 'walk';
+  const timeline = o.mode === 'events' || walkOnly;
+  if (walkOnly && o.poolSampleMs === 0) throw new UserError('--mode walk finds pools by walking them at every --pool-sample: give it a period (e.g. --pool-sample 2s)');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new UserError('attach needs root (CAP_BPF and CAP_PERFMON) to load uprobes; run it with sudo');
   const { durationMs, intervalMs, poolSampleMs, top } = o;
 
@@ -102,7 +106,7 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   }
   if (profiles.some((p) => p.engine === 'luajit')) {
     if (profiles.length > 1) throw new UserError('--allocator luajit runs its own tracer: trace it alone (a second attach can trace the other allocators)');
-    if (o.mode !== 'events') throw new UserError('--allocator luajit has no aggregate mode; use --mode events');
+    if (o.mode !== 'events') throw new UserError(`--allocator luajit has no ${o.mode} mode; use --mode events`);
     if (durationMs === undefined) throw new UserError('--allocator luajit needs --duration (after it, the tracer waits for a GC cycle so garbage is not reported as outstanding)');
     const pids = pid !== undefined ? [pid] : pidsRunning(exe!);
     if (pids.length === 0) throw new UserError(`no running process of ${exe}`);
@@ -126,7 +130,7 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   const tracePath = o.output ?? join(tmpDir!, 'attach.lstrace');
   const startMono = process.hrtime.bigint();
   const targetText = pid !== undefined ? `--pid ${pid}${o.children ? ' --children' : ''}` : `--exe ${exe}`;
-  const writer = o.mode === 'events'
+  const writer = timeline
     ? TraceWriter.create(tracePath, {
         format: 1, clock: 'ns', startWallMs: Date.now(), startMonoNs: startMono.toString(), source: 'attach',
         command: `leakscope attach ${targetText} --allocator ${profiles.map((p) => p.name).join(',')}${o.poolAllocs ? ' --pool-allocs' : ''}`,
@@ -134,12 +138,12 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
       })
     : undefined;
   const nullSink = { event() {} };
-  const live = intervalMs !== undefined && o.mode === 'events' ? new LiveGrowth(writer!) : undefined;
+  const live = intervalMs !== undefined && timeline ? new LiveGrowth(writer!) : undefined;
   const sink = live ?? writer ?? nullSink;
   // SIGUSR1: a marker for every traced process, now (on the trace's timeline).
   const markers = onMarkerSignal((label) => {
     const t = Number(process.hrtime.bigint() - startMono);
-    if (o.mode !== 'events') {
+    if (!timeline) {
       ui.note(`${label}: --mode aggregate keeps no timeline, so no marker`);
       return;
     }
@@ -158,12 +162,13 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
       target: { pid, children: o.children, exe },
       profiles,
       poolAllocs: o.poolAllocs,
-      mode: o.mode,
+      mode: o.mode === 'aggregate' ? 'aggregate' : 'events',
+      walkOnly,
       stackBytes: o.stackBytes,
       ringbufMb,
       unwindLib: o.unwind ? unwindLib() : undefined,
       pollMs: 200,
-      poolSampleMs: o.mode === 'events' ? poolSampleMs : 0,
+      poolSampleMs: timeline ? poolSampleMs : 0,
       sink,
       startMono,
       onWarning: warn,
@@ -231,10 +236,13 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   markers.off();
   await writer?.close();
   if (stats.lost > 0) warn(`${stats.lost} events were lost (ring buffer full); raise --ringbuf-mb or trace fewer functions`);
-  if (stats.probes === 0) warn('no probe was attached; nothing was traced');
+  if (walkOnly) {
+    if (stats.discovery.walks === 0) warn(`--mode walk: no pool tree could be walked (allocator ${names}: its profile gives no roots, or their layout did not match; run 'leakscope doctor')`);
+  } else if (stats.probes === 0) warn('no probe was attached; nothing was traced');
   else if (stats.calls === 0 && o.mode === 'events') warn(`no probed function was called in any traced process (allocator ${names}): see the hint under each process`);
   const d = stats.discovery;
-  if (d.walks > 0) ui.note(`${d.found} pools alive before the trace found in the processes' memory (${d.walks} walks, ${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)`);
+  if (d.walks > 0 && walkOnly) ui.note(`${d.walks} pool walks found ${d.found} pools in all (${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)`);
+  else if (d.walks > 0) ui.note(`${d.found} pools alive before the trace found in the processes' memory (${d.walks} walks, ${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)`);
 
   if (aggRows) {
     if (tmpDir) rmSync(tmpDir, { recursive: true, force: true }); // aggregate mode writes no trace

@@ -191,6 +191,13 @@ export class PoolDiscoverer {
     };
   }
 
+  /** A live pool's tag read from its memory ('' when it has none), undefined when the pool
+   *  cannot be read or fails the profile's checks. */
+  tagOf(pool: number): string | undefined {
+    const h = this.read(pool);
+    return h ? this.tag(h.tagPtr) : undefined;
+  }
+
   /** The tag string a pool points at ('' when none or unreadable); tags are shared literals, read once. */
   private tag(ptr: number): string {
     if (ptr === 0) return '';

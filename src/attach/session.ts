@@ -14,7 +14,7 @@ import type { WalkCost } from './pool-discovery.js';
 import type { AllocatorProfile, ProfileFunction, ValueSource } from './profile.js';
 import { commandOf, descendants, exeOf, pidAlive, pidsRunning, ppidOf, startTicks, uptimeTicks } from '../proc/processes.js';
 import { findLibrary, readMaps } from '../proc/maps.js';
-import { compileSpecs, specLine, type ProbeSpec } from './specs.js';
+import { compileSpecs, specLine, tagFromPool, type ProbeSpec } from './specs.js';
 import { residentBytes } from '../proc/rss.js';
 
 export interface AttachTarget {
@@ -39,6 +39,9 @@ export interface SessionOptions {
   pollMs?: number;
   /** How often live pools' sizes are read from the processes' memory (ms); 0 = never. */
   poolSampleMs?: number;
+  /** No probe at all: the pools are found by walking them from the profiles' roots at every
+   *  pool sample (live-pools.ts rewalk): no cost on the traced process's calls. */
+  walkOnly?: boolean;
   sink: EventSink;
   /** CLOCK_MONOTONIC ns at t = 0 of the trace. */
   startMono: bigint;
@@ -262,7 +265,7 @@ export class AttachSession {
     const proc = this.newProc(pid, parentPid, t);
     const exe = exeOf(pid);
     const maps = readMaps(pid);
-    for (const spec of this.specs) {
+    for (const spec of this.opts.walkOnly ? [] : this.specs) {
       const where = spec.fn.in;
       const path = where === 'exe' ? exe : findLibrary(maps, where);
       if (!path) {
@@ -285,7 +288,7 @@ export class AttachSession {
     // calls count from here: before, some probes were attached and others not yet
     await this.loader.command(['ready', pid]);
     if (this.started && !this.stopped) this.opts.onTraced?.(pid, 0);
-    if (proc.probes === 0 && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
+    if (proc.probes === 0 && !this.opts.walkOnly && pidAlive(pid)) this.warn(`noprobe:${pid}`, `process ${pid}: no probe could be attached`);
     // after `ready`: a pool created from now on is probed, so the walk misses none
     if (this.opts.mode === 'events' && this.procs.get(pid) === proc) proc.pools.discoverAll(this.opts.profiles, this.now());
   }
@@ -300,7 +303,7 @@ export class AttachSession {
         return p.mem.ok ? p.mem : undefined;
       },
       warn: (key, msg) => this.warn(key, msg),
-    });
+    }, (profile) => tagFromPool(profile, this.opts.poolAllocs));
     return pools;
   }
 
@@ -422,9 +425,12 @@ export class AttachSession {
         if (!pool) break;
         const parent = value(r, fn.parent);
         if (proc && parent) proc.pools.ensure(parent, spec.profile, t);
-        this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag: fn.tag ? r.str : '', stack: this.stack(proc, pid, r.stack) });
+        const stack = this.stack(proc, pid, r.stack);
+        // tags not probed: the tag its creation site's pools had (read again at its destroy)
+        const tag = fn.tag ? r.str : (proc?.pools.siteTag(stack) ?? '');
+        this.emit({ kind: 'pool-create', pid, t, tid, pool, parent, poolKind: spec.profile.poolKind ?? spec.profile.name, tag, stack });
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
-        proc?.pools.created(pool, parent, spec.profile);
+        proc?.pools.created(pool, parent, spec.profile, tag, stack, !fn.tag && tag !== '');
         break;
       }
       case 'pool-destroy':
@@ -432,6 +438,8 @@ export class AttachSession {
         const pool = value(r, fn.pool);
         if (!pool) break;
         proc?.pools.ensure(pool, spec.profile, t);
+        // the tag the probe read from the pool (tags not probed: specs.ts tagFromPool)
+        if (r.str && proc?.pools.retag(pool, r.str)) this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
         if (r.walkNodes > 0) this.emit({ kind: 'pool-size', pid, t, pool, bytes: r.walkBytes });
         const stack = this.stack(proc, pid, r.stack);
         this.emit(fn.role === 'pool-destroy' ? { kind: 'pool-destroy', pid, t, pool, stack } : { kind: 'pool-clear', pid, t, pool, stack });
@@ -450,6 +458,7 @@ export class AttachSession {
         const pool = value(r, fn.pool);
         if (!pool) break;
         proc?.pools.ensure(pool, spec.profile, t);
+        proc?.pools.retag(pool, r.str);
         this.emit({ kind: 'pool-tag', pid, t, pool, tag: r.str });
         break;
       }
@@ -459,7 +468,10 @@ export class AttachSession {
   /** Reads the size of every live pool (found at attach or created since) from the process' memory. */
   samplePools(limitPerProcess = 16384): void {
     const t = this.now();
-    for (const proc of this.procs.values()) proc.pools.sample(t, limitPerProcess);
+    for (const proc of this.procs.values()) {
+      if (this.opts.walkOnly) proc.pools.rewalk(this.opts.profiles, t);
+      proc.pools.sample(t, limitPerProcess);
+    }
   }
 
   /** Every traced process's resident set now, and its command line when it changed (a worker

@@ -62,12 +62,29 @@ function eventSources(fn: ProfileFunction): ValueSource[] {
   return out;
 }
 
+/** Whether a profile function is probed at this level. */
+function probed(fn: ProfileFunction, poolAllocs: boolean): boolean {
+  return (fn.level ?? 'default') !== 'pool-allocs' || poolAllocs;
+}
+
+/**
+ * Where a pool holds its tag, when the tags are read from the pools instead of probed: the
+ * profile says where (`discover.tag`) and its tagging function is not probed at this level (APR's
+ * apr_pool_tag is one store, which the kernel single-steps: a second trap per call). Destroy and
+ * clear probes then read the tag, and the pools' samples read it for live pools; -1 otherwise.
+ */
+export function tagFromPool(profile: AllocatorProfile, poolAllocs: boolean): number {
+  const off = profile.discover?.tag;
+  if (off === undefined) return -1;
+  return profile.functions.some((f) => f.role === 'pool-tag' && probed(f, poolAllocs)) ? -1 : off;
+}
+
 /** The specs for these profiles; `poolAllocs` adds the functions of level `pool-allocs`. */
 export function compileSpecs(profiles: AllocatorProfile[], opts: { poolAllocs: boolean; mode?: 'events' | 'aggregate' }): ProbeSpec[] {
   const out: ProbeSpec[] = [];
   for (const profile of profiles) {
     for (const fn of profile.functions) {
-      if ((fn.level ?? 'default') === 'pool-allocs' && !opts.poolAllocs) continue;
+      if (!probed(fn, opts.poolAllocs)) continue;
       if (out.length >= MAX_SPECS) break;
       const srcs = sourcesOf(fn);
       const derefs = [...new Set(srcs.filter((s) => s.startsWith('*')))];
@@ -98,7 +115,8 @@ export function compileSpecs(profiles: AllocatorProfile[], opts: { poolAllocs: b
       else if (fn.role === 'pool-create') [role, addr, sizeSrc] = [ROLE_ALLOC, srcCode(fn.pool), srcCode(size)];
       else if (fn.role === 'pool-destroy') [role, addr] = [ROLE_FREE, srcCode(fn.pool)];
       const lists = profile.poolSize?.lists ?? [];
-      const fields = [out.length, flags, role, addr, sizeSrc, old, derefArg, strArg, walkArg, ...walkFields(measures ? lists[0] : undefined), ...walkFields(measures ? lists[1] : undefined)];
+      const tagOff = measuresArg && strArg < 0 ? tagFromPool(profile, opts.poolAllocs) : -1;
+      const fields = [out.length, flags, role, addr, sizeSrc, old, derefArg, strArg, walkArg, ...walkFields(measures ? lists[0] : undefined), ...walkFields(measures ? lists[1] : undefined), tagOff];
       out.push({ index: out.length, profile, fn, flags, derefArg, fields });
     }
   }

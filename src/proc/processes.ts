@@ -92,8 +92,42 @@ export function allPids(): number[] {
   return out;
 }
 
-/** Processes descended from `root` (children, grandchildren...). */
+/** The children of each thread of `pid` (/proc/PID/task/TID/children), or undefined when the
+ *  kernel does not list them (CONFIG_PROC_CHILDREN). */
+function childrenOf(pid: number): number[] | undefined {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return [];
+  }
+  const out: number[] = [];
+  for (const tid of tids) {
+    let text: string;
+    try {
+      text = readFileSync(`/proc/${pid}/task/${tid}/children`, 'latin1');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' && existsSync(`/proc/${pid}/task/${tid}`)) return undefined;
+      continue;
+    }
+    for (const c of text.split(' ')) if (c.trim()) out.push(Number(c));
+  }
+  return out;
+}
+
+/** Processes descended from `root` (children, grandchildren...). From the children lists of
+ *  the tree's own processes when the kernel keeps them: the attach session asks 4 times a
+ *  second, and reading every process's stat cost it more than its events on a busy host. */
 export function descendants(root: number): number[] {
+  const fast = new Set<number>();
+  const todo = [root];
+  let complete = true;
+  for (let guard = 0; todo.length && guard < 65536; guard++) {
+    const kids = childrenOf(todo.pop()!);
+    if (kids === undefined) { complete = false; break; }
+    for (const k of kids) if (k !== root && !fast.has(k)) { fast.add(k); todo.push(k); }
+  }
+  if (complete) return [...fast].sort((a, b) => a - b);
   const parent = new Map<number, number>();
   for (const p of allPids()) parent.set(p, ppidOf(p));
   const out: number[] = [];

@@ -161,6 +161,34 @@ test('default profile: the pchild that grew before the attach is found by its ta
   }
 });
 
+test('--mode walk (no probe at all): the pchild found by its tag grows, the transaction pool does not, the live pools at the end are gdb\'s', async () => {
+  const { report, traced } = await attach(['--mode', 'walk']);
+  steadyParent(report, traced);
+  for (const p of tracedChildren(report)) {
+    noAnomalies(p);
+    const pools = flat(p.pools);
+    const child = pools.find((x) => x.tag === 'pchild');
+    assert.ok(child?.found, `process ${p.pid}: a found pchild among ${pools.map((x) => x.tag).join(' ')}`);
+    assert.equal(child.pool, pchild.get(p.pid), 'the module\'s pchild');
+    assert.ok(child.verdict && ['leak', 'growing'].includes(child.verdict.verdict), `pchild: ${child.verdict?.explanation}`);
+    assert.ok(child.bytes > 240 * 2048, `pchild holds the warm-up's leak and more: ${child.bytes}`);
+    // cleared at each connection's end: never growing (its peaks may fall between two walks)
+    const trans = pools.find((x) => x.tag === 'transaction');
+    assert.ok(trans?.verdict && ['bounded', 'steady'].includes(trans.verdict.verdict), `transaction: ${trans?.verdict?.explanation}`);
+    // no probe: no call was seen, no pool was seen made (request pools live between two walks)
+    assert.equal(p.poolClasses.reduce((s, c) => s + c.created, 0), 0, 'no creation seen');
+    const truth = gdbPools(p.pid, types, 'gdb-apr-pools.py');
+    const mine = new Map(pools.map((x) => [x.pool, x]));
+    assert.deepEqual([...mine.keys()].sort(), truth.map((x) => x.pool).sort(), `process ${p.pid}: live pools`);
+    for (const g of truth) {
+      const x = mine.get(g.pool)!;
+      assert.equal(x.parent, g.parent, `${g.tag} ${g.pool}: parent`);
+      assert.equal(x.tag, g.tag, `${g.pool}: tag`);
+      assert.equal(x.bytes, g.bytes, `${g.tag} ${g.pool}: bytes`);
+    }
+  }
+});
+
 test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with no anomaly', async () => {
   const { report, traced } = await attach(['--pool-allocs']);
   assert.equal(report.lost, 0);

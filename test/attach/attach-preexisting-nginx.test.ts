@@ -25,7 +25,8 @@ function flat(forest: PoolReport[]): PoolReport[] {
   return out;
 }
 
-test('nginx: the cycle pool and the pools of keepalive connections opened before the attach are found, sized as gdb reads them', async () => {
+// the default profile (lifecycle probes), and --mode walk (no probe: the same walk at every sample)
+for (const mode of ['events', 'walk']) test(`nginx, ${mode} mode: the cycle pool and the pools of keepalive connections opened before the attach are found, sized as gdb reads them`, async () => {
   const dir = tempDir('att-pre-nginx');
   dirs.push(dir);
   const types = nginxTypes(dir);
@@ -37,7 +38,7 @@ test('nginx: the cycle pool and the pools of keepalive connections opened before
     await until(() => held.responses >= 6, 'every held connection answered before the attach');
     assert.equal(held.responses, 6);
     const master = server.master.pid!;
-    const run = attachInBackground(['--pid', String(master), '--children', '--duration', '3s', '--pool-sample', '500ms', '--format', 'json']);
+    const run = attachInBackground(['--pid', String(master), '--children', '--duration', '3s', '--pool-sample', '500ms', '--format', 'json', '--mode', mode]);
     await run.started;
     const r = await run.done;
     assert.equal(r.code, 0, r.stderr);

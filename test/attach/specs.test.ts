@@ -44,3 +44,22 @@ test('an event per allocation call (the 64 MiB ring by default) follows from the
   assert.equal(eventPerCall([nginx!, libc!], false), true);
   assert.equal(eventPerCall([apr!], true), true);
 });
+
+test('APR tags are read from the pools by default: apr_pool_tag (a single-stepped store) is probed only with --pool-allocs; destroy and clear read the tag at discover.tag', () => {
+  const apr = loadProfile('apr');
+  const tagAt = apr.discover?.tag;
+  assert.equal(typeof tagAt, 'number');
+  const lean = compileSpecs([apr], { poolAllocs: false, mode: 'events' });
+  assert.ok(!lean.some((s) => s.fn.role === 'pool-tag'), 'no tag probe by default');
+  // the last field of a spec line is the tag offset (-1: none)
+  for (const role of ['pool-destroy', 'pool-clear']) {
+    const s = lean.find((x) => x.fn.role === role)!;
+    assert.equal(s.fields[s.fields.length - 1], tagAt, `${s.fn.symbol} reads the tag`);
+  }
+  assert.equal(lean.find((x) => x.fn.role === 'pool-create')!.fields.at(-1), -1, 'a new pool has no tag yet');
+  const full = compileSpecs([apr], { poolAllocs: true, mode: 'events' });
+  assert.ok(full.some((s) => s.fn.symbol === 'apr_pool_tag'), '--pool-allocs probes apr_pool_tag');
+  for (const s of full) assert.equal(s.fields.at(-1), -1, `${s.fn.symbol}: the probed tag is the one kept`);
+  // nginx pools have no tags: nothing read
+  for (const s of compileSpecs([loadProfile('nginx')], { poolAllocs: false, mode: 'events' })) assert.equal(s.fields.at(-1), -1);
+});

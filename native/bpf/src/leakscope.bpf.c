@@ -104,6 +104,14 @@ static __always_inline void walk_pool(const struct ls_spec *s, __u64 pool, struc
   }
 }
 
+/* The pool's tag as the pool holds it (a pointer at tag_off), when no argument gives one. */
+static __always_inline void read_tag(const struct ls_spec *s, __u64 pool, struct ls_event *e)
+{
+  if (s->tag_off < 0 || s->tag_off > 4096 || !pool || e->str[0]) return;
+  __u64 p = read_u64(pool + s->tag_off);
+  if (p && bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)p) < 0) e->str[0] = 0;
+}
+
 static __always_inline void capture_stack(struct pt_regs *ctx, struct ls_event *e)
 {
   __u64 sp = PT_REGS_SP(ctx), bp = ctx->bp;
@@ -286,7 +294,11 @@ int ls_entry(struct pt_regs *ctx)
   e->caller = read_u64(e->regs[1]);
   if (!agg_mode && (s->flags & LS_F_STACK)) capture_stack(ctx, e);
   if (s->str_arg >= 0 && s->str_arg < 6) bpf_probe_read_user_str(e->str, sizeof(e->str), (void *)e->args[s->str_arg & 7]);
-  if (s->walk_arg >= 0 && s->walk_arg < 6) walk_pool(s, e->args[s->walk_arg & 7], e);
+  if (s->walk_arg >= 0 && s->walk_arg < 6) {
+    __u64 pool = e->args[s->walk_arg & 7];
+    walk_pool(s, pool, e);
+    read_tag(s, pool, e);
+  }
   return finish(ctx, s, e);
 }
 
@@ -331,6 +343,7 @@ int ls_return(struct pt_regs *ctx)
   if (s->walk_arg >= 0 && s->walk_arg < 6) {
     __u64 pool = (s->flags & LS_F_WALK_RET) ? (s->deref_arg >= 0 ? e->deref : e->ret) : e->args[s->walk_arg & 7];
     walk_pool(s, pool, e);
+    read_tag(s, pool, e);
   }
   return finish(ctx, s, e);
 }

@@ -2,7 +2,7 @@
  *
  * Driven by `leakscope attach` (src/attach/loader.ts) over pipes:
  *   stdin  (text, one command per line, fields separated by TABs; no shell, nothing evaluated):
- *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields>
+ *     spec IDX FLAGS ROLE ADDR SIZE OLD DEREF STR WALK  <6 walk0 fields> <6 walk1 fields> [TAGOFF]
  *     probe IDX PID PATH SYMBOL SKIP OFFSET  attach spec IDX in process PID at file offset
  *                                    OFFSET + SKIP of PATH (the caller found SYMBOL there)
  *     trace PID [INHERIT]            follow forks and exits of PID / stop (drops its probes);
@@ -777,6 +777,7 @@ static void do_spec(char **f, int n)
     char **w = f + 10 + 6 * k;
     s.walk[k] = (struct ls_walk){ num(w[0]), num(w[1]), num(w[2]), num(w[3]), num(w[4]), num(w[5]) };
   }
+  s.tag_off = n >= 23 ? num(f[22]) : -1;
   uint32_t key = idx;
   if (bpf_map_update_elem(bpf_map__fd(skel->maps.specs), &key, &s, BPF_ANY)) { status("{\"error\":\"spec: map update failed\"}"); return; }
   spec_flags[idx] = s.flags;
@@ -955,11 +956,16 @@ int main(int argc, char **argv)
   fcntl(1, F_SETFL, fcntl(1, F_GETFL) | O_NONBLOCK);
   struct timespec last_lost = { 0 };
   int quit = 0;
+  /* the BPF side does not wake us per event (BPF_RB_NO_WAKEUP): drain every 5 ms while events
+   * flow; while none come (no probe hit: an idle server, or no probe at all), wait longer, up to
+   * 40 ms (the ring holds far more than 40 ms of events; fork/exit notifications and commands
+   * wake us at once): 200 wake-ups a second cost an idle target's host ~1% of a core */
+  int wait_ms = 5;
   while (!stop && !quit) {
-    /* the BPF side does not wake us per event (BPF_RB_NO_WAKEUP): drain every 5 ms */
-    int pr = poll(pfd, 3, 5);
+    int pr = poll(pfd, 3, wait_ms);
     if (pr < 0 && errno != EINTR) break;
-    ring_buffer__consume(rb);
+    int got = ring_buffer__consume(rb);
+    wait_ms = got > 0 ? 5 : wait_ms < 40 ? wait_ms * 2 : 40;
     if (pfd[0].revents & (POLLIN | POLLHUP)) {
       ssize_t r = read(0, inbuf, sizeof(inbuf));
       if (r <= 0) quit = 1;

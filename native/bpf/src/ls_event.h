@@ -40,6 +40,9 @@ struct ls_spec {
   __s32 str_arg;     /* copy a NUL-terminated string from args[str_arg]; -1 = none */
   __s32 walk_arg;    /* walk the pool at args[walk_arg] (or the deref'd/returned pool); -1 = none */
   struct ls_walk walk[2];
+  __s32 tag_off;     /* the walked pool's tag: the string *(pool + tag_off) points to, into str
+                      * (so that the tagging function, single-stepped, needs no probe); -1 = none */
+  __u32 pad1;
 };
 
 #define LS_F_ENTRY_EMIT 1 /* emit at entry (no return value needed) */

@@ -10,7 +10,7 @@ export interface AttachCliOptions {
   exe?: string;
   allocator?: string[];
   poolAllocs?: boolean;
-  mode: 'events' | 'aggregate';
+  mode: 'events' | 'aggregate' | 'walk';
   duration?: number;
   interval?: number;
   output?: string;

@@ -21,7 +21,7 @@ export function register(program: Command): void {
     .option('--exe <path>', 'trace every process running this executable, including ones started later')
     .option('-a, --allocator <name|file>', 'allocator profile(s): libc, nginx, apr, or a .json file (default: chosen from the target\'s symbols)', collect)
     .option('--pool-allocs', 'also probe every pool allocation (costly: one uprobe per allocation)')
-    .addOption(choiceOption('--mode <mode>', 'events (stream every call into a trace, full report) or aggregate (live table kept in kernel maps, cheapest)', ['events', 'aggregate'], 'events'))
+    .addOption(choiceOption('--mode <mode>', 'events (stream every call into a trace, full report), aggregate (live table kept in kernel maps, cheapest for malloc) or walk (pool allocators: no probe at all, the live pool trees are walked from their roots at every --pool-sample; what grows or piles up is seen, what lives between two walks is not)', ['events', 'aggregate', 'walk'], 'events'))
     .addOption(durationOption('-d, --duration <time>', 'stop after this long (30s, 5m); default: until Ctrl-C / SIGTERM or the targets exit'))
     .addOption(durationOption('-i, --interval <time>', 'every interval, print the sites and pools that grew most', { minMs: 100 }))
     .option('-o, --output <file>', 'keep the trace in this .lstrace file')
