@@ -21,6 +21,10 @@ test('a process that execs the executable is traced from its exec on', async (t)
   t.after(() => run.child.kill('SIGKILL'));
   run.go();
   await run.step('child');
+  // The program waits here while RSS is sampled (every 100 ms once the exec made it a target):
+  // readiness, not a sleep, so a slow machine cannot end it before its first sample.
+  const sampled = () => events.some((e) => e.kind === 'rss' && e.pid === run.pid);
+  for (let waited = 0; !sampled() && waited < 20_000; waited += 50) await new Promise((r) => setTimeout(r, 50));
   run.go();
   await run.exited;
   await trace.stop();
@@ -30,7 +34,7 @@ test('a process that execs the executable is traced from its exec on', async (t)
   assert.ok(m3.stack > 0, 'with its stack (ls-kstack matched the exec in BPF)');
   // from the exec on: the dynamic loader's first mappings (file-backed: flags without MAP_ANONYMOUS) are there
   assert.ok(events.some((e) => e.kind === 'mmap' && e.pid === run.pid && (e.flags & 0x20) === 0), 'ld.so mappings');
-  assert.ok(events.some((e) => e.kind === 'rss' && e.pid === run.pid));
+  assert.ok(sampled(), 'an RSS sample while it ran');
   assert.ok(events.some((e) => e.kind === 'exit' && e.pid === run.pid && e.code === 3));
   // nothing of other processes
   const pids = new Set(events.map((e) => e.pid));
