@@ -20,18 +20,17 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { buildCli } from './support/cli.js';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startNginx } from '../test/attach/servers.js';
 import { freePort } from '../test/support/ports.js';
 import { root, size, startBench, type Figure } from './support/record.js';
-import { atExit, run, track } from './support/cost.js';
+import { atExit, childrenOf, cpuUs, run, track, treeOf } from './support/cost.js';
 
 const bench = startBench('attach');
 const PORT = await freePort();
 const SECONDS = size('ATTACH_BENCH_SECONDS', 3, 1);
-const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 const dir = mkdtempSync(join(tmpdir(), 'leakscope-attach-bench-'));
 // The CLI as users run it (tsc output): under tsx, its loader thread's compiling was counted as
 // tracer CPU per request.
@@ -44,30 +43,8 @@ const WORKLOADS: Workload[] = [
   { key: 'close', name: '4 KiB file, Connection: close', path: '/static/index.html', close: true },
 ];
 
-/** utime+stime of a process (all its threads), in µs; 0 once it is gone. */
-function cpuUs(pid: number): number {
-  try {
-    const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) * TICK_US;
-  } catch {
-    return 0;
-  }
-}
-
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      if (c) out.push(...c.split(' ').map(Number));
-    }
-  } catch { /* gone */ }
-  return out;
-}
-
 function treeCpuUs(pid: number): number {
-  return cpuUs(pid) + childrenOf(pid).reduce((a, c) => a + treeCpuUs(c), 0);
+  return treeOf(pid).reduce((a, p) => a + cpuUs(p), 0);
 }
 
 /** Busy and total jiffies of the whole machine. */

@@ -13,6 +13,7 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync, readdirSync, readlinkSync, writeFileSync } from 'node:fs';
+import { descendants, nameOf, ppidOf } from '../../src/proc/processes.js';
 
 const TICK_US = 1e6 / Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim() || 100);
 
@@ -27,29 +28,17 @@ export function cpuUs(pid: number): number {
   }
 }
 
+/** The direct children of a process (src/proc is the one reader of /proc). */
 export function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  try {
-    for (const tid of readdirSync(`/proc/${pid}/task`)) {
-      const c = readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8').trim();
-      if (c) out.push(...c.split(' ').map(Number));
-    }
-  } catch { /* gone */ }
-  return out;
+  return descendants(pid).filter((p) => ppidOf(p) === pid);
 }
 
 /** A process and its descendants. */
 export function treeOf(pid: number): number[] {
-  return [pid, ...childrenOf(pid).flatMap(treeOf)];
+  return [pid, ...descendants(pid)];
 }
 
-export function commOf(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'utf8').trim();
-  } catch {
-    return '';
-  }
-}
+export const commOf = nameOf;
 
 /** The BPF programs a process holds (by fd): summed run time (ns) and runs, while stats are on. */
 export function bpfRun(pid: number): { ns: number; runs: number } {
