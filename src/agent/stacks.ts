@@ -18,6 +18,8 @@ export interface FrameKey {
   name?: string;
   /** Symbolizer runs that gave no function name. */
   tries?: number;
+  /** The sample round at which it is asked again. */
+  due?: number;
 }
 
 export interface StackRec {
@@ -31,7 +33,7 @@ export interface StackRec {
 
 /** What the live symbolizer answers when it has no name: `module+0xvaddr`. */
 const ADDRESS_ONLY = /^[^\s]+\+0x[0-9a-f]+$/;
-const NAME_TRIES = 3;
+const NAME_TRIES = 8;
 
 export class StackTable {
   private readonly frames = new Map<string, FrameKey>();
@@ -46,6 +48,8 @@ export class StackTable {
   private readonly rules: FrameRules = defaultFrameRules();
   /** Stacks and frames refused at the cap. */
   dropped = 0;
+  /** Calls of name(): the clock of the retries. */
+  private round = 0;
   readonly full: StackRec;
   readonly none: StackRec;
   /** Pools alive before the trace: their creation was not seen. */
@@ -115,26 +119,31 @@ export class StackTable {
 
   /** Names new frames (one symbolizer run per module) and labels new stacks. */
   async name(): Promise<void> {
+    this.round++;
+    for (const f of this.retry) {
+      if ((f.due ?? 0) > this.round) continue;
+      this.retry.delete(f);
+      this.unnamed.add(f);
+    }
     if (this.unnamed.size > 0) {
       const todo = [...this.unnamed];
       this.unnamed.clear();
-      // frames asked about again get a symbolizer of their own (the shared one remembers answers)
-      const again = todo.filter((f) => f.tries);
-      const labels = await this.symbols.label(todo.filter((f) => !f.tries).map((f) => ({ pid: 0, pc: f.id })));
-      if (again.length) for (const [k, v] of await new LiveSymbols(this.locator).label(again.map((f) => ({ pid: 0, pc: f.id })))) labels.set(k, v);
+      const labels = await this.symbols.label(todo.map((f) => ({ pid: 0, pc: f.id })));
       let renamed = false;
       for (const f of todo) {
         const name = labels.get(`0:${f.id}`) ?? `${basename(f.path)}+0x${f.off.toString(16)}`;
         if (f.name !== undefined && f.name !== name) renamed = true;
         f.name = name;
-        // an address where a name was hoped for (the symbolizer failed, or the file has no
-        // symbols there): asked again at the next samples, a few times
-        if (ADDRESS_ONLY.test(name) && (f.tries = (f.tries ?? 0) + 1) < NAME_TRIES) this.retry.add(f);
+        // an address where a name was hoped for (the symbolizer could not run, or the file has
+        // no symbol there): asked again, less and less often (the symbolizer keeps its answers,
+        // so a frame it answered costs nothing; one it could not answer is retried)
+        if (ADDRESS_ONLY.test(name) && (f.tries = (f.tries ?? 0) + 1) < NAME_TRIES) {
+          f.due = this.round + 2 ** f.tries;
+          this.retry.add(f);
+        }
       }
       if (renamed) for (const s of this.stacks.values()) this.unlabelled.add(s);
     }
-    for (const f of this.retry) this.unnamed.add(f);
-    this.retry.clear();
     if (this.unlabelled.size > 0) {
       for (const s of this.unlabelled) {
         const shape = shapeSite(this.modelFrames(s), this.rules);

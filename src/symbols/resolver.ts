@@ -15,13 +15,19 @@ export type SymbolizerTool = 'llvm-symbolizer' | 'addr2line';
 
 let detected: SymbolizerTool | null | undefined;
 
-/** The symbolizer this machine has, or null when neither is installed. */
+/** The symbolizer this machine has, or null when neither is installed. Only "not installed" is
+ * remembered: a start that failed for want of a resource (a loaded machine) is tried again at
+ * the next call, or a long-running agent would name nothing for the rest of its life. */
 export function detectSymbolizer(): SymbolizerTool | null {
   if (detected !== undefined) return detected;
+  let transient = false;
   for (const tool of ['llvm-symbolizer', 'addr2line'] as const) {
-    const r = spawnSync(tool, ['--version'], { stdio: 'ignore' });
+    const r = spawnSync(tool, ['--version'], { stdio: 'ignore', timeout: 30_000 });
     if (r.status === 0) return (detected = tool);
+    const code = (r.error as NodeJS.ErrnoException | undefined)?.code;
+    if (code !== 'ENOENT' && r.status !== 127) transient = true;
   }
+  if (transient) return null;
   return (detected = null);
 }
 
@@ -43,13 +49,21 @@ function fileLine(s: string, withColumn: boolean): { file: string; line: number 
   return { file: clean(rest), line: 0 };
 }
 
+/** A symbolizer that has not answered in this long is stuck: killed, and its run fails. */
+const RUN_TIMEOUT_MS = 120_000;
+
+/** The tool's output; rejects when it could not run or did not finish (killed, a signal, a
+ * non-zero exit), so that callers can tell "no name there" from "not asked". */
 function run(tool: string, args: string[], input: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'ignore'] });
+    const child = spawn(tool, args, { stdio: ['pipe', 'pipe', 'ignore'], timeout: RUN_TIMEOUT_MS });
     const out: Buffer[] = [];
     child.stdout.on('data', (d: Buffer) => out.push(d));
     child.on('error', reject);
-    child.on('close', () => resolve(Buffer.concat(out).toString('utf8')));
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve(Buffer.concat(out).toString('utf8'));
+      else reject(new Error(`${tool} ${signal ? `killed by ${signal}` : `exited with ${code}`}`));
+    });
     child.stdin.on('error', () => {});
     child.stdin.end(input);
   });
