@@ -5,7 +5,8 @@
 // then on, and still finds the connection pools growing, now from walks of ngx_cycle's
 // connections, with every pool once. With the default budget the same traffic keeps its probes,
 // at no more than half the budget: the 2x margin the other agent tests' traffic (this one's
-// kind, at most 2,000 hits/s: see below) has below the default.
+// kind, at most 2,400 hits/s: see below) has below the default. A short back-off: the probes
+// are tried again, and stay once the traffic has stopped.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -122,4 +123,56 @@ test('agent: the same traffic under the default budget keeps its probes, at most
     // probes on: the connection pools are seen made, with their creation stack
     assert.ok((value(ms, 'leakscope_pool_class_live_pools', { class: 'created at ngx_event_accept' }) ?? 0) >= 2, 'connections made while traced');
   });
+});
+
+test('agent: after the back-off the probes are tried again, and stay once the traffic has fallen under the budget', { timeout: 180_000 }, async () => {
+  const dir = tempDir('agent-governor-retry');
+  const [ngxPort, agentPort] = [await freePort(), await freePort()];
+  const nginx = await startNginxLeak(join(dir, 'ngx'), ngxPort, await nginxModule('ngx_http_leak_module'), 2);
+  let loads: ReturnType<typeof traffic>[] = [];
+  let agent: AgentRun | undefined;
+  try {
+    const config = join(dir, 'agent.yaml');
+    writeFileSync(config, `listen: 127.0.0.1:${agentPort}
+sample: 500ms
+window: 20s
+budget: { maxProbeRate: 20, sustain: 6s, backoff: 4s }
+targets:
+  - name: nginx
+    exe: ${nginx.exe}
+    poolSample: 500ms
+`);
+    agent = await startAgent(['--config', config]);
+    await until('nginx traced', 20000, async () => (value(await scrape(agentPort), 'leakscope_target_mode', { mode: 'events' }) === 1 ? true : undefined));
+    loads = load(ngxPort);
+    await until('nginx switched to walk mode', 60000, async () => (value(await scrape(agentPort), 'leakscope_target_mode', { mode: 'walk' }) === 1 ? true : undefined));
+    // the traffic stops: the next try finds the rate under budget, and the probes stay
+    for (const l of loads) await l.stop();
+    loads = [];
+    const back = await until('the probes kept after a try', 60000, async () => {
+      const ms = await scrape(agentPort);
+      return value(ms, 'leakscope_target_mode', { mode: 'events' }) === 1 && /within the budget, staying with the probes/.test(agent!.stderr()) ? ms : undefined;
+    });
+    // walk -> events: the tries that found the traffic still high (if any) went back to walk
+    const switches = value(back, 'leakscope_target_mode_switches_total')!;
+    assert.ok(switches >= 2 && switches % 2 === 0, `${switches} switches`);
+    assert.match(agent.stderr(), /target nginx: trying the probes again for 6 s \(walk mode for \d+ s\)/);
+    // the probes work again (a request is seen made), and the pools found anew are there once
+    const hits = value(back, 'leakscope_probe_hits_total')!;
+    loads = [traffic(ngxPort, '/', 1, 50)];
+    await until('probe hits again', 20000, async () => ((value(await scrape(agentPort), 'leakscope_probe_hits_total') ?? 0) > hits ? true : undefined));
+    const ms = await until('a sample after the switch', 20000, async () => {
+      const m = await scrape(agentPort);
+      return value(m, 'leakscope_pool_class_live_pools', { class: 'cycle' }) !== undefined ? m : undefined;
+    });
+    assert.equal(value(ms, 'leakscope_pool_class_live_pools', { class: 'cycle' }), 3, 'one cycle pool per process after two switches');
+  } catch (err) {
+    process.stderr.write(`agent's log:\n${agent?.stderr() ?? ''}\n`);
+    throw err;
+  } finally {
+    for (const l of loads) await l.stop();
+    await agent?.stop();
+    await nginx.stop();
+  }
+  assert.equal(await agent!.exited, 0, agent!.stderr());
 });
