@@ -59,6 +59,8 @@ export class TargetWatch {
   private stopped = false;
   /** Extra sinks fed the same events (the rolling trace segments). */
   tap: EventSink | undefined;
+  /** Called after the budget switched the target's mode (the segments start a new file). */
+  onModeSwitch: (() => void) | undefined;
 
   constructor(readonly cfg: TargetConfig, agent: AgentConfig, private readonly startMono: bigint, private readonly log: Log) {
     this.stacks = new StackTable(agent.limits.stacks);
@@ -191,6 +193,7 @@ export class TargetWatch {
     } finally {
       this.switching = false;
     }
+    this.onModeSwitch?.();
   }
 
   private async startSession(): Promise<void> {

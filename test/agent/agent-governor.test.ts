@@ -10,7 +10,7 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tempDir } from '../attach/helpers.js';
 import { freePort } from '../support/ports.js';
@@ -29,7 +29,7 @@ function load(port: number): ReturnType<typeof traffic>[] {
   return [traffic(port, '/conn-leak', 2, 10), traffic(port, '/churn', 1, 5), traffic(port, '/', 1, 5)];
 }
 
-async function withNginxAndAgent(name: string, budget: string, body: (agentPort: number, agent: AgentRun) => Promise<void>): Promise<void> {
+async function withNginxAndAgent(name: string, budget: string, body: (agentPort: number, agent: AgentRun, dir: string) => Promise<void>): Promise<void> {
   const dir = tempDir(name);
   const [ngxPort, agentPort] = [await freePort(), await freePort()];
   const nginx = await startNginxLeak(join(dir, 'ngx'), ngxPort, await nginxModule('ngx_http_leak_module'), 2);
@@ -40,6 +40,7 @@ async function withNginxAndAgent(name: string, budget: string, body: (agentPort:
     writeFileSync(config, `listen: 127.0.0.1:${agentPort}
 sample: 500ms
 window: 20s
+segments: { dir: ${join(dir, 'segments')}, every: 1h }
 targets:
   - name: nginx
     exe: ${nginx.exe}
@@ -52,7 +53,7 @@ ${budget}`);
       return workers.length === 2 && value(ms, 'leakscope_target_mode', { mode: 'events' }) === 1 ? true : undefined;
     });
     loads = load(ngxPort);
-    await body(agentPort, agent);
+    await body(agentPort, agent, dir);
   } catch (err) {
     process.stderr.write(`agent's log:\n${agent?.stderr() ?? ''}\n`);
     throw err;
@@ -65,7 +66,7 @@ ${budget}`);
 }
 
 test('agent: nginx over a low probe budget is switched to walk mode, and its connection-pool leak is still found', { timeout: 180_000 }, async () => {
-  await withNginxAndAgent('agent-governor-low', '    budget: { maxProbeRate: 20, sustain: 6s, backoff: 1h }\n', async (agentPort, agent) => {
+  await withNginxAndAgent('agent-governor-low', '    budget: { maxProbeRate: 20, sustain: 6s, backoff: 1h }\n', async (agentPort, agent, dir) => {
     const walking = await until('nginx switched to walk mode', 60000, async () => {
       const ms = await scrape(agentPort);
       return value(ms, 'leakscope_target_mode', { mode: 'walk' }) === 1 ? ms : undefined;
@@ -79,6 +80,11 @@ test('agent: nginx over a low probe budget is switched to walk mode, and its con
     assert.equal(why.length, 1, agent.stderr());
     assert.match(why[0]!, /^leakscope agent: target nginx: (\d+) probe hits\/s over the last \d+ s, budget 20\/s .*switching to walk mode .*probes tried again in 3600 s$/);
     assert.ok(Number(/(\d+) probe hits\/s/.exec(why[0]!)![1]) > 20);
+    // the trace segment of the probes' session was closed at the switch: the next one starts
+    // with what the walk finds (segments rotate hourly here)
+    const segments = () => readdirSync(join(dir, 'segments')).filter((f) => /^agent-\S+\.lstrace$/.test(f)).length;
+    await until('the segment closed at the switch', 20000, async () => (segments() >= 2 ? true : undefined), 200);
+    assert.equal(segments(), 2);
 
     // no probe any more: the hit count stands still while the traffic goes on and samples are taken
     const hits = value(walking, 'leakscope_probe_hits_total')!;
