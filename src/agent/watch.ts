@@ -216,6 +216,11 @@ export class TargetWatch {
       startMono: this.startMono,
       onWarning: (m) => this.log.warn(`target ${this.name}: ${m}`),
     });
+    if (this.stopped) {
+      // the agent stopped while this session was starting (a restart, a mode switch): it must not outlive it
+      await session.stop().catch(() => undefined);
+      return;
+    }
     this.model.locator = session;
     this.session = session;
     this.problem = '';
