@@ -5,8 +5,9 @@
 // then on, and still finds the connection pools growing, now from walks of ngx_cycle's
 // connections, with every pool once. With the default budget the same traffic keeps its probes,
 // at no more than half the budget: the 2x margin the other agent tests' traffic (this one's
-// kind, at most 2,400 hits/s: see below) has below the default. A short back-off: the probes
-// are tried again, and stay once the traffic has stopped.
+// kind, at most 2,400 hits/s: see below) has below the default. An explicit `mode: events` keeps
+// its probes whatever the budget. A short back-off: the probes are tried again, and stay once the
+// traffic has stopped.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -128,6 +129,23 @@ test('agent: the same traffic under the default budget keeps its probes, at most
     assert.doesNotMatch(agent.stderr(), /over the budget/);
     // probes on: the connection pools are seen made, with their creation stack
     assert.ok((value(ms, 'leakscope_pool_class_live_pools', { class: 'created at ngx_event_accept' }) ?? 0) >= 2, 'connections made while traced');
+  });
+});
+
+test('agent: a mode written in the config is never overridden by the budget', { timeout: 180_000 }, async () => {
+  await withNginxAndAgent('agent-governor-explicit', '    mode: events\n    budget: { maxProbeRate: 20, sustain: 6s, backoff: 1h }\n', async (agentPort, agent) => {
+    // the same traffic for twice the interval that tripped the `auto` target above (sample: 500ms)
+    const ms0 = await scrape(agentPort);
+    const samples = ms0.find((s) => s.name === 'leakscope_agent_samples_total')?.value ?? 0;
+    const hits = value(ms0, 'leakscope_probe_hits_total') ?? 0;
+    const ms = await until('12 s of traffic at more hits than the budget', 60000, async () => {
+      const m = await scrape(agentPort);
+      const n = m.find((s) => s.name === 'leakscope_agent_samples_total')?.value ?? 0;
+      return n >= samples + 24 && (value(m, 'leakscope_probe_hits_total') ?? 0) > hits + 20 * 12 ? m : undefined;
+    });
+    assert.equal(value(ms, 'leakscope_target_mode', { mode: 'events' }), 1);
+    assert.equal(value(ms, 'leakscope_target_probe_budget_hits_per_second'), undefined, 'no budget for an explicit mode');
+    assert.doesNotMatch(agent.stderr(), /over the budget|switching to walk/);
   });
 });
 
