@@ -11,6 +11,10 @@
 // Each minute also splits the nginx worker's CPU per request (bench/support/cost.ts): the BPF
 // programs' own run time per request and probe hits per request (kernel BPF stats), and the
 // agent's node and loader CPU per request, so a cost that grows over the soak shows where it is.
+// The agent runs with its defaults: `auto` mode under the probes' budget (src/agent/governor.ts),
+// which switches a busy nginx to walk mode; each minute's row says the mode the target was in at
+// its end, the switches are printed with their time and log line, and the req/s of the minutes
+// in each mode are given beside the mean over the soak.
 // Needs root. `npm run bench -- agent` (`npm run bench -- --quick agent`: 2 minutes;
 // LSBENCH_AGENT_MINUTES=N; LSBENCH_AGENT_MODE=walk for the target's mode).
 
@@ -97,28 +101,53 @@ async function main(): Promise<void> {
     console.log(`agent: dist/cli/main.js, NODE_OPTIONS=${nodeOptions} (as deploy/systemd/leakscope-agent.service)`);
     const agent = track(spawn(process.execPath, [join(root, 'dist/cli/main.js'), 'agent', '--config', config], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, NODE_OPTIONS: nodeOptions } }));
     let err = '';
+    const agentStart = Date.now();
+    // the governor's log lines, with when they came (s since the agent started)
+    const switches: { atS: number; to: string; line: string }[] = [];
+    let partial = '';
+    agent.stderr.on('data', (d: Buffer) => {
+      partial += d.toString();
+      const lines = partial.split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) {
+        const to = /switching to walk mode/.test(line) ? 'walk' : /trying the probes again/.test(line) ? 'events (try)' : /staying with the probes/.test(line) ? 'events (kept)' : undefined;
+        if (to) {
+          const atS = Math.round((Date.now() - agentStart) / 1000);
+          switches.push({ atS, to, line: line.replace(/^leakscope agent: /, '') });
+          console.log(`  [${atS} s] ${line}`);
+        }
+      }
+    });
     await new Promise<void>((resolve, reject) => {
       agent.stderr.on('data', (d: Buffer) => { err += d.toString(); if (err.includes('serving')) resolve(); });
       agent.once('exit', (c) => reject(new Error(`agent exited (${c}): ${err}`)));
     });
+    /** The target's mode now, from the agent's own metric. */
+    const modeNow = async (): Promise<string> => {
+      const text = await fetch(`http://127.0.0.1:${aport}/metrics`).then((r) => r.text()).catch(() => '');
+      return /leakscope_target_mode\{target="nginx",mode="(\w+)"\} 1$/m.exec(text)?.[1] ?? '?';
+    };
     const procs = (): number[] => [agent.pid!, ...childrenOf(agent.pid!)];
     const rss = () => procs().map(rssKiB);
     const cpu = () => procs().reduce((s, p) => s + cpuUs(p), 0);
-    console.log('\n| minute | RSS MiB: agent / HTTP side / loader (all) | agent CPU % | req/s realistic (ratio) | req/s trivial (ratio) | nginx µs/req realistic | of which BPF (hits/req) | node + loader µs/req | load |');
-    console.log('|---|---|---|---|---|---|---|---|---|');
-    const rows: { rssAgent: number; rssEach: number[]; real: number; trivial: number; realUs: number; trivialUs: number; cpu: number; load: number; split: { realistic: WrkRun; trivial: WrkRun } }[] = [];
+    console.log('\n| minute | mode at its end | RSS MiB: agent / HTTP side / loader (all) | agent CPU % | req/s realistic (ratio) | req/s trivial (ratio) | nginx µs/req realistic | of which BPF (hits/req) | node + loader µs/req | load |');
+    console.log('|---|---|---|---|---|---|---|---|---|---|');
+    const rows: { mode: string; switched: boolean; rssAgent: number; rssEach: number[]; real: number; trivial: number; realUs: number; trivialUs: number; cpu: number; load: number; split: { realistic: WrkRun; trivial: WrkRun } }[] = [];
     const untracedMean = (w: 'real' | 'trivial', after?: { rps: number }) => (after ? (before[w].rps + after.rps) / 2 : before[w].rps);
     for (let m = 1; m <= MINUTES; m++) {
       const t0 = Date.now();
       const c0 = cpu();
+      const switchesBefore = switches.length;
       const real = await wrk(port, REAL, PHASE_S, worker, agent.pid);
       const trivial = await wrk(port, TRIVIAL, PHASE_S, worker, agent.pid);
       const rest = 60_000 - (Date.now() - t0);
       if (rest > 0) await new Promise((r) => setTimeout(r, rest));
       const pct = ((cpu() - c0) / ((Date.now() - t0) * 1000)) * 100;
       const r = rss();
-      rows.push({ rssAgent: r.reduce((a, b) => a + b, 0), rssEach: r.slice(0, 3), real: real.rps, trivial: trivial.rps, realUs: real.workerUs, trivialUs: trivial.workerUs, cpu: pct, load: loadavg()[0]!, split: { realistic: real, trivial } });
-      console.log(`| ${m} | ${r.map((k) => (k / 1024).toFixed(1)).join(' / ')} (${(rows[rows.length - 1]!.rssAgent / 1024).toFixed(1)}) | ${pct.toFixed(1)} | ${real.rps.toFixed(0)} (${((real.rps / before.real.rps) * 100).toFixed(1)}% of before) | ${trivial.rps.toFixed(0)} (${((trivial.rps / before.trivial.rps) * 100).toFixed(1)}%) | ${real.workerUs.toFixed(1)} | ${real.bpfUs.toFixed(1)} (${real.hits.toFixed(1)}) | ${real.nodeUs.toFixed(1)} + ${real.loaderUs.toFixed(1)} | ${load()} |`);
+      const mode = await modeNow();
+      const switched = switches.length > switchesBefore;
+      rows.push({ mode, switched, rssAgent: r.reduce((a, b) => a + b, 0), rssEach: r.slice(0, 3), real: real.rps, trivial: trivial.rps, realUs: real.workerUs, trivialUs: trivial.workerUs, cpu: pct, load: loadavg()[0]!, split: { realistic: real, trivial } });
+      console.log(`| ${m} | ${mode}${switched ? ' (switched)' : ''} | ${r.map((k) => (k / 1024).toFixed(1)).join(' / ')} (${(rows[rows.length - 1]!.rssAgent / 1024).toFixed(1)}) | ${pct.toFixed(1)} | ${real.rps.toFixed(0)} (${((real.rps / before.real.rps) * 100).toFixed(1)}% of before) | ${trivial.rps.toFixed(0)} (${((trivial.rps / before.trivial.rps) * 100).toFixed(1)}%) | ${real.workerUs.toFixed(1)} | ${real.bpfUs.toFixed(1)} (${real.hits.toFixed(1)}) | ${real.nodeUs.toFixed(1)} + ${real.loaderUs.toFixed(1)} | ${load()} |`);
     }
     const metrics = await fetch(`http://127.0.0.1:${aport}/metrics`).then((r) => r.text());
     const hits = /leakscope_probe_hits_total\{target="nginx"\} (\d+)/.exec(metrics)?.[1];
@@ -143,6 +172,16 @@ async function main(): Promise<void> {
     console.log(`probe hits ${hits ?? '?'}, events lost ${lost ?? '?'}`);
     console.log(`realistic (${REAL.name}): traced ${tracedReal.toFixed(0)} req/s vs untraced ${baseReal.toFixed(0)} (mean of before and after) = ${((tracedReal / baseReal) * 100).toFixed(1)}% (target >= 95%); nginx ${before.real.workerUs.toFixed(1)} µs per request untraced`);
     console.log(`trivial (${TRIVIAL.name}): traced ${tracedTrivial.toFixed(0)} req/s vs untraced ${baseTrivial.toFixed(0)} = ${((tracedTrivial / baseTrivial) * 100).toFixed(1)}%`);
+    // the same per mode: minutes that ended in one mode with no switch during them
+    const byMode: Record<string, { minutes: number; realistic: number; trivial: number }> = {};
+    for (const mode of [...new Set(rows.map((r) => r.mode))]) {
+      const ms = rows.filter((r) => r.mode === mode && !r.switched);
+      if (!ms.length) continue;
+      byMode[mode] = { minutes: ms.length, realistic: mean(ms.map((r) => r.real)) / baseReal, trivial: mean(ms.map((r) => r.trivial)) / baseTrivial };
+      console.log(`  minutes wholly in ${mode} mode (${ms.length}): realistic ${(byMode[mode].realistic * 100).toFixed(1)}%, trivial ${(byMode[mode].trivial * 100).toFixed(1)}% of untraced`);
+    }
+    const finalMode = rows[rows.length - 1]?.mode ?? '?';
+    console.log(`target mode: ${switches.length ? switches.map((s) => `${s.to} at ${s.atS} s`).join(', ') : 'no switch'}; ${finalMode} at the end`);
     // the same per process: the agent (node), its HTTP side, the BPF loader
     ['agent (node)', 'HTTP side', 'BPF loader'].forEach((name, i) => {
       const e = mean(rows.slice(1, 1 + k).map((r) => r.rssEach[i] ?? 0));
@@ -161,6 +200,8 @@ async function main(): Promise<void> {
       workloads: { realistic: REAL.name, trivial: TRIVIAL.name },
       perMinute: rows.map((r, i) => ({
         minute: i + 1,
+        mode: r.mode,
+        switched: r.switched,
         rssMiB: r.rssEach.map((x) => round(x / 1024)),
         rssAllMiB: round(r.rssAgent / 1024),
         cpuPct: round(r.cpu, 2),
@@ -197,6 +238,10 @@ async function main(): Promise<void> {
       eventsLost: Number(lost ?? NaN),
       nodeOptions,
       mode: MODE ?? 'auto',
+      // the governor (auto mode): each switch with its time (s since the agent started) and log line
+      modeSwitches: switches.map((x) => ({ atS: x.atS, to: x.to, line: x.line })),
+      finalMode,
+      rpsRatioByMode: Object.fromEntries(Object.entries(byMode).map(([k, v]) => [k, { minutes: v.minutes, realistic: round(v.realistic, 4), trivial: round(v.trivial, 4) }])),
     });
   } finally {
     restoreStats();

@@ -52,6 +52,16 @@ function bpfShare(f: F): string {
   return `; of the realistic request's worker CPU, BPF programs ${fx(avg((m) => m.bpfUs?.realistic), 1)} µs (${fx(avg((m) => m.hitsPerRequest?.realistic), 1)} probe hits), the agent's node + loader ${fx(avg((m) => m.agentUs?.realistic), 1)} µs per request beside it`;
 }
 
+/** The agent soak in auto mode: when the probes' budget switched the target, and the req/s of
+ *  the minutes spent wholly in each mode (records since the governor). */
+function governed(f: F): string {
+  const sw = f.modeSwitches as F[] | undefined;
+  if (!sw) return '';
+  const when = sw.length ? sw.map((s) => `${s.to} at ${s.atS} s`).join(', ') : 'no switch';
+  const by = Object.entries((f.rpsRatioByMode ?? {}) as Record<string, F>).map(([m, v]) => `${m} ${pct(v.realistic)} / ${pct(v.trivial)} (${v.minutes} min)`).join(', ');
+  return `; target mode (auto, the probes' budget): ${when}, ${f.finalMode} at the end${by ? `; req/s by the minutes wholly in one mode: ${by}` : ''}`;
+}
+
 function range(xs: number[], show: (x: number) => string): string {
   if (!xs.length) return '?';
   const lo = show(min(xs));
@@ -273,7 +283,7 @@ const ROWS: Row[] = [
       return `req/s ${pct(f.rpsRatio?.realistic)} / ${pct(f.rpsRatio?.trivial)} (untraced before ${u.before?.realistic} / ${u.before?.trivial}, after ${u.after?.realistic} / ${u.after?.trivial}); ` +
         `the nginx worker's CPU per request ${times(f.workerUsRatio?.realistic, 1)} / ${times(f.workerUsRatio?.trivial, 1)} of untraced ` +
         `(untraced ${fx(u.before?.realisticUs, 1)} / ${fx(u.before?.trivialUs, 1)} µs before, ${fx(u.after?.realisticUs, 1)} / ${fx(u.after?.trivialUs, 1)} after)` +
-        bpfShare(f) + (f.mode && f.mode !== 'auto' ? `; target mode ${f.mode}` : '');
+        bpfShare(f) + (f.mode && f.mode !== 'auto' ? `; target mode ${f.mode}` : '') + governed(f);
     },
     met: (f) => {
       // untraced runs before and after that disagree by more than a tenth: the machine's load

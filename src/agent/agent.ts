@@ -83,7 +83,10 @@ export class Agent implements AgentView {
     this.port = await this.server.listen();
     if (this.cfg.segments) {
       this.segments = new Segments(this.cfg.segments, this.startMono, this.startWallMs, this.log);
-      for (const w of this.watches) w.tap = this.segments.sinkFor(w);
+      for (const w of this.watches) {
+        w.tap = this.segments.sinkFor(w);
+        w.onModeSwitch = () => this.segments?.rotate();
+      }
       this.segments.start(this.watches);
     }
     await Promise.all(this.watches.map((w) => w.check()));

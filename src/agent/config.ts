@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, type Document, type Node } from 'yaml';
 import { UserError } from '../errors.js';
 import { parseDurationMs } from '../model/units.js';
+import type { BudgetConfig } from './governor.js';
 
 export type TargetMode = 'auto' | 'events' | 'aggregate' | 'walk';
 
@@ -26,6 +27,8 @@ export interface TargetConfig {
   /** LuaJIT (allocator luajit): how often and how long its GC heap is traced. */
   luajitEveryMs: number;
   luajitForMs: number;
+  /** The probes' cost budget in `auto` mode (governor.ts). */
+  budget: BudgetConfig;
 }
 
 export interface SegmentsConfig {
@@ -70,7 +73,16 @@ export const DEFAULTS = {
   segmentMaxBytes: '1GiB',
   segmentMaxAge: '24h',
   user: 'nobody',
+  // 10000 hits/s x 3.5 us a trap = 35 ms/s: ~3.5% of one core, and twice the rate that a few
+  // clients of a test or a quiet server make (4,500-5,300/s seen), so that their probes stay
+  // (docs/agent.md)
+  maxProbeRate: 10000,
+  budgetSustain: '30s',
+  budgetBackoff: '10m',
 } as const;
+
+/** The governor measures every check (2 s, agent.ts): an interval of 3 of them at least. */
+const MIN_SUSTAIN_MS = 6000;
 
 /** Where a config value came from, for error lines: `agent.yaml:12: targets[0].exe`. */
 export class ConfigError extends UserError {}
@@ -186,8 +198,19 @@ export function parseListen(text: string): { host: string; port: number } | unde
   return { host, port };
 }
 
-const TOP_KEYS = ['listen', 'auth', 'tls', 'insecure', 'sample', 'window', 'topSites', 'topClasses', 'limits', 'segments', 'user', 'targets'] as const;
-const TARGET_KEYS = ['name', 'exe', 'process', 'unit', 'pid', 'allocator', 'mode', 'poolAllocs', 'stackBytes', 'poolSample', 'luajit'] as const;
+const TOP_KEYS = ['listen', 'auth', 'tls', 'insecure', 'sample', 'window', 'topSites', 'topClasses', 'limits', 'segments', 'user', 'budget', 'targets'] as const;
+const TARGET_KEYS = ['name', 'exe', 'process', 'unit', 'pid', 'allocator', 'mode', 'poolAllocs', 'stackBytes', 'poolSample', 'luajit', 'budget'] as const;
+const BUDGET_KEYS = ['maxProbeRate', 'sustain', 'backoff'] as const;
+
+/** A `budget:` mapping, its unset keys taken from `base` (the top-level budget, or the defaults). */
+function readBudget(raw: unknown, r: Reader, path: Path, base: BudgetConfig): BudgetConfig {
+  const b = r.obj(raw, path, BUDGET_KEYS);
+  return {
+    maxProbeRate: r.int(b.maxProbeRate, [...path, 'maxProbeRate'], base.maxProbeRate, 0, 1_000_000_000),
+    sustainMs: b.sustain === undefined || b.sustain === null ? base.sustainMs : r.duration(b.sustain, [...path, 'sustain'], DEFAULTS.budgetSustain, MIN_SUSTAIN_MS),
+    backoffMs: b.backoff === undefined || b.backoff === null ? base.backoffMs : r.duration(b.backoff, [...path, 'backoff'], DEFAULTS.budgetBackoff, 1000),
+  };
+}
 
 /** Parses config text (YAML or JSON); `file` names it in errors. */
 export function parseConfig(text: string, file: string): AgentConfig {
@@ -252,9 +275,14 @@ function readConfig(raw: unknown, r: Reader): AgentConfig {
     };
   }
 
+  const budget = readBudget(o.budget, r, ['budget'], {
+    maxProbeRate: DEFAULTS.maxProbeRate,
+    sustainMs: parseDurationMs(DEFAULTS.budgetSustain)!,
+    backoffMs: parseDurationMs(DEFAULTS.budgetBackoff)!,
+  });
   const targetsRaw = r.list(o.targets, ['targets']);
   if (targetsRaw.length === 0) r.fail(['targets'], 'no targets: list at least one (exe:, process:, unit: or pid:)');
-  const targets = targetsRaw.map((t, i) => readTarget(t, r, ['targets', i]));
+  const targets = targetsRaw.map((t, i) => readTarget(t, r, ['targets', i], budget));
   const names = new Set<string>();
   targets.forEach((t, i) => {
     if (names.has(t.name)) r.fail(['targets', i, 'name'], `"${t.name}" names two targets; give each its own name`);
@@ -290,7 +318,7 @@ function readSecret(path: string, r: Reader, at: Path): string {
   }
 }
 
-function readTarget(raw: unknown, r: Reader, path: Path): TargetConfig {
+function readTarget(raw: unknown, r: Reader, path: Path, budget: BudgetConfig): TargetConfig {
   const t = r.obj(raw, path, TARGET_KEYS);
   const exe = r.optStr(t.exe, [...path, 'exe']);
   const proc = r.optStr(t.process, [...path, 'process']);
@@ -320,6 +348,7 @@ function readTarget(raw: unknown, r: Reader, path: Path): TargetConfig {
     poolSampleMs: r.duration(t.poolSample, [...path, 'poolSample'], DEFAULTS.poolSample, 100),
     luajitEveryMs,
     luajitForMs,
+    budget: readBudget(t.budget, r, [...path, 'budget'], budget),
   };
 }
 

@@ -9,6 +9,8 @@ import type { Verdict } from '../analyses/result.js';
 import type { TargetWatch } from './watch.js';
 
 export const VERDICTS = ['leak', 'growing', 'bounded', 'steady'] as const;
+/** A target's modes (watch.ts), as a state set: `waiting` before its first process. */
+export const MODES = ['events', 'aggregate', 'walk', 'luajit', 'waiting'] as const;
 const MAX_LABEL = 200;
 
 /** A label value from a traced process: printable, one line, bounded. */
@@ -51,6 +53,18 @@ export function agentRegistry(view: AgentView): Registry<RegistryContentType> {
   });
   gauge('leakscope_target_info', 'How the target is traced (always 1)', ['target', 'mode', 'allocator'], (g) => {
     for (const w of view.watches) g.set({ target: w.name, mode: w.mode ?? 'waiting', allocator: w.profiles.map((p) => p.name).join(',') }, 1);
+  });
+  gauge('leakscope_target_mode', 'How the target is traced now (1 for the current mode): in auto mode, walk when the probes went over their budget', ['target', 'mode'], (g) => {
+    for (const w of view.watches) for (const m of MODES) g.set({ target: w.name, mode: m }, (w.mode ?? 'waiting') === m ? 1 : 0);
+  });
+  counter('leakscope_target_mode_switches_total', 'Times the probes\' budget switched the target between events and walk mode (either way)', T, (c) => {
+    for (const w of view.watches) if (w.governor) c.inc({ target: w.name }, w.governor.switches);
+  });
+  gauge('leakscope_target_probe_budget_hits_per_second', 'The probes\' budget in auto mode: probe hits per second across the target\'s processes, held for the budget\'s interval, that switch it to walk mode', T, (g) => {
+    for (const w of view.watches) if (w.governor) g.set({ target: w.name }, w.governor.cfg.maxProbeRate);
+  });
+  gauge('leakscope_target_probe_rate_hits_per_second', 'Probe hits per second across the target\'s processes over the budget\'s last interval, as the governor measured it (auto mode, probes on)', T, (g) => {
+    for (const w of view.watches) if (w.governor && w.mode === 'events') g.set({ target: w.name }, w.governor.rate);
   });
   counter('leakscope_target_vanished_total', 'Times every process of the target was gone', T, (c) => {
     for (const w of view.watches) c.inc({ target: w.name }, w.vanished);

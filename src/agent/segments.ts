@@ -67,7 +67,9 @@ export class Segments {
     for (const w of this.watches) if (w.mode === 'events' || w.mode === 'walk') preamble(w.model, this.writer, t);
   }
 
-  private rotate(): void {
+  /** Closes the current segment and opens the next (also when a target switched mode: a segment
+   *  then never holds two sessions' pools for one target). */
+  rotate(): void {
     const w = this.writer;
     const path = this.path;
     this.writer = undefined;

@@ -3,13 +3,15 @@
 // allocators, the in-kernel table for malloc), its live model and its rolling numbers. The
 // session follows forks (new workers) and finds new processes (a restarted server) itself; the
 // watch starts it again when it cannot: a traced process that exec'd another image (a binary
-// upgrade), or a process that stays untraced (the loader died).
+// upgrade), or a process that stays untraced (the loader died). In `auto` mode the probes' cost
+// is governed (governor.ts): a target whose probe hits stay above its budget is watched by walks
+// of its pool trees instead, and the probes are tried again after a back-off.
 
 import { AttachSession } from '../attach/session.js';
 import { detectProfiles } from '../attach/detect.js';
 import { loadProfile, type AllocatorProfile } from '../attach/profile.js';
 import { unwindLib } from '../attach/loader.js';
-import { exeOf } from '../proc/processes.js';
+import { cpuSecondsOf, exeOf } from '../proc/processes.js';
 import type { EventSink } from '../model/events.js';
 import { teeSink } from '../sources/tee.js';
 import type { AgentConfig, TargetConfig } from './config.js';
@@ -19,6 +21,7 @@ import { StackTable } from './stacks.js';
 import { describeTarget, exeCodeBase, matcherFor, type Matcher } from './targets.js';
 import type { Log } from './log.js';
 import { LuajitWindows } from './luajit.js';
+import { describeReading, Governor } from './governor.js';
 
 /** A wanted process untraced this long means the session cannot take it: start it again. */
 const UNTRACED_GRACE_MS = 5000;
@@ -40,6 +43,12 @@ export class TargetWatch {
   problem = '';
   restarts = 0;
   vanished = 0;
+  /** Set in `auto` mode when the probes are the pool lifecycle's: their cost budget. */
+  governor: Governor | undefined;
+  /** When the current mode began (Date.now()), for the log. */
+  private modeSince = 0;
+  /** A mode switch is under way: the model is between two sessions, samples wait. */
+  private switching = false;
   private probeHitsBefore = 0;
   private readonly match: Matcher;
   private readonly untracedSince = new Map<number, number>();
@@ -50,6 +59,8 @@ export class TargetWatch {
   private stopped = false;
   /** Extra sinks fed the same events (the rolling trace segments). */
   tap: EventSink | undefined;
+  /** Called after the budget switched the target's mode (the segments start a new file). */
+  onModeSwitch: (() => void) | undefined;
 
   constructor(readonly cfg: TargetConfig, agent: AgentConfig, private readonly startMono: bigint, private readonly log: Log) {
     this.stacks = new StackTable(agent.limits.stacks);
@@ -96,8 +107,11 @@ export class TargetWatch {
     try {
       const want = this.match();
       if (!this.mode && want.length > 0) await this.begin(want[0]!);
-      else if (this.session) await this.health(want);
-      else if (this.luajit) this.luajit.pids = want;
+      else if (this.session) {
+        await this.health(want);
+        if (this.governor) await this.govern(want);
+      } else if (this.luajit) this.luajit.pids = want;
+      else if (want.length > 0) await this.startAgain();
       const up = want.length > 0;
       if (this.wasUp && !up) {
         this.vanished++;
@@ -133,7 +147,53 @@ export class TargetWatch {
     }
     const pools = profiles.some((p) => p.functions.some((f) => f.role === 'pool-create'));
     this.mode = this.cfg.mode === 'auto' ? (pools ? 'events' : 'aggregate') : this.cfg.mode;
+    // the governor is for `auto` only: a mode written in the config is never overridden
+    if (this.cfg.mode === 'auto' && this.mode === 'events' && this.cfg.budget.maxProbeRate > 0) this.governor = new Governor(this.cfg.budget);
+    this.modeSince = Date.now();
     await this.startSession();
+  }
+
+  /** The budget: probes over it for a sustained interval give way to walks; after the back-off
+   *  they are tried again. */
+  private async govern(want: number[]): Promise<void> {
+    const g = this.governor!;
+    const now = Date.now();
+    const since = Math.round((now - this.modeSince) / 1000);
+    if (this.mode === 'walk') {
+      if (!g.due(now)) return;
+      this.log.info(`target ${this.name}: trying the probes again for ${Math.round(g.cfg.sustainMs / 1000)} s (walk mode for ${since} s)`);
+      g.switches++;
+      await this.switchTo('events');
+      g.probesOn(true);
+      return;
+    }
+    const s = this.session!.stats;
+    const d = g.observe(now, s.calls + s.lost, want.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0));
+    if (!d) return;
+    const what = describeReading(d.reading, g.cfg.maxProbeRate);
+    if (d.to === 'events') {
+      this.log.info(`target ${this.name}: ${what}: within the budget, staying with the probes`);
+      return;
+    }
+    this.log.info(`target ${this.name}: ${what}: over the budget${d.trial ? ' again' : ''}, switching to walk mode (no probes: pools found by walking their trees, without creation stacks); probes tried again in ${Math.round(d.retryMs / 1000)} s`);
+    await this.switchTo('walk');
+  }
+
+  /** Another mode for the target: the old session stops, the model starts again from what the
+   *  new one finds (walk and probes alike find the live pools at attach), so no pool is lost or
+   *  counted twice; the rolling series go on. */
+  private async switchTo(mode: 'events' | 'walk'): Promise<void> {
+    this.switching = true;
+    try {
+      this.mode = mode;
+      this.modeSince = Date.now();
+      await this.restart();
+      // the pools' sizes now, not at the next pool sample: no dip in the series
+      this.session?.samplePools();
+    } finally {
+      this.switching = false;
+    }
+    this.onModeSwitch?.();
   }
 
   private async startSession(): Promise<void> {
@@ -156,6 +216,11 @@ export class TargetWatch {
       startMono: this.startMono,
       onWarning: (m) => this.log.warn(`target ${this.name}: ${m}`),
     });
+    if (this.stopped) {
+      // the agent stopped while this session was starting (a restart, a mode switch): it must not outlive it
+      await session.stop().catch(() => undefined);
+      return;
+    }
     this.model.locator = session;
     this.session = session;
     this.problem = '';
@@ -190,6 +255,17 @@ export class TargetWatch {
     await this.restart();
   }
 
+  /** A session that failed to start (a restart, a mode switch): tried again, with the restarts' back-off. */
+  private async startAgain(): Promise<void> {
+    const now = Date.now();
+    if (now - this.lastRestart < this.backoff) return;
+    this.backoff = now - this.lastRestart > 10 * this.backoff ? RESTART_BACKOFF_MS : Math.min(300_000, this.backoff * 2);
+    this.lastRestart = now;
+    this.restarts++;
+    this.log.info(`target ${this.name}: not traced (${this.problem || 'no session'}); attaching again`);
+    await this.restart();
+  }
+
   private async restart(): Promise<void> {
     const old = this.session;
     this.session = undefined;
@@ -199,12 +275,14 @@ export class TargetWatch {
     }
     this.model.reset();
     this.untracedSince.clear();
+    this.governor?.probesOn(this.governor.trial);
     await this.startSession();
   }
 
   /** One sample: the kernel's table (aggregate mode), names for new frames, the numbers. */
   async sample(): Promise<void> {
-    if (this.stopped) return;
+    // between two sessions the model is empty: the numbers of the last sample stand
+    if (this.stopped || this.switching) return;
     if (this.mode === 'luajit') {
       this.numbers = this.luajit!.numbers(this.sampler);
       return;
@@ -215,6 +293,7 @@ export class TargetWatch {
       this.model.setAggregate(rows, (spec) => s.specOf(spec)?.fn.symbol);
     }
     await this.stacks.name();
+    if (this.switching) return;
     this.numbers = this.sampler.sample(this.model, this.nowS());
   }
 

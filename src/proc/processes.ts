@@ -52,6 +52,19 @@ export function startTicks(pid: number): number {
   }
 }
 
+/** CPU time the process has used, user and system (fields 14 and 15 of /proc/PID/stat), in
+ *  seconds (USER_HZ ticks of 1/100 s: a uprobe's trap is system time of the traced process);
+ *  0 when it is gone. */
+export function cpuSecondsOf(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'latin1');
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(rest[11]) || 0) + (Number(rest[12]) || 0)) / 100;
+  } catch {
+    return 0;
+  }
+}
+
 /** Now, in the clock ticks of startTicks (USER_HZ is 100 on Linux). */
 export function uptimeTicks(): number {
   try {

@@ -45,6 +45,9 @@ describe('agent command', { concurrency: true, timeout: 120_000 }, () => {
       ['window.yaml', 'sample: 10s\nwindow: 30s\ntargets:\n  - exe: /usr/sbin/nginx\n', /^\S*window\.yaml:2: window: must hold at least 8 samples/],
       ['dup.yaml', 'targets:\n  - exe: /usr/sbin/nginx\n  - exe: /usr/local/sbin/nginx\n', /^\S*dup\.yaml:3: targets\[1\]\.name: "nginx" names two targets/],
       ['luajit.yaml', 'targets:\n  - pid: 1\n    luajit: { every: 1m, for: 2m }\n', /^\S*luajit\.yaml:3: targets\[0\]\.luajit\.for: must not be longer than luajit\.every$/],
+      ['budget.yaml', 'budget:\n  maxProbeRate: lots\ntargets:\n  - exe: /usr/sbin/nginx\n', /^\S*budget\.yaml:2: budget\.maxProbeRate: expected a whole number from 0 to 1000000000$/],
+      ['budgetkey.yaml', 'targets:\n  - exe: /usr/sbin/nginx\n    budget: { maxProbeRates: 10 }\n', /^\S*budgetkey\.yaml:3: targets\[0\]\.budget\.maxProbeRates: unknown key \(did you mean "maxProbeRate"\?\)$/],
+      ['sustain.yaml', 'targets:\n  - exe: /usr/sbin/nginx\n    budget:\n      sustain: 2s\n', /^\S*sustain\.yaml:4: targets\[0\]\.budget\.sustain: "2s" is not a duration of at least 6000 ms/],
     ];
     for (const [name, text, want] of cases) {
       assert.throws(() => parseConfig(text, join(dir, name)), (err: Error) => {
@@ -57,6 +60,13 @@ describe('agent command', { concurrency: true, timeout: 120_000 }, () => {
     const good = parseConfig('{"targets": [{"exe": "/usr/sbin/nginx", "allocator": ["nginx"]}, {"process": "apache2"}, {"unit": "nginx.service", "name": "unit"}]}', 'good.json');
     assert.deepEqual(good.targets.map((t) => t.name), ['nginx', 'apache2', 'unit']);
     assert.deepEqual(good.listen, { host: '127.0.0.1', port: 9464 });
+    // the budget: defaults, a top-level budget for every target, a target's own keys over it
+    assert.deepEqual(good.targets[0]!.budget, { maxProbeRate: 10000, sustainMs: 30_000, backoffMs: 600_000 });
+    const budgets = parseConfig('budget: { maxProbeRate: 800, backoff: 1h }\ntargets:\n  - exe: /usr/sbin/nginx\n  - process: apache2\n    budget: { maxProbeRate: 0, sustain: 1m }\n', 'budgets.yaml');
+    assert.deepEqual(budgets.targets.map((t) => t.budget), [
+      { maxProbeRate: 800, sustainMs: 30_000, backoffMs: 3_600_000 },
+      { maxProbeRate: 0, sustainMs: 60_000, backoffMs: 3_600_000 },
+    ]);
   });
 
   it('the command: a bad config or a non-loopback address without auth is one line and exit 2', async () => {

@@ -48,6 +48,7 @@ http {
     listen 127.0.0.1:${port};
     location /leak { leak_keep; }
     location /churn { leak_churn; }
+    location /conn-leak { leak_conn; }
     location / { return 200 "ok\\n"; }
   }
 }

@@ -1,7 +1,10 @@
 /* A leaking nginx module for the agent tests (test/agent). Two content handlers:
  *   leak_keep;   each request creates a pool of its own and never destroys it (a leak: the pool
  *                class "created at ngx_http_leak_keep_handler" grows by a pool a request);
- *   leak_churn;  each request creates a pool and destroys it before replying (churn, no leak).
+ *   leak_churn;  each request creates a pool and destroys it before replying (churn, no leak);
+ *   leak_conn;   each request allocates 2000 bytes from its connection's pool, which lives as
+ *                long as the keepalive connection does (a leak a walk of the pools from
+ *                ngx_cycle's connections sees: the connection pools grow, no pool is made).
  * Built against Debian's nginx-dev sources with --with-compat (test/support/nginx-module.ts). */
 
 #include <ngx_config.h>
@@ -10,10 +13,12 @@
 
 static char *ngx_http_leak_keep(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 static char *ngx_http_leak_churn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
+static char *ngx_http_leak_conn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf);
 
 static ngx_command_t ngx_http_leak_commands[] = {
   { ngx_string("leak_keep"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_http_leak_keep, 0, 0, NULL },
   { ngx_string("leak_churn"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_http_leak_churn, 0, 0, NULL },
+  { ngx_string("leak_conn"), NGX_HTTP_LOC_CONF | NGX_CONF_NOARGS, ngx_http_leak_conn, 0, 0, NULL },
   ngx_null_command
 };
 
@@ -66,6 +71,13 @@ static ngx_int_t __attribute__((noinline)) ngx_http_leak_churn_handler(ngx_http_
   return ngx_http_leak_reply(r);
 }
 
+static ngx_int_t __attribute__((noinline)) ngx_http_leak_conn_handler(ngx_http_request_t *r)
+{
+  /* larger than the connection pool's block: a large allocation, on the pool's large list */
+  if (ngx_palloc(r->connection->pool, 2000) == NULL) return NGX_HTTP_INTERNAL_SERVER_ERROR;
+  return ngx_http_leak_reply(r);
+}
+
 static char *ngx_http_leak_keep(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
   ngx_http_core_loc_conf_t *clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
@@ -77,5 +89,12 @@ static char *ngx_http_leak_churn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
 {
   ngx_http_core_loc_conf_t *clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
   clcf->handler = ngx_http_leak_churn_handler;
+  return NGX_CONF_OK;
+}
+
+static char *ngx_http_leak_conn(ngx_conf_t *cf, ngx_command_t *cmd, void *conf)
+{
+  ngx_http_core_loc_conf_t *clcf = ngx_http_conf_get_module_loc_conf(cf, ngx_http_core_module);
+  clcf->handler = ngx_http_leak_conn_handler;
   return NGX_CONF_OK;
 }

@@ -1,0 +1,131 @@
+// The cost budget of a target in `auto` mode: every probe hit stops the traced process (a trap
+// of ~3.5 µs on the 2-core VM of BENCHMARKS.md, before the loader's and the agent's own work on
+// the record), so a busy server pays in proportion to its traffic. The governor measures the
+// target's probe hits per second over a sliding interval; when the rate stays above the budget
+// for the whole interval it tells the watch to drop the probes for a walk of the pool trees
+// (no cost per request), and after a back-off (doubling while the traffic stays high) to try
+// the probes again for one interval: under budget then, they stay.
+//
+// The budget is an absolute rate, not a fraction of the target's CPU: a fraction is the same at
+// 10 requests a second as at 10,000 (the hits per request do not change), so it would drop the
+// probes of an idle server; a rate bounds what the agent takes from the host whatever the
+// traffic. The target's CPU is measured beside it, to say in the log what the hits cost it.
+
+/** What a probe hit costs the traced process, for the log's estimate only (the `floor` run of
+ *  `npm run bench -- attach-apache`: 3.47 µs on the 2-core VM; more on a loaded machine). */
+export const HIT_COST_US = 3.5;
+/** The back-off doubles at each failed try, up to this many times the configured one. */
+export const MAX_BACKOFF_FACTOR = 16;
+
+export interface BudgetConfig {
+  /** Probe hits per second across the target's processes; 0: no budget (probes always). */
+  maxProbeRate: number;
+  /** How long the rate must stay above the budget (each third of it) before the probes go. */
+  sustainMs: number;
+  /** How long the target stays in walk mode before the probes are tried again (doubling). */
+  backoffMs: number;
+}
+
+interface Point {
+  t: number;
+  hits: number;
+  cpuS: number;
+}
+
+export interface Reading {
+  /** Probe hits per second over the interval. */
+  rate: number;
+  /** CPU seconds per second the target's processes used over it. */
+  cpu: number;
+  seconds: number;
+}
+
+export type Decision =
+  | { to: 'walk'; reading: Reading; retryMs: number; trial: boolean }
+  | { to: 'events'; reading: Reading };
+
+export class Governor {
+  private points: Point[] = [];
+  private backoff: number;
+  private retryAt = 0;
+  /** The probes are on for a try after a back-off. */
+  trial = false;
+  /** The last rate measured over a whole interval (hits/s), for the metrics. */
+  rate = 0;
+  /** Times the target switched mode because of the budget (either way). */
+  switches = 0;
+
+  constructor(readonly cfg: BudgetConfig) {
+    this.backoff = cfg.backoffMs;
+  }
+
+  /** Probes (re)started (a new session: its hit count starts again from 0); `trial` after a back-off. */
+  probesOn(trial: boolean): void {
+    this.points = [];
+    this.rate = 0;
+    this.trial = trial;
+  }
+
+  /** One reading with probes on: the session's hit count so far and the target's CPU seconds
+   *  (summed over its processes). Says when to switch. */
+  observe(now: number, hits: number, cpuS: number): Decision | undefined {
+    const S = this.cfg.sustainMs;
+    this.points.push({ t: now, hits, cpuS });
+    // keep the newest point at or before the interval's start, and those after it
+    while (this.points.length > 1 && this.points[1]!.t <= now - S) this.points.shift();
+    const first = this.points[0]!;
+    if (now - first.t < S) return undefined;
+    const at = (t: number): Point => {
+      let p = first;
+      for (const q of this.points) if (q.t <= t) p = q;
+      return p;
+    };
+    const marks = [first, at(now - (2 * S) / 3), at(now - S / 3), this.points[this.points.length - 1]!];
+    const whole = reading(first, marks[3]!);
+    this.rate = whole.rate;
+    // every third of the interval above the budget, not one burst that lifts the mean
+    let over = whole.rate > this.cfg.maxProbeRate;
+    for (let i = 0; i < 3 && over; i++) if (marks[i + 1]!.t > marks[i]!.t && reading(marks[i]!, marks[i + 1]!).rate <= this.cfg.maxProbeRate) over = false;
+    if (over) {
+      const trial = this.trial;
+      this.backoff = trial ? Math.min(this.backoff * 2, this.cfg.backoffMs * MAX_BACKOFF_FACTOR) : this.cfg.backoffMs;
+      this.retryAt = now + this.backoff;
+      this.trial = false;
+      this.switches++;
+      return { to: 'walk', reading: whole, retryMs: this.backoff, trial };
+    }
+    if (this.trial) {
+      // a whole interval under budget: the probes stay, and the next back-off starts afresh
+      this.trial = false;
+      this.backoff = this.cfg.backoffMs;
+      return { to: 'events', reading: whole };
+    }
+    return undefined;
+  }
+
+  /** In walk mode: whether the back-off is over (time to try the probes again). */
+  due(now: number): boolean {
+    return now >= this.retryAt;
+  }
+
+  /** The back-off now (ms), for the log. */
+  get backoffMs(): number {
+    return this.backoff;
+  }
+}
+
+function reading(a: Point, b: Point): Reading {
+  const seconds = (b.t - a.t) / 1000;
+  return {
+    rate: seconds > 0 ? Math.max(0, b.hits - a.hits) / seconds : 0,
+    cpu: seconds > 0 ? Math.max(0, b.cpuS - a.cpuS) / seconds : 0,
+    seconds,
+  };
+}
+
+/** The log's words for a reading against the budget: the rate, and what its traps cost. */
+export function describeReading(r: Reading, budget: number): string {
+  const trapS = (r.rate * HIT_COST_US) / 1e6;
+  const share = r.cpu > 0 ? `, ~${Math.round((trapS / r.cpu) * 100)}% of the ${r.cpu.toFixed(2)} CPU-s/s the target used` : '';
+  return `${Math.round(r.rate)} probe hits/s over the last ${Math.round(r.seconds)} s, budget ${budget}/s (traps ~${(trapS * 1000).toFixed(0)} ms/s at ${HIT_COST_US} µs a hit${share})`;
+}
