@@ -34,7 +34,7 @@ export function register(program: Command): void {
     .addOption(intOption('--top <n>', 'rows per report section', 1, 10000, 20))
     .option('--no-unwind', 'do not use the CFI unwinder (native/unwind)')
     .option('--no-report', 'with -o: keep the trace, print no report')
-    .addHelpText('after', '\nMarkers: SIGUSR1 to the attach process (kill -USR1 <leakscope pid>) drops a marker "SIGUSR1 #N" for\nevery traced process on the trace\'s timeline (in -o FILE, the report, and the --interval view);\ntracing goes on. `diff --from/--to` take marker names as range edges.\n')
+    .addHelpText('after', '\nMarkers: SIGUSR1 to the attach process (kill -USR1 <leakscope pid>) drops a marker "SIGUSR1 #N" for\nevery traced process on the trace\'s timeline (in -o FILE, the report, and the --interval view);\ntracing goes on. `diff --from/--to` take marker names as range edges.\n\nModes, the probes\' cost and the budget: docs/attach.md.\n')
     .action(guard(async (o: AttachCliOptions) => {
       const { attachCommand } = await loadCommand('attach', () => import('./attach-run.js'));
       await attachCommand(o);
