@@ -80,7 +80,8 @@ async function measure(port: number, master: number, tracerPid?: number, seconds
 }
 
 interface Note { calls: number; found: number; lost: number }
-/** What the tracer said so far, and when (ms after it said it traced) auto mode chose its mode. */
+/** What the tracer said so far, and when (ms after it said it traced) auto mode's line came (a
+ *  switch to walk mode is said once the walk runs, after the probes were stopped). */
 interface Tracing { pid: number; said(): string; decidedMs(): number | undefined }
 async function traced<T>(master: number, t: Tracer, f: (x: Tracing) => Promise<T>): Promise<{ value: T; note: string; counts: Note }> {
   const trace = join(dir, 'bench.lstrace');
@@ -153,7 +154,7 @@ try {
         const ratio = a.wholeRps / baseRps;
         console.log(line(`auto, window (round ${i + 1})`, a.window, ` = ${((a.window.rps / baseRps) * 100).toFixed(1)}% of ${baseRps.toFixed(0)} (the first ${WINDOW_S} s: the decision window)`));
         console.log(line(`auto, after (round ${i + 1})`, a.after, ` = ${((a.after.rps / baseRps) * 100).toFixed(1)}% (the next ${SECONDS} s)`));
-        console.log(`  auto (round ${i + 1}): ${a.wholeRps.toFixed(0)} req/s over the whole ${WINDOW_S + SECONDS} s = ${(ratio * 100).toFixed(1)}%; ended in ${a.mode} mode, decided ${a.decidedS === undefined ? 'never' : `after ${a.decidedS.toFixed(1)} s`} (${tr.note}; load ${loadavg()[0]!.toFixed(2)})\n    ${a.line}`);
+        console.log(`  auto (round ${i + 1}): ${a.wholeRps.toFixed(0)} req/s over the whole ${WINDOW_S + SECONDS} s = ${(ratio * 100).toFixed(1)}%; ended in ${a.mode} mode, its line ${a.decidedS === undefined ? 'never came' : `came ${a.decidedS.toFixed(1)} s after tracing began`} (${tr.note}; load ${loadavg()[0]!.toFixed(2)})\n    ${a.line}`);
         console.log(line('untraced', after));
         const base: Measured = { ...before, rps: baseRps, apacheUs: (before.apacheUs + after.apacheUs) / 2, wrkUs: (before.wrkUs + after.wrkUs) / 2 };
         // the split below takes the part after the decision (the steady state)

@@ -386,7 +386,7 @@ const ROWS: Row[] = [
       const swing = max(all.flatMap((r) => [r.untracedBefore, r.untracedAfter])) / min(all.flatMap((r) => [r.untracedBefore, r.untracedAfter]));
       const auto = all.filter((r) => r.tracer === 'auto');
       const autoText = auto.length
-        ? `default (auto): ${auto.map((r) => `${pct(r.ratio)} over the whole ${fx(num(r.windowSeconds) + num(r.afterSeconds), 0)} s, ${pct(r.afterRatio)} after the window (${pct(r.windowRatio)} in it; ended in ${r.mode} mode${r.decidedS !== undefined ? `, decided after ${fx(r.decidedS, 1)} s` : ''})`).join('; ')}. `
+        ? `default (auto): ${auto.map((r) => `${pct(r.ratio)} over the whole ${fx(num(r.windowSeconds) + num(r.afterSeconds), 0)} s, ${pct(r.afterRatio)} after the window (${pct(r.windowRatio)} in it; ended in ${r.mode} mode${r.decidedS !== undefined ? `, said after ${fx(r.decidedS, 1)} s` : ''})`).join('; ')}. `
         : 'default (auto): not in this record (recorded before auto mode; its "default profile" is events mode). ';
       // records before auto mode call the events mode's runs "default" (or have no tracer key)
       const rs = all.filter((r) => r.tracer === 'events' || (auto.length === 0 && (r.tracer ?? 'default') === 'default'));
