@@ -230,7 +230,7 @@ try {
       autoMode = /switched to walk mode/.test(said) ? 'walk' : /the probes stay/.test(said) ? 'events' : 'undecided';
       const base = before[workloads.indexOf(ka)]?.rps ?? NaN;
       console.log(line('auto (its decision window, ka)', r, ` = ${((r.rps / base) * 100).toFixed(1)}% of the untraced run before; ended in ${autoMode} mode`));
-      console.log(`    ${said.split('\n').find((l) => /auto mode: /.test(l)) ?? '(no auto mode line)'}`);
+      console.log(`    ${said.split('\n').find((l) => /^leakscope: (warning: )?auto mode: /.test(l)) ?? '(no auto mode line)'}`);
       runs.push({ tracer: t.key, workload: 'window', rps: r.rps, untracedRps: [base], ratio: r.rps / base, mode: autoMode, seconds: DECISION_WINDOW_MS / 1000, workerUs: r.workerUs, tracerUs: r.tracerUs, wrkUs: r.wrkUs, idle: r.idle });
     }
     const traced: Run[] = [];
