@@ -11,7 +11,7 @@
 // Each minute also splits the nginx worker's CPU per request (bench/support/cost.ts): the BPF
 // programs' own run time per request and probe hits per request (kernel BPF stats), and the
 // agent's node and loader CPU per request, so a cost that grows over the soak shows where it is.
-// The agent runs with its defaults: `auto` mode under the probes' budget (src/agent/governor.ts),
+// The agent runs with its defaults: `auto` mode under the probes' budget (src/attach/governor.ts),
 // which switches a busy nginx to walk mode; each minute's row says the mode the target was in at
 // its end, the switches are printed with their time and log line, and the req/s of the minutes
 // in each mode are given beside the mean over the soak.

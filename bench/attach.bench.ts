@@ -1,6 +1,6 @@
 // attach overhead: Debian nginx (a private copy, 1 worker, our config) under wrk on loopback,
-// untraced, traced by `leakscope attach --exe` (default --allocator nginx, with --pool-allocs,
-// --allocator libc) and by the peer (a bpftrace 0.17 pool-leak script: ngx_create_pool entry +
+// untraced, traced by `leakscope attach --exe` (--allocator nginx by default, i.e. --mode auto;
+// the probes with --mode events, with --pool-allocs, --allocator libc) and by the peer (a bpftrace 0.17 pool-leak script: ngx_create_pool entry +
 // return probe with ustack, ngx_destroy_pool, keyed by pool address), on three workloads:
 // `return 200` with keepalive, a 4 KiB static file with keepalive, and the same file with a new
 // connection per request (a second pool per request). The floor: bpftrace with the same probes
@@ -11,9 +11,11 @@
 // Besides req/s: CPU per request of the nginx worker (utime+stime; uprobe traps and BPF programs
 // run there), of wrk, and of the tracer's own processes (loader + node, or bpftrace), and the
 // machine's idle share (2 cores: a busy tracer takes its CPU from wrk or nginx).
+// The default (auto) decides over its first 5 s under wrk's `return 200` load (that run is
+// recorded as workload `window`); the workloads that follow run in the mode it chose.
 // Then an unrelated malloc-heavy process beside a traced nginx (per-pid uprobes: no slowdown).
 // Needs root. `npm run bench -- attach`; ATTACH_BENCH_SECONDS per wrk run (default 3, --quick 1);
-// ATTACH_BENCH_TRACERS=default,pool-allocs,libc,bpftrace,floor3,floor1,libc-floor,pool-allocs-floor,
+// ATTACH_BENCH_TRACERS=auto,events,pool-allocs,libc,bpftrace,floor3,floor1,libc-floor,pool-allocs-floor,
 // libc-entry,pool-allocs-entry
 // and ATTACH_BENCH_WORKLOADS=ka,static,close
 // pick a subset.
@@ -27,6 +29,7 @@ import { startNginx } from '../test/attach/servers.js';
 import { freePort } from '../test/support/ports.js';
 import { root, size, startBench, type Figure } from './support/record.js';
 import { atExit, childrenOf, cpuUs, run, track, treeOf } from './support/cost.js';
+import { DECISION_WINDOW_MS } from '../src/attach/auto-mode.js';
 
 const bench = startBench('attach');
 const PORT = await freePort();
@@ -57,8 +60,8 @@ function machine(): { busy: number; total: number } {
 interface Run { rps: number; requests: number; workerUs: number; wrkUs: number; tracerUs: number; idle: number }
 
 /** One wrk run; wrk's own CPU comes from the shell's `times` (its children's user and system). */
-async function wrk(w: Workload, worker: number, tracerPid?: number): Promise<Run> {
-  const args = ['-t1', '-c16', `-d${SECONDS}s`, ...(w.close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${PORT}${w.path}`];
+async function wrk(w: Workload, worker: number, tracerPid?: number, seconds = SECONDS): Promise<Run> {
+  const args = ['-t1', '-c16', `-d${seconds}s`, ...(w.close ? ['-H', 'Connection: close'] : []), `http://127.0.0.1:${PORT}${w.path}`];
   const w0 = cpuUs(worker);
   const t0 = tracerPid ? treeCpuUs(tracerPid) : 0;
   const m0 = machine();
@@ -81,7 +84,7 @@ async function wrk(w: Workload, worker: number, tracerPid?: number): Promise<Run
   };
 }
 
-interface Tracer { key: string; name: string; start(exe: string): Promise<{ pid: number; stop(): Promise<string> }> }
+interface Tracer { key: string; name: string; start(exe: string): Promise<{ pid: number; stop(): Promise<string>; said?(): string }> }
 
 /** Starts `child`, resolves once `ready` matched its stderr (or stdout). */
 async function started(child: ChildProcess, ready: RegExp): Promise<() => string> {
@@ -112,6 +115,7 @@ function ours(key: string, name: string, args: string[], env: Record<string, str
       const text = await started(child, /leakscope: tracing/);
       return {
         pid: child.pid!,
+        said: text,
         async stop() {
           const out = await stopChild(child, text);
           rmSync(trace, { force: true });
@@ -164,7 +168,8 @@ function floor(key: string, name: string, probes: string[]): Tracer {
 }
 
 const TRACERS: Tracer[] = [
-  ours('default', 'leakscope -a nginx (default)', ['--allocator', 'nginx']),
+  ours('auto', 'leakscope -a nginx (the default: --mode auto)', ['--allocator', 'nginx']),
+  ours('events', 'leakscope -a nginx --mode events (the probes)', ['--allocator', 'nginx', '--mode', 'events']),
   ours('pool-allocs', 'leakscope -a nginx --pool-allocs', ['--allocator', 'nginx', '--pool-allocs']),
   ours('libc', 'leakscope -a libc', ['--allocator', 'libc']),
   bpftrace,
@@ -216,6 +221,18 @@ try {
   show(before);
   for (const t of tracers) {
     const h = await t.start(server.exe);
+    let autoMode = '';
+    if (t.key === 'auto') {
+      // the decision window under load (`return 200`, the first workload's baseline)
+      const ka = WORKLOADS[0]!;
+      const r = await wrk(ka, worker, h.pid, DECISION_WINDOW_MS / 1000);
+      const said = h.said?.() ?? '';
+      autoMode = /switched to walk mode/.test(said) ? 'walk' : /the probes stay/.test(said) ? 'events' : 'undecided';
+      const base = before[workloads.indexOf(ka)]?.rps ?? NaN;
+      console.log(line('auto (its decision window, ka)', r, ` = ${((r.rps / base) * 100).toFixed(1)}% of the untraced run before; ended in ${autoMode} mode`));
+      console.log(`    ${said.split('\n').find((l) => /^leakscope: (warning: )?auto mode: /.test(l)) ?? '(no auto mode line)'}`);
+      runs.push({ tracer: t.key, workload: 'window', rps: r.rps, untracedRps: [base], ratio: r.rps / base, mode: autoMode, seconds: DECISION_WINDOW_MS / 1000, workerUs: r.workerUs, tracerUs: r.tracerUs, wrkUs: r.wrkUs, idle: r.idle });
+    }
     const traced: Run[] = [];
     for (const w of workloads) traced.push(await wrk(w, worker, h.pid));
     const what = await h.stop();
@@ -228,7 +245,7 @@ try {
       const baseUs = (b.workerUs + a.workerUs) / 2;
       const ratio = ` = ${((r.rps / base) * 100).toFixed(1)}% of ${base.toFixed(0)}`;
       console.log(line(`${t.key} (${w.key})`, r, ratio));
-      runs.push({ tracer: t.key, workload: w.key, rps: r.rps, untracedRps: [b.rps, a.rps], ratio: r.rps / base, workerUsUntraced: baseUs, workerUs: r.workerUs, tracerUs: r.tracerUs, wrkUs: r.wrkUs, idle: r.idle });
+      runs.push({ tracer: t.key, workload: w.key, rps: r.rps, untracedRps: [b.rps, a.rps], ratio: r.rps / base, workerUsUntraced: baseUs, workerUs: r.workerUs, tracerUs: r.tracerUs, wrkUs: r.wrkUs, idle: r.idle, ...(autoMode ? { mode: autoMode } : {}) });
       rows.push(`| ${w.name} | ${t.name} | ${r.rps.toFixed(0)} | ${b.rps.toFixed(0)} / ${a.rps.toFixed(0)} | ${((r.rps / base) * 100).toFixed(1)}% | ${f1(baseUs)} → ${f1(r.workerUs)} | ${f1(r.tracerUs)} | ${f1(r.wrkUs)} | ${(r.idle * 100).toFixed(0)}% |`);
     });
     console.log(`    (${t.key}: ${what}; load average ${load()})`);

@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument, isMap, type Document, type Node } from 'yaml';
 import { UserError } from '../errors.js';
 import { parseDurationMs } from '../model/units.js';
-import type { BudgetConfig } from './governor.js';
+import { DEFAULT_MAX_PROBE_RATE, type BudgetConfig } from '../attach/governor.js';
 
 export type TargetMode = 'auto' | 'events' | 'aggregate' | 'walk';
 
@@ -73,10 +73,7 @@ export const DEFAULTS = {
   segmentMaxBytes: '1GiB',
   segmentMaxAge: '24h',
   user: 'nobody',
-  // 10000 hits/s x 3.5 us a trap = 35 ms/s: ~3.5% of one core, and twice the rate that a few
-  // clients of a test or a quiet server make (4,500-5,300/s seen), so that their probes stay
-  // (docs/agent.md)
-  maxProbeRate: 10000,
+  maxProbeRate: DEFAULT_MAX_PROBE_RATE,
   budgetSustain: '30s',
   budgetBackoff: '10m',
 } as const;

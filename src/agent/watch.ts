@@ -21,7 +21,7 @@ import { StackTable } from './stacks.js';
 import { describeTarget, exeCodeBase, matcherFor, type Matcher } from './targets.js';
 import type { Log } from './log.js';
 import { LuajitWindows } from './luajit.js';
-import { describeReading, Governor } from './governor.js';
+import { describeReading, Governor } from '../attach/governor.js';
 
 /** A wanted process untraced this long means the session cannot take it: start it again. */
 const UNTRACED_GRACE_MS = 5000;

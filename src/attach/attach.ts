@@ -22,6 +22,10 @@ import { checkExe, checkPid, checkProcess } from './preflight.js';
 import { LiveSymbols } from './live-symbols.js';
 import { reportTrace } from './report.js';
 import { onMarkerSignal } from './marker-signal.js';
+import { AutoMode, autoChooses, DECISION_WINDOW_MS } from './auto-mode.js';
+import { DEFAULT_MAX_PROBE_RATE } from './governor.js';
+import { cpuSecondsOf } from '../proc/processes.js';
+import type { EventSink } from '../model/events.js';
 
 export interface AttachOptions {
   /** Trace this process (and with `children`, its descendants), or every process running `exe`. */
@@ -31,7 +35,14 @@ export interface AttachOptions {
   /** Allocator profile names or files; chosen from the target's symbols when none. */
   allocators: string[];
   poolAllocs: boolean;
-  mode: 'events' | 'aggregate' | 'walk';
+  /** auto: events mode unless the probes are hit more than `budget` times a second over the
+   *  first seconds, then walk mode (auto-mode.ts). */
+  mode: 'auto' | 'events' | 'aggregate' | 'walk';
+  /** auto mode's budget in probe hits/s (default DEFAULT_MAX_PROBE_RATE); 0: the probes always.
+   *  The other modes never change, whatever it is (as the agent's explicit modes). */
+  budget?: number;
+  /** auto mode's decision window (ms; DECISION_WINDOW_MS by default). */
+  windowMs?: number;
   durationMs?: number;
   /** Print the sites and pools that grew most every interval. */
   intervalMs?: number;
@@ -74,9 +85,13 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   if (o.pid !== undefined && o.exe) throw new UserError('use either --pid or --exe, not both');
   if (!o.report && !o.output) throw new UserError('--no-report needs -o FILE (otherwise nothing would be kept)');
   if (o.mode === 'aggregate' && o.output) throw new UserError('--mode aggregate keeps its table in kernel maps; it writes no trace (drop -o, or use --mode events)');
-  // walk: events mode's trace and report, with no probe (the pool trees walked at each sample)
-  const walkOnly = o.mode === 'walk';
-  const timeline = o.mode === 'events' || walkOnly;
+  // auto starts as events mode (auto-mode.ts chooses later); walk: events mode's trace and
+  // report, with no probe (the pool trees walked at each sample)
+  const asked = o.mode === 'auto' ? 'events' : o.mode;
+  let walkOnly = asked === 'walk';
+  const timeline = asked === 'events' || walkOnly;
+  const budget = o.budget ?? DEFAULT_MAX_PROBE_RATE;
+  if (!Number.isInteger(budget) || budget < 0) throw new UserError(`--budget: ${o.budget} is not a number of probe hits per second (0: no budget)`);
   if (walkOnly && o.poolSampleMs === 0) throw new UserError('--mode walk finds pools by walking them at every --pool-sample: give it a period (e.g. --pool-sample 2s)');
   if (typeof process.getuid === 'function' && process.getuid() !== 0) throw new UserError('attach needs root (CAP_BPF and CAP_PERFMON) to load uprobes; run it with sudo');
   const { durationMs, intervalMs, poolSampleMs, top } = o;
@@ -106,7 +121,7 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   }
   if (profiles.some((p) => p.engine === 'luajit')) {
     if (profiles.length > 1) throw new UserError('--allocator luajit runs its own tracer: trace it alone (a second attach can trace the other allocators)');
-    if (o.mode !== 'events') throw new UserError(`--allocator luajit has no ${o.mode} mode; use --mode events`);
+    if (asked !== 'events') throw new UserError(`--allocator luajit has no ${o.mode} mode; use --mode events`);
     if (durationMs === undefined) throw new UserError('--allocator luajit needs --duration (after it, the tracer waits for a GC cycle so garbage is not reported as outstanding)');
     const pids = pid !== undefined ? [pid] : pidsRunning(exe!);
     if (pids.length === 0) throw new UserError(`no running process of ${exe}`);
@@ -125,6 +140,9 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   if (o.poolAllocs && !profiles.some((p) => p.functions.some((f) => f.level === 'pool-allocs'))) {
     throw new UserError(`--pool-allocs: the allocator profile(s) ${profiles.map((p) => p.name).join(', ')} have no pool allocation functions`);
   }
+  // where walks cannot stand in for the probes, or per-call data was asked for, auto is events
+  const windowMs = o.windowMs ?? DECISION_WINDOW_MS;
+  const auto = o.mode === 'auto' && autoChooses(profiles, o.poolAllocs, poolSampleMs, budget);
 
   const tmpDir = o.output ? undefined : mkdtempSync(join(tmpdir(), 'leakscope-attach-'));
   const tracePath = o.output ?? join(tmpDir!, 'attach.lstrace');
@@ -133,7 +151,7 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   const writer = timeline
     ? TraceWriter.create(tracePath, {
         format: 1, clock: 'ns', startWallMs: Date.now(), startMonoNs: startMono.toString(), source: 'attach',
-        command: `leakscope attach ${targetText} --allocator ${profiles.map((p) => p.name).join(',')}${o.poolAllocs ? ' --pool-allocs' : ''}`,
+        command: `leakscope attach ${targetText} --allocator ${profiles.map((p) => p.name).join(',')}${o.poolAllocs ? ' --pool-allocs' : ''} --mode ${o.mode}${o.mode === 'auto' ? ` --budget ${budget}` : ''}`,
         hostname: hostname(),
       })
     : undefined;
@@ -156,26 +174,61 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
     ui.note(`warning: ${m}`);
   };
 
-  let session: AttachSession;
+  const startSession = (walk: boolean, to: EventSink): Promise<AttachSession> => AttachSession.start({
+    target: { pid, children: o.children, exe },
+    profiles,
+    poolAllocs: o.poolAllocs,
+    mode: asked === 'aggregate' ? 'aggregate' : 'events',
+    walkOnly: walk,
+    stackBytes: o.stackBytes,
+    ringbufMb,
+    unwindLib: o.unwind ? unwindLib() : undefined,
+    pollMs: 200,
+    poolSampleMs: timeline ? poolSampleMs : 0,
+    sink: to,
+    startMono,
+    onWarning: warn,
+    onTraced: (p, parent) => ui.note(parent
+      ? `tracing process ${p} too (forked by ${parent}, traced from its first instruction)`
+      : `tracing process ${p} too (${clip(commandOf(p) || exeOf(p) || '?')}: started after attach; what it did before now is not seen)`),
+  });
+  // Tracing ends when the current session's targets are gone (auto mode's switch to walk mode
+  // replaces it: the probe session's end is not theirs).
+  let session!: AttachSession;
+  let endTracing!: () => void;
+  const ended = new Promise<void>((r) => { endTracing = r; });
+  let watched: AttachSession | undefined;
+  const current = (s: AttachSession): void => {
+    session = watched = s;
+    void s.ended.then(() => { if (watched === s) endTracing(); });
+  };
+  // auto: the probe session's events are held until the mode is chosen (auto-mode.ts)
+  const autoMode = auto
+    ? new AutoMode({
+        budget,
+        windowMs,
+        hits: () => session.stats.calls + session.stats.lost,
+        cpuS: () => session.pids.reduce((sum, p) => sum + cpuSecondsOf(p), 0),
+        stopProbes: async () => {
+          watched = undefined;
+          await session.stop();
+        },
+        startWalk: async () => {
+          current(await startSession(true, sink));
+          walkOnly = true;
+          // the pools' sizes now, not at the next --pool-sample
+          session.samplePools();
+        },
+        end: () => endTracing(),
+        say: (line) => {
+          warnings.push(line);
+          ui.note(line);
+        },
+        warn,
+      }, sink)
+    : undefined;
   try {
-    session = await AttachSession.start({
-      target: { pid, children: o.children, exe },
-      profiles,
-      poolAllocs: o.poolAllocs,
-      mode: o.mode === 'aggregate' ? 'aggregate' : 'events',
-      walkOnly,
-      stackBytes: o.stackBytes,
-      ringbufMb,
-      unwindLib: o.unwind ? unwindLib() : undefined,
-      pollMs: 200,
-      poolSampleMs: timeline ? poolSampleMs : 0,
-      sink,
-      startMono,
-      onWarning: warn,
-      onTraced: (p, parent) => ui.note(parent
-        ? `tracing process ${p} too (forked by ${parent}, traced from its first instruction)`
-        : `tracing process ${p} too (${clip(commandOf(p) || exeOf(p) || '?')}: started after attach; what it did before now is not seen)`),
-    });
+    current(await startSession(walkOnly, autoMode?.held ?? sink));
   } catch (err) {
     markers.off();
     await writer?.close();
@@ -184,19 +237,25 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   }
   for (const w of session.loaderWarnings) warn(w);
   const names = profiles.map((p) => p.name).join(', ');
-  ui.note(`tracing ${pid !== undefined ? `process ${pid}${o.children ? ' and its children' : ''}` : `every ${basename(exe!)} process`} (allocator ${names}, ${o.mode} mode${session.unwinder ? ', CFI unwinding' : ''}); Ctrl-C to stop`);
+  const modeText = auto
+    ? `auto mode: the probes for ${windowMs / 1000} s, then walk mode instead if they were hit more than ${budget} times a second`
+    : `${asked} mode`;
+  ui.note(`tracing ${pid !== undefined ? `process ${pid}${o.children ? ' and its children' : ''}` : `every ${basename(exe!)} process`} (allocator ${names}, ${modeText}${session.unwinder ? ', CFI unwinding' : ''}); Ctrl-C to stop`);
+  autoMode?.begin();
 
-  const symbols = new LiveSymbols(session);
+  // the session of the moment: after a switch to walk mode, the walk's
+  const symbols = new LiveSymbols({ locate: (p, pc) => session.locate(p, pc) });
   const aggregate = async (rows: AggRow[], format: string, lost = 0): Promise<string | Uint8Array> => {
     const labels = await symbols.label(topAggregate(rows, top).map((r) => ({ pid: r.pid, pc: r.site })));
     return formatByName(AGGREGATE_FORMATS, format).render({ rows, specs: session, top, when: new Date(), labels, lost });
   };
   let ticking = false;
   const tick = async (): Promise<void> => {
-    if (ticking) return;
+    // while auto mode chooses, nothing reaches the view yet: its first table comes after
+    if (ticking || (autoMode && autoMode.state !== 'events' && autoMode.state !== 'walk')) return;
     ticking = true;
     try {
-      if (o.mode === 'aggregate') {
+      if (asked === 'aggregate') {
         ui.table(String(await aggregate(await session.aggregate(), 'text')));
       } else if (live) {
         // the pools' sizes as they are now, not as the last --pool-sample read them: what grew
@@ -223,13 +282,15 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
     if (stop.aborted) return resolve();
     stop.addEventListener('abort', () => resolve(), { once: true });
     if (durationMs !== undefined) setTimeout(resolve, durationMs).unref();
-    void session.ended.then(resolve);
+    void ended.then(resolve);
   });
   ui.stopped?.();
   if (timer) clearInterval(timer);
+  // within auto mode's window: the held events are written (a switch under way ends first)
+  await autoMode?.settle();
   if (flusher) clearInterval(flusher);
 
-  const aggRows = o.mode === 'aggregate' ? await session.aggregate() : undefined;
+  const aggRows = asked === 'aggregate' ? await session.aggregate() : undefined;
   // The text table names call sites, which needs the processes' symbols while still attached.
   const finalTable = aggRows && o.format === 'text' ? await aggregate(aggRows, 'text') : undefined;
   const stats = await session.stop();
@@ -239,7 +300,7 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
   if (walkOnly) {
     if (stats.discovery.walks === 0) warn(`--mode walk: no pool tree could be walked (allocator ${names}: its profile gives no roots, or their layout did not match; run 'leakscope doctor')`);
   } else if (stats.probes === 0) warn('no probe was attached; nothing was traced');
-  else if (stats.calls === 0 && o.mode === 'events') warn(`no probed function was called in any traced process (allocator ${names}): see the hint under each process`);
+  else if (stats.calls === 0 && asked === 'events') warn(`no probed function was called in any traced process (allocator ${names}): see the hint under each process`);
   const d = stats.discovery;
   if (d.walks > 0 && walkOnly) ui.note(`${d.walks} pool walks found ${d.found} pools in all (${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)`);
   else if (d.walks > 0) ui.note(`${d.found} pools alive before the trace found in the processes' memory (${d.walks} walks, ${d.reads} reads, ${d.bytes} bytes, ${d.ms.toFixed(1)} ms)`);

@@ -507,8 +507,15 @@ export class AttachSession {
     return p?.modules.locate(pc);
   }
 
-  /** Detaches cleanly: a last pool sample, then the loader drains what the probes queued. */
-  async stop(): Promise<SessionStats> {
+  private stopping: Promise<SessionStats> | undefined;
+
+  /** Detaches cleanly: a last pool sample, then the loader drains what the probes queued.
+   *  Once: a second call waits for the first. */
+  stop(): Promise<SessionStats> {
+    return (this.stopping ??= this.detach());
+  }
+
+  private async detach(): Promise<SessionStats> {
     for (const t of this.timers) clearInterval(t);
     this.timers = [];
     await this.attachQueue;

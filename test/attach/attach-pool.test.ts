@@ -117,7 +117,8 @@ test('bad input: one line, non-zero exit, no stack trace', async () => {
     [['--pid', '4194000'], /process 4194000 does not exist/],
     [['--exe', '/nonexistent/bin'], /no such file/],
     [['--pid', String(process.pid), '--allocator', 'nosuch'], /unknown allocator "nosuch"/],
-    [['--pid', String(process.pid), '--mode', 'fast'], /argument 'fast' is invalid\. Allowed choices are events, aggregate, walk/],
+    [['--pid', String(process.pid), '--mode', 'fast'], /argument 'fast' is invalid\. Allowed choices are auto, events, aggregate, walk/],
+    [['--pid', String(process.pid), '--budget', 'lots'], /argument 'lots' is invalid\. It must be a whole number from 0 to 1000000000/],
     [['--pid', String(process.pid), '--duration', 'soon'], /argument 'soon' is invalid\. It must be a duration/],
     [[], /say what to trace/],
   ];

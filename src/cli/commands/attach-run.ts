@@ -10,7 +10,8 @@ export interface AttachCliOptions {
   exe?: string;
   allocator?: string[];
   poolAllocs?: boolean;
-  mode: 'events' | 'aggregate' | 'walk';
+  mode: 'auto' | 'events' | 'aggregate' | 'walk';
+  budget: number;
   duration?: number;
   interval?: number;
   output?: string;
@@ -39,7 +40,7 @@ export async function attachCommand(o: AttachCliOptions): Promise<void> {
   try {
     await attach({
       pid: o.pid, children: o.children === true, exe: o.exe, allocators: o.allocator ?? [], poolAllocs: o.poolAllocs === true,
-      mode: o.mode, durationMs: o.duration, intervalMs: o.interval, output: o.output, format: o.format,
+      mode: o.mode, budget: o.budget, durationMs: o.duration, intervalMs: o.interval, output: o.output, format: o.format,
       stackBytes: o.stackBytes, ringbufMb: o.ringbufMb, top: o.top, unwind: o.unwind, poolSampleMs: o.poolSample, report: o.report,
     }, {
       note: (line) => process.stderr.write(`leakscope: ${line}\n`),

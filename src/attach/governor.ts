@@ -1,15 +1,21 @@
-// The cost budget of a target in `auto` mode: every probe hit stops the traced process (a trap
-// of ~3.5 µs on the 2-core VM of BENCHMARKS.md, before the loader's and the agent's own work on
-// the record), so a busy server pays in proportion to its traffic. The governor measures the
-// target's probe hits per second over a sliding interval; when the rate stays above the budget
-// for the whole interval it tells the watch to drop the probes for a walk of the pool trees
-// (no cost per request), and after a back-off (doubling while the traffic stays high) to try
-// the probes again for one interval: under budget then, they stay.
+// The cost budget of the probes in `auto` mode (the agent's and `attach`'s): every probe hit
+// stops the traced process (a trap of ~3.5 µs on the 2-core VM of BENCHMARKS.md, before the
+// loader's and leakscope's own work on the record), so a busy server pays in proportion to its
+// traffic. The governor measures the target's probe hits per second over a sliding interval;
+// when the rate stays above the budget for the whole interval it says to drop the probes for a
+// walk of the pool trees (no cost per request). The agent's watch then tries the probes again
+// after a back-off (doubling while the traffic stays high): under budget then, they stay.
+// `attach` decides once, over its first seconds (auto-mode.ts).
 //
 // The budget is an absolute rate, not a fraction of the target's CPU: a fraction is the same at
 // 10 requests a second as at 10,000 (the hits per request do not change), so it would drop the
 // probes of an idle server; a rate bounds what the agent takes from the host whatever the
 // traffic. The target's CPU is measured beside it, to say in the log what the hits cost it.
+
+/** The budget both use by default (hits/s across a target's processes): 10000 hits/s x 3.5 µs a
+ *  trap = 35 ms/s, ~3.5% of one core; twice the rate that a few clients of a test or a quiet
+ *  server make (4,500-5,300/s seen with apache2), so that their probes stay (docs/agent.md). */
+export const DEFAULT_MAX_PROBE_RATE = 10000;
 
 /** What a probe hit costs the traced process, for the log's estimate only (the `floor` run of
  *  `npm run bench -- attach-apache`: 3.47 µs on the 2-core VM; more on a loaded machine). */
@@ -101,6 +107,12 @@ export class Governor {
       return { to: 'events', reading: whole };
     }
     return undefined;
+  }
+
+  /** The reading from the interval's first point to now, before the interval is whole: what
+   *  was measured when a decision cannot wait (`attach` stopped within its decision window). */
+  sofar(now: number, hits: number, cpuS: number): Reading {
+    return reading(this.points[0] ?? { t: now, hits, cpuS }, { t: now, hits, cpuS });
   }
 
   /** In walk mode: whether the back-off is over (time to try the probes again). */

@@ -1,11 +1,11 @@
-// The probes' budget (src/agent/governor.ts) on a clock of its own: a rate held above the budget
+// The probes' budget (src/attach/governor.ts) on a clock of its own: a rate held above the budget
 // through the whole interval switches to walk, a burst that lifts the mean does not, the probes
 // are tried again after the back-off, which doubles while the rate stays high and starts afresh
-// once a try finds it under budget. (With real nginx, eBPF and the agent: agent-governor.test.ts.)
+// once a try finds it under budget. (With real nginx, eBPF and the agent: test/agent/agent-governor.test.ts.)
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { describeReading, Governor, MAX_BACKOFF_FACTOR } from '../../src/agent/governor.js';
+import { describeReading, Governor, MAX_BACKOFF_FACTOR } from '../../src/attach/governor.js';
 
 const CHECK = 2000; // the agent checks its targets every 2 s
 const cfg = { maxProbeRate: 1000, sustainMs: 30_000, backoffMs: 600_000 };
