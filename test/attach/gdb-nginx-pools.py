@@ -1,8 +1,18 @@
 # gdb script: prints the pools of an nginx worker that leakscope's nginx profile says it finds,
 # read with nginx's own types (test/programs/gdb-nginx-types.c): the cycle's pool and the pool of
 # every open connection. One line each: "POOL address 0 tag-in-hex bytes", bytes being the
-# pool's blocks (d.end - block, along d.next) and its large allocations (malloc_usable_size).
+# pool's blocks (d.end - block, along d.next) and its large allocations (what glibc's
+# malloc_usable_size returns, computed here from the chunk's size word: gdb's inferior calls fail
+# on kernels that refuse to write back the FPU state, and can kill the target there).
 import gdb
+
+ulong_p = gdb.lookup_type('unsigned long').pointer()
+
+def usable_size(addr):
+    # glibc 2.36: the size word sits 8 bytes before the user pointer; low bits are flags
+    word = int(gdb.Value(addr - 8).cast(ulong_p).dereference())
+    size = word & ~7
+    return size - 16 if word & 2 else size - 8  # IS_MMAPPED: two header words, else one
 
 def pool_bytes(p):
     total = 0
@@ -13,7 +23,7 @@ def pool_bytes(p):
     large = p['large']
     while int(large) != 0:
         if int(large['alloc']) != 0:
-            total += int(gdb.parse_and_eval('(unsigned long) malloc_usable_size((void *) %d)' % int(large['alloc'])))
+            total += usable_size(int(large['alloc']))
         large = large['next']
     return total
 
