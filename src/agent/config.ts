@@ -74,7 +74,7 @@ export const DEFAULTS = {
   segmentMaxAge: '24h',
   user: 'nobody',
   maxProbeRate: DEFAULT_MAX_PROBE_RATE,
-  budgetSustain: '30s',
+  budgetSustain: '10s',
   budgetBackoff: '10m',
 } as const;
 

@@ -61,10 +61,10 @@ describe('agent command', { concurrency: true, timeout: 120_000 }, () => {
     assert.deepEqual(good.targets.map((t) => t.name), ['nginx', 'apache2', 'unit']);
     assert.deepEqual(good.listen, { host: '127.0.0.1', port: 9464 });
     // the budget: defaults, a top-level budget for every target, a target's own keys over it
-    assert.deepEqual(good.targets[0]!.budget, { maxProbeRate: 10000, sustainMs: 30_000, backoffMs: 600_000 });
+    assert.deepEqual(good.targets[0]!.budget, { maxProbeRate: 10000, sustainMs: 10_000, backoffMs: 600_000 });
     const budgets = parseConfig('budget: { maxProbeRate: 800, backoff: 1h }\ntargets:\n  - exe: /usr/sbin/nginx\n  - process: apache2\n    budget: { maxProbeRate: 0, sustain: 1m }\n', 'budgets.yaml');
     assert.deepEqual(budgets.targets.map((t) => t.budget), [
-      { maxProbeRate: 800, sustainMs: 30_000, backoffMs: 3_600_000 },
+      { maxProbeRate: 800, sustainMs: 10_000, backoffMs: 3_600_000 },
       { maxProbeRate: 0, sustainMs: 60_000, backoffMs: 3_600_000 },
     ]);
   });
