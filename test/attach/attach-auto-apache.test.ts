@@ -2,44 +2,31 @@
 // attach-preexisting-apache.test.ts: our module (test/programs/mod_pool_leak.c) puts 2 KiB into
 // the child's pchild on every /leak. With a budget its traffic exceeds, the probes give way to
 // walks within the decision window, and the leaking pchild is still found by its tag, growing,
-// among exactly the live pools the probes found; under the default budget the same traffic
-// keeps the probes (every request pool seen made and destroyed, the window's events written);
-// --budget 0 and --mode events never switch; tracing that ends within the window writes every
-// event. The live pools the walk reports are checked against the probes' (events mode, itself
-// checked against gdb's walk in attach-preexisting-apache.test.ts), not against gdb here: gdb 13's
-// calls into the process ("Couldn't write extended state status") fail on some kernels (6.18)
-// and leave the process dead, which would end the server of every test after.
+// among exactly the live pools gdb reads from the children; under the default budget the same
+// traffic keeps the probes (every request pool seen made and destroyed, the window's events
+// written); --budget 0 and --mode events never switch; tracing that ends within the window
+// writes every event.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, rmSync } from 'node:fs';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachInBackground, parseReport, root, tempDir, until, type CliRun } from './helpers.js';
+import { attachInBackground, flatPools, parseReport, tempDir, until, type CliRun } from './helpers.js';
 import { readTrace } from '../../src/trace/reader.js';
 import type { Event } from '../../src/model/events.js';
-import { childrenOf, keepaliveBursts, quiescent, startApache, type Server } from './servers.js';
-import { freePort } from '../support/ports.js';
+import { childrenOf, keepaliveBursts, quiescent, startLeakingApache, type Server } from './servers.js';
+import { aprTypes, gdbPools } from './gdb-pools.js';
 import { FOUND_SITE } from '../../src/analyses/pools.js';
-import type { AnalysisResult, PoolReport, ProcessReport } from '../../src/analyses/result.js';
+import type { AnalysisResult, ProcessReport } from '../../src/analyses/result.js';
 import { DECISION_WINDOW_MS } from '../../src/attach/auto-mode.js';
 import { DEFAULT_MAX_PROBE_RATE } from '../../src/attach/governor.js';
 
-const SOURCE = join(root, 'test/programs/mod_pool_leak.c');
-
 let dir: string;
 let server: Server;
-/** Per child, the live pools at the end of the events-mode run (the probes' view): the walk's must be these. */
-const probed = new Map<number, string[]>();
-/** pchild's address per child pid, as the module reports it. */
-const pchild = new Map<number, string>();
-
-function note(bodies: string[]): void {
-  for (const b of bodies) {
-    const m = /^pid (\d+) pchild (?:0x)?([0-9a-f]+)/.exec(b);
-    if (m) pchild.set(Number(m[1]), `0x${m[2]}`);
-  }
-}
+let types: string;
+/** pchild's address per child pid, as the module reports it (`note` keeps it). */
+let pchild: Map<number, string>;
+let note: (bodies: string[]) => void;
 
 /** Light traffic for `ms`: 3 keepalive requests on each of 2 connections, then 40 ms of rest.
  *  About 1,000 probe hits/s (8 a request; measured: see the default-budget test), far over a
@@ -64,16 +51,6 @@ async function traced(extra: string[], ms: number, during?: (run: ReturnType<typ
   const r = await run.done;
   assert.equal(r.code, 0, r.stderr);
   return r;
-}
-
-function flat(forest: PoolReport[]): PoolReport[] {
-  const out: PoolReport[] = [];
-  const walk = (p: PoolReport) => {
-    out.push(p);
-    p.children.forEach(walk);
-  };
-  forest.forEach(walk);
-  return out;
 }
 
 function children(report: AnalysisResult): ProcessReport[] {
@@ -106,22 +83,8 @@ async function events(path: string): Promise<Event[]> {
 
 before(async () => {
   dir = tempDir('att-auto-apache');
-  copyFileSync(SOURCE, join(dir, 'mod_pool_leak.c'));
-  const b = spawnSync('apxs', ['-c', '-Wc,-g', '-o', 'mod_pool_leak.so', 'mod_pool_leak.c'], { cwd: dir, encoding: 'utf8' });
-  assert.equal(b.status, 0, `apxs: ${b.stdout}${b.stderr}`);
-  const port = await freePort();
-  server = await startApache(dir, port, `LoadModule pool_leak_module ${join(dir, '.libs/mod_pool_leak.so')}
-<LocationMatch "^/(leak|grow)$">
-  SetHandler pool-leak
-</LocationMatch>
-StartServers 2
-MinSpareServers 2
-MaxSpareServers 2
-MaxRequestWorkers 2
-`);
-  // the leak runs for a while before anyone attaches: 240 requests, 240 KiB in each child's pchild
-  for (let i = 0; i < 60; i++) note(await keepaliveBursts(port, 2, ['/leak', '/grow', '/leak']));
-  assert.equal(pchild.size, 2, `both children served the warm-up: ${[...pchild.keys()].join(' ')}`);
+  types = aprTypes(dir);
+  ({ server, pchild, note } = await startLeakingApache(dir));
 });
 
 after(async () => {
@@ -146,9 +109,8 @@ test('default mode, default budget, the same traffic: the probes stay (one line 
   const req = requestPools(report);
   assert.ok(req.created >= 100 && req.destroyed === req.created, JSON.stringify(req));
   for (const p of children(report)) {
-    const child = flat(p.pools).find((x) => x.tag === 'pchild');
+    const child = flatPools(p.pools).find((x) => x.tag === 'pchild');
     assert.ok(child?.found && child.createSite === FOUND_SITE, `process ${p.pid}: the pchild found at attach`);
-    probed.set(p.pid, flat(p.pools).map((x) => x.pool).sort());
     assert.ok(child.verdict && ['leak', 'growing'].includes(child.verdict.verdict), `pchild: ${child.verdict?.explanation}`);
   }
   // the pools made while auto mode was deciding reach the trace, with their creation stacks
@@ -176,15 +138,15 @@ test('default mode, --budget 50 under light traffic: one line says walk mode and
   const report = parseReport(r);
   assert.ok(report.warnings.some((w) => /switched to walk mode/.test(w)), `the report says why: ${report.warnings.join(' | ')}`);
   for (const p of children(report)) {
-    const pools = flat(p.pools);
+    const pools = flatPools(p.pools);
     const child = pools.find((x) => x.tag === 'pchild');
     assert.ok(child?.found, `process ${p.pid}: a found pchild among ${pools.map((x) => x.tag).join(' ')}`);
     assert.equal(child.pool, pchild.get(p.pid), 'the module\'s pchild');
     assert.ok(child.verdict && ['leak', 'growing'].includes(child.verdict.verdict), `pchild: ${child.verdict?.explanation}`);
-    // no pool made under the probes reaches the report: what is alive is what the probes saw alive
+    // no pool made under the probes reaches the report: what is alive is what gdb reads alive
+    // (the server is quiet since the trace ended)
     assert.equal(p.poolClasses.reduce((s, c) => s + c.created, 0), 0, 'no creation seen');
-    assert.ok(probed.has(p.pid), `process ${p.pid} in the events-mode run`);
-    assert.deepEqual(pools.map((x) => x.pool).sort(), probed.get(p.pid), `process ${p.pid}: live pools`);
+    assert.deepEqual(pools.map((x) => x.pool).sort(), gdbPools(p.pid, types, 'gdb-apr-pools.py').map((x) => x.pool).sort(), `process ${p.pid}: live pools`);
   }
   const ev = await events(trace);
   assert.deepEqual(ev.filter((e) => e.kind === 'marker').map((e) => (e as { label: string }).label), ['SIGUSR1 #1']);

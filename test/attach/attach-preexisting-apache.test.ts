@@ -7,18 +7,16 @@
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import { copyFileSync, readFileSync, rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachInBackground, parseReport, root, tempDir, until, type CliRun } from './helpers.js';
+import { attachInBackground, flatPools, parseReport, root, tempDir, until, type CliRun } from './helpers.js';
 import { cliSync } from '../support/cli.js';
 import { readTrace } from '../../src/trace/reader.js';
 import type { Event } from '../../src/model/events.js';
-import { childrenOf, keepaliveBursts, quiescent, startApache, type Server } from './servers.js';
+import { childrenOf, keepaliveBursts, quiescent, startLeakingApache, type Server } from './servers.js';
 import { aprTypes, gdbPools } from './gdb-pools.js';
-import { freePort } from '../support/ports.js';
 import { FOUND_SITE } from '../../src/analyses/pools.js';
-import type { AnalysisResult, PoolReport, ProcessReport } from '../../src/analyses/result.js';
+import type { AnalysisResult, ProcessReport } from '../../src/analyses/result.js';
 
 const SOURCE = join(root, 'test/programs/mod_pool_leak.c');
 const LEAK_LINE = readFileSync(SOURCE, 'utf8').split('\n').findIndex((l) => l.includes('LEAK:')) + 1;
@@ -26,15 +24,9 @@ const LEAK_LINE = readFileSync(SOURCE, 'utf8').split('\n').findIndex((l) => l.in
 let dir: string;
 let server: Server;
 let types: string;
-/** pchild's address per child pid, as the module reports it. */
-const pchild = new Map<number, string>();
-
-function note(bodies: string[]): void {
-  for (const b of bodies) {
-    const m = /^pid (\d+) pchild (?:0x)?([0-9a-f]+)/.exec(b);
-    if (m) pchild.set(Number(m[1]), `0x${m[2]}`);
-  }
-}
+/** pchild's address per child pid, as the module reports it (`note` keeps it). */
+let pchild: Map<number, string>;
+let note: (bodies: string[]) => void;
 
 /** Requests for `ms`: short keepalive connections on both children at once, and halfway one
  *  long connection per child that grows its transaction pool well past its usual size. */
@@ -75,17 +67,7 @@ function steadyParent(report: AnalysisResult, traced: number): void {
   assert.ok(m, `the master is in the report: ${report.processes.map((p) => p.pid).join(' ')}`);
   assert.equal(m.verdict.verdict, 'steady', m.verdict.explanation);
   assert.ok(m.endT - m.startT >= traced, `master traced ${(m.endT - m.startT) / 1e9} s, at least ${traced / 1e9} s expected`);
-  assert.ok(flat(m.pools).some((x) => x.tag === 'pconf' && x.found), `master's pools: ${flat(m.pools).map((x) => x.tag).join(' ')}`);
-}
-
-function flat(forest: PoolReport[]): PoolReport[] {
-  const out: PoolReport[] = [];
-  const walk = (p: PoolReport) => {
-    out.push(p);
-    p.children.forEach(walk);
-  };
-  forest.forEach(walk);
-  return out;
+  assert.ok(flatPools(m.pools).some((x) => x.tag === 'pconf' && x.found), `master's pools: ${flatPools(m.pools).map((x) => x.tag).join(' ')}`);
 }
 
 function tracedChildren(report: AnalysisResult): ProcessReport[] {
@@ -101,23 +83,8 @@ function noAnomalies(p: ProcessReport): void {
 
 before(async () => {
   dir = tempDir('att-pre-apache');
-  copyFileSync(SOURCE, join(dir, 'mod_pool_leak.c'));
-  const b = spawnSync('apxs', ['-c', '-Wc,-g', '-o', 'mod_pool_leak.so', 'mod_pool_leak.c'], { cwd: dir, encoding: 'utf8' });
-  assert.equal(b.status, 0, `apxs: ${b.stdout}${b.stderr}`);
   types = aprTypes(dir);
-  const port = await freePort();
-  server = await startApache(dir, port, `LoadModule pool_leak_module ${join(dir, '.libs/mod_pool_leak.so')}
-<LocationMatch "^/(leak|grow)$">
-  SetHandler pool-leak
-</LocationMatch>
-StartServers 2
-MinSpareServers 2
-MaxSpareServers 2
-MaxRequestWorkers 2
-`);
-  // the leak runs for a while before anyone attaches: 240 requests, 240 KiB in each child's pchild
-  for (let i = 0; i < 60; i++) note(await keepaliveBursts(port, 2, ['/leak', '/grow', '/leak']));
-  assert.equal(pchild.size, 2, `both children served the warm-up: ${[...pchild.keys()].join(' ')}`);
+  ({ server, pchild, note } = await startLeakingApache(dir));
 });
 
 after(async () => {
@@ -131,7 +98,7 @@ test('default profile: the pchild that grew before the attach is found by its ta
   steadyParent(report, traced);
   for (const p of tracedChildren(report)) {
     noAnomalies(p);
-    const pools = flat(p.pools);
+    const pools = flatPools(p.pools);
     const child = pools.find((x) => x.tag === 'pchild');
     assert.ok(child, `process ${p.pid}: pools ${pools.map((x) => x.tag).join(' ')}`);
     assert.equal(child.pool, pchild.get(p.pid), 'the module\'s pchild');
@@ -166,7 +133,7 @@ test('--mode walk (no probe at all): the pchild found by its tag grows, the tran
   steadyParent(report, traced);
   for (const p of tracedChildren(report)) {
     noAnomalies(p);
-    const pools = flat(p.pools);
+    const pools = flatPools(p.pools);
     const child = pools.find((x) => x.tag === 'pchild');
     assert.ok(child?.found, `process ${p.pid}: a found pchild among ${pools.map((x) => x.tag).join(' ')}`);
     assert.equal(child.pool, pchild.get(p.pid), 'the module\'s pchild');
@@ -195,7 +162,7 @@ test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with n
   steadyParent(report, traced);
   for (const p of tracedChildren(report)) {
     noAnomalies(p);
-    const child = flat(p.pools).find((x) => x.tag === 'pchild');
+    const child = flatPools(p.pools).find((x) => x.tag === 'pchild');
     assert.ok(child?.found, `process ${p.pid}: a found pchild`);
     assert.equal(child.pool, pchild.get(p.pid));
     assert.equal(child.verdict?.verdict, 'leak', child.verdict?.explanation);
@@ -205,7 +172,7 @@ test('--pool-allocs: the same pchild is a leak fed by the module\'s line, with n
     assert.equal(cls?.created, 0);
     // cleanups allocating in dying pools (mod_log_config's, each request) make no pool of their own
     const truth = gdbPools(p.pid, types, 'gdb-apr-pools.py');
-    assert.deepEqual(flat(p.pools).map((x) => x.pool).sort(), truth.map((x) => x.pool).sort(), `process ${p.pid}: live pools`);
+    assert.deepEqual(flatPools(p.pools).map((x) => x.pool).sort(), truth.map((x) => x.pool).sort(), `process ${p.pid}: live pools`);
   }
 });
 
@@ -348,7 +315,7 @@ test('graceful restart while traced: the new children\'s pchild is seen made, wi
     assert.ok(fork, `child ${pid} was forked in the trace`);
     const p = report.processes.find((x) => x.pid === pid)!;
     noAnomalies(p);
-    const pools = flat(p.pools);
+    const pools = flatPools(p.pools);
     const child = pools.filter((x) => x.tag === 'pchild');
     assert.equal(child.length, 1, `child ${pid}: pools ${pools.map((x) => x.tag).join(' ')}`);
     assert.equal(child[0]!.pool, pchild.get(pid), 'the pchild the module leaks into');

@@ -6,24 +6,13 @@ import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { attachInBackground, parseReport, tempDir, until } from './helpers.js';
+import { attachInBackground, flatPools, parseReport, tempDir, until } from './helpers.js';
 import { HeldConnections, startNginx } from './servers.js';
 import { gdbPools, nginxTypes } from './gdb-pools.js';
 import { freePort } from '../support/ports.js';
-import type { PoolReport } from '../../src/analyses/result.js';
 
 const dirs: string[] = [];
 after(() => { for (const d of dirs) rmSync(d, { recursive: true, force: true }); });
-
-function flat(forest: PoolReport[]): PoolReport[] {
-  const out: PoolReport[] = [];
-  const walk = (p: PoolReport) => {
-    out.push(p);
-    p.children.forEach(walk);
-  };
-  forest.forEach(walk);
-  return out;
-}
 
 // the default profile (lifecycle probes), and --mode walk (no probe: the same walk at every sample)
 for (const mode of ['events', 'walk']) test(`nginx, ${mode} mode: the cycle pool and the pools of keepalive connections opened before the attach are found, sized as gdb reads them`, async () => {
@@ -48,7 +37,7 @@ for (const mode of ['events', 'walk']) test(`nginx, ${mode} mode: the cycle pool
     let connections = 0;
     for (const w of workers) {
       const truth = gdbPools(w.pid, types, 'gdb-nginx-pools.py');
-      const mine = new Map(flat(w.pools).map((x) => [x.pool, x]));
+      const mine = new Map(flatPools(w.pools).map((x) => [x.pool, x]));
       for (const g of truth) {
         const x = mine.get(g.pool);
         assert.ok(x, `worker ${w.pid}: the ${g.tag} pool ${g.pool} is in the report (live: ${[...mine.keys()].join(' ')})`);

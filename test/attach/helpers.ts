@@ -3,13 +3,18 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
-import type { AnalysisResult } from '../../src/analyses/result.js';
+import type { AnalysisResult, PoolReport } from '../../src/analyses/result.js';
 import type { Event } from '../../src/model/events.js';
 import { readTrace } from '../../src/trace/reader.js';
 import { spawnCli } from '../support/cli.js';
 import { testDir } from '../support/tmp.js';
 
 export const root = new URL('../..', import.meta.url).pathname;
+
+/** Every pool of a report's pool forest, parents before their children. */
+export function flatPools(forest: PoolReport[]): PoolReport[] {
+  return forest.flatMap((p) => [p, ...flatPools(p.children)]);
+}
 
 export function tempDir(tag: string): string {
   return testDir(`leakscope-${tag}`);

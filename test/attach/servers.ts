@@ -6,6 +6,8 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { join } from 'node:path';
+import { root } from './helpers.js';
+import { freePort } from '../support/ports.js';
 
 export interface Server {
   master: ChildProcess;
@@ -147,6 +149,40 @@ ${extra}`);
   await waitForPort(port);
   await ours(master, port);
   return { master, exe: '/usr/sbin/apache2', port, stop: stopper(master, 'SIGTERM') };
+}
+
+/** Debian apache2 (prefork, 2 children) with our leaking module (test/programs/mod_pool_leak.c,
+ *  built with apxs into dir) on /leak and /grow, its leak run for 240 requests before anyone
+ *  attaches. `pchild`: each child's pchild address as the module reports it, kept up to date by
+ *  `note` (give it the bodies of the requests a test sends). */
+export async function startLeakingApache(dir: string): Promise<{ server: Server; pchild: Map<number, string>; note(bodies: string[]): void }> {
+  copyFileSync(join(root, 'test/programs/mod_pool_leak.c'), join(dir, 'mod_pool_leak.c'));
+  const b = spawnSync('apxs', ['-c', '-Wc,-g', '-o', 'mod_pool_leak.so', 'mod_pool_leak.c'], { cwd: dir, encoding: 'utf8' });
+  if (b.status !== 0) throw new Error(`apxs: ${b.stdout}${b.stderr}`);
+  const port = await freePort();
+  const server = await startApache(dir, port, `LoadModule pool_leak_module ${join(dir, '.libs/mod_pool_leak.so')}
+<LocationMatch "^/(leak|grow)$">
+  SetHandler pool-leak
+</LocationMatch>
+StartServers 2
+MinSpareServers 2
+MaxSpareServers 2
+MaxRequestWorkers 2
+`);
+  const pchild = new Map<number, string>();
+  const note = (bodies: string[]): void => {
+    for (const body of bodies) {
+      const m = /^pid (\d+) pchild (?:0x)?([0-9a-f]+)/.exec(body);
+      if (m) pchild.set(Number(m[1]), `0x${m[2]}`);
+    }
+  };
+  // 240 requests, 240 KiB in each child's pchild
+  for (let i = 0; i < 60; i++) note(await keepaliveBursts(port, 2, ['/leak', '/grow', '/leak']));
+  if (pchild.size !== 2) {
+    await server.stop();
+    throw new Error(`both children should have served the warm-up: ${[...pchild.keys()].join(' ')}`);
+  }
+  return { server, pchild, note };
 }
 
 /** Keepalive connections held open, each sending a request now and then. */
