@@ -137,8 +137,10 @@ try {
   console.log(`apache2 prefork, 2 children, wrk -t1 -c2 -d${SECONDS}s keepalive GET /; load average ${load()}`);
   await wrk(port); // warm-up
   const plain: Measured[] = [await measure(port, master)];
+  // NaN: not measured (auto mode's window spans two loaders), shown as a dash
+  const g = (v: number) => (Number.isNaN(v) ? '—' : f1(v));
   const line = (label: string, r: Measured, extra = '') =>
-    `  ${label.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  apache ${f1(r.apacheUs).padStart(5)} µs/req  bpf ${f1(r.bpfUs).padStart(5)} (${f1(r.hits)} hits)  loader ${f1(r.loaderUs).padStart(5)}  node ${f1(r.nodeUs).padStart(5)}  wrk ${f1(r.wrkUs).padStart(5)}${extra}`;
+    `  ${label.padEnd(22)} ${r.rps.toFixed(0).padStart(6)} req/s  apache ${g(r.apacheUs).padStart(5)} µs/req  bpf ${g(r.bpfUs).padStart(5)} (${g(r.hits)} hits)  loader ${g(r.loaderUs).padStart(5)}  node ${g(r.nodeUs).padStart(5)}  wrk ${g(r.wrkUs).padStart(5)}${extra}`;
   console.log(line('untraced', plain[0]!));
   const rounds: Record<string, Figure>[] = [];
   const byTracer = new Map<string, { r: Measured; base: Measured }[]>();
