@@ -6,6 +6,7 @@ import { existsSync } from 'node:fs';
 import { UserError } from '../errors.js';
 import { notBuiltHint } from '../doctor/not-built.js';
 import { findNative, nativePath } from '../native/locate.js';
+import { ensureTracefs } from '../kernel/tracefs.js';
 
 const REC_CALL = 1;
 const REC_STATUS = 2;
@@ -97,6 +98,8 @@ export class BpfLoader {
   private readonly startLo: number;
   private readonly call: CallRecord = { spec: 0, pid: 0, tid: 0, t: 0, args: [0, 0, 0, 0, 0, 0], ret: 0, deref: 0, walkBytes: 0, walkNodes: 0, str: '', stack: 0 };
   unwinder = false;
+  /** What start-up did to the machine or could not do (said once, with the loader's warnings). */
+  private readonly notes: string[] = [];
   /** Instructions the verifier walked per BPF program (kept under half its limit). */
   verifiedInsns: Record<string, number> = {};
 
@@ -113,6 +116,10 @@ export class BpfLoader {
   static async start(opts: LoaderOptions, h: LoaderHandlers): Promise<BpfLoader> {
     const LOADER_PATH = loaderPath();
     if (!existsSync(LOADER_PATH)) throw new UserError(`the BPF loader is not built (${LOADER_PATH}): ${notBuiltHint('bpf')}`);
+    // Inherited probes (a child traced from its first instruction after fork) are made through
+    // tracefs uprobe events: a machine that booted without tracefs mounted gets it mounted, as
+    // perf and bpftrace do; without it the loader attaches forked children after the fork.
+    const tfs = ensureTracefs();
     const args = ['run', '--mode', opts.mode, '--stack-bytes', String(opts.stackBytes), '--ringbuf-mb', String(opts.ringbufMb)];
     if (opts.unwindLib) args.push('--unwind', opts.unwindLib);
     const child = spawn(LOADER_PATH, args, { stdio: ['pipe', 'pipe', 'pipe'] });
@@ -127,6 +134,8 @@ export class BpfLoader {
       throw new UserError(`cannot start BPF tracing: ${why}${/doctor/.test(why) ? '' : " (run 'leakscope doctor')"}`);
     }
     l.unwinder = ready.unwinder === true;
+    if (tfs.mounted) l.notes.push('mounted tracefs at /sys/kernel/tracing (it was not mounted; forked processes inherit their probes through it)');
+    else if (tfs.error) l.notes.push(`${tfs.error}: processes forked while traced are attached after the fork and their first calls are missed (mount it with 'mount -t tracefs nodev /sys/kernel/tracing')`);
     if (ready.verifiedInsns && typeof ready.verifiedInsns === 'object') l.verifiedInsns = ready.verifiedInsns as Record<string, number>;
     return l;
   }
@@ -138,7 +147,9 @@ export class BpfLoader {
 
   /** Loader messages on stderr (warnings). */
   get warnings(): string[] {
-    return this.stderr.split('\n').filter((s) => s.trim() !== '').map((s) => s.replace(/^leakscope-bpf: /, ''));
+    const own = this.stderr.split('\n').filter((s) => s.trim() !== '').map((s) => s.replace(/^leakscope-bpf: /, ''));
+    // the loader's own line about tracefs says the same as the note, with less
+    return [...this.notes, ...(this.notes.length ? own.filter((s) => !s.startsWith('tracefs ')) : own)];
   }
 
   private failPending(): void {

@@ -93,6 +93,10 @@ export class AttachSession {
   private readonly procs = new Map<number, Proc>();
   /** Pids seen (attached, being attached, or gone) so a pid is attached once. */
   private readonly seen = new Set<number>();
+  /** Pids with an attach under way, and those of them that exited meanwhile (the exit was
+   *  handled first: the attach must not bring the process back). */
+  private readonly attaching = new Set<number>();
+  private readonly exitedWhileAttaching = new Set<number>();
   private readonly buildIds = new Map<string, string>();
   private readonly probePoints = new ProbePoints();
   private readonly interner: StackInterner;
@@ -210,6 +214,9 @@ export class AttachSession {
     this.seen.add(pid);
     this.attachQueue = this.attachQueue.then(() => this.attach(pid, parentPid, forkT)).catch((err: unknown) => {
       this.warn(`attach:${pid}`, `process ${pid}: ${(err as Error).message}`);
+    }).finally(() => {
+      this.attaching.delete(pid);
+      this.exitedWhileAttaching.delete(pid);
     });
   }
 
@@ -256,7 +263,10 @@ export class AttachSession {
     if (this.stopped || !pidAlive(pid)) return;
     const t = forkT ?? this.now();
     // first: did it inherit its probes at fork? (its fork notification came before this reply)
+    this.attaching.add(pid);
     const st = await this.loader.command(['trace', pid, this.followForks ? 1 : 0]);
+    // adopted at its fork notification and gone since (both came before this reply)
+    if (this.exitedWhileAttaching.has(pid)) return;
     if (st.inherited === true) {
       this.adopt(pid, parentPid || ppidOf(pid), t, typeof st.root === 'number' ? st.root : undefined);
       return;
@@ -314,6 +324,7 @@ export class AttachSession {
   }
 
   private gone(pid: number, code: number, t: number): void {
+    if (this.attaching.has(pid)) this.exitedWhileAttaching.add(pid);
     const p = this.procs.get(pid);
     if (!p) return;
     this.procs.delete(pid);

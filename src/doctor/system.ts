@@ -83,7 +83,7 @@ export function systemChecks(): Check[] {
     title: tfs ? `tracefs: mounted at ${tfs}` : 'tracefs: not mounted',
     detail: tfs
       ? `tracepoints${existsSync(`${tfs}/uprobe_events`) ? ' and uprobe_events' : ''} are visible`
-      : 'tracepoints (the kernel side: mmap, brk, shm, OOM) are looked up there; `leakscope kernel` mounts it itself when run as root',
+      : 'tracepoints (the kernel side: mmap, brk, shm, OOM) are looked up there, and `attach` makes forked processes inherit their probes through it; `leakscope kernel` and `attach` mount it themselves when run as root',
     fix: tfs ? undefined : 'mount -t tracefs nodev /sys/kernel/tracing',
   }));
 

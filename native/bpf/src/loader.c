@@ -930,7 +930,8 @@ int main(int argc, char **argv)
   struct bpf_link *le = bpf_program__attach(skel->progs.ls_exit);
   if (!lf || !le) fprintf(stderr, "leakscope-bpf: fork/exit tracepoints unavailable; relying on /proc polling\n");
 
-  if (tfs_init()) tfs_sweep();
+  int have_tfs = tfs_init();
+  if (have_tfs) tfs_sweep();
   else fprintf(stderr, "leakscope-bpf: tracefs is not mounted: processes forked while traced are attached after the fork (their first calls are missed)\n");
 
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
@@ -947,7 +948,7 @@ int main(int argc, char **argv)
     io += snprintf(insns + io, sizeof(insns) - io, "%s\"%s\":%u", io ? "," : "", bpf_program__name(progs[i]), info.verified_insns);
   }
   insns[io] = 0;
-  status("{\"ready\":true,\"mode\":\"%s\",\"unwinder\":%s,\"verifiedInsns\":{%s}}", skel->rodata->agg_mode ? "aggregate" : "events", unwind_fn ? "true" : "false", insns);
+  status("{\"ready\":true,\"mode\":\"%s\",\"unwinder\":%s,\"inheritance\":%s,\"verifiedInsns\":{%s}}", skel->rodata->agg_mode ? "aggregate" : "events", unwind_fn ? "true" : "false", have_tfs ? "true" : "false", insns);
 
   char *line = NULL;
   size_t linecap = 0, linelen = 0;
