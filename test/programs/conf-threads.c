@@ -8,14 +8,15 @@
 #define N 1000
 static pthread_barrier_t all_up;
 static void *kept[N];
-void *volatile sink;
 
 static void *worker(void *arg) {
   long i = (long)arg;
   pthread_barrier_wait(&all_up);
   for (int k = 0; k < 10; k++) {
-    sink = malloc(16 + k);
-    free(sink);
+    /* the thread's own pointer: one shared by all threads (as this program had) let two threads
+     * free the same block, which then came back from malloc twice, to two kept[] slots */
+    void *volatile p = malloc(16 + k);
+    free(p);
   }
   kept[i] = malloc(24);
   memset(kept[i], (int)(i & 0x7f), 24);
