@@ -110,8 +110,10 @@ export class AutoMode {
   constructor(private readonly host: AutoHost, private readonly trace: EventSink) {
     this.held = new HeldEvents((n) => this.grew(n));
     this.window = new Governor({ maxProbeRate: host.budget, sustainMs: host.windowMs, backoffMs: 0 });
-    // more hits than twice the budget allows the whole window: over it, whatever comes next
-    this.hitCap = (2 * host.budget * host.windowMs) / 1000;
+    // more hits than the budget allows the whole window: its rate over the window is over the
+    // budget whatever comes next, so the window ends there (a busy server pays for the probes
+    // a fraction of a second, not the whole window)
+    this.hitCap = (host.budget * host.windowMs) / 1000;
     this.heldCap = Math.max(2 * this.hitCap, MIN_HELD_CAP);
   }
 
@@ -133,6 +135,8 @@ export class AutoMode {
     if (this.state === 'deciding') {
       const d = this.window.observe(now, hits, cpuS);
       if (d?.to === 'walk') this.decide('walk', d.reading);
+      // (hits need not be events: pool calls are counted in the kernel, so grew() may not run)
+      else if (hits > this.hitCap) this.decide('walk', this.window.sofar(now, hits, cpuS));
       // the window is whole, and not over the budget in each of its thirds
       else if (now - this.start >= this.host.windowMs) this.decide('events', this.window.sofar(now, hits, cpuS));
     } else if (this.state === 'events' && this.late) {

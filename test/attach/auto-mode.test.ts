@@ -95,17 +95,34 @@ test('over the budget for the whole window: the probes stop, then the walk start
   await a.settle();
 });
 
-test('far over the budget: decided at once, before the window ends, with the hits so far', async () => {
+for (const held of [256, 0]) {
+  test(`far over the budget: decided at once, before the window ends, with the hits so far (${held ? 'the hits are events held' : 'no event: the hits are counted in the kernel'})`, async () => {
+    const out = trace();
+    const x = host(() => 0);
+    const a = new AutoMode({ ...x.h, windowMs: 60_000 }, out);
+    const t0 = Date.now();
+    a.begin();
+    // more hits than the budget allows the whole minute, in no time at all
+    x.bump(BUDGET * 60 + 1);
+    for (let i = 0; i < held; i++) a.held.event(create(i, 0x1000 + i));
+    await until(() => a.state === 'walk', 'walk mode', 10_000);
+    assert.ok(Date.now() - t0 < 30_000, `decided ${Date.now() - t0} ms in, the window being 60 s`);
+    assert.deepEqual(out.events, []);
+    assert.deepEqual(x.calls, ['stopProbes', 'startWalk']);
+    await a.settle();
+  });
+}
+
+test('exactly the hits the budget allows the whole window, early: no decision until the window ends', async () => {
   const out = trace();
   const x = host(() => 0);
-  const a = new AutoMode({ ...x.h, windowMs: 60_000 }, out);
+  const a = new AutoMode(x.h, out);
   a.begin();
-  // more hits than twice the budget allows the whole minute, in no time at all
-  x.bump(2 * BUDGET * 60 + 1);
-  for (let i = 0; i < 256; i++) a.held.event(create(i, 0x1000 + i));
-  await until(() => a.state === 'walk', 'walk mode', 10_000);
-  assert.deepEqual(out.events, []);
-  assert.deepEqual(x.calls, ['stopProbes', 'startWalk']);
+  x.bump((BUDGET * WINDOW) / 1000);
+  await new Promise((r) => setTimeout(r, WINDOW / 2));
+  assert.equal(a.state, 'deciding', 'at the budget is not over it');
+  await until(() => a.state !== 'deciding', 'a decision', 10_000);
+  assert.equal(a.state, 'events');
   await a.settle();
 });
 
