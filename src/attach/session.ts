@@ -93,6 +93,10 @@ export class AttachSession {
   private readonly procs = new Map<number, Proc>();
   /** Pids seen (attached, being attached, or gone) so a pid is attached once. */
   private readonly seen = new Set<number>();
+  /** Pids whose exit was handled while /proc still showed them (still exiting, or a zombie not
+   *  reaped yet), with their start time: a scan must not take them for new processes. A process
+   *  given the pid later has another start time. */
+  private readonly dying = new Map<number, number>();
   /** Pids with an attach under way, and those of them that exited meanwhile (the exit was
    *  handled first: the attach must not bring the process back). */
   private readonly attaching = new Set<number>();
@@ -189,6 +193,10 @@ export class AttachSession {
     for (const pid of want) {
       // never leakscope itself or its loader (an ancestor traced with --children has them below it)
       if (this.seen.has(pid) || pid === process.pid || pid === this.loader.pid) continue;
+      if (this.dying.has(pid)) {
+        if (startTicks(pid) === this.dying.get(pid)) continue;
+        this.dying.delete(pid);
+      }
       // a child that existed before attach was not forked in the trace: it starts as a process
       const forkedWhileTraced = startTicks(pid) > this.startTick;
       this.queueAttach(pid, forkedWhileTraced ? ppidOf(pid) : 0);
@@ -202,6 +210,7 @@ export class AttachSession {
       else this.missing.set(pid, this.now());
     }
     for (const pid of this.missing.keys()) if (!this.procs.has(pid)) this.missing.delete(pid);
+    for (const [pid, st] of this.dying) if (startTicks(pid) !== st) this.dying.delete(pid);
     // the targets are gone: the --pid process (and its traced descendants), or with --exe every
     // process of it traced so far, with none running now (before the first one, --exe waits)
     // (a match() target never ends: its processes may come back, the agent waits for them)
@@ -331,6 +340,8 @@ export class AttachSession {
     this.addCost(p);
     // the pid may be given to a new process later: it is a new target then
     this.seen.delete(pid);
+    const st = startTicks(pid);
+    if (st) this.dying.set(pid, st);
     this.interner.forget(pid);
     p.mem?.close();
     this.emit({ kind: 'exit', pid, t, code });
