@@ -46,7 +46,7 @@ test('agent: nginx and apache2 leaks found through Prometheus (verdict, slope, a
     loads.push(preTraffic);
     await until('requests into pchild before the agent', 10000, async () => (preTraffic.count() >= 20 ? true : undefined), 100);
     const apacheChildren = await until('apache\'s four children', 10000, async () => {
-      const c = childrenOf(apache.child.pid!);
+      const c = childrenOf(apache.master.pid!);
       return c.length === 4 ? c : undefined;
     }, 100);
     const config = join(dir, 'agent.yaml');
@@ -78,8 +78,8 @@ targets:
       const ms = await scrape(agentPort);
       return pidsOf(ms, 'nginx', 'worker').length === 2 && pidsOf(ms, 'apache', 'worker').length === 4 && pidsOf(ms, 'nginx', 'master').length === 1 ? ms : undefined;
     });
-    assert.deepEqual(pidsOf(first, 'nginx', 'master'), [nginx.child.pid]);
-    assert.deepEqual(pidsOf(first, 'apache', 'master'), [apache.child.pid]);
+    assert.deepEqual(pidsOf(first, 'nginx', 'master'), [nginx.master.pid]);
+    assert.deepEqual(pidsOf(first, 'apache', 'master'), [apache.master.pid]);
     assert.deepEqual(pidsOf(first, 'apache', 'worker'), apacheChildren, 'the children running before the agent are traced');
 
     // a worker killed: the master forks a new one, which is traced
@@ -91,7 +91,7 @@ targets:
     });
     // nginx's master reloaded: every worker is new, and traced (apache's: below, once its
     // children that predate the agent have shown their leak)
-    process.kill(nginx.child.pid!, 'SIGHUP');
+    process.kill(nginx.master.pid!, 'SIGHUP');
     await until('new nginx workers after HUP', 20000, async () => {
       const w = pidsOf(await scrape(agentPort), 'nginx', 'worker');
       return w.length === 2 && !w.some((p) => respawned.includes(p)) ? true : undefined;
@@ -157,7 +157,7 @@ targets:
     assert.match(page.body.toString(), /ngx_http_leak_keep_handler/);
 
     // apache's master reloaded (graceful restart): its children are all new, and traced
-    process.kill(apache.child.pid!, 'SIGHUP');
+    process.kill(apache.master.pid!, 'SIGHUP');
     await until('new apache children after HUP', 20000, async () => {
       const a = pidsOf(await scrape(agentPort), 'apache', 'worker');
       return a.length >= 2 && !a.some((p) => apacheChildren.includes(p)) ? true : undefined;

@@ -8,54 +8,20 @@ import { request, Agent as HttpAgent } from 'node:http';
 import { join } from 'node:path';
 import { root } from '../attach/helpers.js';
 import { spawnCli } from '../support/cli.js';
-import { waitForPort } from '../attach/servers.js';
+import { startApache, startNginx, stopper, type Server } from '../attach/servers.js';
 
 export interface Proc {
   child: ChildProcess;
   stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
-function stopper(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): (s?: NodeJS.Signals) => Promise<void> {
-  return async (s = signal) => {
-    if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
-    const gone = new Promise<void>((r) => child.once('exit', () => r()));
-    process.kill(child.pid, s);
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 8000))]);
-    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
-  };
-}
-
-export async function startNginxLeak(dir: string, port: number, module: string, workers = 2): Promise<Proc & { exe: string }> {
-  mkdirSync(join(dir, 'logs'), { recursive: true });
-  const exe = join(dir, 'nginx');
-  copyFileSync('/usr/sbin/nginx', exe);
-  const t = (n: string) => join(dir, n);
-  const conf = t('nginx.conf');
-  writeFileSync(conf, `load_module ${module};
-daemon off;
-master_process on;
-worker_processes ${workers};
-pid ${t('nginx.pid')};
-error_log ${t('logs/error.log')};
-events { worker_connections 256; }
-http {
-  access_log off;
-  keepalive_timeout 300s;
-  keepalive_requests 1000000;
-  client_body_temp_path ${t('cb')}; proxy_temp_path ${t('px')}; fastcgi_temp_path ${t('fc')};
-  uwsgi_temp_path ${t('uw')}; scgi_temp_path ${t('sc')};
-  server {
-    listen 127.0.0.1:${port};
-    location /leak { leak_keep; }
-    location /churn { leak_churn; }
-    location /conn-leak { leak_conn; }
-    location / { return 200 "ok\\n"; }
-  }
-}
-`);
-  const child = spawn(exe, ['-p', dir, '-c', conf, '-e', t('logs/error.log')], { stdio: 'ignore' });
-  await waitForPort(port);
-  return { child, exe, stop: stopper(child) };
+/** Debian nginx (a private copy of its executable) with our leaking module on /leak, /churn and
+ *  /conn-leak. */
+export function startNginxLeak(dir: string, port: number, module: string, workers = 2): Promise<Server> {
+  return startNginx(dir, port, workers, {
+    modules: [module],
+    locations: '    location /leak { leak_keep; }\n    location /churn { leak_churn; }\n    location /conn-leak { leak_conn; }\n',
+  });
 }
 
 /** Builds test/programs/agent/mod_leaky.c with apxs into dir; returns the .so. */
@@ -66,54 +32,23 @@ export function buildApacheModule(dir: string): string {
   return join(dir, '.libs/mod_leaky.so');
 }
 
-export async function startApacheLeak(dir: string, port: number, module: string): Promise<Proc & { exe: string }> {
-  mkdirSync(join(dir, 'logs'), { recursive: true });
-  mkdirSync(join(dir, 'htdocs'), { recursive: true });
-  writeFileSync(join(dir, 'htdocs', 'index.html'), 'ok\n');
-  const exe = join(dir, 'apache2');
-  copyFileSync('/usr/sbin/apache2', exe);
-  const conf = join(dir, 'httpd.conf');
-  const m = (n: string) => `LoadModule ${n}_module /usr/lib/apache2/modules/mod_${n}.so`;
-  writeFileSync(conf, `ServerRoot ${dir}
-ServerName localhost
-Listen 127.0.0.1:${port}
-PidFile ${join(dir, 'httpd.pid')}
-ErrorLog ${join(dir, 'logs/error.log')}
-Mutex file:${join(dir, 'logs')}
-${m('mpm_prefork')}
-${m('authz_core')}
-${m('dir')}
-LoadModule leaky_module ${module}
+/** Debian apache2 (a private copy of its executable) with test/programs/agent/mod_leaky.c on
+ *  /leak and /leak-pchild. */
+export function startApacheLeak(dir: string, port: number, module: string): Promise<Server> {
+  return startApache(dir, port, `LoadModule leaky_module ${module}
 # four children from the start, never more nor fewer: keepalive connections each hold one, and
 # the tests know which children there are
 StartServers 4
 MinSpareServers 1
 MaxSpareServers 4
 MaxRequestWorkers 4
-MaxConnectionsPerChild 0
-KeepAlive On
-KeepAliveTimeout 300
-MaxKeepAliveRequests 0
-DocumentRoot ${join(dir, 'htdocs')}
-<Directory ${join(dir, 'htdocs')}>
-  Require all granted
-</Directory>
 <Location /leak>
   SetHandler leaky
 </Location>
 <Location /leak-pchild>
   SetHandler leaky-pchild
 </Location>
-DirectoryIndex index.html
-`);
-  const child = spawn(exe, ['-f', conf, '-DFOREGROUND'], {
-    stdio: 'ignore',
-    env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') },
-    // prefork's shutdown signals its whole process group: give it its own
-    detached: true,
-  });
-  await waitForPort(port);
-  return { child, exe, stop: stopper(child) };
+`, { copyExe: true });
 }
 
 export interface AgentRun extends Proc {
@@ -137,7 +72,7 @@ export async function startAgent(args: string[], opts: { timeoutMs?: number } = 
     });
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`the agent exited (${code}): ${err}`)); });
   });
-  return { child, exited, stderr: () => err, stop: stopper(child) };
+  return { child, exited, stderr: () => err, stop: stopper(child, 'SIGTERM', 8000) };
 }
 
 /** A GET on loopback: status and body. */

@@ -14,7 +14,7 @@ export interface Server {
   /** The executable the server runs (a private copy for nginx: --exe then traces only ours). */
   exe: string;
   port: number;
-  stop(): Promise<void>;
+  stop(signal?: NodeJS.Signals): Promise<void>;
 }
 
 export async function waitForPort(port: number, timeoutMs = 10000): Promise<void> {
@@ -61,18 +61,25 @@ async function ours(master: ChildProcess, port: number): Promise<void> {
   if (!inode || !held) throw new Error(`port ${port} is not our server's (${master.exitCode !== null ? 'it exited' : `listener socket ${inode ?? 'none'}`}): is the port taken?`);
 }
 
-function stopper(master: ChildProcess, signal: NodeJS.Signals): () => Promise<void> {
-  return async () => {
-    if (master.exitCode !== null || master.signalCode !== null || !master.pid) return;
-    const gone = new Promise<void>((r) => master.once('exit', () => r()));
-    process.kill(master.pid, signal);
-    await Promise.race([gone, new Promise((r) => setTimeout(r, 5000))]);
-    if (master.exitCode === null && master.signalCode === null) process.kill(master.pid, 'SIGKILL');
+/** stop(): `signal` (or the one given) to exactly the process we started, SIGKILL after `graceMs`. */
+export function stopper(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM', graceMs = 5000): (s?: NodeJS.Signals) => Promise<void> {
+  return async (s = signal) => {
+    if (child.exitCode !== null || child.signalCode !== null || !child.pid) return;
+    const gone = new Promise<void>((r) => child.once('exit', () => r()));
+    process.kill(child.pid, s);
+    await Promise.race([gone, new Promise((r) => setTimeout(r, graceMs))]);
+    if (child.exitCode === null && child.signalCode === null) process.kill(child.pid, 'SIGKILL');
   };
 }
 
+/** What a test adds to the nginx config: modules to load, locations of the one server. */
+export interface NginxExtra {
+  modules?: string[];
+  locations?: string;
+}
+
 /** Writes the nginx config and a copy of /usr/sbin/nginx into dir; start it with startNginx. */
-export function prepareNginx(dir: string, port: number, workers = 2): { exe: string; conf: string } {
+export function prepareNginx(dir: string, port: number, workers = 2, extra: NginxExtra = {}): { exe: string; conf: string } {
   mkdirSync(join(dir, 'logs'), { recursive: true });
   // a small static page (4 KiB) for benchmarks that want a realistic request next to `return 200`
   mkdirSync(join(dir, 'htdocs'), { recursive: true });
@@ -81,7 +88,7 @@ export function prepareNginx(dir: string, port: number, workers = 2): { exe: str
   copyFileSync('/usr/sbin/nginx', exe);
   const conf = join(dir, 'nginx.conf');
   const t = (n: string) => join(dir, n);
-  writeFileSync(conf, `daemon off;
+  writeFileSync(conf, `${(extra.modules ?? []).map((m) => `load_module ${m};\n`).join('')}daemon off;
 master_process on;
 worker_processes ${workers};
 pid ${t('nginx.pid')};
@@ -97,22 +104,25 @@ http {
     listen 127.0.0.1:${port};
     location / { return 200 "ok\\n"; }
     location /static/ { alias ${t('htdocs')}/; }
-  }
+${extra.locations ?? ''}  }
 }
 `);
   return { exe, conf };
 }
 
-export async function startNginx(dir: string, port: number, workers = 2): Promise<Server> {
-  const { exe, conf } = prepareNginx(dir, port, workers);
+export async function startNginx(dir: string, port: number, workers = 2, extra: NginxExtra = {}): Promise<Server> {
+  const { exe, conf } = prepareNginx(dir, port, workers, extra);
   const master = spawn(exe, ['-p', dir, '-c', conf, '-e', join(dir, 'logs/error.log')], { stdio: 'ignore' });
   await waitForPort(port);
   await ours(master, port);
   return { master, exe, port, stop: stopper(master, 'SIGTERM') };
 }
 
-/** `extra`: config lines appended (later directives win: modules, MPM limits). */
-export async function startApache(dir: string, port: number, extra = ''): Promise<Server> {
+/** `extra`: config lines appended (later directives win: modules, MPM limits). `copyExe`: runs a
+ *  private copy of /usr/sbin/apache2 (an --exe target then sees only ours). */
+export async function startApache(dir: string, port: number, extra = '', opts: { copyExe?: boolean } = {}): Promise<Server> {
+  const exe = opts.copyExe ? join(dir, 'apache2') : '/usr/sbin/apache2';
+  if (opts.copyExe) copyFileSync('/usr/sbin/apache2', exe);
   mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'htdocs'), { recursive: true });
   writeFileSync(join(dir, 'htdocs', 'index.html'), 'ok\n');
@@ -140,7 +150,7 @@ DocumentRoot ${join(dir, 'htdocs')}
 </Directory>
 DirectoryIndex index.html
 ${extra}`);
-  const master = spawn('/usr/sbin/apache2', ['-f', conf, '-DFOREGROUND'], {
+  const master = spawn(exe, ['-f', conf, '-DFOREGROUND'], {
     stdio: 'ignore',
     env: { ...process.env, APACHE_RUN_DIR: dir, APACHE_LOG_DIR: join(dir, 'logs') },
     // prefork's shutdown signals its whole process group: give it its own
@@ -148,7 +158,7 @@ ${extra}`);
   });
   await waitForPort(port);
   await ours(master, port);
-  return { master, exe: '/usr/sbin/apache2', port, stop: stopper(master, 'SIGTERM') };
+  return { master, exe, port, stop: stopper(master, 'SIGTERM') };
 }
 
 /** Debian apache2 (prefork, 2 children) with our leaking module (test/programs/mod_pool_leak.c,
