@@ -121,9 +121,9 @@ export async function startNginx(dir: string, port: number, workers = 2, extra: 
 /** `extra`: config lines appended (later directives win: modules, MPM limits). `copyExe`: runs a
  *  private copy of /usr/sbin/apache2 (an --exe target then sees only ours). */
 export async function startApache(dir: string, port: number, extra = '', opts: { copyExe?: boolean } = {}): Promise<Server> {
+  mkdirSync(join(dir, 'logs'), { recursive: true });
   const exe = opts.copyExe ? join(dir, 'apache2') : '/usr/sbin/apache2';
   if (opts.copyExe) copyFileSync('/usr/sbin/apache2', exe);
-  mkdirSync(join(dir, 'logs'), { recursive: true });
   mkdirSync(join(dir, 'htdocs'), { recursive: true });
   writeFileSync(join(dir, 'htdocs', 'index.html'), 'ok\n');
   const conf = join(dir, 'httpd.conf');
