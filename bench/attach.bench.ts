@@ -191,9 +191,18 @@ function pick<T extends { key: string }>(all: T[], env: string | undefined): T[]
   return all.filter((x) => want.includes(x.key));
 }
 
-async function mallocLoop(bin: string): Promise<number> {
-  return Number((await run(bin, ['20000000'])).stdout.trim());
+/** malloc/free rounds of the unrelated loop: ~0.9 s here, long enough that a scheduler hiccup
+ *  is not a slowdown (at 20M, 0.17 s, one run read 1.07x). */
+const LOOP_ROUNDS = 100_000_000;
+const LOOP_RUNS = 3;
+
+/** The loop's seconds, LOOP_RUNS times. */
+async function mallocLoop(bin: string): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < LOOP_RUNS; i++) out.push(Number((await run(bin, [String(LOOP_ROUNDS)])).stdout.trim()));
+  return out;
 }
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[xs.length >> 1]!;
 
 const f1 = (x: number) => x.toFixed(1);
 const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -257,13 +266,16 @@ try {
   for (const r of rows) console.log(r);
   const figures: Record<string, Figure> = { seconds: SECONDS, runs };
   if (!process.env.ATTACH_BENCH_NO_LOOP) {
-    const loopBase = await mallocLoop(loop);
+    // medians of 3 runs each, untraced before and after the traced ones
+    const base1 = await mallocLoop(loop);
     const h = await ours('libc', '', ['--allocator', 'libc']).start(server.exe);
-    const beside = await mallocLoop(loop);
+    const besideRuns = await mallocLoop(loop);
     await h.stop();
-    const loopBase2 = await mallocLoop(loop);
-    console.log(`\nunrelated malloc loop (20M malloc/free) beside nginx traced with --allocator libc: ${beside.toFixed(3)} s vs ${loopBase.toFixed(3)}/${loopBase2.toFixed(3)} s untraced = ${(beside / ((loopBase + loopBase2) / 2)).toFixed(3)}x`);
-    figures.unrelated = { besideS: beside, untracedS: [loopBase, loopBase2], ratio: beside / ((loopBase + loopBase2) / 2) };
+    const base2 = await mallocLoop(loop);
+    const [loopBase, beside, loopBase2] = [median(base1), median(besideRuns), median(base2)];
+    const secs = (xs: number[]) => xs.map((x) => x.toFixed(3)).join(' ');
+    console.log(`\nunrelated malloc loop (${LOOP_ROUNDS / 1e6}M malloc/free, medians of ${LOOP_RUNS} runs) beside nginx traced with --allocator libc: ${beside.toFixed(3)} s (${secs(besideRuns)}) vs ${loopBase.toFixed(3)} (${secs(base1)}) / ${loopBase2.toFixed(3)} (${secs(base2)}) s untraced = ${(beside / ((loopBase + loopBase2) / 2)).toFixed(3)}x`);
+    figures.unrelated = { rounds: LOOP_ROUNDS, besideS: beside, untracedS: [loopBase, loopBase2], runs: { beside: besideRuns, before: base1, after: base2 }, ratio: beside / ((loopBase + loopBase2) / 2) };
   }
   bench.finish(figures);
   console.log(`load average at the end ${load()}`);
