@@ -170,7 +170,7 @@ export class TargetWatch {
     const s = this.session!.stats;
     const d = g.observe(now, s.calls + s.lost, want.reduce((sum, pid) => sum + cpuSecondsOf(pid), 0));
     if (!d) return;
-    const what = describeReading(d.reading, g.cfg.maxProbeRate);
+    const what = describeReading(d.reading, g.cfg.maxProbeRate, this.session!.hitCostUs);
     if (d.to === 'events') {
       this.log.info(`target ${this.name}: ${what}: within the budget, staying with the probes`);
       return;

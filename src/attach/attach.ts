@@ -209,6 +209,7 @@ export async function attach(o: AttachOptions, ui: AttachOutput, stop: AbortSign
         windowMs,
         hits: () => session.stats.calls + session.stats.lost,
         cpuS: () => session.pids.reduce((sum, p) => sum + cpuSecondsOf(p), 0),
+        hitCostUs: () => session.hitCostUs,
         stopProbes: async () => {
           watched = undefined;
           await session.stop();

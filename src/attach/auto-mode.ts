@@ -1,6 +1,6 @@
 // `attach --mode auto`, the default: the probes (events mode) unless their hits cost more than
-// the budget, then no probe at all (walk mode). Every hit stops the traced thread (~3.5 µs on
-// the VM of BENCHMARKS.md): a busy keepalive server loses a quarter of its requests to the traps
+// the budget, then no probe at all (walk mode). Every hit stops the traced thread (~1 µs here,
+// ~3.5 µs on the older VM of BENCHMARKS.md): a busy keepalive server loses a quarter of its requests to the traps
 // alone, which no BPF program can remove, while walks of its pool trees cost it nothing.
 // Decided once, over the first seconds (the decision window, measured by the governor of
 // governor.ts): the probe session's events are held in memory meanwhile, then either written in
@@ -82,6 +82,9 @@ export interface AutoHost {
   /** The probe session's hits so far (calls, and the ones lost) and its targets' CPU seconds. */
   hits(): number;
   cpuS(): number;
+  /** What a probe hit costs here (µs), as the probe session's loader measured it; undefined
+   *  when it could not (the log then says what it assumed). */
+  hitCostUs(): number | undefined;
   /** Stops the probe session. */
   stopProbes(): Promise<void>;
   /** Starts the walk session, writing to the trace, as the current one (throws if it cannot). */
@@ -142,7 +145,7 @@ export class AutoMode {
     } else if (this.state === 'events' && this.late) {
       const d = this.late.observe(now, hits, cpuS);
       if (d?.to !== 'walk') return;
-      this.host.warn(`${describeReading(d.reading, this.host.budget)}: the probes have cost more than the budget for ${Math.round(this.late.cfg.sustainMs / 1000)} s; \`--mode walk\` costs nothing per request (auto mode does not switch after its first ${this.host.windowMs / 1000} s: the pools made under the probes would have no end in the trace)`);
+      this.host.warn(`${describeReading(d.reading, this.host.budget, this.host.hitCostUs())}: the probes have cost more than the budget for ${Math.round(this.late.cfg.sustainMs / 1000)} s; \`--mode walk\` costs nothing per request (auto mode does not switch after its first ${this.host.windowMs / 1000} s: the pools made under the probes would have no end in the trace)`);
       this.stopTimer();
     }
   }
@@ -162,7 +165,7 @@ export class AutoMode {
 
   private decide(to: 'events' | 'walk', r: Reading): void {
     if (this.state !== 'deciding') return;
-    const what = describeReading(r, this.host.budget);
+    const what = describeReading(r, this.host.budget, this.host.hitCostUs());
     if (to === 'events') {
       this.keepProbes();
       this.host.say(`auto mode: ${what}: within the budget, the probes stay (events mode)`);
@@ -206,7 +209,7 @@ export class AutoMode {
   async settle(): Promise<void> {
     if (this.state === 'deciding') {
       const r = this.sofar();
-      const what = describeReading(r, this.host.budget);
+      const what = describeReading(r, this.host.budget, this.host.hitCostUs());
       this.keepProbes();
       this.host.say(r.rate > this.host.budget
         ? `auto mode: ${what}: over the budget, but tracing ended within the first ${this.host.windowMs / 1000} s: the probes' events are kept (events mode; a longer trace would have switched to walk mode)`

@@ -1,7 +1,7 @@
 // The cost budget of the probes in `auto` mode (the agent's and `attach`'s): every probe hit
-// stops the traced process (a trap of ~3.5 µs on the 2-core VM of BENCHMARKS.md, before the
-// loader's and leakscope's own work on the record), so a busy server pays in proportion to its
-// traffic. The governor measures the target's probe hits per second over a sliding interval;
+// stops the traced process (a trap of ~0.5-1 µs on this machine, ~3.5 µs on the older VM of
+// BENCHMARKS.md, before the loader's and leakscope's own work on the record), so a busy server
+// pays in proportion to its traffic. The governor measures the target's probe hits per second over a sliding interval;
 // when the rate stays above the budget for the whole interval it says to drop the probes for a
 // walk of the pool trees (no cost per request). The agent's watch then tries the probes again
 // after a back-off (doubling while the traffic stays high): under budget then, they stay.
@@ -17,8 +17,9 @@
  *  server make (4,500-5,300/s seen with apache2), so that their probes stay (docs/agent.md). */
 export const DEFAULT_MAX_PROBE_RATE = 10000;
 
-/** What a probe hit costs the traced process, for the log's estimate only (the `floor` run of
- *  `npm run bench -- attach-apache`: 3.47 µs on the 2-core VM; more on a loaded machine). */
+/** What a probe hit costs the traced process, for the log's estimate only, when the BPF loader
+ *  could not measure it on the machine (BpfLoader.hitCostUs): the `floor` run of `npm run bench
+ *  -- attach-apache` on the older 2-core VM, 3.47 µs (~1 µs on the current one). */
 export const HIT_COST_US = 3.5;
 /** The back-off doubles at each failed try, up to this many times the configured one. */
 export const MAX_BACKOFF_FACTOR = 16;
@@ -135,9 +136,24 @@ function reading(a: Point, b: Point): Reading {
   };
 }
 
-/** The log's words for a reading against the budget: the rate, and what its traps cost. */
-export function describeReading(r: Reading, budget: number): string {
-  const trapS = (r.rate * HIT_COST_US) / 1e6;
+/** The log's words for a reading against the budget: the rate, and what its traps cost at
+ *  `hitCostUs` a hit (as the loader measured it on this machine; HIT_COST_US, said to be
+ *  assumed, when it could not). */
+export function describeReading(r: Reading, budget: number, hitCostUs?: number): string {
+  const measured = hitCostUs !== undefined && Number.isFinite(hitCostUs) && hitCostUs > 0;
+  const cost = measured ? hitCostUs : HIT_COST_US;
+  const trapS = (r.rate * cost) / 1e6;
   const share = r.cpu > 0 ? `, ~${Math.round((trapS / r.cpu) * 100)}% of the ${r.cpu.toFixed(2)} CPU-s/s the target used` : '';
-  return `${Math.round(r.rate)} probe hits/s over the last ${Math.round(r.seconds)} s, budget ${budget}/s (traps ~${(trapS * 1000).toFixed(0)} ms/s at ${HIT_COST_US} µs a hit${share})`;
+  return `${Math.round(r.rate)} probe hits/s over the last ${short(r.seconds)} s, budget ${budget}/s (traps ~${short(trapS * 1000)} ms/s at ${costText(cost)} µs a hit, ${measured ? 'measured' : 'assumed'}${share})`;
+}
+
+/** One decimal under 10 (a reading of a fraction of a second is not "0 s"), whole above. */
+function short(x: number): string {
+  const d = Math.round(x * 10) / 10;
+  return d < 10 ? d.toFixed(1) : String(Math.round(x));
+}
+
+/** Two significant digits (0.45, 1.0, 3.5), whole from 10 on. */
+function costText(us: number): string {
+  return us < 9.95 ? us.toPrecision(2) : String(Math.round(us));
 }

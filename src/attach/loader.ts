@@ -102,6 +102,9 @@ export class BpfLoader {
   private readonly notes: string[] = [];
   /** Instructions the verifier walked per BPF program (kept under half its limit). */
   verifiedInsns: Record<string, number> = {};
+  /** What one probe hit costs a process on this machine (µs), measured by the loader as it
+   *  started (a uprobe on a function of its own); undefined when it could not measure it. */
+  hitCostUs: number | undefined;
 
   private constructor(private readonly child: ChildProcessWithoutNullStreams, private readonly h: LoaderHandlers, startMono: bigint) {
     this.startHi = Number(startMono >> 32n);
@@ -137,6 +140,7 @@ export class BpfLoader {
     if (tfs.mounted) l.notes.push('mounted tracefs at /sys/kernel/tracing (it was not mounted; forked processes inherit their probes through it)');
     else if (tfs.error) l.notes.push(`${tfs.error}: processes forked while traced are attached after the fork and their first calls are missed (mount it with 'mount -t tracefs nodev /sys/kernel/tracing')`);
     if (ready.verifiedInsns && typeof ready.verifiedInsns === 'object') l.verifiedInsns = ready.verifiedInsns as Record<string, number>;
+    if (typeof ready.hitNs === 'number' && ready.hitNs > 0) l.hitCostUs = ready.hitNs / 1000;
     return l;
   }
 

@@ -151,6 +151,12 @@ export class AttachSession {
     return this.loader.unwinder;
   }
 
+  /** What one probe hit costs a traced process here (µs), as the loader measured it; undefined
+   *  when it could not. */
+  get hitCostUs(): number | undefined {
+    return this.loader.hitCostUs;
+  }
+
   get loaderWarnings(): string[] {
     return this.loader.warnings;
   }

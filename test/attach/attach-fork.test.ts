@@ -119,13 +119,18 @@ test('attach --pid without --children: the children it forks are not traced at a
   }
 });
 
-test('the BPF programs stay under half the verifier limit (1M instructions), in both modes', async () => {
+test('the BPF programs stay under half the verifier limit (1M instructions), and the loader measures what a probe hit costs, in both modes', async () => {
   for (const mode of ['events', 'aggregate'] as const) {
     const l = await BpfLoader.start({ mode, stackBytes: 16384, ringbufMb: 1, startMono: process.hrtime.bigint() }, { call() {}, notify() {}, lost() {}, stack() {}, stacksReset() {} });
     try {
       const insns = l.verifiedInsns;
       assert.deepEqual(Object.keys(insns).sort(), ['ls_entry', 'ls_exit', 'ls_fork', 'ls_return']);
       for (const [name, n] of Object.entries(insns)) assert.ok(n > 0 && n < 500_000, `${mode} ${name}: ${n} instructions verified`);
+      // a trap and an early return: a fraction of a µs to a few µs (~17 µs here when the first
+      // instruction is single-stepped); absent when the measurement failed
+      const us = l.hitCostUs;
+      assert.ok(us !== undefined && us >= 0.05 && us <= 50, `${mode}: ${us} µs a hit measured`);
+      console.log(`# ${mode}: ${us} µs a probe hit, measured by the loader`);
     } finally {
       await l.stop();
     }
