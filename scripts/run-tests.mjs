@@ -108,16 +108,26 @@ const sample = () => {
   peakTmp = Math.max(peakTmp, du(tmp));
 };
 sample();
-const timer = setInterval(sample, 500);
+// Every 50 ms in the first second, then twice a second: a short run (one small file: ~0.4 s on
+// a fast machine) was over before the first half-second sample, and read "peak memory 0 MiB".
+let timer;
+let early = 0;
+const fast = setInterval(() => {
+  sample();
+  if (++early < 20) return;
+  clearInterval(fast);
+  timer = setInterval(sample, 500);
+}, 50);
 for (const s of ['SIGINT', 'SIGTERM']) process.on(s, () => child.kill(s));
 const status = await new Promise((resolve) => child.on('exit', (code, signal) => resolve(code ?? (signal ? 128 : 1))));
+clearInterval(fast);
 clearInterval(timer);
 sample();
 
 // tsx keeps its compile cache in TMPDIR (tsx-UID): the runner's, not a test's.
 const left = readdirSync(tmp).filter((n) => !/^tsx-\d+$/.test(n));
 const mib = (n) => `${(n / 1048576).toFixed(0)} MiB`;
-say(`${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s; peak memory ${mib(peakRss)} (every process of the suite together, sampled twice a second); ` +
+say(`${files.length} files in ${((Date.now() - started) / 1000).toFixed(0)} s; peak memory ${mib(peakRss)} (every process of the suite together, sampled every 50 ms for 1 s, then twice a second); ` +
   `peak temporary files ${mib(peakTmp)} (TMPDIR ${tmp}); left behind: ${left.length ? left.map((n) => `${n} (${mib(du(join(tmp, n)) + lstatSync(join(tmp, n)).blocks * 512)})`).join(', ') : 'nothing'}`);
 let exit = status;
 if (status === 0 && left.length) {

@@ -44,7 +44,7 @@ test('a missing package: one line with the command that installs it, before any 
 test('a run prints its peak memory and temporary files, and fails when passing tests left files', () => {
   const clean = run(['support/tmpdir']);
   assert.equal(clean.status, 0, clean.stderr);
-  const line = /leakscope tests: 1 files in \d+ s; peak memory (\d+) MiB \(every process of the suite together, sampled twice a second\); peak temporary files (\d+) MiB \(TMPDIR (\S+)\); left behind: nothing\n/.exec(clean.stderr);
+  const line = /leakscope tests: 1 files in \d+ s; peak memory (\d+) MiB \(every process of the suite together, sampled every 50 ms for 1 s, then twice a second\); peak temporary files (\d+) MiB \(TMPDIR (\S+)\); left behind: nothing\n/.exec(clean.stderr);
   assert.ok(line, clean.stderr);
   assert.ok(Number(line[1]) > 0, 'memory measured');
   assert.ok(!existsSync(line[3]!), 'its TMPDIR removed');
