@@ -31,7 +31,10 @@ test('agent, aggregate mode: a malloc leak found by site, by unit and by process
   const built = buildProgram('agent/agent-mleak', dir);
   const evil = join(dir, 'mleak"<b>&x<i>');
   copyFileSync(built, evil);
-  const byName = join(dir, 'mleak-byname');
+  // a name of this run's own (a process name is the machine's: another copy of the suite runs
+  // its own leaker at the same time), within comm's 15 bytes
+  const name = `mleak${process.pid}`;
+  const byName = join(dir, name);
   copyFileSync(built, byName);
   const unit = `leakscope-test-${process.pid}.service`;
   const cgroup = join('/sys/fs/cgroup/unified', unit);
@@ -52,7 +55,7 @@ targets:
   - name: unit
     unit: ${unit}
   - name: byname
-    process: mleak-byname
+    process: ${name}
 `);
     agent = await startAgent(['--config', config]);
     const leakOf = async (target: string) => {
