@@ -265,7 +265,7 @@ const ROWS: Row[] = [
     what: 'an unrelated malloc loop beside a libc-traced nginx',
     target: 'no slowdown',
     judged: 'its wall time against the mean of two untraced runs',
-    figure: (f) => `${fx(f.unrelated?.ratio)}× (${fx(f.unrelated?.besideS)} s vs ${(f.unrelated?.untracedS as number[] | undefined)?.map((x) => fx(x)).join(' / ') ?? '?'} s${f.unrelated?.rounds ? `; medians of 3 runs of ${num(f.unrelated.rounds) / 1e6}M malloc/free` : '; one run of 20M malloc/free'})`,
+    figure: (f) => `${fx(f.unrelated?.ratio)}× (${fx(f.unrelated?.besideS)} s vs ${(f.unrelated?.untracedS as number[] | undefined)?.map((x) => fx(x)).join(' / ') ?? '?'} s${f.unrelated?.rounds ? `; medians of ${(f.unrelated.runs as { beside?: number[] } | undefined)?.beside?.length ?? '?'} runs of ${num(f.unrelated.rounds) / 1e6}M malloc/free` : '; one run of 20M malloc/free'})`,
     met: (f) => yes(num(f.unrelated?.ratio) <= 1.05),
   },
   {

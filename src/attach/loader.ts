@@ -138,7 +138,8 @@ export class BpfLoader {
     }
     l.unwinder = ready.unwinder === true;
     if (tfs.mounted) l.notes.push('mounted tracefs at /sys/kernel/tracing (it was not mounted; forked processes inherit their probes through it)');
-    else if (tfs.error) l.notes.push(`${tfs.error}: processes forked while traced are attached after the fork and their first calls are missed (mount it with 'mount -t tracefs nodev /sys/kernel/tracing')`);
+    // the loader's word, whatever mounted it or failed to
+    if (ready.inheritance === false) l.notes.push(`${tfs.error ?? 'tracefs has no writable uprobe_events'}: processes forked while traced are attached after the fork and their first calls are missed (mount it with 'mount -t tracefs nodev /sys/kernel/tracing')`);
     if (ready.verifiedInsns && typeof ready.verifiedInsns === 'object') l.verifiedInsns = ready.verifiedInsns as Record<string, number>;
     if (typeof ready.hitNs === 'number' && ready.hitNs > 0) l.hitCostUs = ready.hitNs / 1000;
     return l;
@@ -151,9 +152,7 @@ export class BpfLoader {
 
   /** Loader messages on stderr (warnings). */
   get warnings(): string[] {
-    const own = this.stderr.split('\n').filter((s) => s.trim() !== '').map((s) => s.replace(/^leakscope-bpf: /, ''));
-    // the loader's own line about tracefs says the same as the note, with less
-    return [...this.notes, ...(this.notes.length ? own.filter((s) => !s.startsWith('tracefs ')) : own)];
+    return [...this.notes, ...this.stderr.split('\n').filter((s) => s.trim() !== '').map((s) => s.replace(/^leakscope-bpf: /, ''))];
   }
 
   private failPending(): void {

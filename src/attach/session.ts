@@ -97,10 +97,6 @@ export class AttachSession {
    *  reaped yet), with their start time: a scan must not take them for new processes. A process
    *  given the pid later has another start time. */
   private readonly dying = new Map<number, number>();
-  /** Pids with an attach under way, and those of them that exited meanwhile (the exit was
-   *  handled first: the attach must not bring the process back). */
-  private readonly attaching = new Set<number>();
-  private readonly exitedWhileAttaching = new Set<number>();
   private readonly buildIds = new Map<string, string>();
   private readonly probePoints = new ProbePoints();
   private readonly interner: StackInterner;
@@ -229,9 +225,6 @@ export class AttachSession {
     this.seen.add(pid);
     this.attachQueue = this.attachQueue.then(() => this.attach(pid, parentPid, forkT)).catch((err: unknown) => {
       this.warn(`attach:${pid}`, `process ${pid}: ${(err as Error).message}`);
-    }).finally(() => {
-      this.attaching.delete(pid);
-      this.exitedWhileAttaching.delete(pid);
     });
   }
 
@@ -278,10 +271,10 @@ export class AttachSession {
     if (this.stopped || !pidAlive(pid)) return;
     const t = forkT ?? this.now();
     // first: did it inherit its probes at fork? (its fork notification came before this reply)
-    this.attaching.add(pid);
     const st = await this.loader.command(['trace', pid, this.followForks ? 1 : 0]);
-    // adopted at its fork notification and gone since (both came before this reply)
-    if (this.exitedWhileAttaching.has(pid)) return;
+    // gone meanwhile: adopted at its fork notification and its exit handled since (both came
+    // before this reply: gone() took it out of `seen`), or exited while never traced
+    if (!this.seen.has(pid) || !pidAlive(pid)) return;
     if (st.inherited === true) {
       this.adopt(pid, parentPid || ppidOf(pid), t, typeof st.root === 'number' ? st.root : undefined);
       return;
@@ -339,7 +332,6 @@ export class AttachSession {
   }
 
   private gone(pid: number, code: number, t: number): void {
-    if (this.attaching.has(pid)) this.exitedWhileAttaching.add(pid);
     const p = this.procs.get(pid);
     if (!p) return;
     this.procs.delete(pid);

@@ -1017,9 +1017,10 @@ int main(int argc, char **argv)
   struct bpf_link *le = bpf_program__attach(skel->progs.ls_exit);
   if (!lf || !le) fprintf(stderr, "leakscope-bpf: fork/exit tracepoints unavailable; relying on /proc polling\n");
 
+  /* without tracefs, processes forked while traced are attached after the fork: the ready
+   * line's "inheritance" says so, and leakscope words it */
   int have_tfs = tfs_init();
   if (have_tfs) tfs_sweep();
-  else fprintf(stderr, "leakscope-bpf: tracefs is not mounted: processes forked while traced are attached after the fork (their first calls are missed)\n");
 
   struct ring_buffer *rb = ring_buffer__new(bpf_map__fd(skel->maps.events), on_event, NULL, NULL);
   if (!rb) { fprintf(stderr, "leakscope-bpf: cannot create the ring buffer reader\n"); return 1; }
