@@ -63,6 +63,20 @@ const DEFINITIONS = new Set<Event['kind']>(['frame', 'stack', 'module']);
  * "snapshot #1", or a `leakscope mark` "corpus: cut"), the server still running: everything up to
  * that marker, and every symbol definition (symbolization appends them at the end).
  */
+/** Where a live case was cut and when each process exited, on the trace's clock: what a run
+ *  whose verdicts differ is shown with (repeat.ts). */
+export async function cutFacts(path: string): Promise<string> {
+  const marks: string[] = [];
+  const exits: string[] = [];
+  let last = 0;
+  await readInputs([path], { event: (e) => {
+    if (e.kind === 'marker') marks.push(`${e.label}@${e.t}`);
+    else if (e.kind === 'exit') exits.push(`${e.pid}@${e.t}`);
+    else if (!DEFINITIONS.has(e.kind)) last = Math.max(last, e.t);
+  } });
+  return `markers ${marks.join(', ') || 'none'}; exits ${exits.join(', ') || 'none'}; last event @${last}`;
+}
+
 function loadCut(path: string): () => Promise<AnalysisResult> {
   return async () => {
     let cut = Infinity;

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import type { VerdictKind } from '../../src/analyses/result.js';
 import { labelAll } from './entities.js';
 import { CAPTURES, makeCapture } from './make-captures.js';
-import { realCases } from './real.js';
+import { cutFacts, realCases } from './real.js';
 
 /** The `run` captures: their verdicts could depend on timing (every one of the corpus's captures
  *  made by `leakscope run`; the attach ones need root and take half a minute each). */
@@ -39,10 +39,12 @@ export async function repeatRuns(n: number, log: (m: string) => void = () => {},
   for (const name of names) {
     const spec = CAPTURES.find((c) => c.name === name)!;
     const runs = new Map<string, Map<string, VerdictKind[]>[]>();
+    const facts: string[] = []; // per run: its capture's markers and exits (shown when it differs)
     for (let i = 0; i < n; i++) {
       const dir = mkdtempSync(join(tmpdir(), 'leakscope-vd-repeat-'));
       try {
         await makeCapture(spec, dir);
+        facts.push((await Promise.all(spec.files.map((f) => cutFacts(join(dir, f))))).join(' | '));
         for (const c of realCases(dir).filter((x) => x.name === name || x.name === `${name}-live`)) {
           const g = groups(labelAll(c, await c.load()));
           runs.set(c.name, [...(runs.get(c.name) ?? []), g]);
@@ -57,7 +59,7 @@ export async function repeatRuns(n: number, log: (m: string) => void = () => {},
       const differ = rs.filter((g) => JSON.stringify([...g]) !== first);
       res.cases.push({ name: c, runs: rs, same: differ.length === 0 });
       res.lines.push(`- ${c}: ${rs.length} runs, ${differ.length === 0 ? 'the same verdicts every time' : `${differ.length} runs differ`}: ${show(rs[0]!)}`);
-      for (const d of differ.slice(0, 3)) res.lines.push(`  differs: ${show(d)}`);
+      for (const d of differ.slice(0, 3)) res.lines.push(`  differs (run ${rs.indexOf(d) + 1}: ${facts[rs.indexOf(d)]}; run 1: ${facts[0]}): ${show(d)}`);
     }
   }
   return res;
