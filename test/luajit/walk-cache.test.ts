@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { SymbolTables } from '../../src/model/stacks.js';
 import { readTrace } from '../../src/trace/reader.js';
+import { readHeader } from '../../src/trace/header.js';
 import { attachLuajit, type AttachLuajitResult } from '../../src/luajit/attach-luajit.js';
 import { curlBatch, GARBAGE_LINE, LEAK_LINE, LEAK_LINE_INTERP, startLuaServer, type LuaServer } from './nginx-server.js';
 
@@ -30,31 +31,43 @@ after(async () => {
 const ROUNDS = 6;
 
 /** Traces a fixed mix of compiled and interpreted requests, sent once the worker's allocator is
- * probed; env set for the tracer only. */
-async function trace(name: string, env: Record<string, string>): Promise<AttachLuajitResult & { out: string }> {
-  const out = join(dir, `${name}.lstrace`);
-  for (const [k, v] of Object.entries(env)) process.env[k] = v;
-  let done = false;
+ * probed by every tracer: one tracer per entry, all at once (the same allocations, in the same
+ * state of the JIT), each with its env set for it only. */
+type Traced = AttachLuajitResult & { out: string; from: number };
+
+async function traceTogether(runs: { name: string; env: Record<string, string> }[]): Promise<Traced[]> {
   const stop = new AbortController();
-  const probed = new Set<number>();
-  let traced: Promise<AttachLuajitResult>;
-  try {
-    traced = attachLuajit({ pids: server.workers, durationMs: 120_000, out, settleMs: 0, signal: stop.signal, onTraced: (pid) => probed.add(pid) })
-      .finally(() => (done = true));
-  } finally {
-    for (const k of Object.keys(env)) delete process.env[k];
-  }
-  // The tracer finds the allocator through a Lua API call: requests until it has.
-  for (let i = 0; probed.size < server.workers.length && !done; i++) await curlBatch(server.port, `${name}w${i}`, 5, 0);
+  let done = false;
+  const tracers = runs.map(({ name, env }) => {
+    const out = join(dir, `${name}.lstrace`);
+    const probed = new Set<number>();
+    for (const [k, v] of Object.entries(env)) process.env[k] = v;
+    try {
+      const traced = attachLuajit({ pids: server.workers, durationMs: 120_000, out, settleMs: 0, signal: stop.signal, onTraced: (pid) => probed.add(pid) })
+        .finally(() => (done = true));
+      return { out, probed, traced };
+    } finally {
+      for (const k of Object.keys(env)) delete process.env[k];
+    }
+  });
+  // The tracers find the allocator through a Lua API call: requests until each has.
+  for (let i = 0; tracers.some((t) => t.probed.size < server.workers.length) && !done; i++) await curlBatch(server.port, `${runs[0]!.name}w${i}`, 5, 0);
+  // Where the traces are comparable: a tracer probed first also saw the requests above.
+  const from = Date.now();
   for (let i = 0; i < ROUNDS && !done; i++) {
-    await Promise.all([curlBatch(server.port, `${name}${i}`, 40, 5), curlBatch(server.port, `${name}${i}i`, 20, 0, '/leaki')]);
+    await Promise.all([curlBatch(server.port, `${runs[0]!.name}${i}`, 40, 5), curlBatch(server.port, `${runs[0]!.name}${i}i`, 20, 0, '/leaki')]);
   }
   stop.abort();
-  return { ...(await traced), out };
+  return Promise.all(tracers.map(async (t) => ({ ...(await t.traced), out: t.out, from })));
 }
 
-/** Share of allocations per rendered stack (leaf first, temp dir names removed). */
-async function stackShares(path: string): Promise<Map<string, number>> {
+const trace = async (name: string, env: Record<string, string>) => (await traceTogether([{ name, env }]))[0]!;
+
+/** Share of allocations per rendered stack (leaf first, temp dir names removed), of those made
+ * from the wall-clock time `from` (ms) on. */
+async function stackShares(path: string, from = 0): Promise<Map<string, number>> {
+  const start = readHeader(path).meta.startWallMs ?? 0;
+  const fromT = (from - start) * 1e6;
   const syms = new SymbolTables();
   const counts = new Map<string, number>();
   let n = 0;
@@ -62,7 +75,7 @@ async function stackShares(path: string): Promise<Map<string, number>> {
     event(e) {
       if (e.kind === 'frame') syms.scope(e.pid).defineFrame(e.id, e.frame);
       else if (e.kind === 'stack') syms.scope(e.pid).defineStack(e.id, e.parent, e.frame);
-      else if (e.kind === 'alloc') {
+      else if (e.kind === 'alloc' && e.t >= fromT) {
         const key = syms
           .scope(e.pid)
           .stackFrames(e.stack)
@@ -77,22 +90,32 @@ async function stackShares(path: string): Promise<Map<string, number>> {
 }
 
 test('the walk cache changes no stack: same stacks, same shares, compiled and interpreted', { timeout: 45_000 }, async () => {
-  const cached = await trace('cached', { LSTRACE_LUAJIT_STATS: '2' });
-  const fresh = await trace('fresh', { LSTRACE_LUAJIT_STATS: '2', LSTRACE_LUAJIT_NO_WALK_CACHE: '1' });
+  // Both at once, on the same requests, compared from when both were probing. Traced one after
+  // the other, the JIT's state moved between them (a loaded suite failed on it); at once but
+  // compared over all, the first to probe also had the requests sent until the second did (one
+  // stack at 5.8% there, 0.4% in the other): differences the cache has no part in.
+  const [cached, fresh] = await traceTogether([
+    { name: 'cached', env: { LSTRACE_LUAJIT_STATS: '2' } },
+    { name: 'fresh', env: { LSTRACE_LUAJIT_STATS: '2', LSTRACE_LUAJIT_NO_WALK_CACHE: '1' } },
+  ]) as [Traced, Traced];
   assert.equal(cached.lost, 0);
   assert.equal(fresh.lost, 0);
   // counters: [0] walks ... [12] walks reused from the cache (lj_alloc.bpf.c C_CACHE_HIT - 1)
   const hits = cached.bpfCounters?.[12] ?? 0;
   const walks = cached.bpfCounters?.[0] ?? 0;
-  assert.ok(walks > 1000 && hits > walks / 2, `cache reused ${hits} of ${walks} walks`);
+  // 55-57% of the walks here reuse the cache: it must be in use, with a margin (a threshold of
+  // half sat within 10% of the figure).
+  assert.ok(walks > 1000 && hits > walks / 4, `cache reused ${hits} of ${walks} walks`);
   assert.equal(fresh.bpfCounters?.[12], 0, 'LSTRACE_LUAJIT_NO_WALK_CACHE still reused walks');
 
-  const a = await stackShares(cached.out);
-  const b = await stackShares(fresh.out);
-  const major = (m: Map<string, number>) => new Set([...m].filter(([, s]) => s >= 0.02).map(([k]) => k));
-  assert.deepEqual([...major(a)].sort(), [...major(b)].sort());
-  for (const k of major(a)) {
-    assert.ok(Math.abs(a.get(k)! - b.get(k)!) < 0.03, `${k}: ${a.get(k)} with the cache, ${b.get(k)} without`);
+  const a = await stackShares(cached.out, cached.from);
+  const b = await stackShares(fresh.out, fresh.from);
+  // Every stack with a share of 2% in either trace is in both, with shares within 3 points. A
+  // set of the stacks over 2% in each would fail on a stack at 2.1% in one and 1.9% in the other.
+  const major = new Set([...a, ...b].filter(([, sh]) => sh >= 0.02).map(([k]) => k));
+  for (const k of major) {
+    const [x, y] = [a.get(k) ?? 0, b.get(k) ?? 0];
+    assert.ok(x > 0 && y > 0 && Math.abs(x - y) < 0.03, `${k}: ${x} with the cache, ${y} without`);
   }
   // The known sites, in both: compiled garbage and leak lines, and the interpreted leak line.
   for (const m of [a, b]) {
