@@ -12,7 +12,7 @@ import { TraceWriter } from '../../trace/writer.js';
 import { readHeader } from '../../trace/header.js';
 import { execFileSync } from 'node:child_process';
 import { ensureNative } from '../../native/ensure.js';
-import { findNative } from '../../native/locate.js';
+import { buildCommand, findNative } from '../../native/locate.js';
 
 export interface MarkOpts {
   trace?: string;
@@ -54,7 +54,9 @@ function eventClockNow(source: string | undefined): bigint {
   try {
     return BigInt(execFileSync(clock, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
   } catch (err) {
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'is not built (run `leakscope setup --rebuild`)' : `failed: ${(err as Error).message.split('\n')[0]}`;
+    // A recorder built before ls-clock existed has the library alone: the part needs a rebuild.
+    const rebuild = buildCommand() === 'npm run build' ? 'npm run build' : 'leakscope setup --rebuild';
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `is not built (run '${rebuild}')` : `failed: ${(err as Error).message.split('\n')[0]}`;
     throw new UserError(`${clock} (the recorder's clock, which a marker must be timed on) ${why}`);
   }
 }
