@@ -72,7 +72,10 @@ export async function startAgent(args: string[], opts: { timeoutMs?: number } = 
     });
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`the agent exited (${code}): ${err}`)); });
   });
-  return { child, exited, stderr: () => err, stop: stopper(child, 'SIGTERM', 8000) };
+  // The agent bounds its own stop (the loader gets 10 s to detach its probes, the HTTP side 3 s);
+  // detaching takes 3-6 s beside a loaded suite here (the kernel synchronizes per uprobe link),
+  // and two loaded suites at once went past the 8 s this once allowed: twice the agent's bound.
+  return { child, exited, stderr: () => err, stop: stopper(child, 'SIGTERM', 30_000) };
 }
 
 /** A GET on loopback: status and body. */
