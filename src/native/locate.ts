@@ -63,6 +63,12 @@ export function buildCommand(root = PACKAGE_ROOT): string {
   return existsSync(join(root, 'src')) ? 'npm run build' : 'leakscope setup';
 }
 
+/** The command that builds again parts that look built (a build older than one of its files). */
+export function rebuildCommand(root = PACKAGE_ROOT): string {
+  const b = buildCommand(root);
+  return b === 'leakscope setup' ? `${b} --rebuild` : b;
+}
+
 function writable(p: string): boolean {
   try { accessSync(p, constants.W_OK); return true; } catch { return false; }
 }

@@ -12,7 +12,7 @@ import { TraceWriter } from '../../trace/writer.js';
 import { readHeader } from '../../trace/header.js';
 import { execFileSync } from 'node:child_process';
 import { ensureNative } from '../../native/ensure.js';
-import { buildCommand, findNative } from '../../native/locate.js';
+import { findNative, rebuildCommand } from '../../native/locate.js';
 
 export interface MarkOpts {
   trace?: string;
@@ -55,8 +55,7 @@ function eventClockNow(source: string | undefined): bigint {
     return BigInt(execFileSync(clock, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).trim());
   } catch (err) {
     // A recorder built before ls-clock existed has the library alone: the part needs a rebuild.
-    const rebuild = buildCommand() === 'npm run build' ? 'npm run build' : 'leakscope setup --rebuild';
-    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `is not built (run '${rebuild}')` : `failed: ${(err as Error).message.split('\n')[0]}`;
+    const why = (err as NodeJS.ErrnoException).code === 'ENOENT' ? `is not built (run '${rebuildCommand()}')` : `failed: ${(err as Error).message.split('\n')[0]}`;
     throw new UserError(`${clock} (the recorder's clock, which a marker must be timed on) ${why}`);
   }
 }
