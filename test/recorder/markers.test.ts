@@ -1,7 +1,7 @@
 // SIGUSR2 markers of the in-process recorder: `leakscope snapshot PID` (sigqueue, "snapshot #N")
 // and a plain kill -USR2 ("SIGUSR2 #N") each drop a marker, timed at the signal, in the process
 // that received it (a forked child numbers its own); a burst of signals neither crashes nor hangs
-// the program; the markers serve as diff range edges.
+// the program; the markers serve as diff range edges, and what follows a marker is after it.
 import { strict as assert } from 'node:assert';
 import { execFileSync } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -135,6 +135,32 @@ describe('recorder markers (SIGUSR2)', () => {
     assert.equal(d.status, 0, d.stderr);
     const total = (JSON.parse(d.stdout) as { rows: { kind: string; delta: number }[] }).rows.find((x) => x.kind === 'total')!;
     assert.equal(total.delta, 10 * 1002);
+  });
+
+  it('what the program records after a marker is after it on the trace\'s clock, even within one tick', async () => {
+    // 50 signals, each between two allocations, all in a few coarse ticks: without the recorder's
+    // ordering the "after" block shares its marker's time and a cut at the marker takes it in.
+    const exe = compile(dir, 'rec-mark-order');
+    const trace = join(dir, 'order.lstrace');
+    const run = leakscope(['run', '--no-summary', '-o', trace, '--', exe]);
+    assert.equal(run.status, 0, run.stderr);
+    const evs = (await traceEvents(trace)).events as Ev[];
+    const marks = evs.filter((e) => e.kind === 'marker');
+    assert.equal(marks.length, 50, marks.map((m) => m.label).join());
+    const at = (size: number): number => {
+      const a = evs.filter((e) => e.kind === 'alloc' && e.size === size);
+      assert.equal(a.length, 1, `one ${size}-byte block`);
+      return a[0]!.t;
+    };
+    marks.forEach((m, i) => {
+      assert.equal(m.label, `SIGUSR2 #${i + 1}`);
+      assert.ok(at(3000 + i) <= m.t && m.t < at(4000 + i), `${m.label} at ${m.t}: after the block before it (${at(3000 + i)}), strictly before the one after it (${at(4000 + i)})`);
+    });
+    // As a range edge: between markers 1 and 2 the program added exactly the two blocks between them.
+    const d = leakscope(['diff', trace, '--from', 'SIGUSR2 #1', '--to', 'SIGUSR2 #2', '--format', 'json']);
+    assert.equal(d.status, 0, d.stderr);
+    const total = (JSON.parse(d.stdout) as { rows: { kind: string; delta: number }[] }).rows.find((x) => x.kind === 'total')!;
+    assert.equal(total.delta, 4000 + 3001);
   });
 
   it('every signal of a burst is a marker or counted lost, and the program is unharmed', () => {

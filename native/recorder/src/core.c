@@ -63,11 +63,20 @@ void lk_raw_munmap(void *p, size_t size) { syscall(SYS_munmap, p, size); }
 // Event times come from CLOCK_MONOTONIC_COARSE: the same clock as CLOCK_MONOTONIC at the
 // kernel tick's resolution (a few ms, plenty for leak and growth analysis), read in a few ns
 // where a precise reading costs ~25 ns, a large share of a recorded malloc.
+// A marker splits the timeline: what the program records after it must be after it on this
+// clock, so a cut at the marker (t <= marker) leaves it out. The coarse clock alone does not
+// give that: events in the marker's tick share its time, and on a VM whose timekeeping vCPU the
+// host preempted the tick stalled for tens of ms (a server's /quit, its frees and its exit all
+// at its snapshot's time). So the marker handler raises this floor to its time + 1 ns.
+static _Atomic uint64_t g_time_floor;
+
 uint64_t lk_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
   uint64_t n = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-  return n > lk_start_ns ? n - lk_start_ns : 0;
+  n = n > lk_start_ns ? n - lk_start_ns : 0;
+  uint64_t floor = atomic_load_explicit(&g_time_floor, memory_order_relaxed);
+  return n > floor ? n : floor;
 }
 
 static void crc_init(void) {
@@ -538,6 +547,9 @@ static atomic_uint g_mark_count;  // markers written by this process (numbers th
 static void on_snapshot(int sig, siginfo_t *si, void *uc) {
   int saved = errno;
   uint64_t t = lk_now();
+  // Only raised (two handlers at once on two threads: the later time wins).
+  for (uint64_t f = atomic_load_explicit(&g_time_floor, memory_order_relaxed); f < t + 1;)
+    if (atomic_compare_exchange_weak_explicit(&g_time_floor, &f, t + 1, memory_order_release, memory_order_relaxed)) break;
   uint64_t tk = atomic_load_explicit(&g_mark_head, memory_order_acquire);
   for (;;) {
     if (tk - atomic_load_explicit(&g_mark_tail, memory_order_acquire) >= LK_MARKS) {
