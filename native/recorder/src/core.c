@@ -65,9 +65,10 @@ void lk_raw_munmap(void *p, size_t size) { syscall(SYS_munmap, p, size); }
 // where a precise reading costs ~25 ns, a large share of a recorded malloc.
 // A marker splits the timeline: what the program records after it must be after it on this
 // clock, so a cut at the marker (t <= marker) leaves it out. The coarse clock alone does not
-// give that: events in the marker's tick share its time, and on a VM whose timekeeping vCPU the
-// host preempted the tick stalled for tens of ms (a server's /quit, its frees and its exit all
-// at its snapshot's time). So the marker handler raises this floor to its time + 1 ns.
+// give that: events in the marker's tick share its time, and on a loaded VM here one server's
+// snapshot marker, the /quit sent after it was read back, its frees and its exit all had one
+// time (a stalled tick, tens of ms at least). So the marker handler raises this floor to its
+// time + 1 ns.
 static _Atomic uint64_t g_time_floor;
 
 uint64_t lk_now(void) {
