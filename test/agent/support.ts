@@ -73,9 +73,9 @@ export async function startAgent(args: string[], opts: { timeoutMs?: number } = 
     void exited.then((code) => { clearTimeout(timer); reject(new Error(`the agent exited (${code}): ${err}`)); });
   });
   // The agent bounds its own stop (its HTTP side 3 s, then the loader 10 s to detach its probes):
-  // the loader closes its uprobe links one by one, 0.1-0.18 s each on a quiet machine here (strace
-  // of an attach's loader), so its stop took 3-6 s beside a loaded suite and went past the 8 s once
-  // allowed with two suites at once. 30 s is twice the agent's own bound.
+  // a third of its uprobe links take 0.1-0.2 s each to close (strace of an attach's loader; eight
+  // threads close them now, which halved that phase), so its stop took 3-6 s beside a loaded suite
+  // and went past the 8 s once allowed with two suites at once. 30 s is twice the agent's own bound.
   return { child, exited, stderr: () => err, stop: stopper(child, 'SIGTERM', 30_000) };
 }
 
