@@ -18,8 +18,8 @@
 // A whole made of parts that come and go (a pool class: the sum of its live pools) can rise
 // because more of its parts are live at once (a request's pool per open keepalive connection),
 // with every part made and destroyed: nothing is kept. When the caller says which parts hold it
-// (`heldSince`), growth counts only if the parts alive halfway through the rise still hold a
-// good part of it (a leak's old pools stay, or its one pool grows); otherwise it is bounded.
+// (`heldSince`), growth counts only if the parts alive when it was halfway up its rise still hold
+// a good part of it (a leak's old pools stay, or its one pool grows); otherwise it is bounded.
 //
 // Where in the window something happened is measured by the process's own activity (the share of
 // its changes made before it: `position`), not by the wall clock, when the caller gives one: an
@@ -197,12 +197,14 @@ export function growthVerdict(series: Series, opts: GrowthOptions = {}): Verdict
     };
   }
   if (opts.heldSince) {
-    // Halfway through the rise of its kept level (from the point before its floor first rose to
-    // the end): the parts alive then must still hold a good part of what it kept.
-    let from = 0;
-    while (from < n - 1 && kept[from + 1]! <= kept[0]!) from++;
-    const mid = (x[from]! + x[n - 1]!) / 2;
+    // Halfway through the rise of its kept level, by level, not by time (parts made at an uneven
+    // rate, late requests on a loaded machine, put the time's midpoint anywhere on the rise): the
+    // first point whose low is half-way up. The parts alive then held at least that; a leak's
+    // still do, renewed parts hold little of it.
     const keptRise = keptEnd - earlyLo;
+    let midIdx = 0;
+    while (midIdx < n - 1 && lo[midIdx]! < earlyLo + keptRise / 2) midIdx++;
+    const mid = x[midIdx]!;
     const held = opts.heldSince(mid);
     if (keptRise > 0 && held - earlyLo < RETAINED * keptRise) {
       const parts = opts.parts ?? 'parts';

@@ -13,8 +13,8 @@ const MS = 1e6;
 
 /** A running server (it never exits): connections open over time, from 2 to 40 live at once;
  *  each has a pool tagged `conn` fed 4 KiB. `renew`: a connection closes after `life` steps and
- *  its pool is destroyed; otherwise every pool stays. */
-function server(renew: boolean) {
+ *  its pool is destroyed; otherwise every pool stays. `pause`: ms of idle time before a step. */
+function server(renew: boolean, pause: (step: number) => number = () => 0) {
   const engine = new Engine({ meta: META });
   const pid = 200;
   const ev = (e: Event) => engine.event(e);
@@ -25,6 +25,7 @@ function server(renew: boolean) {
   const steps = 4000;
   const life = 120;
   for (let i = 0; i < steps; i++) {
+    t += pause(i) * MS;
     if (renew) {
       while (live.length > 0 && i - live[0]!.born > life) {
         ev({ kind: 'pool-destroy', pid, t: (t += MS), pool: live.shift()!.addr, stack: 0 });
@@ -55,4 +56,23 @@ test('the same rise made of pools never destroyed is a leak', () => {
   const c = server(false);
   assert.equal(c.destroyed, 0);
   assert.equal(c.verdict.verdict, 'leak', c.verdict.explanation);
+});
+
+// Connections at an uneven rate: an idle 20 s a fifth of the way up the rise (a lull in traffic,
+// a loaded machine), so the time's midpoint comes early in the rise. What the pools alive then
+// hold is judged against the level the class had then, not against half the rise.
+const slowStart = (i: number): number => (i === 800 ? 20_000 : 0);
+
+test('a leak of pools made at an uneven rate is still a leak', () => {
+  const c = server(false, slowStart);
+  assert.equal(c.destroyed, 0);
+  assert.equal(c.verdict.verdict, 'leak', c.verdict.explanation);
+});
+
+test('a class renewed at an uneven rate still keeps nothing', () => {
+  const c = server(true, slowStart);
+  assert.ok(c.destroyed > 400, `destroyed ${c.destroyed}`);
+  assert.notEqual(c.verdict.verdict, 'leak', c.verdict.explanation);
+  assert.notEqual(c.verdict.verdict, 'growing', c.verdict.explanation);
+  assert.match(c.verdict.explanation ?? '', /no memory is kept/);
 });
