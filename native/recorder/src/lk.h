@@ -68,7 +68,7 @@ extern __thread lk_thread lk_ts;
 // Global configuration and state (core.c).
 extern int lk_state;          // 0 not initialised, 1 initialising, 2 recording, 3 stopped
 extern int lk_fd;
-extern uint64_t lk_start_ns;
+extern _Atomic uint64_t lk_start_ns;
 extern uint64_t lk_sample_bytes;  // 0 = record every allocation
 extern int lk_depth;
 extern uintptr_t lk_self_lo, lk_self_hi;  // our own code, skipped in stacks
