@@ -110,7 +110,8 @@ targets:
       const classes = alerts.map((a) => `${a.metric.target}/${a.metric.class}`);
       if (leaks.every((l) => classes.includes(l))) return true;
       const now = await prom.query('leakscope_pool_class_growth_verdict == 1');
-      throw new Error(`firing: [${classes.join(', ')}]; verdicts: ${now.map((r) => `${r.metric.target}/${r.metric.class}=${r.metric.verdict}`).join(', ')}; requests: ${loads.map((l) => l.count()).join(' ')}`);
+      // the agent's log says why a frame stayed an address (a file it could not read, a sample that failed)
+      throw new Error(`firing: [${classes.join(', ')}]; verdicts: ${now.map((r) => `${r.metric.target}/${r.metric.class}=${r.metric.verdict}`).join(', ')}; requests: ${loads.map((l) => l.count()).join(' ')}; the agent's log ends: ${agent!.stderr().slice(-1500)}`);
     }, 1000);
 
     // what Prometheus holds: the leaks with a positive slope, and nothing else as a leak
