@@ -128,14 +128,7 @@ export class StackTable {
     if (this.unnamed.size > 0) {
       const todo = [...this.unnamed];
       this.unnamed.clear();
-      let labels: Map<string, string>;
-      try {
-        labels = await this.symbols.label(todo.map((f) => ({ pid: 0, pc: f.id })));
-      } catch (err) {
-        // not asked: named at the next sample (dropped here, they would stay addresses for good)
-        for (const f of todo) this.unnamed.add(f);
-        throw err;
-      }
+      const labels = await this.symbols.label(todo.map((f) => ({ pid: 0, pc: f.id })));
       let renamed = false;
       for (const f of todo) {
         const name = labels.get(`0:${f.id}`) ?? `${basename(f.path)}+0x${f.off.toString(16)}`;

@@ -110,7 +110,7 @@ targets:
       const classes = alerts.map((a) => `${a.metric.target}/${a.metric.class}`);
       if (leaks.every((l) => classes.includes(l))) return true;
       const now = await prom.query('leakscope_pool_class_growth_verdict == 1');
-      // the agent's log says why a frame stayed an address (a file it could not read, a sample that failed)
+      // the agent's log shows a sample that failed (it does not yet say when a module's file could not be read)
       throw new Error(`firing: [${classes.join(', ')}]; verdicts: ${now.map((r) => `${r.metric.target}/${r.metric.class}=${r.metric.verdict}`).join(', ')}; requests: ${loads.map((l) => l.count()).join(' ')}; the agent's log ends: ${agent!.stderr().slice(-1500)}`);
     }, 1000);
 
