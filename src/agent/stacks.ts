@@ -144,13 +144,14 @@ export class StackTable {
       }
       if (renamed) for (const s of this.stacks.values()) this.unlabelled.add(s);
     }
-    if (this.unlabelled.size > 0) {
-      for (const s of this.unlabelled) {
-        const shape = shapeSite(this.modelFrames(s), this.rules);
-        s.label = shape.label;
-        if (shape.via) s.via = shape.via;
-      }
-      this.unlabelled.clear();
+    // A stack made while the symbolizer ran may hold frames not named yet: labelled from their
+    // offsets it would never be labelled again (a first name is not a rename). It waits a round.
+    for (const s of this.unlabelled) {
+      if (s.frames.some((f) => f.name === undefined)) continue;
+      const shape = shapeSite(this.modelFrames(s), this.rules);
+      s.label = shape.label;
+      if (shape.via) s.via = shape.via;
+      this.unlabelled.delete(s);
     }
   }
 

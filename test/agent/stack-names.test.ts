@@ -61,3 +61,26 @@ test('agent stacks: a frame the symbolizer answered is not asked again, and a fi
   assert.match(nowhere.name!, /^att-mallocloop\+0x[0-9a-f]+$/);
   assert.ok((nowhere.tries ?? 0) >= 1 && (nowhere.tries ?? 0) < 4, `asked less often than every sample (${nowhere.tries} tries in 4)`);
 });
+
+test('agent stacks: a stack first seen while a naming call runs is labelled once its frames are named', async () => {
+  // Naming awaits the symbolizer; the target's events keep coming meanwhile. A stack made then
+  // (of a frame not yet named) was labelled with the frame's file offset when the call ended and
+  // never again: a loaded run's nginx leak stayed "created at ngx_http_leak_module.so+0x12c0".
+  const dir = tempDir('stack-names');
+  const built = buildProgram('att-mallocloop', dir);
+  const info = readElfInfo(built)!;
+  const main = mainOf(built);
+  const off = vaddrToOffset(info.loads, main.addr + 8)!;
+  const table = new StackTable(100);
+  const first = table.frame(built, 0x10)!;
+  table.stack([first]);
+  const naming = table.name();
+  // arrives while the symbolizer runs
+  const late = table.frame(built, off)!;
+  const s = table.stack([late]);
+  await naming;
+  assert.notEqual(s.label, `att-mallocloop+0x${off.toString(16)}`, 'not labelled by an unnamed frame');
+  await table.name();
+  assert.equal(late.name, 'main');
+  assert.equal(s.label, 'main', 'labelled by its frame\'s name');
+});
