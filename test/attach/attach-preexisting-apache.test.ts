@@ -36,11 +36,24 @@ async function traffic(ms: number): Promise<void> {
   while (Date.now() < end) {
     if (!long && Date.now() > end - ms / 2) {
       long = true;
-      note(await keepaliveBursts(server.port, 2, Array.from({ length: 40 }, () => '/grow')));
+      await longConnections();
     }
     note(await keepaliveBursts(server.port, 2, ['/leak', '/grow', '/leak']));
     await new Promise((r) => setTimeout(r, 40));
   }
+}
+
+/** One long connection (40 /grow) served by each child. Prefork gives a connection to whichever
+ *  child accepts it first: on a loaded machine one child can serve both of two connections sent
+ *  at once (the other not yet scheduled), so pairs are sent until every child has served one. */
+async function longConnections(): Promise<void> {
+  const served = new Set<number>();
+  for (let i = 0; i < 20 && [...pchild.keys()].some((pid) => !served.has(pid)); i++) {
+    const bodies = await keepaliveBursts(server.port, 2, Array.from({ length: 40 }, () => '/grow'));
+    note(bodies);
+    for (const b of bodies) served.add(Number(/^pid (\d+)/.exec(b)?.[1]));
+  }
+  assert.deepEqual([...served].sort(), [...pchild.keys()].sort(), 'every child served a long connection');
 }
 
 /** Attach, 8 s of traffic, then stop once the server has finished it (not after a fixed
