@@ -4,7 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { rmSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
+import { childrenOf } from './servers.js';
 import { attachInBackground, buildProgram, parseReport, root, startDriven, stop, tempDir, until } from './helpers.js';
 
 const dir = tempDir('att-modes');
@@ -78,9 +79,20 @@ test('a ring buffer too small for the event rate: lost events are counted, repor
   try {
     const run = attachInBackground(['--pid', String(child.pid), '--allocator', 'libc', '--ringbuf-mb', '1', '--stack-bytes', '16384', '--format', 'json']);
     await run.started;
-    prog0.go();
-    // 2,000 leaks: 20,000 iterations of 4 calls with 16 KiB stack copies, far more than 1 MiB
-    await prog0.untilLeaked(2000);
+    // The loader drains the ring every few ms: whether it falls behind the program depends on
+    // how the machine shares its CPUs (a loaded run kept up). Stopped, it reads nothing while
+    // the program makes 2,000 iterations of 4 calls with 16 KiB stack copies, far more than
+    // 1 MiB; the program must not wait for it.
+    const loader = descendants(run.pid).find((pid) => comm(pid) === 'leakscope-bpf');
+    assert.ok(loader, `the loader among the attach's processes: ${descendants(run.pid).map((pid) => `${pid} ${comm(pid)}`).join(', ')}`);
+    process.kill(loader, 'SIGSTOP');
+    try {
+      prog0.go();
+      await prog0.untilLeaked(200);
+    } finally {
+      process.kill(loader, 'SIGCONT');
+    }
+    await prog0.untilLeaked(prog0.leaked() + 10);
     process.kill(run.pid, 'SIGTERM');
     const r = await run.done;
     assert.equal(r.code, 0, r.stderr);
@@ -91,6 +103,19 @@ test('a ring buffer too small for the event rate: lost events are counted, repor
     stop(child);
   }
 });
+
+function comm(pid: number): string {
+  try {
+    return readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
+  } catch {
+    return '';
+  }
+}
+
+function descendants(pid: number): number[] {
+  const kids = childrenOf(pid);
+  return [...kids, ...kids.flatMap(descendants)];
+}
 
 test('SIGTERM ends the trace cleanly: probes detached, report printed', async () => {
   const prog0 = await startDriven(prog, ['-1', '5', '10']);
