@@ -375,7 +375,7 @@ static void side_stack_report(void) {
 // Stops recording, writes out every thread's records, then EXIT as the process's last chunk
 // (readers fold chunks in file order, so nothing of this process may follow it).
 static void finish(int code, int wait_ms, int inside) {
-  lk_drain_marks();
+  lk_drain_marks(1);
   lk_state = 3;
   lk_flush_all(wait_ms);
   rec_exit(code, inside);
@@ -594,26 +594,46 @@ static void rec_lost(uint64_t count, const char *reason) {
   lk_end(b);
 }
 
-// Writes the markers of the signals received so far (flusher thread, or the exit path).
-void lk_drain_marks(void) {
+// Drains one at a time: the flusher and the exit or exec path may drain at once, and a drainer
+// delayed between claiming a slot and numbering it let the other number later signals first
+// (a loaded run wrote "SIGUSR2 #11408" at the time of #11351). The thread draining, 0 if none.
+static _Atomic int g_drain_owner;
+
+// Writes the markers of the signals received so far, in the order of their tickets (flusher
+// thread, or the exit or exec path: `final`). A handler between its ticket and its store
+// (interrupted, or on another thread, descheduled) is waited for; the flusher leaves it and the
+// markers behind it to its next drain, the final drain counts it lost after 10 ms.
+void lk_drain_marks(int final) {
+  int me = (int)syscall(SYS_gettid), cur = 0, spins = 0;
+  while (!atomic_compare_exchange_strong(&g_drain_owner, &cur, me)) {
+    if (cur == me) return;  // a fault inside this thread's own drain: its records are in flight
+    // another drainer: wait for it (its work is short), but not for one that will never return
+    if (++spins > 10000) break;
+    struct timespec d = {0, 10000};
+    nanosleep(&d, NULL);
+    cur = 0;
+  }
   unsigned dropped = atomic_exchange(&g_marks_dropped, 0);
   if (dropped) rec_lost(dropped, "SIGUSR2 markers: more than 64 signals between two flushes");
   for (;;) {
     uint64_t tail = atomic_load_explicit(&g_mark_tail, memory_order_acquire);
     uint64_t head = atomic_load_explicit(&g_mark_head, memory_order_acquire);
     if (tail == head) break;
-    // A handler between its ticket and its store (interrupted, or on another thread): let it finish.
-    int spins = 0;
-    while (atomic_load_explicit(&g_marks[tail % LK_MARKS].seq, memory_order_acquire) != tail + 1 && spins < 1000) {
+    int wait = 0;
+    while (atomic_load_explicit(&g_marks[tail % LK_MARKS].seq, memory_order_acquire) != tail + 1 && wait < (final ? 1000 : 100)) {
       struct timespec d = {0, 10000};
       nanosleep(&d, NULL);
-      spins++;
+      wait++;
     }
     uint64_t t = g_marks[tail % LK_MARKS].t;
     int queued = g_marks[tail % LK_MARKS].queued;
     int ready = atomic_load_explicit(&g_marks[tail % LK_MARKS].seq, memory_order_acquire) == tail + 1;
+    if (!ready && !final) break;  // the next drain takes it, in order
     if (!atomic_compare_exchange_strong(&g_mark_tail, &tail, tail + 1)) continue;
-    if (!ready) continue;  // never completed (the handler's thread was stopped): drop it
+    if (!ready) {  // its handler's thread never finished it (stopped, or killed by the exit)
+      rec_lost(1, "SIGUSR2 marker: its handler had not finished at exit or exec");
+      continue;
+    }
     // "snapshot #N" / "SIGUSR2 #N", N counting this process's markers (no stdio: the exit path
     // may run in a crash handler).
     char label[48], digits[12];
@@ -625,6 +645,8 @@ void lk_drain_marks(void) {
     label[n] = '\0';
     rec_marker(t, label);
   }
+  cur = me;
+  atomic_compare_exchange_strong(&g_drain_owner, &cur, 0);
 }
 
 static void on_fatal(int sig, siginfo_t *si, void *uc) {
@@ -685,7 +707,7 @@ static void *timer_main(void *arg) {
     sem_timedwait(&g_flush_sem, &dl);
     if (atomic_load(&g_timer_stop)) break;
     if (lk_state != 2) continue;
-    lk_drain_marks();
+    lk_drain_marks(0);
     uint64_t now = lk_now();
     if (now - last_rss >= 1000000000ull || last_rss == 0) {
       rec_rss();
@@ -786,6 +808,7 @@ static void fork_child(void) {
     // Signals the parent received are the parent's markers; the child numbers its own.
     atomic_store(&g_mark_tail, atomic_load(&g_mark_head));
     atomic_store(&g_mark_count, 0);
+    atomic_store(&g_drain_owner, 0);
     atomic_store(&g_marks_dropped, 0);
     lk_buf *b = lk_begin(32);
     if (b) {

@@ -112,7 +112,7 @@ static size_t env_count(char *const envp[]) {
 static void before_exec(void) {
   if (lk_state != 2) return;
   lk_ts.guard++;
-  lk_drain_marks();  // a SIGUSR2 the flusher has not handled yet is this image's marker
+  lk_drain_marks(1);  // a SIGUSR2 the flusher has not handled yet is this image's marker
   lk_flush_all(100);
   lk_ts.guard--;
 }
