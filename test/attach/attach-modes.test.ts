@@ -4,8 +4,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { readFileSync, rmSync } from 'node:fs';
-import { childrenOf } from './servers.js';
+import { rmSync } from 'node:fs';
+import { descendants, nameOf } from '../../src/proc/processes.js';
 import { attachInBackground, buildProgram, parseReport, root, startDriven, stop, tempDir, until } from './helpers.js';
 
 const dir = tempDir('att-modes');
@@ -83,8 +83,8 @@ test('a ring buffer too small for the event rate: lost events are counted, repor
     // how the machine shares its CPUs (a loaded run kept up). Stopped, it reads nothing while
     // the program makes 2,000 iterations of 4 calls with 16 KiB stack copies, far more than
     // 1 MiB; the program must not wait for it.
-    const loader = descendants(run.pid).find((pid) => comm(pid) === 'leakscope-bpf');
-    assert.ok(loader, `the loader among the attach's processes: ${descendants(run.pid).map((pid) => `${pid} ${comm(pid)}`).join(', ')}`);
+    const loader = descendants(run.pid).find((pid) => nameOf(pid) === 'leakscope-bpf');
+    assert.ok(loader, `the loader among the attach's processes: ${descendants(run.pid).map((pid) => `${pid} ${nameOf(pid)}`).join(', ')}`);
     process.kill(loader, 'SIGSTOP');
     try {
       prog0.go();
@@ -92,6 +92,7 @@ test('a ring buffer too small for the event rate: lost events are counted, repor
     } finally {
       process.kill(loader, 'SIGCONT');
     }
+    // resumed, it traces on: the session ends as usual
     await prog0.untilLeaked(prog0.leaked() + 10);
     process.kill(run.pid, 'SIGTERM');
     const r = await run.done;
@@ -103,19 +104,6 @@ test('a ring buffer too small for the event rate: lost events are counted, repor
     stop(child);
   }
 });
-
-function comm(pid: number): string {
-  try {
-    return readFileSync(`/proc/${pid}/comm`, 'latin1').trim();
-  } catch {
-    return '';
-  }
-}
-
-function descendants(pid: number): number[] {
-  const kids = childrenOf(pid);
-  return [...kids, ...kids.flatMap(descendants)];
-}
 
 test('SIGTERM ends the trace cleanly: probes detached, report printed', async () => {
   const prog0 = await startDriven(prog, ['-1', '5', '10']);

@@ -85,7 +85,7 @@ void lk_end(lk_buf *b);
 void lk_reserve(lk_buf *b, size_t need);
 void lk_flush_buf(lk_buf *b);
 void lk_flush_all(int wait);
-void lk_drain_marks(int final);           // writes the markers of SIGUSR2s received so far
+void lk_drain_marks(int final);      // writes the markers of SIGUSR2s received so far (final: exit, exec)
 
 // The frame a hook was called from, taken in the exported hook itself: its return address, its
 // canonical frame address (the caller's sp after the call), and the caller's rbp (saved by the
