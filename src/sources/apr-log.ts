@@ -30,6 +30,7 @@ import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
 import { decodeLines, hexDigit, sampleLine } from './line-reader.js';
 import { postOrder } from '../model/tree.js';
+import { showNumber } from '../model/limits.js';
 
 const PREFIX = Buffer.from('POOL DEBUG: [', 'latin1');
 const MAX_PENDING = 32;
@@ -418,7 +419,7 @@ export class AprLogDecoder {
       }
       case Act.OWNER:
       case Act.THREAD:
-        if (this.threadLines++ === 0) this.firstThread = `line ${this.lineNo}: pid ${r.pid} pool 0x${r.pool.toString(16)} at ${r.site}`;
+        if (this.threadLines++ === 0) this.firstThread = `line ${this.lineNo}: pid ${showNumber(r.pid)} pool 0x${r.pool.toString(16)} at ${r.site}`;
         return;
       default: return; // LIFE: a lifetime check, nothing changes
     }

@@ -16,6 +16,7 @@ import { BinaryLines } from './binary-lines.js';
 import type { Event, EventSink, Frame, TraceMeta } from '../model/events.js';
 import { frame } from '../model/events.js';
 import { StackInterner } from '../model/stacks.js';
+import { showNumber } from '../model/limits.js';
 import { FORMAT_VERSION } from '../trace/format.js';
 import type { Source, SourceInput, SourceStats } from './source.js';
 import { emptyStats } from './source.js';
@@ -402,7 +403,7 @@ export class NginxLogDecoder {
     for (const pr of this.procs.values()) {
       let pending = 0;
       for (const conn of pr.cleanups.values()) if (conn) pending++;
-      if (pending) this.stats.warnings.push(`pid ${pr.pid}: ${pending} pool cleanup handler(s) added on a connection and never run (their pools were likely never destroyed)`);
+      if (pending) this.stats.warnings.push(`pid ${showNumber(pr.pid)}: ${pending} pool cleanup handler(s) added on a connection and never run (their pools were likely never destroyed)`);
     }
     if (this.procs.size === 0) this.stats.warnings.push('no nginx log lines found ("YYYY/MM/DD HH:MM:SS [level] PID#TID: ..."): is this an nginx error_log?');
     else if (!this.stats.events || ![...this.procs.values()].some((pr) => pr.stacks.size > 0)) {

@@ -98,6 +98,32 @@ test('APR, nginx and Valgrind numbers past any process: dropped, counted, warned
   assert.match(v.stdout, /48 B heap in 1 allocations/);
 });
 
+// A source's own warnings quote numbers from lines that are no events (an APR ownership line,
+// an nginx cleanup never run), so no range check drops them: they print as written. A fuzz run
+// printed "pid 1e+21" here.
+test('APR and nginx warnings quote a pid past any process as written, not as 1e+21', async () => {
+  const huge = '1000000000000000000000';
+  const apr = f('owner.log');
+  writeFileSync(apr, [
+    'POOL DEBUG: [3153/140113293346688]  PALLOC (        64/        64/    244623) 0x555754c4f770 "plog" <tables/apr_tables.c:88> 0x555754c207e0 (2/2/1) \n',
+    `POOL DEBUG: [${huge}/140113293346688]   OWNER 0x555754c00100 <x.c:1>\n`,
+  ].join(''));
+  const a = await cli(['analyze', apr]);
+  // The text report wraps its lines: compare with the breaks taken out.
+  const one = (s: string) => s.replace(/\s+/g, ' ');
+  assert.match(one(a.stdout), new RegExp(`1 pool ownership warning\\(s\\) \\(THREAD/OWNER lines\\), first line 2: pid ${huge} pool`));
+  assert.doesNotMatch(a.stdout + a.stderr, ABSURD);
+
+  const ngx = f('cleanup.log');
+  writeFileSync(ngx, [
+    '2026/11/22 05:30:02 [debug] 3643#0: *1 malloc: 000055DB0B5B2C40:1024\n',
+    `2026/11/22 05:30:02 [debug] ${huge}#0: *1 add cleanup: 000055DB0B5B3C40\n`,
+  ].join(''));
+  const n = await cli(['analyze', '--from', 'nginx-log', ngx]);
+  assert.match(one(n.stdout + n.stderr), new RegExp(`pid ${huge}: 1 pool cleanup handler\\(s\\)`));
+  assert.doesNotMatch(n.stdout + n.stderr, ABSURD);
+});
+
 function valgrind(pid: string, records: [number, number, number][]): string {
   return ['<?xml version="1.0"?>', '<valgrindoutput>', '<protocoltool>memcheck</protocoltool>', pid, '<ppid>1</ppid>',
     '<args><argv><exe>./x</exe></argv></args>',
