@@ -65,6 +65,9 @@ export interface KernelTrace {
 export class KernelTraceError extends Error {}
 
 const EXE_MAX = 199; // bpftrace 0.17's longest string (BPFTRACE_STRLEN <= 200, NUL included)
+/** How often stop() repeats its SIGINT until bpftrace has ended (see stop): not so often that
+ *  one lands while bpftrace prints its END output, which a SIGINT cuts short. */
+const SIGINT_REPEAT_MS = 1000;
 
 /** Starts tracing; resolves once the probes are attached (events from then on are seen). */
 export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTrace> {
@@ -281,14 +284,20 @@ export async function startKernelTrace(o: KernelTraceOptions): Promise<KernelTra
       stopping = true;
       if (rssTimer) clearInterval(rssTimer);
       if (o.rssIntervalMs !== 0) sampleRss();
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+      const running = () => child.exitCode === null && child.signalCode === null;
+      if (running()) child.kill('SIGINT');
       if (kstack && kstack.child.exitCode === null && kstack.child.signalCode === null) kstack.child.kill('SIGINT');
+      // bpftrace (0.17 here) misses a SIGINT that lands between its check of the flag and its
+      // epoll_wait with no timeout: it then sleeps until its next event, for ever on a quiet
+      // target. Another SIGINT wakes it, and it ends cleanly; SIGKILL stays the last resort.
+      const nudge = setInterval(() => { if (running()) child.kill('SIGINT'); }, SIGINT_REPEAT_MS);
       const killer = setTimeout(() => {
         child.kill('SIGKILL');
         kstack?.child.kill('SIGKILL');
       }, 5000);
       await closed;
       await kstack?.closed;
+      clearInterval(nudge);
       clearTimeout(killer);
       if (stacksLost) warn(`${stacksLost} mmap stacks dropped (ring buffer full): those mmaps have their leaf frame only`);
       const stats = { events, lost, stacksLost, warnings };
