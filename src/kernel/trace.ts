@@ -65,8 +65,10 @@ export interface KernelTrace {
 export class KernelTraceError extends Error {}
 
 const EXE_MAX = 199; // bpftrace 0.17's longest string (BPFTRACE_STRLEN <= 200, NUL included)
-/** How often stop() repeats its SIGINT until bpftrace has ended (see stop): not so often that
- *  one lands while bpftrace prints its END output, which a SIGINT cuts short. */
+/** How often stop() repeats its SIGINT until bpftrace has ended (see stop). A repeat is safe at
+ *  any time: bpftrace 0.17 runs END with its handler still set, then resets SIGINT to the default
+ *  and prints its maps (seen with strace), so a late repeat can only kill it there, and our END
+ *  has already printed everything and cleared every map (script.ts). */
 const SIGINT_REPEAT_MS = 1000;
 
 /** Starts tracing; resolves once the probes are attached (events from then on are seen). */

@@ -7,6 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { kernelScript } from '../../src/kernel/script.js';
 import { startKernelTrace } from '../../src/kernel/trace.js';
 import { testDir } from '../support/tmp.js';
 
@@ -28,4 +29,19 @@ while :; do sleep 0.05; done
   const ms = Date.now() - t0;
   assert.ok(existsSync(ended), `the tracer was killed, not stopped by a SIGINT (stop took ${ms} ms)`);
   assert.equal(readFileSync(ended, 'utf8').trim(), 'SIGINT 2', `stop took ${ms} ms`);
+});
+
+// Why a repeated SIGINT is safe (trace.ts, SIGINT_REPEAT_MS): bpftrace resets SIGINT to the
+// default after END, before it prints the maps left, so a late repeat kills it there. Our END
+// prints what it has and clears every map, leaving nothing for that print to lose.
+test('the kernel script clears every map it uses in END, so a SIGINT after END loses nothing', () => {
+  for (const faults of [false, true]) for (const machine of [false, true]) for (const mmap of [false, true]) {
+    const text = kernelScript({ pids: 1, exes: 1, faults, faultIntervalMs: 500, machine, mmap });
+    const end = text.split('\n').find((l) => l.startsWith('END '));
+    assert.ok(end, 'the script has an END block');
+    const used = new Set([...text.matchAll(/@(\w+)/g)].map((m) => m[1]));
+    const cleared = new Set([...end.matchAll(/clear\(@(\w+)\)/g)].map((m) => m[1]));
+    assert.ok(used.size > 3, `maps found: ${[...used].join(', ')}`);
+    assert.deepEqual([...used].filter((m) => !cleared.has(m)), [], `faults=${faults} machine=${machine} mmap=${mmap}`);
+  }
 });
